@@ -1,0 +1,3 @@
+from mamabear.cli import main
+
+main()

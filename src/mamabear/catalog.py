@@ -1,0 +1,357 @@
+"""The catalog: agents, tasks and crews read from YAML into validated specs.
+
+The YAML follows CrewAI's own project schema (``agents.yaml``, ``tasks.yaml``), with
+a few additions: an agent's ``tier`` and ``temperature``, a task's ``complexity``,
+and crew files under ``crews/``. Packaged defaults are read first; a project
+directory's ``config/`` and ``crews/`` override them entry by entry.
+Every error names the file and line at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mamabear import yamlfile
+from mamabear.errors import ConfigError, NotFound
+from mamabear.yamlfile import Located
+
+TIERS = ("fast", "balanced", "pro")
+PROCESSES = ("sequential", "hierarchical")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# CrewAI Agent/Task fields that may be written in YAML and are passed through as they are.
+AGENT_PASSTHROUGH = {
+    "verbose", "allow_delegation", "max_iter", "max_rpm", "max_execution_time",
+    "max_retry_limit", "respect_context_window", "reasoning", "inject_date", "cache",
+}
+TASK_PASSTHROUGH = {"output_file", "async_execution", "markdown", "create_directory", "name"}
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    id: str
+    role: str
+    goal: str
+    backstory: str
+    tier: str = "balanced"
+    temperature: float = 0.5
+    llm: str | None = None  # an explicit model id, as CrewAI's YAML allows
+    tools: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    description: str
+    expected_output: str
+    agent: str | None = None
+    context: tuple[str, ...] = ()
+    complexity: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    description: str = ""
+    required: bool = False
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class CrewTask:
+    task: str
+    agent: str | None  # the crew's override or the task's own; None: the manager assigns it
+
+
+@dataclass(frozen=True)
+class CrewSpec:
+    name: str
+    description: str
+    process: str
+    agents: tuple[str, ...]
+    tasks: tuple[CrewTask, ...]
+    inputs: tuple[InputSpec, ...]
+    manager: str | None = None
+    memory: bool = True
+    sandbox: str | None = None
+    source: str = ""
+
+
+def packaged_root() -> Path:
+    """Where the default config/ and crews/ live: inside the wheel, or the source checkout."""
+    here = Path(__file__).resolve().parent
+    bundled = here / "_defaults"
+    if (bundled / "config").is_dir():
+        return bundled
+    return here.parents[1]
+
+
+def search_roots(project_dir: Path | None) -> list[Path]:
+    """Directories holding config/ and/or crews/, lowest precedence first."""
+    roots = [packaged_root()]
+    if project_dir is not None and project_dir.resolve() != roots[0].resolve():
+        roots.append(project_dir)
+    return roots
+
+
+# ---------------------------------------------------------------- field helpers
+
+
+def _text(entry: Located, key: str, what: str, required: bool = True) -> str | None:
+    value = entry.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{entry.where()}: {what} has no '{key}'; add one.")
+        return None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be text.")
+    return str(value).strip()
+
+
+def _id_list(entry: Located, key: str, what: str) -> tuple[str, ...]:
+    value = entry.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be a list of names.")
+    return tuple(value)
+
+
+def _mapping(value: Any, path: Path, what: str) -> Located:
+    if value is None:
+        empty = Located()
+        empty.path, empty.line, empty.key_lines = path, 1, {}
+        return empty
+    if not isinstance(value, Located):
+        raise ConfigError(f"{path}:1: {what} must be a mapping of names to entries.")
+    return value
+
+
+def _entry(entries: Located, key: str, what: str) -> Located:
+    value = entries[key]
+    if not isinstance(value, Located):
+        raise ConfigError(f"{entries.where(key)}: {what} '{key}' must be a mapping of fields.")
+    return value
+
+
+def _unknown(entry: Located, known: set[str], what: str) -> None:
+    for key in entry:
+        if key not in known:
+            allowed = ", ".join(sorted(known))
+            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {allowed}.")
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def parse_agent(agent_id: str, entry: Located) -> AgentSpec:
+    what = f"agent '{agent_id}'"
+    _unknown(entry, {"role", "goal", "backstory", "tier", "temperature", "llm", "tools"} | AGENT_PASSTHROUGH, what)
+    tier = entry.get("tier", "balanced")
+    if tier not in TIERS:
+        raise ConfigError(f"{entry.where('tier')}: tier '{tier}' of {what} is not one of {', '.join(TIERS)}.")
+    temperature = entry.get("temperature", 0.5)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        raise ConfigError(f"{entry.where('temperature')}: temperature of {what} must be a number from 0 to 2.")
+    return AgentSpec(
+        id=agent_id,
+        role=_text(entry, "role", what) or "",
+        goal=_text(entry, "goal", what) or "",
+        backstory=_text(entry, "backstory", what) or "",
+        tier=tier,
+        temperature=float(temperature),
+        llm=_text(entry, "llm", what, required=False),
+        tools=_id_list(entry, "tools", what),
+        options={k: entry[k] for k in AGENT_PASSTHROUGH if k in entry},
+        source=entry.where(),
+    )
+
+
+def parse_task(task_id: str, entry: Located) -> TaskSpec:
+    what = f"task '{task_id}'"
+    _unknown(entry, {"description", "expected_output", "agent", "context", "complexity"} | TASK_PASSTHROUGH, what)
+    complexity = entry.get("complexity")
+    if complexity is not None and (isinstance(complexity, bool) or not isinstance(complexity, int) or not 1 <= complexity <= 10):
+        raise ConfigError(f"{entry.where('complexity')}: complexity of {what} must be a whole number from 1 to 10.")
+    return TaskSpec(
+        id=task_id,
+        description=_text(entry, "description", what) or "",
+        expected_output=_text(entry, "expected_output", what) or "",
+        agent=_text(entry, "agent", what, required=False),
+        context=_id_list(entry, "context", what),
+        complexity=complexity,
+        options={k: entry[k] for k in TASK_PASSTHROUGH if k in entry},
+        source=entry.where(),
+    )
+
+
+def _parse_inputs(doc: Located, what: str) -> tuple[InputSpec, ...]:
+    raw = doc.get("inputs") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{doc.where('inputs')}: 'inputs' of {what} must be a list.")
+    inputs = []
+    for item in raw:
+        if isinstance(item, str):
+            item_map: dict[str, Any] = {"name": item}
+            where = doc.where("inputs")
+        elif isinstance(item, Located):
+            _unknown(item, {"name", "description", "required", "default"}, f"an input of {what}")
+            item_map, where = item, item.where()
+        else:
+            raise ConfigError(f"{doc.where('inputs')}: each input of {what} needs a name.")
+        name = item_map.get("name")
+        if not isinstance(name, str) or not _PLACEHOLDER.fullmatch("{" + name + "}"):
+            raise ConfigError(f"{where}: an input of {what} needs a 'name' made of letters, digits and _.")
+        default = item_map.get("default")
+        inputs.append(
+            InputSpec(
+                name=name,
+                description=str(item_map.get("description") or ""),
+                required=bool(item_map.get("required", default is None)),
+                default=None if default is None else str(default),
+            )
+        )
+    return tuple(inputs)
+
+
+def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]) -> CrewSpec:
+    doc = _mapping(doc, path, f"crew file {path.name}")
+    what = f"crew '{name}'"
+    _unknown(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox"}, what)
+    process = doc.get("process", "sequential")
+    if process not in PROCESSES:
+        raise ConfigError(f"{doc.where('process')}: process '{process}' of {what} is not one of {', '.join(PROCESSES)}.")
+    crew_agents = _id_list(doc, "agents", what)
+    for agent_id in crew_agents:
+        if agent_id not in agents:
+            raise ConfigError(f"{doc.where('agents')}: {what} names unknown agent '{agent_id}'; known agents: {', '.join(agents)}.")
+    manager = _text(doc, "manager", what, required=False)
+    if process == "hierarchical":
+        manager = manager or "scout_commander"
+        if manager not in agents:
+            raise ConfigError(f"{doc.where('manager')}: {what} names unknown manager agent '{manager}'.")
+    elif manager:
+        raise ConfigError(f"{doc.where('manager')}: {what} has a manager but its process is sequential; remove 'manager' or set process: hierarchical.")
+
+    raw_tasks = doc.get("tasks")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise ConfigError(f"{doc.where('tasks')}: {what} needs a non-empty 'tasks' list.")
+    crew_tasks: list[CrewTask] = []
+    for item in raw_tasks:
+        if isinstance(item, Located):
+            _unknown(item, {"task", "agent"}, f"a task entry of {what}")
+            task_id, agent_override, where = item.get("task"), item.get("agent"), item.where()
+        else:
+            task_id, agent_override, where = item, None, doc.where("tasks")
+        if not isinstance(task_id, str) or task_id not in tasks:
+            raise ConfigError(f"{where}: {what} names unknown task '{task_id}'; define it in config/tasks.yaml.")
+        agent_id = agent_override or tasks[task_id].agent
+        if agent_id is None and process == "sequential":
+            raise ConfigError(f"{where}: task '{task_id}' in {what} has no agent; give it one.")
+        if agent_id is not None and agent_id not in agents:
+            raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{agent_id}'.")
+        if process == "sequential" and agent_id not in crew_agents:
+            raise ConfigError(f"{where}: task '{task_id}' runs on agent '{agent_id}', which is not in the agents of {what}.")
+        for ctx in tasks[task_id].context:
+            if ctx not in [t.task for t in crew_tasks]:
+                raise ConfigError(f"{where}: task '{task_id}' needs context from '{ctx}', which does not run before it in {what}.")
+        crew_tasks.append(CrewTask(task=task_id, agent=agent_id))
+
+    inputs = _parse_inputs(doc, what)
+    declared = {i.name for i in inputs}
+    for crew_task in crew_tasks:
+        spec = tasks[crew_task.task]
+        used = set(_PLACEHOLDER.findall(spec.description + spec.expected_output))
+        for missing in sorted(used - declared):
+            raise ConfigError(f"{doc.where('inputs')}: task '{spec.id}' uses {{{missing}}} but {what} declares no input '{missing}'.")
+    memory = doc.get("memory", True)
+    if not isinstance(memory, bool):
+        raise ConfigError(f"{doc.where('memory')}: 'memory' of {what} must be true or false.")
+    return CrewSpec(
+        name=name,
+        description=_text(doc, "description", what, required=False) or "",
+        process=process,
+        agents=crew_agents,
+        tasks=tuple(crew_tasks),
+        inputs=inputs,
+        manager=manager,
+        memory=memory,
+        sandbox=_text(doc, "sandbox", what, required=False),
+        source=str(path),
+    )
+
+
+# ---------------------------------------------------------------- the catalog
+
+
+class Catalog:
+    """Agents and tasks are read eagerly (small, needed by every command); crews on demand."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self.agents: dict[str, AgentSpec] = self._merge("agents.yaml", parse_agent, "agent")
+        self._tasks: dict[str, TaskSpec] | None = None
+
+    def _merge(self, filename: str, parse: Any, what: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for root in self.roots:
+            path = root / "config" / filename
+            if path.is_file():
+                entries = _mapping(yamlfile.load(path), path, path.name)
+                for key in entries:
+                    merged[key] = parse(key, _entry(entries, key, what))
+        return merged
+
+    @property
+    def tasks(self) -> dict[str, TaskSpec]:
+        if self._tasks is None:
+            self._tasks = self._merge("tasks.yaml", parse_task, "task")
+            for task in self._tasks.values():
+                if task.agent and task.agent not in self.agents:
+                    raise ConfigError(f"{task.source}: task '{task.id}' names unknown agent '{task.agent}'.")
+        return self._tasks
+
+    def crew_files(self) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        for root in self.roots:
+            crews_dir = root / "crews"
+            if crews_dir.is_dir():
+                for path in sorted(crews_dir.glob("*.y*ml")):
+                    files[path.stem] = path
+        return files
+
+    def crew(self, name: str) -> CrewSpec:
+        files = self.crew_files()
+        if name not in files:
+            known = ", ".join(sorted(files)) or "none"
+            raise NotFound(f"no crew named '{name}'; known crews: {known}.")
+        path = files[name]
+        return parse_crew(name, yamlfile.load(path), path, self.agents, self.tasks)
+
+    def agent(self, agent_id: str) -> AgentSpec:
+        if agent_id not in self.agents:
+            raise NotFound(f"no agent named '{agent_id}'; known agents: {', '.join(self.agents)}.")
+        return self.agents[agent_id]
+
+
+def validate_all(roots: list[Path]) -> tuple[Catalog | None, list[str]]:
+    """Load everything, collecting one error per broken file instead of stopping at the first."""
+    try:
+        catalog = Catalog(roots)
+        catalog.tasks  # noqa: B018 - loads and checks tasks.yaml
+    except ConfigError as exc:
+        return None, [exc.message]
+    errors = []
+    for name in catalog.crew_files():
+        try:
+            catalog.crew(name)
+        except ConfigError as exc:
+            errors.append(exc.message)
+    return catalog, errors

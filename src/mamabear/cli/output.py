@@ -1,0 +1,52 @@
+"""Rendering helpers shared by the command modules: JSON on stdout, people-facing text on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+
+def emit_json(document: Any) -> None:
+    """The one JSON document a --json command prints on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False)
+
+
+def is_tty(stream: Any) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def table(*columns: str, title: str | None = None) -> Any:
+    from rich.table import Table
+
+    result = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in columns:
+        result.add_column(column, no_wrap=column in ("id", "#", "status", "started"))
+    return result
+
+
+def when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_error(message: str) -> None:
+    """One clear sentence on stderr."""
+    from rich.markup import escape
+
+    console(stderr=True).print(f"[red]error:[/] {escape(message)}", soft_wrap=True)

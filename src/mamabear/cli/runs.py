@@ -1,0 +1,137 @@
+"""mamabear runs list|show|logs"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from mamabear.cli.options import JSON
+from mamabear.cli.output import console, emit_json, table, when
+
+app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
+
+STATUS_STYLE = {"completed": "green", "running": "yellow", "failed": "red", "interrupted": "magenta",
+                "time_limit": "magenta", "budget_exhausted": "magenta", "cancelled": "dim"}
+
+
+def _duration(start: float | None, end: float | None) -> str:
+    from mamabear.progress import fmt_seconds
+
+    return fmt_seconds(end - start) if start and end else "-"
+
+
+def _store():  # noqa: ANN202
+    from mamabear.workspace import Workspace
+
+    return Workspace().store
+
+
+@app.command("list")
+def list_runs(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many runs, newest first."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    crew: Optional[str] = typer.Option(None, "--crew", help="Only runs of this crew."),
+    json_out: bool = JSON,
+) -> None:
+    """List recent runs with their status, tokens and cost."""
+    rows = _store().list_runs(limit=limit, status=status, crew=crew)
+    if json_out:
+        emit_json(rows_for_json(rows))
+        return
+    out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        out.add_row(r["id"], r["crew"], f"[{style}]{r['status']}[/]", when(r["created_at"]), _duration(r["created_at"], r["finished_at"]),
+                    str(r["llm_calls"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}", f"${r['cost_usd']:.4f}")
+    console().print(out)
+
+
+def rows_for_json(rows: list[dict]) -> list[dict]:
+    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at",
+            "llm_calls", "tokens_in", "tokens_out", "cost_usd")
+    return [{k: r[k] for k in keep} for r in rows]
+
+
+@app.command("show")
+def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
+    """Show one run: its tasks, every LLM and tool call, and its output."""
+    from mamabear.report import run_report
+
+    store = _store()
+    report = run_report(store, store.resolve_run_id(run_id), details=True)
+    if json_out:
+        emit_json(report)
+        return
+    out = console()
+    style = STATUS_STYLE.get(report["status"], "")
+    out.print(f"[bold]{report['run_id']}[/]  crew {report['crew']}  [{style}]{report['status']}[/]  "
+              f"started {when(report['created_at'])}, took {_duration(report['created_at'], report['finished_at'])}")
+    if report["inputs"]:
+        out.print("inputs: " + escape(", ".join(f"{k}={v!r}" for k, v in report["inputs"].items())))
+    if report["error"]:
+        out.print(f"[red]error:[/] {escape(report['error'])}")
+    tasks = table("#", "task", "agent", "model", "status", "took", "calls", "tokens in/out", "cost", title="tasks")
+    for t in report["tasks"]:
+        tasks.add_row(str(t["position"]), t["task"], t["agent"] or "manager", t["model"] or "-",
+                      f"[{STATUS_STYLE.get(t['status'], '')}]{t['status']}[/]",
+                      "-" if t["seconds"] is None else f"{t['seconds']:.1f}s", str(t["llm_calls"]),
+                      f"{t['tokens_in']:,}/{t['tokens_out']:,}", f"${t['cost_usd']:.4f}")
+    tot = report["totals"]
+    tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
+    out.print(tasks)
+    calls = table("#", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
+    for i, c in enumerate(report["llm_calls"], start=1):
+        latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f}ms"
+        outcome = c["outcome"] if c["outcome"] != "error" else f"[red]error[/] {escape((c['error'] or '')[:60])}"
+        calls.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
+                      f"{c['tokens_in']:,}/{c['tokens_out']:,}", f"${c['cost_usd']:.4f}")
+    out.print(calls)
+    if report["tool_calls"]:
+        tools = table("#", "task", "agent", "tool", "ok", "took", "arguments", title="tool calls")
+        for i, c in enumerate(report["tool_calls"], start=1):
+            took = "-" if c["duration_ms"] is None else f"{c['duration_ms']:.0f}ms"
+            tools.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["tool"], "yes" if c["ok"] else "[red]no[/]",
+                          took, escape((c["arguments"] or "")[:60]))
+        out.print(tools)
+    if report["output"]:
+        out.print("[bold]output[/]")
+        out.print(escape(report["output"]))
+
+
+def _print_event(event: dict, json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(event, default=str, ensure_ascii=False), flush=True)
+    else:
+        stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"]))
+        print(f"{stamp} {event['message']}", flush=True)
+
+
+@app.command("logs")
+def logs(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events until the run ends."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document (a list); with --follow, one JSON object per line."),
+) -> None:
+    """Print a run's events from the store."""
+    store = _store()
+    run_id = store.resolve_run_id(run_id)
+    events = store.events(run_id)
+    if json_out and not follow:
+        emit_json(events)
+        return
+    for event in events:
+        _print_event(event, json_out)
+    last = events[-1]["id"] if events else 0
+    while follow:
+        finished = store.run(run_id)["status"] != "running"
+        new = store.events(run_id, after_id=last)
+        for event in new:
+            _print_event(event, json_out)
+            last = event["id"]
+        if finished and not new:
+            break
+        time.sleep(0.3)

@@ -1,0 +1,40 @@
+"""mamabear validate"""
+
+from __future__ import annotations
+
+import typer
+
+from mamabear.cli.options import JSON
+from mamabear.cli.output import console, emit_json
+from mamabear.errors import EXIT_USAGE
+
+
+def validate(json_out: bool = JSON) -> None:
+    """Check config/ and crews/ (packaged and local) and report every broken file."""
+    from mamabear.catalog import validate_all
+    from mamabear.errors import ConfigError
+    from mamabear.workspace import Workspace
+
+    ws = Workspace()
+    catalog, errors = validate_all(ws.roots)
+    try:
+        ws.models  # noqa: B018 - loads and checks models.yaml
+    except ConfigError as exc:
+        errors.append(exc.message)
+    roots = [str(r) for r in ws.roots]
+    if json_out:
+        emit_json({
+            "ok": not errors, "errors": errors, "roots": roots,
+            "agents": len(catalog.agents) if catalog else 0,
+            "tasks": len(catalog.tasks) if catalog else 0,
+            "crews": sorted(catalog.crew_files()) if catalog else [],
+        })
+    else:
+        out = console(stderr=bool(errors))
+        for error in errors:
+            out.print(f"[red]error:[/] {error}")
+        if not errors and catalog:
+            out.print(f"ok: {len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "
+                      f"{len(catalog.crew_files())} crews ({', '.join(sorted(catalog.crew_files()))}) from {', '.join(roots)}")
+    if errors:
+        raise typer.Exit(EXIT_USAGE)

@@ -1,0 +1,75 @@
+"""Health checks for `mamabear doctor`: can this machine run crews, and what would fix it if not."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+from mamabear.errors import MamabearError
+from mamabear.settings import PRIVACY_DEFAULTS
+from mamabear.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run_checks(ws: Workspace) -> list[Check]:
+    checks: list[Check] = []
+    py = sys.version_info
+    checks.append(Check("python", "ok" if (3, 10) <= py[:2] < (3, 14) else "fail", f"{py.major}.{py.minor}.{py.micro}"))
+    for package in ("crewai", "litellm", "chromadb", "scrapybara"):
+        version = _version(package)
+        checks.append(Check(package, "ok" if version else "fail", version or f"not installed; run `pip install {package}`"))
+
+    from mamabear.catalog import validate_all
+
+    catalog, errors = validate_all(ws.roots)
+    if errors:
+        checks.append(Check("config", "fail", "; ".join(errors)))
+    else:
+        assert catalog is not None
+        checks.append(Check("config", "ok", f"{len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "
+                                            f"{len(catalog.crew_files())} crews from {', '.join(map(str, ws.roots))}"))
+    try:
+        table = ws.models
+        for tier in ("fast", "balanced", "pro"):
+            route = table.route(tier, ws.settings)
+            via = f" via {route.base_url}" if route.base_url else f" (key from {route.key_env})" if route.key_env else ""
+            checks.append(Check(f"models.{tier}", "ok", route.model + via))
+    except MamabearError as exc:
+        checks.append(Check("models", "fail", exc.message))
+
+    try:
+        store = ws.store
+        checks.append(Check("store", "ok", f"{store.engine.url.render_as_string(hide_password=True)}"))
+    except MamabearError as exc:
+        checks.append(Check("store", "fail", exc.message))
+
+    home = ws.settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        checks.append(Check("home", "ok", str(home)))
+    except OSError as exc:
+        checks.append(Check("home", "fail", f"{home} is not writable ({exc.strerror}); set MAMABEAR_HOME"))
+
+    phoning = [f"{k}={ws.settings.env.get(k)}" for k, v in PRIVACY_DEFAULTS.items()
+               if k in ws.settings.env and ws.settings.env.get(k, "").lower() != v.lower()]
+    checks.append(Check("privacy", "warn" if phoning else "ok",
+                        f"user settings allow outbound telemetry or downloads: {', '.join(phoning)}" if phoning
+                        else "telemetry off, tracing off, local cost map"))
+    return checks

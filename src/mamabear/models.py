@@ -1,0 +1,141 @@
+"""Model routing: tier -> the first usable concrete model, with its fallbacks and prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mamabear import yamlfile
+from mamabear.errors import ConfigError, UsageError
+from mamabear.settings import Settings
+from mamabear.yamlfile import Located
+
+COMPATIBLE = "openai"  # the provider an OpenAI-compatible --base-url server stands in for
+LOCAL_KEY = "not-needed"  # local servers usually ignore the key; SDKs insist on one
+
+
+class NoUsableModel(UsageError):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    model: str  # litellm-style id as configured, e.g. "gemini/gemini-2.5-pro"
+    provider: str
+    base_url: str | None = None
+    key_env: str | None = None  # the variable the key is read from; the key itself never lands here
+    fallbacks: tuple[str, ...] = ()
+    problem: str | None = None  # set when no provider is usable (only a dry run gets such a route)
+
+    @property
+    def llm_model(self) -> str:
+        """The id handed to crewai.LLM: an OpenAI-compatible server is always spoken to as openai/."""
+        if self.base_url and not self.model.startswith(f"{COMPATIBLE}/"):
+            return f"{COMPATIBLE}/{self.model}"
+        return self.model
+
+
+def provider_of(model: str) -> str:
+    prefix, sep, _ = model.partition("/")
+    if sep:
+        return {"google": "gemini", "claude": "anthropic"}.get(prefix, prefix)
+    if model.startswith("gemini"):
+        return "gemini"
+    if model.startswith("claude"):
+        return "anthropic"
+    return COMPATIBLE
+
+
+def tier_for(agent_tier: str, complexity: int | None) -> str:
+    if complexity is None:
+        return agent_tier
+    if complexity <= 3:
+        return "fast"
+    if complexity >= 8:
+        return "pro"
+    return agent_tier
+
+
+@dataclass
+class ModelTable:
+    providers: dict[str, tuple[str, ...]]  # provider -> environment variables holding its key
+    tiers: dict[str, tuple[str, ...]]
+    prices: dict[str, tuple[float, float]]  # model -> USD per million tokens (input, output)
+
+    @classmethod
+    def load(cls, roots: list[Path]) -> "ModelTable":
+        table = cls(providers={}, tiers={}, prices={})
+        for root in roots:
+            path = root / "config" / "models.yaml"
+            if path.is_file():
+                table._merge(yamlfile.load(path), path)
+        for tier in ("fast", "balanced", "pro"):
+            if not table.tiers.get(tier):
+                raise ConfigError(f"config/models.yaml: tier '{tier}' lists no models; add at least one.")
+        return table
+
+    def _merge(self, doc: object, path: Path) -> None:
+        if doc is None:
+            return
+        if not isinstance(doc, Located):
+            raise ConfigError(f"{path}:1: models.yaml must be a mapping with providers, tiers and prices.")
+        for name, entry in (doc.get("providers") or {}).items():
+            env = entry.get("env") if isinstance(entry, dict) else None
+            if isinstance(env, str):
+                env = [env]
+            if not isinstance(env, list) or not env:
+                raise ConfigError(f"{doc['providers'].where(name)}: provider '{name}' needs 'env', the variables holding its key.")
+            self.providers[name] = tuple(env)
+        for tier, models in (doc.get("tiers") or {}).items():
+            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+                raise ConfigError(f"{doc['tiers'].where(tier)}: tier '{tier}' must be a list of model ids.")
+            self.tiers[tier] = tuple(models)
+        for model, price in (doc.get("prices") or {}).items():
+            if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
+                raise ConfigError(f"{doc['prices'].where(model)}: price of '{model}' needs numeric 'input' and 'output' (USD per million tokens).")
+            self.prices[model] = (float(price["input"]), float(price["output"]))
+
+    def key_env(self, provider: str, settings: Settings) -> str | None:
+        """The first variable that holds a key for the provider, or None."""
+        for name in self.providers.get(provider, ()):
+            if settings.env.get(name):
+                return name
+        return None
+
+    def fix_hint(self) -> str:
+        names = [" or ".join(env) for env in self.providers.values()]
+        return f"set {', '.join(names)}, pass --model, or pass --base-url URL for an OpenAI-compatible server"
+
+    def route(self, tier: str, settings: Settings, pinned: str | None = None, strict: bool = True) -> Route:
+        """Pick the model for one agent: --model, then the agent's own `llm`, then its tier.
+
+        With strict=False an unusable choice comes back with its problem instead of raising,
+        so a dry run can show the plan on a machine with no key at all.
+        """
+        try:
+            return self._route(tier, settings, pinned)
+        except NoUsableModel as exc:
+            if strict:
+                raise
+            model = settings.model or pinned or self.tiers[tier][0]
+            return Route(model=model, provider=provider_of(model), problem=exc.message)
+
+    def _route(self, tier: str, settings: Settings, pinned: str | None) -> Route:
+        forced = settings.model or pinned
+        if settings.base_url:
+            model = forced or next((m for m in self.tiers[tier] if provider_of(m) == COMPATIBLE), None)
+            if model is None:
+                raise NoUsableModel(f"tier '{tier}' lists no openai/ model to send to --base-url; pass --model NAME.")
+            return Route(model=model, provider=COMPATIBLE, base_url=settings.base_url)
+        if forced:
+            provider = provider_of(forced)
+            env = self.key_env(provider, settings)
+            if env is None:
+                wanted = " or ".join(self.providers.get(provider, ())) or f"the API key for '{provider}'"
+                raise NoUsableModel(f"model '{forced}' needs {wanted} to be set, or pass --base-url URL for an OpenAI-compatible server.")
+            return Route(model=forced, provider=provider, key_env=env)
+        usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings)]
+        if not usable:
+            raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
+        provider = provider_of(usable[0])
+        return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))

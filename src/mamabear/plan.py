@@ -1,0 +1,121 @@
+"""The plan of a run: a crew with its inputs filled in and a model routed to every agent.
+
+Making a plan calls no model and imports no CrewAI, so ``run --dry-run`` shows it
+with no API key at all. The run engine builds CrewAI objects from the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mamabear.catalog import Catalog, CrewSpec
+from mamabear.errors import UsageError
+from mamabear.models import ModelTable, Route, tier_for
+from mamabear.settings import Settings
+
+
+@dataclass(frozen=True)
+class PlannedAgent:
+    id: str
+    role: str
+    tier: str
+    temperature: float
+    route: Route
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    position: int  # 1-based order in the crew
+    id: str
+    agent: str | None  # None: the manager assigns it (hierarchical)
+    tier: str | None
+    route: Route | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    crew: CrewSpec
+    inputs: dict[str, str]
+    agents: tuple[PlannedAgent, ...]  # one per (agent, tier) the tasks need, plus the manager
+    tasks: tuple[PlannedTask, ...]
+    manager: PlannedAgent | None
+
+    @property
+    def problems(self) -> list[str]:
+        """Why some agent has no usable model (only a non-strict plan has any)."""
+        return list(dict.fromkeys(a.route.problem for a in self.agents if a.route.problem))
+
+    def agent(self, agent_id: str, tier: str | None = None) -> PlannedAgent:
+        return next(a for a in self.agents if a.id == agent_id and (tier is None or a.tier == tier))
+
+    def to_dict(self) -> dict[str, Any]:
+        def route(r: Route | None) -> dict[str, Any] | None:
+            return None if r is None else {k: v for k, v in asdict(r).items() if v not in (None, ())}
+
+        return {
+            "crew": self.crew.name,
+            "process": self.crew.process,
+            "inputs": self.inputs,
+            "manager": self.manager.id if self.manager else None,
+            "problems": self.problems,
+            "agents": [
+                {"id": a.id, "role": a.role, "tier": a.tier, "temperature": a.temperature, "model": a.route.model, "route": route(a.route)}
+                for a in self.agents
+            ],
+            "tasks": [
+                {"position": t.position, "id": t.id, "agent": t.agent, "tier": t.tier, "model": t.route.model if t.route else None}
+                for t in self.tasks
+            ],
+        }
+
+
+def resolve_inputs(crew: CrewSpec, given: dict[str, str]) -> dict[str, str]:
+    declared = {i.name: i for i in crew.inputs}
+    for key in given:
+        if key not in declared:
+            names = ", ".join(declared) or "none"
+            raise UsageError(f"-i {key}: crew '{crew.name}' has no input '{key}'; its inputs are: {names}.")
+    resolved: dict[str, str] = {}
+    for spec in crew.inputs:
+        if spec.name in given:
+            resolved[spec.name] = given[spec.name]
+        elif spec.default is not None:
+            resolved[spec.name] = spec.default
+        elif spec.required:
+            about = f" ({spec.description.rstrip('.')})" if spec.description else ""
+            raise UsageError(f"crew '{crew.name}' needs input '{spec.name}'{about}; pass -i {spec.name}=VALUE.")
+        else:
+            resolved[spec.name] = ""
+    return resolved
+
+
+def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[str, str], settings: Settings,
+              strict: bool = True) -> Plan:
+    crew = catalog.crew(crew_name)
+    inputs = resolve_inputs(crew, given)
+    agents: dict[tuple[str, str], PlannedAgent] = {}
+
+    def planned(agent_id: str, tier: str) -> PlannedAgent:
+        if (agent_id, tier) not in agents:
+            spec = catalog.agent(agent_id)
+            agents[(agent_id, tier)] = PlannedAgent(
+                id=agent_id, role=spec.role, tier=tier, temperature=spec.temperature,
+                route=table.route(tier, settings, pinned=spec.llm, strict=strict),
+            )
+        return agents[(agent_id, tier)]
+
+    manager = planned(crew.manager, catalog.agent(crew.manager).tier) if crew.manager else None
+    if crew.process == "hierarchical":
+        # The manager hands work to any crew agent, so each runs on its own tier.
+        for agent_id in crew.agents:
+            if agent_id != crew.manager:
+                planned(agent_id, catalog.agent(agent_id).tier)
+    tasks = []
+    for position, item in enumerate(crew.tasks, start=1):
+        if item.agent is None:
+            tasks.append(PlannedTask(position, item.task, None, None, None))
+            continue
+        tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
+        tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
+    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager)

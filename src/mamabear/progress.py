@@ -1,0 +1,91 @@
+"""Showing a run as it happens: a Rich live table on a terminal, one plain line per event otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from mamabear.tracker import RunState
+
+STATE_STYLE = {"pending": "dim", "running": "yellow", "completed": "green", "failed": "red"}
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+class PlainProgress:
+    """For logs and CI: every event as one timestamped line on stderr."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __call__(self, state: RunState, line: str | None) -> None:
+        if line:
+            print(f"{time.strftime('%H:%M:%S')} {state.run_id} {line}", file=self.stream, flush=True)
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def task_table(state: RunState, title: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", expand=False)
+    for column, justify in (("#", "right"), ("task", "left"), ("agent", "left"), ("model", "left"),
+                            ("state", "left"), ("time", "right"), ("tokens in/out", "right"), ("cost", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for task in state.tasks:
+        table.add_row(
+            str(task.position), task.task, task.agent or "manager", task.model or "-",
+            f"[{STATE_STYLE.get(task.status, '')}]{task.status}[/]", fmt_seconds(task.seconds),
+            f"{task.tokens_in:,}/{task.tokens_out:,}", f"${task.cost_usd:.4f}",
+        )
+    table.add_section()
+    table.add_row("", "total", "", f"{state.llm_calls} calls", state.status, fmt_seconds(state.seconds),
+                  f"{state.tokens_in:,}/{state.tokens_out:,}", f"${state.cost_usd:.4f}")
+    return table
+
+
+class LiveProgress:
+    """For a person at a terminal: the task table redrawn live, with what is happening now."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.state: RunState | None = None
+        self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        if self.state is None:
+            return Text("starting…")
+        elapsed = fmt_seconds(time.time() - self.state.started_at)
+        header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"),
+                               ("▸ ", "cyan"), self.state.activity)
+        return Group(header, task_table(self.state))
+
+    def __call__(self, state: RunState, line: str | None) -> None:
+        self.state = state
+
+    def __enter__(self) -> "LiveProgress":
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+        if self.state is not None:
+            self.console.print(task_table(self.state, title=f"{self.state.crew} {self.state.run_id}: {self.state.status}"))

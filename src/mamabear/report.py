@@ -1,0 +1,51 @@
+"""A run as one document, read back from the store: what `run --json` and `runs show --json` print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mamabear.store import Store
+
+
+def _seconds(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 3) if start and end else None
+
+
+def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, Any]:
+    run = store.run(run_id)
+    tasks = store.tasks(run_id)
+    report: dict[str, Any] = {
+        "run_id": run["id"],
+        "crew": run["crew"],
+        "status": run["status"],
+        "process": run["process"],
+        "inputs": run["inputs"],
+        "output": run["output"],
+        "error": run["error"],
+        "created_at": run["created_at"],
+        "finished_at": run["finished_at"],
+        "tasks": [
+            {
+                "position": t["position"], "task": t["task"], "agent": t["agent"], "model": t["model"],
+                "status": t["status"], "output": t["output"], "error": t["error"],
+                "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"], "cost_usd": round(t["cost_usd"], 6),
+                "llm_calls": t["llm_calls"], "seconds": _seconds(t["started_at"], t["finished_at"]),
+            }
+            for t in tasks
+        ],
+    }
+    calls = store.llm_calls(run_id)
+    report["totals"] = {
+        "tokens_in": sum(c["tokens_in"] for c in calls),
+        "tokens_out": sum(c["tokens_out"] for c in calls),
+        "cost_usd": round(sum(c["cost_usd"] for c in calls), 6),
+        "llm_calls": len(calls),
+        "llm_errors": sum(1 for c in calls if c["outcome"] == "error"),
+        "tool_calls": len(store.tool_calls(run_id)) if not details else None,
+        "seconds": _seconds(run["created_at"], run["finished_at"]),
+    }
+    if details:
+        report["llm_calls"] = calls
+        report["tool_calls"] = store.tool_calls(run_id)
+        report["totals"]["tool_calls"] = len(report["tool_calls"])
+    return report

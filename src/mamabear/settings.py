@@ -1,0 +1,75 @@
+"""Settings: command-line flag > environment > .env in the working directory > defaults.
+
+Kept to the standard library and python-dotenv so that commands which never run a
+crew (``--help``, ``agents list``) start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    project_dir: Path | None  # holds a local config/ and/or crews/ overriding the packaged ones
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None  # for the --base-url server, when it needs one
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
+
+    def with_flags(self, **flags: object) -> "Settings":
+        """Return a copy with every flag that was actually given (not None) applied."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _dotenv(cwd: Path) -> dict[str, str]:
+    path = cwd / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    cwd = cwd or Path.cwd()
+    env = {**_dotenv(cwd), **(os.environ if environ is None else environ)}
+    home = Path(env.get("MAMABEAR_HOME") or Path.home() / ".mamabear").expanduser()
+    configured = env.get("MAMABEAR_CONFIG_DIR")
+    if configured:
+        project_dir: Path | None = Path(configured).expanduser()
+    elif (cwd / "config").is_dir() or (cwd / "crews").is_dir():
+        project_dir = cwd
+    else:
+        project_dir = None
+    return Settings(
+        home=home,
+        database_url=env.get("MAMABEAR_DATABASE_URL") or f"sqlite:///{home / 'mamabear.db'}",
+        project_dir=project_dir,
+        model=env.get("MAMABEAR_MODEL") or None,
+        base_url=env.get("MAMABEAR_BASE_URL") or None,
+        api_key=env.get("MAMABEAR_API_KEY") or None,
+        env=env,
+    )
+
+
+PRIVACY_DEFAULTS = {
+    # Nothing phones home unless the user asked for it (DESIGN.md, Privacy).
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_DISABLE_TRACKING": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+def apply_privacy_defaults(environ: dict[str, str] | None = None) -> None:
+    """Set the no-phone-home switches unless the user set them; must run before crewai is imported."""
+    target = os.environ if environ is None else environ
+    for key, value in PRIVACY_DEFAULTS.items():
+        target.setdefault(key, value)

@@ -1,0 +1,284 @@
+"""The run store: every run, task, LLM call, tool call and event, in SQL.
+
+SQLite at ``$MAMABEAR_HOME/mamabear.db`` by default (WAL, so several processes can
+write at once), any SQLAlchemy URL (PostgreSQL for teams) by ``MAMABEAR_DATABASE_URL``.
+The schema evolves through small numbered migrations, recorded in ``_migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from mamabear.errors import NotFound, UsageError
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("crew", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("process", sa.String(32)),
+    sa.Column("inputs", sa.JSON),
+    sa.Column("plan", sa.JSON),
+    sa.Column("output", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("pid", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+)
+
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("task", sa.String(200), nullable=False),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("model", sa.String(200)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("output", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+)
+
+llm_calls = sa.Table(
+    "llm_calls", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("task_position", sa.Integer),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("model", sa.String(200)),
+    sa.Column("tokens_in", sa.Integer, nullable=False, default=0),
+    sa.Column("tokens_out", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("outcome", sa.String(32), nullable=False),  # running | ok | error
+    sa.Column("finish_reason", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+)
+
+tool_calls = sa.Table(
+    "tool_calls", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("task_position", sa.Integer),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("tool", sa.String(200), nullable=False),
+    sa.Column("arguments", sa.Text),
+    sa.Column("output", sa.Text),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("duration_ms", sa.Float),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("task_position", sa.Integer),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON),
+)
+
+migrations_table = sa.Table(
+    "_migrations", metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+
+def m001_initial(conn: Connection) -> None:
+    for table in (runs, tasks, llm_calls, tool_calls, events):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+
+FINAL_STATUSES = ("completed", "failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
+TOKEN_SUMS = (
+    sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
+    sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
+    sa.func.coalesce(sa.func.sum(llm_calls.c.cost_usd), 0.0).label("cost_usd"),
+    sa.func.count(llm_calls.c.id).label("llm_calls"),
+)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> "Store":
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise UsageError(f"MAMABEAR_DATABASE_URL '{url}' is not a database URL; use sqlite:///PATH or postgresql://...") from exc
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = sa.create_engine(parsed, future=True, pool_pre_ping=True)
+        except (ImportError, sa.exc.ArgumentError) as exc:
+            raise UsageError(f"cannot use database '{parsed.render_as_string(hide_password=True)}': {exc}.") from exc
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            store.migrate()
+        except sa.exc.OperationalError as exc:
+            where = parsed.render_as_string(hide_password=True)
+            raise UsageError(f"cannot open the run store at {where}: {exc.orig}.") from exc
+        return store
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        with self.tx() as conn:
+            migrations_table.create(conn, checkfirst=True)
+            done = set(conn.execute(sa.select(migrations_table.c.name)).scalars())
+            for migration in MIGRATIONS:
+                if migration.__name__ not in done:
+                    migration(conn)
+                    conn.execute(migrations_table.insert().values(name=migration.__name__, applied_at=time.time()))
+
+    # ------------------------------------------------------------ writes
+
+    def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict], pid: int) -> None:
+        with self.tx() as conn:
+            conn.execute(runs.insert().values(
+                id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan,
+                pid=pid, created_at=time.time(),
+            ))
+            for row in task_rows:
+                conn.execute(tasks.insert().values(run_id=run_id, status="pending", **row))
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        with self.tx() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+    def update_task(self, run_id: str, position: int, **values: Any) -> None:
+        with self.tx() as conn:
+            conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position).values(**values))
+
+    def save_llm_call(self, call_id: str, run_id: str, **values: Any) -> None:
+        """Insert or update one call; start and end events may arrive in either order."""
+        with self.tx() as conn:
+            updated = conn.execute(llm_calls.update().where(llm_calls.c.id == call_id).values(**values)).rowcount
+            if not updated:
+                conn.execute(llm_calls.insert().values(id=call_id, run_id=run_id, **{"outcome": "running", **values}))
+
+    def add_tool_call(self, run_id: str, **values: Any) -> None:
+        with self.tx() as conn:
+            conn.execute(tool_calls.insert().values(run_id=run_id, **values))
+
+    def add_event(self, run_id: str, kind: str, message: str, task_position: int | None = None,
+                  agent: str | None = None, data: dict | None = None, ts: float | None = None) -> None:
+        with self.tx() as conn:
+            conn.execute(events.insert().values(
+                run_id=run_id, ts=ts or time.time(), kind=kind, message=message,
+                task_position=task_position, agent=agent, data=data,
+            ))
+
+    # ------------------------------------------------------------ reads
+
+    def resolve_run_id(self, prefix: str) -> str:
+        with self.tx() as conn:
+            ids = conn.execute(sa.select(runs.c.id).where(runs.c.id.startswith(prefix, autoescape=True)).limit(2)).scalars().all()
+        if not ids:
+            raise NotFound(f"no run with id '{prefix}'; see `mamabear runs list`.")
+        if len(ids) > 1:
+            raise UsageError(f"run id '{prefix}' is ambiguous; give more characters.")
+        return ids[0]
+
+    def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
+        usage = sa.select(llm_calls.c.run_id, *TOKEN_SUMS).group_by(llm_calls.c.run_id).subquery()
+        query = (
+            sa.select(runs, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
+            .outerjoin(usage, usage.c.run_id == runs.c.id)
+            .order_by(runs.c.created_at.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(runs.c.status == status)
+        if crew:
+            query = query.where(runs.c.crew == crew)
+        with self.tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            for key in ("tokens_in", "tokens_out", "llm_calls"):
+                row[key] = int(row[key] or 0)
+            row["cost_usd"] = float(row["cost_usd"] or 0.0)
+        return rows
+
+    def run(self, run_id: str) -> dict:
+        with self.tx() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run with id '{run_id}'; see `mamabear runs list`.")
+        return dict(row._mapping)
+
+    def tasks(self, run_id: str) -> list[dict]:
+        usage = (
+            sa.select(llm_calls.c.task_position, *TOKEN_SUMS)
+            .where(llm_calls.c.run_id == run_id)
+            .group_by(llm_calls.c.task_position)
+            .subquery()
+        )
+        query = (
+            sa.select(tasks, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
+            .outerjoin(usage, usage.c.task_position == tasks.c.position)
+            .where(tasks.c.run_id == run_id)
+            .order_by(tasks.c.position)
+        )
+        with self.tx() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            for key in ("tokens_in", "tokens_out", "llm_calls"):
+                row[key] = int(row[key] or 0)
+            row["cost_usd"] = float(row["cost_usd"] or 0.0)
+        return rows
+
+    def llm_calls(self, run_id: str) -> list[dict]:
+        with self.tx() as conn:
+            query = sa.select(llm_calls).where(llm_calls.c.run_id == run_id).order_by(llm_calls.c.started_at)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def tool_calls(self, run_id: str) -> list[dict]:
+        with self.tx() as conn:
+            query = sa.select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.id)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def events(self, run_id: str, after_id: int = 0) -> list[dict]:
+        with self.tx() as conn:
+            query = sa.select(events).where(events.c.run_id == run_id, events.c.id > after_id).order_by(events.c.id)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)

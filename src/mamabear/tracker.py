@@ -1,0 +1,336 @@
+"""Follows a run on CrewAI's event bus: keeps the live run state, writes the store, tells observers.
+
+CrewAI runs synchronous handlers on a thread pool, so events can arrive slightly out
+of order; everything here is keyed (call id, task position) and guarded by one lock.
+Usage is counted per LLM call from the call events, never from CrewAI's own summary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mamabear.build import Built
+from mamabear.cost import Pricer
+from mamabear.plan import Plan
+from mamabear.redact import Redactor
+from mamabear.store import Store
+
+OUTPUT_CAP = 20_000  # characters of a tool's output kept in the store
+
+
+@dataclass
+class TaskState:
+    position: int
+    task: str
+    agent: str | None
+    model: str | None
+    status: str = "pending"
+    started_at: float | None = None
+    finished_at: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    output: str | None = None
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+
+@dataclass
+class RunState:
+    run_id: str
+    crew: str
+    tasks: list[TaskState]
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    activity: str = "starting"
+    status: str = "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at or time.time()) - self.started_at
+
+    def task(self, position: int | None) -> TaskState | None:
+        return self.tasks[position - 1] if position and 0 < position <= len(self.tasks) else None
+
+    @property
+    def tokens_in(self) -> int:
+        return sum(t.tokens_in for t in self.tasks)
+
+    @property
+    def tokens_out(self) -> int:
+        return sum(t.tokens_out for t in self.tasks)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(t.cost_usd for t in self.tasks)
+
+    @property
+    def llm_calls(self) -> int:
+        return sum(t.llm_calls for t in self.tasks)
+
+
+Observer = Callable[[RunState, str | None], None]
+
+
+def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
+    """Input and output tokens from a provider's usage dict, whatever its naming."""
+    usage = usage or {}
+
+    def first(*keys: str) -> int:
+        for key in keys:
+            value = usage.get(key)
+            if isinstance(value, (int, float)):
+                return int(value)
+        return 0
+
+    return (
+        first("prompt_tokens", "input_tokens", "prompt_token_count"),
+        first("completion_tokens", "output_tokens", "candidates_token_count"),
+    )
+
+
+class Tracker:
+    def __init__(self, state: RunState, plan: Plan, store: Store, pricer: Pricer, redact: Redactor,
+                 observers: list[Observer]) -> None:
+        self.state = state
+        self.plan = plan
+        self.store = store
+        self.pricer = pricer
+        self.redact = redact
+        self.observers = observers
+        self.built: Built | None = None
+        self.current: int | None = None  # position of the task running now
+        self._lock = threading.RLock()
+        self._call_started: dict[str, float] = {}
+        self._tool_started: dict[str, float] = {}
+        self._handlers: list[tuple[type, Callable]] = []
+
+    # ------------------------------------------------------------ wiring
+
+    def attach(self, built: Built) -> None:
+        from crewai.events import crewai_event_bus
+        from crewai.events.types import agent_events as ae
+        from crewai.events.types import llm_events as le
+        from crewai.events.types import task_events as te
+        from crewai.events.types import tool_usage_events as tu
+
+        self.built = built
+        table: list[tuple[type, Callable]] = [
+            (te.TaskStartedEvent, self._task_started),
+            (te.TaskCompletedEvent, self._task_completed),
+            (te.TaskFailedEvent, self._task_failed),
+            (ae.AgentExecutionStartedEvent, self._agent_started),
+            (le.LLMCallStartedEvent, self._llm_started),
+            (le.LLMCallCompletedEvent, self._llm_completed),
+            (le.LLMCallFailedEvent, self._llm_failed),
+            (tu.ToolUsageStartedEvent, self._tool_started_event),
+            (tu.ToolUsageFinishedEvent, self._tool_finished),
+            (tu.ToolUsageErrorEvent, self._tool_error),
+        ]
+        for event_type, method in table:
+            handler = self._guarded(method)
+            crewai_event_bus.on(event_type)(handler)
+            self._handlers.append((event_type, handler))
+
+    def detach(self) -> None:
+        from crewai.events import crewai_event_bus
+
+        crewai_event_bus.flush(timeout=30)
+        for event_type, handler in self._handlers:
+            crewai_event_bus.off(event_type, handler)
+        self._handlers.clear()
+
+    def _guarded(self, method: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+        def handler(_source: Any, event: Any) -> None:
+            with self._lock:
+                method(event)
+
+        handler.__name__ = f"mamabear_{method.__name__}"
+        return handler
+
+    def notify(self, line: str | None) -> None:
+        for observer in self.observers:
+            observer(self.state, line)
+
+    def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None,
+              data: dict | None = None, ts: float | None = None) -> None:
+        message = self.redact(message) or ""
+        self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts)
+        self.notify(message)
+
+    # ------------------------------------------------------------ lookups
+
+    def _position(self, event: Any) -> int | None:
+        task_id = getattr(event, "task_id", None)
+        task = getattr(event, "task", None)
+        if task_id is None and task is not None:
+            task_id = str(task.id)
+        if self.built and task_id in self.built.positions:
+            return self.built.positions[task_id]
+        return self.current  # e.g. work a hierarchical manager delegated on a task of its own making
+
+    def _agent(self, event: Any) -> tuple[str | None, str | None]:
+        """The specialist id and the configured model id behind an event."""
+        agent_id = getattr(event, "agent_id", None)
+        if agent_id is None and getattr(event, "agent", None) is not None:
+            agent_id = str(event.agent.id)
+        planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+        if planned:
+            return planned.id, planned.route.model
+        return getattr(event, "agent_role", None), getattr(event, "model", None)
+
+    @staticmethod
+    def _ts(event: Any) -> float:
+        stamp = getattr(event, "timestamp", None)
+        return stamp.timestamp() if stamp else time.time()
+
+    # ------------------------------------------------------------ tasks
+
+    def _task_started(self, event: Any) -> None:
+        position = self._position(event)
+        task = self.state.task(position)
+        if task is None or task.status == "running":
+            return
+        self.current = position
+        task.status, task.started_at = "running", self._ts(event)
+        self.state.activity = f"{task.agent or 'manager'} thinking"
+        self.store.update_task(self.state.run_id, position, status="running", started_at=task.started_at)
+        self.event("task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})",
+                   position, task.agent, ts=task.started_at)
+
+    def _task_completed(self, event: Any) -> None:
+        position = self._position(event)
+        task = self.state.task(position)
+        if task is None or task.status == "completed":
+            return
+        output = getattr(getattr(event, "output", None), "raw", None)
+        self.complete_task(position, output, self._ts(event))
+
+    def complete_task(self, position: int, output: str | None, finished_at: float | None = None) -> None:
+        with self._lock:
+            task = self.state.task(position)
+            if task is None or task.status == "completed":
+                return
+            task.status, task.finished_at, task.output = "completed", finished_at or time.time(), self.redact(output)
+            if task.started_at is None:
+                task.started_at = task.finished_at
+            self.store.update_task(self.state.run_id, position, status="completed", output=task.output,
+                                   started_at=task.started_at, finished_at=task.finished_at)
+            self.event("task_completed",
+                       f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
+                       f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
+                       position, task.agent, ts=task.finished_at)
+
+    def _task_failed(self, event: Any) -> None:
+        position = self._position(event)
+        task = self.state.task(position)
+        if task is None:
+            return
+        task.status, task.finished_at, task.error = "failed", self._ts(event), self.redact(str(event.error))
+        self.store.update_task(self.state.run_id, position, status="failed", error=task.error, finished_at=task.finished_at)
+        self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
+
+    def _agent_started(self, event: Any) -> None:
+        agent, _ = self._agent(event)
+        self.state.activity = f"{agent} thinking"
+        self.notify(None)
+
+    # ------------------------------------------------------------ LLM calls
+
+    def _llm_started(self, event: Any) -> None:
+        agent, model = self._agent(event)
+        started = self._ts(event)
+        self._call_started[event.call_id] = started
+        self.state.activity = f"{agent} calling {model}"
+        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=self._position(event),
+                                 agent=agent, model=model, started_at=started)
+        self.notify(None)
+
+    def _finish_call(self, event: Any) -> tuple[str | None, str | None, int | None, float, float | None]:
+        agent, model = self._agent(event)
+        finished = self._ts(event)
+        started = self._call_started.pop(event.call_id, None)
+        latency = (finished - started) * 1000 if started is not None else None
+        return agent, model, self._position(event), finished, latency
+
+    def _llm_completed(self, event: Any) -> None:
+        agent, model, position, finished, latency = self._finish_call(event)
+        tokens_in, tokens_out = usage_tokens(event.usage)
+        cost = self.pricer.cost(model or "", tokens_in, tokens_out)
+        self.store.save_llm_call(
+            event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
+            tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, latency_ms=latency, outcome="ok",
+            finish_reason=event.finish_reason, finished_at=finished,
+        )
+        task = self.state.task(position)
+        if task is not None:
+            task.tokens_in += tokens_in
+            task.tokens_out += tokens_out
+            task.cost_usd += cost
+            task.llm_calls += 1
+        self.state.activity = f"{agent} thinking"
+        took = f" in {latency:.0f}ms" if latency is not None else ""
+        self.event("llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent,
+                   {"call_id": event.call_id}, ts=finished)
+
+    def _llm_failed(self, event: Any) -> None:
+        agent, model, position, finished, latency = self._finish_call(event)
+        error = self.redact(str(event.error))
+        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
+                                 outcome="error", error=error, latency_ms=latency, finished_at=finished)
+        task = self.state.task(position)
+        if task is not None:
+            task.llm_calls += 1
+        self.event("llm_error", f"{agent} <- {model} failed: {error}", position, agent, {"call_id": event.call_id}, ts=finished)
+
+    # ------------------------------------------------------------ tool calls
+
+    def _tool_key(self, event: Any) -> str:
+        return f"{getattr(event, 'agent_id', '')}:{event.tool_name}"
+
+    def _tool_started_event(self, event: Any) -> None:
+        agent, _ = self._agent(event)
+        self._tool_started[self._tool_key(event)] = self._ts(event)
+        self.state.activity = f"{agent} running tool {event.tool_name}"
+        self.notify(None)
+
+    def _record_tool(self, event: Any, ok: bool, output: Any, error: str | None) -> None:
+        agent, _ = self._agent(event)
+        position = self._position(event)
+        started = getattr(event, "started_at", None)
+        started_ts = started.timestamp() if started else self._tool_started.pop(self._tool_key(event), None)
+        finished = getattr(event, "finished_at", None)
+        finished_ts = finished.timestamp() if finished else self._ts(event)
+        duration = (finished_ts - started_ts) * 1000 if started_ts is not None else None
+        arguments = event.tool_args if isinstance(event.tool_args, str) else _json(event.tool_args)
+        self.store.add_tool_call(
+            self.state.run_id, task_position=position, agent=agent, tool=event.tool_name,
+            arguments=self.redact(arguments), output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
+            ok=ok, error=self.redact(error), started_at=started_ts, duration_ms=duration,
+        )
+        self.state.activity = f"{agent} thinking"
+        verdict = "ok" if ok else f"failed: {error}"
+        self.event("tool_call", f"{agent} ran tool {event.tool_name}: {verdict}", position, agent)
+
+    def _tool_finished(self, event: Any) -> None:
+        failure = getattr(event, "failure", None)
+        self._record_tool(event, failure is None, event.output, None if failure is None else str(failure))
+
+    def _tool_error(self, event: Any) -> None:
+        self._record_tool(event, False, None, str(event.error))
+
+
+def _json(value: Any) -> str:
+    from mamabear.store import dumps
+
+    return dumps(value)

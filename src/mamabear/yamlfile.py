@@ -1,0 +1,70 @@
+"""YAML loading that remembers where each key was written, so errors can say file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mamabear.errors import ConfigError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Located(dict):
+    """A YAML mapping that knows its file, its own line and the line of each key (1-based)."""
+
+    path: Path
+    line: int
+    key_lines: dict[str, int]
+
+    def where(self, key: str | None = None) -> str:
+        line = self.key_lines.get(key, self.line) if key is not None else self.line
+        return f"{self.path}:{line}"
+
+
+class _LineLoader(_Loader):  # type: ignore[misc, valid-type]
+    source: Path = Path("<string>")
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Located:
+    loader.flatten_mapping(node)
+    mapping = Located()
+    mapping.path = loader.source
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise ConfigError(f"{loader.source}:{key_node.start_mark.line + 1}: a key must be a plain value.")
+        key = str(key)
+        if key in mapping:
+            raise ConfigError(f"{loader.source}:{key_node.start_mark.line + 1}: '{key}' is defined twice.")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path: Path) -> Any:
+    """Parse one YAML file; syntax errors become a ConfigError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from exc
+
+    class Loader(_LineLoader):
+        source = path
+
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{path}{line}: broken YAML, {problem}; fix the syntax there.") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: broken YAML ({exc}).") from exc

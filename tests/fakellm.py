@@ -1,0 +1,240 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 for offline tests and benches.
+
+It speaks the real wire protocol (``POST /v1/chat/completions``, JSON or SSE
+streaming, ``GET /v1/models``), so the code under test uses its real HTTP clients.
+Each request is recorded. Replies come from rules matched against the request
+text, in order; a rule can reply with text, with tool calls, with an HTTP error
+(and headers such as ``Retry-After``), after a delay, or by dropping the
+connection. With no matching rule the server answers with a ReAct "Final Answer"
+that quotes the start of the last user message, so every task gets a distinct,
+predictable output.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Rule:
+    contains: str | None = None  # substring of the request's message text; None matches all
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": {...}}]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    times: int | None = None  # None: unlimited
+    used: int = 0
+
+    def matches(self, text: str) -> bool:
+        if self.times is not None and self.used >= self.times:
+            return False
+        return self.contains is None or self.contains in text
+
+
+def request_text(body: dict[str, Any]) -> str:
+    parts = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(str(content or ""))
+    return "\n".join(parts)
+
+
+def default_answer(body: dict[str, Any]) -> str:
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    last = str(users[-1].get("content", "")) if users else ""
+    gist = " ".join(last.split())[:80]
+    return f"Thought: I now know the final answer\nFinal Answer: Result for: {gist}"
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "FakeLLM":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FakeLLM":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add(self, **kwargs: Any) -> Rule:
+        rule = Rule(**kwargs)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.requests.clear()
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def _pick(self, text: str) -> Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(text):
+                    rule.used += 1
+                    return rule
+        return None
+
+
+def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
+    prompt = max(1, len(request_text(body)) // 4)
+    completion = max(1, len(reply) // 4)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            else:
+                self._send_json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            text = request_text(body)
+            with fake._lock:
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "model": body.get("model"),
+                        "body": body,
+                        "text": text,
+                        "headers": dict(self.headers),
+                        "time": time.time(),
+                    }
+                )
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send_json(404, {"error": {"message": f"unknown path {self.path}"}})
+                return
+            rule = fake._pick(text)
+            if rule and rule.delay:
+                time.sleep(rule.delay)
+            if rule and rule.drop:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if rule and rule.status != 200:
+                self._send_json(
+                    rule.status,
+                    {"error": {"message": f"scripted error {rule.status}", "type": "server_error", "code": rule.status}},
+                    rule.headers,
+                )
+                return
+            self._reply(body, rule)
+
+        def _reply(self, body: dict[str, Any], rule: Rule | None) -> None:
+            message: dict[str, Any] = {"role": "assistant"}
+            finish = "stop"
+            if rule and rule.tool_calls:
+                message["content"] = None
+                message["tool_calls"] = [
+                    {
+                        "id": f"call_{uuid.uuid4().hex[:12]}",
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))},
+                    }
+                    for c in rule.tool_calls
+                ]
+                finish = "tool_calls"
+                reply_text = json.dumps(message["tool_calls"])
+            else:
+                reply_text = rule.text if rule and rule.text is not None else default_answer(body)
+                message["content"] = reply_text
+            usage = _usage(body, reply_text)
+            created = int(time.time())
+            rid = f"chatcmpl-{uuid.uuid4().hex[:16]}"
+            model = body.get("model") or "fake-model"
+            if body.get("stream"):
+                self._stream(rid, created, model, message, finish, usage)
+                return
+            self._send_json(
+                200,
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": usage,
+                },
+            )
+
+        def _stream(self, rid: str, created: int, model: str, message: dict, finish: str, usage: dict) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            delta = {k: v for k, v in message.items() if v is not None}
+            if "tool_calls" in delta:
+                delta["tool_calls"] = [dict(c, index=i) for i, c in enumerate(delta["tool_calls"])]
+            chunks = [
+                {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+                {"choices": [], "usage": usage},
+            ]
+            for chunk in chunks:
+                payload = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, **chunk}
+                self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+if __name__ == "__main__":  # python tests/fakellm.py: a server to point `--base-url` at by hand
+    server = FakeLLM().start()
+    print(server.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
