@@ -87,11 +87,11 @@ def execute(plan: Plan, catalog: Catalog, settings: Settings, store: Store, obse
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
         error, exit_code = describe_failure(exc)
         error = tracker.redact(error)
-        running = next((t for t in state.tasks if t.status == "running"), None)
-        if running is not None:
-            error = f"task {running.position} {running.task} failed: {error}"
-            store.update_task(run_id, running.position, status="failed", error=error, finished_at=time.time())
-            running.status = "failed"
+        failed = state.task(tracker.current)
+        if failed is not None and failed.status != "completed":
+            error = f"task {failed.position} {failed.task} failed: {error}"
+            failed.status, failed.finished_at = "failed", failed.finished_at or time.time()
+            store.update_task(run_id, failed.position, status="failed", error=error, finished_at=failed.finished_at)
         status = "failed"
     finally:
         tracker.detach()

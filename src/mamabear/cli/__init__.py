@@ -9,6 +9,7 @@ import typer
 
 from mamabear import __version__
 from mamabear.cli import agents, crews, doctor, run, runs, validate
+from mamabear.cli.options import debug_enabled, set_debug
 from mamabear.errors import EXIT_INTERRUPTED, MamabearError
 
 app = typer.Typer(
@@ -26,9 +27,6 @@ app.command("run")(run.run)
 app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 
-_debug = False
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"mamabear {__version__}")
@@ -40,15 +38,14 @@ def _root(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs."),
 ) -> None:
-    global _debug
-    _debug = debug
+    set_debug(debug)
 
 
 def _quiet_libraries() -> None:
     """Library chatter (CrewAI, LiteLLM, HTTP clients) stays off the terminal unless --debug."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING if _debug else logging.CRITICAL, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING if debug_enabled() else logging.CRITICAL, stream=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print_error("interrupted.")
         code = EXIT_INTERRUPTED
     except MamabearError as exc:
-        if _debug:
+        if debug_enabled():
             raise
         if "--json" in args:
             emit_json({"error": exc.message, "exit_code": exc.exit_code})

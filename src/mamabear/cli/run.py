@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import nullcontext, redirect_stdout
 from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from mamabear.cli.options import JSON
+from mamabear.cli.options import JSON, debug_enabled
 from mamabear.cli.output import console, emit_json, is_tty, print_error, table
 from mamabear.errors import UsageError
 
@@ -75,12 +77,10 @@ def run(
         progress = LiveProgress(console(stderr=True))
     else:
         progress = PlainProgress()
-    observers = [progress] if progress else []
-    if progress:
-        with progress:
-            result = execute(plan, ws.catalog, ws.settings, store, observers)
-    else:
-        result = execute(plan, ws.catalog, ws.settings, store, observers)
+    # stdout carries only the result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
+    chatter = sys.stderr if debug_enabled() else open(os.devnull, "w")  # noqa: SIM115
+    with progress or nullcontext(), redirect_stdout(chatter):
+        result = execute(plan, ws.catalog, ws.settings, store, [progress] if progress else [])
 
     if json_out:
         emit_json(run_report(store, result.run_id))
