@@ -5,9 +5,8 @@ streaming, ``GET /v1/models``), so the code under test uses its real HTTP client
 Each request is recorded. Replies come from rules matched against the request
 text, in order; a rule can reply with text, with tool calls, with an HTTP error
 (and headers such as ``Retry-After``), after a delay, or by dropping the
-connection. With no matching rule the server answers with a ReAct "Final Answer"
-that quotes the start of the last user message, so every task gets a distinct,
-predictable output.
+connection. With no matching rule the server answers with text that quotes the
+start of the last user message, so every task gets a distinct, predictable output.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ def default_answer(body: dict[str, Any]) -> str:
     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
     last = str(users[-1].get("content", "")) if users else ""
     gist = " ".join(last.split())[:80]
-    return f"Thought: I now know the final answer\nFinal Answer: Result for: {gist}"
+    return f"Result for: {gist}"
 
 
 class FakeLLM:
@@ -70,7 +69,7 @@ class FakeLLM:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def start(self) -> "FakeLLM":
+    def start(self) -> FakeLLM:
         self._thread.start()
         return self
 
@@ -78,7 +77,7 @@ class FakeLLM:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -141,17 +140,18 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             text = request_text(body)
+            self.record = {
+                "path": self.path,
+                "model": body.get("model"),
+                "body": body,
+                "text": text,
+                "headers": dict(self.headers),
+                "time": time.time(),
+                "status": None,
+                "usage": None,
+            }
             with fake._lock:
-                fake.requests.append(
-                    {
-                        "path": self.path,
-                        "model": body.get("model"),
-                        "body": body,
-                        "text": text,
-                        "headers": dict(self.headers),
-                        "time": time.time(),
-                    }
-                )
+                fake.requests.append(self.record)
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"unknown path {self.path}"}})
                 return
@@ -163,6 +163,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(2)
                 return
             if rule and rule.status != 200:
+                self.record["status"] = rule.status
                 self._send_json(
                     rule.status,
                     {"error": {"message": f"scripted error {rule.status}", "type": "server_error", "code": rule.status}},
@@ -190,6 +191,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 reply_text = rule.text if rule and rule.text is not None else default_answer(body)
                 message["content"] = reply_text
             usage = _usage(body, reply_text)
+            self.record["status"], self.record["usage"] = 200, usage
             created = int(time.time())
             rid = f"chatcmpl-{uuid.uuid4().hex[:16]}"
             model = body.get("model") or "fake-model"

@@ -63,7 +63,7 @@ class ModelTable:
     prices: dict[str, tuple[float, float]]  # model -> USD per million tokens (input, output)
 
     @classmethod
-    def load(cls, roots: list[Path]) -> "ModelTable":
+    def load(cls, roots: list[Path]) -> ModelTable:
         table = cls(providers={}, tiers={}, prices={})
         for root in roots:
             path = root / "config" / "models.yaml"

@@ -31,7 +31,7 @@ class PlainProgress:
         if line:
             print(f"{time.strftime('%H:%M:%S')} {state.run_id} {line}", file=self.stream, flush=True)
 
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,7 +81,7 @@ class LiveProgress:
     def __call__(self, state: RunState, line: str | None) -> None:
         self.state = state
 
-    def __enter__(self) -> "LiveProgress":
+    def __enter__(self) -> LiveProgress:
         self.live.start()
         return self
 

@@ -22,7 +22,7 @@ class Settings:
     api_key: str | None = None  # for the --base-url server, when it needs one
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
 
-    def with_flags(self, **flags: object) -> "Settings":
+    def with_flags(self, **flags: object) -> Settings:
         """Return a copy with every flag that was actually given (not None) applied."""
         return replace(self, **{k: v for k, v in flags.items() if v is not None})
 

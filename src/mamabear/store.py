@@ -132,7 +132,7 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> "Store":
+    def open(cls, url: str) -> Store:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:

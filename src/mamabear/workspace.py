@@ -27,13 +27,13 @@ class Workspace:
         return Catalog(self.roots)
 
     @cached_property
-    def models(self) -> "ModelTable":
+    def models(self) -> ModelTable:
         from mamabear.models import ModelTable
 
         return ModelTable.load(self.roots)
 
     @cached_property
-    def store(self) -> "Store":
+    def store(self) -> Store:
         from mamabear.store import Store
 
         return Store.open(self.settings.database_url)

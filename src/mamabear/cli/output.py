@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 
-
 def emit_json(document: Any) -> None:
     """The one JSON document a --json command prints on stdout."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
@@ -18,7 +17,10 @@ def emit_json(document: Any) -> None:
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is read by scripts and pagers: do not squeeze tables into 80 columns.
+    width = None if is_tty(stream) or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width)
 
 
 def is_tty(stream: Any) -> bool:

@@ -1,0 +1,75 @@
+"""Shared fixtures: an isolated MAMABEAR_HOME, no provider keys, and the scripted model server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakellm import FakeLLM  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PROVIDER_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
+                 "MAMABEAR_MODEL", "MAMABEAR_BASE_URL", "MAMABEAR_API_KEY", "MAMABEAR_CONFIG_DIR",
+                 "MAMABEAR_DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE")
+
+
+@pytest.fixture(scope="session")
+def fake() -> FakeLLM:
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """Every test gets its own home and working directory and sees no real provider key."""
+    for key in PROVIDER_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("MAMABEAR_HOME", str(home))
+    monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path / "crewai"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake").reset()
+    return home
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):  # noqa: ANN201
+        import json
+
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
+    """Run the real CLI in this process: cli("run", "research", ...) -> Result(code, out, err)."""
+    from mamabear.cli import main
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    env.update(extra)
+    return env
