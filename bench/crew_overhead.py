@@ -1,0 +1,99 @@
+"""mamabear's run overhead against plain CrewAI on a 7-task sequential crew with an instant local model.
+
+Both run in this one process against the same scripted server (tests/fakellm.py), the
+same agents, tasks and prompts; mamabear adds routing, the run store, event tracking and
+cost accounting. Target: mamabear's wall time within 1.3x of plain CrewAI's. Then the
+whole CLI run in a subprocess, for its peak RSS (target: under 400 MB).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+ROUNDS = 5
+CREW = "development"
+INPUTS = {"goal": "a weather CLI"}
+
+home = tempfile.mkdtemp(prefix="mamabear-bench-")
+os.environ["MAMABEAR_HOME"] = home
+from mamabear.settings import apply_privacy_defaults  # noqa: E402
+
+apply_privacy_defaults()
+
+from fakellm import FakeLLM  # noqa: E402
+
+
+def plain_crewai(catalog, plan, url: str) -> float:
+    from crewai import LLM, Agent, Crew, Process, Task
+
+    start = time.perf_counter()  # like mamabear's, this counts building the agents, tasks and crew
+    agents = {}
+    for planned in plan.agents:
+        spec = catalog.agent(planned.id)
+        llm = LLM(model=planned.route.llm_model, base_url=url, api_key="not-needed", temperature=planned.temperature)
+        agents[(planned.id, planned.tier)] = Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=llm, verbose=False)
+    tasks, by_id = [], {}
+    for planned in plan.tasks:
+        spec = catalog.tasks[planned.id]
+        extra = {"context": [by_id[c] for c in spec.context]} if spec.context else {}
+        task = Task(description=spec.description, expected_output=spec.expected_output, agent=agents[(planned.agent, planned.tier)],
+                    name=spec.id, **extra)
+        by_id[spec.id] = task
+        tasks.append(task)
+    crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential, verbose=False)
+    crew.kickoff(inputs=plan.inputs)
+    return time.perf_counter() - start
+
+
+def with_mamabear(ws, plan) -> float:
+    from mamabear.runner import execute
+
+    start = time.perf_counter()
+    result = execute(plan, ws.catalog, ws.settings, ws.store, [])
+    assert result.status == "completed", result.error
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+    from mamabear.plan import make_plan
+    from mamabear.workspace import Workspace
+
+    with FakeLLM() as fake:
+        ws = Workspace(base_url=fake.url)
+        plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
+        plain_crewai(ws.catalog, plan, fake.url)  # warm-up: imports, first connections
+        with_mamabear(ws, plan)
+        plain, ours = [], []
+        for _ in range(ROUNDS):
+            plain.append(plain_crewai(ws.catalog, plan, fake.url))
+            ours.append(with_mamabear(ws, plan))
+        p, m = statistics.median(plain), statistics.median(ours)
+        print(f"7-task sequential crew '{CREW}', instant local model, median of {ROUNDS} rounds")
+        print(f"{'plain CrewAI':<16}{p * 1000:>10.1f} ms")
+        print(f"{'mamabear':<16}{m * 1000:>10.1f} ms")
+        print(f"{'ratio':<16}{m / p:>10.2f} x   (target <= 1.30: {'ok' if m / p <= 1.3 else 'OVER'})")
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("mamabear")), "run", CREW, "-i", f"goal={INPUTS['goal']}",
+                        "--base-url", fake.url, "--quiet"], check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
+        took = time.perf_counter() - start
+        peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        print(f"{'CLI run':<16}{took * 1000:>10.1f} ms wall (with start-up), peak RSS {peak_mb:.0f} MB "
+              f"(target < 400 MB: {'ok' if peak_mb < 400 else 'OVER'})")
+
+
+if __name__ == "__main__":
+    main()
