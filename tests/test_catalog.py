@@ -66,7 +66,8 @@ def test_crew_naming_unknown_agent_names_file_and_line(tmp_path):
 
 
 def test_crew_naming_unknown_task_names_file_and_line(tmp_path):
-    roots = project(tmp_path, {"crews/mine.yaml": "agents: [research_specialist]\ntasks:\n  - research_topic\n  - task: nope\n    agent: research_specialist\n"})
+    crew = "agents: [research_specialist]\ntasks:\n  - research_topic\n  - task: nope\n    agent: research_specialist\n"
+    roots = project(tmp_path, {"crews/mine.yaml": crew})
     with pytest.raises(ConfigError) as err:
         Catalog(roots).crew("mine")
     assert "crews/mine.yaml:4" in err.value.message and "unknown task 'nope'" in err.value.message

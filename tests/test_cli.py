@@ -129,3 +129,18 @@ def test_commands_that_run_no_crew_do_not_import_crewai():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_precedence_flag_over_environment_over_dotenv(cli, monkeypatch):
+    (Path.cwd() / ".env").write_text("MAMABEAR_BASE_URL=http://127.0.0.1:1111/v1\nMAMABEAR_MODEL=from-dotenv\n")
+
+    def route() -> dict:
+        result = cli("run", "research", "-i", "topic=t", "--dry-run", "--json", *extra)
+        return result.json()["agents"][0]["route"]
+
+    extra: list[str] = []
+    assert route() == {"model": "from-dotenv", "provider": "openai", "base_url": "http://127.0.0.1:1111/v1"}
+    monkeypatch.setenv("MAMABEAR_MODEL", "from-env")
+    assert route()["model"] == "from-env"
+    extra = ["--model", "from-flag", "--base-url", "http://127.0.0.1:2222/v1"]
+    assert route() == {"model": "from-flag", "provider": "openai", "base_url": "http://127.0.0.1:2222/v1"}
