@@ -7,7 +7,7 @@ if [ -z "$bindir" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
-port=${MAMABEAR_CI_PG_PORT:-54329}
+port=${MAMABEAR_CI_PG_PORT:-$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
 data=$(mktemp -d /tmp/mamabear-pg.XXXXXX)
 chown postgres "$data"
 as_pg() { runuser -u postgres -- "$@"; }
