@@ -58,7 +58,7 @@ def with_mamabear(ws, plan) -> float:
     from mamabear.runner import execute
 
     start = time.perf_counter()
-    result = execute(plan, ws.catalog, ws.settings, ws.store, [])
+    result = execute(ws, plan, [])
     assert result.status == "completed", result.error
     return time.perf_counter() - start
 

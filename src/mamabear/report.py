@@ -35,17 +35,17 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         ],
     }
     calls = store.llm_calls(run_id)
+    tools = store.tool_calls(run_id)
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),
         "cost_usd": round(sum(c["cost_usd"] for c in calls), 6),
         "llm_calls": len(calls),
         "llm_errors": sum(1 for c in calls if c["outcome"] == "error"),
-        "tool_calls": len(store.tool_calls(run_id)) if not details else None,
+        "tool_calls": len(tools),
         "seconds": _seconds(run["created_at"], run["finished_at"]),
     }
     if details:
         report["llm_calls"] = calls
-        report["tool_calls"] = store.tool_calls(run_id)
-        report["totals"]["tool_calls"] = len(report["tool_calls"])
+        report["tool_calls"] = tools
     return report

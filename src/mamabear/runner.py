@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mamabear.catalog import Catalog
 from mamabear.cost import Pricer
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from mamabear.plan import Plan
 from mamabear.redact import Redactor
-from mamabear.settings import Settings
-from mamabear.store import Store
 from mamabear.tracker import Observer, RunState, TaskState, Tracker
+from mamabear.workspace import Workspace
 
 
 @dataclass
@@ -52,11 +50,10 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     return message, EXIT_FAILED
 
 
-def execute(plan: Plan, catalog: Catalog, settings: Settings, store: Store, observers: list[Observer],
-            run_id: str | None = None) -> RunResult:
+def execute(ws: Workspace, plan: Plan, observers: list[Observer], run_id: str | None = None) -> RunResult:
     from mamabear.build import build
-    from mamabear.models import ModelTable
 
+    store = ws.store
     run_id = run_id or new_run_id()
     state = RunState(run_id=run_id, crew=plan.crew.name, tasks=[
         TaskState(position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None)
@@ -67,15 +64,14 @@ def execute(plan: Plan, catalog: Catalog, settings: Settings, store: Store, obse
         [{"position": t.position, "task": t.task, "agent": t.agent, "model": t.model} for t in state.tasks],
         pid=os.getpid(),
     )
-    table = ModelTable.load(catalog.roots)
-    tracker = Tracker(state, plan, store, Pricer(table.prices), Redactor(settings.env), observers)
+    tracker = Tracker(state, plan, store, Pricer(ws.models.prices), Redactor(ws.settings.env), observers)
     tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
     output: str | None = None
     error: str | None = None
     exit_code = EXIT_OK
     try:
-        built = build(plan, catalog, settings)
+        built = build(plan, ws.catalog, ws.settings)
         tracker.attach(built)
         result: Any = built.crew.kickoff(inputs=plan.inputs)
         tracker.detach()

@@ -230,11 +230,7 @@ class Store:
             query = query.where(runs.c.crew == crew)
         with self.tx() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            for key in ("tokens_in", "tokens_out", "llm_calls"):
-                row[key] = int(row[key] or 0)
-            row["cost_usd"] = float(row["cost_usd"] or 0.0)
-        return rows
+        return _usage_defaults(rows)
 
     def run(self, run_id: str) -> dict:
         with self.tx() as conn:
@@ -258,11 +254,7 @@ class Store:
         )
         with self.tx() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            for key in ("tokens_in", "tokens_out", "llm_calls"):
-                row[key] = int(row[key] or 0)
-            row["cost_usd"] = float(row["cost_usd"] or 0.0)
-        return rows
+        return _usage_defaults(rows)
 
     def llm_calls(self, run_id: str) -> list[dict]:
         with self.tx() as conn:
@@ -278,6 +270,15 @@ class Store:
         with self.tx() as conn:
             query = sa.select(events).where(events.c.run_id == run_id, events.c.id > after_id).order_by(events.c.id)
             return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _usage_defaults(rows: list[dict]) -> list[dict]:
+    """Rows outer-joined to their LLM-call sums: no calls means zero, not NULL."""
+    for row in rows:
+        for key in ("tokens_in", "tokens_out", "llm_calls"):
+            row[key] = int(row[key] or 0)
+        row["cost_usd"] = float(row["cost_usd"] or 0.0)
+    return rows
 
 
 def dumps(value: Any) -> str:

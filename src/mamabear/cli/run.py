@@ -70,7 +70,6 @@ def run(
     from mamabear.report import run_report
     from mamabear.runner import execute
 
-    store = ws.store
     if quiet:
         progress = None
     elif is_tty(sys.stderr):
@@ -80,10 +79,10 @@ def run(
     # stdout carries only the result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
     chatter = sys.stderr if debug_enabled() else open(os.devnull, "w")  # noqa: SIM115
     with progress or nullcontext(), redirect_stdout(chatter):
-        result = execute(plan, ws.catalog, ws.settings, store, [progress] if progress else [])
+        result = execute(ws, plan, [progress] if progress else [])
 
     if json_out:
-        emit_json(run_report(store, result.run_id))
+        emit_json(run_report(ws.store, result.run_id))
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
