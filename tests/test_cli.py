@@ -71,6 +71,13 @@ def test_bad_input_exits_2_with_one_sentence(cli, args, needle):
     assert needle in result.err and "Traceback" not in result.err
 
 
+def test_running_a_crew_with_an_unknown_agent_names_file_and_line(cli):
+    (Path.cwd() / "crews").mkdir()
+    (Path.cwd() / "crews" / "mine.yaml").write_text("description: mine\nagents: [research_specialist, yeti]\ntasks: [research_topic]\n")
+    result = cli("run", "mine", "-i", "topic=x", "--dry-run")
+    assert result.code == 2 and "crews/mine.yaml:2" in result.err and "unknown agent 'yeti'" in result.err
+
+
 def test_no_key_names_the_variables_that_fix_it(cli):
     result = cli("run", "research", "-i", "topic=bees")
     assert result.code == 2

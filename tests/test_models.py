@@ -69,3 +69,19 @@ def test_plan_routes_each_task_by_agent_tier_and_complexity(table):
     assert by_task["select_tools"].route.model == "gemini/gemini-2.5-flash-lite"  # tool_curator is fast
     assert by_task["plan_build"].route.model == "gemini/gemini-2.5-pro"
     assert plan.inputs == {"goal": "a CLI", "stack": "python"}
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"GEMINI_API_KEY": "g-test"}, "GeminiCompletion"),
+    ({"OPENAI_API_KEY": "o-test"}, "OpenAICompletion"),
+    ({"ANTHROPIC_API_KEY": "a-test"}, "AnthropicCompletion"),
+])
+def test_every_provider_in_the_tiers_builds_its_native_client(table, env, expected):
+    """The SDK each provider needs is installed, and the key reaches the client (no call is made)."""
+    from mamabear.build import make_llm
+
+    for tier in ("fast", "balanced", "pro"):
+        route = table.route(tier, settings(**env))
+        llm = make_llm(route, 0.3, settings(**env))
+        assert type(llm).__name__ == expected
+        assert llm.api_key == next(iter(env.values()))
