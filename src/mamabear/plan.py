@@ -46,9 +46,6 @@ class Plan:
         """Why some agent has no usable model (only a non-strict plan has any)."""
         return list(dict.fromkeys(a.route.problem for a in self.agents if a.route.problem))
 
-    def agent(self, agent_id: str, tier: str | None = None) -> PlannedAgent:
-        return next(a for a in self.agents if a.id == agent_id and (tier is None or a.tier == tier))
-
     def to_dict(self) -> dict[str, Any]:
         def route(r: Route | None) -> dict[str, Any] | None:
             return None if r is None else {k: v for k, v in asdict(r).items() if v not in (None, ())}

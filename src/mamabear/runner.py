@@ -64,7 +64,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], run_id: str | 
         [{"position": t.position, "task": t.task, "agent": t.agent, "model": t.model} for t in state.tasks],
         pid=os.getpid(),
     )
-    tracker = Tracker(state, plan, store, Pricer(ws.models.prices), Redactor(ws.settings.env), observers)
+    tracker = Tracker(state, store, Pricer(ws.models.prices), Redactor(ws.settings.env), observers)
     tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
     output: str | None = None

@@ -7,7 +7,6 @@ The schema evolves through small numbered migrations, recorded in ``_migrations`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -279,7 +278,3 @@ def _usage_defaults(rows: list[dict]) -> list[dict]:
             row[key] = int(row[key] or 0)
         row["cost_usd"] = float(row["cost_usd"] or 0.0)
     return rows
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)

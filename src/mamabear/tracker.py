@@ -7,6 +7,7 @@ Usage is counted per LLM call from the call events, never from CrewAI's own summ
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from typing import Any
 
 from mamabear.build import Built
 from mamabear.cost import Pricer
-from mamabear.plan import Plan
 from mamabear.redact import Redactor
 from mamabear.store import Store
 
@@ -100,10 +100,8 @@ def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
 
 
 class Tracker:
-    def __init__(self, state: RunState, plan: Plan, store: Store, pricer: Pricer, redact: Redactor,
-                 observers: list[Observer]) -> None:
+    def __init__(self, state: RunState, store: Store, pricer: Pricer, redact: Redactor, observers: list[Observer]) -> None:
         self.state = state
-        self.plan = plan
         self.store = store
         self.pricer = pricer
         self.redact = redact
@@ -312,7 +310,7 @@ class Tracker:
         finished = getattr(event, "finished_at", None)
         finished_ts = finished.timestamp() if finished else self._ts(event)
         duration = (finished_ts - started_ts) * 1000 if started_ts is not None else None
-        arguments = event.tool_args if isinstance(event.tool_args, str) else _json(event.tool_args)
+        arguments = event.tool_args if isinstance(event.tool_args, str) else json.dumps(event.tool_args, default=str, ensure_ascii=False)
         self.store.add_tool_call(
             self.state.run_id, task_position=position, agent=agent, tool=event.tool_name,
             arguments=self.redact(arguments), output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
@@ -328,9 +326,3 @@ class Tracker:
 
     def _tool_error(self, event: Any) -> None:
         self._record_tool(event, False, None, str(event.error))
-
-
-def _json(value: Any) -> str:
-    from mamabear.store import dumps
-
-    return dumps(value)
