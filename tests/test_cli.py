@@ -86,7 +86,9 @@ def test_no_key_names_the_variables_that_fix_it(cli):
 
 def test_json_error_is_one_document(cli):
     result = cli("run", "nope", "--json")
-    assert result.code == 2 and result.json() == {"error": result.json()["error"], "exit_code": 2}
+    doc = result.json()  # stdout parses as exactly one document
+    assert result.code == 2 and set(doc) == {"error", "exit_code"} and doc["exit_code"] == 2
+    assert doc["error"].startswith("no crew named 'nope'")
 
 
 def test_bad_flag_exits_2_without_traceback():

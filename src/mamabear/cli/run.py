@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext, redirect_stdout
+from contextlib import ExitStack, nullcontext, redirect_stdout
 from typing import Optional
 
 import typer
@@ -77,8 +77,10 @@ def run(
     else:
         progress = PlainProgress()
     # stdout carries only the result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
-    chatter = sys.stderr if debug_enabled() else open(os.devnull, "w")  # noqa: SIM115
-    with progress or nullcontext(), redirect_stdout(chatter):
+    with ExitStack() as stack:
+        chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(progress or nullcontext())
+        stack.enter_context(redirect_stdout(chatter))
         result = execute(ws, plan, [progress] if progress else [])
 
     if json_out:
