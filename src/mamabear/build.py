@@ -1,16 +1,19 @@
-"""Turn a plan into CrewAI objects: one Agent per (specialist, tier), Tasks, and the Crew."""
+"""Turn a plan into CrewAI objects: one Agent per (specialist, tier), Tasks, and the Crew.
+
+The same plan also re-arms a crew restored from a checkpoint: checkpoints keep no
+usable LLM (keys are redacted from them), so every agent gets its LLM again.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from mamabear.catalog import Catalog
-from mamabear.models import LOCAL_KEY, Route
+from mamabear.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
 from mamabear.plan import Plan, PlannedAgent
 from mamabear.settings import Settings
-
-LLM_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -20,30 +23,86 @@ class Built:
     agents: dict[str, PlannedAgent]  # crewai agent id -> the planned agent it runs as
 
 
-def make_llm(route: Route, temperature: float, settings: Settings) -> Any:
-    from crewai import LLM
-
-    kwargs: dict[str, Any] = {"model": route.llm_model, "temperature": temperature, "timeout": LLM_TIMEOUT_S}
+def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": route.llm_model, "temperature": temperature, "timeout": timeout_s}
     if route.base_url:
         kwargs["base_url"] = route.base_url
         kwargs["api_key"] = settings.api_key or settings.env.get("OPENAI_API_KEY") or LOCAL_KEY
     elif route.key_env:
         kwargs["api_key"] = settings.env[route.key_env]
-    return LLM(**kwargs)
+    if route.provider in (COMPATIBLE, "anthropic"):
+        kwargs["max_retries"] = 0  # mamabear retries, visibly; the SDK would retry unseen
+    return kwargs
 
 
-def build(plan: Plan, catalog: Catalog, settings: Settings) -> Built:
+def make_llm(route: Route, temperature: float, settings: Settings, timeout_s: float = 600.0) -> Any:
+    """A plain CrewAI LLM for a route (its provider's native class)."""
+    from crewai import LLM
+
+    return LLM(**_llm_kwargs(route, temperature, settings, timeout_s))
+
+
+def make_resilient_llm(route: Route, temperature: float, settings: Settings, models: ModelTable, control: Any) -> Any:
+    """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard."""
+    from crewai import LLM
+
+    from mamabear.resilience import resilient_class
+
+    timeout_s = models.retry.timeout_s
+    kwargs = _llm_kwargs(route, temperature, settings, timeout_s)
+    model = kwargs.pop("model")
+    target = LLM._resolve_route(model, kwargs)
+    if target.native_class is None:  # a LiteLLM-only model: CrewAI's own handling applies
+        return LLM(model=model, **kwargs)
+    if target.custom_openai:
+        kwargs["custom_openai"] = True
+    llm = resilient_class(target.native_class)(model=target.model, provider=target.provider, **kwargs)
+    fallbacks = [(m, partial(make_llm, models.fallback_route(route, m, settings), temperature, settings, timeout_s))
+                 for m in route.fallbacks]
+    llm.configure(control, route.model, fallbacks)
+    return llm
+
+
+class Armory:
+    """Builds every agent's LLM for one run."""
+
+    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any) -> None:
+        self.plan, self.settings, self.models, self.control = plan, settings, models, control
+
+    def llm(self, planned: PlannedAgent) -> Any:
+        return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control)
+
+    def arm(self, crew: Any) -> Built:
+        """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
+        workers = [a for a in self.plan.agents if a is not self.plan.manager]
+        if len(crew.agents) != len(workers) or len(crew.tasks) != len(self.plan.tasks):
+            from mamabear.errors import UsageError
+
+            raise UsageError(f"the checkpoint does not match crew '{self.plan.crew.name}' as configured now "
+                             f"({len(crew.tasks)} tasks saved, {len(self.plan.tasks)} configured); restore the crew's YAML to resume.")
+        agents: dict[str, PlannedAgent] = {}
+        pairs = list(zip(crew.agents, workers, strict=True))
+        if self.plan.manager is not None and crew.manager_agent is not None:
+            pairs.append((crew.manager_agent, self.plan.manager))
+        for agent, planned in pairs:
+            agent.llm = self.llm(planned)
+            agent.max_retry_limit = self.models.retry.task_retries
+            agents[str(agent.id)] = planned
+        positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, self.plan.tasks, strict=True)}
+        return Built(crew=crew, positions=positions, agents=agents)
+
+
+def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) -> Built:
     from crewai import Agent, Crew, Process, Task
+
+    retries = armory.models.retry.task_retries
 
     def make_agent(planned: PlannedAgent, manager: bool = False) -> Any:
         spec = catalog.agent(planned.id)
-        options = {"verbose": False, "allow_delegation": False, **spec.options}
+        options = {"verbose": False, "allow_delegation": False, "max_retry_limit": retries, **spec.options}
         if manager:
             options["allow_delegation"] = True
-        return Agent(
-            role=spec.role, goal=spec.goal, backstory=spec.backstory,
-            llm=make_llm(planned.route, planned.temperature, settings), **options,
-        )
+        return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=armory.llm(planned), **options)
 
     by_planned: dict[tuple[str, str], Any] = {}
     agent_map: dict[str, PlannedAgent] = {}
@@ -79,5 +138,6 @@ def build(plan: Plan, catalog: Catalog, settings: Settings) -> Built:
         process=Process.hierarchical if plan.crew.process == "hierarchical" else Process.sequential,
         manager_agent=manager_agent,
         verbose=False,
+        checkpoint=checkpoint,
     )
     return Built(crew=crew, positions=positions, agents=agent_map)

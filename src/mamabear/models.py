@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from mamabear import yamlfile
@@ -56,11 +56,23 @@ def tier_for(agent_tier: str, complexity: int | None) -> str:
     return agent_tier
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a call is tried (``retry:`` in config/models.yaml)."""
+
+    attempts: int = 3  # tries per model on a transient fault before falling back to the next model
+    backoff_s: float = 1.0  # first backoff; doubles each retry, with jitter, unless the provider says Retry-After
+    max_backoff_s: float = 60.0
+    timeout_s: float = 600.0  # per request
+    task_retries: int = 1  # a task that still fails is run again this often, told the error
+
+
 @dataclass
 class ModelTable:
     providers: dict[str, tuple[str, ...]]  # provider -> environment variables holding its key
     tiers: dict[str, tuple[str, ...]]
     prices: dict[str, tuple[float, float]]  # model -> USD per million tokens (input, output)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
@@ -94,6 +106,9 @@ class ModelTable:
             if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
                 raise ConfigError(f"{doc['prices'].where(model)}: price of '{model}' needs numeric 'input' and 'output' (USD per million tokens).")
             self.prices[model] = (float(price["input"]), float(price["output"]))
+        retry = doc.get("retry")
+        if retry is not None:
+            self.retry = _retry_policy(self.retry, retry, path)
 
     def key_env(self, provider: str, settings: Settings) -> str | None:
         """The first variable that holds a key for the provider, or None."""
@@ -101,6 +116,13 @@ class ModelTable:
             if settings.env.get(name):
                 return name
         return None
+
+    def fallback_route(self, route: Route, model: str, settings: Settings) -> Route:
+        """The route for one of ``route``'s fallback models."""
+        if route.base_url:
+            return Route(model=model, provider=COMPATIBLE, base_url=route.base_url)
+        provider = provider_of(model)
+        return Route(model=model, provider=provider, key_env=self.key_env(provider, settings))
 
     def fix_hint(self) -> str:
         names = [" or ".join(env) for env in self.providers.values()]
@@ -126,7 +148,8 @@ class ModelTable:
             model = forced or next((m for m in self.tiers[tier] if provider_of(m) == COMPATIBLE), None)
             if model is None:
                 raise NoUsableModel(f"tier '{tier}' lists no openai/ model to send to --base-url; pass --model NAME.")
-            return Route(model=model, provider=COMPATIBLE, base_url=settings.base_url)
+            others = () if forced else tuple(m for m in self.tiers[tier] if provider_of(m) == COMPATIBLE and m != model)
+            return Route(model=model, provider=COMPATIBLE, base_url=settings.base_url, fallbacks=others)
         if forced:
             provider = provider_of(forced)
             env = self.key_env(provider, settings)
@@ -139,3 +162,22 @@ class ModelTable:
             raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
         provider = provider_of(usable[0])
         return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))
+
+
+def _retry_policy(current: RetryPolicy, doc: object, path: Path) -> RetryPolicy:
+    if not isinstance(doc, Located):
+        raise ConfigError(f"{path}:1: 'retry' must be a mapping of attempts, backoff_s, max_backoff_s, timeout_s, task_retries.")
+    known = {f.name: f.type for f in fields(RetryPolicy)}
+    values: dict[str, float | int] = {}
+    for key, value in doc.items():
+        if key not in known:
+            raise ConfigError(f"{doc.where(key)}: unknown retry setting '{key}'; use one of {', '.join(known)}.")
+        integer = known[key] == "int"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)) or value < 0:
+            kind = "a whole number" if integer else "a number"
+            raise ConfigError(f"{doc.where(key)}: retry setting '{key}' must be {kind}, zero or more.")
+        values[key] = value
+    policy = replace(current, **values)
+    if policy.attempts < 1 or policy.timeout_s <= 0:
+        raise ConfigError(f"{path}: retry needs attempts of at least 1 and a timeout_s above zero.")
+    return policy

@@ -1,19 +1,30 @@
-"""The run engine: record the run, build the crew, kick it off, follow it, settle its status."""
+"""The run engine: record the attempt, build or restore the crew, kick it off, settle its status.
+
+A run is one id with one or more attempts: the first ``run`` and every ``resume``. Each
+attempt restores the crew from the run's last checkpoint (if any), so completed tasks
+are never run again, and stops cleanly on a signal, a cancel, its time limit or its budget.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mamabear.cost import Pricer
-from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from mamabear.plan import Plan
+from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, UsageError
+from mamabear.limits import Limits
+from mamabear.liveness import running_here, settle_orphans, this_host
+from mamabear.plan import Plan, make_plan
 from mamabear.redact import Redactor
-from mamabear.tracker import Observer, RunState, TaskState, Tracker
+from mamabear.store import FINAL_STATUSES, RESUMABLE_STATUSES
+from mamabear.tracker import Observer, RunState, TaskState
 from mamabear.workspace import Workspace
 
 
@@ -50,48 +61,188 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     return message, EXIT_FAILED
 
 
-def execute(ws: Workspace, plan: Plan, observers: list[Observer], run_id: str | None = None) -> RunResult:
-    from mamabear.build import build
+def run_options(ws: Workspace, limits: Limits) -> dict[str, Any]:
+    """What a resume reuses unless told otherwise: never a key."""
+    return {k: v for k, v in {"model": ws.settings.model, "base_url": ws.settings.base_url}.items() if v} | limits.to_dict()
 
+
+def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None,
+                   **limit_flags: float | int | None) -> tuple[Workspace, Plan, Limits, str]:
+    """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given."""
+    store = Workspace().store
+    run_id = store.resolve_run_id(run_id)
+    run = settle_orphans(store, [store.run(run_id)])[0]
+    if running_here(run):
+        raise UsageError(f"run {run_id} is still running (pid {run['pid']}); stop it with `mamabear runs cancel {run_id}` first.")
+    if run["status"] == "running":
+        raise UsageError(f"run {run_id} is marked running on {run['host'] or 'another machine'}; it can only be resumed where it ran.")
+    if run["status"] not in RESUMABLE_STATUSES:
+        raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
+    options = run["options"] or {}
+    ws = Workspace(model=model or options.get("model"), base_url=base_url or options.get("base_url"))
+    plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings)
+    if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
+        raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
+    return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: ask the run to stop and unwind it (KeyboardInterrupt). Second: exit at once.
+
+    Checkpoints are renamed into place whole, so exiting at once never leaves a torn one.
+    """
+
+    def __init__(self, guard: Any) -> None:
+        self.guard = guard
+        self.armed = True  # while the crew runs, the first signal unwinds it; afterwards it is only noted
+        self.received = 0
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.received += 1
+        if self.received > 1:
+            os._exit(EXIT_INTERRUPTED)
+        self.guard.request_stop("interrupted", f"was interrupted ({signal.Signals(signum).name})")
+        if self.armed:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _state(store: Any, run_id: str, plan: Plan, attempt: int) -> RunState:
+    """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
+    run = store.run(run_id)
+    rows = {t["position"]: t for t in store.tasks(run_id)}
+    tasks = []
+    for t in plan.tasks:
+        row = rows.get(t.position, {})
+        done = row.get("status") == "completed"
+        tasks.append(TaskState(
+            position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None,
+            status="completed" if done else "pending", output=row.get("output") if done else None,
+            started_at=row.get("started_at") if done else None, finished_at=row.get("finished_at") if done else None,
+            tokens_in=row.get("tokens_in", 0), tokens_out=row.get("tokens_out", 0), cost_usd=row.get("cost_usd", 0.0),
+            llm_calls=row.get("llm_calls", 0),
+        ))
+    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=run["created_at"], attempt=attempt)
+
+
+def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits | None = None,
+            run_id: str | None = None, resume: bool = False) -> RunResult:
     store = ws.store
-    run_id = run_id or new_run_id()
-    state = RunState(run_id=run_id, crew=plan.crew.name, tasks=[
-        TaskState(position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None)
-        for t in plan.tasks
-    ])
-    store.create_run(
-        run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
-        [{"position": t.position, "task": t.task, "agent": t.agent, "model": t.model} for t in state.tasks],
-        pid=os.getpid(),
-    )
-    tracker = Tracker(state, store, Pricer(ws.models.prices), Redactor(ws.settings.env), observers)
-    tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
+    limits = limits or Limits()
+    redact = Redactor(ws.settings.env)
+    if not resume:
+        run_id = run_id or new_run_id()
+        store.create_run(run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
+                         [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
+                          for t in plan.tasks])
+    assert run_id is not None
+    # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
+    from mamabear.build import Armory, build
+    from mamabear.checkpoints import Checkpoints
+    from mamabear.cost import Pricer
+    from mamabear.guard import Guard
+    from mamabear.resilience import CallControl
+    from mamabear.tracker import Tracker
+
+    checkpoints = Checkpoints(ws.settings.home, run_id, redact)
+    restore_from = checkpoints.latest() if resume else None
+    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, limits),
+                                  str(restore_from) if restore_from else None)
+    state = _state(store, run_id, plan, attempt)
+    spent_usd, spent_tokens = store.spent(run_id)
+    guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: bool(store.run(run_id)["cancel_requested"]))
+    pricer = Pricer(ws.models.prices)
+    tracker = Tracker(state, store, pricer, redact, observers)
+
+    def on_wait(why: str | None) -> None:
+        state.activity = why or "thinking"
+        if why:
+            tracker.event("llm_retry", why, tracker.current)
+        else:
+            tracker.notify(None)
+
+    control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait)
+    done = sum(t.status == "completed" for t in state.tasks)
+    if resume:
+        tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
+                      + (", from its last checkpoint)" if restore_from else ", no checkpoint: starting over)"))
+    else:
+        tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
     output: str | None = None
     error: str | None = None
     exit_code = EXIT_OK
-    try:
-        built = build(plan, ws.catalog, ws.settings)
-        tracker.attach(built)
-        result: Any = built.crew.kickoff(inputs=plan.inputs)
-        tracker.detach()
-        for position, task_output in enumerate(result.tasks_output, start=1):
-            tracker.complete_task(position, task_output.raw)
-        output, status = tracker.redact(result.raw), "completed"
-    except KeyboardInterrupt:
-        status, error, exit_code = "interrupted", "interrupted by the user", EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
-        error, exit_code = describe_failure(exc)
-        error = tracker.redact(error)
-        failed = state.task(tracker.current)
-        if failed is not None and failed.status != "completed":
-            error = f"task {failed.position} {failed.task} failed: {error}"
-            failed.status, failed.finished_at = "failed", failed.finished_at or time.time()
-            store.update_task(run_id, failed.position, status="failed", error=error, finished_at=failed.finished_at)
-        status = "failed"
-    finally:
-        tracker.detach()
-    state.status, state.activity, state.finished_at = status, status, time.time()
-    store.update_run(run_id, status=status, output=output, error=error, finished_at=time.time())
-    tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
+    signals = _Signals(guard)
+    with signals.installed():
+        try:
+            armory = Armory(plan, ws.settings, ws.models, control)
+            if restore_from is not None:
+                built = armory.arm(checkpoints.restore(restore_from))
+                built.crew.checkpoint = checkpoints.config()
+            else:
+                built = build(plan, ws.catalog, armory, checkpoints.config())
+            tracker.attach(built)
+            guard.start_clock()
+            guard.check()
+            result: Any = built.crew.kickoff(inputs=None if restore_from else plan.inputs)
+            signals.armed = False
+            tracker.detach()
+            for position, task_output in enumerate(result.tasks_output, start=1):
+                tracker.complete_task(position, task_output.raw)
+            output, status = tracker.redact(result.raw), "completed"
+        except KeyboardInterrupt:
+            signals.armed = False
+            status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
+            signals.armed = False
+            status = "failed"
+            if isinstance(exc, MamabearError):
+                error, exit_code = exc.message, exc.exit_code
+            else:
+                error, exit_code = describe_failure(exc)
+                error = tracker.redact(error)
+        finally:
+            signals.armed = False
+            tracker.detach()  # also waits for the last checkpoint write
+        if guard.stop is not None:
+            status, error, exit_code = guard.stop.status, guard.stop.reason, guard.stop.exit_code
+            if status == "interrupted" and store.run(run_id)["cancel_requested"]:
+                status, error = "cancelled", "was cancelled"
+        _settle_running_task(tracker, status, error)
+        error = _sentence(state, status, error)
+        state.status, state.activity, state.finished_at = status, status, time.time()
+        store.finish_attempt(run_id, attempt, status, error, output)
+        tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
+    assert status in FINAL_STATUSES
     return RunResult(run_id, status, output, error, state, exit_code)
+
+
+def _settle_running_task(tracker: Any, status: str, error: str | None) -> None:
+    """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume)."""
+    task = tracker.state.task(tracker.current)
+    if task is None or task.status == "completed":
+        return
+    task.status = "failed" if status == "failed" else status
+    task.finished_at = task.finished_at or time.time()
+    task.error = error if status == "failed" else None
+    tracker.store.update_task(tracker.state.run_id, task.position, status=task.status, error=task.error, finished_at=task.finished_at)
+
+
+def _sentence(state: RunState, status: str, error: str | None) -> str | None:
+    if error is None or status == "completed":
+        return error
+    task = state.task(next((t.position for t in state.tasks if t.status == status), None))
+    if status == "failed" and task is not None:
+        return f"task {task.position} {task.task} failed: {error}"
+    return error

@@ -33,6 +33,25 @@ runs = sa.Table(
     sa.Column("pid", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
+    sa.Column("options", sa.JSON),  # the flags a resume reuses: model, base_url, limits (never a key)
+    sa.Column("host", sa.String(200)),
+    sa.Column("attempt", sa.Integer),  # the attempt running now or last
+    sa.Column("cancel_requested", sa.Boolean),
+)
+
+attempts = sa.Table(
+    "attempts", metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # run | resume
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String(200)),
+    sa.Column("options", sa.JSON),
+    sa.Column("checkpoint", sa.Text),  # the checkpoint it started from, if any
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
 )
 
 tasks = sa.Table(
@@ -65,6 +84,7 @@ llm_calls = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
+    sa.Column("attempt", sa.Integer),
 )
 
 tool_calls = sa.Table(
@@ -80,6 +100,7 @@ tool_calls = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.Float),
     sa.Column("duration_ms", sa.Float),
+    sa.Column("attempt", sa.Integer),
 )
 
 events = sa.Table(
@@ -92,6 +113,7 @@ events = sa.Table(
     sa.Column("agent", sa.String(200)),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("data", sa.JSON),
+    sa.Column("attempt", sa.Integer),
 )
 
 migrations_table = sa.Table(
@@ -106,9 +128,22 @@ def m001_initial(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+def m002_attempts(conn: Connection) -> None:
+    """Resumable runs: each start or resume is an attempt; calls and events say which."""
+    attempts.create(conn, checkfirst=True)
+    for table, names in ((runs, ("options", "host", "attempt", "cancel_requested")), (llm_calls, ("attempt",)),
+                         (tool_calls, ("attempt",)), (events, ("attempt",))):
+        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in present:  # m001 on a new database already made them from the current tables
+                column = table.c[name]
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts]
 
 FINAL_STATUSES = ("completed", "failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
+RESUMABLE_STATUSES = ("failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
@@ -168,14 +203,39 @@ class Store:
 
     # ------------------------------------------------------------ writes
 
-    def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict], pid: int) -> None:
+    def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict],
+                   options: dict | None = None) -> None:
         with self.tx() as conn:
             conn.execute(runs.insert().values(
                 id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan,
-                pid=pid, created_at=time.time(),
+                options=options or {}, created_at=time.time(), attempt=0, cancel_requested=False,
             ))
             for row in task_rows:
                 conn.execute(tasks.insert().values(run_id=run_id, status="pending", **row))
+
+    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None) -> int:
+        """Open the next attempt of a run and mark the run running under this process."""
+        with self.tx() as conn:
+            number = (conn.execute(sa.select(sa.func.max(attempts.c.number)).where(attempts.c.run_id == run_id)).scalar() or 0) + 1
+            conn.execute(attempts.insert().values(
+                run_id=run_id, number=number, kind=kind, status="running", pid=pid, host=host, options=options,
+                checkpoint=checkpoint, started_at=time.time(),
+            ))
+            conn.execute(runs.update().where(runs.c.id == run_id).values(
+                status="running", attempt=number, pid=pid, host=host, options=options, error=None, finished_at=None,
+                cancel_requested=False,
+            ))
+        return number
+
+    def finish_attempt(self, run_id: str, number: int, status: str, error: str | None, output: str | None = None) -> None:
+        now = time.time()
+        with self.tx() as conn:
+            conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(
+                status=status, error=error, finished_at=now))
+            conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, error=error, output=output, finished_at=now))
+
+    def request_cancel(self, run_id: str) -> None:
+        self.update_run(run_id, cancel_requested=True)
 
     def update_run(self, run_id: str, **values: Any) -> None:
         with self.tx() as conn:
@@ -197,11 +257,11 @@ class Store:
             conn.execute(tool_calls.insert().values(run_id=run_id, **values))
 
     def add_event(self, run_id: str, kind: str, message: str, task_position: int | None = None,
-                  agent: str | None = None, data: dict | None = None, ts: float | None = None) -> None:
+                  agent: str | None = None, data: dict | None = None, ts: float | None = None, attempt: int | None = None) -> None:
         with self.tx() as conn:
             conn.execute(events.insert().values(
                 run_id=run_id, ts=ts or time.time(), kind=kind, message=message,
-                task_position=task_position, agent=agent, data=data,
+                task_position=task_position, agent=agent, data=data, attempt=attempt,
             ))
 
     # ------------------------------------------------------------ reads
@@ -264,6 +324,17 @@ class Store:
         with self.tx() as conn:
             query = sa.select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.id)
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def attempts(self, run_id: str) -> list[dict]:
+        with self.tx() as conn:
+            query = sa.select(attempts).where(attempts.c.run_id == run_id).order_by(attempts.c.number)
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def spent(self, run_id: str) -> tuple[float, int]:
+        """Dollars and tokens a run has spent so far, over all its attempts."""
+        with self.tx() as conn:
+            row = conn.execute(sa.select(*TOKEN_SUMS).where(llm_calls.c.run_id == run_id)).one()
+        return float(row.cost_usd), int(row.tokens_in) + int(row.tokens_out)
 
     def events(self, run_id: str, after_id: int = 0) -> list[dict]:
         with self.tx() as conn:

@@ -54,6 +54,8 @@ class RunState:
     finished_at: float | None = None
     activity: str = "starting"
     status: str = "running"
+    attempt: int = 1
+    waiting: str | None = None  # why no model is being called right now (a backoff), for the progress view
 
     @property
     def seconds(self) -> float:
@@ -97,6 +99,14 @@ def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
         first("prompt_tokens", "input_tokens", "prompt_token_count"),
         first("completion_tokens", "output_tokens", "candidates_token_count"),
     )
+
+
+def configured_model(route: Any, called: str | None) -> str:
+    """The configured id (provider/model) of the model a call went to: the route's own or one of its fallbacks."""
+    for model in (route.model, *route.fallbacks):
+        if called in (model, model.partition("/")[2]):
+            return model
+    return called or route.model
 
 
 class Tracker:
@@ -163,7 +173,7 @@ class Tracker:
     def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None,
               data: dict | None = None, ts: float | None = None) -> None:
         message = self.redact(message) or ""
-        self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts)
+        self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
         self.notify(message)
 
     # ------------------------------------------------------------ lookups
@@ -183,9 +193,10 @@ class Tracker:
         if agent_id is None and getattr(event, "agent", None) is not None:
             agent_id = str(event.agent.id)
         planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+        called = getattr(event, "model", None)
         if planned:
-            return planned.id, planned.route.model
-        return getattr(event, "agent_role", None), getattr(event, "model", None)
+            return planned.id, configured_model(planned.route, called)
+        return getattr(event, "agent_role", None), called
 
     @staticmethod
     def _ts(event: Any) -> float:
@@ -251,7 +262,7 @@ class Tracker:
         self._call_started[event.call_id] = started
         self.state.activity = f"{agent} calling {model}"
         self.store.save_llm_call(event.call_id, self.state.run_id, task_position=self._position(event),
-                                 agent=agent, model=model, started_at=started)
+                                 agent=agent, model=model, started_at=started, attempt=self.state.attempt)
         self.notify(None)
 
     def _finish_call(self, event: Any) -> tuple[str | None, str | None, int | None, float, float | None]:
@@ -314,7 +325,7 @@ class Tracker:
         self.store.add_tool_call(
             self.state.run_id, task_position=position, agent=agent, tool=event.tool_name,
             arguments=self.redact(arguments), output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
-            ok=ok, error=self.redact(error), started_at=started_ts, duration_ms=duration,
+            ok=ok, error=self.redact(error), started_at=started_ts, duration_ms=duration, attempt=self.state.attempt,
         )
         self.state.activity = f"{agent} thinking"
         verdict = "ok" if ok else f"failed: {error}"

@@ -24,6 +24,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(crews.app, name="crews")
 app.add_typer(runs.app, name="runs")
 app.command("run")(run.run)
+app.command("resume")(run.resume)
 app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 

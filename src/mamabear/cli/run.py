@@ -46,26 +46,91 @@ def render_plan(plan: object, json_out: bool) -> None:
     out.print("[dim]dry run: no model was called[/]")
 
 
+BUDGET_USD = typer.Option(None, "--budget-usd", metavar="USD", help="Stop before any model call once the run has spent this much.")
+BUDGET_TOKENS = typer.Option(None, "--budget-tokens", metavar="N", help="Stop before any model call once the run has used this many tokens.")
+MAX_DURATION = typer.Option(None, "--max-duration", metavar="SPAN", help="Stop at the next step after this long, e.g. 90s, 30m, 24h.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
+
+
+def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duration: str | None) -> dict:
+    from mamabear.limits import parse_duration
+
+    return {"budget_usd": budget_usd, "budget_tokens": budget_tokens,
+            "max_duration_s": parse_duration(max_duration) if max_duration is not None else None}
+
+
 def run(
     crew: str = typer.Argument(..., metavar="CREW", help="A crew name, see `mamabear crews list`."),
     inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="A crew input; repeat for more."),
     model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
+    budget_usd: Optional[float] = BUDGET_USD,
+    budget_tokens: Optional[int] = BUDGET_TOKENS,
+    max_duration: Optional[str] = MAX_DURATION,
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = QUIET,
     json_out: bool = JSON,
+    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
 ) -> None:
     """Run a crew."""
+    from mamabear.limits import Limits
     from mamabear.plan import make_plan
     from mamabear.workspace import Workspace
 
     given = parse_inputs(inputs)
+    limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Workspace(model=model, base_url=base_url)
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run)
     if dry_run:
         render_plan(plan, json_out)
         return
+    if detach:
+        from mamabear.detach import spawn
+        from mamabear.runner import new_run_id
 
+        run_id = new_run_id()
+        args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
+        for flag, value in (("--model", model), ("--base-url", base_url), ("--budget-usd", budget_usd),
+                            ("--budget-tokens", budget_tokens), ("--max-duration", max_duration)):
+            if value is not None:
+                args += [flag, str(value)]
+        pid, log = spawn(args, run_id, ws.settings.home, ws.store)
+        if json_out:
+            emit_json({"run_id": run_id, "status": "running", "pid": pid, "log": str(log)})
+        else:
+            sys.stdout.write(run_id + "\n")
+            if not quiet:
+                console(stderr=True).print(f"[dim]running in the background (pid {pid}); follow it with "
+                                           f"`mamabear runs logs {run_id} --follow`, log in {log}[/]")
+        return
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id)
+
+
+def resume(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="A run id or a unique prefix of one."),
+    model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent from now on."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Continue against this OpenAI-compatible server."),
+    budget_usd: Optional[float] = BUDGET_USD,
+    budget_tokens: Optional[int] = BUDGET_TOKENS,
+    max_duration: Optional[str] = MAX_DURATION,
+    quiet: bool = QUIET,
+    json_out: bool = JSON,
+) -> None:
+    """Continue a stopped or failed run from its last checkpoint; completed tasks are not run again.
+
+    Budgets count the whole run, every attempt; a time limit counts this attempt only.
+    The run's model, server and limits are reused unless given again.
+    """
+    from mamabear.runner import prepare_resume
+
+    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, **limits_from(budget_usd, budget_tokens, max_duration))
+    launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
+
+
+def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool, run_id: str | None = None,
+           resume: bool = False) -> None:
+    """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.progress import LiveProgress, PlainProgress
     from mamabear.report import run_report
     from mamabear.runner import execute
@@ -81,12 +146,16 @@ def run(
         chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(progress or nullcontext())
         stack.enter_context(redirect_stdout(chatter))
-        result = execute(ws, plan, [progress] if progress else [])
+        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume)  # type: ignore[arg-type]
 
     if json_out:
-        emit_json(run_report(ws.store, result.run_id))
+        emit_json(run_report(ws.store, result.run_id))  # type: ignore[attr-defined]
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
         print_error(f"run {result.run_id} {result.status}: {result.error}")
+        if result.status != "completed":
+            more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
+                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")
+            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
     raise typer.Exit(result.exit_code)

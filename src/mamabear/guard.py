@@ -1,0 +1,96 @@
+"""Stops a run between two steps: its time limit, its budget, a signal or a cancel request.
+
+Every model call passes ``Guard.check()`` first (the resilient LLM calls it before each
+attempt), so no call starts once the run is out of time or money. Spending is added
+synchronously after each call, not from the event bus, so the check is never behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from crewai.hooks.dispatch import HookAborted
+
+from mamabear.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_TIME_LIMIT
+from mamabear.limits import Limits
+
+EXIT_CODES = {"time_limit": EXIT_TIME_LIMIT, "budget_exhausted": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED,
+              "cancelled": EXIT_INTERRUPTED}
+CANCEL_POLL_S = 2.0
+
+
+class RunStopped(HookAborted):
+    """A deliberate stop. A HookAborted, so CrewAI passes it straight up instead of retrying the task."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason, source="mamabear")
+        self.status = status
+        self.exit_code = EXIT_CODES[status]
+
+
+class Guard:
+    def __init__(self, limits: Limits, spent_usd: float = 0.0, spent_tokens: int = 0,
+                 cancel_requested: Callable[[], bool] | None = None) -> None:
+        self.limits = limits
+        self.spent_usd = spent_usd
+        self.spent_tokens = spent_tokens
+        self.deadline: float | None = None
+        self._cancel_requested = cancel_requested
+        self._next_poll = 0.0
+        self._stop: RunStopped | None = None
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+
+    def start_clock(self) -> None:
+        if self.limits.max_duration_s is not None:
+            self.deadline = time.monotonic() + self.limits.max_duration_s
+
+    def add(self, usd: float, tokens: int) -> None:
+        with self._lock:
+            self.spent_usd += usd
+            self.spent_tokens += tokens
+
+    def request_stop(self, status: str, reason: str) -> None:
+        if self._stop is None:
+            self._stop = RunStopped(status, reason)
+        self._wake.set()
+
+    @property
+    def stop(self) -> RunStopped | None:
+        return self._stop
+
+    def check(self) -> None:
+        """Raise RunStopped if the run must not start another model call."""
+        if self._stop is None:
+            self._stop = self._why_stop()
+        if self._stop is not None:
+            raise self._stop
+
+    def _why_stop(self) -> RunStopped | None:
+        limits = self.limits
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return RunStopped("time_limit", f"reached its time limit of {_span(limits.max_duration_s or 0)}")
+        if limits.budget_usd is not None and self.spent_usd >= limits.budget_usd:
+            return RunStopped("budget_exhausted", f"spent ${self.spent_usd:.4f} of its ${limits.budget_usd:g} budget")
+        if limits.budget_tokens is not None and self.spent_tokens >= limits.budget_tokens:
+            return RunStopped("budget_exhausted", f"used {self.spent_tokens:,} of its {limits.budget_tokens:,} token budget")
+        if self._cancel_requested is not None and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + CANCEL_POLL_S
+            if self._cancel_requested():
+                return RunStopped("cancelled", "was cancelled")
+        return None
+
+    def wait(self, seconds: float) -> None:
+        """Sleep for a backoff, but wake for a stop request and never sleep past the deadline."""
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline - time.monotonic()))
+        self._wake.wait(seconds)
+        self.check()
+
+
+def _span(seconds: float) -> str:
+    from mamabear.progress import fmt_seconds
+
+    return fmt_seconds(seconds)
