@@ -23,6 +23,8 @@ from typing import Any
 @dataclass
 class Rule:
     contains: str | None = None  # substring of the request's message text; None matches all
+    model: str | None = None  # the request's model; None matches all
+    task: str | None = None  # substring of the task line ("Current Task: ...") of the last user message
     text: str | None = None
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": {...}}]
     status: int = 200
@@ -32,10 +34,11 @@ class Rule:
     times: int | None = None  # None: unlimited
     used: int = 0
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, model: str | None, task: str) -> bool:
         if self.times is not None and self.used >= self.times:
             return False
-        return self.contains is None or self.contains in text
+        return ((self.contains is None or self.contains in text) and (self.model is None or self.model == model)
+                and (self.task is None or self.task in task))
 
 
 def request_text(body: dict[str, Any]) -> str:
@@ -46,6 +49,14 @@ def request_text(body: dict[str, Any]) -> str:
             content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         parts.append(str(content or ""))
     return "\n".join(parts)
+
+
+def task_line(body: dict[str, Any]) -> str:
+    """The first line of the last user message: CrewAI puts "Current Task: <description>" there."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    content = users[-1].get("content", "") if users else ""
+    content = content if isinstance(content, str) else request_text({"messages": [users[-1]]})
+    return content.strip().split("\n", 1)[0]
 
 
 def default_answer(body: dict[str, Any]) -> str:
@@ -98,10 +109,10 @@ class FakeLLM:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
 
-    def _pick(self, text: str) -> Rule | None:
+    def _pick(self, text: str, model: str | None, task: str) -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if rule.matches(text):
+                if rule.matches(text, model, task):
                     rule.used += 1
                     return rule
         return None
@@ -145,6 +156,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 "model": body.get("model"),
                 "body": body,
                 "text": text,
+                "task": task_line(body),
                 "headers": dict(self.headers),
                 "time": time.time(),
                 "status": None,
@@ -155,10 +167,11 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"unknown path {self.path}"}})
                 return
-            rule = fake._pick(text)
+            rule = fake._pick(text, body.get("model"), self.record["task"])
             if rule and rule.delay:
                 time.sleep(rule.delay)
             if rule and rule.drop:
+                self.record["status"] = "dropped"
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return

@@ -50,3 +50,29 @@ def settle_orphans(store: Store, runs: list[dict]) -> list[dict]:
                 store.update_run(run["id"], status="interrupted", error=error)
             run.update(store.run(run["id"]))
     return runs
+
+
+def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> dict:
+    """Ask a running run to stop: flag it in the store and signal its process; wait for it to settle.
+
+    The process stops as on Ctrl-C (checkpointed) and records itself cancelled. A run on
+    another machine sees the flag before its next model call.
+    """
+    import signal
+    import time
+
+    from mamabear.errors import UsageError
+
+    run = settle_orphans(store, [store.run(run_id)])[0]
+    if run["status"] != "running":
+        raise UsageError(f"run {run_id} is {run['status']}, not running; there is nothing to cancel.")
+    store.request_cancel(run_id)
+    if running_here(run):
+        os.kill(run["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        run = settle_orphans(store, [store.run(run_id)])[0]
+        if run["status"] != "running":
+            break
+        time.sleep(0.1)
+    return run

@@ -34,6 +34,8 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
             for t in tasks
         ],
     }
+    report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")}
+                          for a in store.attempts(run_id)]
     calls = store.llm_calls(run_id)
     tools = store.tool_calls(run_id)
     report["totals"] = {

@@ -216,6 +216,9 @@ class Store:
     def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None) -> int:
         """Open the next attempt of a run and mark the run running under this process."""
         with self.tx() as conn:
+            # Calls the last attempt's process never saw finish (it was killed) did not finish.
+            conn.execute(llm_calls.update().where(llm_calls.c.run_id == run_id, llm_calls.c.outcome == "running")
+                         .values(outcome="error", error="the process ended during the call"))
             number = (conn.execute(sa.select(sa.func.max(attempts.c.number)).where(attempts.c.run_id == run_id)).scalar() or 0) + 1
             conn.execute(attempts.insert().values(
                 run_id=run_id, number=number, kind=kind, status="running", pid=pid, host=host, options=options,

@@ -38,7 +38,11 @@ def list_runs(
     json_out: bool = JSON,
 ) -> None:
     """List recent runs with their status, tokens and cost."""
-    rows = _store().list_runs(limit=limit, status=status, crew=crew)
+    from mamabear.liveness import settle_orphans
+
+    store = _store()
+    settle_orphans(store, store.list_runs(limit=limit, status="running"))
+    rows = store.list_runs(limit=limit, status=status, crew=crew)
     if json_out:
         emit_json(rows_for_json(rows))
         return
@@ -61,8 +65,12 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     """Show one run: its tasks, every LLM and tool call, and its output."""
     from mamabear.report import run_report
 
+    from mamabear.liveness import settle_orphans
+
     store = _store()
-    report = run_report(store, store.resolve_run_id(run_id), details=True)
+    run_id = store.resolve_run_id(run_id)
+    settle_orphans(store, [store.run(run_id)])
+    report = run_report(store, run_id, details=True)
     if json_out:
         emit_json(report)
         return
@@ -80,14 +88,20 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
                       f"[{STATUS_STYLE.get(t['status'], '')}]{t['status']}[/]",
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}s", str(t["llm_calls"]),
                       f"{t['tokens_in']:,}/{t['tokens_out']:,}", f"${t['cost_usd']:.4f}")
+    if len(report["attempts"]) > 1:
+        attempts = table("attempt", "kind", "status", "started", "took", "error", title="attempts")
+        for a in report["attempts"]:
+            attempts.add_row(str(a["number"]), a["kind"], f"[{STATUS_STYLE.get(a['status'], '')}]{a['status']}[/]", when(a["started_at"]),
+                             _duration(a["started_at"], a["finished_at"]), escape((a["error"] or "")[:80]))
+        out.print(attempts)
     tot = report["totals"]
     tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
     out.print(tasks)
-    calls = table("#", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
+    calls = table("#", "try", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
     for i, c in enumerate(report["llm_calls"], start=1):
         latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f}ms"
         outcome = c["outcome"] if c["outcome"] != "error" else f"[red]error[/] {escape((c['error'] or '')[:60])}"
-        calls.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
+        calls.add_row(str(i), str(c["attempt"] or "-"), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
                       f"{c['tokens_in']:,}/{c['tokens_out']:,}", f"${c['cost_usd']:.4f}")
     out.print(calls)
     if report["tool_calls"]:
@@ -126,8 +140,10 @@ def logs(
     for event in events:
         _print_event(event, json_out)
     last = events[-1]["id"] if events else 0
+    from mamabear.liveness import settle_orphans
+
     while follow:
-        finished = store.run(run_id)["status"] != "running"
+        finished = settle_orphans(store, [store.run(run_id)])[0]["status"] != "running"
         new = store.events(run_id, after_id=last)
         for event in new:
             _print_event(event, json_out)
@@ -135,3 +151,23 @@ def logs(
         if finished and not new:
             break
         time.sleep(0.3)
+
+
+@app.command("cancel")
+def cancel(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    wait: float = typer.Option(30.0, "--wait", min=0, help="Seconds to wait for the run to stop."),
+    json_out: bool = JSON,
+) -> None:
+    """Stop a running run cleanly: it checkpoints, records itself cancelled, and can be resumed."""
+    from mamabear.liveness import cancel_run
+
+    store = _store()
+    run = cancel_run(store, store.resolve_run_id(run_id), wait_s=wait)
+    if json_out:
+        emit_json({"run_id": run["id"], "status": run["status"], "cancel_requested": True})
+        return
+    if run["status"] == "running":
+        console().print(f"cancel requested; run {run['id']} stops before its next model call.")
+    else:
+        console().print(f"run {run['id']} {run['status']}; `mamabear resume {run['id']}` continues it.")
