@@ -77,11 +77,14 @@ def test_plan_routes_each_task_by_agent_tier_and_complexity(table):
     ({"ANTHROPIC_API_KEY": "a-test"}, "AnthropicCompletion"),
 ])
 def test_every_provider_in_the_tiers_builds_its_native_client(table, env, expected):
-    """The SDK each provider needs is installed, and the key reaches the client (no call is made)."""
-    from mamabear.build import make_llm
+    """The SDK each provider needs is installed, the key reaches the client, and mamabear's retries
+    wrap the provider's own class (no call is made)."""
+    from mamabear.build import make_llm, make_resilient_llm
 
     for tier in ("fast", "balanced", "pro"):
         route = table.route(tier, settings(**env))
-        llm = make_llm(route, 0.3, settings(**env))
-        assert type(llm).__name__ == expected
+        llm = make_resilient_llm(route, 0.3, settings(**env), table, control=None)
+        assert type(llm).__name__ == f"Resilient{expected}" and type(llm).__mro__[2].__name__ == expected
         assert llm.api_key == next(iter(env.values()))
+        assert getattr(llm, "max_retries", 0) == 0  # the SDK does not retry behind our back
+        assert type(make_llm(route, 0.3, settings(**env))).__name__ == expected

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mamabear.limits import Limits, parse_duration
 from mamabear.errors import UsageError
+from mamabear.limits import Limits, parse_duration
 from mamabear.models import RetryPolicy
 from mamabear.resilience import backoff
 from mamabear.store import Store

@@ -92,8 +92,9 @@ class _Signals:
     Checkpoints are renamed into place whole, so exiting at once never leaves a torn one.
     """
 
-    def __init__(self, guard: Any) -> None:
+    def __init__(self, guard: Any, on_first: Any) -> None:
         self.guard = guard
+        self.on_first = on_first
         self.armed = True  # while the crew runs, the first signal unwinds it; afterwards it is only noted
         self.received = 0
 
@@ -103,6 +104,7 @@ class _Signals:
             os._exit(EXIT_INTERRUPTED)
         self.guard.request_stop("interrupted", f"was interrupted ({signal.Signals(signum).name})")
         if self.armed:
+            self.on_first()
             raise KeyboardInterrupt
 
     @contextmanager
@@ -137,7 +139,8 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int) -> RunState:
 
 
 def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits | None = None,
-            run_id: str | None = None, resume: bool = False) -> RunResult:
+            run_id: str | None = None, resume: bool = False, on_abandon: Any = None) -> RunResult:
+    """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early."""
     store = ws.store
     limits = limits or Limits()
     redact = Redactor(ws.settings.env)
@@ -180,11 +183,12 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     else:
         tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
-    output: str | None = None
-    error: str | None = None
-    exit_code = EXIT_OK
-    signals = _Signals(guard)
+    ending = _Ending(store, tracker, guard, attempt)
+    signals = _Signals(guard, lambda: ending.abandon_after(ABANDON_AFTER_S, on_abandon))
     with signals.installed():
+        output: str | None = None
+        error: str | None = None
+        exit_code = EXIT_OK
         try:
             armory = Armory(plan, ws.settings, ws.models, control)
             if restore_from is not None:
@@ -202,10 +206,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
                 tracker.complete_task(position, task_output.raw)
             output, status = tracker.redact(result.raw), "completed"
         except KeyboardInterrupt:
-            signals.armed = False
             status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
-            signals.armed = False
             status = "failed"
             if isinstance(exc, MamabearError):
                 error, exit_code = exc.message, exc.exit_code
@@ -214,18 +216,59 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
                 error = tracker.redact(error)
         finally:
             signals.armed = False
+        settled = ending.settle(status, error, exit_code, output)
+    if settled is None:  # the abandon timer settled it and is exiting the process
+        threading.Event().wait()
+    assert settled is not None
+    return settled
+
+
+ABANDON_AFTER_S = 2.0
+
+
+class _Ending:
+    """Records how an attempt ended, exactly once: from the normal path, or from the abandon timer.
+
+    CrewAI runs each model call in a worker thread while the main thread waits in asyncio,
+    so Ctrl-C cannot unwind a call in flight; after a short grace the timer records the
+    stop (the checkpoint of the last completed task is already on disk) and exits.
+    """
+
+    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int) -> None:
+        self.store, self.tracker, self.guard, self.attempt = store, tracker, guard, attempt
+        self._lock = threading.Lock()
+        self._done = False
+
+    def settle(self, status: str, error: str | None, exit_code: int, output: str | None) -> RunResult | None:
+        with self._lock:
+            if self._done:
+                return None
+            self._done = True
+            tracker, state, run_id = self.tracker, self.tracker.state, self.tracker.state.run_id
             tracker.detach()  # also waits for the last checkpoint write
-        if guard.stop is not None:
-            status, error, exit_code = guard.stop.status, guard.stop.reason, guard.stop.exit_code
-            if status == "interrupted" and store.run(run_id)["cancel_requested"]:
-                status, error = "cancelled", "was cancelled"
-        _settle_running_task(tracker, status, error)
-        error = _sentence(state, status, error)
-        state.status, state.activity, state.finished_at = status, status, time.time()
-        store.finish_attempt(run_id, attempt, status, error, output)
-        tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
-    assert status in FINAL_STATUSES
-    return RunResult(run_id, status, output, error, state, exit_code)
+            if self.guard.stop is not None:
+                status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
+                if status == "interrupted" and self.store.run(run_id)["cancel_requested"]:
+                    status, error = "cancelled", "was cancelled"
+            _settle_running_task(tracker, status, error)
+            error = _sentence(state, status, error)
+            state.status, state.activity, state.finished_at = status, status, time.time()
+            self.store.finish_attempt(run_id, self.attempt, status, error, output)
+            tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
+            assert status in FINAL_STATUSES
+            return RunResult(run_id, status, output, error, state, exit_code)
+
+    def abandon_after(self, seconds: float, on_abandon: Any) -> None:
+        def abandon() -> None:
+            result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None)
+            if result is not None:
+                if on_abandon is not None:
+                    on_abandon(result)
+                os._exit(result.exit_code)
+
+        timer = threading.Timer(seconds, abandon)
+        timer.daemon = True
+        timer.start()
 
 
 def _settle_running_task(tracker: Any, status: str, error: str | None) -> None:

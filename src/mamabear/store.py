@@ -193,6 +193,18 @@ class Store:
             yield conn
 
     def migrate(self) -> None:
+        """Apply pending migrations. Two processes opening a new store at once may race on the DDL;
+        every migration is idempotent, so the loser simply tries again and finds the work done."""
+        for attempt in range(5):
+            try:
+                self._migrate_once()
+                return
+            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+                if attempt == 4 or not any(w in str(exc.orig).lower() for w in ("already exists", "duplicate", "unique")):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _migrate_once(self) -> None:
         with self.tx() as conn:
             migrations_table.create(conn, checkfirst=True)
             done = set(conn.execute(sa.select(migrations_table.c.name)).scalars())

@@ -132,7 +132,6 @@ def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool
            resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.progress import LiveProgress, PlainProgress
-    from mamabear.report import run_report
     from mamabear.runner import execute
 
     if quiet:
@@ -141,21 +140,36 @@ def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool
         progress = LiveProgress(console(stderr=True))
     else:
         progress = PlainProgress()
+    real_stdout = sys.stdout
+
+    def abandon(result: object) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
+        if progress is not None:
+            progress.__exit__(None, None, None)
+        with redirect_stdout(real_stdout):
+            render_result(ws, result, json_out)
+
     # stdout carries only the result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
     with ExitStack() as stack:
         chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(progress or nullcontext())
         stack.enter_context(redirect_stdout(chatter))
-        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume)  # type: ignore[arg-type]
+        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume,  # type: ignore[arg-type]
+                         on_abandon=abandon)
+    render_result(ws, result, json_out)
+    raise typer.Exit(result.exit_code)
+
+
+def render_result(ws: object, result: object, json_out: bool) -> None:
+    from mamabear.report import run_report
 
     if json_out:
         emit_json(run_report(ws.store, result.run_id))  # type: ignore[attr-defined]
-    elif result.output is not None:
-        sys.stdout.write(result.output.rstrip("\n") + "\n")
-    if result.error:
-        print_error(f"run {result.run_id} {result.status}: {result.error}")
-        if result.status != "completed":
+    elif result.output is not None:  # type: ignore[attr-defined]
+        sys.stdout.write(result.output.rstrip("\n") + "\n")  # type: ignore[attr-defined]
+    if result.error:  # type: ignore[attr-defined]
+        print_error(f"run {result.run_id} {result.status}: {result.error}")  # type: ignore[attr-defined]
+        if result.status != "completed":  # type: ignore[attr-defined]
             more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
-                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")
-            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
-    raise typer.Exit(result.exit_code)
+                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")  # type: ignore[attr-defined]
+            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")  # type: ignore[attr-defined]
+    sys.stdout.flush()

@@ -63,9 +63,8 @@ def rows_for_json(rows: list[dict]) -> list[dict]:
 @app.command("show")
 def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
     """Show one run: its tasks, every LLM and tool call, and its output."""
-    from mamabear.report import run_report
-
     from mamabear.liveness import settle_orphans
+    from mamabear.report import run_report
 
     store = _store()
     run_id = store.resolve_run_id(run_id)

@@ -1,0 +1,157 @@
+"""Real processes: killed, interrupted, detached, cancelled and run side by side; then resumed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, subprocess_env
+from mamabear.store import Store
+
+DEV_INPUTS = ["-i", "goal=a honey tracker"]
+DEV_TASKS = ["Break the goal", "Find existing solutions", "Choose the tools", "Decide which language model",
+             "Write the commands", "Review the plan", "Design and write the integration code"]
+
+
+def store_for(home: Path) -> Store:
+    return Store.open(f"sqlite:///{home / 'mamabear.db'}")
+
+
+def start(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=subprocess_env(MAMABEAR_HOME=str(home)), cwd=REPO)
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def asked(fake, marker: str) -> list[dict]:
+    return [r for r in fake.chat_requests if marker in r["task"]]
+
+
+def checkpoint_files(home: Path, run_id: str) -> list[Path]:
+    return sorted((home / "checkpoints" / run_id).glob("*/*.json"))
+
+
+def start_development_and_hang_in_task_4(fake, home: Path) -> tuple[subprocess.Popen, str]:
+    fake.add(task=DEV_TASKS[3], delay=60, times=1)
+    proc = start(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet")
+    wait_for(lambda: asked(fake, DEV_TASKS[3]), what="the fourth task's model call")
+    run_id = store_for(home).list_runs(limit=1)[0]["id"]
+    return proc, run_id
+
+
+def test_sigkill_in_the_fourth_of_seven_tasks_then_resume_runs_only_the_rest(cli, fake, isolated):
+    proc, run_id = start_development_and_hang_in_task_4(fake, isolated)
+    proc.kill()
+    proc.wait(timeout=30)
+    before = len(fake.chat_requests)
+    assert before == 4
+
+    listed = cli("runs", "list", "--json").json()
+    assert listed[0]["id"] == run_id and listed[0]["status"] == "interrupted"  # the dead process is noticed
+
+    resumed = cli("resume", run_id[:13], "--json", "--quiet")  # a unique prefix will do
+    assert resumed.code == 0, resumed.err
+    doc = resumed.json()
+    new = fake.chat_requests[before:]
+    for marker in DEV_TASKS[:3]:
+        assert not [r for r in new if marker in r["task"]], f"completed task '{marker}' was run again"
+    assert [r["task"].split(": ", 1)[1][:12] for r in new] == [m[:12] for m in DEV_TASKS[3:]]
+
+    # One id, both attempts, every task and every call; the same shape as an uninterrupted run.
+    assert doc["run_id"] == run_id and doc["status"] == "completed"
+    assert [(a["number"], a["kind"], a["status"]) for a in doc["attempts"]] == [(1, "run", "interrupted"), (2, "resume", "completed")]
+    assert doc["attempts"][1]["checkpoint"] and [t["status"] for t in doc["tasks"]] == ["completed"] * 7
+    calls = store_for(isolated).llm_calls(run_id)
+    assert len(calls) == 8 and [c["attempt"] for c in calls] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert calls[3]["outcome"] == "error" and "ended during the call" in calls[3]["error"]
+    assert doc["output"] == doc["tasks"][-1]["output"] and doc["output"].startswith("Result for: Current Task: Design")
+
+    fresh = cli("run", "development", *DEV_INPUTS, "--base-url", fake.url, "--json", "--quiet").json()
+    assert set(fresh) == set(doc) and [set(t) for t in fresh["tasks"]] == [set(t) for t in doc["tasks"]]
+
+
+def test_sigint_checkpoints_marks_interrupted_and_exits_130(cli, fake, isolated):
+    proc, run_id = start_development_and_hang_in_task_4(fake, isolated)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"mamabear resume {run_id}" in err
+    run = store_for(isolated).run(run_id)
+    assert run["status"] == "interrupted" and "SIGINT" in run["error"]
+    files = checkpoint_files(isolated, run_id)
+    assert len(files) == 3 and all(json.loads(f.read_text()) for f in files)  # one per completed task
+
+    before = len(fake.chat_requests)
+    assert cli("resume", run_id, "--quiet").code == 0
+    assert [r["task"][14:26] for r in fake.chat_requests[before:]] == [m[:12] for m in DEV_TASKS[3:]]
+
+
+def test_a_second_ctrl_c_exits_at_once_and_the_checkpoint_survives(fake, isolated):
+    proc, run_id = start_development_and_hang_in_task_4(fake, isolated)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    files = checkpoint_files(isolated, run_id)
+    assert len(files) == 3 and all(json.loads(f.read_text()) for f in files)
+    assert not list((isolated / "checkpoints" / run_id).glob("*/.writing-*"))
+
+
+def test_detach_prints_the_id_and_logs_follow_it_live(cli, fake, isolated):
+    fake.add(task="Check every claim", delay=1.0)
+    started = cli("run", "research", "-i", "topic=owls", "--base-url", fake.url, "--detach", "--json")
+    assert started.code == 0, started.err
+    run_id = started.json()["run_id"]
+    assert store_for(isolated).run(run_id)["status"] == "running"  # it is there the moment the id is printed
+    followed = cli("runs", "logs", run_id, "--follow")
+    assert followed.code == 0
+    lines = followed.out.strip().splitlines()
+    assert "started" in lines[0] and lines[-1].endswith(f"run {run_id} completed")
+    assert sum("task_completed" in line or "completed in" in line for line in lines) == 3
+
+
+def test_runs_cancel_stops_a_detached_run_cleanly_and_it_resumes(cli, fake, isolated):
+    fake.add(task="Check every claim", delay=60, times=1)
+    run_id = cli("run", "research", "-i", "topic=owls", "--base-url", fake.url, "--detach").out.strip()
+    wait_for(lambda: asked(fake, "Check every claim"), what="the second task's call")
+    cancelled = cli("runs", "cancel", run_id, "--json")
+    assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled"
+    assert store_for(isolated).run(run_id)["error"] == "was cancelled"
+    assert len(checkpoint_files(isolated, run_id)) == 1
+    assert cli("runs", "cancel", run_id).code == 2  # not running any more
+
+    before = len(fake.chat_requests)
+    assert cli("resume", run_id, "--quiet").code == 0
+    assert not asked(fake, "Current Task: Research")[1:] and len(fake.chat_requests) == before + 2
+
+
+def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
+    fake.add(delay=0.3)
+    procs = [start(isolated, "run", "development", "-i", f"goal=tracker {n}", "--base-url", fake.url, "--json", "--quiet")
+             for n in (1, 2)]
+    docs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        docs.append(json.loads(out))
+    assert {d["status"] for d in docs} == {"completed"} and docs[0]["run_id"] != docs[1]["run_id"]
+    store = store_for(isolated)
+    for n, doc in enumerate(docs, start=1):
+        served = [r for r in fake.chat_requests if f"tracker {n}" in r["text"]]
+        assert len(store.llm_calls(doc["run_id"])) == len(served) == 7
+    with sqlite3.connect(isolated / "mamabear.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
