@@ -156,6 +156,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     from mamabear.cost import Pricer
     from mamabear.guard import Guard
     from mamabear.resilience import CallControl
+    from mamabear.tls import shared_tls
     from mamabear.tracker import Tracker
 
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
@@ -191,11 +192,12 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         exit_code = EXIT_OK
         try:
             armory = Armory(plan, ws.settings, ws.models, control)
-            if restore_from is not None:
-                built = armory.arm(checkpoints.restore(restore_from))
-                built.crew.checkpoint = checkpoints.config()
-            else:
-                built = build(plan, ws.catalog, armory, checkpoints.config())
+            with shared_tls():
+                if restore_from is not None:
+                    built = armory.arm(checkpoints.restore(restore_from))
+                    built.crew.checkpoint = checkpoints.config()
+                else:
+                    built = build(plan, ws.catalog, armory, checkpoints.config())
             tracker.attach(built)
             guard.start_clock()
             guard.check()
