@@ -23,6 +23,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/startup.py
 	$(PY) bench/crew_overhead.py
+	$(PY) bench/checkpoint.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
