@@ -190,3 +190,17 @@ def test_a_completed_run_cannot_be_resumed(cli, fake):
     doc = run(cli, fake).json()
     result = cli("resume", doc["run_id"])
     assert result.code == 2 and "completed" in result.err
+
+
+def test_checkpoints_hold_no_key_and_a_resume_uses_the_real_one(cli, fake, isolated, monkeypatch):
+    secret = "sk-test-9d8c7b6a5f4e3d2c1b0a"
+    monkeypatch.setenv("MAMABEAR_API_KEY", secret)
+    result = run(cli, fake, "--budget-tokens", "1")
+    assert result.code == 3
+    run_id = result.json()["run_id"]
+    files = list((isolated / "checkpoints" / run_id).glob("*/*.json"))
+    assert files and all(secret not in f.read_text() and "[REDACTED]" in f.read_text() for f in files)
+
+    fake.reset()
+    assert cli("resume", run_id, "--budget-tokens", "100000000", "--quiet").code == 0
+    assert fake.chat_requests and all(r["headers"]["Authorization"] == f"Bearer {secret}" for r in fake.chat_requests)

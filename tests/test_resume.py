@@ -98,6 +98,7 @@ def test_sigint_checkpoints_marks_interrupted_and_exits_130(cli, fake, isolated)
     before = len(fake.chat_requests)
     assert cli("resume", run_id, "--quiet").code == 0
     assert [r["task"][14:26] for r in fake.chat_requests[before:]] == [m[:12] for m in DEV_TASKS[3:]]
+    assert checkpoint_files(isolated, run_id) == []  # a completed run needs none
 
 
 def test_a_second_ctrl_c_exits_at_once_and_the_checkpoint_survives(fake, isolated):

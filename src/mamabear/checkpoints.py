@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +78,9 @@ class Checkpoints:
                 continue
             return path
         return None
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def restore(self, path: Path) -> Any:
         from crewai import Crew

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from mamabear.errors import MamabearError, NotFound
+from mamabear.errors import MamabearError
 from mamabear.store import Store
 
 START_TIMEOUT_S = 60.0
@@ -25,11 +25,8 @@ def spawn(args: list[str], run_id: str, home: Path, store: Store) -> tuple[int, 
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        try:
-            store.run(run_id)
+        if store.has_run(run_id):
             return proc.pid, log
-        except NotFound:
-            pass
         if proc.poll() is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise MamabearError(f"the background run exited before it started: {tail[0]} (log: {log}).")

@@ -145,6 +145,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     limits = limits or Limits()
     redact = Redactor(ws.settings.env)
     if not resume:
+        if run_id is not None and store.has_run(run_id):
+            raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
         run_id = run_id or new_run_id()
         store.create_run(run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
@@ -184,7 +186,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     else:
         tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
-    ending = _Ending(store, tracker, guard, attempt)
+    ending = _Ending(store, tracker, guard, attempt, checkpoints)
     signals = _Signals(guard, lambda: ending.abandon_after(ABANDON_AFTER_S, on_abandon))
     with signals.installed():
         output: str | None = None
@@ -236,8 +238,8 @@ class _Ending:
     stop (the checkpoint of the last completed task is already on disk) and exits.
     """
 
-    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int) -> None:
-        self.store, self.tracker, self.guard, self.attempt = store, tracker, guard, attempt
+    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any) -> None:
+        self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
         self._lock = threading.Lock()
         self._done = False
 
@@ -256,6 +258,8 @@ class _Ending:
             error = _sentence(state, status, error)
             state.status, state.activity, state.finished_at = status, status, time.time()
             self.store.finish_attempt(run_id, self.attempt, status, error, output)
+            if status == "completed":
+                self.checkpoints.discard()  # a completed run is never resumed
             tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
             assert status in FINAL_STATUSES
             return RunResult(run_id, status, output, error, state, exit_code)

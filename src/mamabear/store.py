@@ -306,6 +306,10 @@ class Store:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         return _usage_defaults(rows)
 
+    def has_run(self, run_id: str) -> bool:
+        with self.tx() as conn:
+            return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
     def run(self, run_id: str) -> dict:
         with self.tx() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()

@@ -55,7 +55,6 @@ class RunState:
     activity: str = "starting"
     status: str = "running"
     attempt: int = 1
-    waiting: str | None = None  # why no model is being called right now (a backoff), for the progress view
 
     @property
     def seconds(self) -> float:
