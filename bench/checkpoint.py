@@ -15,23 +15,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from offline import CREW, INPUTS, REPO, FakeLLM
+
 ROUNDS = 3
-CREW = "development"
-INPUTS = {"goal": "a weather CLI"}
-
-home = tempfile.mkdtemp(prefix="mamabear-bench-")
-os.environ["MAMABEAR_HOME"] = home
-from mamabear.settings import apply_privacy_defaults  # noqa: E402
-
-apply_privacy_defaults()
-
-from fakellm import FakeLLM  # noqa: E402
 
 
 def checkpoint_writes(url: str) -> tuple[list[float], list[int], str]:

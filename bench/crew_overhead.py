@@ -13,23 +13,12 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from offline import CREW, INPUTS, FakeLLM
+
 ROUNDS = 5
-CREW = "development"
-INPUTS = {"goal": "a weather CLI"}
-
-home = tempfile.mkdtemp(prefix="mamabear-bench-")
-os.environ["MAMABEAR_HOME"] = home
-from mamabear.settings import apply_privacy_defaults  # noqa: E402
-
-apply_privacy_defaults()
-
-from fakellm import FakeLLM  # noqa: E402
 
 
 def plain_crewai(catalog, plan, url: str) -> float:
