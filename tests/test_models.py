@@ -87,4 +87,4 @@ def test_every_provider_in_the_tiers_builds_its_native_client(table, env, expect
         assert type(llm).__name__ == f"Resilient{expected}" and type(llm).__mro__[2].__name__ == expected
         assert llm.api_key == next(iter(env.values()))
         assert getattr(llm, "max_retries", 0) == 0  # the SDK does not retry behind our back
-        assert type(make_llm(route, 0.3, settings(**env))).__name__ == expected
+        assert type(make_llm(route, 0.3, settings(**env), table.retry.timeout_s)).__name__ == expected

@@ -35,7 +35,7 @@ def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s:
     return kwargs
 
 
-def make_llm(route: Route, temperature: float, settings: Settings, timeout_s: float = 600.0) -> Any:
+def make_llm(route: Route, temperature: float, settings: Settings, timeout_s: float) -> Any:
     """A plain CrewAI LLM for a route (its provider's native class)."""
     from crewai import LLM
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import time
 from pathlib import Path
 
+from mamabear.errors import UsageError
 from mamabear.store import Store
 
 
@@ -58,11 +61,6 @@ def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> dict:
     The process stops as on Ctrl-C (checkpointed) and records itself cancelled. A run on
     another machine sees the flag before its next model call.
     """
-    import signal
-    import time
-
-    from mamabear.errors import UsageError
-
     run = settle_orphans(store, [store.run(run_id)])[0]
     if run["status"] != "running":
         raise UsageError(f"run {run_id} is {run['status']}, not running; there is nothing to cancel.")

@@ -69,7 +69,8 @@ def run_options(ws: Workspace, limits: Limits) -> dict[str, Any]:
 def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None,
                    **limit_flags: float | int | None) -> tuple[Workspace, Plan, Limits, str]:
     """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given."""
-    store = Workspace().store
+    base = Workspace()
+    store = base.store
     run_id = store.resolve_run_id(run_id)
     run = settle_orphans(store, [store.run(run_id)])[0]
     if running_here(run):
@@ -79,7 +80,7 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     if run["status"] not in RESUMABLE_STATUSES:
         raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
     options = run["options"] or {}
-    ws = Workspace(model=model or options.get("model"), base_url=base_url or options.get("base_url"))
+    ws = base.rerouted(model or options.get("model"), base_url or options.get("base_url"))
     plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
@@ -167,7 +168,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
                                   str(restore_from) if restore_from else None)
     state = _state(store, run_id, plan, attempt)
     spent_usd, spent_tokens = store.spent(run_id)
-    guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: bool(store.run(run_id)["cancel_requested"]))
+    guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
     pricer = Pricer(ws.models.prices)
     tracker = Tracker(state, store, pricer, redact, observers)
 
@@ -252,10 +253,11 @@ class _Ending:
             tracker.detach()  # also waits for the last checkpoint write
             if self.guard.stop is not None:
                 status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
-                if status == "interrupted" and self.store.run(run_id)["cancel_requested"]:
+                if status == "interrupted" and self.store.cancel_requested(run_id):
                     status, error = "cancelled", "was cancelled"
-            _settle_running_task(tracker, status, error)
-            error = _sentence(state, status, error)
+            task = _settle_running_task(tracker, status, error)
+            if status == "failed" and task is not None:
+                error = f"task {task.position} {task.task} failed: {error}"
             state.status, state.activity, state.finished_at = status, status, time.time()
             self.store.finish_attempt(run_id, self.attempt, status, error, output)
             if status == "completed":
@@ -277,21 +279,13 @@ class _Ending:
         timer.start()
 
 
-def _settle_running_task(tracker: Any, status: str, error: str | None) -> None:
+def _settle_running_task(tracker: Any, status: str, error: str | None) -> TaskState | None:
     """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume)."""
     task = tracker.state.task(tracker.current)
     if task is None or task.status == "completed":
-        return
+        return None
     task.status = "failed" if status == "failed" else status
     task.finished_at = task.finished_at or time.time()
     task.error = error if status == "failed" else None
     tracker.store.update_task(tracker.state.run_id, task.position, status=task.status, error=task.error, finished_at=task.finished_at)
-
-
-def _sentence(state: RunState, status: str, error: str | None) -> str | None:
-    if error is None or status == "completed":
-        return error
-    task = state.task(next((t.position for t in state.tasks if t.status == status), None))
-    if status == "failed" and task is not None:
-        return f"task {task.position} {task.task} failed: {error}"
-    return error
+    return task

@@ -252,6 +252,10 @@ class Store:
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=True)
 
+    def cancel_requested(self, run_id: str) -> bool:
+        with self.tx() as conn:
+            return bool(conn.execute(sa.select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar())
+
     def update_run(self, run_id: str, **values: Any) -> None:
         with self.tx() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(**values))

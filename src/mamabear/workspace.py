@@ -18,6 +18,14 @@ class Workspace:
     def __init__(self, settings: Settings | None = None, **flags: object) -> None:
         self.settings = (settings or settings_mod.load()).with_flags(**flags)
 
+    def rerouted(self, model: str | None, base_url: str | None) -> Workspace:
+        """The same workspace with other routing flags; what is loaded already (store, catalog) is shared."""
+        other = Workspace(self.settings, model=model, base_url=base_url)
+        for name in ("roots", "catalog", "models", "store"):  # none of them depends on the routing flags
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
     @cached_property
     def roots(self) -> list:
         return search_roots(self.settings.project_dir)

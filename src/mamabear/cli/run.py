@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import ExitStack, nullcontext, redirect_stdout
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,12 @@ from rich.markup import escape
 from mamabear.cli.options import JSON, debug_enabled
 from mamabear.cli.output import console, emit_json, is_tty, print_error, table
 from mamabear.errors import UsageError
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
+    from mamabear.limits import Limits
+    from mamabear.plan import Plan
+    from mamabear.runner import RunResult
+    from mamabear.workspace import Workspace
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -25,8 +31,8 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     return given
 
 
-def render_plan(plan: object, json_out: bool) -> None:
-    data = plan.to_dict()  # type: ignore[attr-defined]
+def render_plan(plan: Plan, json_out: bool) -> None:
+    data = plan.to_dict()
     if json_out:
         emit_json({"dry_run": True, **data})
         return
@@ -128,7 +134,7 @@ def resume(
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
 
 
-def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool, run_id: str | None = None,
+def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None,
            resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.progress import LiveProgress, PlainProgress
@@ -142,7 +148,7 @@ def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool
         progress = PlainProgress()
     real_stdout = sys.stdout
 
-    def abandon(result: object) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
+    def abandon(result: RunResult) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
         if progress is not None:
             progress.__exit__(None, None, None)
         with redirect_stdout(real_stdout):
@@ -153,23 +159,22 @@ def launch(ws: object, plan: object, limits: object, quiet: bool, json_out: bool
         chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(progress or nullcontext())
         stack.enter_context(redirect_stdout(chatter))
-        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume,  # type: ignore[arg-type]
-                         on_abandon=abandon)
+        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon)
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)
 
 
-def render_result(ws: object, result: object, json_out: bool) -> None:
+def render_result(ws: Workspace, result: RunResult, json_out: bool) -> None:
     from mamabear.report import run_report
 
     if json_out:
-        emit_json(run_report(ws.store, result.run_id))  # type: ignore[attr-defined]
-    elif result.output is not None:  # type: ignore[attr-defined]
-        sys.stdout.write(result.output.rstrip("\n") + "\n")  # type: ignore[attr-defined]
-    if result.error:  # type: ignore[attr-defined]
-        print_error(f"run {result.run_id} {result.status}: {result.error}")  # type: ignore[attr-defined]
-        if result.status != "completed":  # type: ignore[attr-defined]
+        emit_json(run_report(ws.store, result.run_id))
+    elif result.output is not None:
+        sys.stdout.write(result.output.rstrip("\n") + "\n")
+    if result.error:
+        print_error(f"run {result.run_id} {result.status}: {result.error}")
+        if result.status != "completed":
             more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
-                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")  # type: ignore[attr-defined]
-            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")  # type: ignore[attr-defined]
+                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")
+            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
     sys.stdout.flush()
