@@ -89,11 +89,11 @@ def test_sigint_checkpoints_marks_interrupted_and_exits_130(cli, fake, isolated)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and f"mamabear resume {run_id}" in err
+    assert "Traceback" not in err and f"mamabear resume {run_id}" in err, err
     run = store_for(isolated).run(run_id)
-    assert run["status"] == "interrupted" and "SIGINT" in run["error"]
+    assert run["status"] == "interrupted" and "SIGINT" in run["error"], (run["status"], run["error"], err)
     files = checkpoint_files(isolated, run_id)
-    assert len(files) == 3 and all(json.loads(f.read_text()) for f in files)  # one per completed task
+    assert len(files) == 3 and all(json.loads(f.read_text()) for f in files), files  # one per completed task
 
     before = len(fake.chat_requests)
     assert cli("resume", run_id, "--quiet").code == 0
