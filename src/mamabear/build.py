@@ -64,13 +64,20 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
 
 
 class Armory:
-    """Builds every agent's LLM for one run."""
+    """Builds every agent's LLM and sandbox tools for one run."""
 
-    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any) -> None:
-        self.plan, self.settings, self.models, self.control = plan, settings, models, control
+    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None) -> None:
+        self.plan, self.settings, self.models, self.control, self.link = plan, settings, models, control, link
 
     def llm(self, planned: PlannedAgent) -> Any:
         return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control)
+
+    def tools(self, planned: PlannedAgent) -> list[Any]:
+        if not planned.tools or self.link is None:
+            return []
+        from mamabear.sandbox.tools import make_tools
+
+        return make_tools(planned.tools, self.link, planned.id)
 
     def arm(self, crew: Any) -> Built:
         """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
@@ -86,6 +93,8 @@ class Armory:
             pairs.append((crew.manager_agent, self.plan.manager))
         for agent, planned in pairs:
             agent.llm = self.llm(planned)
+            if agent is not crew.manager_agent:
+                agent.tools = self.tools(planned)  # the checkpoint's copies have no session
             agent.max_retry_limit = self.models.retry.task_retries
             agents[str(agent.id)] = planned
         positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, self.plan.tasks, strict=True)}
@@ -101,7 +110,9 @@ def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) 
         spec = catalog.agent(planned.id)
         options = {"verbose": False, "allow_delegation": False, "max_retry_limit": retries, **spec.options}
         if manager:
-            options["allow_delegation"] = True
+            options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
+        else:
+            options["tools"] = armory.tools(planned)
         return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=armory.llm(planned), **options)
 
     by_planned: dict[tuple[str, str], Any] = {}

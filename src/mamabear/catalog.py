@@ -29,6 +29,12 @@ AGENT_PASSTHROUGH = {
 }
 TASK_PASSTHROUGH = {"output_file", "async_execution", "markdown", "create_directory", "name"}
 
+# The sandbox tools an agent can be given (``tools:``), and the groups that name several.
+FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
+BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")
+TOOL_GROUPS = {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS)}
+TOOLS = TOOL_GROUPS["computer"]
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -71,6 +77,15 @@ class CrewTask:
 
 
 @dataclass(frozen=True)
+class SandboxSpec:
+    """A crew's ``sandbox:``: the kind of session its tools work in, and optionally a backend and pooling."""
+
+    kind: str = "development"
+    backend: str | None = None
+    reuse: bool | None = None  # None: config/sandbox.yaml's reuse_by_kind
+
+
+@dataclass(frozen=True)
 class CrewSpec:
     name: str
     description: str
@@ -80,7 +95,8 @@ class CrewSpec:
     inputs: tuple[InputSpec, ...]
     manager: str | None = None
     memory: bool = True
-    sandbox: str | None = None
+    tools: tuple[str, ...] = ()  # given to every agent of the crew
+    sandbox: SandboxSpec = field(default_factory=SandboxSpec)
     source: str = ""
 
 
@@ -122,6 +138,39 @@ def _id_list(entry: Located, key: str, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be a list of names.")
     return tuple(value)
+
+
+def _tool_list(entry: Located, what: str) -> tuple[str, ...]:
+    names = _id_list(entry, "tools", what)
+    for name in names:
+        if name not in TOOLS and name not in TOOL_GROUPS:
+            known = ", ".join([*TOOLS, *TOOL_GROUPS])
+            raise ConfigError(f"{entry.where('tools')}: {what} names unknown tool '{name}'; use one of: {known}.")
+    return names
+
+
+def expand_tools(names: tuple[str, ...], browser: bool) -> tuple[str, ...]:
+    """Groups spelled out, duplicates dropped; browser tools only where the backend has a browser."""
+    tools = [t for name in names for t in TOOL_GROUPS.get(name, (name,))]
+    return tuple(t for t in dict.fromkeys(tools) if browser or t not in BROWSER_TOOLS)
+
+
+def _sandbox(doc: Located, what: str) -> SandboxSpec:
+    value = doc.get("sandbox")
+    if value is None:
+        return SandboxSpec()
+    if isinstance(value, str):
+        return SandboxSpec(kind=value)
+    if not isinstance(value, Located):
+        raise ConfigError(f"{doc.where('sandbox')}: 'sandbox' of {what} is a kind (research, development, ...) or a mapping.")
+    _unknown(value, {"kind", "backend", "reuse"}, f"the sandbox of {what}")
+    backend = value.get("backend")
+    if backend not in (None, "local", "scrapybara"):
+        raise ConfigError(f"{value.where('backend')}: sandbox backend of {what} must be local or scrapybara.")
+    reuse = value.get("reuse")
+    if reuse is not None and not isinstance(reuse, bool):
+        raise ConfigError(f"{value.where('reuse')}: sandbox 'reuse' of {what} must be true or false.")
+    return SandboxSpec(kind=str(value.get("kind", "development")), backend=backend, reuse=reuse)
 
 
 def _mapping(value: Any, path: Path, what: str) -> Located:
@@ -168,7 +217,7 @@ def parse_agent(agent_id: str, entry: Located) -> AgentSpec:
         tier=tier,
         temperature=float(temperature),
         llm=_text(entry, "llm", what, required=False),
-        tools=_id_list(entry, "tools", what),
+        tools=_tool_list(entry, what),
         options={k: entry[k] for k in AGENT_PASSTHROUGH if k in entry},
         source=entry.where(),
     )
@@ -224,7 +273,7 @@ def _parse_inputs(doc: Located, what: str) -> tuple[InputSpec, ...]:
 def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]) -> CrewSpec:
     doc = _mapping(doc, path, f"crew file {path.name}")
     what = f"crew '{name}'"
-    _unknown(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox"}, what)
+    _unknown(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox", "tools"}, what)
     process = doc.get("process", "sequential")
     if process not in PROCESSES:
         raise ConfigError(f"{doc.where('process')}: process '{process}' of {what} is not one of {', '.join(PROCESSES)}.")
@@ -283,7 +332,8 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         inputs=inputs,
         manager=manager,
         memory=memory,
-        sandbox=_text(doc, "sandbox", what, required=False),
+        tools=_tool_list(doc, what),
+        sandbox=_sandbox(doc, what),
         source=str(path),
     )
 

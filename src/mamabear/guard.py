@@ -24,10 +24,10 @@ CANCEL_POLL_S = 2.0
 class RunStopped(HookAborted):
     """A deliberate stop. A HookAborted, so CrewAI passes it straight up instead of retrying the task."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, exit_code: int | None = None) -> None:
         super().__init__(reason, source="mamabear")
         self.status = status
-        self.exit_code = EXIT_CODES[status]
+        self.exit_code = EXIT_CODES[status] if exit_code is None else exit_code
 
 
 class Guard:
@@ -52,9 +52,9 @@ class Guard:
             self.spent_usd += usd
             self.spent_tokens += tokens
 
-    def request_stop(self, status: str, reason: str) -> None:
+    def request_stop(self, status: str, reason: str, exit_code: int | None = None) -> None:
         if self._stop is None:
-            self._stop = RunStopped(status, reason)
+            self._stop = RunStopped(status, reason, exit_code)
         self._wake.set()
 
     @property

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mamabear.catalog import Catalog, CrewSpec
+from mamabear.catalog import Catalog, CrewSpec, expand_tools
 from mamabear.errors import UsageError
 from mamabear.models import ModelTable, Route, tier_for
+from mamabear.sandbox.config import SandboxConfig
 from mamabear.settings import Settings
 
 
@@ -22,6 +23,17 @@ class PlannedAgent:
     tier: str
     temperature: float
     route: Route
+    tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """Where the crew's tools work: a backend and a session kind; the session starts at the first tool call."""
+
+    backend: str
+    kind: str
+    session: str | None = None  # --session: work in this existing session
+    reuse: bool = False  # take (or leave behind) a pooled session of the kind
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class Plan:
     agents: tuple[PlannedAgent, ...]  # one per (agent, tier) the tasks need, plus the manager
     tasks: tuple[PlannedTask, ...]
     manager: PlannedAgent | None
+    sandbox: SandboxPlan | None = None  # None: no agent has a tool
 
     @property
     def problems(self) -> list[str]:
@@ -57,9 +70,11 @@ class Plan:
             "manager": self.manager.id if self.manager else None,
             "problems": self.problems,
             "agents": [
-                {"id": a.id, "role": a.role, "tier": a.tier, "temperature": a.temperature, "model": a.route.model, "route": route(a.route)}
+                {"id": a.id, "role": a.role, "tier": a.tier, "temperature": a.temperature, "model": a.route.model, "route": route(a.route),
+                 "tools": list(a.tools)}
                 for a in self.agents
             ],
+            "sandbox": asdict(self.sandbox) if self.sandbox else None,
             "tasks": [
                 {"position": t.position, "id": t.id, "agent": t.agent, "tier": t.tier, "model": t.route.model if t.route else None}
                 for t in self.tasks
@@ -87,11 +102,21 @@ def resolve_inputs(crew: CrewSpec, given: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
+def plan_sandbox(crew: CrewSpec, config: SandboxConfig, settings: Settings) -> SandboxPlan:
+    config.kind(crew.sandbox.kind)  # an unknown kind is an error now, not at the first tool call
+    backend = config.choose_backend(settings, settings.sandbox or crew.sandbox.backend)
+    reuse = config.reuse_by_kind if crew.sandbox.reuse is None else crew.sandbox.reuse
+    return SandboxPlan(backend=backend, kind=crew.sandbox.kind, session=settings.session, reuse=reuse)
+
+
 def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[str, str], settings: Settings,
-              strict: bool = True) -> Plan:
+              strict: bool = True, sandbox: SandboxConfig | None = None) -> Plan:
     crew = catalog.crew(crew_name)
     inputs = resolve_inputs(crew, given)
     agents: dict[tuple[str, str], PlannedAgent] = {}
+    uses_tools = bool(crew.tools) or any(catalog.agent(a).tools for a in crew.agents)
+    sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
+    browser = sandbox_plan is not None and sandbox_plan.backend == "scrapybara"
 
     def planned(agent_id: str, tier: str) -> PlannedAgent:
         if (agent_id, tier) not in agents:
@@ -99,6 +124,7 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             agents[(agent_id, tier)] = PlannedAgent(
                 id=agent_id, role=spec.role, tier=tier, temperature=spec.temperature,
                 route=table.route(tier, settings, pinned=spec.llm, strict=strict),
+                tools=expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else (),
             )
         return agents[(agent_id, tier)]
 
@@ -115,4 +141,4 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             continue
         tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
-    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager)
+    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan)

@@ -61,9 +61,11 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     return message, EXIT_FAILED
 
 
-def run_options(ws: Workspace, limits: Limits) -> dict[str, Any]:
+def run_options(ws: Workspace, plan: Plan, limits: Limits) -> dict[str, Any]:
     """What a resume reuses unless told otherwise: never a key."""
-    return {k: v for k, v in {"model": ws.settings.model, "base_url": ws.settings.base_url}.items() if v} | limits.to_dict()
+    chosen = {"model": ws.settings.model, "base_url": ws.settings.base_url,
+              "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None}
+    return {k: v for k, v in chosen.items() if v} | limits.to_dict()
 
 
 def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None,
@@ -80,8 +82,10 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     if run["status"] not in RESUMABLE_STATUSES:
         raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
     options = run["options"] or {}
-    ws = base.rerouted(model or options.get("model"), base_url or options.get("base_url"))
-    plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings)
+    # The run keeps its sandbox backend; a run that had a session reattaches to it.
+    ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
+                       sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"))
+    plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
@@ -164,7 +168,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
-    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, limits),
+    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, plan, limits),
                                   str(restore_from) if restore_from else None)
     state = _state(store, run_id, plan, attempt)
     spent_usd, spent_tokens = store.spent(run_id)
@@ -187,14 +191,20 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     else:
         tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
 
-    ending = _Ending(store, tracker, guard, attempt, checkpoints)
+    link = None
+    if plan.sandbox is not None:
+        from mamabear.sandbox.link import SessionLink
+
+        link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard)
+        tracker.after_task.append(link.save)
+    ending = _Ending(store, tracker, guard, attempt, checkpoints, link)
     signals = _Signals(guard, lambda: ending.abandon_after(ABANDON_AFTER_S, on_abandon))
     with signals.installed():
         output: str | None = None
         error: str | None = None
         exit_code = EXIT_OK
         try:
-            armory = Armory(plan, ws.settings, ws.models, control)
+            armory = Armory(plan, ws.settings, ws.models, control, link)
             with shared_tls():
                 if restore_from is not None:
                     built = armory.arm(checkpoints.restore(restore_from))
@@ -239,8 +249,9 @@ class _Ending:
     stop (the checkpoint of the last completed task is already on disk) and exits.
     """
 
-    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any) -> None:
+    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None) -> None:
         self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
+        self.link = link
         self._lock = threading.Lock()
         self._done = False
 
@@ -251,6 +262,8 @@ class _Ending:
             self._done = True
             tracker, state, run_id = self.tracker, self.tracker.state, self.tracker.state.run_id
             tracker.detach()  # also waits for the last checkpoint write
+            if self.link is not None:
+                self.link.close()  # bill the sandbox time; an unpooled cloud session is paused
             if self.guard.stop is not None:
                 status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
                 if status == "interrupted" and self.store.cancel_requested(run_id):

@@ -20,6 +20,8 @@ class Settings:
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = None  # for the --base-url server, when it needs one
+    sandbox: str | None = None  # --sandbox: the backend agents' tools use (local | scrapybara)
+    session: str | None = None  # --session: an existing sandbox session to work in
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
 
     def with_flags(self, **flags: object) -> Settings:
@@ -54,6 +56,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
         model=env.get("MAMABEAR_MODEL") or None,
         base_url=env.get("MAMABEAR_BASE_URL") or None,
         api_key=env.get("MAMABEAR_API_KEY") or None,
+        sandbox=env.get("MAMABEAR_SANDBOX") or None,
         env=env,
     )
 

@@ -37,6 +37,7 @@ runs = sa.Table(
     sa.Column("host", sa.String(200)),
     sa.Column("attempt", sa.Integer),  # the attempt running now or last
     sa.Column("cancel_requested", sa.Boolean),
+    sa.Column("session_id", sa.String(32)),  # the sandbox session the run works in, once it has one
 )
 
 attempts = sa.Table(
@@ -116,6 +117,51 @@ events = sa.Table(
     sa.Column("attempt", sa.Integer),
 )
 
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("backend", sa.String(32), nullable=False),  # local | scrapybara
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running | paused | stopped | lost
+    sa.Column("remote_id", sa.String(200)),  # the cloud instance
+    sa.Column("workdir", sa.Text, nullable=False),
+    sa.Column("pooled", sa.Boolean, nullable=False, default=False),
+    sa.Column("run_id", sa.String(32)),  # the run that created it, if one did
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float, nullable=False),
+    sa.Column("active_since", sa.Float),  # running since (billed time); None while paused or stopped
+    sa.Column("active_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("saved_at", sa.Float),  # when its workspace was last saved (cloud)
+    sa.Column("error", sa.Text),
+)
+
+sandbox_actions = sa.Table(
+    "sandbox_actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id"), nullable=False, index=True),
+    sa.Column("run_id", sa.String(32), index=True),  # None: `mamabear sandbox exec`
+    sa.Column("attempt", sa.Integer),
+    sa.Column("task_position", sa.Integer),
+    sa.Column("agent", sa.String(200)),
+    sa.Column("action", sa.String(32), nullable=False),  # bash | view | create | str_replace | insert | navigate | screenshot | setup
+    sa.Column("target", sa.Text, nullable=False),  # the command, path or URL
+    sa.Column("allowed", sa.Boolean, nullable=False),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("duration_ms", sa.Float),
+    sa.Column("output", sa.Text),  # truncated and redacted
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sandbox_usage = sa.Table(
+    "sandbox_usage", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id"), nullable=False),
+    sa.Column("run_id", sa.String(32), index=True),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float, nullable=False),
+)
+
 migrations_table = sa.Table(
     "_migrations", metadata,
     sa.Column("name", sa.String(200), primary_key=True),
@@ -133,14 +179,25 @@ def m002_attempts(conn: Connection) -> None:
     attempts.create(conn, checkfirst=True)
     for table, names in ((runs, ("options", "host", "attempt", "cancel_requested")), (llm_calls, ("attempt",)),
                          (tool_calls, ("attempt",)), (events, ("attempt",))):
-        present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-        for name in names:
-            if name not in present:  # m001 on a new database already made them from the current tables
-                column = table.c[name]
-                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"))
+        _add_columns(conn, table, names)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts]
+def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> None:
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name not in present:  # m001 on a new database already made them from the current tables
+            column = table.c[name]
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"))
+
+
+def m003_sandbox(conn: Connection) -> None:
+    """Sandbox sessions, every command and edit made in them, and the instance time runs are billed."""
+    for table in (sessions, sandbox_actions, sandbox_usage):
+        table.create(conn, checkfirst=True)
+    _add_columns(conn, runs, ("session_id",))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox]
 
 FINAL_STATUSES = ("completed", "failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
 RESUMABLE_STATUSES = ("failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
@@ -354,10 +411,12 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def spent(self, run_id: str) -> tuple[float, int]:
-        """Dollars and tokens a run has spent so far, over all its attempts."""
+        """Dollars and tokens a run has spent so far, over all its attempts (sandbox hours included)."""
         with self.tx() as conn:
             row = conn.execute(sa.select(*TOKEN_SUMS).where(llm_calls.c.run_id == run_id)).one()
-        return float(row.cost_usd), int(row.tokens_in) + int(row.tokens_out)
+            hours = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0))
+                                 .where(sandbox_usage.c.run_id == run_id)).scalar()
+        return float(row.cost_usd) + float(hours or 0.0), int(row.tokens_in) + int(row.tokens_out)
 
     def events(self, run_id: str, after_id: int = 0) -> list[dict]:
         with self.tx() as conn:

@@ -121,6 +121,7 @@ class Tracker:
         self._call_started: dict[str, float] = {}
         self._tool_started: dict[str, float] = {}
         self._handlers: list[tuple[type, Callable]] = []
+        self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
 
     # ------------------------------------------------------------ wiring
 
@@ -238,6 +239,8 @@ class Tracker:
                        f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
                        f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
                        position, task.agent, ts=task.finished_at)
+        for hook in self.after_task:
+            hook()
 
     def _task_failed(self, event: Any) -> None:
         position = self._position(event)

@@ -11,6 +11,8 @@ from mamabear.settings import Settings
 
 if TYPE_CHECKING:
     from mamabear.models import ModelTable
+    from mamabear.sandbox.config import SandboxConfig
+    from mamabear.sandbox.sessions import Sessions
     from mamabear.store import Store
 
 
@@ -18,10 +20,10 @@ class Workspace:
     def __init__(self, settings: Settings | None = None, **flags: object) -> None:
         self.settings = (settings or settings_mod.load()).with_flags(**flags)
 
-    def rerouted(self, model: str | None, base_url: str | None) -> Workspace:
-        """The same workspace with other routing flags; what is loaded already (store, catalog) is shared."""
-        other = Workspace(self.settings, model=model, base_url=base_url)
-        for name in ("roots", "catalog", "models", "store"):  # none of them depends on the routing flags
+    def rerouted(self, **flags: str | None) -> Workspace:
+        """The same workspace with other flags (model, base_url, sandbox, session); what is loaded already is shared."""
+        other = Workspace(self.settings, **flags)
+        for name in ("roots", "catalog", "models", "store", "sandbox"):  # none of them depends on those flags
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -45,3 +47,14 @@ class Workspace:
         from mamabear.store import Store
 
         return Store.open(self.settings.database_url)
+
+    @cached_property
+    def sandbox(self) -> SandboxConfig:
+        from mamabear.sandbox.config import SandboxConfig
+
+        return SandboxConfig.load(self.roots)
+
+    def sessions(self) -> Sessions:
+        from mamabear.sandbox.sessions import Sessions
+
+        return Sessions(self.settings, self.store, self.sandbox)

@@ -87,7 +87,7 @@ def run(
     given = parse_inputs(inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Workspace(model=model, base_url=base_url)
-    plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run)
+    plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
     if dry_run:
         render_plan(plan, json_out)
         return

@@ -1,0 +1,1 @@
+"""The computer agents work on: sessions on a local or Scrapybara backend, their tools, policy and audit."""

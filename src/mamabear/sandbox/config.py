@@ -1,0 +1,159 @@
+"""``config/sandbox.yaml``: which backend, the limits of a command, kinds and their set-up, the command policy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mamabear import yamlfile
+from mamabear.errors import ConfigError, UsageError
+from mamabear.settings import Settings
+from mamabear.yamlfile import Located
+
+BACKENDS = ("local", "scrapybara")
+
+
+@dataclass(frozen=True)
+class CommandLimits:
+    timeout_s: float = 120.0
+    output_kib: int = 64
+    cpu_s: int = 600
+    memory_mib: int = 4096
+    file_mib: int = 1024
+
+
+@dataclass(frozen=True)
+class CloudOptions:
+    timeout_hours: float = 2.0
+    blocked_domains: tuple[str, ...] = ()
+    usd_per_hour: float = 0.05
+    workdir: str = "/home/scrapybara/work"
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    regex: re.Pattern[str]
+
+
+@dataclass
+class SandboxConfig:
+    backend: str = "auto"
+    limits: CommandLimits = field(default_factory=CommandLimits)
+    idle_pause_minutes: float = 10.0
+    reuse_by_kind: bool = False
+    scrapybara: CloudOptions = field(default_factory=CloudOptions)
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> set-up commands
+    deny: tuple[Rule, ...] = ()
+    allow: tuple[Rule, ...] = ()
+
+    @classmethod
+    def load(cls, roots: list[Path]) -> SandboxConfig:
+        config = cls()
+        for root in roots:
+            path = root / "config" / "sandbox.yaml"
+            if path.is_file():
+                config._merge(yamlfile.load(path), path)
+        return config
+
+    def choose_backend(self, settings: Settings, flag: str | None = None) -> str:
+        """--sandbox or MAMABEAR_SANDBOX > a crew's backend > config > scrapybara if its key is set, else local."""
+        choice = flag or settings.sandbox or self.backend
+        if choice == "auto":
+            return "scrapybara" if settings.env.get("SCRAPYBARA_API_KEY") else "local"
+        if choice not in BACKENDS:
+            raise UsageError(f"sandbox backend '{choice}' is not one of {', '.join(BACKENDS)}.")
+        return choice
+
+    def kind(self, name: str) -> tuple[str, ...]:
+        if name not in self.kinds:
+            raise UsageError(f"no sandbox kind '{name}'; known kinds: {', '.join(self.kinds) or 'none'} (config/sandbox.yaml).")
+        return self.kinds[name]
+
+    def _merge(self, doc: Any, path: Path) -> None:
+        if doc is None:
+            return
+        if not isinstance(doc, Located):
+            raise ConfigError(f"{path}:1: sandbox.yaml must be a mapping.")
+        _known(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy"}, "sandbox.yaml")
+        if "backend" in doc:
+            if doc["backend"] not in ("auto", *BACKENDS):
+                raise ConfigError(f"{doc.where('backend')}: backend must be auto, local or scrapybara.")
+            self.backend = doc["backend"]
+        if "limits" in doc:
+            self.limits = _numbers(doc, "limits", CommandLimits, self.limits)
+        if "scrapybara" in doc:
+            self.scrapybara = _numbers(doc, "scrapybara", CloudOptions, self.scrapybara)
+        if "idle_pause_minutes" in doc:
+            self.idle_pause_minutes = _number(doc, "idle_pause_minutes")
+        if "reuse_by_kind" in doc:
+            if not isinstance(doc["reuse_by_kind"], bool):
+                raise ConfigError(f"{doc.where('reuse_by_kind')}: reuse_by_kind must be true or false.")
+            self.reuse_by_kind = doc["reuse_by_kind"]
+        for name, entry in _section(doc, "kinds").items():
+            setup = entry.get("setup", []) if isinstance(entry, dict) else None
+            if not isinstance(setup, list) or not all(isinstance(c, str) for c in setup):
+                raise ConfigError(f"{doc['kinds'].where(name)}: kind '{name}' needs 'setup', a list of commands.")
+            self.kinds[name] = tuple(setup)
+        policy = _section(doc, "policy")
+        _known(policy, {"deny", "allow"}, "policy") if policy else None
+        if "deny" in policy:
+            self.deny = _rules(policy, "deny")
+        if "allow" in policy:
+            self.allow = _rules(policy, "allow")
+
+
+def _known(entry: Located, keys: set[str], what: str) -> None:
+    for key in entry:
+        if key not in keys:
+            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
+
+
+def _section(doc: Located, key: str) -> Located:
+    value = doc.get(key)
+    if value is None:
+        return Located()
+    if not isinstance(value, Located):
+        raise ConfigError(f"{doc.where(key)}: '{key}' must be a mapping.")
+    return value
+
+
+def _number(entry: Located, key: str) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{entry.where(key)}: '{key}' must be a number of at least 0.")
+    return float(value)
+
+
+def _numbers(doc: Located, key: str, kind: type, current: Any) -> Any:
+    section = _section(doc, key)
+    fields = current.__dataclass_fields__
+    _known(section, set(fields), key)
+    values = {}
+    for name in section:
+        default = getattr(current, name)
+        if isinstance(default, tuple):
+            items = section[name] or []
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{section.where(name)}: '{name}' must be a list of names.")
+            values[name] = tuple(items)
+        elif isinstance(default, str):
+            values[name] = str(section[name])
+        else:
+            values[name] = type(default)(_number(section, name))
+    return kind(**{**current.__dict__, **values})
+
+
+def _rules(policy: Located, key: str) -> tuple[Rule, ...]:
+    items = policy.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{policy.where(key)}: policy '{key}' must be a list of regular expressions.")
+    rules = []
+    for pattern in items:
+        try:
+            rules.append(Rule(pattern, re.compile(pattern)))
+        except re.error as exc:
+            raise ConfigError(f"{policy.where(key)}: policy rule '{pattern}' is not a valid regular expression ({exc}).") from exc
+    return tuple(rules)

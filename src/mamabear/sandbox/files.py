@@ -1,0 +1,93 @@
+"""File view/create/str_replace/insert inside one directory that no path may leave.
+
+Paths are relative to the workspace. An absolute path, a ``..`` that climbs out, or a
+symlink that points out is refused, whichever component it is in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mamabear.sandbox.backend import Refused
+
+VIEW_LINES = 400  # lines shown when no range is given
+
+
+def inside(root: Path, path: str) -> Path:
+    """The real path of ``path`` under ``root``, or Refused when it would leave the workspace."""
+    if not path or not path.strip():
+        raise Refused("give a path relative to the workspace.")
+    if os.path.isabs(path) or path.startswith("~"):
+        raise Refused(f"'{path}' is an absolute path; give a path relative to the workspace.")
+    base = root.resolve()
+    target = Path(os.path.realpath(base / path))  # follows every symlink on the way
+    if target != base and base not in target.parents:
+        raise Refused(f"'{path}' is outside the workspace; only files inside it can be used.")
+    return target
+
+
+def view(root: Path, path: str, view_range: list[int] | None = None) -> str:
+    target = inside(root, path)
+    if target.is_dir():
+        entries = sorted(p.relative_to(target).as_posix() + ("/" if p.is_dir() else "")
+                         for p in target.iterdir() if not p.name.startswith("."))
+        return "\n".join(entries) if entries else "(empty directory)"
+    lines = _read(target, path).splitlines()
+    start, end = 1, min(len(lines), VIEW_LINES)
+    if view_range:
+        if len(view_range) != 2 or view_range[0] < 1:
+            raise Refused("view_range is [first line, last line], counting from 1 (-1 for the end).")
+        start, end = view_range[0], len(lines) if view_range[1] == -1 else min(view_range[1], len(lines))
+    shown = "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(start, end + 1))
+    more = f"\n[{len(lines) - end} more lines; view a range to see them]" if end < len(lines) else ""
+    return (shown or "(empty file)") + more
+
+
+def create(root: Path, path: str, text: str) -> str:
+    target = inside(root, path)
+    if target.is_dir():
+        raise Refused(f"'{path}' is a directory.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    existed = target.exists()
+    _write(target, text)
+    return f"{'overwrote' if existed else 'created'} {path} ({len(text.encode())} bytes)"
+
+
+def str_replace(root: Path, path: str, old: str, new: str) -> str:
+    target = inside(root, path)
+    text = _read(target, path)
+    count = text.count(old) if old else 0
+    if count != 1:
+        found = "does not occur" if count == 0 else f"occurs {count} times"
+        raise Refused(f"old_str {found} in {path}; it must match exactly once (include more context).")
+    _write(target, text.replace(old, new, 1))
+    return f"replaced 1 occurrence in {path}"
+
+
+def insert(root: Path, path: str, line: int, text: str) -> str:
+    target = inside(root, path)
+    lines = _read(target, path).splitlines(keepends=True)
+    if not 0 <= line <= len(lines):
+        raise Refused(f"insert_line must be from 0 to {len(lines)} (the number of lines in {path}).")
+    if lines and not lines[-1].endswith("\n") and line == len(lines):
+        lines[-1] += "\n"
+    lines.insert(line, text if text.endswith("\n") else text + "\n")
+    _write(target, "".join(lines))
+    return f"inserted {len(text.splitlines()) or 1} line(s) after line {line} of {path}"
+
+
+def _read(target: Path, path: str) -> str:
+    if not target.is_file():
+        raise Refused(f"{path} does not exist; create it first.")
+    try:
+        return target.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise Refused(f"cannot read {path} ({exc.strerror}).") from exc
+
+
+def _write(target: Path, text: str) -> None:
+    # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -1,0 +1,97 @@
+"""A run's connection to its sandbox session: opened at the first tool call, reattached on resume.
+
+The link decides which session the run works in (``--session``, the run's own from an
+earlier attempt, a pooled one of its kind, or a new one), records it on the run, pauses
+an idle cloud session while the agents think, and releases the session when the run ends.
+A sandbox error that no agent can work around (a refused key, an unreachable API)
+stops the run through its guard, so it ends with one sentence and stays resumable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mamabear.errors import EXIT_USAGE
+from mamabear.plan import SandboxPlan
+from mamabear.sandbox.backend import SandboxError
+from mamabear.sandbox.sessions import Context, Sessions
+
+IDLE_CHECK_S = 30.0
+
+
+class SessionLink:
+    def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int,
+                 position: Callable[[], int | None], guard: Any = None) -> None:
+        self.sessions, self.plan, self.run_id, self.attempt = sessions, plan, run_id, attempt
+        self.position = position
+        self.guard = guard
+        self.session_id: str | None = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._watch: threading.Thread | None = None
+
+    def context(self, agent: str | None) -> Context:
+        return Context(self.run_id, self.attempt, self.position(), agent)
+
+    def session(self, agent: str | None = None) -> dict:
+        """The run's session, ready for a command: opened, resumed or replaced as needed."""
+        with self._lock:
+            try:
+                if self.session_id is None:
+                    session = self._open(self.context(agent))
+                    self.session_id = session["id"]
+                    self.sessions.ledger.link_run(self.run_id, session["id"])
+                    self._start_watch()
+                    return session
+                return self.sessions.resume(self.sessions.ledger.session(self.session_id), self.context(agent))
+            except SandboxError as exc:
+                if self.guard is not None:
+                    self.guard.request_stop("failed", exc.message, EXIT_USAGE)
+                raise
+
+    def _open(self, context: Context) -> dict:
+        sessions, plan = self.sessions, self.plan
+        if plan.session:
+            return sessions.resume(sessions.get(plan.session), context)
+        if plan.reuse:
+            for pooled in sessions.ledger.pooled(plan.kind, plan.backend):
+                try:
+                    return sessions.resume(pooled, context)
+                except SandboxError:
+                    continue
+        return sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context)
+
+    def save(self) -> None:
+        """After a task: keep a copy of a cloud workspace, to restore if the instance is lost."""
+        with self._lock:
+            if self.session_id is not None:
+                self.sessions.save(self.sessions.ledger.session(self.session_id))
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            if self.session_id is not None:
+                try:
+                    self.sessions.release(self.sessions.ledger.session(self.session_id))
+                except SandboxError:
+                    pass  # the run's result matters more; `sandbox list` shows the session as it is
+
+    def _start_watch(self) -> None:
+        if self.plan.backend == "local" or self._watch is not None:
+            return
+        self._watch = threading.Thread(target=self._pause_when_idle, name="mamabear-sandbox-idle", daemon=True)
+        self._watch.start()
+
+    def _pause_when_idle(self) -> None:
+        idle_s = self.sessions.config.idle_pause_minutes * 60
+        while not self._closed.wait(min(IDLE_CHECK_S, max(idle_s / 4, 0.05))):
+            with self._lock:
+                session = self.sessions.ledger.session(self.session_id)  # type: ignore[arg-type]
+                if session["status"] == "running" and time.time() - session["last_used_at"] > idle_s:
+                    try:
+                        self.sessions.pause(session)
+                    except SandboxError:
+                        pass

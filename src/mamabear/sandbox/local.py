@@ -1,0 +1,172 @@
+"""The local sandbox: a workspace directory per session and commands in real, limited subprocesses.
+
+Each command runs in a fresh ``bash`` in its own process group, with CPU, memory and
+file-size limits, a timeout that kills the whole group, output capped from the middle,
+and an environment built from nothing: no key, token or other variable of the caller
+reaches it. The shell's exported variables and working directory are saved after each
+command and restored before the next, so a session keeps its environment across
+commands and CLI invocations like a terminal would.
+
+This is not a jail: commands run as the user who runs mamabear. For untrusted work use
+the scrapybara backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mamabear.sandbox import files
+from mamabear.sandbox.backend import CommandResult, Lost
+from mamabear.sandbox.config import CommandLimits
+
+# The command arrives as $1 and is eval'd in this shell, so `cd` and `export` persist.
+_SCRIPT = r"""
+ulimit -t {cpu} -v {memory_kib} -f {file_kib} 2>/dev/null
+[ -f "$MB_STATE/env" ] && . "$MB_STATE/env" 2>/dev/null
+cd "$(cat "$MB_STATE/cwd" 2>/dev/null)" 2>/dev/null || cd "$HOME"
+trap 'export -p > "$MB_STATE/env.new" && mv -f "$MB_STATE/env.new" "$MB_STATE/env"; pwd > "$MB_STATE/cwd"' EXIT
+eval "$1"
+"""
+_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME")
+_LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time limit ({cpu} s) reached", signal.SIGXFSZ: "file size limit ({file_mib} MiB) reached",
+                  signal.SIGKILL: "killed (memory or CPU limit)"}
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, home: Path, limits: CommandLimits) -> None:
+        self.root = home / "sandboxes"
+        self.limits = limits
+
+    def create(self, session_id: str) -> tuple[str | None, str]:
+        base = self.root / session_id
+        for sub in ("work", "state", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        return None, str(base / "work")
+
+    # ------------------------------------------------------------ commands
+
+    def environment(self, session: dict) -> dict[str, str]:
+        """Built from nothing: a few harmless variables, never a key or token of the caller."""
+        work = Path(session["workdir"])
+        env = {k: os.environ[k] for k in _KEPT if k in os.environ}
+        own_bin = str(Path(sys.prefix) / "bin")  # mamabear's own venv: installs must not land there
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
+        env.update(HOME=str(work), PWD=str(work), TMPDIR=str(work.parent / "tmp"), SHELL="/bin/bash", TERM="dumb",
+                   MB_STATE=str(work.parent / "state"))
+        env.setdefault("LANG", "C.UTF-8")
+        return env
+
+    def bash(self, session: dict, command: str, timeout_s: float) -> CommandResult:
+        self._require(session)
+        limits = self.limits
+        script = _SCRIPT.format(cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-c", script, "bash", command],
+            cwd=session["workdir"], env=self.environment(session), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        capture = _Capture(proc.stdout, limits.output_kib * 1024)  # type: ignore[arg-type]
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        _kill_group(proc.pid)  # the command and anything it left running in the background
+        proc.wait()
+        output = capture.result()
+        code = None if timed_out else proc.returncode
+        return CommandResult(output=output, exit_code=code, duration_ms=(time.monotonic() - started) * 1000,
+                             timed_out=timed_out, note=self._note(code, timeout_s if timed_out else None))
+
+    def _note(self, code: int | None, timed_out_after: float | None) -> str:
+        if timed_out_after is not None:
+            return f"the {timed_out_after:g} s limit was reached"
+        if code is None:
+            return ""
+        signum = -code if code < 0 else code - 128 if code > 128 else 0
+        text = _LIMIT_SIGNALS.get(signum) if signum in (signal.SIGXCPU, signal.SIGXFSZ) or code < 0 else None
+        return text.format(cpu=self.limits.cpu_s, file_mib=self.limits.file_mib) if text else ""
+
+    # ------------------------------------------------------------ files
+
+    def view(self, session: dict, path: str, view_range: list[int] | None) -> str:
+        return files.view(self._require(session), path, view_range)
+
+    def create_file(self, session: dict, path: str, text: str) -> str:
+        return files.create(self._require(session), path, text)
+
+    def str_replace(self, session: dict, path: str, old: str, new: str) -> str:
+        return files.str_replace(self._require(session), path, old, new)
+
+    def insert(self, session: dict, path: str, line: int, text: str) -> str:
+        return files.insert(self._require(session), path, line, text)
+
+    # ------------------------------------------------------------ life cycle
+
+    def pause(self, session: dict) -> None:
+        """Nothing runs between commands, so a paused local session only refuses commands until resumed."""
+
+    def resume(self, session: dict) -> None:
+        self._require(session)
+
+    def stop(self, session: dict) -> None:
+        """The workspace is kept: stopping a session never deletes the user's files."""
+
+    def alive(self, session: dict) -> str:
+        return "running" if Path(session["workdir"]).is_dir() else "lost"
+
+    def remove(self, session: dict) -> None:
+        shutil.rmtree(Path(session["workdir"]).parent, ignore_errors=True)
+
+    def _require(self, session: dict) -> Path:
+        work = Path(session["workdir"])
+        if not work.is_dir():
+            raise Lost(f"the workspace of sandbox session {session['id']} ({work}) is gone.")
+        return work
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Capture:
+    """Reads a pipe to its end, keeping the first and last halves of ``cap`` bytes and counting the rest."""
+
+    def __init__(self, pipe: object, cap: int) -> None:
+        self.pipe, self.cap = pipe, cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        half = self.cap // 2
+        while chunk := self.pipe.read1(65536):  # type: ignore[attr-defined]
+            self.total += len(chunk)
+            room = half - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail = (self.tail + chunk)[-half:]
+
+    def result(self) -> str:
+        self.thread.join(timeout=5)
+        self.pipe.close()  # type: ignore[attr-defined]
+        cut = self.total - len(self.head) - len(self.tail)
+        middle = f"\n[... {cut} bytes of output cut ...]\n" if cut > 0 else ""
+        return self.head.decode("utf-8", "replace") + middle + self.tail.decode("utf-8", "replace")
