@@ -6,6 +6,11 @@ a file is written to a temporary name and renamed, so a crash or a second Ctrl-C
 leaves a torn checkpoint; secrets are redacted (CrewAI serialises each LLM's api_key);
 and the executor ``flow`` entities are left out, since restoring them builds a default
 LanceDB memory per agent (3 s) and resuming a crew does not read them.
+
+CrewAI serialises its event record in an event-bus thread while the run goes on adding
+events to it, which fails now and then with "dictionary changed size during iteration"
+and loses that checkpoint. The record has a read-write lock that its writers take;
+``_lock_event_record_reads`` makes serialising take the read side of it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,24 @@ from pydantic import PrivateAttr
 from mamabear.redact import Redactor
 
 KEEP = 5  # checkpoints kept per run; older ones are pruned after each write
+
+
+def _lock_event_record_reads() -> None:
+    from crewai.state.event_record import EventRecord
+
+    dump = EventRecord.model_dump
+    if getattr(dump, "mamabear_locked", False):
+        return
+
+    def locked_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock.r_locked():
+            return dump(self, *args, **kwargs)
+
+    locked_dump.mamabear_locked = True  # type: ignore[attr-defined]
+    EventRecord.model_dump = locked_dump  # type: ignore[method-assign]
+
+
+_lock_event_record_reads()
 
 
 class SafeJsonProvider(JsonProvider):

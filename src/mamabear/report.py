@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mamabear.sandbox.ledger import Ledger
 from mamabear.store import Store
 
 
@@ -38,16 +39,26 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
                           for a in store.attempts(run_id)]
     calls = store.llm_calls(run_id)
     tools = store.tool_calls(run_id)
+    ledger = Ledger(store)
+    usage = ledger.usage(run_id)
+    actions = ledger.actions(run_id=run_id)
+    sandbox_usd = sum(u["cost_usd"] for u in usage)
+    report["session_id"] = run["session_id"]
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),
-        "cost_usd": round(sum(c["cost_usd"] for c in calls), 6),
+        "cost_usd": round(sum(c["cost_usd"] for c in calls) + sandbox_usd, 6),  # models and sandbox hours
+        "sandbox_usd": round(sandbox_usd, 6),
+        "sandbox_seconds": round(sum(u["seconds"] for u in usage), 3),
         "llm_calls": len(calls),
         "llm_errors": sum(1 for c in calls if c["outcome"] == "error"),
         "tool_calls": len(tools),
+        "sandbox_actions": len(actions),
+        "sandbox_refused": sum(1 for a in actions if not a["allowed"]),
         "seconds": _seconds(run["created_at"], run["finished_at"]),
     }
     if details:
         report["llm_calls"] = calls
         report["tool_calls"] = tools
+        report["sandbox_actions"] = actions
     return report

@@ -110,9 +110,25 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
             tools.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["tool"], "yes" if c["ok"] else "[red]no[/]",
                           took, escape((c["arguments"] or "")[:60]))
         out.print(tools)
+    if report["sandbox_actions"]:
+        _print_sandbox(out, report)
     if report["output"]:
         out.print("[bold]output[/]")
         out.print(escape(report["output"]))
+
+
+def _print_sandbox(out: object, report: dict) -> None:
+    tot = report["totals"]
+    title = (f"sandbox session {report['session_id']}: {len(report['sandbox_actions'])} actions, "
+             f"{tot['sandbox_seconds'] / 3600:.2f} h billed (${tot['sandbox_usd']:.4f})")
+    actions = table("#", "task", "agent", "action", "exit", "took", "command or path", "output", title=title)
+    for i, a in enumerate(report["sandbox_actions"], start=1):
+        code = "[red]refused[/]" if not a["allowed"] else "-" if a["exit_code"] is None else str(a["exit_code"])
+        took = "-" if a["duration_ms"] is None else f"{a['duration_ms']:.0f}ms"
+        first = (a["output"] or "").strip().splitlines()[:1]
+        actions.add_row(str(i), str(a["task_position"] or "-"), a["agent"] or "-", a["action"], code, took,
+                        escape(a["target"][:60]), escape(first[0][:50] if first else ""))
+    out.print(actions)  # type: ignore[attr-defined]
 
 
 def _print_event(event: dict, json_out: bool) -> None:
