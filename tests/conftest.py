@@ -16,7 +16,8 @@ from fakellm import FakeLLM  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PROVIDER_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
                  "MAMABEAR_MODEL", "MAMABEAR_BASE_URL", "MAMABEAR_API_KEY", "MAMABEAR_CONFIG_DIR",
-                 "MAMABEAR_DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE")
+                 "MAMABEAR_DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "SCRAPYBARA_API_KEY",
+                 "SCRAPYBARA_BASE_URL", "MAMABEAR_SANDBOX")
 
 
 @pytest.fixture(scope="session")

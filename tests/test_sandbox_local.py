@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, subprocess_env
 
+from conftest import REPO, subprocess_env
 from mamabear.sandbox.backend import CommandResult
 from mamabear.sandbox.ledger import Ledger
 from mamabear.workspace import Workspace

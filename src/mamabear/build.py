@@ -97,6 +97,9 @@ class Armory:
                 agent.tools = self.tools(planned)  # the checkpoint's copies have no session
             agent.max_retry_limit = self.models.retry.task_retries
             agents[str(agent.id)] = planned
+        for task in crew.tasks:
+            if task.tools:  # CrewAI copied the agent's tools onto the task; those copies have no session either
+                task.tools = list(task.agent.tools or []) if task.agent is not None else []
         positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, self.plan.tasks, strict=True)}
         return Built(crew=crew, positions=positions, agents=agents)
 

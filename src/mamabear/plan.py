@@ -115,6 +115,8 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
     inputs = resolve_inputs(crew, given)
     agents: dict[tuple[str, str], PlannedAgent] = {}
     uses_tools = bool(crew.tools) or any(catalog.agent(a).tools for a in crew.agents)
+    if settings.session and not uses_tools:
+        raise UsageError(f"--session {settings.session}: crew '{crew.name}' gives its agents no tools, so it works in no sandbox session.")
     sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
     browser = sandbox_plan is not None and sandbox_plan.backend == "scrapybara"
 

@@ -149,6 +149,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     store = ws.store
     limits = limits or Limits()
     redact = Redactor(ws.settings.env)
+    if plan.sandbox is not None and plan.sandbox.session:
+        ws.sessions().get(plan.sandbox.session)  # an unknown --session is an error now, not at the first tool call
     if not resume:
         if run_id is not None and store.has_run(run_id):
             raise UsageError(f"--run-id {run_id}: a run with that id exists already.")

@@ -72,7 +72,7 @@ def exec_(
     result = sessions.exec(session, line, timeout)
     if not isinstance(result, CommandResult):
         raise UsageError(result)
-    code = EXIT_TIMED_OUT if result.timed_out else result.exit_code or 0
+    code = EXIT_TIMED_OUT if result.timed_out else 1 if result.exit_code is None else result.exit_code
     if json_out:
         emit_json({"session": session["id"], "command": line, "exit_code": result.exit_code, "timed_out": result.timed_out,
                    "duration_ms": round(result.duration_ms, 1), "note": result.note, "output": result.output})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import posixpath
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,8 +109,10 @@ class CloudBackend:
         if marker:
             output, code = head.rstrip("\n"), int(tail.strip() or 0)
         text = "\n".join(part for part in (output, error) if part)
+        timed_out = code is None and "timed out" in error
+        note = "the command ended the shell, so its exit code is unknown" if code is None and not timed_out else ""
         return CommandResult(cap_text(text, self.limits.output_kib * 1024), code, (time.monotonic() - started) * 1000,
-                             timed_out=code is None and "timed out" in error)
+                             timed_out=timed_out, note=note)
 
     def _path(self, session: dict, path: str) -> str:
         return path if path.startswith("/") else f"{session['workdir'].rstrip('/')}/{path}"
@@ -165,7 +168,7 @@ class CloudBackend:
 
     def save(self, session: dict) -> None:
         instance, work = self._instance(session), session["workdir"]
-        archive = "/tmp/mamabear-workspace.tar.gz"
+        archive = _beside(work, ".mamabear-workspace.tar.gz")
         self._call("save the workspace", lambda: instance.bash(command=f"tar czf {archive} -C {work} . 2>/dev/null; true"))
         response = self._call("save the workspace", lambda: instance.file(command="read", path=archive, encoding="base64"))
         data = base64.b64decode(getattr(response, "output", None) or "")
@@ -182,11 +185,16 @@ class CloudBackend:
         if not saved.is_file():
             return "no saved workspace to restore"
         instance, work = self._instance(session), session["workdir"]
-        archive = "/tmp/mamabear-restore.tar.gz"
+        archive = _beside(work, ".mamabear-restore.tar.gz")
         self._call("restore the workspace", lambda: instance.upload(file=saved.read_bytes(), path=archive))
         self._call("restore the workspace", lambda: instance.bash(command=f"mkdir -p {work} && tar xzf {archive} -C {work} && cd {work}"))
         saved_at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved.stat().st_mtime))
         return f"restored the workspace saved at {saved_at}"
+
+
+def _beside(workdir: str, name: str) -> str:
+    """A path next to the workspace (so it is never inside the archive of it)."""
+    return posixpath.join(posixpath.dirname(workdir.rstrip("/")), name)
 
 
 def _detail(body: Any) -> str:
