@@ -170,3 +170,37 @@ def test_a_run_stops_cleanly_when_the_key_is_refused(cli, fake, cloud, monkeypat
     doc = result.json()
     assert doc["status"] == "failed" and "Scrapybara refused the API key" in doc["error"]
     assert "Traceback" not in result.err and f"mamabear resume {doc['run_id']}" in result.err
+
+
+def test_an_idle_instance_is_paused_while_the_agents_think_and_resumed_for_the_next_command(cli, fake, cloud, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "sandbox.yaml").write_text("idle_pause_minutes: 0.005\n")  # 0.3 s
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "echo one"}}])
+    fake.add(task=FRAME, times=1, delay=1.5, tool_calls=[{"name": "bash", "arguments": {"command": "echo two"}}])
+    result = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    tail = [r["path"].rsplit("/", 1)[-1] for r in cloud.requests if r["path"].rsplit("/", 1)[-1] in ("bash", "pause", "resume")]
+    commands = [r["json"].get("command", "") for r in cloud.requests if r["path"].endswith("/bash")]
+    one = next(i for i, c in enumerate(commands) if c.startswith("echo one"))
+    assert "pause" in tail and "resume" in tail and tail.index("pause") < tail.index("resume")
+    assert any(c.startswith("echo two") for c in commands[one:])
+
+
+def test_resume_reattaches_the_paused_instance_of_the_run(cli, fake, cloud):
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "echo honey > note.txt"}}])
+    fake.add(task="Identify and describe the data", status=400, times=2)
+    failed = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet").json()
+    session = Workspace().sessions().get(failed["session_id"])
+    assert failed["status"] == "failed" and session["status"] == "paused"  # not left running (and billing) after the run
+
+    fake.add(task="Identify and describe the data", times=1, tool_calls=[{"name": "bash", "arguments": {"command": "cat note.txt"}}])
+    before = len(cloud.requests)
+    resumed = cli("resume", failed["run_id"], "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json()["session_id"] == session["id"]
+    new = [r["path"] for r in cloud.requests[before:]]
+    assert not any(p.endswith("/v1/start") for p in new) and any(p.endswith(f"{session['remote_id']}/resume") for p in new)
+    collect = [r for r in fake.chat_requests if "Identify and describe the data" in r["task"] and r["status"] == 200]
+    assert "honey" in collect[-1]["text"]

@@ -95,3 +95,53 @@ def test_session_flag_runs_the_crew_in_an_existing_session(cli, fake, isolated):
     assert "1\tprepared" in frame[1]["text"]
     missing = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--session", "sb-nothere", "--quiet")
     assert missing.code == 2 and "no sandbox session 'sb-nothere'" in missing.err
+
+
+def project_with(tmp_path: Path, monkeypatch, **files: str) -> Path:  # noqa: ANN001
+    project = tmp_path / "project"
+    for name, text in files.items():
+        path = project / name.replace("__", "/").replace("_yaml", ".yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    return project
+
+
+def test_pooled_sessions_are_reused_by_runs_of_the_same_kind(cli, fake, isolated, tmp_path, monkeypatch):
+    project_with(tmp_path, monkeypatch, config__sandbox_yaml="reuse_by_kind: true\n")
+    ids = []
+    for word in ("first", "second"):
+        fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"echo {word} >> out/log.txt"}}])
+        result = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet")
+        assert result.code == 0, result.err
+        ids.append(result.json()["session_id"])
+    assert ids[0] == ids[1]
+    listed = cli("sandbox", "list", "--json").json()
+    assert [(s["id"], s["pooled"], s["status"]) for s in listed] == [(ids[0], True, "running")]
+    assert cli("sandbox", "exec", ids[0], "--", "cat out/log.txt").out == "first\nsecond\n"
+
+
+def test_tools_and_sandbox_in_yaml_are_checked_with_file_and_line(cli, isolated, tmp_path, monkeypatch):
+    project = project_with(tmp_path, monkeypatch, config__agents_yaml=(
+        "devops_specialist:\n  role: r\n  goal: g\n  backstory: b\n  tools: [bash, hammer]\n"))
+    result = cli("validate")
+    assert result.code == 2 and "agents.yaml:5" in result.err and "unknown tool 'hammer'" in result.err
+    (project / "config" / "agents.yaml").unlink()
+
+    project_with(tmp_path, monkeypatch, crews__lab_yaml=(
+        "process: sequential\nagents: [model_coordinator]\ntasks: [frame_question]\ninputs: [question, dataset]\n"
+        "sandbox: {kind: data_analysis, flavour: x}\n"))
+    result = cli("crews", "show", "lab")
+    assert result.code == 2 and "lab.yaml:5" in result.err and "unknown field 'flavour'" in result.err
+
+
+def test_dry_run_shows_tools_and_the_backend_each_key_selects(cli, isolated, monkeypatch):
+    plan = cli("run", "data_analysis", *QUESTION, "--dry-run", "--json").json()
+    assert plan["sandbox"] == {"backend": "local", "kind": "data_analysis", "session": None, "reuse": False}
+    assert "bash" in plan["agents"][0]["tools"] and "browser_navigate" not in plan["agents"][0]["tools"]
+    monkeypatch.setenv("SCRAPYBARA_API_KEY", "sb-anything")
+    plan = cli("run", "data_analysis", *QUESTION, "--dry-run", "--json").json()
+    assert plan["sandbox"]["backend"] == "scrapybara" and "browser_navigate" in plan["agents"][0]["tools"]
+    assert cli("run", "data_analysis", *QUESTION, "--dry-run", "--json", "--sandbox", "local").json()["sandbox"]["backend"] == "local"
+    research = cli("run", "research", "-i", "topic=owls", "--dry-run", "--json").json()
+    assert research["sandbox"] is None and all(a["tools"] == [] for a in research["agents"])

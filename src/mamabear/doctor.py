@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -50,6 +52,19 @@ def run_checks(ws: Workspace) -> list[Check]:
             checks.append(Check(f"models.{tier}", "ok", route.model + via))
     except MamabearError as exc:
         checks.append(Check("models", "fail", exc.message))
+
+    try:
+        backend = ws.sandbox.choose_backend(ws.settings)
+        if backend == "local":
+            bash = shutil.which("bash")
+            checks.append(Check("sandbox", "ok" if bash else "fail",
+                                f"local, workspaces in {ws.settings.home / 'sandboxes'}" if bash else "the local sandbox needs bash; install it"))
+        else:
+            has_key = bool(ws.settings.env.get("SCRAPYBARA_API_KEY"))
+            checks.append(Check("sandbox", "ok" if has_key else "fail",
+                                "scrapybara (key from SCRAPYBARA_API_KEY)" if has_key else "scrapybara needs SCRAPYBARA_API_KEY"))
+    except MamabearError as exc:
+        checks.append(Check("sandbox", "fail", exc.message))
 
     try:
         store = ws.store

@@ -39,10 +39,15 @@ def render_plan(plan: Plan, json_out: bool) -> None:
     out = console()
     out.print(f"[bold]{data['crew']}[/] ({data['process']}" + (f", manager {data['manager']}" if data["manager"] else "") + ")")
     out.print("inputs: " + (", ".join(f"{k}={v!r}" for k, v in data["inputs"].items()) or "none"))
-    agents = table("agent", "tier", "temp", "model")
+    agents = table("agent", "tier", "temp", "model", "tools")
     for a in data["agents"]:
-        agents.add_row(a["id"], a["tier"], f"{a['temperature']:g}", a["model"] + (f" via {a['route']['base_url']}" if "base_url" in a["route"] else ""))
+        agents.add_row(a["id"], a["tier"], f"{a['temperature']:g}", a["model"] + (f" via {a['route']['base_url']}" if "base_url" in a["route"] else ""),
+                       ", ".join(a["tools"]) or "-")
     out.print(agents)
+    if data["sandbox"]:
+        box = data["sandbox"]
+        where = f"session {box['session']}" if box["session"] else f"a {'pooled ' if box['reuse'] else ''}{box['kind']} session"
+        out.print(f"sandbox: {box['backend']}, {where}, started at the first tool call")
     tasks = table("#", "task", "agent", "tier", "model")
     for t in data["tasks"]:
         tasks.add_row(str(t["position"]), t["id"], t["agent"] or "(manager assigns)", t["tier"] or "-", t["model"] or "-")

@@ -17,10 +17,11 @@ def validate(json_out: bool = JSON) -> None:
 
     ws = Workspace()
     catalog, errors = validate_all(ws.roots)
-    try:
-        ws.models  # noqa: B018 - loads and checks models.yaml
-    except ConfigError as exc:
-        errors.append(exc.message)
+    for load in (lambda: ws.models, lambda: ws.sandbox):  # models.yaml, sandbox.yaml
+        try:
+            load()
+        except ConfigError as exc:
+            errors.append(exc.message)
     roots = [str(r) for r in ws.roots]
     if json_out:
         emit_json({
