@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) bench/startup.py
 	$(PY) bench/crew_overhead.py
 	$(PY) bench/checkpoint.py
+	$(PY) bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

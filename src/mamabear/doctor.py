@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-
 import sys
 from dataclasses import dataclass
 from importlib import metadata
