@@ -160,6 +160,8 @@ def test_a_crew_run_on_scrapybara_bills_its_hours_and_pauses_its_instance(cli, f
     assert doc["totals"]["sandbox_seconds"] > 0 and doc["totals"]["sandbox_usd"] == pytest.approx(doc["totals"]["sandbox_seconds"], rel=1e-3)
     llm_usd = sum(t["cost_usd"] for t in doc["tasks"])
     assert doc["totals"]["cost_usd"] == pytest.approx(llm_usd + doc["totals"]["sandbox_usd"], abs=1e-5)
+    listed = cli("runs", "list", "--json").json()[0]
+    assert listed["cost_usd"] == pytest.approx(doc["totals"]["cost_usd"], abs=1e-5)  # the list counts the hours too
 
 
 def test_a_run_stops_cleanly_when_the_key_is_refused(cli, fake, cloud, monkeypatch):

@@ -53,6 +53,8 @@ def test_agents_create_edit_and_run_a_file_through_tool_calls(cli, fake, isolate
     ]
     assert shown["totals"]["sandbox_refused"] == 1
     assert [c["tool"] for c in shown["tool_calls"]] == ["file_create", "file_str_replace", "bash", "bash"]
+    logs = cli("runs", "logs", doc["run_id"]).out
+    assert f"started sandbox session {doc['session_id']} (local, data_analysis)" in logs
     table = cli("runs", "show", doc["run_id"])
     assert f"sandbox session {doc['session_id']}" in table.out and "python3 out/count.py" in table.out
 

@@ -197,7 +197,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     if plan.sandbox is not None:
         from mamabear.sandbox.link import SessionLink
 
-        link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard)
+        link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard,
+                           note=lambda kind, message: tracker.event(kind, message, tracker.current))
         tracker.after_task.append(link.save)
     ending = _Ending(store, tracker, guard, attempt, checkpoints, link)
     signals = _Signals(guard, lambda: ending.abandon_after(ABANDON_AFTER_S, on_abandon))

@@ -353,9 +353,14 @@ class Store:
 
     def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
         usage = sa.select(llm_calls.c.run_id, *TOKEN_SUMS).group_by(llm_calls.c.run_id).subquery()
+        hours = (sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("sandbox_usd"))
+                 .group_by(sandbox_usage.c.run_id).subquery())
         query = (
-            sa.select(runs, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
+            sa.select(runs, usage.c.tokens_in, usage.c.tokens_out,
+                      (sa.func.coalesce(usage.c.cost_usd, 0.0) + sa.func.coalesce(hours.c.sandbox_usd, 0.0)).label("cost_usd"),
+                      usage.c.llm_calls)
             .outerjoin(usage, usage.c.run_id == runs.c.id)
+            .outerjoin(hours, hours.c.run_id == runs.c.id)
             .order_by(runs.c.created_at.desc())
             .limit(limit)
         )

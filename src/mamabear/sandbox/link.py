@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mamabear.errors import EXIT_USAGE
@@ -24,11 +25,13 @@ IDLE_CHECK_S = 30.0
 
 class SessionLink:
     def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int,
-                 position: Callable[[], int | None], guard: Any = None) -> None:
+                 position: Callable[[], int | None], guard: Any = None, note: Callable[[str, str], None] | None = None) -> None:
         self.sessions, self.plan, self.run_id, self.attempt = sessions, plan, run_id, attempt
         self.position = position
         self.guard = guard
+        self.note = note or (lambda kind, message: None)  # a run event: what happened to the session
         self.session_id: str | None = None
+        self._busy = 0  # tool calls in progress: an instance is never paused under one
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._watch: threading.Thread | None = None
@@ -46,23 +49,39 @@ class SessionLink:
                     self.sessions.ledger.link_run(self.run_id, session["id"])
                     self._start_watch()
                     return session
-                return self.sessions.resume(self.sessions.ledger.session(self.session_id), self.context(agent))
+                return self.sessions.ledger.session(self.session_id)  # a paused one is resumed by the next action
             except SandboxError as exc:
                 if self.guard is not None:
                     self.guard.request_stop("failed", exc.message, EXIT_USAGE)
                 raise
 
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+
     def _open(self, context: Context) -> dict:
         sessions, plan = self.sessions, self.plan
         if plan.session:
-            return sessions.resume(sessions.get(plan.session), context)
+            session = sessions.resume(sessions.get(plan.session), context)
+            self.note("sandbox_session", f"working in sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+            return session
         if plan.reuse:
             for pooled in sessions.ledger.pooled(plan.kind, plan.backend):
                 try:
-                    return sessions.resume(pooled, context)
+                    session = sessions.resume(pooled, context)
                 except SandboxError:
                     continue
-        return sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context)
+                self.note("sandbox_session", f"reusing pooled sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+                return session
+        session = sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context)
+        self.note("sandbox_session", f"started sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+        return session
 
     def save(self) -> None:
         """After a task: keep a copy of a cloud workspace, to restore if the instance is lost."""
@@ -90,8 +109,10 @@ class SessionLink:
         while not self._closed.wait(min(IDLE_CHECK_S, max(idle_s / 4, 0.05))):
             with self._lock:
                 session = self.sessions.ledger.session(self.session_id)  # type: ignore[arg-type]
-                if session["status"] == "running" and time.time() - session["last_used_at"] > idle_s:
-                    try:
-                        self.sessions.pause(session)
-                    except SandboxError:
-                        pass
+                if self._busy or session["status"] != "running" or time.time() - session["last_used_at"] <= idle_s:
+                    continue
+                try:
+                    self.sessions.pause(session)
+                    self.note("sandbox_paused", f"paused idle sandbox session {session['id']}; the next command resumes it")
+                except SandboxError:
+                    pass

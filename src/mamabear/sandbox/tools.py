@@ -24,14 +24,15 @@ class _Tool(BaseTool):
         return self
 
     def _session(self) -> tuple[Any, dict, Any]:
-        if self._link is None:
-            raise SandboxError("this tool is not connected to a sandbox session.")
         session = self._link.session(self._agent)
         return self._link.sessions, session, self._link.context(self._agent)
 
     def _run(self, **kwargs: Any) -> str:
+        if self._link is None:
+            return "the sandbox failed: this tool is not connected to a sandbox session."
         try:
-            return self._use(**kwargs)
+            with self._link.in_use():
+                return self._use(**kwargs)
         except SandboxError as exc:
             return f"the sandbox failed: {exc.message}"
 
