@@ -7,10 +7,14 @@ leaves a torn checkpoint; secrets are redacted (CrewAI serialises each LLM's api
 and the executor ``flow`` entities are left out, since restoring them builds a default
 LanceDB memory per agent (3 s) and resuming a crew does not read them.
 
-CrewAI serialises its event record in an event-bus thread while the run goes on adding
-events to it, which fails now and then with "dictionary changed size during iteration"
-and loses that checkpoint. The record has a read-write lock that its writers take;
-``_lock_event_record_reads`` makes serialising take the read side of it.
+CrewAI also serialises its whole event record into every checkpoint: each event carries
+whole agents (with their tools), tasks and prompts, so the record was most of a
+checkpoint's size and time, and it is serialised in an event-bus thread while the run
+adds events, which failed now and then with "dictionary changed size during iteration"
+and lost that checkpoint. ``_checkpoint_event_skeletons`` writes each event's skeleton
+instead (type, ids, task, agent, order: what CrewAI's restore reads; restored, they load
+as plain BaseEvents), copied under the record's own read lock. The run store keeps the
+full record of every call and event.
 """
 
 from __future__ import annotations
@@ -31,22 +35,39 @@ from mamabear.redact import Redactor
 KEEP = 5  # checkpoints kept per run; older ones are pruned after each write
 
 
-def _lock_event_record_reads() -> None:
+# What a checkpoint keeps of each event: what CrewAI's restore reads (types, ids, task and
+# agent, emission order) and not the payloads (whole agents, tasks and prompts).
+_EVENT_SKELETON = ("type", "timestamp", "source_fingerprint", "source_type", "task_id", "task_name", "agent_id",
+                   "agent_role", "event_id", "parent_event_id", "previous_event_id", "triggered_by_event_id",
+                   "started_event_id", "emission_sequence")
+
+
+def _skeleton(event: Any) -> dict[str, Any]:
+    fields = {name: getattr(event, name, None) for name in _EVENT_SKELETON}
+    if fields["timestamp"] is not None:
+        fields["timestamp"] = fields["timestamp"].isoformat()
+    return fields
+
+
+def _checkpoint_event_skeletons() -> None:
     from crewai.state.event_record import EventRecord
 
     dump = EventRecord.model_dump
-    if getattr(dump, "mamabear_locked", False):
+    if getattr(dump, "mamabear_skeleton", False):
         return
 
-    def locked_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock.r_locked():
+    def skeleton_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("mode") != "json":
             return dump(self, *args, **kwargs)
+        with self._lock.r_locked():  # the run goes on adding events while a checkpoint is taken
+            return {"nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}}
+                              for key, node in self.nodes.items()}}
 
-    locked_dump.mamabear_locked = True  # type: ignore[attr-defined]
-    EventRecord.model_dump = locked_dump  # type: ignore[method-assign]
+    skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]
+    EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]
 
 
-_lock_event_record_reads()
+_checkpoint_event_skeletons()
 
 
 class SafeJsonProvider(JsonProvider):

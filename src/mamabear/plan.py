@@ -6,7 +6,7 @@ with no API key at all. The run engine builds CrewAI objects from the plan.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mamabear.catalog import Catalog, CrewSpec, expand_tools
@@ -130,7 +130,10 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             )
         return agents[(agent_id, tier)]
 
-    manager = planned(crew.manager, catalog.agent(crew.manager).tier) if crew.manager else None
+    manager = None
+    if crew.manager:
+        tier = catalog.agent(crew.manager).tier
+        manager = agents[(crew.manager, tier)] = replace(planned(crew.manager, tier), tools=())  # CrewAI's managers only delegate
     if crew.process == "hierarchical":
         # The manager hands work to any crew agent, so each runs on its own tier.
         for agent_id in crew.agents:
