@@ -94,6 +94,9 @@ def test_sigint_checkpoints_marks_interrupted_and_exits_130(cli, fake, isolated)
     assert run["status"] == "interrupted" and "SIGINT" in run["error"], (run["status"], run["error"], err)
     files = checkpoint_files(isolated, run_id)
     assert len(files) == 3 and all(json.loads(f.read_text()) for f in files), files  # one per completed task
+    nodes = json.loads(files[-1].read_text())["event_record"]["nodes"].values()
+    assert nodes and all("task_started" != n["event"]["type"] or n["event"]["task_id"] for n in nodes)
+    assert not any("agent" in n["event"] or "messages" in n["event"] for n in nodes)  # skeletons, not payloads
 
     before = len(fake.chat_requests)
     assert cli("resume", run_id, "--quiet").code == 0
