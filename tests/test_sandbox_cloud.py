@@ -206,3 +206,19 @@ def test_resume_reattaches_the_paused_instance_of_the_run(cli, fake, cloud):
     assert not any(p.endswith("/v1/start") for p in new) and any(p.endswith(f"{session['remote_id']}/resume") for p in new)
     collect = [r for r in fake.chat_requests if "Identify and describe the data" in r["task"] and r["status"] == 200]
     assert "honey" in collect[-1]["text"]
+
+
+def test_a_pooled_instance_bills_each_run_only_its_own_time(cloud):
+    from mamabear.sandbox.sessions import Context
+
+    sessions = Workspace().sessions()
+    pooled = sessions.start("scrapybara", "development", pooled=True)
+    for run_id in ("run-a", "run-b"):
+        session = sessions.resume(sessions.get(pooled["id"]), Context(run_id=run_id))
+        assert session["run_id"] == run_id
+        time.sleep(0.2)
+        sessions.release(session)
+    usage = {run_id: sessions.ledger.usage(run_id) for run_id in ("run-a", "run-b")}
+    for run_id, rows in usage.items():
+        assert len(rows) == 1 and 0.2 <= rows[0]["seconds"] < 1.0, (run_id, rows)
+    assert sessions.get(pooled["id"])["status"] == "running"  # pooled: left running for the next run

@@ -74,6 +74,8 @@ class Sessions:
             result = self._run(session, "setup", command, self.config.limits.timeout_s, context)
             if result.exit_code != 0:
                 self.ledger.update_session(session_id, error=f"set-up command failed: {command}")
+                if backend != "local":
+                    self.pause(self.ledger.session(session_id))  # kept to look into, but not billed meanwhile
                 raise SandboxError(f"sandbox session {session_id}: set-up command `{command}` of kind '{kind}' failed "
                                    f"({result.for_model().splitlines()[-1].strip('[]')}); fix it in config/sandbox.yaml.")
         return self.ledger.session(session_id)
@@ -107,8 +109,11 @@ class Sessions:
             state = "lost"
         if state == "lost":
             return self.replace(session, context)
-        if session["status"] != "running" or session["active_since"] is None:
-            self.ledger.update_session(session["id"], status="running", active_since=time.time(), run_id=context.run_id or session["run_id"])
+        billing = session["status"] == "running" and session["active_since"] is not None
+        if billing and context.run_id in (None, session["run_id"]):
+            return session
+        self._bill(session)  # close the time billed so far (to the run that had it); this run's time starts now
+        self.ledger.update_session(session["id"], status="running", active_since=time.time(), run_id=context.run_id)
         return self.ledger.session(session["id"])
 
     def stop(self, session: dict) -> dict:
@@ -133,8 +138,8 @@ class Sessions:
         note = "no saved workspace to restore"
         if restored is not None:
             note = restored({**session, "remote_id": remote_id, "workdir": workdir})
-        self.ledger.update_session(session["id"], remote_id=remote_id, workdir=workdir, status="running",
-                                   active_since=time.time(), error=f"replaced a lost computer; {note}")
+        self.ledger.update_session(session["id"], remote_id=remote_id, workdir=workdir, status="running", active_since=time.time(),
+                                   run_id=context.run_id or session["run_id"], error=f"replaced a lost computer; {note}")
         self.ledger.record(session["id"], "replace", remote_id or workdir, True, output=note, context=context.columns())
         return self.ledger.session(session["id"])
 
