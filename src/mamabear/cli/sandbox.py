@@ -59,7 +59,10 @@ def exec_(
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Stop it after this long (default: config)."),
     json_out: bool = JSON,
 ) -> None:
-    """Run a command in a session (resumed first if paused); exits with the command's exit code."""
+    """Run a command in a session (resumed first if paused); exits with the command's exit code.
+
+    Options go before ID; everything after -- is the command.
+    """
     from mamabear.errors import UsageError
     from mamabear.sandbox.backend import CommandResult
 

@@ -47,6 +47,7 @@ class CloudBackend:
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """One SDK call, retried on transient faults, its errors turned into one sentence."""
         import httpx
+        import pydantic
         from scrapybara.core.api_error import ApiError
 
         for attempt in range(1, TRIES + 1):
@@ -60,6 +61,8 @@ class CloudBackend:
                     raise Lost(f"the Scrapybara instance is gone ({detail}).") from exc
                 if status not in _TRANSIENT or attempt == TRIES:
                     raise SandboxError(f"Scrapybara could not {what} (HTTP {status}: {detail}).") from exc
+            except pydantic.ValidationError as exc:  # the SDK could not parse the reply (e.g. a 422 of another shape)
+                raise SandboxError(f"Scrapybara gave an unexpected reply when asked to {what}; see `mamabear --debug`.") from exc
             except httpx.HTTPError as exc:
                 if attempt == TRIES:
                     raise SandboxError(f"cannot reach Scrapybara to {what} ({type(exc).__name__}: {exc}); check your network.") from exc
