@@ -94,7 +94,7 @@ def test_the_environment_has_no_key_or_token_of_the_caller(sessions, session, mo
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_abcdefghijklmnop")
     monkeypatch.setenv("SOME_PLAIN_SETTING", "harmless")
     env = dict(line.split("=", 1) for line in run(sessions, session, "env").output.splitlines() if "=" in line)
-    assert not {"OPENAI_API_KEY", "GITHUB_TOKEN", "SOME_PLAIN_SETTING", "MAMABEAR_HOME", "VIRTUAL_ENV"} & set(env)
+    assert not {"OPENAI_API_KEY", "GITHUB_TOKEN", "SOME_PLAIN_SETTING", "MAMABEAR_HOME", "VIRTUAL_ENV", "MB_STATE"} & set(env)
     assert env["HOME"] == session["workdir"]
     assert str(Path(sys.prefix) / "bin") not in env["PATH"].split(os.pathsep)  # installs never land in mamabear's venv
 

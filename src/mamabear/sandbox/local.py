@@ -14,7 +14,6 @@ the scrapybara backend.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from mamabear.sandbox.config import CommandLimits
 _SCRIPT = r"""
 ulimit -t {cpu} -v {memory_kib} -f {file_kib} 2>/dev/null
 [ -f "$MB_STATE/env" ] && . "$MB_STATE/env" 2>/dev/null
+export -n MB_STATE
 cd "$(cat "$MB_STATE/cwd" 2>/dev/null)" 2>/dev/null || cd "$HOME"
 trap 'export -p > "$MB_STATE/env.new" && mv -f "$MB_STATE/env.new" "$MB_STATE/env"; pwd > "$MB_STATE/cwd"' EXIT
 eval "$1"
@@ -91,10 +91,11 @@ class LocalBackend:
     def _note(self, code: int | None, timed_out_after: float | None) -> str:
         if timed_out_after is not None:
             return f"the {timed_out_after:g} s limit was reached"
-        if code is None:
-            return ""
-        signum = -code if code < 0 else code - 128 if code > 128 else 0
-        text = _LIMIT_SIGNALS.get(signum) if signum in (signal.SIGXCPU, signal.SIGXFSZ) or code < 0 else None
+        if code is None or -128 <= code <= 128:
+            signum = -code if code is not None and code < 0 else None  # bash itself was killed by a signal
+        else:
+            signum = code - 128 if code - 128 in (signal.SIGXCPU, signal.SIGXFSZ) else None  # a command it ran was
+        text = _LIMIT_SIGNALS.get(signum) if signum else None
         return text.format(cpu=self.limits.cpu_s, file_mib=self.limits.file_mib) if text else ""
 
     # ------------------------------------------------------------ files
@@ -124,9 +125,6 @@ class LocalBackend:
 
     def alive(self, session: dict) -> str:
         return "running" if Path(session["workdir"]).is_dir() else "lost"
-
-    def remove(self, session: dict) -> None:
-        shutil.rmtree(Path(session["workdir"]).parent, ignore_errors=True)
 
     def _require(self, session: dict) -> Path:
         work = Path(session["workdir"])
