@@ -68,6 +68,7 @@ class Armory:
 
     def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None) -> None:
         self.plan, self.settings, self.models, self.control, self.link = plan, settings, models, control, link
+        self.memory: Any = None  # the crew's shared memory, or None when memory is off
 
     def llm(self, planned: PlannedAgent) -> Any:
         return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control)
@@ -97,6 +98,8 @@ class Armory:
                 agent.tools = self.tools(planned)  # the checkpoint's copies have no session
             agent.max_retry_limit = self.models.retry.task_retries
             agents[str(agent.id)] = planned
+        crew.memory = self.memory or False  # checkpoints keep no memory (see memory/shared.py)
+        crew.create_crew_memory()
         for task in crew.tasks:
             if task.tools:  # CrewAI copied the agent's tools onto the task; those copies have no session either
                 task.tools = list(task.agent.tools or []) if task.agent is not None else []
@@ -153,5 +156,6 @@ def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) 
         manager_agent=manager_agent,
         verbose=False,
         checkpoint=checkpoint,
+        memory=armory.memory or False,
     )
     return Built(crew=crew, positions=positions, agents=agent_map)

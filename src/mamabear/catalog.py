@@ -19,6 +19,7 @@ from mamabear.errors import ConfigError, NotFound
 from mamabear.yamlfile import Located
 
 TIERS = ("fast", "balanced", "pro")
+MEMORY_MODES = ("shared", "read_only", "isolated", "off")
 PROCESSES = ("sequential", "hierarchical")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -94,7 +95,7 @@ class CrewSpec:
     tasks: tuple[CrewTask, ...]
     inputs: tuple[InputSpec, ...]
     manager: str | None = None
-    memory: bool = True
+    memory: str = "shared"  # shared | read_only (recall, never save) | isolated (only its own scope) | off
     tools: tuple[str, ...] = ()  # given to every agent of the crew
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)
     source: str = ""
@@ -321,8 +322,9 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         for missing in sorted(used - declared):
             raise ConfigError(f"{doc.where('inputs')}: task '{spec.id}' uses {{{missing}}} but {what} declares no input '{missing}'.")
     memory = doc.get("memory", True)
-    if not isinstance(memory, bool):
-        raise ConfigError(f"{doc.where('memory')}: 'memory' of {what} must be true or false.")
+    memory = {True: "shared", False: "off"}.get(memory, memory) if isinstance(memory, bool) else memory
+    if memory not in MEMORY_MODES:
+        raise ConfigError(f"{doc.where('memory')}: 'memory' of {what} must be true, false, read_only or isolated.")
     return CrewSpec(
         name=name,
         description=_text(doc, "description", what, required=False) or "",

@@ -53,6 +53,7 @@ class Plan:
     tasks: tuple[PlannedTask, ...]
     manager: PlannedAgent | None
     sandbox: SandboxPlan | None = None  # None: no agent has a tool
+    memory: str = "shared"  # shared | read_only | isolated | off (the crew's mode, or off by --no-memory)
 
     @property
     def problems(self) -> list[str]:
@@ -75,6 +76,7 @@ class Plan:
                 for a in self.agents
             ],
             "sandbox": asdict(self.sandbox) if self.sandbox else None,
+            "memory": self.memory,
             "tasks": [
                 {"position": t.position, "id": t.id, "agent": t.agent, "tier": t.tier, "model": t.route.model if t.route else None}
                 for t in self.tasks
@@ -146,4 +148,5 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             continue
         tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
-    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan)
+    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan,
+                memory="off" if settings.no_memory else crew.memory)

@@ -64,7 +64,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
 def run_options(ws: Workspace, plan: Plan, limits: Limits) -> dict[str, Any]:
     """What a resume reuses unless told otherwise: never a key."""
     chosen = {"model": ws.settings.model, "base_url": ws.settings.base_url,
-              "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None}
+              "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None,
+              "no_memory": ws.settings.no_memory}
     return {k: v for k, v in chosen.items() if v} | limits.to_dict()
 
 
@@ -84,7 +85,8 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     options = run["options"] or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
-                       sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"))
+                       sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"),
+                       no_memory=options.get("no_memory"))
     plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
@@ -208,6 +210,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         exit_code = EXIT_OK
         try:
             armory = Armory(plan, ws.settings, ws.models, control, link)
+            if plan.memory != "off":
+                armory.memory = _memory(ws, plan, armory, run_id, tracker)
             with shared_tls():
                 if restore_from is not None:
                     built = armory.arm(checkpoints.restore(restore_from))
@@ -242,6 +246,16 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
 
 ABANDON_AFTER_S = 2.0
+
+
+def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
+    """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
+    from mamabear.memory.shared import make_memory
+
+    workers = [a for a in plan.agents if a is not plan.manager]
+    llm = armory.llm(workers[0] if workers else plan.manager)
+    return make_memory(ws.settings, ws.memory_config, llm=llm, crew=plan.crew.name, mode=plan.memory, run_id=run_id,
+                       note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data))
 
 
 class _Ending:

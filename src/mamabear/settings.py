@@ -22,6 +22,7 @@ class Settings:
     api_key: str | None = None  # for the --base-url server, when it needs one
     sandbox: str | None = None  # --sandbox: the backend agents' tools use (local | scrapybara)
     session: str | None = None  # --session: an existing sandbox session to work in
+    no_memory: bool | None = None  # --no-memory: this run neither recalls nor saves memories
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
 
     def with_flags(self, **flags: object) -> Settings:
@@ -57,6 +58,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
         base_url=env.get("MAMABEAR_BASE_URL") or None,
         api_key=env.get("MAMABEAR_API_KEY") or None,
         sandbox=env.get("MAMABEAR_SANDBOX") or None,
+        no_memory=(env.get("MAMABEAR_NO_MEMORY") or "").lower() in ("1", "true", "yes") or None,
         env=env,
     )
 

@@ -10,6 +10,7 @@ from mamabear.catalog import Catalog, search_roots
 from mamabear.settings import Settings
 
 if TYPE_CHECKING:
+    from mamabear.memory.config import MemoryConfig
     from mamabear.models import ModelTable
     from mamabear.sandbox.config import SandboxConfig
     from mamabear.sandbox.sessions import Sessions
@@ -23,7 +24,7 @@ class Workspace:
     def rerouted(self, **flags: str | None) -> Workspace:
         """The same workspace with other flags (model, base_url, sandbox, session); what is loaded already is shared."""
         other = Workspace(self.settings, **flags)
-        for name in ("roots", "catalog", "models", "store", "sandbox"):  # none of them depends on those flags
+        for name in ("roots", "catalog", "models", "store", "sandbox", "memory_config"):  # none of them depends on those flags
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -58,3 +59,9 @@ class Workspace:
         from mamabear.sandbox.sessions import Sessions
 
         return Sessions(self.settings, self.store, self.sandbox)
+
+    @cached_property
+    def memory_config(self) -> MemoryConfig:
+        from mamabear.memory.config import MemoryConfig
+
+        return MemoryConfig.load(self.roots)

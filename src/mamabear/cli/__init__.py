@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from mamabear import __version__
-from mamabear.cli import agents, crews, doctor, run, runs, sandbox, validate
+from mamabear.cli import agents, crews, doctor, memory, run, runs, sandbox, validate
 from mamabear.cli.options import debug_enabled, set_debug
 from mamabear.errors import EXIT_INTERRUPTED, MamabearError
 
@@ -24,6 +24,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(crews.app, name="crews")
 app.add_typer(runs.app, name="runs")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(memory.app, name="memory")
 app.command("run")(run.run)
 app.command("resume")(run.resume)
 app.command("validate")(validate.validate)

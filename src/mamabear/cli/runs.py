@@ -112,9 +112,20 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         out.print(tools)
     if report["sandbox_actions"]:
         _print_sandbox(out, report)
+    if report["memory"]["saved"] or report["memory"]["recalled"]:
+        _print_memory(out, report["memory"])
     if report["output"]:
         out.print("[bold]output[/]")
         out.print(escape(report["output"]))
+
+
+def _print_memory(out: object, memory: dict) -> None:
+    rows = table("", "task", "scope", "memory", title="memory")
+    for r in memory["recalled"]:
+        rows.add_row("recalled", str(r["task_position"] or "-"), "", escape(f"{len(r['ids'])} for: {r['query'][:70]}"))
+    for s in memory["saved"]:
+        rows.add_row("saved", "", escape(s["scope"]), escape(s["content"][:90]))
+    out.print(rows)  # type: ignore[attr-defined]
 
 
 def _print_sandbox(out: object, report: dict) -> None:

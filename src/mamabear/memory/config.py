@@ -1,0 +1,64 @@
+"""``config/memory.yaml``: the collection, the embedder, and how much an agent recalls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mamabear import yamlfile
+from mamabear.errors import ConfigError
+from mamabear.yamlfile import Located
+
+LOCAL = "local"
+
+
+@dataclass
+class MemoryConfig:
+    collection: str = "mamabear_memory"
+    embedder: Any = LOCAL  # "local" or CrewAI's embedder spec {provider, config}
+    recall_limit: int = 5
+    query_analysis_threshold: int = 200
+    sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, roots: list[Path]) -> MemoryConfig:
+        config = cls()
+        for root in roots:
+            path = root / "config" / "memory.yaml"
+            if path.is_file():
+                config._merge(yamlfile.load(path), path)
+        return config
+
+    def _merge(self, doc: Any, path: Path) -> None:
+        if doc is None:
+            return
+        if not isinstance(doc, Located):
+            raise ConfigError(f"{path}:1: memory.yaml must be a mapping.")
+        known = {"collection", "embedder", "recall_limit", "query_analysis_threshold"}
+        for key in doc:
+            if key not in known:
+                raise ConfigError(f"{doc.where(key)}: unknown field '{key}' in memory.yaml; use one of: {', '.join(sorted(known))}.")
+        if "collection" in doc:
+            self.collection = str(doc["collection"])
+        if "embedder" in doc:
+            embedder = doc["embedder"]
+            if embedder != LOCAL and not (isinstance(embedder, dict) and isinstance(embedder.get("provider"), str)):
+                raise ConfigError(f"{doc.where('embedder')}: embedder is 'local' or a mapping with 'provider' and 'config'.")
+            self.embedder = embedder if embedder == LOCAL else dict(embedder)
+        for key in ("recall_limit", "query_analysis_threshold"):
+            if key in doc:
+                value = doc[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"{doc.where(key)}: '{key}' must be a whole number of at least 1.")
+                setattr(self, key, value)
+        self.sources.append(str(path))
+
+    @property
+    def embedder_name(self) -> str:
+        """What the store remembers as the embedder that filled it."""
+        if self.embedder == LOCAL:
+            return "local:all-MiniLM-L6-v2"
+        config = self.embedder.get("config") or {}
+        model = config.get("model_name") or config.get("model") or "default"
+        return f"{self.embedder['provider']}:{model}"

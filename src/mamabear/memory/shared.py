@@ -1,0 +1,90 @@
+"""The shared memory as CrewAI sees it: its unified ``Memory`` on our Chroma store and embedder.
+
+Scopes: ``/user`` (preferences and profile, what ``memory add`` writes by default),
+``/crew/NAME`` (what a crew's agents learn; CrewAI files each agent's under
+``/crew/NAME/agent/ROLE``) and ``/run/ID``. Every record a run saves carries its run id.
+Agents recall across all scopes unless their crew is ``isolated``; a ``read_only`` crew
+recalls and never saves. What a run saves and recalls is written to its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mamabear.errors import ConfigError
+from mamabear.memory.config import MemoryConfig
+from mamabear.memory.embedder import make_embedder
+from mamabear.settings import Settings
+
+USER_SCOPE = "/user"
+Note = Callable[[str, str, dict], None]  # (kind, message, data) -> a run event
+
+
+def location(settings: Settings) -> str:
+    return settings.env.get("MAMABEAR_CHROMA_URL") or str(settings.home / "chroma")
+
+
+def open_storage(settings: Settings, config: MemoryConfig) -> Any:
+    from mamabear.memory.chroma_store import ChromaStorage
+
+    return ChromaStorage.open(location(settings), collection=config.collection, embedder=config.embedder_name)
+
+
+class _Recorded:
+    """The store as one run's memory sees it: every save is noted for the run's record, with its run id."""
+
+    def __init__(self, storage: Any, run_id: str, note: Note) -> None:
+        self._storage, self._run_id, self._note = storage, run_id, note
+
+    def save(self, records: list[Any]) -> None:
+        for record in records:
+            record.metadata = {**(record.metadata or {}), "run_id": self._run_id}
+        self._storage.save(records)
+        for record in records:
+            self._note("memory_saved", f"saved to memory {record.scope}: {record.content[:120]}",
+                       {"id": record.id, "scope": record.scope, "content": record.content})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+
+def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, llm: Any = None, crew: str | None = None,
+                mode: str = "shared", run_id: str | None = None, note: Note | None = None) -> Any:
+    """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode."""
+    from crewai.memory.unified_memory import Memory
+    from pydantic import model_serializer
+
+    storage = storage if storage is not None else open_storage(settings, config)
+    crew_scope = f"/crew/{crew}" if crew else None
+
+    class SharedMemory(Memory):
+        @model_serializer(mode="plain")
+        def _not_checkpointed(self) -> bool:
+            # A checkpoint records "no memory"; a resumed run attaches the shared memory again
+            # (restoring CrewAI's form of it would open a LanceDB store).
+            return False
+
+        def remember_many(self, contents: list[str], *args: Any, root_scope: str | None = None, **kwargs: Any) -> Any:
+            return super().remember_many(contents, *args, root_scope=root_scope or crew_scope, **kwargs)
+
+        def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            matches = super().recall(query, *args, **kwargs)
+            if note is not None and matches:
+                note("memory_recalled", f"recalled {len(matches)} memories for: {query[:80]}",
+                     {"query": query, "ids": [m.record.id for m in matches], "scores": [round(m.score, 4) for m in matches]})
+            return matches
+
+    if run_id is not None and note is not None:
+        storage = _Recorded(storage, run_id, note)
+    options: dict[str, Any] = {
+        "storage": storage, "embedder": make_embedder(config), "read_only": mode == "read_only",
+        "root_scope": crew_scope if mode == "isolated" else None,
+        "query_analysis_threshold": config.query_analysis_threshold,
+    }
+    if llm is not None:
+        options["llm"] = llm
+    try:
+        return SharedMemory(**options)
+    except ValueError as exc:
+        raise ConfigError(f"the memory store cannot be used: {exc}") from exc
