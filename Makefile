@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/crew_overhead.py
 	$(PY) bench/checkpoint.py
 	$(PY) bench/sandbox.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

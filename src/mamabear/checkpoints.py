@@ -4,8 +4,10 @@ CrewAI writes one after every completed task (its SQLite provider needs SQLite 3
 ``jsonb()``, so the JSON provider is used). Ours differs from its JsonProvider in three ways:
 a file is written to a temporary name and renamed, so a crash or a second Ctrl-C never
 leaves a torn checkpoint; secrets are redacted (CrewAI serialises each LLM's api_key);
-and the executor ``flow`` entities are left out, since restoring them builds a default
-LanceDB memory per agent (3 s) and resuming a crew does not read them.
+and ``flow`` entities (each agent's executor, the memory's encoding and recall flows)
+are never registered with the checkpointed state: resuming a crew does not read them,
+restoring them built a default LanceDB memory per agent (3 s), and a memory flow's state
+holds classes that cannot be serialised, which failed the whole checkpoint.
 
 CrewAI also serialises its whole event record into every checkpoint: each event carries
 whole agents (with their tools), tasks and prompts, so the record was most of a
@@ -70,14 +72,30 @@ def _checkpoint_event_skeletons() -> None:
 _checkpoint_event_skeletons()
 
 
+def _flows_stay_out_of_checkpoints() -> None:
+    from crewai.events.event_bus import CrewAIEventsBus
+
+    register = CrewAIEventsBus.register_entity
+    if getattr(register, "mamabear_no_flows", False):
+        return
+
+    def register_entity(self: Any, entity: Any) -> None:
+        if getattr(entity, "entity_type", None) != "flow":
+            register(self, entity)
+
+    register_entity.mamabear_no_flows = True  # type: ignore[attr-defined]
+    CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]
+
+
+_flows_stay_out_of_checkpoints()
+
+
 class SafeJsonProvider(JsonProvider):
     provider_type: Literal["json"] = "json"
     _redact: Any = PrivateAttr(default=None)
 
     def checkpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
-        doc = json.loads(data)
-        doc["entities"] = [e for e in doc.get("entities", []) if e.get("entity_type") != "flow"]
-        text = json.dumps(doc)
+        text = data
         if self._redact is not None:
             text = self._redact(text)
         path = _build_path(location, branch, parent_id)

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
 
 from mamabear.cli.options import JSON
-from mamabear.cli.output import console, emit_json, table, when
+from mamabear.cli.output import console, emit_json, library_chatter_off, table, when
 
 app = typer.Typer(help="The shared long-term memory every crew recalls from.", no_args_is_help=True)
 
 SCOPE = typer.Option(None, "--scope", metavar="PATH", help="A scope such as /user, /crew/research or /run/ID (and everything under it).")
 
 
-def _memory():  # noqa: ANN202
+def _do(action: str, *args: object) -> Any:
+    """Run a MemoryService action with CrewAI's console chatter kept off stdout."""
     from mamabear.memory.service import MemoryService
     from mamabear.workspace import Workspace
 
-    return MemoryService(Workspace())
+    with library_chatter_off():
+        return getattr(MemoryService(Workspace()), action)(*args)
 
 
 def _record(record: object, score: float | None = None) -> dict:
@@ -40,7 +42,7 @@ def add(
     json_out: bool = JSON,
 ) -> None:
     """Remember a piece of text (no model is called)."""
-    record = _memory().add(text, scope, category or ["note"], importance)
+    record = _do("add", text, scope, category or ["note"], importance)
     if json_out:
         emit_json(_record(record))
     else:
@@ -55,7 +57,7 @@ def search(
     json_out: bool = JSON,
 ) -> None:
     """Find memories by meaning, best first (no model is called)."""
-    matches = _memory().search(query, scope, limit)
+    matches = _do("search", query, scope, limit)
     if json_out:
         emit_json([_record(m.record, m.score) for m in matches])
         return
@@ -68,7 +70,7 @@ def search(
 @app.command("list")
 def list_memories(scope: Optional[str] = SCOPE, limit: int = typer.Option(50, "--limit", "-n", min=1), json_out: bool = JSON) -> None:
     """List memories, newest first."""
-    records = _memory().list(scope, limit)
+    records = _do("list", scope, limit)
     if json_out:
         emit_json([_record(r) for r in records])
         return
@@ -81,7 +83,7 @@ def list_memories(scope: Optional[str] = SCOPE, limit: int = typer.Option(50, "-
 @app.command("stats")
 def stats(json_out: bool = JSON) -> None:
     """How much is remembered, where, and by which embedder."""
-    data = _memory().stats()
+    data = _do("stats")
     if json_out:
         emit_json(data)
         return
@@ -103,7 +105,7 @@ def reset(scope: Optional[str] = SCOPE, yes: bool = typer.Option(False, "--yes",
     if not yes:
         where = f"in {scope}" if scope else "everywhere"
         raise UsageError(f"memory reset deletes the memories {where} and cannot be undone; add --yes to do it.")
-    deleted = _memory().reset(scope)
+    deleted = _do("reset", scope)
     if json_out:
         emit_json({"deleted": deleted, "scope": scope})
     else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from typing import Any
 
 
@@ -52,3 +54,18 @@ def print_error(message: str) -> None:
     from rich.markup import escape
 
     console(stderr=True).print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+@contextmanager
+def library_chatter_off() -> Iterator[None]:
+    """stdout carries only our result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere."""
+    from mamabear.cli.options import debug_enabled
+
+    with ExitStack() as stack:
+        chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(redirect_stdout(chatter))
+        yield
+        if "crewai.events" in sys.modules:  # CrewAI prints from its event-bus threads: let them finish in here
+            from crewai.events import crewai_event_bus
+
+            crewai_event_bus.flush(timeout=10)

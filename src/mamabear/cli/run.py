@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from contextlib import ExitStack, nullcontext, redirect_stdout
+from contextlib import nullcontext, redirect_stdout
 from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
 
-from mamabear.cli.options import JSON, debug_enabled
-from mamabear.cli.output import console, emit_json, is_tty, print_error, table
+from mamabear.cli.options import JSON
+from mamabear.cli.output import console, emit_json, is_tty, library_chatter_off, print_error, table
 from mamabear.errors import UsageError
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
@@ -163,11 +162,7 @@ def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: boo
         with redirect_stdout(real_stdout):
             render_result(ws, result, json_out)
 
-    # stdout carries only the result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
-    with ExitStack() as stack:
-        chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
-        stack.enter_context(progress or nullcontext())
-        stack.enter_context(redirect_stdout(chatter))
+    with progress or nullcontext(), library_chatter_off():
         result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon)
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)

@@ -49,13 +49,35 @@ class _Recorded:
         return getattr(self._storage, name)
 
 
+def no_model() -> Any:
+    """The memory's model when none is wanted (the ``memory`` commands): any call fails at once, here.
+
+    CrewAI's Memory falls back to safe defaults when its model fails (insert the record as
+    given, keep the query as typed), and without this it would build its own default model,
+    which calls OpenAI whenever a key happens to be set.
+    """
+    from crewai.llms.base_llm import BaseLLM
+
+    class NoModel(BaseLLM):
+        def call(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the memory commands call no model")
+
+    return NoModel(model="none", provider="none")
+
+
 def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, llm: Any = None, crew: str | None = None,
                 mode: str = "shared", run_id: str | None = None, note: Note | None = None) -> Any:
     """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode."""
     from crewai.memory.unified_memory import Memory
     from pydantic import model_serializer
 
+    from mamabear.memory.chroma_store import EmbedderMismatchError
+
     storage = storage if storage is not None else open_storage(settings, config)
+    try:
+        storage.check_embedder()
+    except EmbedderMismatchError as exc:
+        raise ConfigError(str(exc)) from exc
     crew_scope = f"/crew/{crew}" if crew else None
 
     class SharedMemory(Memory):
@@ -82,9 +104,5 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
         "root_scope": crew_scope if mode == "isolated" else None,
         "query_analysis_threshold": config.query_analysis_threshold,
     }
-    if llm is not None:
-        options["llm"] = llm
-    try:
-        return SharedMemory(**options)
-    except ValueError as exc:
-        raise ConfigError(f"the memory store cannot be used: {exc}") from exc
+    options["llm"] = llm if llm is not None else no_model()
+    return SharedMemory(**options)

@@ -1,0 +1,167 @@
+"""The shared memory end to end: real embeddings (all-MiniLM-L6-v2 on the CPU), real Chroma, real crews."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, subprocess_env
+from mamabear.store import Store
+
+pytestmark = pytest.mark.memory_on
+
+UNRELATED = ["quarterly tax filing is due in April", "the build server runs Debian 12",
+             "paint the garden fence green before winter", "our API rate limit is 600 requests a minute"]
+OTTER_FACT = "Otters hold hands while they sleep so they do not drift apart."
+
+
+def store_for(home: Path) -> Store:
+    return Store.open(f"sqlite:///{home / 'mamabear.db'}")
+
+
+def mamabear(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180,
+                          env=subprocess_env(MAMABEAR_HOME=str(home), **env))
+
+
+def test_recall_by_meaning_with_no_model_configured(cli, isolated):
+    for text in [*UNRELATED[:2], "the cat purrs on the sofa", *UNRELATED[2:]]:
+        assert cli("memory", "add", text).code == 0
+    found = cli("memory", "search", "a feline making sounds", "--json")
+    assert found.code == 0 and found.out.startswith("["), found.out[:300]
+    results = found.json()
+    assert results[0]["content"] == "the cat purrs on the sofa"
+    assert results[0]["score"] > max(r["score"] for r in results[1:])
+    stats = cli("memory", "stats", "--json").json()
+    assert stats["records"] == 5 and stats["scopes"] == {"/user": 5} and stats["embedder"] == "local:all-MiniLM-L6-v2"
+    assert stats["location"] == str(isolated / "chroma")
+
+
+def test_memories_persist_across_processes(cli, isolated):
+    added = mamabear(isolated, "memory", "add", "the deploy key lives in the vault", "--scope", "/crew/development", "--json")
+    assert added.returncode == 0, added.stderr
+    record = json.loads(added.stdout)
+    listed = cli("memory", "list", "--json").json()
+    assert [r["id"] for r in listed] == [record["id"]] and listed[0]["scope"] == "/crew/development"
+    searched = mamabear(isolated, "memory", "search", "where is the deployment secret kept", "--json")
+    assert json.loads(searched.stdout)[0]["id"] == record["id"]
+
+
+def test_scope_filters_and_reset(cli, isolated):
+    cli("memory", "add", "prefers answers in British English")
+    cli("memory", "add", "otters are mustelids", "--scope", "/crew/research", "-c", "biology")
+    cli("memory", "add", "the CLI is written in Go", "--scope", "/crew/development")
+    only = cli("memory", "search", "language", "--scope", "/crew/research", "--json").json()
+    assert [r["scope"] for r in only] == ["/crew/research"] and only[0]["categories"] == ["biology"]
+    assert {r["scope"] for r in cli("memory", "list", "--scope", "/crew", "--json").json()} == {"/crew/research", "/crew/development"}
+    refused = cli("memory", "reset", "--scope", "/crew")
+    assert refused.code == 2 and "--yes" in refused.err
+    assert cli("memory", "reset", "--scope", "/crew", "--yes", "--json").json() == {"deleted": 2, "scope": "/crew"}
+    assert [r["scope"] for r in cli("memory", "list", "--json").json()] == ["/user"]
+    bad = cli("memory", "search", "x", "--scope", "crew")
+    assert bad.code == 2 and "starting with /" in bad.err
+
+
+def test_a_crew_saves_what_it_learned_and_the_next_crew_recalls_it(cli, fake, isolated):
+    fake.add(contains="You extract discrete, reusable memory statements", times=1, text=json.dumps({"memories": [OTTER_FACT]}))
+    first = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    assert first.code == 0, first.err
+    saved = first.json()["memory"]["saved"]
+    assert saved[0]["content"] == OTTER_FACT and all(s["scope"].startswith("/crew/research") for s in saved), [s["scope"] for s in saved]
+    assert len(saved) == 3  # the other two tasks' extraction replies are not JSON: CrewAI keeps the whole result
+    run_id = first.json()["run_id"]
+    calls = store_for(isolated).llm_calls(run_id)
+    assert len(calls) > 3  # the memory's own model calls are routed, counted and stored like the agents'
+    listed = cli("memory", "list", "--json").json()
+    assert OTTER_FACT in [r["content"] for r in listed] and {r["metadata"]["run_id"] for r in listed} == {run_id}
+
+    before = len(fake.chat_requests)
+    second = cli("run", "data_analysis", "-i", "question=how do otters sleep", "--base-url", fake.url, "--json", "--quiet")
+    assert second.code == 0, second.err
+    prompts = [r["text"] for r in fake.chat_requests[before:] if "Current Task" in r["text"]]
+    assert any(OTTER_FACT in p for p in prompts)  # recalled into a task prompt of another crew
+    recalled = second.json()["memory"]["recalled"]
+    assert recalled and saved[0]["id"] in recalled[0]["ids"]
+    shown = cli("runs", "show", second.json()["run_id"])
+    assert "recalled" in shown.out
+
+
+def test_no_memory_flag_and_crew_setting_switch_it_off(cli, fake, isolated, tmp_path, monkeypatch):
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet", "--no-memory")
+    assert result.code == 0
+    assert result.json()["memory"] == {"saved": [], "recalled": []} and len(store_for(isolated).llm_calls(result.json()["run_id"])) == 3
+    assert not any("memory statements" in r["text"] for r in fake.chat_requests)
+    project = tmp_path / "project"
+    (project / "crews").mkdir(parents=True)
+    crew = (REPO / "crews" / "research.yaml").read_text() + "memory: false\n"
+    (project / "crews" / "research.yaml").write_text(crew)
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    plan = cli("run", "research", "-i", "topic=otters", "--dry-run", "--json").json()
+    assert plan["memory"] == "off"
+
+
+def test_changing_the_embedder_on_a_filled_store_is_refused_with_the_way_out(cli, isolated, tmp_path, monkeypatch):
+    assert cli("memory", "add", "something to keep").code == 0
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "memory.yaml").write_text("embedder: {provider: openai, config: {model_name: text-embedding-3-small, api_key: sk-unused}}\n")
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    refused = cli("memory", "search", "anything")
+    assert refused.code == 2 and "local:all-MiniLM-L6-v2" in refused.err and "memory reset --yes" in refused.err
+    assert "Traceback" not in refused.err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_chroma_server_by_url(cli, isolated, tmp_path, monkeypatch):
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp_path / "server"),
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        monkeypatch.setenv("MAMABEAR_CHROMA_URL", f"http://127.0.0.1:{port}")
+        assert cli("memory", "add", "the cat purrs on the sofa").code == 0
+        cli("memory", "add", UNRELATED[0])
+        assert cli("memory", "search", "a feline making sounds", "--json").json()[0]["content"] == "the cat purrs on the sofa"
+        assert cli("memory", "stats", "--json").json()["location"] == f"http://127.0.0.1:{port}"
+        assert not (isolated / "chroma").exists()  # nothing was written locally
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+WRITER = """
+import sys
+from mamabear.memory.service import MemoryService
+from mamabear.workspace import Workspace
+service = MemoryService(Workspace())
+for i in range(int(sys.argv[2])):
+    service.add(f"note {i} from writer {sys.argv[1]}", "/user", ["note"], 0.5)
+"""
+
+
+def test_two_processes_writing_at_once_lose_nothing(cli, isolated):
+    env = subprocess_env(MAMABEAR_HOME=str(isolated))
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, name, "25"], env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+               for name in ("a", "b")]
+    for writer in writers:
+        _, err = writer.communicate(timeout=180)
+        assert writer.returncode == 0, err
+    listed = cli("memory", "list", "--limit", "100", "--json").json()
+    assert len(listed) == 50
+    assert {r["content"] for r in listed} == {f"note {i} from writer {w}" for i in range(25) for w in ("a", "b")}
