@@ -73,13 +73,17 @@ def test_a_crew_saves_what_it_learned_and_the_next_crew_recalls_it(cli, fake, is
     first = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
     assert first.code == 0, first.err
     saved = first.json()["memory"]["saved"]
-    assert saved[0]["content"] == OTTER_FACT and all(s["scope"].startswith("/crew/research") for s in saved), [s["scope"] for s in saved]
-    assert len(saved) == 3  # the other two tasks' extraction replies are not JSON: CrewAI keeps the whole result
     run_id = first.json()["run_id"]
+    learned = [s for s in saved if s["scope"] != f"/run/{run_id}"]
+    assert OTTER_FACT in [s["content"] for s in learned] and all(s["scope"].startswith("/crew/research") for s in learned)
+    assert len(learned) == 3  # the other two tasks' extraction replies are not JSON: CrewAI keeps the whole result
+    assert len(saved) == 4  # and the run's result under /run/ID
     calls = store_for(isolated).llm_calls(run_id)
     assert len(calls) > 3  # the memory's own model calls are routed, counted and stored like the agents'
     listed = cli("memory", "list", "--json").json()
     assert OTTER_FACT in [r["content"] for r in listed] and {r["metadata"]["run_id"] for r in listed} == {run_id}
+    result = cli("memory", "list", "--scope", f"/run/{run_id}", "--json").json()
+    assert [r["content"] for r in result] == [first.json()["output"]]  # the run's result, under /run/ID
 
     before = len(fake.chat_requests)
     second = cli("run", "data_analysis", "-i", "question=how do otters sleep", "--base-url", fake.url, "--json", "--quiet")
@@ -87,7 +91,8 @@ def test_a_crew_saves_what_it_learned_and_the_next_crew_recalls_it(cli, fake, is
     prompts = [r["text"] for r in fake.chat_requests[before:] if "Current Task" in r["text"]]
     assert any(OTTER_FACT in p for p in prompts)  # recalled into a task prompt of another crew
     recalled = second.json()["memory"]["recalled"]
-    assert recalled and saved[0]["id"] in recalled[0]["ids"]
+    otter_id = next(s["id"] for s in learned if s["content"] == OTTER_FACT)
+    assert any(otter_id in r["ids"] for r in recalled)
     shown = cli("runs", "show", second.json()["run_id"])
     assert "recalled" in shown.out
 
@@ -165,3 +170,23 @@ def test_two_processes_writing_at_once_lose_nothing(cli, isolated):
     listed = cli("memory", "list", "--limit", "100", "--json").json()
     assert len(listed) == 50
     assert {r["content"] for r in listed} == {f"note {i} from writer {w}" for i in range(25) for w in ("a", "b")}
+
+
+def test_isolated_and_read_only_crews(cli, isolated):
+    from mamabear.memory.shared import make_memory
+    from mamabear.workspace import Workspace
+
+    cli("memory", "add", "the user likes short answers")
+    cli("memory", "add", "the lab uses short pipettes", "--scope", "/crew/lab")
+    ws = Workspace()
+
+    def scopes(mode: str) -> set[str]:
+        memory = make_memory(ws.settings, ws.memory_config, crew="lab", mode=mode)
+        return {m.record.scope for m in memory.recall("short things", depth="shallow")}
+
+    assert scopes("shared") == {"/user", "/crew/lab"}
+    assert scopes("isolated") == {"/crew/lab"}
+    read_only = make_memory(ws.settings, ws.memory_config, crew="lab", mode="read_only")
+    assert scopes("read_only") == {"/user", "/crew/lab"}
+    assert read_only.remember("not kept", scope="/crew/lab", categories=["x"], importance=0.5) is None
+    assert cli("memory", "stats", "--json").json()["records"] == 2

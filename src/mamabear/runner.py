@@ -227,6 +227,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             for position, task_output in enumerate(result.tasks_output, start=1):
                 tracker.complete_task(position, task_output.raw)
             output, status = tracker.redact(result.raw), "completed"
+            _remember_result(armory.memory, plan, run_id, output)
         except KeyboardInterrupt:
             status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
@@ -246,6 +247,14 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
 
 ABANDON_AFTER_S = 2.0
+
+
+def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None) -> None:
+    """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it)."""
+    if memory is None or memory.read_only or not output:
+        return
+    memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
+    memory.drain_writes()
 
 
 def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
