@@ -66,6 +66,14 @@ def run_checks(ws: Workspace) -> list[Check]:
         checks.append(Check("sandbox", "fail", exc.message))
 
     try:
+        from mamabear.memory.shared import location
+
+        memory = ws.memory_config
+        checks.append(Check("memory", "ok", f"{location(ws.settings)}, collection {memory.collection}, embedder {memory.embedder_name}"))
+    except MamabearError as exc:
+        checks.append(Check("memory", "fail", exc.message))
+
+    try:
         store = ws.store
         checks.append(Check("store", "ok", f"{store.engine.url.render_as_string(hide_password=True)}"))
     except MamabearError as exc:

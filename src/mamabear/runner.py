@@ -227,7 +227,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             for position, task_output in enumerate(result.tasks_output, start=1):
                 tracker.complete_task(position, task_output.raw)
             output, status = tracker.redact(result.raw), "completed"
-            _remember_result(armory.memory, plan, run_id, output)
+            _remember_result(armory.memory, plan, run_id, output, tracker)
         except KeyboardInterrupt:
             status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
@@ -249,12 +249,18 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 ABANDON_AFTER_S = 2.0
 
 
-def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None) -> None:
-    """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it)."""
+def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:
+    """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it).
+
+    The crew's work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal.
+    """
     if memory is None or memory.read_only or not output:
         return
-    memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
-    memory.drain_writes()
+    try:
+        memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
+        memory.drain_writes()
+    except Exception as exc:  # noqa: BLE001 - any embedder or store failure
+        tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
 
 
 def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:

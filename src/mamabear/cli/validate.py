@@ -17,7 +17,7 @@ def validate(json_out: bool = JSON) -> None:
 
     ws = Workspace()
     catalog, errors = validate_all(ws.roots)
-    for load in (lambda: ws.models, lambda: ws.sandbox):  # models.yaml, sandbox.yaml
+    for load in (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config):  # models, sandbox, memory .yaml
         try:
             load()
         except ConfigError as exc:
