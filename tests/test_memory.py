@@ -190,3 +190,10 @@ def test_isolated_and_read_only_crews(cli, isolated):
     assert scopes("read_only") == {"/user", "/crew/lab"}
     assert read_only.remember("not kept", scope="/crew/lab", categories=["x"], importance=0.5) is None
     assert cli("memory", "stats", "--json").json()["records"] == 2
+
+
+def test_secrets_never_reach_the_memory(cli, isolated, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef123456")
+    cli("memory", "add", "the key for the bears API is sk-live-abcdef123456")
+    stored = cli("memory", "list", "--json").json()[0]["content"]
+    assert "sk-live" not in stored and "[REDACTED]" in stored

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,7 @@ LOCAL = "local"
 class MemoryConfig:
     collection: str = "mamabear_memory"
     embedder: Any = LOCAL  # "local" or CrewAI's embedder spec {provider, config}
-    recall_limit: int = 5
     query_analysis_threshold: int = 200
-    sources: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, roots: list[Path]) -> MemoryConfig:
@@ -35,7 +33,7 @@ class MemoryConfig:
             return
         if not isinstance(doc, Located):
             raise ConfigError(f"{path}:1: memory.yaml must be a mapping.")
-        known = {"collection", "embedder", "recall_limit", "query_analysis_threshold"}
+        known = {"collection", "embedder", "query_analysis_threshold"}
         for key in doc:
             if key not in known:
                 raise ConfigError(f"{doc.where(key)}: unknown field '{key}' in memory.yaml; use one of: {', '.join(sorted(known))}.")
@@ -46,13 +44,11 @@ class MemoryConfig:
             if embedder != LOCAL and not (isinstance(embedder, dict) and isinstance(embedder.get("provider"), str)):
                 raise ConfigError(f"{doc.where('embedder')}: embedder is 'local' or a mapping with 'provider' and 'config'.")
             self.embedder = embedder if embedder == LOCAL else dict(embedder)
-        for key in ("recall_limit", "query_analysis_threshold"):
-            if key in doc:
-                value = doc[key]
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ConfigError(f"{doc.where(key)}: '{key}' must be a whole number of at least 1.")
-                setattr(self, key, value)
-        self.sources.append(str(path))
+        if "query_analysis_threshold" in doc:
+            value = doc["query_analysis_threshold"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{doc.where('query_analysis_threshold')}: 'query_analysis_threshold' must be a whole number of at least 1.")
+            self.query_analysis_threshold = value
 
     @property
     def embedder_name(self) -> str:

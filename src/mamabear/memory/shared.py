@@ -15,9 +15,9 @@ from typing import Any
 from mamabear.errors import ConfigError
 from mamabear.memory.config import MemoryConfig
 from mamabear.memory.embedder import make_embedder
+from mamabear.redact import Redactor
 from mamabear.settings import Settings
 
-USER_SCOPE = "/user"
 Note = Callable[[str, str, dict], None]  # (kind, message, data) -> a run event
 
 
@@ -79,6 +79,7 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
     except EmbedderMismatchError as exc:
         raise ConfigError(str(exc)) from exc
     crew_scope = f"/crew/{crew}" if crew else None
+    redact = Redactor(settings.env)  # secrets never reach the memory
 
     class SharedMemory(Memory):
         @model_serializer(mode="plain")
@@ -87,7 +88,11 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
             # (restoring CrewAI's form of it would open a LanceDB store).
             return False
 
+        def remember(self, content: str, *args: Any, **kwargs: Any) -> Any:
+            return super().remember(redact(content) or "", *args, **kwargs)
+
         def remember_many(self, contents: list[str], *args: Any, root_scope: str | None = None, **kwargs: Any) -> Any:
+            contents = [redact(c) or "" for c in contents]
             return super().remember_many(contents, *args, root_scope=root_scope or crew_scope, **kwargs)
 
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
