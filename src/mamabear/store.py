@@ -250,14 +250,16 @@ class Store:
             yield conn
 
     def migrate(self) -> None:
-        """Apply pending migrations. Two processes opening a new store at once may race on the DDL;
-        every migration is idempotent, so the loser simply tries again and finds the work done."""
-        for attempt in range(5):
+        """Apply pending migrations. Two processes opening a new store at once may race on the DDL
+        (SQLite answers "database is locked" at once when both upgrade a read to a write); every
+        migration is idempotent, so the loser simply tries again and finds the work done."""
+        for attempt in range(8):
             try:
                 self._migrate_once()
                 return
             except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
-                if attempt == 4 or not any(w in str(exc.orig).lower() for w in ("already exists", "duplicate", "unique")):
+                raced = ("already exists", "duplicate", "unique", "database is locked")
+                if attempt == 7 or not any(w in str(exc.orig).lower() for w in raced):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
@@ -343,12 +345,16 @@ class Store:
     # ------------------------------------------------------------ reads
 
     def resolve_run_id(self, prefix: str) -> str:
+        return self.resolve_prefix(runs.c.id, prefix, "run", f"no run with id '{prefix}'; see `mamabear runs list`.")
+
+    def resolve_prefix(self, column: sa.Column, prefix: str, noun: str, missing: str) -> str:
+        """The one id in ``column`` that starts with ``prefix``; otherwise the ``missing`` sentence, or that it is ambiguous."""
         with self.tx() as conn:
-            ids = conn.execute(sa.select(runs.c.id).where(runs.c.id.startswith(prefix, autoescape=True)).limit(2)).scalars().all()
+            ids = conn.execute(sa.select(column).where(column.startswith(prefix, autoescape=True)).limit(2)).scalars().all()
         if not ids:
-            raise NotFound(f"no run with id '{prefix}'; see `mamabear runs list`.")
+            raise NotFound(missing)
         if len(ids) > 1:
-            raise UsageError(f"run id '{prefix}' is ambiguous; give more characters.")
+            raise UsageError(f"{noun} id '{prefix}' is ambiguous; give more characters.")
         return ids[0]
 
     def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
