@@ -26,6 +26,14 @@ def session(sessions):  # noqa: ANN001, ANN201
     return sessions.start("local", "development")
 
 
+def project_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_yaml: str) -> None:
+    """A project directory whose config/sandbox.yaml overrides the packaged one."""
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "sandbox.yaml").write_text(sandbox_yaml)
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+
+
 def run(sessions, session, command: str, timeout_s: float | None = None) -> CommandResult:  # noqa: ANN001
     result = sessions.exec(session, command, timeout_s)
     assert isinstance(result, CommandResult), result
@@ -110,10 +118,7 @@ def test_secrets_are_redacted_from_what_is_stored_and_returned(isolated, monkeyp
 
 
 def test_limits_on_file_size_are_enforced(isolated, tmp_path, monkeypatch):
-    project = tmp_path / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "sandbox.yaml").write_text("limits:\n  file_mib: 1\n")
-    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    project_config(tmp_path, monkeypatch, "limits:\n  file_mib: 1\n")
     sessions = Workspace().sessions()
     session = sessions.start("local", "development")
     result = run(sessions, session, "head -c 5000000 /dev/zero > big.bin")
@@ -132,10 +137,7 @@ def test_policy_refuses_denied_commands_and_audits_them(sessions, session):
 
 
 def test_allow_rules_admit_only_what_they_match(isolated, tmp_path, monkeypatch):
-    project = tmp_path / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "sandbox.yaml").write_text("policy:\n  allow: ['^(ls|echo)\\b']\n")
-    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    project_config(tmp_path, monkeypatch, "policy:\n  allow: ['^(ls|echo)\\b']\n")
     sessions = Workspace().sessions()
     session = sessions.start("local", "research")
     assert run(sessions, session, "echo ok").output.strip() == "ok"
@@ -175,10 +177,7 @@ def test_cli_session_keeps_files_environment_and_directory_across_invocations(cl
 
 
 def test_setup_commands_run_once_per_session(cli, isolated, tmp_path, monkeypatch):
-    project = tmp_path / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "sandbox.yaml").write_text("kinds:\n  research:\n    setup: ['echo set-up >> setup.log']\n")
-    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    project_config(tmp_path, monkeypatch, "kinds:\n  research:\n    setup: ['echo set-up >> setup.log']\n")
     session_id = cli("sandbox", "start", "--kind", "research").out.strip()
     for _ in range(3):
         cli("sandbox", "exec", session_id, "--", "true")
@@ -191,9 +190,6 @@ def test_bad_sandbox_input_is_one_sentence_and_exit_2(cli, isolated, tmp_path, m
     assert unknown_kind.code == 2 and "no sandbox kind 'painting'" in unknown_kind.err
     bad_backend = cli("sandbox", "start", "--backend", "docker")
     assert bad_backend.code == 2 and "not one of local, scrapybara" in bad_backend.err
-    project = tmp_path / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "config" / "sandbox.yaml").write_text("policy:\n  deny: ['(unclosed']\n")
-    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
+    project_config(tmp_path, monkeypatch, "policy:\n  deny: ['(unclosed']\n")
     broken = cli("sandbox", "start")
     assert broken.code == 2 and "sandbox.yaml:2" in broken.err and "not a valid regular expression" in broken.err

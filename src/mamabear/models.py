@@ -77,10 +77,8 @@ class ModelTable:
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
         table = cls(providers={}, tiers={}, prices={})
-        for root in roots:
-            path = root / "config" / "models.yaml"
-            if path.is_file():
-                table._merge(yamlfile.load(path), path)
+        for doc, path in yamlfile.layers(roots, "models.yaml"):
+            table._merge(doc, path)
         for tier in ("fast", "balanced", "pro"):
             if not table.tiers.get(tier):
                 raise ConfigError(f"config/models.yaml: tier '{tier}' lists no models; add at least one.")

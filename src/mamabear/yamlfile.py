@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,11 @@ def load(path: Path) -> Any:
         raise ConfigError(f"{path}{line}: broken YAML, {problem}; fix the syntax there.") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: broken YAML ({exc}).") from exc
+
+
+def layers(roots: list[Path], filename: str) -> Iterator[tuple[Any, Path]]:
+    """``config/FILENAME`` of each root that has one, lowest precedence first, parsed: (document, path)."""
+    for root in roots:
+        path = root / "config" / filename
+        if path.is_file():
+            yield load(path), path

@@ -22,10 +22,8 @@ class MemoryConfig:
     @classmethod
     def load(cls, roots: list[Path]) -> MemoryConfig:
         config = cls()
-        for root in roots:
-            path = root / "config" / "memory.yaml"
-            if path.is_file():
-                config._merge(yamlfile.load(path), path)
+        for doc, path in yamlfile.layers(roots, "memory.yaml"):
+            config._merge(doc, path)
         return config
 
     def _merge(self, doc: Any, path: Path) -> None:

@@ -52,10 +52,8 @@ class SandboxConfig:
     @classmethod
     def load(cls, roots: list[Path]) -> SandboxConfig:
         config = cls()
-        for root in roots:
-            path = root / "config" / "sandbox.yaml"
-            if path.is_file():
-                config._merge(yamlfile.load(path), path)
+        for doc, path in yamlfile.layers(roots, "sandbox.yaml"):
+            config._merge(doc, path)
         return config
 
     def choose_backend(self, settings: Settings, flag: str | None = None) -> str:

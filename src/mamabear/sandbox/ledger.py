@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mamabear.errors import NotFound, UsageError
+from mamabear.errors import NotFound
 from mamabear.store import Store, runs, sandbox_actions, sandbox_usage, sessions
 
 OUTPUT_CAP = 4_000  # characters of a command's output kept in the audit
@@ -36,13 +36,8 @@ class Ledger:
         return dict(row._mapping)
 
     def resolve(self, prefix: str) -> str:
-        with self.store.tx() as conn:
-            ids = conn.execute(sa.select(sessions.c.id).where(sessions.c.id.startswith(prefix, autoescape=True)).limit(2)).scalars().all()
-        if not ids:
-            raise NotFound(f"no sandbox session '{prefix}'; see `mamabear sandbox list`.")
-        if len(ids) > 1:
-            raise UsageError(f"sandbox session id '{prefix}' is ambiguous; give more characters.")
-        return ids[0]
+        return self.store.resolve_prefix(sessions.c.id, prefix, "sandbox session",
+                                         f"no sandbox session '{prefix}'; see `mamabear sandbox list`.")
 
     def sessions(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
         query = sa.select(sessions).order_by(sessions.c.created_at.desc())
