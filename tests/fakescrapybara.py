@@ -45,9 +45,11 @@ import urllib.parse
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from loopback import LoopbackServer
 
 NOMINAL_HOME = "/home/scrapybara"
 INSTANCE_TYPES = ("ubuntu", "browser", "windows")
@@ -458,7 +460,7 @@ def parse_multipart(content_type: str, data: bytes) -> tuple[dict[str, str], dic
 # ---------------------------------------------------------------- the server
 
 
-class FakeScrapybara:
+class FakeScrapybara(LoopbackServer):
     def __init__(self, api_key: str | None = "sb-test-key", root: str | Path | None = None, bash_timeout: float = 120.0) -> None:
         self.api_key = api_key  # None: accept any key
         self.bash_timeout = bash_timeout  # used when a bash request has no timeout
@@ -473,32 +475,18 @@ class FakeScrapybara:
         self._own_root = root is None
         self.root = Path(root if root is not None else tempfile.mkdtemp(prefix="fakescrapybara-")).resolve()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeScrapybara:
-        self._thread.start()
-        return self
+        return self.origin
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         for inst in [*self.instances.values(), *self.lost.values()]:
             _kill_groups(inst)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> FakeScrapybara:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting
 

@@ -57,7 +57,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "sandbox_refused": sum(1 for a in actions if not a["allowed"]),
         "seconds": _seconds(run["created_at"], run["finished_at"]),
     }
-    memory = [e for e in store.events(run_id) if e["kind"] in ("memory_saved", "memory_recalled")]
+    memory = store.events(run_id, kinds=("memory_saved", "memory_recalled"))
     report["memory"] = {"saved": [e["data"] for e in memory if e["kind"] == "memory_saved"],
                         "recalled": [{**e["data"], "task_position": e["task_position"]} for e in memory if e["kind"] == "memory_recalled"]}
     if details:

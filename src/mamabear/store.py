@@ -429,9 +429,11 @@ class Store:
                                  .where(sandbox_usage.c.run_id == run_id)).scalar()
         return float(row.cost_usd) + float(hours or 0.0), int(row.tokens_in) + int(row.tokens_out)
 
-    def events(self, run_id: str, after_id: int = 0) -> list[dict]:
+    def events(self, run_id: str, after_id: int = 0, kinds: tuple[str, ...] | None = None) -> list[dict]:
+        query = sa.select(events).where(events.c.run_id == run_id, events.c.id > after_id).order_by(events.c.id)
+        if kinds:
+            query = query.where(events.c.kind.in_(kinds))
         with self.tx() as conn:
-            query = sa.select(events).where(events.c.run_id == run_id, events.c.id > after_id).order_by(events.c.id)
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
