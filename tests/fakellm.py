@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback import LoopbackServer
+from loopback import JsonHandler, LoopbackServer
 
 
 @dataclass
@@ -110,27 +110,7 @@ def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
 
 
 def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def handle(self) -> None:
-            try:
-                super().handle()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client went away mid-reply (a test killed the run): nothing to answer
-
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
-
-        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):

@@ -49,7 +49,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from loopback import LoopbackServer
+from loopback import JsonHandler, LoopbackServer
 
 NOMINAL_HOME = "/home/scrapybara"
 INSTANCE_TYPES = ("ubuntu", "browser", "windows")
@@ -781,21 +781,9 @@ def dispatch(fake: FakeScrapybara, req: Request) -> tuple[int, Any]:
 
 
 def _handler_for(fake: FakeScrapybara) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
-
+    class Handler(JsonHandler):
         def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            super()._send_json(status, payload, headers)
             self.record["status"] = status
 
         def do_GET(self) -> None:
