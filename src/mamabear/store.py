@@ -86,6 +86,9 @@ llm_calls = sa.Table(
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("attempt", sa.Integer),
+    sa.Column("cache_hit", sa.Boolean),  # answered from the response cache: no request, no cost
+    sa.Column("saved_usd", sa.Float),  # what a cache hit would have cost
+    sa.Column("cached_tokens", sa.Integer),  # input tokens the provider served from its prompt cache
 )
 
 tool_calls = sa.Table(
@@ -197,7 +200,12 @@ def m003_sandbox(conn: Connection) -> None:
     _add_columns(conn, runs, ("session_id",))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox]
+def m004_cache(conn: Connection) -> None:
+    """Response-cache hits and provider prompt caching, per LLM call."""
+    _add_columns(conn, llm_calls, ("cache_hit", "saved_usd", "cached_tokens"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache]
 
 FINAL_STATUSES = ("completed", "failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
 RESUMABLE_STATUSES = ("failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
