@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from mamabear import yamlfile
 from mamabear.errors import ConfigError, UsageError
@@ -67,12 +68,23 @@ class RetryPolicy:
     task_retries: int = 1  # a task that still fails is run again this often, told the error
 
 
+@dataclass(frozen=True)
+class CachePolicy:
+    """The response cache (``cache:`` in config/models.yaml)."""
+
+    enabled: bool = True
+    ttl_s: float | None = 7 * 86400  # how long an answer is reused; None: for ever
+    url: str | None = None  # redis://... to share one cache; default: a SQLite file in $MAMABEAR_HOME
+
+
 @dataclass
 class ModelTable:
     providers: dict[str, tuple[str, ...]]  # provider -> environment variables holding its key
     tiers: dict[str, tuple[str, ...]]
     prices: dict[str, tuple[float, float]]  # model -> USD per million tokens (input, output)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    quotas: dict[str, Any] = field(default_factory=dict)  # provider -> quota.Quota (requests and tokens per minute)
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
@@ -96,6 +108,14 @@ class ModelTable:
             if not isinstance(env, list) or not env:
                 raise ConfigError(f"{doc['providers'].where(name)}: provider '{name}' needs 'env', the variables holding its key.")
             self.providers[name] = tuple(env)
+            limits = {k: entry.get(k) for k in ("rpm", "tpm") if entry.get(k) is not None}
+            for key, value in limits.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ConfigError(f"{entry.where(key)}: provider '{name}' {key} must be a number above zero (per minute).")
+            if limits:
+                from mamabear.quota import Quota
+
+                self.quotas[name] = Quota(**limits)
         for tier, models in (doc.get("tiers") or {}).items():
             if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
                 raise ConfigError(f"{doc['tiers'].where(tier)}: tier '{tier}' must be a list of model ids.")
@@ -107,6 +127,9 @@ class ModelTable:
         retry = doc.get("retry")
         if retry is not None:
             self.retry = _retry_policy(self.retry, retry, path)
+        cache = doc.get("cache")
+        if cache is not None:
+            self.cache = _cache_policy(self.cache, cache, path)
 
     def key_env(self, provider: str, settings: Settings) -> str | None:
         """The first variable that holds a key for the provider, or None."""
@@ -160,6 +183,34 @@ class ModelTable:
             raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
         provider = provider_of(usable[0])
         return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))
+
+
+def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:
+    if not isinstance(doc, Located):
+        raise ConfigError(f"{path}:1: 'cache' must be a mapping of enabled, ttl and url.")
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "enabled":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{doc.where(key)}: cache 'enabled' must be true or false.")
+            values["enabled"] = value
+        elif key == "ttl":
+            if value is None or value in ("forever", "never"):
+                values["ttl_s"] = None
+            else:
+                from mamabear.limits import parse_duration
+
+                try:
+                    values["ttl_s"] = parse_duration(str(value), "cache ttl")
+                except UsageError as exc:
+                    raise ConfigError(f"{doc.where(key)}: {exc.message}") from None
+        elif key == "url":
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{doc.where(key)}: cache 'url' must be a redis:// or sqlite:/// URL.")
+            values["url"] = value or None
+        else:
+            raise ConfigError(f"{doc.where(key)}: unknown cache setting '{key}'; use enabled, ttl or url.")
+    return replace(current, **values)
 
 
 def _retry_policy(current: RetryPolicy, doc: object, path: Path) -> RetryPolicy:

@@ -89,3 +89,6 @@ class LiveProgress:
         self.live.stop()
         if self.state is not None:
             self.console.print(task_table(self.state, title=f"{self.state.crew} {self.state.run_id}: {self.state.status}"))
+            if self.state.cache_hits:
+                self.console.print(f"[cyan]{self.state.cache_hits} model calls answered from the response cache, "
+                                   f"${self.state.saved_usd:.4f} saved[/]")

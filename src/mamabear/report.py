@@ -12,6 +12,24 @@ def _seconds(start: float | None, end: float | None) -> float | None:
     return round(end - start, 3) if start and end else None
 
 
+def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Calls, tokens, cost and cache savings per agent, model or task position, costliest first."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for c in calls:
+        row = groups.setdefault(c[key], {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
+                                          "cache_hits": 0, "saved_usd": 0.0, "errors": 0})
+        row["llm_calls"] += 1
+        row["tokens_in"] += c["tokens_in"] or 0
+        row["tokens_out"] += c["tokens_out"] or 0
+        row["cost_usd"] += c["cost_usd"] or 0.0
+        row["cache_hits"] += 1 if c["cache_hit"] else 0
+        row["saved_usd"] += c["saved_usd"] or 0.0
+        row["errors"] += 1 if c["outcome"] == "error" else 0
+    for row in groups.values():
+        row["cost_usd"], row["saved_usd"] = round(row["cost_usd"], 6), round(row["saved_usd"], 6)
+    return sorted(groups.values(), key=lambda r: (-r["cost_usd"], str(r[key])))
+
+
 def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, Any]:
     run = store.run(run_id)
     tasks = store.tasks(run_id)
@@ -52,11 +70,16 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "sandbox_seconds": round(sum(u["seconds"] for u in usage), 3),
         "llm_calls": len(calls),
         "llm_errors": sum(1 for c in calls if c["outcome"] == "error"),
+        "cache_hits": sum(1 for c in calls if c["cache_hit"]),
+        "saved_usd": round(sum(c["saved_usd"] or 0.0 for c in calls), 6),
+        "prompt_cached_tokens": sum(c["cached_tokens"] or 0 for c in calls),
         "tool_calls": len(tools),
         "sandbox_actions": len(actions),
         "sandbox_refused": sum(1 for a in actions if not a["allowed"]),
         "seconds": _seconds(run["created_at"], run["finished_at"]),
     }
+    report["cost_by"] = {"agent": breakdown(calls, "agent"), "model": breakdown(calls, "model"),
+                         "task": breakdown(calls, "task_position")}
     memory = store.events(run_id, kinds=("memory_saved", "memory_recalled"))
     report["memory"] = {"saved": [e["data"] for e in memory if e["kind"] == "memory_saved"],
                         "recalled": [{**e["data"], "task_position": e["task_position"]} for e in memory if e["kind"] == "memory_recalled"]}

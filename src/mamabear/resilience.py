@@ -5,12 +5,17 @@ Every agent's LLM is its provider's own CrewAI class (OpenAICompletion, GeminiCo
 ``call`` changes. Each attempt goes through the provider class's real ``call``, which
 emits CrewAI's LLM events, so every attempt lands in the store. The SDKs' own retries
 and CrewAI's rate-limit retry are switched off: this module owns retrying.
+
+Before a request leaves, the response cache may answer it (identical request, no cost),
+and the machine-wide quota may make it wait (requests and tokens per minute per provider).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +24,7 @@ from crewai.llms.retry import _active_llm_rate_limit_retry
 
 from mamabear.cost import Pricer
 from mamabear.guard import Guard, RunStopped
-from mamabear.models import RetryPolicy
+from mamabear.models import RetryPolicy, provider_of
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT_NAMES = {
@@ -89,16 +94,48 @@ def _error_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class CacheHit:
+    """A call the response cache answered."""
+
+    model: str  # the configured model the agent asked for
+    answered_by: str  # the model whose answer was cached (a fallback, maybe)
+    task: Any
+    agent: Any
+    tokens_in: int
+    tokens_out: int
+    saved_usd: float  # what the cached answer cost when it was bought
+    seconds: float
+
+
 @dataclass
 class CallControl:
-    """What every resilient LLM of one run shares: the guard, the policy, the accounting."""
+    """What every resilient LLM of one run shares: the guard, the policy, the accounting, the cache and the quotas."""
 
     guard: Guard
     policy: RetryPolicy
     pricer: Pricer
-    on_wait: Callable[[str | None], None] = lambda _why: None  # tells the progress view about a backoff
+    on_wait: Callable[[str | None, str], None] = lambda _why, _kind: None  # tells the progress view about a backoff or quota wait
+    cache: Any = None  # response_cache.ResponseCache, or None (--no-cache)
+    cache_ttl_s: float | None = None
+    on_cache_hit: Callable[[CacheHit], None] = lambda _hit: None
+    quotas: Any = None  # quota.QuotaBook, or None when no provider has a quota
     notes: dict[str, str] = field(default_factory=dict)  # task id -> error to tell the agent on its retry
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+CALL_PARAMS = ("messages", "tools", "callbacks", "available_functions", "from_task", "from_agent", "response_model")
+SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop", "response_format", "reasoning_effort")
+
+
+def call_arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """BaseLLM.call's arguments by name, however they were passed."""
+    return {**dict(zip(CALL_PARAMS, args, strict=False)), **kwargs}
+
+
+def estimate_tokens(messages: Any) -> int:
+    """A rough input size for the token quota (about four characters a token); corrected by the real usage after the call."""
+    return max(1, len(json.dumps(messages, default=str, ensure_ascii=False)) // 4)
 
 
 class ResilientCalls:
@@ -115,13 +152,68 @@ class ResilientCalls:
         if control is None:
             return super().call(*args, **kwargs)  # type: ignore[misc]
         args, kwargs = self._with_retry_note(control, args, kwargs)
+        named = call_arguments(args, kwargs)
+        key = self._cache_key(control, named)
+        if key is not None:
+            cached = self._from_cache(control, key, named)
+            if cached is not None:
+                return cached
         token = _active_llm_rate_limit_retry.set(True)  # CrewAI's own rate-limit retry stays out of the way
         try:
-            return self._call_chain(control, args, kwargs)
+            result, answered_by, tokens_in, tokens_out = self._call_chain(control, args, kwargs)
         finally:
             _active_llm_rate_limit_retry.reset(token)
+        if key is not None:
+            self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out)
+        return result
 
-    def _call_chain(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
+    # ------------------------------------------------------------ response cache
+
+    def _cache_key(self, control: CallControl, named: dict[str, Any]) -> str | None:
+        """The request's identity: model, messages, tools, sampling and output format; None when it must not be cached."""
+        if control.cache is None or named.get("available_functions"):  # the provider would run a tool inside the call
+            return None
+        from mamabear.response_cache import request_key
+
+        response_model = named.get("response_model")
+        return request_key({
+            "v": 1, "model": self._mb_model_id, "base_url": getattr(self, "base_url", None),
+            "messages": named.get("messages"), "tools": named.get("tools"),
+            "response_model": response_model.model_json_schema() if response_model is not None else None,
+            "sampling": {name: getattr(self, name, None) for name in SAMPLING},
+        })
+
+    def _from_cache(self, control: CallControl, key: str, named: dict[str, Any]) -> Any:
+        from mamabear.cached_reply import decode
+
+        started = time.perf_counter()
+        entry = control.cache.get(key)
+        result = decode(entry["reply"], named.get("response_model")) if entry and isinstance(entry.get("reply"), dict) else None
+        if result is None:
+            return None
+        control.guard.check()  # a cancelled or stopped run stops here too
+        control.on_cache_hit(CacheHit(
+            model=self._mb_model_id, answered_by=str(entry.get("model") or self._mb_model_id), task=named.get("from_task"),
+            agent=named.get("from_agent"), tokens_in=int(entry.get("tokens_in") or 0), tokens_out=int(entry.get("tokens_out") or 0),
+            saved_usd=float(entry.get("cost_usd") or 0.0), seconds=time.perf_counter() - started,
+        ))
+        return result
+
+    def _to_cache(self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str,
+                  tokens_in: int, tokens_out: int) -> None:
+        from mamabear.cached_reply import encode
+
+        reply = encode(result, named.get("response_model"))
+        if reply is None or (reply["type"] == "text" and not reply["text"].strip()):
+            return  # an empty answer is a fault worth asking again, not an answer worth keeping
+        control.cache.put(key, {"reply": reply, "model": answered_by, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                                "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out), "created_at": time.time()},
+                          control.cache_ttl_s)
+
+    # ------------------------------------------------------------ retries, fallback and quotas
+
+    def _call_chain(self, control: CallControl, args: tuple, kwargs: dict) -> tuple[Any, str, int, int]:
+        """The first answer of the chain: (result, the model that gave it, its input and output tokens)."""
         chain: list[tuple[str, Callable[[], Any]]] = [(self._mb_model_id, lambda: self), *self._mb_fallbacks]
         last: BaseException | None = None
         for model_id, factory in chain:
@@ -141,24 +233,48 @@ class ResilientCalls:
                     if attempt == control.policy.attempts:
                         break
                     delay = backoff(attempt, control.policy, retry_after(exc))
-                    control.on_wait(f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})")
+                    control.on_wait(f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})", "llm_retry")
                     try:
                         control.guard.wait(delay)
                     finally:
-                        control.on_wait(None)
+                        control.on_wait(None, "llm_retry")
         assert last is not None
         self._remember_failure(control, kwargs, last)
         raise last
 
-    def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> Any:
+    def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int]:
         if llm is not self:
             llm.stop = list(self.stop)  # type: ignore[attr-defined]
+        provider = provider_of(model_id)
+        estimate = self._take_quota(control, provider, args, kwargs)
         before = dict(llm._token_usage)
-        result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]
-        tokens_in = llm._token_usage["prompt_tokens"] - before["prompt_tokens"]
-        tokens_out = llm._token_usage["completion_tokens"] - before["completion_tokens"]
+        tokens_in = tokens_out = 0
+        try:
+            result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]
+            tokens_in = llm._token_usage["prompt_tokens"] - before["prompt_tokens"]
+            tokens_out = llm._token_usage["completion_tokens"] - before["completion_tokens"]
+        finally:
+            if estimate is not None:
+                control.quotas.settle(provider, estimate, tokens_in + tokens_out)
         control.guard.add(control.pricer.cost(model_id, tokens_in, tokens_out), tokens_in + tokens_out)
-        return result
+        return result, model_id, tokens_in, tokens_out
+
+    @staticmethod
+    def _take_quota(control: CallControl, provider: str, args: tuple, kwargs: dict) -> int | None:
+        """Wait, visibly and stoppably, until the provider's machine-wide quota lets this request go; the tokens booked."""
+        if control.quotas is None or control.quotas.limits(provider) is None:
+            return None
+        estimate = estimate_tokens(call_arguments(args, kwargs).get("messages"))
+
+        def wait(seconds: float, why: str) -> None:
+            control.on_wait(f"waiting {seconds:.1f}s for the {why}", "quota_wait")
+            try:
+                control.guard.wait(seconds)
+            finally:
+                control.on_wait(None, "quota_wait")
+
+        control.quotas.acquire(provider, estimate, wait)
+        return estimate
 
     @staticmethod
     def _task_key(kwargs: dict) -> str | None:

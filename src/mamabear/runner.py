@@ -65,7 +65,7 @@ def run_options(ws: Workspace, plan: Plan, limits: Limits) -> dict[str, Any]:
     """What a resume reuses unless told otherwise: never a key."""
     chosen = {"model": ws.settings.model, "base_url": ws.settings.base_url,
               "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None,
-              "no_memory": ws.settings.no_memory}
+              "no_memory": ws.settings.no_memory, "no_cache": ws.settings.no_cache}
     return {k: v for k, v in chosen.items() if v} | limits.to_dict()
 
 
@@ -86,7 +86,7 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
                        sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"),
-                       no_memory=options.get("no_memory"))
+                       no_memory=options.get("no_memory"), no_cache=options.get("no_cache"))
     plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
@@ -151,6 +151,10 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     store = ws.store
     limits = limits or Limits()
     redact = Redactor(ws.settings.env)
+    from mamabear.telemetry.targets import targets
+
+    trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
+    cache = _response_cache(ws)  # so is an unreachable cache
     if plan.sandbox is not None and plan.sandbox.session:
         ws.sessions().get(plan.sandbox.session)  # an unknown --session is an error now, not at the first tool call
     if not resume:
@@ -179,15 +183,17 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
     pricer = Pricer(ws.models.prices)
     tracker = Tracker(state, store, pricer, redact, observers)
+    tracker.trace = _trace(ws, run_id, plan, attempt, redact, trace_targets)
 
-    def on_wait(why: str | None) -> None:
+    def on_wait(why: str | None, kind: str) -> None:
         state.activity = why or "thinking"
         if why:
-            tracker.event("llm_retry", why, tracker.current)
+            tracker.event(kind, why, tracker.current)
         else:
             tracker.notify(None)
 
-    control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait)
+    control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait, cache=cache,
+                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=_quotas(ws))
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
@@ -263,6 +269,36 @@ def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, t
         tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
 
 
+def _response_cache(ws: Workspace) -> Any:
+    """The response cache this run reads and fills, or None (--no-cache, or `cache: {enabled: false}`)."""
+    if ws.settings.no_cache or not ws.models.cache.enabled:
+        return None
+    from mamabear.response_cache import open_cache
+
+    return open_cache(ws.settings.cache_url or ws.models.cache.url, ws.settings.home)
+
+
+def _quotas(ws: Workspace) -> Any:
+    """The machine-wide quota book, shared by every run through one file; None when no provider has a quota."""
+    if not ws.models.quotas:
+        return None
+    from mamabear.quota import QuotaBook
+
+    return QuotaBook(ws.settings.home / "quotas.db", ws.models.quotas)
+
+
+def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list) -> Any:
+    """The attempt's span tree (None with OTEL_SDK_DISABLED=true)."""
+    from mamabear.telemetry.targets import disabled
+
+    if disabled(ws.settings.env):
+        return None
+    from mamabear.telemetry.sinks import Sinks
+    from mamabear.telemetry.spans import RunTrace
+
+    return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact)
+
+
 def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
     """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
     from mamabear.memory.shared import make_memory
@@ -305,9 +341,15 @@ class _Ending:
                 error = f"task {task.position} {task.task} failed: {error}"
             state.status, state.activity, state.finished_at = status, status, time.time()
             self.store.finish_attempt(run_id, self.attempt, status, error, output)
+            if tracker.trace is not None:
+                for problem in tracker.trace.finish(status, error, {"gen_ai.usage.input_tokens": state.tokens_in,
+                                                                    "gen_ai.usage.output_tokens": state.tokens_out,
+                                                                    "mamabear.cost_usd": round(state.cost_usd, 8)}):
+                    tracker.event("trace_export_failed", f"warning: {problem}")
             if status == "completed":
                 self.checkpoints.discard()  # a completed run is never resumed
-            tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else ""), data={"status": status})
+            tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else "") + f" ({_summary(state)})",
+                          data={"status": status})
             assert status in FINAL_STATUSES
             return RunResult(run_id, status, output, error, state, exit_code)
 
@@ -322,6 +364,13 @@ class _Ending:
         timer = threading.Timer(seconds, abandon)
         timer.daemon = True
         timer.start()
+
+
+def _summary(state: RunState) -> str:
+    line = f"{state.llm_calls} model calls, {state.tokens_in:,}+{state.tokens_out:,} tokens, ${state.cost_usd:.4f}"
+    if state.cache_hits:
+        line += f"; {state.cache_hits} answered from the cache, ${state.saved_usd:.4f} saved"
+    return line
 
 
 def _settle_running_task(tracker: Any, status: str, error: str | None) -> TaskState | None:

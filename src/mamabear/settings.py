@@ -23,6 +23,8 @@ class Settings:
     sandbox: str | None = None  # --sandbox: the backend agents' tools use (local | scrapybara)
     session: str | None = None  # --session: an existing sandbox session to work in
     no_memory: bool | None = None  # --no-memory: this run neither recalls nor saves memories
+    no_cache: bool | None = None  # --no-cache: every model request goes to the provider, and nothing is cached
+    cache_url: str | None = None  # the response cache: a redis:// URL to share one, else $MAMABEAR_HOME/cache.db
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
 
     def with_flags(self, **flags: object) -> Settings:
@@ -37,6 +39,10 @@ def _dotenv(cwd: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _flag(value: str | None) -> bool | None:
+    return (value or "").lower() in ("1", "true", "yes") or None
 
 
 def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,7 +64,9 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
         base_url=env.get("MAMABEAR_BASE_URL") or None,
         api_key=env.get("MAMABEAR_API_KEY") or None,
         sandbox=env.get("MAMABEAR_SANDBOX") or None,
-        no_memory=(env.get("MAMABEAR_NO_MEMORY") or "").lower() in ("1", "true", "yes") or None,
+        no_memory=_flag(env.get("MAMABEAR_NO_MEMORY")),
+        no_cache=_flag(env.get("MAMABEAR_NO_CACHE")),
+        cache_url=env.get("MAMABEAR_CACHE_URL") or None,
         env=env,
     )
 

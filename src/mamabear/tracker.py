@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mamabear.build import Built
 from mamabear.cost import Pricer
+from mamabear.models import provider_of
 from mamabear.redact import Redactor
 from mamabear.store import Store
 
@@ -55,6 +57,8 @@ class RunState:
     activity: str = "starting"
     status: str = "running"
     attempt: int = 1
+    cache_hits: int = 0  # in this attempt
+    saved_usd: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -100,6 +104,17 @@ def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
     )
 
 
+def cached_tokens(usage: dict[str, Any] | None) -> int:
+    """Input tokens the provider served from its prompt cache, whatever its naming."""
+    usage = usage or {}
+    details = usage.get("prompt_tokens_details")
+    for value in (details.get("cached_tokens") if isinstance(details, dict) else None, usage.get("cached_prompt_tokens"),
+                  usage.get("cache_read_input_tokens"), usage.get("cached_content_token_count")):
+        if isinstance(value, (int, float)) and value:
+            return int(value)
+    return 0
+
+
 def configured_model(route: Any, called: str | None) -> str:
     """The configured id (provider/model) of the model a call went to: the route's own or one of its fallbacks."""
     for model in (route.model, *route.fallbacks):
@@ -122,6 +137,7 @@ class Tracker:
         self._tool_started: dict[str, float] = {}
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
+        self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
 
     # ------------------------------------------------------------ wiring
 
@@ -129,6 +145,7 @@ class Tracker:
         from crewai.events import crewai_event_bus
         from crewai.events.types import agent_events as ae
         from crewai.events.types import llm_events as le
+        from crewai.events.types import memory_events as me
         from crewai.events.types import task_events as te
         from crewai.events.types import tool_usage_events as tu
 
@@ -138,6 +155,11 @@ class Tracker:
             (te.TaskCompletedEvent, self._task_completed),
             (te.TaskFailedEvent, self._task_failed),
             (ae.AgentExecutionStartedEvent, self._agent_started),
+            (ae.AgentExecutionCompletedEvent, self._agent_completed),
+            (ae.AgentExecutionErrorEvent, self._agent_error),
+            (me.MemoryQueryStartedEvent, self._memory_started),
+            (me.MemoryQueryCompletedEvent, self._memory_completed),
+            (me.MemoryQueryFailedEvent, self._memory_failed),
             (le.LLMCallStartedEvent, self._llm_started),
             (le.LLMCallCompletedEvent, self._llm_completed),
             (le.LLMCallFailedEvent, self._llm_failed),
@@ -198,6 +220,13 @@ class Tracker:
             return planned.id, configured_model(planned.route, called)
         return getattr(event, "agent_role", None), called
 
+    def _agent_key(self, event: Any, position: int | None) -> tuple | None:
+        """The span key of the agent's step on the task an event belongs to."""
+        agent_id = getattr(event, "agent_id", None)
+        if agent_id is None and getattr(event, "agent", None) is not None:
+            agent_id = str(event.agent.id)
+        return ("agent", agent_id, position) if agent_id else None
+
     @staticmethod
     def _ts(event: Any) -> float:
         stamp = getattr(event, "timestamp", None)
@@ -216,6 +245,8 @@ class Tracker:
         self.store.update_task(self.state.run_id, position, status="running", started_at=task.started_at)
         self.event("task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})",
                    position, task.agent, ts=task.started_at)
+        if self.trace is not None:
+            self.trace.task_started(position, task.task, task.agent, task.started_at, event.event_id)
 
     def _task_completed(self, event: Any) -> None:
         position = self._position(event)
@@ -239,6 +270,9 @@ class Tracker:
                        f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
                        f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
                        position, task.agent, ts=task.finished_at)
+            if self.trace is not None:
+                self.trace.task_ended(position, task.task, task.agent, "completed", task.finished_at, tokens_in=task.tokens_in,
+                                      tokens_out=task.tokens_out, cost=task.cost_usd, started=task.started_at)
         for hook in self.after_task:
             hook()
 
@@ -250,11 +284,43 @@ class Tracker:
         task.status, task.finished_at, task.error = "failed", self._ts(event), self.redact(str(event.error))
         self.store.update_task(self.state.run_id, position, status="failed", error=task.error, finished_at=task.finished_at)
         self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
+        if self.trace is not None:
+            self.trace.task_ended(position, task.task, task.agent, "failed", task.finished_at, task.error, task.tokens_in,
+                                  task.tokens_out, task.cost_usd, task.started_at)
 
     def _agent_started(self, event: Any) -> None:
         agent, _ = self._agent(event)
         self.state.activity = f"{agent} thinking"
+        if self.trace is not None:
+            position = self._position(event)
+            self.trace.agent_started(self._agent_key(event, position), agent or "agent", position, self._ts(event), event.event_id,
+                                     event.parent_event_id)
         self.notify(None)
+
+    def _agent_completed(self, event: Any) -> None:
+        if self.trace is not None:
+            self.trace.agent_ended(self._agent_key(event, self._position(event)), self._ts(event))
+
+    def _agent_error(self, event: Any) -> None:
+        if self.trace is not None:
+            self.trace.agent_ended(self._agent_key(event, self._position(event)), self._ts(event), self.redact(str(event.error)))
+
+    # ------------------------------------------------------------ memory queries (spans only; the store has memory events)
+
+    def _memory_started(self, event: Any) -> None:
+        if self.trace is not None:
+            position = self._position(event)
+            self.trace.memory_started(("memory", event.event_id), self._agent_key(event, position), position, event.limit,
+                                      self._ts(event), event.event_id, event.parent_event_id)
+
+    def _memory_completed(self, event: Any) -> None:
+        if self.trace is not None:
+            results = event.results
+            self.trace.memory_ended(("memory", event.started_event_id), self._ts(event), len(results) if isinstance(results, list) else None)
+
+    def _memory_failed(self, event: Any) -> None:
+        if self.trace is not None:
+            self.trace.memory_ended(("memory", event.started_event_id), self._ts(event), None, self.redact(event.error))
 
     # ------------------------------------------------------------ LLM calls
 
@@ -263,8 +329,11 @@ class Tracker:
         started = self._ts(event)
         self._call_started[event.call_id] = started
         self.state.activity = f"{agent} calling {model}"
-        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=self._position(event),
+        position = self._position(event)
+        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=position,
                                  agent=agent, model=model, started_at=started, attempt=self.state.attempt)
+        if self.trace is not None:
+            self.trace.llm_started(event.call_id, self._agent_key(event, position), position, started, event.event_id, event.parent_event_id)
         self.notify(None)
 
     def _finish_call(self, event: Any) -> tuple[str | None, str | None, int | None, float, float | None]:
@@ -274,6 +343,18 @@ class Tracker:
         latency = (finished - started) * 1000 if started is not None else None
         return agent, model, self._position(event), finished, latency
 
+    def _trace_call(self, event: Any, agent: str | None, model: str | None, position: int | None, finished: float,
+                    latency: float | None, **values: Any) -> None:
+        if self.trace is None:
+            return
+        agent_id = getattr(event, "agent_id", None)
+        planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+        requested = planned.route.model if planned and planned.route else (model or "")
+        started = finished - latency / 1000 if latency is not None else None
+        self.trace.llm_ended(event.call_id, agent_key=self._agent_key(event, position), position=position, agent=agent,
+                             provider=provider_of(model or requested), request_model=requested, response_model=model, ts=finished,
+                             started=started, **values)
+
     def _llm_completed(self, event: Any) -> None:
         agent, model, position, finished, latency = self._finish_call(event)
         tokens_in, tokens_out = usage_tokens(event.usage)
@@ -281,7 +362,7 @@ class Tracker:
         self.store.save_llm_call(
             event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
             tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, latency_ms=latency, outcome="ok",
-            finish_reason=event.finish_reason, finished_at=finished,
+            finish_reason=event.finish_reason, finished_at=finished, cached_tokens=cached_tokens(event.usage) or None,
         )
         task = self.state.task(position)
         if task is not None:
@@ -293,6 +374,8 @@ class Tracker:
         took = f" in {latency:.0f}ms" if latency is not None else ""
         self.event("llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent,
                    {"call_id": event.call_id}, ts=finished)
+        self._trace_call(event, agent, model, position, finished, latency, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
+                         finish_reason=event.finish_reason, response_id=event.response_id, cached_tokens=cached_tokens(event.usage))
 
     def _llm_failed(self, event: Any) -> None:
         agent, model, position, finished, latency = self._finish_call(event)
@@ -303,6 +386,32 @@ class Tracker:
         if task is not None:
             task.llm_calls += 1
         self.event("llm_error", f"{agent} <- {model} failed: {error}", position, agent, {"call_id": event.call_id}, ts=finished)
+        self._trace_call(event, agent, model, position, finished, latency, tokens_in=0, tokens_out=0, cost=0.0, error=error)
+
+    def cache_hit(self, hit: Any) -> None:
+        """A call the response cache answered (no CrewAI event exists for it): recorded like a call, at no cost."""
+        with self._lock:
+            task_id = str(hit.task.id) if hit.task is not None else None
+            position = self.built.positions.get(task_id, self.current) if self.built and task_id else self.current
+            agent_id = str(hit.agent.id) if hit.agent is not None else None
+            planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+            agent = planned.id if planned else getattr(hit.agent, "role", None)
+            call_id, finished = f"cache-{uuid.uuid4().hex}", time.time()
+            self.store.save_llm_call(call_id, self.state.run_id, task_position=position, agent=agent, model=hit.answered_by,
+                                     started_at=finished - hit.seconds, finished_at=finished, latency_ms=hit.seconds * 1000, outcome="ok",
+                                     cache_hit=True, saved_usd=hit.saved_usd, attempt=self.state.attempt)
+            task = self.state.task(position)
+            if task is not None:
+                task.llm_calls += 1
+            self.state.cache_hits += 1
+            self.state.saved_usd += hit.saved_usd
+            self.event("llm_cache_hit", f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}", position, agent,
+                       {"call_id": call_id}, ts=finished)
+            if self.trace is not None:
+                agent_key = ("agent", agent_id, position) if agent_id else None
+                self.trace.llm_ended(call_id, agent_key=agent_key, position=position, agent=agent, provider=provider_of(hit.answered_by),
+                                     request_model=hit.model, response_model=hit.answered_by, tokens_in=0, tokens_out=0, cost=0.0,
+                                     ts=finished, started=finished - hit.seconds, cache_hit=True, saved=hit.saved_usd)
 
     # ------------------------------------------------------------ tool calls
 
@@ -312,6 +421,10 @@ class Tracker:
     def _tool_started_event(self, event: Any) -> None:
         agent, _ = self._agent(event)
         self._tool_started[self._tool_key(event)] = self._ts(event)
+        if self.trace is not None:
+            position = self._position(event)
+            self.trace.tool_started(("tool", event.event_id), event.tool_name, self._agent_key(event, position), position, self._ts(event),
+                                    event.event_id, event.parent_event_id)
         self.state.activity = f"{agent} running tool {event.tool_name}"
         self.notify(None)
 
@@ -332,6 +445,9 @@ class Tracker:
         self.state.activity = f"{agent} thinking"
         verdict = "ok" if ok else f"failed: {error}"
         self.event("tool_call", f"{agent} ran tool {event.tool_name}: {verdict}", position, agent)
+        if self.trace is not None:
+            self.trace.tool_ended(("tool", event.started_event_id or event.event_id), event.tool_name, agent, self._agent_key(event, position),
+                                  position, finished_ts, started_ts, None if ok else self.redact(error or "failed"))
 
     def _tool_finished(self, event: Any) -> None:
         failure = getattr(event, "failure", None)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from mamabear import __version__
-from mamabear.cli import agents, crews, doctor, memory, run, runs, sandbox, validate
+from mamabear.cli import agents, crews, doctor, memory, run, runs, sandbox, stats, validate
 from mamabear.cli.options import debug_enabled, set_debug
 from mamabear.errors import EXIT_INTERRUPTED, MamabearError
 
@@ -29,6 +29,7 @@ app.command("run")(run.run)
 app.command("resume")(run.resume)
 app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
+app.command("stats")(stats.stats)
 
 def _version(value: bool) -> None:
     if value:

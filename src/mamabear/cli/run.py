@@ -80,6 +80,7 @@ def run(
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="BACKEND", help="Where agents' tools run: local or scrapybara (env MAMABEAR_SANDBOX)."),
     session: Optional[str] = typer.Option(None, "--session", metavar="ID", help="Work in this existing sandbox session."),
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories in this run (env MAMABEAR_NO_MEMORY=1)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Send every model request to the provider; no response cache (env MAMABEAR_NO_CACHE=1)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
     quiet: bool = QUIET,
@@ -93,7 +94,7 @@ def run(
 
     given = parse_inputs(inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
-    ws = Workspace(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None)
+    ws = Workspace(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
     if dry_run:
         render_plan(plan, json_out)
@@ -105,6 +106,7 @@ def run(
         run_id = new_run_id()
         args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
         args += ["--no-memory"] if no_memory else []
+        args += ["--no-cache"] if no_cache else []
         for flag, value in (("--model", model), ("--base-url", base_url), ("--sandbox", sandbox), ("--session", session), ("--budget-usd", budget_usd),
                             ("--budget-tokens", budget_tokens), ("--max-duration", max_duration)):
             if value is not None:

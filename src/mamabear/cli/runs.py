@@ -100,9 +100,11 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     for i, c in enumerate(report["llm_calls"], start=1):
         latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f}ms"
         outcome = c["outcome"] if c["outcome"] != "error" else f"[red]error[/] {escape((c['error'] or '')[:60])}"
+        outcome = "[cyan]cached[/]" if c["cache_hit"] else outcome
         calls.add_row(str(i), str(c["attempt"] or "-"), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
                       f"{c['tokens_in']:,}/{c['tokens_out']:,}", f"${c['cost_usd']:.4f}")
     out.print(calls)
+    _print_costs(out, report)
     if report["tool_calls"]:
         tools = table("#", "task", "agent", "tool", "ok", "took", "arguments", title="tool calls")
         for i, c in enumerate(report["tool_calls"], start=1):
@@ -117,6 +119,19 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     if report["output"]:
         out.print("[bold]output[/]")
         out.print(escape(report["output"]))
+
+
+def _print_costs(out: object, report: dict) -> None:
+    for key, title in (("agent", "cost by agent"), ("model", "cost by model")):
+        rows = table(key, "calls", "errors", "tokens in/out", "cost", "cache hits", "saved", title=title)
+        for r in report["cost_by"][key]:
+            rows.add_row(str(r[key] or "-"), str(r["llm_calls"]), str(r["errors"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}",
+                         f"${r['cost_usd']:.4f}", str(r["cache_hits"]), f"${r['saved_usd']:.4f}")
+        out.print(rows)  # type: ignore[attr-defined]
+    tot = report["totals"]
+    if tot["cache_hits"] or tot["prompt_cached_tokens"]:
+        out.print(f"[cyan]response cache: {tot['cache_hits']} hits, ${tot['saved_usd']:.4f} saved; "  # type: ignore[attr-defined]
+                  f"provider prompt cache: {tot['prompt_cached_tokens']:,} input tokens[/]")
 
 
 def _print_memory(out: object, memory: dict) -> None:
@@ -177,6 +192,54 @@ def logs(
         if finished and not new:
             break
         time.sleep(0.3)
+
+
+@app.command("trace")
+def trace(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
+    """Draw a run's span tree: every attempt, task, agent step, model, tool and memory call, with time, tokens and cost."""
+    from mamabear.telemetry.jsonl import read_trace, span_tree
+    from mamabear.workspace import Workspace
+
+    ws = Workspace()
+    run_id = ws.store.resolve_run_id(run_id)
+    spans = read_trace(ws.settings.home, run_id)
+    if json_out:
+        emit_json(spans)
+        return
+    from rich.tree import Tree
+
+    top = Tree(f"[bold]{run_id}[/] trace {spans[0]['trace_id'] if spans else '-'}")
+    for root in span_tree(spans):
+        _add_span(top, root)
+    console().print(top)
+
+
+def _span_label(node: object) -> str:
+    from mamabear.progress import fmt_seconds
+
+    record, attrs = node.record, node.record["attributes"]  # type: ignore[attr-defined]
+    seconds = node.seconds  # type: ignore[attr-defined]
+    parts = [f"[bold]{escape(record['name'])}[/]", f"{seconds * 1000:.0f}ms" if seconds < 1 else fmt_seconds(seconds)]
+    if record["name"].startswith("crew "):
+        parts.append(f"attempt {attrs.get('mamabear.attempt')}")
+    tokens_in, tokens_out = attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens")
+    if tokens_in or tokens_out:
+        parts.append(f"{tokens_in or 0:,}+{tokens_out or 0:,} tokens")
+    if attrs.get("mamabear.cost_usd"):
+        parts.append(f"${attrs['mamabear.cost_usd']:.4f}")
+    if attrs.get("mamabear.cache_hit"):
+        parts.append(f"[cyan]cached[/] (saved ${attrs.get('mamabear.cache.saved_usd') or 0:.4f})")
+    if attrs.get("gen_ai.agent.name") and not record["name"].startswith("invoke_agent"):
+        parts.append(f"[dim]{escape(str(attrs['gen_ai.agent.name']))}[/]")
+    if record["status"] == "error":
+        parts.append(f"[red]{escape((record['status_message'] or 'error')[:80])}[/]")
+    return "  ".join(parts)
+
+
+def _add_span(tree: object, node: object) -> None:
+    branch = tree.add(_span_label(node))  # type: ignore[attr-defined]
+    for child in node.children:  # type: ignore[attr-defined]
+        _add_span(branch, child)
 
 
 @app.command("cancel")

@@ -1,0 +1,222 @@
+"""Client-side rate limits per provider (requests and tokens per minute), shared by every run on the machine.
+
+Each limited provider has one row in a small SQLite file: when its next request may go
+(requests are evenly spaced, a GCRA bucket of capacity one) and how full its token bucket
+is. Every reservation is one ``BEGIN IMMEDIATE`` transaction, so two processes can never
+both take the last slot, and a run waits for its turn instead of collecting HTTP 429s.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from mamabear.errors import ConfigError, UsageError
+
+BUSY_TIMEOUT_S = 5.0  # SQLite's own wait for the write lock, per try
+LOCK_TRIES = 12  # tries of BUSY_TIMEOUT_S each before giving up on a lock someone never releases
+SLACK_S = 1e-6  # a wait this short is float rounding, not a limit: it would only cost another round trip
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (provider TEXT PRIMARY KEY, next_at REAL, level REAL, updated REAL)"
+_SAVE = ("INSERT INTO buckets (provider, next_at, level, updated) VALUES (?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE "
+         "SET next_at = excluded.next_at, level = excluded.level, updated = excluded.updated")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Quota:
+    rpm: float | None = None  # requests per minute; None = unlimited
+    tpm: float | None = None  # tokens (input + output) per minute; None = unlimited
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+
+class QuotaBook:
+    """Token buckets per provider, shared by every process through one SQLite file."""
+
+    def __init__(self, path: Path, quotas: Mapping[str, Quota], clock: Callable[[], float] = time.time) -> None:
+        for name, quota in quotas.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"quota for provider {name!r}: a quota needs the provider's name.")
+            for field, value in (("rpm", quota.rpm), ("tpm", quota.tpm)):
+                # `not value > 0` also refuses NaN; infinity would turn the bucket arithmetic into NaN
+                if value is not None and (not value > 0 or value == float("inf")):
+                    raise ConfigError(f"quota for '{name}': {field} {value:g} must be a number more than zero (leave it out for no limit).")
+        self.path = Path(path)
+        self.clock = clock
+        self._quotas = {name: quota for name, quota in quotas.items() if quota.limited}
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._lock = threading.Lock()  # one connection per book, shared by the run's threads
+
+    def limits(self, provider: str) -> Quota | None:
+        """The provider's quota, or None when it is not limited."""
+        return self._quotas.get(provider)
+
+    def reserve(self, provider: str, tokens: int) -> float:
+        """Book one request of about `tokens` tokens now and return 0.0, or book nothing and return the seconds to wait before trying again."""
+        return self._reserve(provider, tokens)[0]
+
+    def settle(self, provider: str, estimated: int, actual: int) -> None:
+        """Correct the token bucket once the real usage is known (actual may be more or less than estimated; the bucket may go into debt)."""
+        quota = self._quotas.get(provider)
+        if quota is None or quota.tpm is None or estimated == actual:
+            return
+        tpm = quota.tpm
+
+        def correct(conn: sqlite3.Connection) -> None:
+            now = self.clock()
+            next_at, level, updated = self._load(conn, provider, now)
+            level = min(tpm, _refilled(quota, level, updated, now) + (estimated - actual))
+            conn.execute(_SAVE, (provider, next_at, level, now))
+
+        self._transaction(correct)
+
+    def acquire(self, provider: str, tokens: int, wait: Callable[[float, str], None]) -> float:
+        """reserve() until booked; between tries calls wait(seconds, reason) — reason is one human sentence fragment such as
+        "openai quota: 60 requests/min" or "openai quota: 100,000 tokens/min" naming the limit that binds. Returns total seconds waited."""
+        waited = 0.0
+        while True:
+            seconds, reason = self._reserve(provider, tokens)
+            if seconds == 0.0:
+                return waited
+            # Another process may take the slot while we wait, so each wake-up books afresh.
+            wait(seconds, reason)
+            waited += seconds
+
+    # ------------------------------------------------------------ buckets
+
+    def _reserve(self, provider: str, tokens: int) -> tuple[float, str]:
+        quota = self._quotas.get(provider)
+        if quota is None:
+            return 0.0, ""
+        tokens = max(0, tokens)
+
+        def book(conn: sqlite3.Connection) -> tuple[float, str]:
+            # The clock is read inside the write lock, so bookings are stamped in the order they are made.
+            now = self.clock()
+            next_at, level, updated = self._load(conn, provider, now)
+            request_wait = token_wait = 0.0
+            if quota.rpm is not None:
+                interval = 60.0 / quota.rpm
+                # Never further out than one interval: undoes a clock stepped back and a stricter quota of an earlier run.
+                next_at = min(next_at, now + interval)
+                request_wait = max(0.0, next_at - now)
+            if quota.tpm is not None:
+                level = _refilled(quota, level, updated, now)
+                updated = now
+                token_wait = max(0.0, (min(tokens, quota.tpm) - level) / (quota.tpm / 60.0))
+            if request_wait <= SLACK_S and token_wait <= SLACK_S:
+                if quota.rpm is not None:
+                    next_at = max(now, next_at) + 60.0 / quota.rpm
+                if quota.tpm is not None:
+                    level -= tokens
+                conn.execute(_SAVE, (provider, next_at, level, updated))
+                return 0.0, ""
+            # Saved even when nothing is booked: the refill is then measured from this clock reading.
+            conn.execute(_SAVE, (provider, next_at, level, updated))
+            if token_wait > request_wait:
+                return token_wait, f"{provider} quota: {_num(quota.tpm or 0)} tokens/min"
+            return request_wait, f"{provider} quota: {_num(quota.rpm or 0)} requests/min"
+
+        return self._transaction(book)
+
+    def _load(self, conn: sqlite3.Connection, provider: str, now: float) -> tuple[float, float | None, float]:
+        """next_at, level (None = full) and updated of a provider's row; a fresh provider may go at once with a full bucket."""
+        row = conn.execute("SELECT next_at, level, updated FROM buckets WHERE provider = ?", (provider,)).fetchone()
+        if row is None:
+            return 0.0, None, now
+        next_at, level, updated = row
+        return (0.0 if next_at is None else next_at), level, (now if updated is None else updated)
+
+    # ------------------------------------------------------------ the file
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        for attempt in range(LOCK_TRIES):
+            with self._lock:
+                conn = self._connect()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(conn)
+                        conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                except sqlite3.OperationalError as exc:
+                    if not _locked(exc):
+                        raise self._unusable(exc) from exc
+                except sqlite3.DatabaseError as exc:
+                    raise self._unusable(exc) from exc
+            # SQLite already waited BUSY_TIMEOUT_S; a short random pause keeps waiting processes from retrying in step.
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise UsageError(f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, "
+                         "so stop it or delete the file.")
+
+    def _connect(self) -> sqlite3.Connection:
+        # A forked child must not share its parent's connection (SQLite locks are per process).
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the folder for the quota file {self.path} ({exc.strerror or exc}).") from exc
+        conn: sqlite3.Connection | None = None
+        for attempt in range(LOCK_TRIES):
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # With WAL, NORMAL loses at most the last bookings on a power cut and never corrupts; FULL would fsync every booking.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(_SCHEMA)
+                break
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if not (isinstance(exc, sqlite3.OperationalError) and _locked(exc)):
+                    raise self._unusable(exc) from exc
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        if conn is None:
+            raise UsageError(f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, "
+                             "so stop it or delete the file.")
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> UsageError:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        return UsageError(f"the quota file {self.path} is unreadable ({exc}); delete it and the next run starts a fresh one.")
+
+
+def _refilled(quota: Quota, level: float | None, updated: float, now: float) -> float:
+    """The token bucket's level now: it refills tpm/60 a second up to tpm, and a clock stepped back refills nothing."""
+    tpm = quota.tpm or 0.0
+    if level is None:
+        return tpm
+    return min(tpm, level + max(0.0, now - updated) * tpm / 60.0)
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,g}"

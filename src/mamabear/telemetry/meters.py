@@ -1,0 +1,50 @@
+"""Run metrics: tokens, cost, LLM latency, task duration and errors, by agent and model.
+
+Names follow the OpenTelemetry GenAI semantic conventions where one exists
+(``gen_ai.client.token.usage``, ``gen_ai.client.operation.duration``); the rest are ``mamabear.*``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mamabear import __version__
+
+# The GenAI conventions' advised bucket boundaries.
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+
+
+class RunMeters:
+    def __init__(self, meter_provider: Any) -> None:
+        meter = meter_provider.get_meter("mamabear", __version__)
+        self.tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}", description="Tokens per model call",
+                                             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+        self.latency = meter.create_histogram("gen_ai.client.operation.duration", unit="s", description="Model call duration",
+                                              explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        self.cost = meter.create_counter("mamabear.cost", unit="USD", description="Model spend")
+        self.saved = meter.create_counter("mamabear.cache.saved", unit="USD", description="Spend avoided by the response cache")
+        self.task_duration = meter.create_histogram("mamabear.task.duration", unit="s", description="Task duration",
+                                                    explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        self.errors = meter.create_counter("mamabear.errors", unit="{error}", description="Failed model calls, tool calls and tasks")
+
+    def llm_call(self, attrs: dict[str, Any], tokens_in: int, tokens_out: int, cost: float, seconds: float | None,
+                 error: str | None, saved: float) -> None:
+        if error is not None:
+            self.errors.add(1, {**attrs, "error.type": "llm"})
+            return
+        self.tokens.record(tokens_in, {**attrs, "gen_ai.token.type": "input"})
+        self.tokens.record(tokens_out, {**attrs, "gen_ai.token.type": "output"})
+        self.cost.add(cost, attrs)
+        if saved:
+            self.saved.add(saved, attrs)
+        if seconds is not None:
+            self.latency.record(seconds, attrs)
+
+    def task(self, attrs: dict[str, Any], seconds: float, failed: bool) -> None:
+        self.task_duration.record(seconds, attrs)
+        if failed:
+            self.errors.add(1, {**attrs, "error.type": "task"})
+
+    def tool_error(self, attrs: dict[str, Any]) -> None:
+        self.errors.add(1, {**attrs, "error.type": "tool"})
