@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROVIDER_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
                  "MAMABEAR_MODEL", "MAMABEAR_BASE_URL", "MAMABEAR_API_KEY", "MAMABEAR_CONFIG_DIR",
                  "MAMABEAR_DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "SCRAPYBARA_API_KEY",
-                 "SCRAPYBARA_BASE_URL", "MAMABEAR_SANDBOX", "MAMABEAR_CHROMA_URL")
+                 "SCRAPYBARA_BASE_URL", "MAMABEAR_SANDBOX", "MAMABEAR_CHROMA_URL", "MAMABEAR_CACHE_URL", "MAMABEAR_NO_CACHE")
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fi
     """Every test gets its own home and working directory and sees no real provider key."""
     for key in PROVIDER_KEYS:
         monkeypatch.delenv(key, raising=False)
+    for key in [k for k in os.environ if k.startswith(("OTEL_", "LANGFUSE_"))]:  # no trace leaves a test unless it asks
+        monkeypatch.delenv(key)
     if "memory_on" in request.keywords:
         monkeypatch.delenv("MAMABEAR_NO_MEMORY", raising=False)
     else:  # memory makes model calls of its own (recall analysis, saving); other features' tests count calls without them

@@ -150,7 +150,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.record["status"] = rule.status
                 self._send_json(
                     rule.status,
-                    {"error": {"message": f"scripted error {rule.status}", "type": "server_error", "code": rule.status}},
+                    {"error": {"message": rule.text or f"scripted error {rule.status}", "type": "server_error", "code": rule.status}},
                     rule.headers,
                 )
                 return

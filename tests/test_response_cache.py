@@ -352,6 +352,18 @@ def test_an_unknown_or_broken_url_is_a_usage_error(url):
     assert "hunter2" not in message and message.startswith("MAMABEAR_CACHE_URL '") and message.endswith(".")
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("memcached://alice:p@ss#w?rd@cache:11211/0", "memcached://alice:***@cache:11211/0"),
+    ("memcached://:hunter2@cache", "memcached://:***@cache"),
+    ("memcached://cache/0?db=1&Password=hunter2&x=1", "memcached://cache/0?db=1&Password=***&x=1"),
+    ("alice:hunter2@cache:6379", "alice:***@cache:6379"),
+])
+def test_messages_never_show_the_password(url, shown):
+    with pytest.raises(UsageError) as caught:
+        open_cache(url, Path("unused"))
+    assert f"'{shown}'" in caught.value.message and "hunter2" not in caught.value.message
+
+
 def test_a_redis_that_goes_away_is_a_usage_error_on_get_and_put():
     server = _start(RedisServer())
     try:

@@ -124,7 +124,7 @@ def test_detach_prints_the_id_and_logs_follow_it_live(cli, fake, isolated):
     followed = cli("runs", "logs", run_id, "--follow")
     assert followed.code == 0
     lines = followed.out.strip().splitlines()
-    assert "started" in lines[0] and lines[-1].endswith(f"run {run_id} completed")
+    assert "started" in lines[0] and lines[-1].split(" (")[0].endswith(f"run {run_id} completed")
     assert sum("task_completed" in line or "completed in" in line for line in lines) == 3
 
 

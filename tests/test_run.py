@@ -86,7 +86,7 @@ def test_run_as_a_subprocess_prints_one_json_document_and_plain_progress(fake, i
     lines = proc.stderr.strip().splitlines()
     assert any("task 1/3 research_topic started" in line for line in lines)
     assert any("task 3/3 write_report completed" in line for line in lines)
-    assert lines[-1].endswith(f"run {doc['run_id']} completed")
+    assert lines[-1].split(" (")[0].endswith(f"run {doc['run_id']} completed")
     assert "\x1b[" not in proc.stderr  # no colour or live redraws when not a terminal
 
 
@@ -113,7 +113,7 @@ def test_runs_list_show_and_logs_read_back_the_run(cli, fake):
     text = cli("runs", "show", run["run_id"])
     assert text.code == 0 and "write_report" in text.out and "LLM calls" in text.out
     followed = cli("runs", "logs", run["run_id"], "--follow")
-    assert followed.code == 0 and followed.out.strip().splitlines()[-1].endswith("completed")
+    assert followed.code == 0 and followed.out.strip().splitlines()[-1].split(" (")[0].endswith("completed")
 
 
 def test_unreachable_provider_is_exit_2_naming_the_task_and_the_run_is_kept(cli, isolated):

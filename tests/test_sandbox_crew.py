@@ -114,7 +114,8 @@ def test_pooled_sessions_are_reused_by_runs_of_the_same_kind(cli, fake, isolated
     ids = []
     for word in ("first", "second"):
         fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"echo {word} >> out/log.txt"}}])
-        result = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet")
+        # --no-cache: the two runs send identical prompts, and the model is scripted to answer them differently
+        result = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet", "--no-cache")
         assert result.code == 0, result.err
         ids.append(result.json()["session_id"])
     assert ids[0] == ids[1]

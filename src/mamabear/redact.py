@@ -1,22 +1,70 @@
-"""Keep secrets out of everything mamabear writes: the store, logs and progress output."""
+"""Keep secrets and personal data out of everything mamabear writes: traces, logs, progress, the run store and memory.
+
+Always masked: the values of environment variables whose names look secret (KEY, TOKEN,
+SECRET, PASSWORD, CREDENTIAL). ``config/privacy.yaml`` adds more variables and regular
+expressions for personal data (e-mail addresses, phone numbers, customer ids).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from mamabear.errors import ConfigError
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 MASK = "[REDACTED]"
 
 
 class Redactor:
-    """Replaces the values of secret-looking environment variables wherever they appear."""
+    """Replaces secret values and sensitive patterns wherever they appear."""
 
-    def __init__(self, env: Mapping[str, str], min_length: int = 8) -> None:
-        values = {v for k, v in env.items() if _SECRET_NAME.search(k) and v and len(v) >= min_length}
-        self._pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))) if values else None
+    def __init__(self, env: Mapping[str, str], min_length: int = 8, names: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
+        extra = set(names)
+        values = {v for k, v in env.items() if (_SECRET_NAME.search(k) or k in extra) and v and len(v) >= min_length}
+        parts = [re.escape(v) for v in sorted(values, key=len, reverse=True)] + [f"(?:{p})" for p in patterns]
+        self._pattern = re.compile("|".join(parts)) if parts else None
+
+    @classmethod
+    def for_settings(cls, settings: object) -> Redactor:
+        """The redactor for a workspace: its environment plus its config/privacy.yaml."""
+        names, patterns = sensitive(getattr(settings, "project_dir", None))
+        return cls(getattr(settings, "env", {}), names=names, patterns=patterns)
 
     def __call__(self, text: str | None) -> str | None:
         if text is None or self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)
+
+
+@lru_cache(maxsize=8)
+def sensitive(project_dir: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(variable names, regexes) from every config/privacy.yaml, packaged first; errors name file and line."""
+    from mamabear import yamlfile
+    from mamabear.catalog import search_roots
+    from mamabear.yamlfile import Located
+
+    names: list[str] = []
+    patterns: list[str] = []
+    for doc, path in yamlfile.layers(search_roots(project_dir), "privacy.yaml"):
+        if doc is None:
+            continue
+        section = doc.get("sensitive") if isinstance(doc, Located) else None
+        if not isinstance(section, Located):
+            raise ConfigError(f"{path}:1: privacy.yaml needs a 'sensitive' mapping with 'env' and 'patterns' lists.")
+        for key in section:
+            if key not in ("env", "patterns"):
+                raise ConfigError(f"{section.where(key)}: unknown setting '{key}'; use env or patterns.")
+        for key, into in (("env", names), ("patterns", patterns)):
+            items = section.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+                raise ConfigError(f"{section.where(key)}: '{key}' must be a list of strings.")
+            into.extend(items)
+        for pattern in section.get("patterns") or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{section.where('patterns')}: pattern '{pattern}' is not a valid regular expression ({exc}).") from None
+    return tuple(names), tuple(patterns)

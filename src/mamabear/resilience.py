@@ -23,6 +23,7 @@ from typing import Any
 from crewai.llms.retry import _active_llm_rate_limit_retry
 
 from mamabear.cost import Pricer
+from mamabear.errors import MamabearError
 from mamabear.guard import Guard, RunStopped
 from mamabear.models import RetryPolicy, provider_of
 
@@ -187,7 +188,14 @@ class ResilientCalls:
         from mamabear.cached_reply import decode
 
         started = time.perf_counter()
-        entry = control.cache.get(key)
+        cache = control.cache
+        if cache is None:
+            return None
+        try:
+            entry = cache.get(key)
+        except MamabearError as exc:
+            self._cache_lost(control, exc)
+            return None
         result = decode(entry["reply"], named.get("response_model")) if entry and isinstance(entry.get("reply"), dict) else None
         if result is None:
             return None
@@ -206,9 +214,25 @@ class ResilientCalls:
         reply = encode(result, named.get("response_model"))
         if reply is None or (reply["type"] == "text" and not reply["text"].strip()):
             return  # an empty answer is a fault worth asking again, not an answer worth keeping
-        control.cache.put(key, {"reply": reply, "model": answered_by, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                                "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out), "created_at": time.time()},
-                          control.cache_ttl_s)
+        cache = control.cache
+        if cache is None:
+            return
+        try:
+            cache.put(key, {"reply": reply, "model": answered_by, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                            "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out), "created_at": time.time()},
+                      control.cache_ttl_s)
+        except MamabearError as exc:
+            self._cache_lost(control, exc)
+
+    @staticmethod
+    def _cache_lost(control: CallControl, exc: MamabearError) -> None:
+        """A cache that fails mid-run is switched off for the rest of it; the run goes on without it."""
+        with control.lock:
+            if control.cache is None:
+                return
+            control.cache = None
+        control.on_wait(f"response cache switched off for this run: {exc.message}", "cache_failed")
+        control.on_wait(None, "cache_failed")
 
     # ------------------------------------------------------------ retries, fallback and quotas
 

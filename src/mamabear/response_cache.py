@@ -177,21 +177,17 @@ class SqliteCache:
 
 
 def _shown(url: str) -> str:
-    """The URL for messages: the password (in the userinfo or a ?password= parameter) becomes ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(an unparseable URL)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
+    """The URL for messages: the password (in the userinfo or a ?password= parameter) becomes ***. Plain string
+    work, not urlsplit: a password with an unescaped '#', '?' or '@' must not leak through a misparse."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    if "@" in rest and not rest.startswith("/"):
+        userinfo, tail = rest.rsplit("@", 1)
         if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = "&".join("password=***" if p.split("=", 1)[0].lower() == "password" else p for p in parts.query.split("&"))
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    shown = f"{parts.scheme}://{netloc}{parts.path}" if "//" in url else f"{parts.scheme}:{parts.path}"
-    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+            rest = f"{userinfo.split(':', 1)[0]}:***@{tail}"
+    rest = re.sub(r"([?&]password=)[^&#]*", r"\1***", rest, flags=re.IGNORECASE)
+    return head + sep + rest
 
 
 def _secret(url: str) -> str | None:

@@ -150,7 +150,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early."""
     store = ws.store
     limits = limits or Limits()
-    redact = Redactor(ws.settings.env)
+    redact = Redactor.for_settings(ws.settings)
     from mamabear.telemetry.targets import targets
 
     trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists

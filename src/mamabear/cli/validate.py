@@ -17,7 +17,10 @@ def validate(json_out: bool = JSON) -> None:
 
     ws = Workspace()
     catalog, errors = validate_all(ws.roots)
-    for load in (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config):  # models, sandbox, memory .yaml
+    from mamabear.redact import sensitive
+
+    checks = (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config, lambda: sensitive(ws.settings.project_dir))
+    for load in checks:  # models, sandbox, memory and privacy .yaml
         try:
             load()
         except ConfigError as exc:

@@ -79,7 +79,7 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
     except EmbedderMismatchError as exc:
         raise ConfigError(str(exc)) from exc
     crew_scope = f"/crew/{crew}" if crew else None
-    redact = Redactor(settings.env)  # secrets never reach the memory
+    redact = Redactor.for_settings(settings)  # secrets and sensitive data never reach the memory
 
     class SharedMemory(Memory):
         @model_serializer(mode="plain")

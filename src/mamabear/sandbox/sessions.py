@@ -45,7 +45,7 @@ class Sessions:
     def __init__(self, settings: Settings, store: Store, config: SandboxConfig) -> None:
         self.settings, self.config = settings, config
         self.ledger = Ledger(store)
-        self.redact = Redactor(settings.env)
+        self.redact = Redactor.for_settings(settings)
         self._backends: dict[str, Backend] = {}
 
     def backend(self, name: str) -> Backend:

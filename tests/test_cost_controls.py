@@ -1,0 +1,133 @@
+"""Spending less for the same work, in real runs: the response cache (SQLite and Redis) and machine-wide quotas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from itertools import pairwise
+
+import pytest
+
+from conftest import REPO, subprocess_env
+from redisserver import RedisServer
+from test_sandbox_crew import project_with
+
+RESEARCH = ["research", "-i", "topic=bees", "--no-memory"]  # new memories would change the next run's prompts
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    with RedisServer() as server:
+        yield server.url
+
+
+def test_a_second_identical_run_is_answered_from_the_cache_without_one_request(cli, fake):
+    first = cli("run", *RESEARCH, "--base-url", fake.url, "--json", "--quiet")
+    assert first.code == 0, first.err
+    sent = len(fake.chat_requests)
+    assert sent == first.json()["totals"]["llm_calls"] == 3
+
+    second = cli("run", *RESEARCH, "--base-url", fake.url)
+    assert second.code == 0, second.err
+    assert len(fake.chat_requests) == sent  # not one request reached the model server
+    assert second.out == first.json()["output"] + "\n"
+    assert "3 answered from the cache, $0.0018 saved" in second.err  # the summary line of the plain progress view
+
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    doc = cli("runs", "show", run_id, "--json").json()
+    cost = first.json()["totals"]["cost_usd"]
+    assert doc["totals"]["cache_hits"] == doc["totals"]["llm_calls"] == 3
+    assert doc["totals"]["cost_usd"] == 0 and doc["totals"]["saved_usd"] == pytest.approx(cost)
+    assert [t["status"] for t in doc["tasks"]] == ["completed"] * 3 and all(t["llm_calls"] == 1 for t in doc["tasks"])
+    assert doc["cost_by"]["agent"] == [{"agent": "research_specialist", "llm_calls": 3, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
+                                        "cache_hits": 3, "saved_usd": pytest.approx(cost), "errors": 0}]
+    shown = cli("runs", "show", run_id).out
+    assert "cached" in shown and "response cache: 3 hits, $0.0018 saved" in shown
+    assert "llm_cache_hit" in cli("runs", "logs", run_id, "--json").out
+    stats = cli("stats", "--json").json()
+    assert stats["llm"]["cache_hits"] == 3 and stats["llm"]["saved_usd"] == pytest.approx(cost)
+
+
+def test_no_cache_sends_every_request_and_a_resume_keeps_the_choice(cli, fake, monkeypatch):
+    assert cli("run", *RESEARCH, "--base-url", fake.url, "--quiet").code == 0
+    again = cli("run", *RESEARCH, "--base-url", fake.url, "--no-cache", "--json", "--quiet")
+    assert again.code == 0 and again.json()["totals"]["cache_hits"] == 0 and len(fake.chat_requests) == 6
+
+    monkeypatch.setenv("MAMABEAR_NO_CACHE", "1")
+    assert cli("run", *RESEARCH, "--base-url", fake.url, "--quiet").code == 0
+    assert len(fake.chat_requests) == 9
+
+    monkeypatch.delenv("MAMABEAR_NO_CACHE")
+    fake.add(task="Check every claim", status=400, times=2)
+    failed = cli("run", *RESEARCH, "--base-url", fake.url, "--no-cache", "--json", "--quiet")
+    assert failed.code == 1
+    before = len(fake.chat_requests)
+    resumed = cli("resume", failed.json()["run_id"], "--json", "--quiet")
+    assert resumed.code == 0 and resumed.json()["totals"]["cache_hits"] == 0
+    assert len(fake.chat_requests) == before + 2  # fact_check and write_report asked the model, though both were cached
+
+
+def test_a_redis_cache_is_shared_between_machines(cli, fake, isolated, monkeypatch, redis_url, tmp_path):
+    monkeypatch.setenv("MAMABEAR_CACHE_URL", redis_url)
+    assert cli("run", *RESEARCH, "--base-url", fake.url, "--quiet").code == 0
+    sent = len(fake.chat_requests)
+    monkeypatch.setenv("MAMABEAR_HOME", str(tmp_path / "another-machine"))  # its own run store and no local cache
+    second = cli("run", *RESEARCH, "--base-url", fake.url, "--json", "--quiet")
+    assert second.code == 0 and second.json()["totals"]["cache_hits"] == 3
+    assert len(fake.chat_requests) == sent
+    assert not (tmp_path / "another-machine" / "cache.db").exists()
+
+
+def test_an_unreachable_redis_is_exit_2_before_the_run_starts(cli, fake, monkeypatch):
+    monkeypatch.setenv("MAMABEAR_CACHE_URL", "redis://:s3cret-pass@127.0.0.1:9/0")
+    result = cli("run", *RESEARCH, "--base-url", fake.url, "--quiet")
+    assert result.code == 2 and "cannot reach the response cache" in result.err and "--no-cache" in result.err
+    assert "s3cret-pass" not in result.err and fake.chat_requests == [] and cli("runs", "list", "--json").json() == []
+
+
+def test_cache_settings_in_models_yaml(cli, fake, monkeypatch, tmp_path):
+    project = project_with(tmp_path, monkeypatch, config__models_yaml="cache:\n  enabled: false\n")
+    for _ in range(2):
+        assert cli("run", *RESEARCH, "--base-url", fake.url, "--quiet").code == 0
+    assert len(fake.chat_requests) == 6
+    (project / "config" / "models.yaml").write_text("cache:\n  ttl: 1 week\n")
+    result = cli("run", *RESEARCH, "--base-url", fake.url, "--quiet")
+    assert result.code == 2 and "models.yaml:2" in result.err and "write a duration" in result.err
+
+
+def test_a_provider_quota_spaces_requests_and_the_wait_is_visible(cli, fake, monkeypatch, tmp_path):
+    project_with(tmp_path, monkeypatch, config__models_yaml="providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    rpm: 120\n")
+    result = cli("run", *RESEARCH, "--base-url", fake.url, "--no-cache")
+    assert result.code == 0, result.err
+    times = [r["time"] for r in fake.chat_requests]
+    assert len(times) == 3 and all(b - a >= 0.49 for a, b in pairwise(times))  # 60/120 s apart
+    assert "for the openai quota: 120 requests/min" in result.err  # the plain progress view says why it waits
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    waits = json.loads(cli("runs", "logs", run_id, "--json").out)
+    assert any(e["kind"] == "quota_wait" for e in waits)
+
+
+def test_the_quota_holds_across_runs_running_at_once(fake, isolated, tmp_path):
+    project = tmp_path / "project" / "config"
+    project.mkdir(parents=True)
+    (project / "models.yaml").write_text("providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    rpm: 120\n")
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_CONFIG_DIR=str(project.parent))
+    args = [sys.executable, "-m", "mamabear", "run", *RESEARCH, "--base-url", fake.url, "--no-cache", "--quiet", "--json"]
+    procs = [subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    # When each call was let go (the model call's start, just after its quota booking): the wire adds each process's own
+    # delays (a cold process builds its HTTP client on its first call), so arrival times at the server jitter more.
+    from mamabear.store import Store
+
+    store = Store.open(f"sqlite:///{isolated / 'mamabear.db'}")
+    times = sorted(c["started_at"] for run in store.list_runs() for c in store.llm_calls(run["id"]))
+    assert len(times) == 6 == len(fake.chat_requests) and all(b - a >= 0.45 for a, b in pairwise(times))
+
+
+def test_a_bad_quota_names_its_line(cli, monkeypatch, tmp_path):
+    project_with(tmp_path, monkeypatch, config__models_yaml="providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    tpm: -5\n")
+    result = cli("validate")
+    assert result.code == 2 and "models.yaml:4" in result.err and "tpm must be a number above zero" in result.err
