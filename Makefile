@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) bench/checkpoint.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/memory.py
+	$(PY) bench/tracing.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -34,6 +34,7 @@ class Rule:
     delay: float = 0.0
     drop: bool = False
     times: int | None = None  # None: unlimited
+    cached_tokens: int = 0  # input tokens the reply says the provider's prompt cache served
     used: int = 0
 
     def matches(self, text: str, model: str | None, task: str) -> bool:
@@ -175,6 +176,8 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 reply_text = rule.text if rule and rule.text is not None else default_answer(body)
                 message["content"] = reply_text
             usage = _usage(body, reply_text)
+            if rule and rule.cached_tokens:
+                usage["prompt_tokens_details"] = {"cached_tokens": min(rule.cached_tokens, usage["prompt_tokens"])}
             self.record["status"], self.record["usage"] = 200, usage
             created = int(time.time())
             rid = f"chatcmpl-{uuid.uuid4().hex[:16]}"

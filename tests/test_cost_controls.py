@@ -131,3 +131,17 @@ def test_a_bad_quota_names_its_line(cli, monkeypatch, tmp_path):
     project_with(tmp_path, monkeypatch, config__models_yaml="providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    tpm: -5\n")
     result = cli("validate")
     assert result.code == 2 and "models.yaml:4" in result.err and "tpm must be a number above zero" in result.err
+
+
+def test_prompt_cached_input_tokens_are_recorded_and_priced_at_the_cached_rate(cli, fake):
+    fake.add(task="Research", cached_tokens=100)
+    doc = cli("run", *RESEARCH, "--base-url", fake.url, "--json", "--quiet").json()
+    first = next(c for c in cli("runs", "show", doc["run_id"], "--json").json()["llm_calls"] if c["task_position"] == 1)
+    assert first["cached_tokens"] == 100 and first["model"] == "openai/gpt-4.1"
+    # gpt-4.1: $2 per million input tokens, $0.50 per million cached, $8 per million output (litellm's cost map)
+    assert first["cost_usd"] == pytest.approx((first["tokens_in"] - 100) * 2e-6 + 100 * 0.5e-6 + first["tokens_out"] * 8e-6)
+    assert doc["totals"]["prompt_cached_tokens"] == 100
+    assert "provider prompt cache: 100 input tokens" in cli("runs", "show", doc["run_id"]).out
+    chat = next(s for s in cli("runs", "trace", doc["run_id"], "--json").json() if s["attributes"].get("mamabear.task.position") == 1
+                and s["name"].startswith("chat "))
+    assert chat["attributes"]["gen_ai.usage.cache_read.input_tokens"] == 100

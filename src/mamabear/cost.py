@@ -39,8 +39,24 @@ class Pricer:
                 return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))
         return None
 
-    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
+    def cached_per_token(self, model: str) -> float | None:
+        """USD per input token read from the provider's prompt cache, when the cost map knows a discount."""
+        if model in self.overrides:
+            return None
+        known = _cost_map()
+        for key in (model, model.partition("/")[2]):
+            entry = known.get(key) if key else None
+            if entry and "cache_read_input_token_cost" in entry:
+                return float(entry["cache_read_input_token_cost"])
+        return None
+
+    def cost(self, model: str, tokens_in: int, tokens_out: int, cached_in: int = 0) -> float:
+        """``cached_in``: input tokens (counted in ``tokens_in``) the provider's prompt cache served, at its cached rate."""
         price = self.per_token(model)
         if price is None:
             return 0.0
-        return tokens_in * price[0] + tokens_out * price[1]
+        cached_in = min(max(cached_in, 0), tokens_in)
+        cached_price = self.cached_per_token(model) if cached_in else None
+        if cached_price is None:
+            return tokens_in * price[0] + tokens_out * price[1]
+        return (tokens_in - cached_in) * price[0] + cached_in * cached_price + tokens_out * price[1]

@@ -79,6 +79,8 @@ def run_checks(ws: Workspace) -> list[Check]:
     except MamabearError as exc:
         checks.append(Check("store", "fail", exc.message))
 
+    checks.extend(_observability(ws))
+
     home = ws.settings.home
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -93,5 +95,34 @@ def run_checks(ws: Workspace) -> list[Check]:
                if k in ws.settings.env and ws.settings.env.get(k, "").lower() != v.lower()]
     checks.append(Check("privacy", "warn" if phoning else "ok",
                         f"user settings allow outbound telemetry or downloads: {', '.join(phoning)}" if phoning
-                        else "telemetry off, tracing off, local cost map"))
+                        else "CrewAI telemetry and tracing off, local cost map"))
+    return checks
+
+
+def _observability(ws: Workspace) -> list[Check]:
+    """Where traces go, which response cache runs use, and the quotas in force."""
+    from mamabear.telemetry.targets import disabled, targets
+
+    checks = []
+    try:
+        remote = targets(ws.settings.env)
+        where = ", ".join(t.describe() for t in remote)
+        detail = "off (OTEL_SDK_DISABLED=true)" if disabled(ws.settings.env) else f"{ws.settings.home / 'traces'}" + (f"; {where}" if where else "")
+        checks.append(Check("tracing", "ok", detail))
+    except MamabearError as exc:
+        checks.append(Check("tracing", "fail", exc.message))
+    try:
+        policy = ws.models.cache
+        if ws.settings.no_cache or not policy.enabled:
+            checks.append(Check("cache", "ok", "off"))
+        else:
+            from mamabear.response_cache import open_cache
+
+            cache = open_cache(ws.settings.cache_url or policy.url, ws.settings.home)
+            checks.append(Check("cache", "ok", cache.location))
+            cache.close()
+        quotas = ", ".join(f"{name} {q.rpm or '-'} rpm / {q.tpm or '-'} tpm" for name, q in ws.models.quotas.items())
+        checks.append(Check("quotas", "ok", quotas or "none"))
+    except MamabearError as exc:
+        checks.append(Check("cache", "fail", exc.message))
     return checks

@@ -358,11 +358,12 @@ class Tracker:
     def _llm_completed(self, event: Any) -> None:
         agent, model, position, finished, latency = self._finish_call(event)
         tokens_in, tokens_out = usage_tokens(event.usage)
-        cost = self.pricer.cost(model or "", tokens_in, tokens_out)
+        cached = cached_tokens(event.usage)
+        cost = self.pricer.cost(model or "", tokens_in, tokens_out, cached)
         self.store.save_llm_call(
             event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
             tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, latency_ms=latency, outcome="ok",
-            finish_reason=event.finish_reason, finished_at=finished, cached_tokens=cached_tokens(event.usage) or None,
+            finish_reason=event.finish_reason, finished_at=finished, cached_tokens=cached or None,
         )
         task = self.state.task(position)
         if task is not None:
@@ -375,7 +376,7 @@ class Tracker:
         self.event("llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent,
                    {"call_id": event.call_id}, ts=finished)
         self._trace_call(event, agent, model, position, finished, latency, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
-                         finish_reason=event.finish_reason, response_id=event.response_id, cached_tokens=cached_tokens(event.usage))
+                         finish_reason=event.finish_reason, response_id=event.response_id, cached_tokens=cached)
 
     def _llm_failed(self, event: Any) -> None:
         agent, model, position, finished, latency = self._finish_call(event)

@@ -1,0 +1,132 @@
+"""Tracing overhead per LLM call, with tracing off and on (goal: under 1 ms).
+
+Two measures:
+1. The span work itself: RunTrace's start and end of one LLM call span (attributes, the
+   JSONL line, the hand-off to the OTLP batch processor, metrics), timed per call.
+2. A whole crew run through the CLI engine (7 tasks, scripted model server) with
+   OTEL_SDK_DISABLED=true against tracing to JSONL plus OTLP http to a local receiver:
+   the difference in wall time divided by the LLM calls. Noisy on a 2-core machine;
+   (1) is the precise figure.
+Note that CrewAI delivers events on its handler thread pool: span work is not on the
+agent's thread, so it delays no model call unless the machine is saturated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+
+import offline  # noqa: F401  (sets up MAMABEAR_HOME and the privacy defaults first)
+from offline import CREW, INPUTS, FakeLLM
+
+from otlpreceiver import OtlpReceiver
+
+logging.disable(logging.WARNING)  # CrewAI's warnings about approximate token counts
+CALLS = 3000
+RUNS = 5
+
+
+def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
+    from pathlib import Path
+
+    from mamabear.redact import Redactor
+    from mamabear.telemetry.sinks import Sinks
+    from mamabear.telemetry.spans import RunTrace
+    from mamabear.telemetry.targets import targets
+
+    env = {}
+    if receiver is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.http_url
+        if not metrics:
+            env["OTEL_METRICS_EXPORTER"] = "none"
+    sinks = Sinks.open(Path(os.environ["MAMABEAR_HOME"]), f"bench-{time.time_ns()}", targets(env))
+    trace = RunTrace(sinks, "bench-run", CREW, 1, Redactor({}))
+    trace.task_started(1, "plan_build", "scout_commander", time.time())
+    agent_key = ("agent", "a1", 1)
+    trace.agent_started(agent_key, "scout_commander", 1, time.time())
+    samples = []
+    for i in range(CALLS):
+        begin = time.perf_counter()
+        now = time.time()
+        trace.llm_started(f"call-{i}", agent_key, 1, now, f"event-{i}", None)
+        trace.llm_ended(f"call-{i}", agent_key=agent_key, position=1, agent="scout_commander", provider="openai",
+                        request_model="openai/gpt-4.1", response_model="openai/gpt-4.1", tokens_in=812, tokens_out=95,
+                        cost=0.00238, ts=now + 0.001, started=now, finish_reason="stop", response_id=f"chatcmpl-{i}")
+        samples.append(time.perf_counter() - begin)
+    trace.finish("completed", None, {})
+    return samples
+
+
+def open_and_close(receiver: OtlpReceiver, rounds: int = 20) -> list[float]:
+    """A run's fixed cost: opening the exporters and draining them when it ends (one HTTP export per signal)."""
+    from pathlib import Path
+
+    from mamabear.redact import Redactor
+    from mamabear.telemetry.sinks import Sinks
+    from mamabear.telemetry.spans import RunTrace
+    from mamabear.telemetry.targets import targets
+
+    samples = []
+    for i in range(rounds):
+        begin = time.perf_counter()
+        sinks = Sinks.open(Path(os.environ["MAMABEAR_HOME"]), f"fixed-{i}", targets({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_url}))
+        RunTrace(sinks, "bench-run", CREW, 1, Redactor({})).finish("completed", None, {})
+        samples.append(time.perf_counter() - begin)
+    return samples
+
+
+def crew_run(env: dict[str, str]) -> tuple[float, int]:
+    from mamabear.limits import Limits
+    from mamabear.plan import make_plan
+    from mamabear.runner import execute
+    from mamabear.workspace import Workspace
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        ws = Workspace(base_url=FAKE.url, no_cache=True)
+        plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
+        begin = time.perf_counter()
+        result = execute(ws, plan, [], Limits())
+        return time.perf_counter() - begin, result.state.llm_calls
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def show(label: str, samples: list[float]) -> None:
+    ordered = sorted(samples)
+    p95 = ordered[int(len(ordered) * 0.95)]
+    print(f"  {label:<44} mean {statistics.mean(samples) * 1e6:7.1f} µs   p95 {p95 * 1e6:7.1f} µs")
+
+
+if __name__ == "__main__":
+    receiver = OtlpReceiver().start()
+    print(f"span work per LLM call ({CALLS} calls):")
+    show("local JSONL only (the default)", span_work(None, metrics=False))
+    show("JSONL + OTLP http traces", span_work(receiver, metrics=False))
+    show("JSONL + OTLP http traces and metrics", span_work(receiver, metrics=True))
+
+    fixed = open_and_close(receiver)
+    print(f"per run, fixed: open the OTLP exporters and drain them at the end: median {statistics.median(fixed) * 1000:.1f} ms")
+
+    FAKE = FakeLLM().start()
+    crew_run({"OTEL_SDK_DISABLED": "true"})  # warm up: imports, first connections
+    off, on = [], []
+    calls = 0
+    for _ in range(RUNS):
+        seconds, calls = crew_run({"OTEL_SDK_DISABLED": "true"})
+        off.append(seconds)
+        seconds, calls = crew_run({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_url})
+        on.append(seconds)
+    diff_ms = (statistics.median(on) - statistics.median(off)) * 1000
+    print(f"crew run ({CREW}, {calls} LLM calls, median of {RUNS}): tracing off {statistics.median(off):.3f} s, "
+          f"on (JSONL + OTLP) {statistics.median(on):.3f} s: {diff_ms:+.1f} ms a run, "
+          f"{(diff_ms - statistics.median(fixed) * 1000) / calls:+.2f} ms a call once the fixed cost is taken off (goal < 1 ms)")
+    FAKE.stop()
+    receiver.stop()
