@@ -95,6 +95,11 @@ def test_a_crew_saves_what_it_learned_and_the_next_crew_recalls_it(cli, fake, is
     assert any(otter_id in r["ids"] for r in recalled)
     shown = cli("runs", "show", second.json()["run_id"])
     assert "recalled" in shown.out
+    spans = cli("runs", "trace", second.json()["run_id"], "--json").json()
+    ids = {s["span_id"]: s for s in spans}
+    queries = [s for s in spans if s["name"] == "memory query"]
+    assert queries and any(q["attributes"]["mamabear.memory.results"] for q in queries)
+    assert all(ids[q["parent_id"]]["name"].startswith(("task ", "invoke_agent ")) for q in queries)  # recall is part of the task's step
 
 
 def test_no_memory_flag_and_crew_setting_switch_it_off(cli, fake, isolated, tmp_path, monkeypatch):
