@@ -25,7 +25,7 @@ from otlpreceiver import OtlpReceiver
 
 logging.disable(logging.WARNING)  # CrewAI's warnings about approximate token counts
 CALLS = 3000
-RUNS = 5
+RUNS = 12
 
 
 def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
