@@ -12,14 +12,14 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
 
 def parse_duration(text: str, flag: str = "--max-duration") -> float:
-    """Seconds in '90s', '30m', '24h', '1h30m' or a bare number of seconds."""
+    """Seconds in '90s', '30m', '24h', '7d', '1h30m' or a bare number of seconds."""
     raw = text.strip().lower()
     try:
         seconds = float(raw)
     except ValueError:
         parts = _DURATION.findall(raw)
         if not parts or "".join(n + u for n, u in parts) != raw:
-            raise UsageError(f"{flag} '{text}': write a duration like 90s, 30m, 24h or 1h30m.") from None
+            raise UsageError(f"{flag} '{text}': write a duration like 90s, 30m, 24h, 7d or 1h30m.") from None
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise UsageError(f"{flag} '{text}': the duration must be more than zero.")

@@ -45,12 +45,6 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def running_runs(store: Store) -> list[dict]:
-    """Every run marked running, for liveness.settle_orphans to check before the figures are read."""
-    with store.tx() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.select(runs).where(runs.c.status == "running"))]
-
-
 def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, now: float | None = None) -> dict[str, Any]:
     """Operational KPIs over the runs created in the last ``since_s`` seconds (None: all of them).
 

@@ -37,12 +37,12 @@ def stats(
     from mamabear.limits import parse_duration
     from mamabear.liveness import settle_orphans
     from mamabear.progress import fmt_seconds
-    from mamabear.stats import fleet_stats, running_runs
+    from mamabear.stats import fleet_stats
     from mamabear.workspace import Workspace
 
     since_s = None if since.strip().lower() == "all" else parse_duration(since, flag="--since")
     store = Workspace().store
-    settle_orphans(store, running_runs(store))  # a run whose process died is not running
+    settle_orphans(store, store.list_runs(limit=100_000, status="running"))  # a run whose process died is not running
     doc = fleet_stats(store, since_s, crew=crew)
     if json_out:
         emit_json(doc)
