@@ -3,10 +3,10 @@
 Two measures:
 1. The span work itself: RunTrace's start and end of one LLM call span (attributes, the
    JSONL line, the hand-off to the OTLP batch processor, metrics), timed per call.
-2. A whole crew run through the CLI engine (7 tasks, scripted model server) with
-   OTEL_SDK_DISABLED=true against tracing to JSONL plus OTLP http to a local receiver:
-   the difference in wall time divided by the LLM calls. Noisy on a 2-core machine;
-   (1) is the precise figure.
+2. A whole crew run through the run engine (7 tasks, scripted model server) with tracing
+   off, to the local JSONL, and to OTLP http (with and without metrics) on a local
+   receiver: the difference in wall time, per run and per LLM call. Differences of a few
+   ms are noise on a 2-core machine; (1) is the precise per-call figure.
 Note that CrewAI delivers events on its handler thread pool: span work is not on the
 agent's thread, so it delays no model call unless the machine is saturated.
 """
@@ -116,17 +116,24 @@ if __name__ == "__main__":
     print(f"per run, fixed: open the OTLP exporters and drain them at the end: median {statistics.median(fixed) * 1000:.1f} ms")
 
     FAKE = FakeLLM().start()
-    crew_run({"OTEL_SDK_DISABLED": "true"})  # warm up: imports, first connections
-    off, on = [], []
+    configs = {
+        "off (OTEL_SDK_DISABLED=true)": {"OTEL_SDK_DISABLED": "true"},
+        "local JSONL (the default)": {},
+        "JSONL + OTLP http traces": {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_url, "OTEL_METRICS_EXPORTER": "none"},
+        "JSONL + OTLP http traces and metrics": {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_url},
+    }
+    for env in configs.values():
+        crew_run(env)  # warm up: imports, first connections
+    seconds: dict[str, list[float]] = {name: [] for name in configs}
     calls = 0
-    for _ in range(RUNS):
-        seconds, calls = crew_run({"OTEL_SDK_DISABLED": "true"})
-        off.append(seconds)
-        seconds, calls = crew_run({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_url})
-        on.append(seconds)
-    diff_ms = (statistics.median(on) - statistics.median(off)) * 1000
-    print(f"crew run ({CREW}, {calls} LLM calls, median of {RUNS}): tracing off {statistics.median(off):.3f} s, "
-          f"on (JSONL + OTLP) {statistics.median(on):.3f} s: {diff_ms:+.1f} ms a run, "
-          f"{(diff_ms - statistics.median(fixed) * 1000) / calls:+.2f} ms a call once the fixed cost is taken off (goal < 1 ms)")
+    for _ in range(RUNS):  # interleaved, so drift in the machine's load hits every configuration alike
+        for name, env in configs.items():
+            took, calls = crew_run(env)
+            seconds[name].append(took)
+    base = statistics.median(seconds["off (OTEL_SDK_DISABLED=true)"])
+    print(f"crew run ({CREW}, {calls} LLM calls, median of {RUNS} interleaved runs):")
+    for name, values in seconds.items():
+        diff = (statistics.median(values) - base) * 1000
+        print(f"  {name:<44} {statistics.median(values):.3f} s   {diff:+6.1f} ms a run   {diff / calls:+.2f} ms a call")
     FAKE.stop()
     receiver.stop()
