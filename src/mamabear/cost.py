@@ -26,29 +26,28 @@ class Pricer:
     def __init__(self, overrides: dict[str, tuple[float, float]]) -> None:
         self.overrides = overrides  # model -> USD per million tokens (input, output)
 
+    @staticmethod
+    def _known(model: str, field: str) -> dict | None:
+        """The cost map's entry for the model (as configured, or without its provider prefix) that has ``field``."""
+        known = _cost_map()
+        for key in (model, model.partition("/")[2]):
+            entry = known.get(key) if key else None
+            if entry and field in entry:
+                return entry
+        return None
+
     def per_token(self, model: str) -> tuple[float, float] | None:
         """USD per input and per output token, or None when the model is unknown."""
         if model in self.overrides:
             per_million_in, per_million_out = self.overrides[model]
             return per_million_in / 1e6, per_million_out / 1e6
-        known = _cost_map()
-        _, _, bare = model.partition("/")
-        for key in (model, bare):
-            entry = known.get(key) if key else None
-            if entry and "input_cost_per_token" in entry:
-                return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))
-        return None
+        entry = self._known(model, "input_cost_per_token")
+        return (float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))) if entry else None
 
     def cached_per_token(self, model: str) -> float | None:
         """USD per input token read from the provider's prompt cache, when the cost map knows a discount."""
-        if model in self.overrides:
-            return None
-        known = _cost_map()
-        for key in (model, model.partition("/")[2]):
-            entry = known.get(key) if key else None
-            if entry and "cache_read_input_token_cost" in entry:
-                return float(entry["cache_read_input_token_cost"])
-        return None
+        entry = None if model in self.overrides else self._known(model, "cache_read_input_token_cost")
+        return float(entry["cache_read_input_token_cost"]) if entry else None
 
     def cost(self, model: str, tokens_in: int, tokens_out: int, cached_in: int = 0) -> float:
         """``cached_in``: input tokens (counted in ``tokens_in``) the provider's prompt cache served, at its cached rate."""

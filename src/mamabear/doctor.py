@@ -112,14 +112,9 @@ def _observability(ws: Workspace) -> list[Check]:
     except MamabearError as exc:
         checks.append(Check("tracing", "fail", exc.message))
     try:
-        policy = ws.models.cache
-        if ws.settings.no_cache or not policy.enabled:
-            checks.append(Check("cache", "ok", "off"))
-        else:
-            from mamabear.response_cache import open_cache
-
-            cache = open_cache(ws.settings.cache_url or policy.url, ws.settings.home)
-            checks.append(Check("cache", "ok", cache.location))
+        cache = ws.response_cache()
+        checks.append(Check("cache", "ok", cache.location if cache else "off"))
+        if cache:
             cache.close()
         quotas = ", ".join(f"{name} {q.rpm or '-'} rpm / {q.tpm or '-'} tpm" for name, q in ws.models.quotas.items())
         checks.append(Check("quotas", "ok", quotas or "none"))

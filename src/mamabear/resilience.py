@@ -90,6 +90,15 @@ def backoff(retry: int, policy: RetryPolicy, asked: float | None, rand: Callable
     return ceiling / 2 + rand() * ceiling / 2
 
 
+def _wait(control: CallControl, seconds: float, why: str, kind: str) -> None:
+    """Wait visibly (the progress view and the run's log say why) and stoppably (the guard)."""
+    control.on_wait(why, kind)
+    try:
+        control.guard.wait(seconds)
+    finally:
+        control.on_wait(None, kind)
+
+
 def _error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -257,11 +266,7 @@ class ResilientCalls:
                     if attempt == control.policy.attempts:
                         break
                     delay = backoff(attempt, control.policy, retry_after(exc))
-                    control.on_wait(f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})", "llm_retry")
-                    try:
-                        control.guard.wait(delay)
-                    finally:
-                        control.on_wait(None, "llm_retry")
+                    _wait(control, delay, f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})", "llm_retry")
         assert last is not None
         self._remember_failure(control, kwargs, last)
         raise last
@@ -290,14 +295,7 @@ class ResilientCalls:
             return None
         estimate = estimate_tokens(call_arguments(args, kwargs).get("messages"))
 
-        def wait(seconds: float, why: str) -> None:
-            control.on_wait(f"waiting {seconds:.1f}s for the {why}", "quota_wait")
-            try:
-                control.guard.wait(seconds)
-            finally:
-                control.on_wait(None, "quota_wait")
-
-        control.quotas.acquire(provider, estimate, wait)
+        control.quotas.acquire(provider, estimate, lambda seconds, why: _wait(control, seconds, f"waiting {seconds:.1f}s for the {why}", "quota_wait"))
         return estimate
 
     @staticmethod

@@ -49,6 +49,18 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+
+def _dumps(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(text: str | bytes) -> dict | None:
+    """A stored value; one not written by us is a miss (the next put replaces it)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
 class ResponseCache(Protocol):
     location: str  # where it is, for messages; never contains a password
 
@@ -143,14 +155,11 @@ class SqliteCache:
         text = self._run(read)
         if text is None:
             return None
-        try:
-            return json.loads(text)
-        except ValueError:  # not written by us: treat as a miss, the next put replaces it
-            return None
+        return _loads(text)
 
     def put(self, key: str, value: dict, ttl_s: float | None) -> None:
         _check_ttl(ttl_s)
-        text = json.dumps(value, separators=(",", ":"))
+        text = _dumps(value)
 
         def write(conn: sqlite3.Connection) -> None:
             now = time.time()
@@ -251,14 +260,11 @@ class RedisCache:
         raw = self._call(lambda: self._client.get(REDIS_PREFIX + key))
         if raw is None:
             return None
-        try:
-            return json.loads(raw)
-        except ValueError:  # not written by us: treat as a miss, the next put replaces it
-            return None
+        return _loads(raw)
 
     def put(self, key: str, value: dict, ttl_s: float | None) -> None:
         _check_ttl(ttl_s)
-        text = json.dumps(value, separators=(",", ":"))
+        text = _dumps(value)
         px = None if ttl_s is None else max(1, round(ttl_s * 1000))
         self._call(lambda: self._client.set(REDIS_PREFIX + key, text, px=px))
 

@@ -154,7 +154,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     from mamabear.telemetry.targets import targets
 
     trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
-    cache = _response_cache(ws)  # so is an unreachable cache
+    cache = ws.response_cache()  # so is an unreachable cache
     if plan.sandbox is not None and plan.sandbox.session:
         ws.sessions().get(plan.sandbox.session)  # an unknown --session is an error now, not at the first tool call
     if not resume:
@@ -193,7 +193,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             tracker.notify(None)
 
     control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait, cache=cache,
-                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=_quotas(ws))
+                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=ws.quota_book())
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
@@ -267,24 +267,6 @@ def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, t
         memory.drain_writes()
     except Exception as exc:  # noqa: BLE001 - any embedder or store failure
         tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
-
-
-def _response_cache(ws: Workspace) -> Any:
-    """The response cache this run reads and fills, or None (--no-cache, or `cache: {enabled: false}`)."""
-    if ws.settings.no_cache or not ws.models.cache.enabled:
-        return None
-    from mamabear.response_cache import open_cache
-
-    return open_cache(ws.settings.cache_url or ws.models.cache.url, ws.settings.home)
-
-
-def _quotas(ws: Workspace) -> Any:
-    """The machine-wide quota book, shared by every run through one file; None when no provider has a quota."""
-    if not ws.models.quotas:
-        return None
-    from mamabear.quota import QuotaBook
-
-    return QuotaBook(ws.settings.home / "quotas.db", ws.models.quotas)
 
 
 def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list) -> Any:

@@ -209,12 +209,19 @@ class Tracker:
             return self.built.positions[task_id]
         return self.current  # e.g. work a hierarchical manager delegated on a task of its own making
 
-    def _agent(self, event: Any) -> tuple[str | None, str | None]:
-        """The specialist id and the configured model id behind an event."""
+    @staticmethod
+    def _agent_id(event: Any) -> str | None:
         agent_id = getattr(event, "agent_id", None)
         if agent_id is None and getattr(event, "agent", None) is not None:
             agent_id = str(event.agent.id)
-        planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+        return agent_id
+
+    def _planned(self, agent_id: str | None) -> Any:
+        return self.built.agents.get(agent_id) if self.built and agent_id else None
+
+    def _agent(self, event: Any) -> tuple[str | None, str | None]:
+        """The specialist id and the configured model id behind an event."""
+        planned = self._planned(self._agent_id(event))
         called = getattr(event, "model", None)
         if planned:
             return planned.id, configured_model(planned.route, called)
@@ -222,9 +229,7 @@ class Tracker:
 
     def _agent_key(self, event: Any, position: int | None) -> tuple | None:
         """The span key of the agent's step on the task an event belongs to."""
-        agent_id = getattr(event, "agent_id", None)
-        if agent_id is None and getattr(event, "agent", None) is not None:
-            agent_id = str(event.agent.id)
+        agent_id = self._agent_id(event)
         return ("agent", agent_id, position) if agent_id else None
 
     @staticmethod
@@ -347,8 +352,7 @@ class Tracker:
                     latency: float | None, **values: Any) -> None:
         if self.trace is None:
             return
-        agent_id = getattr(event, "agent_id", None)
-        planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+        planned = self._planned(self._agent_id(event))
         requested = planned.route.model if planned and planned.route else (model or "")
         started = finished - latency / 1000 if latency is not None else None
         self.trace.llm_ended(event.call_id, agent_key=self._agent_key(event, position), position=position, agent=agent,
@@ -395,7 +399,7 @@ class Tracker:
             task_id = str(hit.task.id) if hit.task is not None else None
             position = self.built.positions.get(task_id, self.current) if self.built and task_id else self.current
             agent_id = str(hit.agent.id) if hit.agent is not None else None
-            planned = self.built.agents.get(agent_id) if self.built and agent_id else None
+            planned = self._planned(agent_id)
             agent = planned.id if planned else getattr(hit.agent, "role", None)
             call_id, finished = f"cache-{uuid.uuid4().hex}", time.time()
             self.store.save_llm_call(call_id, self.state.run_id, task_position=position, agent=agent, model=hit.answered_by,

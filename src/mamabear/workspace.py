@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mamabear import settings as settings_mod
 from mamabear.catalog import Catalog, search_roots
@@ -59,6 +59,22 @@ class Workspace:
         from mamabear.sandbox.sessions import Sessions
 
         return Sessions(self.settings, self.store, self.sandbox)
+
+    def response_cache(self) -> Any:
+        """The response cache runs read and fill, opened now; None with --no-cache or `cache: {enabled: false}`."""
+        if self.settings.no_cache or not self.models.cache.enabled:
+            return None
+        from mamabear.response_cache import open_cache
+
+        return open_cache(self.settings.cache_url or self.models.cache.url, self.settings.home)
+
+    def quota_book(self) -> Any:
+        """The machine-wide quota book, shared by every run through one file; None when no provider has a quota."""
+        if not self.models.quotas:
+            return None
+        from mamabear.quota import QuotaBook
+
+        return QuotaBook(self.settings.home / "quotas.db", self.models.quotas)
 
     @cached_property
     def memory_config(self) -> MemoryConfig:
