@@ -1,4 +1,5 @@
-"""The run store on PostgreSQL (MAMABEAR_DATABASE_URL), against a real server started by .ci/run."""
+"""The run store on PostgreSQL (MAMABEAR_DATABASE_URL), against a real server: MAMABEAR_TEST_POSTGRES_URL when set (a
+superuser's URL), else a throwaway one the tests start from the pgserver wheel (tests/pgserver_fixture.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-URL = os.environ.get("MAMABEAR_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set MAMABEAR_TEST_POSTGRES_URL (.ci/run starts a server)")
+from pgserver_fixture import pgserver_url
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    url = os.environ.get("MAMABEAR_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    with pgserver_url() as url:
+        yield url
 
 
 @pytest.fixture
-def pg_url():
+def pg_url(pg_admin_url):
     """A fresh schema-less database per test, dropped afterwards."""
-    admin = sa.create_engine(URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     name = f"mb_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(URL).set(database=name).render_as_string(hide_password=False)
+    url = sa.engine.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
     yield url
     sa.create_engine(url).dispose()
     with admin.connect() as conn:
