@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from crewai.hooks.dispatch import HookAborted
 
+from mamabear.durations import fmt_seconds
 from mamabear.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_TIME_LIMIT
 from mamabear.limits import Limits
 
@@ -71,7 +72,7 @@ class Guard:
     def _why_stop(self) -> RunStopped | None:
         limits = self.limits
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            return RunStopped("time_limit", f"reached its time limit of {_span(limits.max_duration_s or 0)}")
+            return RunStopped("time_limit", f"reached its time limit of {fmt_seconds(limits.max_duration_s or 0)}")
         if limits.budget_usd is not None and self.spent_usd >= limits.budget_usd:
             return RunStopped("budget_exhausted", f"spent ${self.spent_usd:.4f} of its ${limits.budget_usd:g} budget")
         if limits.budget_tokens is not None and self.spent_tokens >= limits.budget_tokens:
@@ -90,7 +91,3 @@ class Guard:
         self.check()
 
 
-def _span(seconds: float) -> str:
-    from mamabear.progress import fmt_seconds
-
-    return fmt_seconds(seconds)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from mamabear.errors import NotFound, UsageError
+from mamabear.status import FINAL, RESUMABLE
 
 metadata = sa.MetaData()
 
@@ -207,8 +208,8 @@ def m004_cache(conn: Connection) -> None:
 
 MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache]
 
-FINAL_STATUSES = ("completed", "failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
-RESUMABLE_STATUSES = ("failed", "interrupted", "time_limit", "budget_exhausted", "cancelled")
+FINAL_STATUSES = FINAL
+RESUMABLE_STATUSES = RESUMABLE
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),

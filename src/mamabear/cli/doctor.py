@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, table
 from mamabear.errors import EXIT_USAGE
 
-MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}
+MARK = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
 def doctor(json_out: bool = JSON) -> None:
@@ -26,7 +26,7 @@ def doctor(json_out: bool = JSON) -> None:
     else:
         out = table("check", "", "detail")
         for c in checks:
-            out.add_row(c.name, MARK[c.status], escape(c.detail))
+            out.add_row(c.name, Text(c.status, style=MARK[c.status]), c.detail)
         console().print(out)
     if not healthy:
         raise typer.Exit(EXIT_USAGE)

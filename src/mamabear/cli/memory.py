@@ -63,7 +63,7 @@ def search(
         return
     out = table("score", "scope", "memory")
     for m in matches:
-        out.add_row(f"{m.score:.3f}", escape(m.record.scope), escape(m.record.content))
+        out.add_row(f"{m.score:.3f}", m.record.scope, m.record.content)
     console().print(out)
 
 
@@ -76,7 +76,7 @@ def list_memories(scope: Optional[str] = SCOPE, limit: int = typer.Option(50, "-
         return
     out = table("id", "saved", "scope", "categories", "memory")
     for r in records:
-        out.add_row(r.id[:8], when(r.created_at.timestamp()), escape(r.scope), ", ".join(r.categories), escape(r.content[:100]))
+        out.add_row(r.id[:8], when(r.created_at.timestamp()), r.scope, ", ".join(r.categories), r.content[:100])
     console().print(out)
 
 
@@ -91,7 +91,7 @@ def stats(json_out: bool = JSON) -> None:
     out.print(f"{data['records']} memories in {escape(data['location'])} (collection {data['collection']}, embedder {data['embedder']})")
     scopes = table("scope", "memories")
     for scope, count in data["scopes"].items():
-        scopes.add_row(escape(scope), str(count))
+        scopes.add_row(scope, str(count))
     out.print(scopes)
     if data["categories"]:
         out.print("categories: " + escape(", ".join(f"{k} ({v})" for k, v in data["categories"].items())))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from typing import Any
 
+from mamabear.status import Status
+
 
 def emit_json(document: Any) -> None:
     """The one JSON document a --json command prints on stdout."""
@@ -33,12 +35,32 @@ def is_tty(stream: Any) -> bool:
 
 
 def table(*columns: str, title: str | None = None) -> Any:
+    """A borderless table whose plain-string cells are shown as written (never parsed as markup); pass a Text for colour."""
     from rich.table import Table
+    from rich.text import Text
 
-    result = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold")
+    class PlainTable(Table):
+        def add_row(self, *cells: Any, **kwargs: Any) -> None:
+            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+    result = PlainTable(title=Text(title, style="italic") if title else None, title_justify="left", show_edge=False, pad_edge=False,
+                        box=None, header_style="bold")
     for column in columns:
         result.add_column(column, no_wrap=column in ("id", "#", "status", "started"))
     return result
+
+
+STATUS_STYLE = {status.value: style for status, style in {
+    Status.PENDING: "dim", Status.RUNNING: "yellow", Status.COMPLETED: "green", Status.FAILED: "red",
+    Status.INTERRUPTED: "magenta", Status.TIME_LIMIT: "magenta", Status.BUDGET_EXHAUSTED: "magenta", Status.CANCELLED: "dim",
+}.items()}
+
+
+def status_text(status: str | None) -> Any:
+    """A status in its colour, as a Text: never parsed as markup, so no status (even one a newer version stored) breaks a view."""
+    from rich.text import Text
+
+    return Text(str(status or "-"), style=STATUS_STYLE.get(str(status), ""))
 
 
 def when(ts: float | None) -> str:

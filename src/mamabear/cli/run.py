@@ -147,7 +147,7 @@ def resume(
 def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None,
            resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
-    from mamabear.progress import LiveProgress, PlainProgress
+    from mamabear.cli.progress import LiveProgress, PlainProgress
     from mamabear.runner import execute
 
     if quiet:

@@ -8,18 +8,17 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from mamabear.cli.options import JSON
-from mamabear.cli.output import console, emit_json, table, when
+from mamabear.cli.output import console, emit_json, status_text, table, when
 
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 
-STATUS_STYLE = {"completed": "green", "running": "yellow", "failed": "red", "interrupted": "magenta",
-                "time_limit": "magenta", "budget_exhausted": "magenta", "cancelled": "dim"}
 
 
 def _duration(start: float | None, end: float | None) -> str:
-    from mamabear.progress import fmt_seconds
+    from mamabear.durations import fmt_seconds
 
     return fmt_seconds(end - start) if start and end else "-"
 
@@ -48,8 +47,7 @@ def list_runs(
         return
     out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
-        out.add_row(r["id"], r["crew"], f"[{style}]{r['status']}[/]", when(r["created_at"]), _duration(r["created_at"], r["finished_at"]),
+        out.add_row(r["id"], r["crew"], status_text(r["status"]), when(r["created_at"]), _duration(r["created_at"], r["finished_at"]),
                     str(r["llm_calls"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}", f"${r['cost_usd']:.4f}")
     console().print(out)
 
@@ -74,9 +72,8 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         emit_json(report)
         return
     out = console()
-    style = STATUS_STYLE.get(report["status"], "")
-    out.print(f"[bold]{report['run_id']}[/]  crew {report['crew']}  [{style}]{report['status']}[/]  "
-              f"started {when(report['created_at'])}, took {_duration(report['created_at'], report['finished_at'])}")
+    out.print(Text.assemble((report["run_id"], "bold"), f"  crew {report['crew']}  ", status_text(report["status"]),
+                            f"  started {when(report['created_at'])}, took {_duration(report['created_at'], report['finished_at'])}"))
     if report["inputs"]:
         out.print("inputs: " + escape(", ".join(f"{k}={v!r}" for k, v in report["inputs"].items())))
     if report["error"]:
@@ -84,14 +81,14 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     tasks = table("#", "task", "agent", "model", "status", "took", "calls", "tokens in/out", "cost", title="tasks")
     for t in report["tasks"]:
         tasks.add_row(str(t["position"]), t["task"], t["agent"] or "manager", t["model"] or "-",
-                      f"[{STATUS_STYLE.get(t['status'], '')}]{t['status']}[/]",
+                      status_text(t["status"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}s", str(t["llm_calls"]),
                       f"{t['tokens_in']:,}/{t['tokens_out']:,}", f"${t['cost_usd']:.4f}")
     if len(report["attempts"]) > 1:
         attempts = table("attempt", "kind", "status", "started", "took", "error", title="attempts")
         for a in report["attempts"]:
-            attempts.add_row(str(a["number"]), a["kind"], f"[{STATUS_STYLE.get(a['status'], '')}]{a['status']}[/]", when(a["started_at"]),
-                             _duration(a["started_at"], a["finished_at"]), escape((a["error"] or "")[:80]))
+            attempts.add_row(str(a["number"]), a["kind"], status_text(a["status"]), when(a["started_at"]),
+                             _duration(a["started_at"], a["finished_at"]), (a["error"] or "")[:80])
         out.print(attempts)
     tot = report["totals"]
     tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
@@ -99,8 +96,8 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     calls = table("#", "try", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
     for i, c in enumerate(report["llm_calls"], start=1):
         latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f}ms"
-        outcome = c["outcome"] if c["outcome"] != "error" else f"[red]error[/] {escape((c['error'] or '')[:60])}"
-        outcome = "[cyan]cached[/]" if c["cache_hit"] else outcome
+        outcome = c["outcome"] if c["outcome"] != "error" else Text.assemble(("error", "red"), f" {(c['error'] or '')[:60]}")
+        outcome = Text("cached", style="cyan") if c["cache_hit"] else outcome
         calls.add_row(str(i), str(c["attempt"] or "-"), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
                       f"{c['tokens_in']:,}/{c['tokens_out']:,}", f"${c['cost_usd']:.4f}")
     out.print(calls)
@@ -109,8 +106,8 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         tools = table("#", "task", "agent", "tool", "ok", "took", "arguments", title="tool calls")
         for i, c in enumerate(report["tool_calls"], start=1):
             took = "-" if c["duration_ms"] is None else f"{c['duration_ms']:.0f}ms"
-            tools.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["tool"], "yes" if c["ok"] else "[red]no[/]",
-                          took, escape((c["arguments"] or "")[:60]))
+            tools.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["tool"], "yes" if c["ok"] else Text("no", style="red"),
+                          took, (c["arguments"] or "")[:60])
         out.print(tools)
     if report["sandbox_actions"]:
         _print_sandbox(out, report)
@@ -137,9 +134,9 @@ def _print_costs(out: object, report: dict) -> None:
 def _print_memory(out: object, memory: dict) -> None:
     rows = table("", "task", "scope", "memory", title="memory")
     for r in memory["recalled"]:
-        rows.add_row("recalled", str(r["task_position"] or "-"), "", escape(f"{len(r['ids'])} for: {r['query'][:70]}"))
+        rows.add_row("recalled", str(r["task_position"] or "-"), "", f"{len(r['ids'])} for: {r['query'][:70]}")
     for s in memory["saved"]:
-        rows.add_row("saved", "", escape(s["scope"]), escape(s["content"][:90]))
+        rows.add_row("saved", "", s["scope"], s["content"][:90])
     out.print(rows)  # type: ignore[attr-defined]
 
 
@@ -149,11 +146,11 @@ def _print_sandbox(out: object, report: dict) -> None:
              f"{tot['sandbox_seconds'] / 3600:.2f} h billed (${tot['sandbox_usd']:.4f})")
     actions = table("#", "task", "agent", "action", "exit", "took", "command or path", "output", title=title)
     for i, a in enumerate(report["sandbox_actions"], start=1):
-        code = "[red]refused[/]" if not a["allowed"] else "-" if a["exit_code"] is None else str(a["exit_code"])
+        code = Text("refused", style="red") if not a["allowed"] else "-" if a["exit_code"] is None else str(a["exit_code"])
         took = "-" if a["duration_ms"] is None else f"{a['duration_ms']:.0f}ms"
         first = (a["output"] or "").strip().splitlines()[:1]
         actions.add_row(str(i), str(a["task_position"] or "-"), a["agent"] or "-", a["action"], code, took,
-                        escape(a["target"][:60]), escape(first[0][:50] if first else ""))
+                        a["target"][:60], first[0][:50] if first else "")
     out.print(actions)  # type: ignore[attr-defined]
 
 
@@ -215,7 +212,7 @@ def trace(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = 
 
 
 def _span_label(node: object) -> str:
-    from mamabear.progress import fmt_seconds
+    from mamabear.durations import fmt_seconds
 
     record, attrs = node.record, node.record["attributes"]  # type: ignore[attr-defined]
     seconds = node.seconds  # type: ignore[attr-defined]

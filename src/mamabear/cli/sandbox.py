@@ -122,5 +122,5 @@ def list_sessions(
     out = table("id", "backend", "kind", "status", "pooled", "run", "last used", "hours", "where")
     for s in rows:
         out.add_row(s["id"], s["backend"], s["kind"], s["status"], "yes" if s["pooled"] else "", s["run_id"] or "-",
-                    when(s["last_used_at"]), f"{s['active_seconds'] / 3600:.2f}", escape(s["remote_id"] or s["workdir"]))
+                    when(s["last_used_at"]), f"{s['active_seconds'] / 3600:.2f}", s["remote_id"] or s["workdir"])
     console().print(out)

@@ -34,9 +34,9 @@ def stats(
     """Fleet KPIs: success and autonomy rates, time to recovery and to first result, cost, LLM errors and latency."""
     from rich.markup import escape
 
+    from mamabear.durations import fmt_seconds
     from mamabear.limits import parse_duration
     from mamabear.liveness import settle_orphans
-    from mamabear.progress import fmt_seconds
     from mamabear.stats import fleet_stats
     from mamabear.workspace import Workspace
 

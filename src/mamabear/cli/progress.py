@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import IO, Any
 
+from mamabear.cli.output import status_text
+from mamabear.durations import fmt_seconds
 from mamabear.tracker import RunState
-
-STATE_STYLE = {"pending": "dim", "running": "yellow", "completed": "green", "failed": "red"}
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
 
 
 class PlainProgress:
-    """For logs and CI: every event as one timestamped line on stderr."""
+    """For logs and CI: every event as one timestamped line on stderr, written whole (events come from many threads)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
 
     def __call__(self, state: RunState, line: str | None) -> None:
         if line:
-            print(f"{time.strftime('%H:%M:%S')} {state.run_id} {line}", file=self.stream, flush=True)
+            with self._lock:
+                self.stream.write(f"{time.strftime('%H:%M:%S')} {state.run_id} {line}\n")
+                self.stream.flush()
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -40,19 +34,19 @@ class PlainProgress:
 
 def task_table(state: RunState, title: str | None = None) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(title=Text(title) if title else None, title_justify="left", expand=False)
     for column, justify in (("#", "right"), ("task", "left"), ("agent", "left"), ("model", "left"),
                             ("state", "left"), ("time", "right"), ("tokens in/out", "right"), ("cost", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for task in state.tasks:
+    for task in state.tasks:  # Text cells: names from YAML are shown as written, never read as markup
         table.add_row(
-            str(task.position), task.task, task.agent or "manager", task.model or "-",
-            f"[{STATE_STYLE.get(task.status, '')}]{task.status}[/]", fmt_seconds(task.seconds),
-            f"{task.tokens_in:,}/{task.tokens_out:,}", f"${task.cost_usd:.4f}",
+            str(task.position), Text(task.task), Text(task.agent or "manager"), Text(task.model or "-"),
+            status_text(task.status), fmt_seconds(task.seconds), f"{task.tokens_in:,}/{task.tokens_out:,}", f"${task.cost_usd:.4f}",
         )
     table.add_section()
-    table.add_row("", "total", "", f"{state.llm_calls} calls", state.status, fmt_seconds(state.seconds),
+    table.add_row("", "total", "", f"{state.llm_calls} calls", status_text(state.status), fmt_seconds(state.seconds),
                   f"{state.tokens_in:,}/{state.tokens_out:,}", f"${state.cost_usd:.4f}")
     return table
 
@@ -73,7 +67,7 @@ class LiveProgress:
 
         if self.state is None:
             return Text("starting…")
-        elapsed = fmt_seconds(time.time() - self.state.started_at)
+        elapsed = fmt_seconds(self.state.seconds)
         header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"),
                                ("▸ ", "cyan"), self.state.activity)
         return Group(header, task_table(self.state))
@@ -90,5 +84,5 @@ class LiveProgress:
         if self.state is not None:
             self.console.print(task_table(self.state, title=f"{self.state.crew} {self.state.run_id}: {self.state.status}"))
             if self.state.cache_hits:
-                self.console.print(f"[cyan]{self.state.cache_hits} model calls answered from the response cache, "
-                                   f"${self.state.saved_usd:.4f} saved[/]")
+                self.console.print(f"{self.state.cache_hits} model calls answered from the response cache, ${self.state.saved_usd:.4f} saved",
+                                   style="cyan", markup=False)

@@ -1,0 +1,25 @@
+"""The statuses of runs, attempts and tasks: one enum, so every view knows every status."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    PENDING = "pending"  # a task not started yet
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a process that died
+    TIME_LIMIT = "time_limit"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    CANCELLED = "cancelled"
+
+    # The value, wherever a status is printed or stored (Python 3.12 made format() of a str mixin give "Status.X").
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+FINAL = tuple(s.value for s in Status if s not in (Status.PENDING, Status.RUNNING))
+RESUMABLE = tuple(s for s in FINAL if s != Status.COMPLETED.value)
+STOPPED = (Status.INTERRUPTED.value, Status.TIME_LIMIT.value, Status.BUDGET_EXHAUSTED.value, Status.CANCELLED.value)

@@ -1,0 +1,119 @@
+"""What a person sees at a real terminal: the CLI under a pseudo-terminal (pexpect), for a completed run and every stop."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from conftest import REPO, subprocess_env
+
+RESEARCH = ["run", "research", "-i", "topic=otters"]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][AB012]|\r")
+
+
+def screen(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+def spawn(home: Path, *args: str) -> pexpect.spawn:
+    env = subprocess_env(MAMABEAR_HOME=str(home), TERM="xterm-256color", COLUMNS="160", LINES="40")
+    env.pop("NO_COLOR", None)
+    return pexpect.spawn(sys.executable, ["-m", "mamabear", *args], env=env, cwd=str(REPO), dimensions=(40, 160),
+                         encoding="utf-8", codec_errors="replace", timeout=120)
+
+
+def finish(child: pexpect.spawn) -> tuple[int, str]:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0), screen(child.before)
+
+
+def assert_clean(text: str) -> None:
+    assert "Traceback" not in text and "MarkupError" not in text and "Error:" not in text.replace("error:", ""), text
+
+
+def test_a_completed_run_shows_the_live_table_then_the_summary_and_the_result(fake, isolated):
+    child = spawn(isolated, *RESEARCH, "--base-url", fake.url)
+    code, text = finish(child)
+    assert code == 0, text
+    assert_clean(text)
+    run_id = re.search(r"research (\d{6}-\d{6}-[0-9a-f]{4}): completed", text)
+    assert run_id, text  # the summary table's title
+    assert text.count("completed") >= 4  # three tasks and the total row
+    assert "Result for:" in text  # the crew's output, printed after the table
+
+
+@pytest.mark.parametrize(("flags", "rule", "code", "status", "hint"), [
+    (["--max-duration", "2s"], {"delay": 3.0, "times": 1}, 4, "time_limit", "reached its time limit of 2.0s"),
+    (["--budget-usd", "0.0001"], {}, 3, "budget_exhausted", "of its $0.0001 budget"),
+], ids=["time-limit", "budget"])
+def test_a_limit_stops_the_run_with_its_exit_code_and_a_clean_screen(fake, isolated, cli, flags, rule, code, status, hint):
+    fake.add(**rule)
+    child = spawn(isolated, *RESEARCH, "--base-url", fake.url, *flags)
+    exit_code, text = finish(child)
+    assert exit_code == code, text
+    assert_clean(text)
+    assert f": {status}" in text and hint in text and "mamabear resume" in text
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    assert cli("runs", "show", run_id, "--json").json()["status"] == status
+    shown = spawn(isolated, "runs", "show", run_id)  # pending tasks are shown, not a crash
+    shown_code, shown_text = finish(shown)
+    assert shown_code == 0, shown_text
+    assert_clean(shown_text)
+    assert "pending" in shown_text and status in shown_text
+
+
+def test_ctrl_c_stops_the_run_with_130_and_a_clean_screen(fake, isolated, cli):
+    fake.add(task="Research", delay=60, times=1)
+    child = spawn(isolated, *RESEARCH, "--base-url", fake.url)
+    deadline = time.monotonic() + 60
+    while not fake.chat_requests and time.monotonic() < deadline:  # the first model call is in flight
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)
+    assert fake.chat_requests
+    child.sendintr()
+    code, text = finish(child)
+    assert code == 130, text
+    assert_clean(text)
+    assert ": interrupted" in text and "was interrupted" in text and "mamabear resume" in text
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    shown_code, shown_text = finish(spawn(isolated, "runs", "show", run_id))
+    assert shown_code == 0 and "interrupted" in shown_text and "pending" in shown_text, shown_text
+
+
+def test_runs_cancel_stops_the_run_with_130_and_a_clean_screen(fake, isolated, cli):
+    fake.add(task="Research", delay=60, times=1)
+    child = spawn(isolated, *RESEARCH, "--base-url", fake.url)
+    deadline = time.monotonic() + 60
+    while not fake.chat_requests and time.monotonic() < deadline:
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    cancel = subprocess.run([sys.executable, "-m", "mamabear", "runs", "cancel", run_id], capture_output=True, text=True,
+                            env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=60)
+    assert cancel.returncode == 0, cancel.stderr
+    code, text = finish(child)
+    assert code == 130, text
+    assert_clean(text)
+    assert ": cancelled" in text and "mamabear resume" in text
+    assert cli("runs", "show", run_id, "--json").json()["status"] == "cancelled"
+
+
+def test_every_status_has_a_colour_and_no_status_is_read_as_markup() -> None:
+    from rich.console import Console
+
+    from mamabear.cli.output import STATUS_STYLE, status_text, table
+    from mamabear.status import Status
+
+    assert set(STATUS_STYLE) == {s.value for s in Status}
+    out = Console(width=80, record=True, color_system=None)
+    rows = table("status", "name")
+    for status in [*Status, "a_status_from_a_newer_version", None]:
+        rows.add_row(status_text(status), "[/] [bold]not markup")
+    out.print(rows)
+    text = out.export_text()
+    assert "a_status_from_a_newer_version" in text and text.count("[/] [bold]not markup") == len(Status) + 2
