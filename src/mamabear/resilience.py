@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,12 @@ def estimate_tokens(messages: Any) -> int:
     return max(1, len(json.dumps(messages, default=str, ensure_ascii=False)) // 4)
 
 
+# Who a model call is made for, in the thread that makes it: (role, configured model ids of its chain).
+# CrewAI's event handlers run in a copy of that thread's context, so the tracker can attribute a call that
+# carries no agent (the memory's own analysis calls) to its role and configured model id.
+CALLER: ContextVar[tuple[str | None, tuple[str, ...]] | None] = ContextVar("mamabear_llm_caller", default=None)
+
+
 class ResilientCalls:
     """Mixed in front of a CrewAI provider class; see ``resilient_class``."""
 
@@ -169,9 +176,11 @@ class ResilientCalls:
             if cached is not None:
                 return cached
         token = _active_llm_rate_limit_retry.set(True)  # CrewAI's own rate-limit retry stays out of the way
+        caller = CALLER.set((self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks))))
         try:
             result, answered_by, tokens_in, tokens_out = self._call_chain(control, args, kwargs)
         finally:
+            CALLER.reset(caller)
             _active_llm_rate_limit_retry.reset(token)
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out)
@@ -343,7 +352,8 @@ def resilient_class(native: type) -> type:
 
         namespace = {
             "__module__": __name__,
-            "__annotations__": {"_mb_control": Any, "_mb_model_id": str, "_mb_fallbacks": Any, "_mb_built": Any},
+            "__annotations__": {"_mb_control": Any, "_mb_model_id": str, "_mb_fallbacks": Any, "_mb_built": Any, "_mb_role": Any},
+            "_mb_role": PrivateAttr(default=None),  # "memory" for the memory's own model; None for an agent's
             "_mb_control": PrivateAttr(default=None),
             "_mb_model_id": PrivateAttr(default=""),
             "_mb_fallbacks": PrivateAttr(default_factory=list),

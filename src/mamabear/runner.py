@@ -287,6 +287,7 @@ def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -
 
     workers = [a for a in plan.agents if a is not plan.manager]
     llm = armory.llm(workers[0] if workers else plan.manager)
+    llm._mb_role = "memory"  # its calls are the memory's, attributed to memory and the task in hand
     return make_memory(ws.settings, ws.memory_config, llm=llm, crew=plan.crew.name, mode=plan.memory, run_id=run_id,
                        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data))
 

@@ -22,6 +22,7 @@ from mamabear.redact import Redactor
 from mamabear.store import Store
 
 OUTPUT_CAP = 20_000  # characters of a tool's output kept in the store
+ORDER_WAIT_S = 2.0  # the longest a task's start waits for the previous task's end to be handled
 
 
 @dataclass
@@ -117,10 +118,23 @@ def cached_tokens(usage: dict[str, Any] | None) -> int:
 
 def configured_model(route: Any, called: str | None) -> str:
     """The configured id (provider/model) of the model a call went to: the route's own or one of its fallbacks."""
-    for model in (route.model, *route.fallbacks):
+    return _configured((route.model, *route.fallbacks), called)
+
+
+def _configured(chain: tuple[str, ...], called: str | None) -> str:
+    for model in chain:
         if called in (model, model.partition("/")[2]):
             return model
-    return called or route.model
+    return called or chain[0]
+
+
+EVENT_LINE_CAP = 400  # characters of an event's message: one line each, however long a provider's error
+
+
+def one_line(message: str) -> str:
+    """A message as one line: multi-line errors (pydantic's validation reports) are joined, long ones cut."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= EVENT_LINE_CAP else flat[:EVENT_LINE_CAP - 1] + "…"
 
 
 class Tracker:
@@ -133,8 +147,10 @@ class Tracker:
         self.built: Built | None = None
         self.current: int | None = None  # position of the task running now
         self._lock = threading.RLock()
+        self._task_ended = threading.Condition(self._lock)
         self._call_started: dict[str, float] = {}
         self._tool_started: dict[str, float] = {}
+        self._failed_calls: set[str] = set()  # CrewAI emits LLMCallFailedEvent twice per failed call: count it once
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
@@ -194,7 +210,7 @@ class Tracker:
 
     def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None,
               data: dict | None = None, ts: float | None = None) -> None:
-        message = self.redact(message) or ""
+        message = one_line(self.redact(message) or "")
         self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
         self.notify(message)
 
@@ -225,7 +241,18 @@ class Tracker:
         called = getattr(event, "model", None)
         if planned:
             return planned.id, configured_model(planned.route, called)
-        return getattr(event, "agent_role", None), called
+        return self._caller(getattr(event, "agent_role", None), called)
+
+    @staticmethod
+    def _caller(agent: str | None, called: str | None) -> tuple[str | None, str | None]:
+        """A call with no agent of ours: named by the role its LLM was made for (the memory's), with its configured id."""
+        from mamabear.resilience import CALLER
+
+        caller = CALLER.get()
+        if caller is None or agent is not None:
+            return agent, called
+        role, chain = caller
+        return role or agent, _configured(chain, called)
 
     def _agent_key(self, event: Any, position: int | None) -> tuple | None:
         """The span key of the agent's step on the task an event belongs to."""
@@ -244,6 +271,9 @@ class Tracker:
         task = self.state.task(position)
         if task is None or task.status == "running":
             return
+        # CrewAI hands events to a thread pool, so task N+1's start can be handled before task N's end.
+        # Wait (briefly) for the end of every earlier task that is not run asynchronously, so the record is in order.
+        self._task_ended.wait_for(lambda: not self._unfinished_before(position), timeout=ORDER_WAIT_S)
         self.current = position
         task.status, task.started_at = "running", self._ts(event)
         self.state.activity = f"{task.agent or 'manager'} thinking"
@@ -252,6 +282,11 @@ class Tracker:
                    position, task.agent, ts=task.started_at)
         if self.trace is not None:
             self.trace.task_started(position, task.task, task.agent, task.started_at, event.event_id)
+
+    def _unfinished_before(self, position: int) -> bool:
+        crew_tasks = self.built.crew.tasks if self.built is not None else []
+        return any(t.status == "running" and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
+                   for t in self.state.tasks[:position - 1])
 
     def _task_completed(self, event: Any) -> None:
         position = self._position(event)
@@ -278,6 +313,7 @@ class Tracker:
             if self.trace is not None:
                 self.trace.task_ended(position, task.task, task.agent, "completed", task.finished_at, tokens_in=task.tokens_in,
                                       tokens_out=task.tokens_out, cost=task.cost_usd, started=task.started_at)
+            self._task_ended.notify_all()
         for hook in self.after_task:
             hook()
 
@@ -289,6 +325,7 @@ class Tracker:
         task.status, task.finished_at, task.error = "failed", self._ts(event), self.redact(str(event.error))
         self.store.update_task(self.state.run_id, position, status="failed", error=task.error, finished_at=task.finished_at)
         self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
+        self._task_ended.notify_all()
         if self.trace is not None:
             self.trace.task_ended(position, task.task, task.agent, "failed", task.finished_at, task.error, task.tokens_in,
                                   task.tokens_out, task.cost_usd, task.started_at)
@@ -383,6 +420,9 @@ class Tracker:
                          finish_reason=event.finish_reason, response_id=event.response_id, cached_tokens=cached)
 
     def _llm_failed(self, event: Any) -> None:
+        if event.call_id in self._failed_calls:
+            return
+        self._failed_calls.add(event.call_id)
         agent, model, position, finished, latency = self._finish_call(event)
         error = self.redact(str(event.error))
         self.store.save_llm_call(event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
@@ -400,7 +440,7 @@ class Tracker:
             position = self.built.positions.get(task_id, self.current) if self.built and task_id else self.current
             agent_id = str(hit.agent.id) if hit.agent is not None else None
             planned = self._planned(agent_id)
-            agent = planned.id if planned else getattr(hit.agent, "role", None)
+            agent = planned.id if planned else self._caller(getattr(hit.agent, "role", None), hit.answered_by)[0]
             call_id, finished = f"cache-{uuid.uuid4().hex}", time.time()
             self.store.save_llm_call(call_id, self.state.run_id, task_position=position, agent=agent, model=hit.answered_by,
                                      started_at=finished - hit.seconds, finished_at=finished, latency_ms=hit.seconds * 1000, outcome="ok",

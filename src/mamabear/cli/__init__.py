@@ -46,9 +46,10 @@ def _root(
 
 
 def _quiet_libraries() -> None:
-    """Library chatter (CrewAI, LiteLLM, HTTP clients) stays off the terminal unless --debug."""
+    """Library chatter (CrewAI, LiteLLM, HTTP clients, and Python warnings such as pydantic's) stays off the terminal unless --debug."""
     import logging
 
+    logging.captureWarnings(True)  # warnings become log records of "py.warnings", shown only at --debug's level
     logging.basicConfig(level=logging.WARNING if debug_enabled() else logging.CRITICAL, stream=sys.stderr)
 
 

@@ -1,0 +1,59 @@
+"""What a run writes on stderr in each mode: one line per event, in order, one per model call, no library warnings."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.memory_on  # memory makes model calls of its own: they must read like the agents'
+
+
+def mamabear(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180,
+                          env=subprocess_env(MAMABEAR_HOME=str(home)))
+
+
+def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_once(fake, isolated):
+    fake.add(task="Research", status=500, times=1)  # the first call fails (retried); CrewAI reports it twice
+    done = mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    line = re.compile(r"^\d\d:\d\d:\d\d \d{6}-\d{6}-[0-9a-f]{4} \S")
+    assert lines and all(line.match(x) for x in lines), done.stderr  # no warnings, no glued or continued lines
+    assert "Pydantic" not in done.stderr and "Warning" not in done.stderr
+    failed = [x for x in lines if "failed: " in x and "<-" in x and "research_specialist" in x]
+    assert len(failed) == 1, failed
+    order = [m.group(1, 2) for m in (re.search(r"task (\d)/3 \S+ (started|completed)", x) for x in lines) if m]
+    assert order == [(str(n), what) for n in (1, 2, 3) for what in ("started", "completed")]
+
+    run_id = re.search(r"run (\S+) completed \((\d+) model calls", lines[-1])
+    assert run_id, lines[-1]
+    listed = json.loads(mamabear(isolated, "runs", "list", "--json").stdout)[0]
+    assert listed["llm_calls"] == int(run_id.group(2))  # the summary and the store agree
+    calls = json.loads(mamabear(isolated, "runs", "show", run_id.group(1), "--json").stdout)["llm_calls"]
+    assert sum(c["outcome"] == "error" for c in calls) - sum("validation error" in (c["error"] or "") for c in calls) == 1
+    assert {c["agent"] for c in calls} == {"research_specialist", "memory"}  # the memory's own calls, named as such
+    assert {c["model"] for c in calls} == {"openai/gpt-4.1"}  # one id for one model
+    assert all(c["task_position"] for c in calls)  # memory work is attributed to the task it served
+    spans = [json.loads(x) for x in (isolated / "traces" / f"{run_id.group(1)}.jsonl").read_text().splitlines()]
+    chats = [s for s in spans if s["name"].startswith("chat ")]
+    assert len(chats) == len(calls) and len({s["span_id"] for s in chats}) == len(chats)  # one span per call
+
+
+@pytest.mark.parametrize("mode", [["--quiet"], ["--json", "--quiet"], ["--json"]])
+def test_quiet_and_json_modes_write_nothing_else(fake, isolated, mode):
+    done = mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, *mode)
+    assert done.returncode == 0, done.stderr
+    if "--quiet" in mode:
+        assert done.stderr == ""
+    else:
+        assert all(re.match(r"^\d\d:\d\d:\d\d ", x) for x in done.stderr.splitlines()), done.stderr
+    if "--json" in mode:
+        assert json.loads(done.stdout)["status"] == "completed"
