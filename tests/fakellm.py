@@ -114,6 +114,8 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
 
         def do_GET(self) -> None:
+            with fake._lock:
+                fake.requests.append({"method": "GET", "path": self.path, "authorization": self.headers.get("Authorization")})
             if self.path.rstrip("/").endswith("/models"):
                 self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
             else:

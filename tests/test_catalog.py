@@ -78,8 +78,21 @@ def test_task_using_undeclared_input_is_rejected(tmp_path):
         "config/tasks.yaml": "t1:\n  description: about {subject}\n  expected_output: x\n  agent: research_specialist\n",
         "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\ninputs:\n  - name: topic\n",
     })
-    with pytest.raises(ConfigError, match=r"uses \{subject\}.*declares no input 'subject'"):
+    with pytest.raises(ConfigError) as err:
         Catalog(roots).crew("mine")
+    message = err.value.message  # points at the placeholder's task, says where to declare it and how to pass it
+    assert message.startswith(f"{tmp_path / 'proj' / 'config' / 'tasks.yaml'}:2: task 't1' uses {{subject}}"), message  # the description's line
+    assert "crews/mine.yaml:3" in message and "-i subject=VALUE" in message
+
+
+def test_a_task_with_no_agent_shows_the_form_that_gives_it_one(tmp_path):
+    roots = project(tmp_path, {
+        "config/tasks.yaml": "t1:\n  description: x\n  expected_output: x\n",
+        "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\n",
+    })
+    with pytest.raises(ConfigError) as err:
+        Catalog(roots).crew("mine")
+    assert "has no agent" in err.value.message and "`- task: t1` with `agent: AGENT_ID`" in err.value.message
 
 
 @pytest.mark.parametrize("field, value, message", [

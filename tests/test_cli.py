@@ -153,3 +153,90 @@ def test_precedence_flag_over_environment_over_dotenv(cli, monkeypatch):
     assert route()["model"] == "from-env"
     extra = ["--model", "from-flag", "--base-url", "http://127.0.0.1:2222/v1"]
     assert route() == {"model": "from-flag", "provider": "openai", "base_url": "http://127.0.0.1:2222/v1"}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "research", "--bogus"], "No such option: --bogus"),
+    (["run"], "Missing argument 'CREW'"),
+    (["runs", "list", "--limit", "zero"], "'--limit'"),
+])
+def test_usage_errors_are_one_sentence_that_points_at_help(cli, args, needle):
+    result = cli(*args)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.err
+    assert f"`mamabear {' '.join(a for a in args[:2] if not a.startswith('-') and a != 'research')} --help`" in lines[0]
+
+
+def test_help_names_values_and_shows_no_python_types(cli):
+    from mamabear.cli import command
+
+    def paths(cmd, prefix):  # noqa: ANN001, ANN202
+        yield prefix
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    for path in paths(command(), []):
+        text = cli(*path, "--help").out
+        assert "Usage: mamabear" in text
+        for label in ("<str>", "<bool>", "<int>", "<float>", "<Path>"):
+            assert label not in text, (path, label)
+    assert "--model" in cli("run", "--help").out and "MODEL" in cli("run", "--help").out
+
+
+def test_unknown_names_get_a_suggestion(cli):
+    assert "did you mean 'research'?" in cli("run", "reserch").err
+    assert "did you mean 'research_specialist'?" in cli("agents", "show", "research").err
+
+
+def test_piped_output_has_no_trailing_spaces_and_long_errors_are_one_line(cli):
+    listed = cli("agents", "list")
+    assert listed.code == 0 and listed.out.count("\n") >= 8
+    assert all(line == line.rstrip() for line in listed.out.splitlines())
+    long_name = "x" * 300
+    result = cli("run", long_name)
+    assert len(result.err.strip().splitlines()) == 1 and long_name in result.err
+
+
+def test_validate_reports_every_broken_config_file_in_one_run(cli):
+    config = Path.cwd() / "config"
+    config.mkdir()
+    (config / "agents.yaml").write_text("a:\n  role: [x\n")
+    (config / "tasks.yaml").write_text("t1:\n  description: x\n  expected_output: y\n  colour: red\nt2:\n  description: x\n")
+    (config / "models.yaml").write_text("tiers: [\n")
+    result = cli("validate", "--json")
+    assert result.code == 2
+    errors = result.json()["errors"]
+    assert [e.split(": ", 1)[0].rsplit("/", 2)[-2:] for e in errors] == [
+        ["config", "agents.yaml:3"], ["config", "tasks.yaml:4"], ["config", "tasks.yaml:6"], ["config", "models.yaml:2"]]
+
+
+def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
+    from socket import socket
+
+    with socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    down = cli("doctor", "--base-url", dead, "--json")
+    assert down.code == 2
+    failed = [c for c in down.json()["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in failed] == [f"provider {dead}"] and "cannot reach" in failed[0]["detail"]
+    up = cli("doctor", "--base-url", fake.url, "--model", "openai/fake-model", "--json")
+    assert up.code == 0, up.out
+    assert [r["path"] for r in fake.requests] == ["/v1/models"]  # one small request, to the server given
+    checks = {c["name"]: c for c in up.json()["checks"]}
+    assert checks[f"provider {fake.url}"]["status"] == "ok" and checks["models.pro"]["detail"].startswith("openai/fake-model")
+
+
+def test_dry_run_warnings_go_to_stderr_and_stdout_stays_the_plan(cli):
+    text = cli("run", "research", "-i", "topic=x", "--dry-run")
+    assert text.code == 0 and "research_topic" in text.out and "warning:" not in text.out
+    assert "warning:" in text.err and "GEMINI_API_KEY" in text.err
+
+
+def test_shell_completion_completes_crew_names():
+    proc = subprocess.run([sys.executable, "-m", "mamabear"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                          env=subprocess_env(_MAMABEAR_COMPLETE="complete_bash", COMP_WORDS="mamabear run res", COMP_CWORD="2"))
+    assert proc.stdout.split() == ["research"], proc.stderr
+    assert "--install-completion" in subprocess.run([sys.executable, "-m", "mamabear", "--help"], capture_output=True, text=True,
+                                                    cwd=REPO, timeout=60, env=subprocess_env()).stdout

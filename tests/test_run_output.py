@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_
     order = [m.group(1, 2) for m in (re.search(r"task (\d)/3 \S+ (started|completed)", x) for x in lines) if m]
     assert order == [(str(n), what) for n in (1, 2, 3) for what in ("started", "completed")]
 
-    run_id = re.search(r"run (\S+) completed \((\d+) model calls", lines[-1])
+    run_id = re.search(r"run (\S+) completed \(\S+, (\d+) model calls", lines[-1])
     assert run_id, lines[-1]
     listed = json.loads(mamabear(isolated, "runs", "list", "--json").stdout)[0]
     assert listed["llm_calls"] == int(run_id.group(2))  # the summary and the store agree
@@ -45,6 +46,21 @@ def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_
     spans = [json.loads(x) for x in (isolated / "traces" / f"{run_id.group(1)}.jsonl").read_text().splitlines()]
     chats = [s for s in spans if s["name"].startswith("chat ")]
     assert len(chats) == len(calls) and len({s["span_id"] for s in chats}) == len(chats)  # one span per call
+
+
+def test_a_runs_time_is_the_commands_time_everywhere(fake, isolated):
+    started = time.time()
+    done = mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    wall = time.time() - started
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    seconds = doc["totals"]["seconds"]
+    assert wall - 1.0 < seconds <= wall  # from the process's start (imports, memory, set-up) to its end, less printing the result
+    listed = json.loads(mamabear(isolated, "runs", "list", "--json").stdout)[0]
+    assert listed["seconds"] == pytest.approx(seconds, abs=0.01)
+    spans = [json.loads(x) for x in (isolated / "traces" / f"{doc['run_id']}.jsonl").read_text().splitlines()]
+    root = next(s for s in spans if s["name"].startswith("crew "))
+    assert root["end"] - root["start"] == pytest.approx(seconds, abs=0.5)
 
 
 @pytest.mark.parametrize("mode", [["--quiet"], ["--json", "--quiet"], ["--json"]])

@@ -304,7 +304,8 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
             raise ConfigError(f"{where}: {what} names unknown task '{task_id}'; define it in config/tasks.yaml.")
         agent_id = agent_override or tasks[task_id].agent
         if agent_id is None and process == "sequential":
-            raise ConfigError(f"{where}: task '{task_id}' in {what} has no agent; give it one.")
+            raise ConfigError(f"{where}: task '{task_id}' in {what} has no agent; name one there, as "
+                              f"`- task: {task_id}` with `agent: AGENT_ID` on the next line (`mamabear agents list` shows the ids).")
         if agent_id is not None and agent_id not in agents:
             raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{agent_id}'.")
         if process == "sequential" and agent_id not in crew_agents:
@@ -320,7 +321,8 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         spec = tasks[crew_task.task]
         used = set(_PLACEHOLDER.findall(spec.description + spec.expected_output))
         for missing in sorted(used - declared):
-            raise ConfigError(f"{doc.where('inputs')}: task '{spec.id}' uses {{{missing}}} but {what} declares no input '{missing}'.")
+            raise ConfigError(f"{spec.source or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
+                              f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE.")
     memory = doc.get("memory", True)
     memory = {True: "shared", False: "off"}.get(memory, memory) if isinstance(memory, bool) else memory
     if memory not in MEMORY_MODES:
@@ -346,28 +348,44 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
 class Catalog:
     """Agents and tasks are read eagerly (small, needed by every command); crews on demand."""
 
-    def __init__(self, roots: list[Path]) -> None:
+    def __init__(self, roots: list[Path], errors: list[str] | None = None) -> None:
+        """``errors``: collect every broken file and entry there and go on (validate), instead of raising the first."""
         self.roots = roots
+        self.errors = errors
         self.agents: dict[str, AgentSpec] = self._merge("agents.yaml", parse_agent, "agent")
         self._tasks: dict[str, TaskSpec] | None = None
+
+    def _problem(self, exc: ConfigError) -> None:
+        if self.errors is None:
+            raise exc
+        self.errors.append(exc.message)
 
     def _merge(self, filename: str, parse: Any, what: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for root in self.roots:
             path = root / "config" / filename
-            if path.is_file():
+            if not path.is_file():
+                continue
+            try:
                 entries = _mapping(yamlfile.load(path), path, path.name)
-                for key in entries:
+            except ConfigError as exc:
+                self._problem(exc)
+                continue
+            for key in entries:
+                try:
                     merged[key] = parse(key, _entry(entries, key, what))
+                except ConfigError as exc:
+                    self._problem(exc)
         return merged
 
     @property
     def tasks(self) -> dict[str, TaskSpec]:
         if self._tasks is None:
+            agents_broken = bool(self.errors)  # then "unknown agent" would only repeat that agents.yaml is broken
             self._tasks = self._merge("tasks.yaml", parse_task, "task")
             for task in self._tasks.values():
-                if task.agent and task.agent not in self.agents:
-                    raise ConfigError(f"{task.source}: task '{task.id}' names unknown agent '{task.agent}'.")
+                if task.agent and task.agent not in self.agents and not agents_broken:
+                    self._problem(ConfigError(f"{task.source}: task '{task.id}' names unknown agent '{task.agent}'."))
         return self._tasks
 
     def crew_files(self) -> dict[str, Path]:
@@ -383,24 +401,33 @@ class Catalog:
         files = self.crew_files()
         if name not in files:
             known = ", ".join(sorted(files)) or "none"
-            raise NotFound(f"no crew named '{name}'; known crews: {known}.")
+            raise NotFound(f"no crew named '{name}'{_did_you_mean(name, files)}; known crews: {known}.")
         path = files[name]
         return parse_crew(name, yamlfile.load(path), path, self.agents, self.tasks)
 
     def agent(self, agent_id: str) -> AgentSpec:
         if agent_id not in self.agents:
-            raise NotFound(f"no agent named '{agent_id}'; known agents: {', '.join(self.agents)}.")
+            raise NotFound(f"no agent named '{agent_id}'{_did_you_mean(agent_id, self.agents)}; known agents: {', '.join(self.agents)}.")
         return self.agents[agent_id]
 
 
+def _did_you_mean(name: str, known: Any) -> str:
+    from difflib import get_close_matches
+
+    close = [k for k in known if k.startswith(name)] or get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def validate_all(roots: list[Path]) -> tuple[Catalog | None, list[str]]:
-    """Load everything, collecting one error per broken file instead of stopping at the first."""
-    try:
-        catalog = Catalog(roots)
-        catalog.tasks  # noqa: B018 - loads and checks tasks.yaml
-    except ConfigError as exc:
-        return None, [exc.message]
-    errors = []
+    """Load everything, collecting every broken file and entry instead of stopping at the first.
+
+    Crews are checked once agents and tasks load cleanly (before that, each would only repeat their errors).
+    """
+    errors: list[str] = []
+    catalog = Catalog(roots, errors)
+    catalog.tasks  # noqa: B018 - loads and checks tasks.yaml
+    if errors:
+        return None, errors
     for name in catalog.crew_files():
         try:
             catalog.crew(name)

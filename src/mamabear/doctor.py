@@ -45,10 +45,16 @@ def run_checks(ws: Workspace) -> list[Check]:
                                             f"{len(catalog.crew_files())} crews from {', '.join(map(str, ws.roots))}"))
     try:
         table = ws.models
+        routes = []
         for tier in ("fast", "balanced", "pro"):
             route = table.route(tier, ws.settings)
+            routes.append(route)
             via = f" via {route.base_url}" if route.base_url else f" (key from {route.key_env})" if route.key_env else ""
             checks.append(Check(f"models.{tier}", "ok", route.model + via))
+        from mamabear.probe import probe
+
+        for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another
+            checks.append(Check(f"provider {answer.target}", "ok" if answer.ok else "fail", answer.detail))
     except MamabearError as exc:
         checks.append(Check("models", "fail", exc.message))
 

@@ -12,6 +12,14 @@ def _seconds(start: float | None, end: float | None) -> float | None:
     return round(end - start, 3) if start and end else None
 
 
+def run_seconds(run: dict[str, Any], attempts: list[dict[str, Any]]) -> float | None:
+    """A run's time, defined once: each attempt from its command's start to its end, added up (the gaps between are not the run's)."""
+    spans = [_seconds(a["started_at"], a["finished_at"]) for a in attempts]
+    if attempts and all(s is not None for s in spans):
+        return round(sum(spans), 3)  # type: ignore[arg-type]
+    return _seconds(run["created_at"], run["finished_at"])  # unfinished, or recorded before attempts were
+
+
 def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Calls, tokens, cost and cache savings per agent, model or task position, costliest first."""
     groups: dict[Any, dict[str, Any]] = {}
@@ -53,8 +61,9 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
             for t in tasks
         ],
     }
+    attempts = store.attempts(run_id)
     report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")}
-                          for a in store.attempts(run_id)]
+                          for a in attempts]
     calls = store.llm_calls(run_id)
     tools = store.tool_calls(run_id)
     ledger = Ledger(store)
@@ -76,7 +85,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "tool_calls": len(tools),
         "sandbox_actions": len(actions),
         "sandbox_refused": sum(1 for a in actions if not a["allowed"]),
-        "seconds": _seconds(run["created_at"], run["finished_at"]),
+        "seconds": run_seconds(run, attempts),
     }
     report["cost_by"] = {"agent": breakdown(calls, "agent"), "model": breakdown(calls, "model"),
                          "task": breakdown(calls, "task_position")}

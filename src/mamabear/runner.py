@@ -23,6 +23,7 @@ from mamabear.limits import Limits
 from mamabear.liveness import running_here, settle_orphans, this_host
 from mamabear.plan import Plan, make_plan
 from mamabear.redact import Redactor
+from mamabear.status import STOPPED
 from mamabear.store import FINAL_STATUSES, RESUMABLE_STATUSES
 from mamabear.tracker import Observer, RunState, TaskState
 from mamabear.workspace import Workspace
@@ -127,9 +128,8 @@ class _Signals:
                 signal.signal(sig, handler)
 
 
-def _state(store: Any, run_id: str, plan: Plan, attempt: int) -> RunState:
+def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float) -> RunState:
     """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
-    run = store.run(run_id)
     rows = {t["position"]: t for t in store.tasks(run_id)}
     tasks = []
     for t in plan.tasks:
@@ -142,13 +142,17 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int) -> RunState:
             tokens_in=row.get("tokens_in", 0), tokens_out=row.get("tokens_out", 0), cost_usd=row.get("cost_usd", 0.0),
             llm_calls=row.get("llm_calls", 0),
         ))
-    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=run["created_at"], attempt=attempt)
+    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
 
 
 def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits | None = None,
-            run_id: str | None = None, resume: bool = False, on_abandon: Any = None) -> RunResult:
-    """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early."""
+            run_id: str | None = None, resume: bool = False, on_abandon: Any = None, started_at: float | None = None) -> RunResult:
+    """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early.
+
+    ``started_at``: when the command started; the attempt's time (store, trace, views) counts from it.
+    """
     store = ws.store
+    started_at = started_at or time.time()
     limits = limits or Limits()
     redact = Redactor.for_settings(ws.settings)
     from mamabear.telemetry.targets import targets
@@ -163,7 +167,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         run_id = run_id or new_run_id()
         store.create_run(run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
-                          for t in plan.tasks])
+                          for t in plan.tasks], created_at=started_at)
     assert run_id is not None
     # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
     from mamabear.build import Armory, build
@@ -177,13 +181,14 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
     attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, plan, limits),
-                                  str(restore_from) if restore_from else None)
-    state = _state(store, run_id, plan, attempt)
+                                  str(restore_from) if restore_from else None, started_at=started_at)
+    state = _state(store, run_id, plan, attempt, started_at)
     spent_usd, spent_tokens = store.spent(run_id)
     guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
     pricer = Pricer(ws.models.prices)
     tracker = Tracker(state, store, pricer, redact, observers)
-    tracker.trace = _trace(ws, run_id, plan, attempt, redact, trace_targets)
+    tracker.stopping = lambda: guard.stop
+    tracker.trace = _trace(ws, run_id, plan, attempt, redact, trace_targets, started_at)
 
     def on_wait(why: str | None, kind: str) -> None:
         state.activity = why or "thinking"
@@ -199,7 +204,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
                       + (", from its last checkpoint)" if restore_from else ", no checkpoint: starting over)"))
     else:
-        tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({len(plan.tasks)} tasks, {plan.crew.process})")
+        tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
+        tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")
 
     link = None
     if plan.sandbox is not None:
@@ -269,7 +275,7 @@ def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, t
         tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
 
 
-def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list) -> Any:
+def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:
     """The attempt's span tree (None with OTEL_SDK_DISABLED=true)."""
     from mamabear.telemetry.targets import disabled
 
@@ -278,7 +284,7 @@ def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redacto
     from mamabear.telemetry.sinks import Sinks
     from mamabear.telemetry.spans import RunTrace
 
-    return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact)
+    return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact, started_at=started_at)
 
 
 def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
@@ -331,8 +337,7 @@ class _Ending:
                     tracker.event("trace_export_failed", f"warning: {problem}")
             if status == "completed":
                 self.checkpoints.discard()  # a completed run is never resumed
-            tracker.event("run_finished", f"run {run_id} {status}" + (f": {error}" if error else "") + f" ({_summary(state)})",
-                          data={"status": status})
+            tracker.event("run_finished", f"{ending_line(run_id, status, error)} ({_summary(state)})", data={"status": status})
             assert status in FINAL_STATUSES
             return RunResult(run_id, status, output, error, state, exit_code)
 
@@ -349,8 +354,20 @@ class _Ending:
         timer.start()
 
 
+def ending_line(run_id: str, status: str, error: str | None) -> str:
+    """How a run ended, as a sentence: "run X completed", "run X failed: task 2 ...", "run X was cancelled"."""
+    if not error:
+        return f"run {run_id} {status}"
+    if status in STOPPED:  # the reason reads as a sentence of its own: "reached its time limit of 2m00s"
+        return f"run {run_id} {error}"
+    return f"run {run_id} {status}: {error}"
+
+
 def _summary(state: RunState) -> str:
-    line = f"{state.llm_calls} model calls, {state.tokens_in:,}+{state.tokens_out:,} tokens, ${state.cost_usd:.4f}"
+    from mamabear.durations import fmt_seconds
+
+    calls = f"{state.llm_calls} model call" + ("" if state.llm_calls == 1 else "s")
+    line = f"{fmt_seconds(state.seconds)}, {calls}, {state.tokens_in:,}+{state.tokens_out:,} tokens, ${state.cost_usd:.4f}"
     if state.cache_hits:
         line += f"; {state.cache_hits} answered from the cache, ${state.saved_usd:.4f} saved"
     return line

@@ -284,16 +284,17 @@ class Store:
     # ------------------------------------------------------------ writes
 
     def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict],
-                   options: dict | None = None) -> None:
+                   options: dict | None = None, created_at: float | None = None) -> None:
         with self.tx() as conn:
             conn.execute(runs.insert().values(
                 id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan,
-                options=options or {}, created_at=time.time(), attempt=0, cancel_requested=False,
+                options=options or {}, created_at=created_at or time.time(), attempt=0, cancel_requested=False,
             ))
             for row in task_rows:
                 conn.execute(tasks.insert().values(run_id=run_id, status="pending", **row))
 
-    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None) -> int:
+    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None,
+                      started_at: float | None = None) -> int:
         """Open the next attempt of a run and mark the run running under this process."""
         with self.tx() as conn:
             # Calls the last attempt's process never saw finish (it was killed) did not finish.
@@ -302,7 +303,7 @@ class Store:
             number = (conn.execute(sa.select(sa.func.max(attempts.c.number)).where(attempts.c.run_id == run_id)).scalar() or 0) + 1
             conn.execute(attempts.insert().values(
                 run_id=run_id, number=number, kind=kind, status="running", pid=pid, host=host, options=options,
-                checkpoint=checkpoint, started_at=time.time(),
+                checkpoint=checkpoint, started_at=started_at or time.time(),
             ))
             conn.execute(runs.update().where(runs.c.id == run_id).values(
                 status="running", attempt=number, pid=pid, host=host, options=options, error=None, finished_at=None,
@@ -368,13 +369,16 @@ class Store:
 
     def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
         usage = sa.select(llm_calls.c.run_id, *TOKEN_SUMS).group_by(llm_calls.c.run_id).subquery()
+        took = (sa.select(attempts.c.run_id, sa.func.sum(attempts.c.finished_at - attempts.c.started_at).label("seconds"))
+                .group_by(attempts.c.run_id).subquery())
         hours = (sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("sandbox_usd"))
                  .group_by(sandbox_usage.c.run_id).subquery())
         query = (
             sa.select(runs, usage.c.tokens_in, usage.c.tokens_out,
                       (sa.func.coalesce(usage.c.cost_usd, 0.0) + sa.func.coalesce(hours.c.sandbox_usd, 0.0)).label("cost_usd"),
-                      usage.c.llm_calls)
+                      usage.c.llm_calls, took.c.seconds)
             .outerjoin(usage, usage.c.run_id == runs.c.id)
+            .outerjoin(took, took.c.run_id == runs.c.id)
             .outerjoin(hours, hours.c.run_id == runs.c.id)
             .order_by(runs.c.created_at.desc())
             .limit(limit)

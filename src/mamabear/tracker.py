@@ -154,6 +154,7 @@ class Tracker:
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
+        self.stopping: Callable[[], Any] | None = None  # the run's stop (guard.RunStopped) once one is decided
 
     # ------------------------------------------------------------ wiring
 
@@ -321,6 +322,10 @@ class Tracker:
         position = self._position(event)
         task = self.state.task(position)
         if task is None:
+            return
+        stop = self.stopping() if self.stopping is not None else None
+        if stop is not None:  # not the task's failure: the run was stopped (the run's end settles the task)
+            self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)
             return
         task.status, task.finished_at, task.error = "failed", self._ts(event), self.redact(str(event.error))
         self.store.update_task(self.state.run_id, position, status="failed", error=task.error, finished_at=task.finished_at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 from rich.text import Text
 
@@ -12,14 +14,18 @@ from mamabear.errors import EXIT_USAGE
 MARK = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
-def doctor(json_out: bool = JSON) -> None:
-    """Check the installation, configuration, model providers and run store."""
+def doctor(
+    model: Optional[str] = typer.Option(None, "--model", help="Check this model for every agent, as `run --model` would use it."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Check this OpenAI-compatible server, as `run --base-url` would use it."),
+    json_out: bool = JSON,
+) -> None:
+    """Check the installation, configuration, model providers (each is asked for its models list) and run store."""
     from dataclasses import asdict
 
     from mamabear.doctor import run_checks
     from mamabear.workspace import Workspace
 
-    checks = run_checks(Workspace())
+    checks = run_checks(Workspace(model=model, base_url=base_url))
     healthy = all(c.status != "fail" for c in checks)
     if json_out:
         emit_json({"ok": healthy, "checks": [asdict(c) for c in checks]})

@@ -22,9 +22,39 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # Piped output is read by scripts and pagers: do not squeeze tables into 80 columns.
-    width = None if is_tty(stream) or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width)
+    if is_tty(stream):
+        return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    # Piped output is read by scripts, grep and pagers: tables are not squeezed into 80 columns, text is never
+    # hard-wrapped, and no line ends in the padding Rich gives a table's last column.
+    return Console(file=_Rstripped(stream), no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                   width=None if os.environ.get("COLUMNS") else 200, soft_wrap=True)
+
+
+class _Rstripped:
+    """A text stream that drops the spaces at the end of each line written through it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.stream.write(self._pending)
+            self._pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def is_tty(stream: Any) -> bool:

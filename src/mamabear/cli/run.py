@@ -51,9 +51,10 @@ def render_plan(plan: Plan, json_out: bool) -> None:
     for t in data["tasks"]:
         tasks.add_row(str(t["position"]), t["id"], t["agent"] or "(manager assigns)", t["tier"] or "-", t["model"] or "-")
     out.print(tasks)
+    err = console(stderr=True)  # stdout is the plan; what is wrong with it is said where people look for problems
     for problem in data["problems"]:
-        out.print(f"[yellow]warning:[/] {escape(problem)}")
-    out.print("[dim]dry run: no model was called[/]")
+        err.print(f"[yellow]warning:[/] {escape(problem)}")
+    err.print("[dim]dry run: no model was called[/]")
 
 
 BUDGET_USD = typer.Option(None, "--budget-usd", metavar="USD", help="Stop before any model call once the run has spent this much.")
@@ -69,8 +70,18 @@ def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duratio
             "max_duration_s": parse_duration(max_duration) if max_duration is not None else None}
 
 
+def complete_crew(incomplete: str) -> list[str]:
+    """Shell completion of crew names (--install-completion)."""
+    from mamabear.workspace import Workspace
+
+    try:
+        return [name for name in Workspace().catalog.crew_files() if name.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - a broken config must not break the user's shell
+        return []
+
+
 def run(
-    crew: str = typer.Argument(..., metavar="CREW", help="A crew name, see `mamabear crews list`."),
+    crew: str = typer.Argument(..., metavar="CREW", help="A crew name, see `mamabear crews list`.", autocompletion=complete_crew),
     inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="A crew input; repeat for more."),
     model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
@@ -164,8 +175,11 @@ def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: boo
         with redirect_stdout(real_stdout):
             render_result(ws, result, json_out)
 
+    from mamabear.cli.options import command_started
+
     with progress or nullcontext(), library_chatter_off():
-        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon)
+        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon,
+                         started_at=command_started())
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)
 
@@ -178,7 +192,9 @@ def render_result(ws: Workspace, result: RunResult, json_out: bool) -> None:
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
-        print_error(f"run {result.run_id} {result.status}: {result.error}")
+        from mamabear.runner import ending_line
+
+        print_error(ending_line(result.run_id, result.status, result.error) + ".")
         if result.status != "completed":
             more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
                     "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")

@@ -12,14 +12,13 @@ from rich.text import Text
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
+from mamabear.durations import fmt_seconds
 
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 
 
 
 def _duration(start: float | None, end: float | None) -> str:
-    from mamabear.durations import fmt_seconds
-
     return fmt_seconds(end - start) if start and end else "-"
 
 
@@ -47,13 +46,13 @@ def list_runs(
         return
     out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
     for r in rows:
-        out.add_row(r["id"], r["crew"], status_text(r["status"]), when(r["created_at"]), _duration(r["created_at"], r["finished_at"]),
+        out.add_row(r["id"], r["crew"], status_text(r["status"]), when(r["created_at"]), fmt_seconds(r["seconds"]) if r["status"] != "running" else "-",
                     str(r["llm_calls"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}", f"${r['cost_usd']:.4f}")
     console().print(out)
 
 
 def rows_for_json(rows: list[dict]) -> list[dict]:
-    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at",
+    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds",
             "llm_calls", "tokens_in", "tokens_out", "cost_usd")
     return [{k: r[k] for k in keep} for r in rows]
 
@@ -73,7 +72,7 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         return
     out = console()
     out.print(Text.assemble((report["run_id"], "bold"), f"  crew {report['crew']}  ", status_text(report["status"]),
-                            f"  started {when(report['created_at'])}, took {_duration(report['created_at'], report['finished_at'])}"))
+                            f"  started {when(report['created_at'])}, took {fmt_seconds(report['totals']['seconds'])}"))
     if report["inputs"]:
         out.print("inputs: " + escape(", ".join(f"{k}={v!r}" for k, v in report["inputs"].items())))
     if report["error"]:
@@ -212,8 +211,6 @@ def trace(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = 
 
 
 def _span_label(node: object) -> str:
-    from mamabear.durations import fmt_seconds
-
     record, attrs = node.record, node.record["attributes"]  # type: ignore[attr-defined]
     seconds = node.seconds  # type: ignore[attr-defined]
     parts = [f"[bold]{escape(record['name'])}[/]", f"{seconds * 1000:.0f}ms" if seconds < 1 else fmt_seconds(seconds)]
