@@ -47,6 +47,7 @@ def test_a_completed_run_shows_the_live_table_then_the_summary_and_the_result(fa
     assert run_id, text  # the summary table's title
     assert text.count("completed") >= 4  # three tasks and the total row
     assert "Result for:" in text  # the crew's output, printed after the table
+    assert "importing CrewAI" in text  # the live view says what the start-up is doing (seconds of it), not just "starting"
 
 
 @pytest.mark.parametrize(("flags", "rule", "code", "status", "hint"), [

@@ -169,6 +169,14 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
                           for t in plan.tasks], created_at=started_at)
     assert run_id is not None
+    state = _state(store, run_id, plan, 0, started_at)  # its attempt number comes with the attempt, below
+
+    def phase(activity: str) -> None:  # what the run is doing before its first task: the live view says so
+        state.activity = activity
+        for observer in observers:
+            observer(state, None)
+
+    phase("importing CrewAI")
     # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
     from mamabear.build import Armory, build
     from mamabear.checkpoints import Checkpoints
@@ -182,7 +190,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     restore_from = checkpoints.latest() if resume else None
     attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, plan, limits),
                                   str(restore_from) if restore_from else None, started_at=started_at)
-    state = _state(store, run_id, plan, attempt, started_at)
+    state.attempt = attempt
     spent_usd, spent_tokens = store.spent(run_id)
     guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
     pricer = Pricer(ws.models.prices)
@@ -223,7 +231,9 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         try:
             armory = Armory(plan, ws.settings, ws.models, control, link)
             if plan.memory != "off":
+                phase("loading the memory model")
                 armory.memory = _memory(ws, plan, armory, run_id, tracker)
+            phase("restoring the checkpoint" if restore_from is not None else "building the agents")
             with shared_tls():
                 if restore_from is not None:
                     built = armory.arm(checkpoints.restore(restore_from))
@@ -295,7 +305,7 @@ def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -
     llm = armory.llm(workers[0] if workers else plan.manager)
     llm._mb_role = "memory"  # its calls are the memory's, attributed to memory and the task in hand
     return make_memory(ws.settings, ws.memory_config, llm=llm, crew=plan.crew.name, mode=plan.memory, run_id=run_id,
-                       note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data))
+                       note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data), warm=True)
 
 
 class _Ending:

@@ -65,7 +65,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
@@ -73,8 +73,9 @@ from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
-from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
-from crewai.memory.types import MemoryRecord, ScopeInfo
+
+if TYPE_CHECKING:
+    from crewai.memory.types import MemoryRecord, ScopeInfo
 
 DEFAULT_COLLECTION = "mamabear_memory"
 DEFAULT_DIM = 3072  # LanceDB's dimension for a store whose first record has no vector
@@ -176,13 +177,19 @@ def _encode(record: MemoryRecord) -> dict[str, Any]:
     return meta
 
 
-def _decode(meta: dict[str, Any], vector: Sequence[float]) -> MemoryRecord:
+def _dimension_mismatch(expected: int, got: int) -> Exception:
+    from crewai.memory.storage.backend import EmbeddingDimensionMismatchError  # CrewAI's own, which its Memory expects
+
+    return EmbeddingDimensionMismatchError(expected, got)
+
+
+def _decode(meta: dict[str, Any], vector: Sequence[float], record_type: Any) -> MemoryRecord:
     data = json.loads(meta[RECORD])
     for key in _DATETIMES:
         data[key] = datetime.fromisoformat(data[key])
     if "embedding" not in data:
         data["embedding"] = [float(x) for x in vector]
-    return MemoryRecord.model_validate(data)
+    return record_type.model_validate(data)
 
 
 def _created_at(meta: dict[str, Any]) -> datetime:
@@ -198,7 +205,7 @@ def _batch_dimension(records: list[MemoryRecord]) -> int | None:
     dims = [len(record.embedding) for record in records if record.embedding]
     for dim in dims:
         if dim != dims[0]:
-            raise EmbeddingDimensionMismatchError(dims[0], dim)
+            raise _dimension_mismatch(dims[0], dim)
     return dims[0] if dims else None
 
 
@@ -233,22 +240,28 @@ def _generation(handle: IO[str]) -> int:
 class ChromaStorage:
     """CrewAI memory records in one Chroma collection; see the module docstring for the encoding."""
 
-    def __init__(self, client: ClientAPI, collection: str = DEFAULT_COLLECTION, embedder: str | None = None) -> None:
-        self._client, self._name, self._embedder = client, collection, embedder
+    def __init__(self, client: ClientAPI, collection: str = DEFAULT_COLLECTION, embedder: str | None = None,
+                 record_type: Any = None) -> None:
+        """``record_type``: what records are read back as; CrewAI's MemoryRecord, or memory.record.Record (no CrewAI import)."""
+        if record_type is None:
+            from crewai.memory.types import MemoryRecord
+
+            record_type = MemoryRecord
+        self._client, self._name, self._embedder, self._record_type = client, collection, embedder, record_type
         self._lock = _lock_path(client)
         self._seen: int | None = None  # the lock file's generation our client's state reflects
 
     @classmethod
-    def open(cls, path_or_url: str, collection: str = DEFAULT_COLLECTION, embedder: str | None = None) -> ChromaStorage:
+    def open(cls, path_or_url: str, collection: str = DEFAULT_COLLECTION, embedder: str | None = None, record_type: Any = None) -> ChromaStorage:
         """A store on a local directory, or on a Chroma server given as ``http(s)://host:port``."""
         url = urlparse(path_or_url)
         if url.scheme in ("http", "https"):
             client = chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https", settings=_settings())
-            return cls(client, collection, embedder)
+            return cls(client, collection, embedder, record_type)
         path = Path(path_or_url).expanduser().resolve()
         with _locked(_lock_file(path), exclusive=True):
             client = chromadb.PersistentClient(path=str(path), settings=_settings())
-        return cls(client, collection, embedder)
+        return cls(client, collection, embedder, record_type)
 
     # -- locking and the collection
 
@@ -302,7 +315,7 @@ class ChromaStorage:
             raise EmbedderMismatchError(stored_embedder, self._embedder)
         stored = meta.get(DIMENSION)
         if stored and dim and dim != stored:
-            raise EmbeddingDimensionMismatchError(stored, dim)
+            raise _dimension_mismatch(stored, dim)
         return stored
 
     def _create(self, dim: int) -> Collection:
@@ -322,7 +335,7 @@ class ChromaStorage:
         found: dict[str, MemoryRecord] = {}
         for batch in _chunks(ids, self._client.get_max_batch_size()):
             rows = collection.get(ids=batch, include=["metadatas", "embeddings"])
-            found.update({rid: _decode(meta, vector) for rid, meta, vector in zip(rows["ids"], rows["metadatas"], rows["embeddings"], strict=True)})
+            found.update({rid: _decode(meta, vector, self._record_type) for rid, meta, vector in zip(rows["ids"], rows["metadatas"], rows["embeddings"], strict=True)})
         return [found[rid] for rid in ids if rid in found]
 
     def _scan(self, scope_prefix: str | None) -> list[dict[str, Any]]:
@@ -410,7 +423,7 @@ class ChromaStorage:
             found = collection.query(query_embeddings=[query_embedding], n_results=limit,
                                      where=_where(scope_prefix, categories, metadata_filter), include=["metadatas", "embeddings", "distances"])
         hits = zip(found["metadatas"][0], found["embeddings"][0], found["distances"][0], strict=True)
-        scored = [(_decode(meta, vector), 1.0 / (1.0 + float(distance))) for meta, vector, distance in hits]
+        scored = [(_decode(meta, vector, self._record_type), 1.0 / (1.0 + float(distance))) for meta, vector, distance in hits]
         return [(record, score) for record, score in scored if score >= min_score]
 
     def get_record(self, record_id: str) -> MemoryRecord | None:
@@ -432,6 +445,8 @@ class ChromaStorage:
             return self._fetch(collection, [rid for rid, _ in newest[offset : offset + limit]])
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
+        from crewai.memory.types import ScopeInfo
+
         path = scope.rstrip("/") or "/"
         metas = self._scan(scope)
         if not metas:

@@ -23,7 +23,7 @@ class LocalEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
         with self._lock:
             if self._model is None:
                 from mamabear.memory.minilm import load
@@ -34,7 +34,7 @@ class LocalEmbedder:
     def __call__(self, input: list[str]) -> list[list[float]]:  # noqa: A002 - the name CrewAI's embedders use
         if not input:
             return []
-        return self._load().encode(list(input)).tolist()
+        return self.load().encode(list(input)).tolist()
 
 
 def make_embedder(config: MemoryConfig) -> Any:

@@ -1,13 +1,25 @@
-"""What the ``memory`` commands do: add, search, list, stats and reset on the shared memory."""
+"""What the ``memory`` commands do: add, search, list, stats and reset on the shared memory.
+
+They never import CrewAI (3.4 s): records are ``memory.record.Record``s, ranked as CrewAI's recall
+ranks them, embedded by the same local model, in the same Chroma store the crews use.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from mamabear.errors import UsageError
+from mamabear.errors import ConfigError, UsageError
 from mamabear.memory import shared
+from mamabear.memory.record import Record, composite_score
 from mamabear.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Match:
+    record: Record
+    score: float
 
 
 def _scope(path: str | None) -> str | None:
@@ -25,22 +37,39 @@ class MemoryService:
 
     @cached_property
     def storage(self) -> Any:
-        return shared.open_storage(self.ws.settings, self.config)
+        return shared.open_storage(self.ws.settings, self.config, record_type=Record)
 
     @cached_property
-    def memory(self) -> Any:
-        return shared.make_memory(self.ws.settings, self.config, storage=self.storage)
+    def embedder(self) -> Any:
+        from mamabear.memory.chroma_store import EmbedderMismatchError
+        from mamabear.memory.embedder import make_embedder
 
-    def add(self, text: str, scope: str, categories: list[str], importance: float) -> Any:
-        if not text.strip():
+        try:
+            self.storage.check_embedder()  # before anything is embedded: vectors of two embedders do not compare
+        except EmbedderMismatchError as exc:
+            raise ConfigError(str(exc)) from exc
+        return make_embedder(self.config)
+
+    def add(self, text: str, scope: str, categories: list[str], importance: float) -> Record:
+        from mamabear.redact import Redactor
+
+        content = Redactor.for_settings(self.ws.settings)(text) or ""  # secrets and sensitive data never reach the memory
+        if not content.strip():
             raise UsageError("memory add needs some text to remember.")
-        # Scope, categories and importance given: CrewAI's Memory calls no model to infer them.
-        record = self.memory.remember(text, scope=_scope(scope), categories=categories, importance=importance)
-        self.memory.drain_writes()
+        record = Record(content=content, scope=_scope(scope) or "/", categories=list(categories), importance=importance)
+        record.embedding = self.embedder([content])[0]
+        self.storage.save([record])
         return record
 
-    def search(self, query: str, scope: str | None, limit: int) -> list[Any]:
-        return self.memory.recall(query, scope=_scope(scope), limit=limit, depth="shallow")
+    def search(self, query: str, scope: str | None, limit: int) -> list[Match]:
+        """As an agent's recall (CrewAI's shallow depth): nearest by meaning, private records left out, ranked by its composite score."""
+        if not query.strip():
+            return []
+        found = self.storage.search(self.embedder([query])[0], scope_prefix=_scope(scope), limit=limit, min_score=0.0)
+        matches = sorted((Match(r, composite_score(r, s)) for r, s in found if not r.private), key=lambda m: m.score, reverse=True)
+        if matches:
+            self.storage.touch_records([m.record.id for m in matches])
+        return matches
 
     def list(self, scope: str | None, limit: int) -> list[Any]:
         return self.storage.list_records(scope_prefix=_scope(scope), limit=limit)

@@ -25,10 +25,10 @@ def location(settings: Settings) -> str:
     return settings.env.get("MAMABEAR_CHROMA_URL") or str(settings.home / "chroma")
 
 
-def open_storage(settings: Settings, config: MemoryConfig) -> Any:
+def open_storage(settings: Settings, config: MemoryConfig, record_type: Any = None) -> Any:
     from mamabear.memory.chroma_store import ChromaStorage
 
-    return ChromaStorage.open(location(settings), collection=config.collection, embedder=config.embedder_name)
+    return ChromaStorage.open(location(settings), collection=config.collection, embedder=config.embedder_name, record_type=record_type)
 
 
 class _Recorded:
@@ -66,8 +66,11 @@ def no_model() -> Any:
 
 
 def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, llm: Any = None, crew: str | None = None,
-                mode: str = "shared", run_id: str | None = None, note: Note | None = None) -> Any:
-    """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode."""
+                mode: str = "shared", run_id: str | None = None, note: Note | None = None, warm: bool = False) -> Any:
+    """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode.
+
+    ``warm``: load the embedding model now (a run, whose first task recalls), not at the first text to embed.
+    """
     from crewai.memory.unified_memory import Memory
     from pydantic import model_serializer
 
@@ -104,8 +107,11 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
 
     if run_id is not None and note is not None:
         storage = _Recorded(storage, run_id, note)
+    embedder = make_embedder(config)
+    if warm and hasattr(embedder, "load"):
+        embedder.load()
     options: dict[str, Any] = {
-        "storage": storage, "embedder": make_embedder(config), "read_only": mode == "read_only",
+        "storage": storage, "embedder": embedder, "read_only": mode == "read_only",
         "root_scope": crew_scope if mode == "isolated" else None,
         "query_analysis_threshold": config.query_analysis_threshold,
     }
