@@ -335,7 +335,8 @@ class ChromaStorage:
         found: dict[str, MemoryRecord] = {}
         for batch in _chunks(ids, self._client.get_max_batch_size()):
             rows = collection.get(ids=batch, include=["metadatas", "embeddings"])
-            found.update({rid: _decode(meta, vector, self._record_type) for rid, meta, vector in zip(rows["ids"], rows["metadatas"], rows["embeddings"], strict=True)})
+            rows_read = zip(rows["ids"], rows["metadatas"], rows["embeddings"], strict=True)
+            found.update({rid: _decode(meta, vector, self._record_type) for rid, meta, vector in rows_read})
         return [found[rid] for rid in ids if rid in found]
 
     def _scan(self, scope_prefix: str | None) -> list[dict[str, Any]]:
