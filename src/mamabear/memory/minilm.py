@@ -24,17 +24,23 @@ MAX_TOKENS = 256  # sentence_bert_config.json's max_seq_length (the tokenizer fi
 BATCH = 32
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below float32's resolution at 1.0."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
-
-
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+    """BERT's exact GELU, x * Phi(x), in place: erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32's
+    resolution at 1.0). In place because this is a third of the model's time (1536 wide): 0.54 -> 0.2 s per 10 long texts."""
+    z = np.abs(x) * np.float32(1.0 / math.sqrt(2.0))
+    t = 1.0 / (1.0 + np.float32(0.3275911) * z)
+    poly = t * np.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(c)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z *= poly  # 1 - erf(|x| / sqrt 2)
+    # Phi(x) = 1 - z/2 for x >= 0 and z/2 below: x * Phi(x) = x - x * z / 2 for x >= 0, x * z / 2 for x < 0
+    z *= np.float32(0.5)
+    z *= x
+    return np.where(x >= 0, x - z, z)
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -87,9 +93,8 @@ class MiniLM:
         encodings = self.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))  # batches of like lengths pad least
         out = np.zeros((len(texts), self.w["embeddings.word_embeddings.weight"].shape[1]), dtype=np.float32)
-        for start in range(0, len(order), BATCH):
-            chunk = order[start:start + BATCH]
-            width = max(len(encodings[i].ids) for i in chunk)
+        for chunk in _batches(order, [len(e.ids) for e in encodings]):
+            width = len(encodings[chunk[0]].ids)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.float32)
             for row, i in enumerate(chunk):
@@ -120,8 +125,11 @@ class MiniLM:
             q = split(self._linear(x, f"{p}.attention.self.query"))
             k = split(self._linear(x, f"{p}.attention.self.key"))
             v = split(self._linear(x, f"{p}.attention.self.value"))
-            scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + blocked
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores *= np.float32(1.0 / math.sqrt(size))
+            scores += blocked
+            scores -= scores.max(-1, keepdims=True)
+            np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, hidden)
             x = _layer_norm(self._linear(context, f"{p}.attention.output.dense") + x,
@@ -131,6 +139,18 @@ class MiniLM:
                             w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], self.eps)
         pooled = (x * mask[:, :, None]).sum(1) / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def _batches(order: list[int], lengths: list[int]) -> list[list[int]]:
+    """Texts longest first, in batches of up to BATCH whose texts are at least half the batch's longest:
+    padding a short query to a 256-token text's width doubled the cost of embedding both."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < BATCH and lengths[i] * 2 >= lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def load(model_dir: Any = None) -> MiniLM:
