@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "Creating $(VENV) and installing mamabear with its dependencies (CrewAI, Chroma, OpenTelemetry: a few minutes the first time)."
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --upgrade --progress-bar on pip
+	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -26,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/checkpoint.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/memory.py
+	$(PY) bench/memory_run.py
 	$(PY) bench/tracing.py
 
 clean:
