@@ -221,6 +221,8 @@ def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
     assert down.code == 2
     failed = [c for c in down.json()["checks"] if c["status"] == "fail"]
     assert [c["name"] for c in failed] == [f"provider {dead}"] and "cannot reach" in failed[0]["detail"]
+    unparsable = cli("doctor", "--base-url", "http://[::1")  # a URL httpx cannot even parse: a sentence, not a traceback
+    assert unparsable.code == 2 and "cannot reach http://[::1" in unparsable.out and "Traceback" not in unparsable.err
     up = cli("doctor", "--base-url", fake.url, "--model", "openai/fake-model", "--json")
     assert up.code == 0, up.out
     assert [r["path"] for r in fake.requests] == ["/v1/models"]  # one small request, to the server given

@@ -47,6 +47,11 @@ def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_
     chats = [s for s in spans if s["name"].startswith("chat ")]
     assert len(chats) == len(calls) and len({s["span_id"] for s in chats}) == len(chats)  # one span per call
 
+    again = mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    hits = [c for c in json.loads(mamabear(isolated, "runs", "show", json.loads(again.stdout)["run_id"], "--json").stdout)["llm_calls"]
+            if c["cache_hit"]]
+    assert {c["agent"] for c in hits} == {"research_specialist", "memory"}  # answers from the cache are attributed alike
+
 
 def test_a_runs_time_is_the_commands_time_everywhere(fake, isolated):
     started = time.time()

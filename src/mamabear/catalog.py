@@ -61,6 +61,14 @@ class TaskSpec:
     complexity: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    text_sources: tuple[str, str] = ("", "")  # where its description and its expected_output are written
+
+    def placeholder_source(self, name: str) -> str:
+        """file:line of the first text that uses {name}."""
+        for text, where in zip((self.description, self.expected_output), self.text_sources, strict=True):
+            if "{" + name + "}" in text and where:
+                return where
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,7 @@ def parse_task(task_id: str, entry: Located) -> TaskSpec:
         complexity=complexity,
         options={k: entry[k] for k in TASK_PASSTHROUGH if k in entry},
         source=entry.where(),
+        text_sources=(entry.where("description"), entry.where("expected_output")),
     )
 
 
@@ -321,7 +330,7 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         spec = tasks[crew_task.task]
         used = set(_PLACEHOLDER.findall(spec.description + spec.expected_output))
         for missing in sorted(used - declared):
-            raise ConfigError(f"{spec.source or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
+            raise ConfigError(f"{spec.placeholder_source(missing) or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
                               f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE.")
     memory = doc.get("memory", True)
     memory = {True: "shared", False: "off"}.get(memory, memory) if isinstance(memory, bool) else memory

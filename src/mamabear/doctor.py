@@ -54,7 +54,7 @@ def run_checks(ws: Workspace) -> list[Check]:
         from mamabear.probe import probe
 
         for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another
-            checks.append(Check(f"provider {answer.target}", "ok" if answer.ok else "fail", answer.detail))
+            checks.append(Check(f"provider {answer.target}", answer.status, answer.detail))
     except MamabearError as exc:
         checks.append(Check("models", "fail", exc.message))
 

@@ -24,19 +24,21 @@ ENDPOINTS = {
 @dataclass(frozen=True)
 class Probe:
     target: str  # the server, as the user knows it
-    ok: bool
+    status: str  # ok | warn | fail, as doctor's checks
     detail: str
 
 
-def _request(route: Route, settings: Settings) -> tuple[str, str, dict, dict] | None:
-    """(target shown to the user, URL, headers, params), or None when there is nothing to ask."""
+def _request(route: Route, settings: Settings) -> tuple[str, str, dict, dict] | Probe | None:
+    """(target shown to the user, URL, headers, params); a Probe when it cannot be asked; None when there is no key to ask with."""
     if route.base_url:
         key = settings.api_key or settings.env.get("OPENAI_API_KEY")
         return route.base_url, route.base_url.rstrip("/") + "/models", {"Authorization": f"Bearer {key}"} if key else {}, {}
     endpoint = ENDPOINTS.get(route.provider)
     key = settings.env.get(route.key_env) if route.key_env else None
-    if endpoint is None or not key:
+    if not key:
         return None
+    if endpoint is None:
+        return Probe(route.provider, "warn", f"{route.provider} is not checked from here; a run will tell")
     url, headers, param = endpoint
     return route.provider, url, headers(key), {param: key} if param else {}
 
@@ -47,25 +49,30 @@ def _ask(target: str, url: str, headers: dict, params: dict) -> Probe:
     started = time.monotonic()
     try:
         response = httpx.get(url, headers=headers, params=params, timeout=TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        reason = type(exc).__name__ if not str(exc) else str(exc).splitlines()[0]
-        return Probe(target, False, f"cannot reach {target} ({reason}); check --base-url, the server, or your network")
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, timed out, or a URL httpx cannot parse: one sentence each
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Probe(target, "fail", f"cannot reach {target} ({reason}); check --base-url, the server, or your network")
     took = f"{(time.monotonic() - started) * 1000:.0f} ms"
-    if response.status_code in (401, 403):
-        return Probe(target, False, f"{target} refused the API key (HTTP {response.status_code}, {took}); check the key's variable")
-    if response.status_code >= 500:
-        return Probe(target, False, f"{target} answered HTTP {response.status_code} ({took}); the server is failing")
-    return Probe(target, True, f"{target} answered in {took}" + ("" if response.is_success else f" (HTTP {response.status_code} for its models list)"))
+    code = response.status_code
+    if code in (400, 401, 403):  # Gemini answers a bad key with 400
+        return Probe(target, "fail", f"{target} refused the request (HTTP {code}, {took}); check the API key's variable")
+    if code >= 500:
+        return Probe(target, "fail", f"{target} answered HTTP {code} ({took}); the server is failing")
+    if not response.is_success:  # a server without a models list (404) still answered
+        return Probe(target, "ok", f"{target} answered in {took} (HTTP {code} for its models list)")
+    return Probe(target, "ok", f"{target} answered in {took}")
 
 
 def probe(routes: list[Route], settings: Settings) -> list[Probe]:
     """One probe per distinct server among the routes, in parallel."""
-    requests = {}
+    requests, unasked = {}, {}
     for route in routes:
         request = _request(route, settings)
-        if request is not None:
+        if isinstance(request, Probe):
+            unasked[request.target] = request
+        elif request is not None:
             requests.setdefault(request[1], request)
     if not requests:
-        return []
+        return list(unasked.values())
     with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-        return list(pool.map(lambda r: _ask(*r), requests.values()))
+        return [*pool.map(lambda r: _ask(*r), requests.values()), *unasked.values()]

@@ -168,19 +168,24 @@ class ResilientCalls:
         control: CallControl | None = self._mb_control
         if control is None:
             return super().call(*args, **kwargs)  # type: ignore[misc]
+        caller = CALLER.set((self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks))))
+        try:
+            return self._resilient_call(control, args, kwargs)
+        finally:
+            CALLER.reset(caller)
+
+    def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
         args, kwargs = self._with_retry_note(control, args, kwargs)
         named = call_arguments(args, kwargs)
         key = self._cache_key(control, named)
         if key is not None:
-            cached = self._from_cache(control, key, named)
+            cached = self._from_cache(control, key, named)  # a hit is recorded under CALLER too
             if cached is not None:
                 return cached
         token = _active_llm_rate_limit_retry.set(True)  # CrewAI's own rate-limit retry stays out of the way
-        caller = CALLER.set((self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks))))
         try:
             result, answered_by, tokens_in, tokens_out = self._call_chain(control, args, kwargs)
         finally:
-            CALLER.reset(caller)
             _active_llm_rate_limit_retry.reset(token)
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out)

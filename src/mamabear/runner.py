@@ -232,7 +232,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             armory = Armory(plan, ws.settings, ws.models, control, link)
             if plan.memory != "off":
                 phase("loading the memory model")
-                armory.memory = _memory(ws, plan, armory, run_id, tracker)
+                armory.memory = ending.memory = _memory(ws, plan, armory, run_id, tracker)
             phase("restoring the checkpoint" if restore_from is not None else "building the agents")
             with shared_tls():
                 if restore_from is not None:
@@ -319,6 +319,7 @@ class _Ending:
     def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None) -> None:
         self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
         self.link = link
+        self.memory: Any = None  # the run's shared memory: what it is still saving is waited for, however the run ends
         self._lock = threading.Lock()
         self._done = False
 
@@ -328,6 +329,7 @@ class _Ending:
                 return None
             self._done = True
             tracker, state, run_id = self.tracker, self.tracker.state, self.tracker.state.run_id
+            _drain(self.memory, MEMORY_DRAIN_S)  # CrewAI saves memories on a background thread; the process exits hard
             tracker.detach()  # also waits for the last checkpoint write
             if self.link is not None:
                 self.link.close()  # bill the sandbox time; an unpooled cloud session is paused
@@ -362,6 +364,24 @@ class _Ending:
         timer = threading.Timer(seconds, abandon)
         timer.daemon = True
         timer.start()
+
+
+MEMORY_DRAIN_S = 10.0  # the longest a run's end waits for memories still being saved (a stopped run's calls stop at once)
+
+
+def _drain(memory: Any, seconds: float) -> None:
+    """Wait for the memory's pending saves, at most ``seconds`` (a save stuck in a model call must not hold the exit)."""
+    if memory is None:
+        return
+    def drain() -> None:
+        try:
+            memory.drain_writes()
+        except Exception:  # noqa: BLE001 - a failed save is the memory's own business (it logs it); the run's end goes on
+            pass
+
+    waiter = threading.Thread(target=drain, name="mamabear-memory-drain", daemon=True)
+    waiter.start()
+    waiter.join(seconds)
 
 
 def ending_line(run_id: str, status: str, error: str | None) -> str:

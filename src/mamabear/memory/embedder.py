@@ -7,6 +7,7 @@ no torch. It loads in ~40 ms at the first text to embed.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ class LocalEmbedder:
     def load(self) -> Any:
         with self._lock:
             if self._model is None:
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warning from tokenizers after a batch
                 from mamabear.memory.minilm import load
 
                 self._model = load()

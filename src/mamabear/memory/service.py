@@ -68,7 +68,10 @@ class MemoryService:
         found = self.storage.search(self.embedder([query])[0], scope_prefix=_scope(scope), limit=limit, min_score=0.0)
         matches = sorted((Match(r, composite_score(r, s)) for r, s in found if not r.private), key=lambda m: m.score, reverse=True)
         if matches:
-            self.storage.touch_records([m.record.id for m in matches])
+            try:
+                self.storage.touch_records([m.record.id for m in matches])
+            except Exception:  # noqa: BLE001 - as in CrewAI's recall: last-access times are not worth failing a search for
+                pass
         return matches
 
     def list(self, scope: str | None, limit: int) -> list[Any]:
