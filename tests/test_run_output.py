@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, subprocess_env
+from redisserver import RedisServer
 
 pytestmark = pytest.mark.memory_on  # memory makes model calls of its own: they must read like the agents'
 
@@ -47,10 +48,22 @@ def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_
     chats = [s for s in spans if s["name"].startswith("chat ")]
     assert len(chats) == len(calls) and len({s["span_id"] for s in chats}) == len(chats)  # one span per call
 
-    again = mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
-    hits = [c for c in json.loads(mamabear(isolated, "runs", "show", json.loads(again.stdout)["run_id"], "--json").stdout)["llm_calls"]
-            if c["cache_hit"]]
-    assert {c["agent"] for c in hits} == {"research_specialist", "memory"}  # answers from the cache are attributed alike
+
+def test_answers_from_the_cache_are_attributed_like_calls(fake, tmp_path):
+    # Two homes (two empty memories, so the same prompts) sharing one Redis response cache: the second run is answered from it,
+    # the memory's extraction calls included (answered here with valid JSON, so that they succeed and are cached).
+    fake.add(contains="You extract discrete, reusable memory statements", text=json.dumps({"memories": ["Otters use rocks as tools."]}))
+    with RedisServer() as redis:
+        for name in ("first", "second"):
+            home = tmp_path / name
+            done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url,
+                                   "--json", "--quiet"], capture_output=True, text=True, cwd=REPO, timeout=180,
+                                  env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CACHE_URL=redis.url))
+            assert done.returncode == 0, done.stderr
+    calls = json.loads(mamabear(home, "runs", "show", json.loads(done.stdout)["run_id"], "--json").stdout)["llm_calls"]
+    hits = [c for c in calls if c["cache_hit"]]
+    assert hits and {c["agent"] for c in hits} == {"research_specialist", "memory"}
+    assert {c["model"] for c in hits} == {"openai/gpt-4.1"}
 
 
 def test_a_runs_time_is_the_commands_time_everywhere(fake, isolated):
