@@ -20,7 +20,8 @@ from offline import CREW, INPUTS, FakeLLM
 ROUNDS = 5
 
 
-def plain_crewai(catalog, plan, url: str) -> float:
+def plain_crewai(catalog, plan, url: str, memory: bool = False) -> float:
+    """``memory``: with CrewAI's own Memory (its LanceDB store, the same local embedder, the first agent's model)."""
     from crewai import LLM, Agent, Crew, Process, Task
 
     start = time.perf_counter()  # like mamabear's, this counts building the agents, tasks and crew
@@ -37,7 +38,16 @@ def plain_crewai(catalog, plan, url: str) -> float:
                     name=spec.id, **extra)
         by_id[spec.id] = task
         tasks.append(task)
-    crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential, verbose=False)
+    extra = {}
+    if memory:
+        from crewai.memory.unified_memory import Memory
+
+        from mamabear.memory.embedder import LocalEmbedder
+
+        first = plan.agents[0]
+        extra["memory"] = Memory(llm=LLM(model=first.route.llm_model, base_url=url, api_key="not-needed", temperature=first.temperature),
+                                 embedder=LocalEmbedder())
+    crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential, verbose=False, **extra)
     crew.kickoff(inputs=plan.inputs)
     return time.perf_counter() - start
 
