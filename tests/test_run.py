@@ -146,3 +146,14 @@ def test_secrets_never_reach_the_store(cli, fake, isolated, monkeypatch):
     assert secret not in result.out and "[REDACTED]" in result.out
     raw = (isolated / "mamabear.db").read_bytes() + b"".join(p.read_bytes() for p in isolated.glob("mamabear.db-wal"))
     assert secret.encode() not in raw
+
+
+def test_a_one_task_crew_reads_as_one_task_and_one_call(cli, fake):
+    from pathlib import Path
+
+    (Path.cwd() / "crews").mkdir()
+    (Path.cwd() / "crews" / "solo.yaml").write_text("description: one task\nagents: [research_specialist]\ntasks: [research_topic]\n"
+                                                    "inputs:\n  - name: topic\n  - name: audience\n    default: engineers\n")
+    result = cli("run", "solo", "-i", "topic=otters", "--base-url", fake.url)
+    assert result.code == 0, result.err
+    assert "started (1 task, sequential)" in result.err and ", 1 model call, " in result.err
