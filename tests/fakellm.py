@@ -115,7 +115,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             with fake._lock:
-                fake.requests.append({"method": "GET", "path": self.path, "authorization": self.headers.get("Authorization")})
+                fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
             if self.path.rstrip("/").endswith("/models"):
                 self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
             else:

@@ -157,3 +157,16 @@ def test_a_one_task_crew_reads_as_one_task_and_one_call(cli, fake):
     result = cli("run", "solo", "-i", "topic=otters", "--base-url", fake.url)
     assert result.code == 0, result.err
     assert "started (1 task, sequential)" in result.err and ", 1 model call, " in result.err
+
+
+def test_a_providers_key_never_goes_to_a_base_url_server(cli, fake, monkeypatch):
+    secret = "sk-live-do-not-send-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    assert cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet").code == 0
+    assert cli("doctor", "--base-url", fake.url).code == 0
+    sent = [r["headers"].get("Authorization", "") for r in fake.requests]
+    assert sent and not any(secret in header for header in sent)  # 35 of 35 requests carried it on 4d96280
+    monkeypatch.setenv("MAMABEAR_API_KEY", "server-key-1")
+    before = len(fake.requests)
+    assert cli("run", "research", "-i", "topic=bees", "--base-url", fake.url, "--quiet", "--no-cache").code == 0
+    assert {r["headers"].get("Authorization") for r in fake.requests[before:]} == {"Bearer server-key-1"}

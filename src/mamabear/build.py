@@ -27,7 +27,8 @@ def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s:
     kwargs: dict[str, Any] = {"model": route.llm_model, "temperature": temperature, "timeout": timeout_s}
     if route.base_url:
         kwargs["base_url"] = route.base_url
-        kwargs["api_key"] = settings.api_key or settings.env.get("OPENAI_API_KEY") or LOCAL_KEY
+        # A provider's key goes to its provider only: a --base-url server gets MAMABEAR_API_KEY, or a placeholder.
+        kwargs["api_key"] = settings.api_key or LOCAL_KEY
     elif route.key_env:
         kwargs["api_key"] = settings.env[route.key_env]
     if route.provider in (COMPATIBLE, "anthropic"):

@@ -31,7 +31,7 @@ class Probe:
 def _request(route: Route, settings: Settings) -> tuple[str, str, dict, dict] | Probe | None:
     """(target shown to the user, URL, headers, params); a Probe when it cannot be asked; None when there is no key to ask with."""
     if route.base_url:
-        key = settings.api_key or settings.env.get("OPENAI_API_KEY")
+        key = settings.api_key  # never a provider's own key: that goes to its provider only
         return route.base_url, route.base_url.rstrip("/") + "/models", {"Authorization": f"Bearer {key}"} if key else {}, {}
     endpoint = ENDPOINTS.get(route.provider)
     key = settings.env.get(route.key_env) if route.key_env else None
