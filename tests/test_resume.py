@@ -159,3 +159,33 @@ def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
         assert len(store.llm_calls(doc["run_id"])) == len(served) == 7
     with sqlite3.connect(isolated / "mamabear.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+ABANDON = """
+import sys
+from mamabear.plan import make_plan
+from mamabear.runner import execute
+from mamabear.workspace import Workspace
+
+ws = Workspace(base_url=sys.argv[1])
+plan = make_plan(ws.catalog, ws.models, "research", {"topic": "otters"}, ws.settings)
+
+def broken_renderer(result):
+    raise RuntimeError("the terminal went away")
+
+execute(ws, plan, [], on_abandon=broken_renderer)
+"""
+
+
+def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated):
+    fake.add(task="Research", delay=60, times=1)  # a model call in flight that Ctrl-C cannot unwind
+    proc = subprocess.Popen([sys.executable, "-c", ABANDON, fake.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO)
+    wait_for(lambda: asked(fake, "Research"), what="the first model call")
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)  # on 4d96280 it waited for ever
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert store_for(isolated).list_runs(limit=1)[0]["status"] == "interrupted"

@@ -355,10 +355,17 @@ class _Ending:
 
     def abandon_after(self, seconds: float, on_abandon: Any) -> None:
         def abandon() -> None:
-            result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None)
-            if result is not None:
+            # Whatever fails here (the store, the renderer), the process exits: the main thread is stuck in CrewAI.
+            try:
+                result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None)
+            except BaseException:  # noqa: BLE001
+                os._exit(EXIT_INTERRUPTED)
+            if result is None:
+                return  # the run ended by itself meanwhile; its own path reports it
+            try:
                 if on_abandon is not None:
                     on_abandon(result)
+            finally:
                 os._exit(result.exit_code)
 
         timer = threading.Timer(seconds, abandon)
