@@ -64,6 +64,12 @@ def test_broken_yaml_is_one_sentence_with_file_and_line(cli):
     (["run", "research", "-i", "topic=x", "-i", "colour=red"], "has no input 'colour'"),
     (["agents", "show", "ghost"], "no agent named 'ghost'"),
     (["runs", "show", "nope"], "no run with id 'nope'"),
+    (["run", "research", "-i", "topic=x", "--budget-usd", "nan"], "--budget-usd nan: a budget must be a finite amount"),
+    (["run", "research", "-i", "topic=x", "--budget-usd", "inf"], "--budget-usd inf: a budget must be a finite amount"),
+    (["run", "research", "-i", "topic=x", "--max-duration", "inf"], "--max-duration 'inf': the duration must be a finite"),
+    (["run", "research", "-i", "topic=x", "--max-duration", "nan"], "--max-duration 'nan': the duration must be a finite"),
+    (["run", "research", "-i", "topic=x", "--base-url", "notaurl"], "--base-url 'notaurl' (or MAMABEAR_BASE_URL) is not a server URL"),
+    (["run", "research", "-i", "topic=x", "--base-url", "http://host:port/v1", "--dry-run"], "is not a server URL"),
 ])
 def test_bad_input_exits_2_with_one_sentence(cli, args, needle):
     result = cli(*args)
@@ -221,8 +227,8 @@ def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
     assert down.code == 2
     failed = [c for c in down.json()["checks"] if c["status"] == "fail"]
     assert [c["name"] for c in failed] == [f"provider {dead}"] and "cannot reach" in failed[0]["detail"]
-    unparsable = cli("doctor", "--base-url", "http://[::1")  # a URL httpx cannot even parse: a sentence, not a traceback
-    assert unparsable.code == 2 and "cannot reach http://[::1" in unparsable.out and "Traceback" not in unparsable.err
+    unparsable = cli("doctor", "--base-url", "http://[::1")  # a URL that cannot even be parsed: a sentence, not a traceback
+    assert unparsable.code == 2 and "is not a server URL" in unparsable.out and "Traceback" not in unparsable.err
     up = cli("doctor", "--base-url", fake.url, "--model", "openai/fake-model", "--json")
     assert up.code == 0, up.out
     assert [r["path"] for r in fake.requests] == ["/v1/models"]  # one small request, to the server given

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -21,8 +22,8 @@ def parse_duration(text: str, flag: str = "--max-duration") -> float:
         if not parts or "".join(n + u for n, u in parts) != raw:
             raise UsageError(f"{flag} '{text}': write a duration like 90s, 30m, 24h, 7d or 1h30m.") from None
         seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise UsageError(f"{flag} '{text}': the duration must be more than zero.")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"{flag} '{text}': the duration must be a finite number of seconds more than zero.")
     return seconds
 
 
@@ -33,8 +34,8 @@ class Limits:
     max_duration_s: float | None = None  # per attempt: a resume gets a fresh clock
 
     def __post_init__(self) -> None:
-        if self.budget_usd is not None and self.budget_usd <= 0:
-            raise UsageError(f"--budget-usd {self.budget_usd:g}: a budget must be more than zero.")
+        if self.budget_usd is not None and not (math.isfinite(self.budget_usd) and self.budget_usd > 0):  # NaN compares false
+            raise UsageError(f"--budget-usd {self.budget_usd:g}: a budget must be a finite amount more than zero.")
         if self.budget_tokens is not None and self.budget_tokens <= 0:
             raise UsageError(f"--budget-tokens {self.budget_tokens}: a budget must be more than zero.")
 

@@ -36,6 +36,19 @@ class Route:
         return self.model
 
 
+def _check_base_url(url: str) -> None:
+    """A server URL a client can reach: http(s)://host[:port][/path]; else one sentence now, not a failed call a minute later."""
+    from urllib.parse import urlparse
+
+    try:
+        parts = urlparse(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--base-url '{url}' (or MAMABEAR_BASE_URL) is not a server URL; give one such as http://localhost:11434/v1.")
+
+
 def provider_of(model: str) -> str:
     prefix, sep, _ = model.partition("/")
     if sep:
@@ -166,6 +179,7 @@ class ModelTable:
     def _route(self, tier: str, settings: Settings, pinned: str | None) -> Route:
         forced = settings.model or pinned
         if settings.base_url:
+            _check_base_url(settings.base_url)
             model = forced or next((m for m in self.tiers[tier] if provider_of(m) == COMPATIBLE), None)
             if model is None:
                 raise NoUsableModel(f"tier '{tier}' lists no openai/ model to send to --base-url; pass --model NAME.")
