@@ -248,3 +248,31 @@ def test_shell_completion_completes_crew_names():
     assert proc.stdout.split() == ["research"], proc.stderr
     assert "--install-completion" in subprocess.run([sys.executable, "-m", "mamabear", "--help"], capture_output=True, text=True,
                                                     cwd=REPO, timeout=60, env=subprocess_env()).stdout
+
+
+BOMB = "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh"))  # 9^8 values once expanded
+
+
+@pytest.mark.parametrize("crew, needle", [
+    (b"description: caf\xe9\nagents: [research_specialist]\ntasks: [research_topic]\n", "crews/x.yaml:1: not UTF-8 text (byte 0xe9)"),
+    (("agents: [research_specialist]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + BOMB
+      + "tasks:\n  - task: *h\n").encode(), "aliases expand to more than 100,000 values"),
+    (("agents: [research_specialist]\ntasks: [research_topic]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + BOMB
+      + "inputs:\n  - name: topic\n    default: *h\n").encode(), "aliases expand to more than 100,000 values"),
+    (b"description: big\n" + b"# padding\n" * 120_000, "too large for a config file"),
+], ids=["not-utf8", "alias-bomb-in-tasks", "alias-bomb-in-a-default", "too-large"])
+def test_hostile_yaml_is_refused_with_file_and_line(cli, crew, needle):
+    (Path.cwd() / "crews").mkdir()
+    (Path.cwd() / "crews" / "x.yaml").write_bytes(crew)
+    result = cli("validate")  # on 4d96280: a traceback, or gigabytes of memory and no end
+    assert result.code == 2 and needle in result.err and "Traceback" not in result.err, result.err
+
+
+def test_a_home_that_is_a_file_and_an_input_that_is_not_utf8_are_one_sentence(cli, fake, isolated, monkeypatch):
+    isolated.parent.mkdir(parents=True, exist_ok=True)
+    isolated.write_text("not a folder")
+    refused = cli("runs", "list")
+    assert refused.code == 2 and "point MAMABEAR_HOME at a directory" in refused.err
+    monkeypatch.setenv("MAMABEAR_HOME", str(isolated.parent / "home2"))
+    bad = cli("run", "research", "-i", "topic=caf\udce9", "--base-url", fake.url)  # how Python hands over a non-UTF-8 argument
+    assert bad.code == 2 and "is not UTF-8 text" in bad.err and fake.requests == []  # before any model call

@@ -238,7 +238,12 @@ class Store:
         except sa.exc.ArgumentError as exc:
             raise UsageError(f"MAMABEAR_DATABASE_URL '{url}' is not a database URL; use sqlite:///PATH or postgresql://...") from exc
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot make the run store's folder {folder} ({exc.strerror}); point MAMABEAR_HOME at a directory "
+                                 "you can write to.") from exc
         try:
             engine = sa.create_engine(parsed, future=True, pool_pre_ping=True)
         except (ImportError, sa.exc.ArgumentError) as exc:

@@ -25,8 +25,38 @@ class Located(dict):
         return f"{self.path}:{line}"
 
 
+MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config file
+MAX_VALUES = 100_000  # values in a document once its aliases are expanded: a "billion laughs" file expands to 10^9
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values a node stands for once every alias in it is expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+    else:
+        total = 1
+    memo[key] = total
+    return total
+
+
 class _LineLoader(_Loader):  # type: ignore[misc, valid-type]
     source: Path = Path("<string>")
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None and _expanded(node, {}) > MAX_VALUES:
+            memo: dict[int, int] = {}
+            parts = node.value if isinstance(node, yaml.MappingNode) else [(node, node)]
+            worst = max(parts, key=lambda kv: _expanded(kv[1], memo))[0]
+            raise ConfigError(f"{self.source}:{worst.start_mark.line + 1}: its aliases expand to more than {MAX_VALUES:,} values "
+                              "(an alias bomb?); write the values out instead.")
+        return node
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Located:
@@ -53,9 +83,16 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 def load(path: Path) -> Any:
     """Parse one YAML file; syntax errors become a ConfigError naming file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes is too large for a config file (at most {MAX_BYTES:,}).")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8.") from exc
 
     class Loader(_LineLoader):
         source = path

@@ -26,6 +26,11 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-i {pair}: inputs are written KEY=VALUE, for example -i topic=\"solar power\".")
+        try:
+            pair.encode("utf-8")  # the shell passed bytes that are not UTF-8 (Python keeps them as lone surrogates)
+        except UnicodeEncodeError:
+            shown = pair.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            raise UsageError(f"-i {shown}: the value is not UTF-8 text; pass it as UTF-8.") from None
         given[key.strip()] = value
     return given
 
