@@ -250,7 +250,7 @@ def test_shell_completion_completes_crew_names():
                                                     cwd=REPO, timeout=60, env=subprocess_env()).stdout
 
 
-BOMB = "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh"))  # 9^8 values once expanded
+BOMB = "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))  # 9^8 values
 
 
 @pytest.mark.parametrize("crew, needle", [
