@@ -229,11 +229,11 @@ def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
     assert [c["name"] for c in failed] == [f"provider {dead}"] and "cannot reach" in failed[0]["detail"]
     unparsable = cli("doctor", "--base-url", "http://[::1")  # a URL that cannot even be parsed: a sentence, not a traceback
     assert unparsable.code == 2 and "is not a server URL" in unparsable.out and "Traceback" not in unparsable.err
-    up = cli("doctor", "--base-url", fake.url, "--model", "openai/fake-model", "--json")
+    up = cli("doctor", "--base-url", fake.url, "--model", "openai/gpt-4.1-mini", "--json")
     assert up.code == 0, up.out
     assert [r["path"] for r in fake.requests] == ["/v1/models"]  # one small request, to the server given
     checks = {c["name"]: c for c in up.json()["checks"]}
-    assert checks[f"provider {fake.url}"]["status"] == "ok" and checks["models.pro"]["detail"].startswith("openai/fake-model")
+    assert checks[f"provider {fake.url}"]["status"] == "ok" and checks["models.pro"]["detail"].startswith("openai/gpt-4.1-mini")
 
 
 def test_dry_run_warnings_go_to_stderr_and_stdout_stays_the_plan(cli):
@@ -276,3 +276,24 @@ def test_a_home_that_is_a_file_and_an_input_that_is_not_utf8_are_one_sentence(cl
     monkeypatch.setenv("MAMABEAR_HOME", str(isolated.parent / "home2"))
     bad = cli("run", "research", "-i", "topic=caf\udce9", "--base-url", fake.url)  # how Python hands over a non-UTF-8 argument
     assert bad.code == 2 and "is not UTF-8 text" in bad.err and fake.requests == []  # before any model call
+
+
+def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_to_start(cli, fake, monkeypatch):
+    from mamabear import cost
+
+    unknown = ["--base-url", fake.url, "--model", "openai/my-finetune"]
+    dry = cli("run", "research", "-i", "topic=x", "--dry-run", *unknown)
+    assert dry.code == 0 and "no price is known for openai/my-finetune" in dry.err
+    refused = cli("run", "research", "-i", "topic=x", "--budget-usd", "1", *unknown)
+    assert refused.code == 2 and "--budget-usd 1 cannot be held" in refused.err and fake.chat_requests == []
+    doctor = cli("doctor", "--json", *unknown)
+    assert doctor.code == 2 and {c["name"]: c["status"] for c in doctor.json()["checks"]}["prices"] == "fail"
+
+    (Path.cwd() / "config").mkdir()
+    (Path.cwd() / "config" / "models.yaml").write_text("prices:\n  openai/my-finetune: {input: 0.5, output: 1.5}\n")
+    assert cli("run", "research", "-i", "topic=x", "--dry-run", *unknown).err.count("no price is known") == 0
+
+    # litellm's cost map gone (moved or renamed by an upgrade): every price is unknown, and it says so instead of $0
+    monkeypatch.setattr(cost, "_cost_map", lambda: {})
+    gone = cli("run", "research", "-i", "topic=x", "--budget-usd", "1", "--base-url", fake.url)
+    assert gone.code == 2 and "no price is known for openai/gpt-4.1" in gone.err and fake.chat_requests == []

@@ -44,6 +44,10 @@ class Pricer:
         entry = self._known(model, "input_cost_per_token")
         return (float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))) if entry else None
 
+    def unpriced(self, models: list[str]) -> list[str]:
+        """The models whose calls would be counted as $0 because no price is known for them."""
+        return [m for m in models if self.per_token(m) is None]
+
     def cached_per_token(self, model: str) -> float | None:
         """USD per input token read from the provider's prompt cache, when the cost map knows a discount."""
         entry = None if model in self.overrides else self._known(model, "cache_read_input_token_cost")

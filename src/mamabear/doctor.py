@@ -51,6 +51,13 @@ def run_checks(ws: Workspace) -> list[Check]:
             routes.append(route)
             via = f" via {route.base_url}" if route.base_url else f" (key from {route.key_env})" if route.key_env else ""
             checks.append(Check(f"models.{tier}", "ok", route.model + via))
+        from mamabear.cost import Pricer
+
+        chain = list(dict.fromkeys(m for r in routes for m in (r.model, *r.fallbacks)))
+        unpriced = Pricer(table.prices).unpriced(chain)
+        checks.append(Check("prices", "fail" if unpriced else "ok",
+                            f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in "
+                            "config/models.yaml" if unpriced else f"{len(chain)} routed models priced"))
         from mamabear.probe import probe
 
         for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another

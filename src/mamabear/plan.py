@@ -54,6 +54,12 @@ class Plan:
     manager: PlannedAgent | None
     sandbox: SandboxPlan | None = None  # None: no agent has a tool
     memory: str = "shared"  # shared | read_only | isolated | off (the crew's mode, or off by --no-memory)
+    unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls count as $0
+
+    @property
+    def models(self) -> list[str]:
+        """Every model a run may call: each agent's routed model and its fallbacks."""
+        return list(dict.fromkeys(m for a in self.agents if not a.route.problem for m in (a.route.model, *a.route.fallbacks)))
 
     @property
     def problems(self) -> list[str]:
@@ -70,6 +76,7 @@ class Plan:
             "inputs": self.inputs,
             "manager": self.manager.id if self.manager else None,
             "problems": self.problems,
+            "unpriced": list(self.unpriced),
             "agents": [
                 {"id": a.id, "role": a.role, "tier": a.tier, "temperature": a.temperature, "model": a.route.model, "route": route(a.route),
                  "tools": list(a.tools)}
@@ -148,5 +155,8 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             continue
         tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
-    return Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan,
+    from mamabear.cost import Pricer
+
+    plan = Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan,
                 memory="off" if settings.no_memory else crew.memory)
+    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)))

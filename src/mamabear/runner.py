@@ -157,6 +157,9 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     redact = Redactor.for_settings(ws.settings)
     from mamabear.telemetry.targets import targets
 
+    if limits.budget_usd is not None and plan.unpriced:  # a budget that cannot count is no budget
+        raise UsageError(f"--budget-usd {limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}; "
+                         "add it under prices: in config/models.yaml (USD per million tokens, input and output).")
     trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
     cache = ws.response_cache()  # so is an unreachable cache
     if plan.sandbox is not None and plan.sandbox.session:

@@ -59,6 +59,9 @@ def render_plan(plan: Plan, json_out: bool) -> None:
     err = console(stderr=True)  # stdout is the plan; what is wrong with it is said where people look for problems
     for problem in data["problems"]:
         err.print(f"[yellow]warning:[/] {escape(problem)}")
+    for model in data["unpriced"]:
+        err.print(f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would count as $0 and no --budget-usd "
+                  f"could stop them; add it under prices: in config/models.yaml.")
     err.print("[dim]dry run: no model was called[/]")
 
 
