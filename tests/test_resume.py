@@ -189,3 +189,17 @@ def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated
         proc.kill()
     assert proc.returncode == 130
     assert store_for(isolated).list_runs(limit=1)[0]["status"] == "interrupted"
+
+
+def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isolated):
+    proc = start(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
+    run = wait_for(lambda: (isolated / "mamabear.db").exists() and next(iter(store_for(isolated).list_runs(limit=1)), None),
+                   what="the run's row")
+    proc.kill()  # while CrewAI is still being imported: its attempt is not recorded yet
+    proc.wait(timeout=30)
+    assert store_for(isolated).attempts(run["id"]) == [] and fake.chat_requests == []
+    listed = cli("runs", "list", "--json").json()[0]
+    assert listed["status"] == "interrupted"  # on 4d96280 it stayed running for ever, with no host
+    resumed = cli("resume", run["id"], "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json()["status"] == "completed" and len(fake.chat_requests) == 3

@@ -170,7 +170,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         run_id = run_id or new_run_id()
         store.create_run(run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
-                          for t in plan.tasks], created_at=started_at)
+                          for t in plan.tasks], run_options(ws, plan, limits), created_at=started_at, pid=os.getpid(), host=this_host())
     assert run_id is not None
     state = _state(store, run_id, plan, 0, started_at)  # its attempt number comes with the attempt, below
 

@@ -289,10 +289,11 @@ class Store:
     # ------------------------------------------------------------ writes
 
     def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict],
-                   options: dict | None = None, created_at: float | None = None) -> None:
+                   options: dict | None = None, created_at: float | None = None, pid: int | None = None, host: str | None = None) -> None:
+        """``pid``/``host``: the process that owns the run from its first moment, so a kill during start-up is noticed."""
         with self.tx() as conn:
             conn.execute(runs.insert().values(
-                id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan,
+                id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan, pid=pid, host=host,
                 options=options or {}, created_at=created_at or time.time(), attempt=0, cancel_requested=False,
             ))
             for row in task_rows:
