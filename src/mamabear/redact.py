@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from mamabear.errors import ConfigError
+from mamabear.errors import ConfigError, UsageError
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 MASK = "[REDACTED]"
@@ -23,8 +23,8 @@ class Redactor:
 
     def __init__(self, env: Mapping[str, str], min_length: int = 8, names: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
         extra = set(names)
-        values = {v for k, v in env.items() if (_SECRET_NAME.search(k) or k in extra) and v and len(v) >= min_length}
-        parts = [re.escape(v) for v in sorted(values, key=len, reverse=True)] + [f"(?:{p})" for p in patterns]
+        self._names = {v: k for k, v in sorted(env.items()) if (_SECRET_NAME.search(k) or k in extra) and v and len(v) >= min_length}
+        parts = [re.escape(v) for v in sorted(self._names, key=len, reverse=True)] + [f"(?:{p})" for p in patterns]
         self._pattern = re.compile("|".join(parts)) if parts else None
 
     @classmethod
@@ -37,6 +37,29 @@ class Redactor:
         if text is None or self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)
+
+    def referenced(self, text: str) -> str:
+        """The text with each secret variable's value as ``${NAME}`` (and other sensitive data masked): what a run's inputs are
+        stored as, so a resume can put the value back from the environment and nothing at rest holds it."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: f"${{{self._names[m.group(0)]}}}" if m.group(0) in self._names else MASK, text)
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def dereferenced(text: str, env: Mapping[str, str], what: str) -> str:
+    """Put back the values ``Redactor.referenced`` took out; a variable that is no longer set is a usage error."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not _SECRET_NAME.search(name):
+            return match.group(0)  # not one of ours: text the user wrote
+        if not env.get(name):
+            raise UsageError(f"{what} used the value of {name}, which is not set now; set it again to go on.")
+        return env[name]
+
+    return _REFERENCE.sub(value, text)
 
 
 @lru_cache(maxsize=8)

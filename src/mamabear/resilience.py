@@ -132,6 +132,7 @@ class CallControl:
     on_cache_hit: Callable[[CacheHit], None] = lambda _hit: None
     quotas: Any = None  # quota.QuotaBook, or None when no provider has a quota
     notes: dict[str, str] = field(default_factory=dict)  # task id -> error to tell the agent on its retry
+    secret: Callable[[str], bool] = lambda _text: False  # does this text hold a secret? Such a request or answer is never cached
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -199,6 +200,8 @@ class ResilientCalls:
             return None
         from mamabear.response_cache import request_key
 
+        if control.secret(json.dumps(named.get("messages"), default=str, ensure_ascii=False)):
+            return None  # the cache is a file (or a shared Redis): a secret in the prompt would be stored there in clear
         response_model = named.get("response_model")
         return request_key({
             "v": 1, "model": self._mb_model_id, "base_url": getattr(self, "base_url", None),
@@ -237,6 +240,8 @@ class ResilientCalls:
         reply = encode(result, named.get("response_model"))
         if reply is None or (reply["type"] == "text" and not reply["text"].strip()):
             return  # an empty answer is a fault worth asking again, not an answer worth keeping
+        if control.secret(json.dumps(reply, default=str, ensure_ascii=False)):
+            return  # an answer that repeats a secret is not kept either
         cache = control.cache
         if cache is None:
             return

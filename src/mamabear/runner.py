@@ -88,7 +88,11 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
                        sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"),
                        no_memory=options.get("no_memory"), no_cache=options.get("no_cache"))
-    plan = make_plan(ws.catalog, ws.models, run["crew"], run["inputs"] or {}, ws.settings, sandbox=ws.sandbox)
+    from mamabear.redact import dereferenced
+
+    inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v
+              for k, v in (run["inputs"] or {}).items()}
+    plan = make_plan(ws.catalog, ws.models, run["crew"], inputs, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
@@ -168,7 +172,10 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         if run_id is not None and store.has_run(run_id):
             raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
         run_id = run_id or new_run_id()
-        store.create_run(run_id, plan.crew.name, plan.crew.process, plan.inputs, plan.to_dict(),
+        import json
+
+        at_rest = lambda value: json.loads(redact.referenced(json.dumps(value, ensure_ascii=False)))  # noqa: E731
+        store.create_run(run_id, plan.crew.name, plan.crew.process, at_rest(plan.inputs), at_rest(plan.to_dict()),
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
                           for t in plan.tasks], run_options(ws, plan, limits), created_at=started_at, pid=os.getpid(), host=this_host())
     assert run_id is not None
@@ -209,7 +216,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             tracker.notify(None)
 
     control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait, cache=cache,
-                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=ws.quota_book())
+                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=ws.quota_book(),
+                          secret=lambda text: redact(text) != text)
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"

@@ -212,6 +212,8 @@ class Tracker:
     def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None,
               data: dict | None = None, ts: float | None = None) -> None:
         message = one_line(self.redact(message) or "")
+        if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
+            data = json.loads(self.redact(json.dumps(data, default=str, ensure_ascii=False)) or "{}")
         self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
         self.notify(message)
 

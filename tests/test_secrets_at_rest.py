@@ -1,0 +1,55 @@
+"""No secret reaches a file under $MAMABEAR_HOME: the run store, the response cache, memory, traces, checkpoints, logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.memory_on
+
+SECRET = "sk-live-4f9a8b7c6d5e4f3a2b1c"
+
+
+def files_holding(home: Path, needle: bytes) -> list[str]:
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_checkpoints(fake, isolated):
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), OPENAI_API_KEY=SECRET)
+    topic = f"how to rotate the key {SECRET} safely"  # the key in a task input: in prompts, answers, memories, recall queries
+    fake.add(task="Check every claim", delay=3.0, times=1)  # the second task outlives the time limit: the run keeps its checkpoint
+    stopped = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url,
+                              "--max-duration", "2s", "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    assert stopped.returncode == 4, stopped.stderr
+    assert list((isolated / "checkpoints").rglob("*.json")) and files_holding(isolated, SECRET.encode()) == []
+    run_id = json.loads(subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True,
+                                       cwd=REPO, env=env, timeout=60).stdout)[0]["id"]
+    before = len(fake.chat_requests)
+    resumed = subprocess.run([sys.executable, "-m", "mamabear", "resume", run_id, "--quiet"], capture_output=True, text=True, cwd=REPO,
+                             env=env, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr  # the input is stored as ${OPENAI_API_KEY} and put back from the environment
+    assert len(fake.chat_requests) > before
+    done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url,
+                           "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert any(SECRET in r["text"] for r in fake.chat_requests)  # it was really used...
+    assert (isolated / "cache.db").exists()
+    assert files_holding(isolated, SECRET.encode()) == []  # ...and is in no file (memory-recall events and cache.db held it on 4d96280)
+
+
+def test_a_stored_reference_to_a_secret_needs_the_variable_to_resume() -> None:
+    from mamabear.errors import UsageError
+    from mamabear.redact import Redactor, dereferenced
+
+    redact = Redactor({"OPENAI_API_KEY": SECRET, "HOME": "/root/some/where"})
+    stored = redact.referenced(f"rotate {SECRET} in ${{HOME}}")
+    assert stored == "rotate ${OPENAI_API_KEY} in ${HOME}"
+    assert dereferenced(stored, {"OPENAI_API_KEY": SECRET}, "input topic") == f"rotate {SECRET} in ${{HOME}}"  # only ours come back
+    with pytest.raises(UsageError, match="input topic used the value of OPENAI_API_KEY, which is not set now"):
+        dereferenced(stored, {}, "input topic")
