@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --progress-bar on -e ".[dev]"
 	touch $(STAMP)
 
+# One worker per core; a test file stays on one worker (its servers, such as PostgreSQL, start once).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

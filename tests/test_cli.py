@@ -195,7 +195,9 @@ def test_unknown_names_get_a_suggestion(cli):
     assert "did you mean 'research_specialist'?" in cli("agents", "show", "research").err
 
 
-def test_piped_output_has_no_trailing_spaces_and_long_errors_are_one_line(cli):
+def test_piped_output_has_no_trailing_spaces_and_long_errors_are_one_line(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # left over from a terminal: piped cells must still not be cut to "…"
+    assert "…" not in cli("doctor").out
     listed = cli("agents", "list")
     assert listed.code == 0 and listed.out.count("\n") >= 8
     assert all(line == line.rstrip() for line in listed.out.splitlines())

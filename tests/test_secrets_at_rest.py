@@ -31,7 +31,7 @@ def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_che
     run_id = json.loads(subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True,
                                        cwd=REPO, env=env, timeout=60).stdout)[0]["id"]
     before = len(fake.chat_requests)
-    resumed = subprocess.run([sys.executable, "-m", "mamabear", "resume", run_id, "--quiet"], capture_output=True, text=True, cwd=REPO,
+    resumed = subprocess.run([sys.executable, "-m", "mamabear", "resume", run_id, "--max-duration", "10m", "--quiet"], capture_output=True, text=True, cwd=REPO,
                              env=env, timeout=180)
     assert resumed.returncode == 0, resumed.stderr  # the input is stored as ${OPENAI_API_KEY} and put back from the environment
     assert len(fake.chat_requests) > before

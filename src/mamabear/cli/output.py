@@ -26,8 +26,9 @@ def console(stderr: bool = False) -> Any:
         return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     # Piped output is read by scripts, grep and pagers: tables are not squeezed into 80 columns, text is never
     # hard-wrapped, and no line ends in the padding Rich gives a table's last column.
-    return Console(file=_Rstripped(stream), no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                   width=None if os.environ.get("COLUMNS") else 200, soft_wrap=True)
+    columns = os.environ.get("COLUMNS", "")
+    width = max(int(columns) if columns.isdigit() else 0, 200)  # a COLUMNS=80 left over from a terminal must not cut cells to "…"
+    return Console(file=_Rstripped(stream), no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width, soft_wrap=True)
 
 
 class _Rstripped:
