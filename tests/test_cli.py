@@ -299,3 +299,20 @@ def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_
     monkeypatch.setattr(cost, "_cost_map", lambda: {})
     gone = cli("run", "research", "-i", "topic=x", "--budget-usd", "1", "--base-url", fake.url)
     assert gone.code == 2 and "no price is known for openai/gpt-4.1" in gone.err and fake.chat_requests == []
+
+
+def test_a_damaged_store_a_missing_config_dir_and_an_unknown_sandbox_are_one_sentence(cli, isolated, monkeypatch):
+    isolated.mkdir(parents=True, exist_ok=True)
+    damaged = b"this is not a database, it was overwritten" * 200
+    (isolated / "mamabear.db").write_bytes(damaged)
+    for args in (["runs", "list"], ["doctor"]):  # on 4d96280: tracebacks of 72-156 lines
+        result = cli(*args)
+        assert result.code == 2 and "is damaged" in result.err + result.out and "Traceback" not in result.err, result.err
+    assert (isolated / "mamabear.db").read_bytes() == damaged  # left as it was, for recovery
+    (isolated / "mamabear.db").unlink()
+
+    assert "--sandbox docker (or MAMABEAR_SANDBOX): the backends are local, scrapybara" in cli(
+        "run", "research", "-i", "topic=x", "--sandbox", "docker", "--dry-run").err  # research gives no agent a tool
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(isolated / "nowhere"))
+    nowhere = cli("crews", "list")
+    assert nowhere.code == 2 and "MAMABEAR_CONFIG_DIR" in nowhere.err and "is not a directory" in nowhere.err

@@ -12,7 +12,7 @@ from typing import Any
 from mamabear.catalog import Catalog, CrewSpec, expand_tools
 from mamabear.errors import UsageError
 from mamabear.models import ModelTable, Route, tier_for
-from mamabear.sandbox.config import SandboxConfig
+from mamabear.sandbox.config import BACKENDS, SandboxConfig
 from mamabear.settings import Settings
 
 
@@ -122,6 +122,8 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
               strict: bool = True, sandbox: SandboxConfig | None = None) -> Plan:
     crew = catalog.crew(crew_name)
     inputs = resolve_inputs(crew, given)
+    if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
+        raise UsageError(f"--sandbox {settings.sandbox} (or MAMABEAR_SANDBOX): the backends are {', '.join(BACKENDS)}.")
     agents: dict[tuple[str, str], PlannedAgent] = {}
     uses_tools = bool(crew.tools) or any(catalog.agent(a).tools for a in crew.agents)
     if settings.session and not uses_tools:

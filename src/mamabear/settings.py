@@ -52,6 +52,11 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
     configured = env.get("MAMABEAR_CONFIG_DIR")
     if configured:
         project_dir: Path | None = Path(configured).expanduser()
+        if not project_dir.is_dir():
+            from mamabear.errors import UsageError
+
+            raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ "
+                             "or crews/) or unset it.")
     elif (cwd / "config").is_dir() or (cwd / "crews").is_dir():
         project_dir = cwd
     else:

@@ -251,11 +251,14 @@ class Store:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
+        where = parsed.render_as_string(hide_password=True)
         try:
             store.migrate()
         except sa.exc.OperationalError as exc:
-            where = parsed.render_as_string(hide_password=True)
             raise UsageError(f"cannot open the run store at {where}: {exc.orig}.") from exc
+        except sa.exc.DatabaseError as exc:  # "file is not a database": damaged; it is left as it is, for recovery
+            raise UsageError(f"the run store at {where} is damaged ({exc.orig}); move the file aside to start a new one, "
+                             "or recover it with `sqlite3 FILE .recover`.") from exc
         return store
 
     @contextmanager
