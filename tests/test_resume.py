@@ -203,3 +203,30 @@ def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isol
     resumed = cli("resume", run["id"], "--json", "--quiet")
     assert resumed.code == 0, resumed.err
     assert resumed.json()["status"] == "completed" and len(fake.chat_requests) == 3
+
+
+def test_a_checkpoint_behind_the_store_or_an_empty_newest_one_repeats_no_completed_task(cli, fake, isolated):
+    proc, run_id = start_development_and_hang_in_task_4(fake, isolated)
+    wait_for(lambda: len(checkpoint_files(isolated, run_id)) == 3, what="three checkpoints")
+    proc.kill()
+    proc.wait(timeout=30)
+    files = sorted(checkpoint_files(isolated, run_id), key=lambda p: p.stat().st_mtime_ns)
+    files[-1].unlink()  # as if killed between task 3's row and its checkpoint: the newest checkpoint has tasks 1-2
+    (files[-1].parent / "zz-newest.json").write_text("{}")  # and a newer one that parses but holds nothing
+    before = len(fake.chat_requests)
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    new = fake.chat_requests[before:]
+    for marker in DEV_TASKS[:3]:  # on 4d96280 the '{}' failed the resume, and without it task 3 ran again
+        assert not [r for r in new if marker in r["task"]], f"completed task '{marker}' was run again"
+    assert resumed.json()["status"] == "completed" and [t["status"] for t in resumed.json()["tasks"]] == ["completed"] * 7
+
+
+def test_a_checkpoint_that_cannot_be_written_is_said(cli, fake, isolated):
+    isolated.mkdir(parents=True, exist_ok=True)
+    (isolated / "checkpoints").write_text("a file where the checkpoints folder should be")  # as a full or broken disk would
+    done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url],
+                          capture_output=True, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=180)
+    assert done.returncode == 0, done.stderr  # the run goes on...
+    warned = [line for line in done.stderr.splitlines() if "the checkpoint could not be written" in line]
+    assert warned and "a resume would repeat" in warned[0]  # ...and says so (silent on 4d96280)

@@ -93,22 +93,28 @@ _flows_stay_out_of_checkpoints()
 class SafeJsonProvider(JsonProvider):
     provider_type: Literal["json"] = "json"
     _redact: Any = PrivateAttr(default=None)
+    _on_failure: Any = PrivateAttr(default=None)  # told why a checkpoint could not be written (CrewAI only logs it)
 
     def checkpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
         text = data
         if self._redact is not None:
             text = self._redact(text)
         path = _build_path(location, branch, parent_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".writing-", suffix=".tmp")
+        tmp: str | None = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".writing-", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and self._on_failure is not None:
+                self._on_failure(f"warning: the checkpoint could not be written to {path.parent} ({exc.strerror or exc}); "
+                                 "a resume would repeat the tasks since the last one written")
             raise
         return str(path)
 
@@ -117,13 +123,15 @@ class SafeJsonProvider(JsonProvider):
 
 
 class Checkpoints:
-    def __init__(self, home: Path, run_id: str, redact: Redactor) -> None:
+    def __init__(self, home: Path, run_id: str, redact: Redactor, on_failure: Any = None) -> None:
         self.dir = home / "checkpoints" / run_id
         self.redact = redact
+        self.on_failure = on_failure
 
     def config(self) -> CheckpointConfig:
         provider = SafeJsonProvider()
         provider._redact = self.redact
+        provider._on_failure = self.on_failure
         return CheckpointConfig(location=str(self.dir), on_events=["task_completed"], provider=provider, max_checkpoints=KEEP)
 
     def files(self) -> list[Path]:
@@ -132,13 +140,14 @@ class Checkpoints:
         return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def latest(self) -> Path | None:
-        """The newest checkpoint that parses (an older CrewAI writer may have left a torn one)."""
+        """The newest checkpoint that parses into a crew's state (a torn, empty, ``{}`` or ``null`` one is passed over)."""
         for path in reversed(self.files()):
             try:
-                json.loads(path.read_text(encoding="utf-8"))
+                data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            return path
+            if isinstance(data, dict) and isinstance(data.get("entities"), list) and data["entities"]:
+                return path
         return None
 
     def discard(self) -> None:

@@ -206,6 +206,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     pricer = Pricer(ws.models.prices)
     tracker = Tracker(state, store, pricer, redact, observers)
     tracker.stopping = lambda: guard.stop
+    checkpoints.on_failure = lambda message: tracker.event("checkpoint_failed", message, tracker.current)
     tracker.trace = _trace(ws, run_id, plan, attempt, redact, trace_targets, started_at)
 
     def on_wait(why: str | None, kind: str) -> None:
@@ -247,7 +248,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             phase("restoring the checkpoint" if restore_from is not None else "building the agents")
             with shared_tls():
                 if restore_from is not None:
-                    built = armory.arm(checkpoints.restore(restore_from))
+                    built = armory.arm(_with_stored_outputs(checkpoints.restore(restore_from), store.tasks(run_id)))
                     built.crew.checkpoint = checkpoints.config()
                 else:
                     built = build(plan, ws.catalog, armory, checkpoints.config())
@@ -280,6 +281,26 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
 
 ABANDON_AFTER_S = 2.0
+
+
+def _with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
+    """The restored crew with every task the store records as completed given its stored output.
+
+    A task is recorded completed a moment before CrewAI's checkpoint of it is on disk; a kill in
+    between left the checkpoint one task behind, and the resume ran that task again. CrewAI starts
+    a restored crew at its first task without an output, and gives the earlier outputs as context.
+    """
+    from crewai.tasks.task_output import TaskOutput
+
+    done = {row["position"]: row["output"] for row in rows if row["status"] == "completed" and row["output"] is not None}
+    for position, task in enumerate(crew.tasks, start=1):
+        if task.output is not None:
+            continue
+        if position not in done:
+            break
+        task.output = TaskOutput(description=task.description, raw=done[position], name=task.name, expected_output=task.expected_output,
+                                 agent=task.agent.role if task.agent is not None else "")
+    return crew
 
 
 def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:
