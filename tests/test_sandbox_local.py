@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,19 @@ def test_a_command_that_never_ends_is_stopped_with_everything_it_started(session
     time.sleep(0.2)
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
     assert "timed out and was stopped" in result.for_model()
+
+
+def test_a_process_that_leaves_the_group_holding_the_output_does_not_hold_the_command(sessions, session):
+    started = time.monotonic()
+    result = run(sessions, session, "setsid sleep 30 & echo $! > escaped.pid; echo done", timeout_s=5)
+    took = time.monotonic() - started
+    escaped = int((Path(session["workdir"]) / "escaped.pid").read_text())
+    try:
+        assert took < 10, f"returned after {took:.1f} s"  # 4d96280: after the escaped sleep ended (43.8 s with a 5 s timeout)
+        assert result.exit_code == 0 and result.output.startswith("done")
+        assert "still holds its output; it was not waited for" in result.output
+    finally:
+        os.kill(escaped, signal.SIGKILL)
 
 
 def test_megabytes_of_output_are_cut_from_the_middle(sessions, session):

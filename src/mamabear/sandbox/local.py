@@ -140,6 +140,9 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+DRAIN_S = 1.0  # after the command's group is gone, how long its output may still take to arrive
+
+
 class _Capture:
     """Reads a pipe to its end, keeping the first and last halves of ``cap`` bytes and counting the rest."""
 
@@ -148,23 +151,31 @@ class _Capture:
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self) -> None:
         half = self.cap // 2
         while chunk := self.pipe.read1(65536):  # type: ignore[attr-defined]
-            self.total += len(chunk)
-            room = half - len(self.head)
-            if room > 0:
-                self.head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self.tail = (self.tail + chunk)[-half:]
+            with self._lock:
+                self.total += len(chunk)
+                room = half - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail = (self.tail + chunk)[-half:]
+        self.pipe.close()  # type: ignore[attr-defined]
 
     def result(self) -> str:
-        self.thread.join(timeout=5)
-        self.pipe.close()  # type: ignore[attr-defined]
-        cut = self.total - len(self.head) - len(self.tail)
-        middle = f"\n[... {cut} bytes of output cut ...]\n" if cut > 0 else ""
-        return self.head.decode("utf-8", "replace") + middle + self.tail.decode("utf-8", "replace")
+        """What the command wrote. A process that left its group (setsid) and still holds the output is not waited for:
+        closing the pipe under its reader would block until that process ended (a 5 s timeout took 43.8 s)."""
+        self.thread.join(timeout=DRAIN_S)
+        with self._lock:
+            cut = self.total - len(self.head) - len(self.tail)
+            middle = f"\n[... {cut} bytes of output cut ...]\n" if cut > 0 else ""
+            text = self.head.decode("utf-8", "replace") + middle + self.tail.decode("utf-8", "replace")
+        if self.thread.is_alive():
+            text += "\n[a process that left the command's group still holds its output; it was not waited for]"
+        return text
