@@ -50,20 +50,20 @@ def test_a_completed_run_shows_the_live_table_then_the_summary_and_the_result(fa
     assert "importing CrewAI" in text  # the live view says what the start-up is doing (seconds of it), not just "starting"
 
 
-@pytest.mark.parametrize(("flags", "rule", "code", "status", "hint"), [
-    (["--max-duration", "2s"], {"delay": 3.0, "times": 1}, 4, "time_limit", "reached its time limit of 2.0s"),
-    (["--budget-usd", "0.0001"], {}, 3, "budget_exhausted", "spent $ of its $0.0001 budget"),
+@pytest.mark.parametrize(("flags", "rule", "code", "status", "hint", "verb"), [
+    (["--max-duration", "2s"], {"delay": 3.0, "times": 1}, 4, "time_limit", "reached its time limit of 2.0s", "reached"),
+    (["--budget-usd", "0.0001"], {}, 3, "budget_exhausted", "of its $0.0001 budget", "spent"),
 ], ids=["time-limit", "budget"])
-def test_a_limit_stops_the_run_with_its_exit_code_and_a_clean_screen(fake, isolated, cli, flags, rule, code, status, hint):
+def test_a_limit_stops_the_run_with_its_exit_code_and_a_clean_screen(fake, isolated, cli, flags, rule, code, status, hint, verb):
     fake.add(**rule)
     child = spawn(isolated, *RESEARCH, "--base-url", fake.url, *flags)
     exit_code, text = finish(child)
     assert exit_code == code, text
     assert_clean(text)
-    assert f": {status}" in text and hint.split(" $ ")[-1] in text and "mamabear resume" in text
+    assert f": {status}" in text and hint in text and "mamabear resume" in text
     run_id = cli("runs", "list", "--json").json()[0]["id"]
     assert cli("runs", "show", run_id, "--json").json()["status"] == status
-    assert f"run {run_id} {hint.split()[0]}" in " ".join(text.split())  # a sentence: not "run X {status}: ..."
+    assert f"run {run_id} {verb}" in " ".join(text.split())  # a sentence: not "run X {status}: ..."
     logs = cli("runs", "logs", run_id).out
     assert "stopped: the run" in logs or "failed" not in logs  # a stopped task is not reported as failed
     shown = spawn(isolated, "runs", "show", run_id)  # pending tasks are shown, not a crash

@@ -53,7 +53,7 @@ def run_checks(ws: Workspace) -> list[Check]:
             checks.append(Check(f"models.{tier}", "ok", route.model + via))
         from mamabear.cost import Pricer
 
-        chain = list(dict.fromkeys(m for r in routes for m in (r.model, *r.fallbacks)))
+        chain = list(dict.fromkeys(m for r in routes for m in r.chain))
         unpriced = Pricer(table.prices).unpriced(chain)
         checks.append(Check("prices", "fail" if unpriced else "ok",
                             f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in "

@@ -29,6 +29,11 @@ class Route:
     problem: str | None = None  # set when no provider is usable (only a dry run gets such a route)
 
     @property
+    def chain(self) -> tuple[str, ...]:
+        """Every model this route may call, in order: its own, then its fallbacks."""
+        return (self.model, *self.fallbacks)
+
+    @property
     def llm_model(self) -> str:
         """The id handed to crewai.LLM: an OpenAI-compatible server is always spoken to as openai/."""
         if self.base_url and not self.model.startswith(f"{COMPATIBLE}/"):

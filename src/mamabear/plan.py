@@ -59,7 +59,7 @@ class Plan:
     @property
     def models(self) -> list[str]:
         """Every model a run may call: each agent's routed model and its fallbacks."""
-        return list(dict.fromkeys(m for a in self.agents if not a.route.problem for m in (a.route.model, *a.route.fallbacks)))
+        return list(dict.fromkeys(m for a in self.agents if not a.route.problem for m in a.route.chain))
 
     @property
     def problems(self) -> list[str]:

@@ -7,10 +7,12 @@ expressions for personal data (e-mail addresses, phone numbers, customer ids).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mamabear.errors import ConfigError, UsageError
 
@@ -37,6 +39,17 @@ class Redactor:
         if text is None or self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)
+
+    def holds_secret(self, text: str) -> bool:
+        return self._pattern is not None and self._pattern.search(text) is not None
+
+    def data(self, value: Any) -> Any:
+        """A JSON-shaped value (an event's data) with every string in it redacted."""
+        return json.loads(self(json.dumps(value, default=str, ensure_ascii=False)) or "null")
+
+    def referenced_data(self, value: Any) -> Any:
+        """A JSON-shaped value (a run's inputs, its plan) with ``referenced`` applied to every string in it."""
+        return json.loads(self.referenced(json.dumps(value, default=str, ensure_ascii=False)))
 
     def referenced(self, text: str) -> str:
         """The text with each secret variable's value as ``${NAME}`` (and other sensitive data masked): what a run's inputs are

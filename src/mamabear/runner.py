@@ -158,6 +158,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     store = ws.store
     started_at = started_at or time.time()
     limits = limits or Limits()
+    options = run_options(ws, plan, limits)
     redact = Redactor.for_settings(ws.settings)
     from mamabear.telemetry.targets import targets
 
@@ -172,12 +173,9 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
         if run_id is not None and store.has_run(run_id):
             raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
         run_id = run_id or new_run_id()
-        import json
-
-        at_rest = lambda value: json.loads(redact.referenced(json.dumps(value, ensure_ascii=False)))  # noqa: E731
-        store.create_run(run_id, plan.crew.name, plan.crew.process, at_rest(plan.inputs), at_rest(plan.to_dict()),
+        store.create_run(run_id, plan.crew.name, plan.crew.process, redact.referenced_data(plan.inputs), redact.referenced_data(plan.to_dict()),
                          [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
-                          for t in plan.tasks], run_options(ws, plan, limits), created_at=started_at, pid=os.getpid(), host=this_host())
+                          for t in plan.tasks], options, created_at=started_at, pid=os.getpid(), host=this_host())
     assert run_id is not None
     state = _state(store, run_id, plan, 0, started_at)  # its attempt number comes with the attempt, below
 
@@ -198,7 +196,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
-    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), run_options(ws, plan, limits),
+    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), options,
                                   str(restore_from) if restore_from else None, started_at=started_at)
     state.attempt = attempt
     spent_usd, spent_tokens = store.spent(run_id)
@@ -218,7 +216,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
     control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait, cache=cache,
                           cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=ws.quota_book(),
-                          secret=lambda text: redact(text) != text)
+                          secret=redact.holds_secret)
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"

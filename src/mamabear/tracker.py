@@ -118,7 +118,7 @@ def cached_tokens(usage: dict[str, Any] | None) -> int:
 
 def configured_model(route: Any, called: str | None) -> str:
     """The configured id (provider/model) of the model a call went to: the route's own or one of its fallbacks."""
-    return _configured((route.model, *route.fallbacks), called)
+    return _configured(route.chain, called)
 
 
 def _configured(chain: tuple[str, ...], called: str | None) -> str:
@@ -213,7 +213,7 @@ class Tracker:
               data: dict | None = None, ts: float | None = None) -> None:
         message = one_line(self.redact(message) or "")
         if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
-            data = json.loads(self.redact(json.dumps(data, default=str, ensure_ascii=False)) or "{}")
+            data = self.redact.data(data)
         self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
         self.notify(message)
 

@@ -81,10 +81,11 @@ def table(*columns: str, title: str | None = None) -> Any:
     return result
 
 
-STATUS_STYLE = {status.value: style for status, style in {
-    Status.PENDING: "dim", Status.RUNNING: "yellow", Status.COMPLETED: "green", Status.FAILED: "red",
-    Status.INTERRUPTED: "magenta", Status.TIME_LIMIT: "magenta", Status.BUDGET_EXHAUSTED: "magenta", Status.CANCELLED: "dim",
-}.items()}
+STATUS_STYLE = {  # keyed by value: a status read back from the store is a plain str
+    Status.PENDING.value: "dim", Status.RUNNING.value: "yellow", Status.COMPLETED.value: "green", Status.FAILED.value: "red",
+    Status.INTERRUPTED.value: "magenta", Status.TIME_LIMIT.value: "magenta", Status.BUDGET_EXHAUSTED.value: "magenta",
+    Status.CANCELLED.value: "dim",
+}
 
 
 def status_text(status: str | None) -> Any:
