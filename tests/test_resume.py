@@ -45,9 +45,9 @@ def checkpoint_files(home: Path, run_id: str) -> list[Path]:
     return sorted((home / "checkpoints" / run_id).glob("*/*.json"))
 
 
-def start_development_and_hang_in_task_4(fake, home: Path) -> tuple[subprocess.Popen, str]:
+def start_development_and_hang_in_task_4(fake, home: Path, *flags: str) -> tuple[subprocess.Popen, str]:
     fake.add(task=DEV_TASKS[3], delay=60, times=1)
-    proc = start(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet")
+    proc = start(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet", *flags)
     wait_for(lambda: asked(fake, DEV_TASKS[3]), what="the fourth task's model call")
     run_id = store_for(home).list_runs(limit=1)[0]["id"]
     return proc, run_id
@@ -230,3 +230,24 @@ def test_a_checkpoint_that_cannot_be_written_is_said(cli, fake, isolated):
     assert done.returncode == 0, done.stderr  # the run goes on...
     warned = [line for line in done.stderr.splitlines() if "the checkpoint could not be written" in line]
     assert warned and "a resume would repeat" in warned[0]  # ...and says so (silent on 4d96280)
+
+
+def test_with_no_readable_checkpoint_a_resume_takes_completed_outputs_from_the_store(cli, fake, isolated):
+    proc, run_id = start_development_and_hang_in_task_4(fake, isolated, "--no-cache")  # the cache would hide a repeat
+    wait_for(lambda: len(checkpoint_files(isolated, run_id)) == 3, what="three checkpoints")
+    proc.kill()
+    proc.wait(timeout=30)
+    for path in checkpoint_files(isolated, run_id):
+        path.write_text('{"entities": [')  # every checkpoint torn, as a damaged disk would leave them
+    before = len(fake.chat_requests)
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    new = fake.chat_requests[before:]
+    for marker in DEV_TASKS[:3]:  # on 4d96280 the resume started over and ran all seven tasks again
+        assert not [r for r in new if marker in r["task"]], f"completed task '{marker}' was run again"
+    assert [marker for marker in DEV_TASKS[3:] if asked(fake, marker)] == DEV_TASKS[3:]
+    third = store_for(isolated).tasks(run_id)[2]["output"]
+    assert third and all(third in r["text"] for r in asked(fake, DEV_TASKS[3])[-1:])  # the stored outputs are its context
+    logs = cli("runs", "logs", run_id).out
+    assert "no readable checkpoint" in logs
+    assert resumed.json()["status"] == "completed" and [t["status"] for t in resumed.json()["tasks"]] == ["completed"] * 7

@@ -101,6 +101,19 @@ def test_a_process_that_leaves_the_group_holding_the_output_does_not_hold_the_co
         os.kill(escaped, signal.SIGKILL)
 
 
+def test_file_tools_refuse_a_pipe_at_once_instead_of_waiting_for_a_reader(sessions, session):
+    work = Path(session["workdir"])
+    os.mkfifo(work / "pipe")
+    started = time.monotonic()
+    replies = [sessions.edit(session, "create", "pipe", file_text="x"), sessions.edit(session, "view", "pipe"),
+               sessions.edit(session, "insert", "pipe", insert_line=0, text="x")]
+    assert time.monotonic() - started < 5  # 4d96280: file_create blocked until something read the pipe (for ever)
+    assert all(reply.startswith("refused:") and "regular file" in reply for reply in replies), replies
+    assert sessions.edit(session, "create", "notes.txt", file_text="long\n").startswith("created")
+    assert sessions.edit(session, "create", "notes.txt", file_text="s\n").startswith("overwrote")
+    assert (work / "notes.txt").read_text() == "s\n"  # overwriting truncates
+
+
 def test_megabytes_of_output_are_cut_from_the_middle(sessions, session):
     result = run(sessions, session, "seq 1 2000000")  # about 14.8 MB
     data = result.output.encode()

@@ -22,12 +22,16 @@ def files_holding(home: Path, needle: bytes) -> list[str]:
 
 def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_checkpoints(fake, isolated):
     env = subprocess_env(MAMABEAR_HOME=str(isolated), OPENAI_API_KEY=SECRET)
-    topic = f"how to rotate the key {SECRET} safely"  # the key in a task input: in prompts, answers, memories, recall queries
+    # The key in a task input: in prompts, answers, memories, recall queries. The scripted model's answers quote the
+    # first 80 characters of the task, which cut the key in two here: its first 10 characters end an answer.
+    topic = f"how, in a few careful steps, to rotate the key {SECRET} safely"
     fake.add(task="Check every claim", delay=3.0, times=1)  # the second task outlives the time limit: the run keeps its checkpoint
     stopped = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url,
                               "--max-duration", "2s", "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
     assert stopped.returncode == 4, stopped.stderr
+    assert any(r["text"].count(SECRET[:10]) > r["text"].count(SECRET) for r in fake.chat_requests)  # a cut copy went round
     assert list((isolated / "checkpoints").rglob("*.json")) and files_holding(isolated, SECRET.encode()) == []
+    assert files_holding(isolated, SECRET[:10].encode()) == []  # 4d96280: the cut key was left in the checkpoint
     run_id = json.loads(subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True,
                                        cwd=REPO, env=env, timeout=60).stdout)[0]["id"]
     before = len(fake.chat_requests)
@@ -53,3 +57,14 @@ def test_a_stored_reference_to_a_secret_needs_the_variable_to_resume() -> None:
     assert dereferenced(stored, {"OPENAI_API_KEY": SECRET}, "input topic") == f"rotate {SECRET} in ${{HOME}}"  # only ours come back
     with pytest.raises(UsageError, match="input topic used the value of OPENAI_API_KEY, which is not set now"):
         dereferenced(stored, {}, "input topic")
+
+
+def test_what_is_left_of_a_cut_secret_is_masked_but_a_longer_word_is_not() -> None:
+    from mamabear.redact import Redactor
+
+    redact = Redactor({"OPENAI_API_KEY": SECRET})
+    assert redact(f'"raw": "rotate the key {SECRET[:9]}"') == '"raw": "rotate the key [REDACTED]"'  # an answer cut at its limit
+    assert redact(f"...{SECRET[-12:]} was leaked") == "...[REDACTED] was leaked"  # a line shortened from the left
+    assert redact(f"{SECRET}{SECRET[:7]}") == "[REDACTED][REDACTED]"
+    assert redact(f"{SECRET[:12]}X9") == f"{SECRET[:12]}X9"  # another word that starts alike is not a cut secret
+    assert redact.referenced(f"use {SECRET} not {SECRET[:8]}") == "use ${OPENAI_API_KEY} not [REDACTED]"

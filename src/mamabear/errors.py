@@ -31,3 +31,28 @@ class UsageError(MamabearError):
 
 class NotFound(UsageError):
     """An id or name that does not exist."""
+
+
+class StorageError(MamabearError):
+    """A store, memory or file mamabear keeps that cannot be written: a full disk, a read-only one, a failing one."""
+
+
+STORAGE_FAULTS = ("disk is full", "no space left", "disk i/o error", "readonly database", "read-only file system",
+                  "unable to open database file", "could not extend file", "read-only transaction")
+
+
+def storage_fault(exc: BaseException) -> str | None:
+    """What went wrong with the disk, if ``exc`` (or what caused it) is a storage fault; None for anything else."""
+    import errno
+
+    current: BaseException | None = exc
+    for _ in range(6):
+        if current is None:
+            return None
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT):
+            return current.strerror or str(current)
+        text = str(current).lower()
+        if any(fault in text for fault in STORAGE_FAULTS):
+            return str(getattr(current, "orig", None) or current).strip().splitlines()[0]
+        current = current.__cause__ or current.__context__
+    return None

@@ -85,9 +85,17 @@ class Guard:
 
     def wait(self, seconds: float) -> None:
         """Sleep for a backoff, but wake for a stop request and never sleep past the deadline."""
+        self.sleep(seconds)
+        self.check()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep at most ``seconds``, until the deadline or until woken (a stop request, ``wake``)."""
         if self.deadline is not None:
             seconds = min(seconds, max(0.0, self.deadline - time.monotonic()))
         self._wake.wait(seconds)
-        self.check()
+
+    def wake(self) -> None:
+        """End every sleep now and from now on (the run is over)."""
+        self._wake.set()
 
 

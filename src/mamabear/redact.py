@@ -18,6 +18,7 @@ from mamabear.errors import ConfigError, UsageError
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 MASK = "[REDACTED]"
+FRAGMENT = 6  # a secret's start or end this long, cut off by a word's edge (a truncated text), is masked too
 
 
 class Redactor:
@@ -38,10 +39,32 @@ class Redactor:
     def __call__(self, text: str | None) -> str | None:
         if text is None or self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        return self._fragments_masked(self._pattern.sub(MASK, text))
 
     def holds_secret(self, text: str) -> bool:
-        return self._pattern is not None and self._pattern.search(text) is not None
+        return self._pattern is not None and self(text) != text
+
+    def _fragments_masked(self, text: str) -> str:
+        """Mask what is left of a secret that a cut (a model's answer at its token limit, a shortened line) split:
+        its first or last FRAGMENT+ characters, ending (or starting) where a word does."""
+        for secret in self._names:
+            for head in (True, False):
+                probe = secret[:FRAGMENT] if head else secret[-FRAGMENT:]
+                at = text.find(probe)
+                while at != -1:
+                    start, end = at, at + FRAGMENT
+                    if head:
+                        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+                            end += 1
+                    else:
+                        while start > 0 and end - start < len(secret) and text[start - 1] == secret[len(secret) - (end - start) - 1]:
+                            start -= 1
+                    cut = (end == len(text) or not text[end].isalnum()) if head else (start == 0 or not text[start - 1].isalnum())
+                    if cut:
+                        text = text[:start] + MASK + text[end:]
+                        end = start + len(MASK)
+                    at = text.find(probe, end)
+        return text
 
     def data(self, value: Any) -> Any:
         """A JSON-shaped value (an event's data) with every string in it redacted."""
@@ -56,7 +79,8 @@ class Redactor:
         stored as, so a resume can put the value back from the environment and nothing at rest holds it."""
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda m: f"${{{self._names[m.group(0)]}}}" if m.group(0) in self._names else MASK, text)
+        text = self._pattern.sub(lambda m: f"${{{self._names[m.group(0)]}}}" if m.group(0) in self._names else MASK, text)
+        return self._fragments_masked(text)
 
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

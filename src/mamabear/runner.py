@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, UsageError
+from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, StorageError, UsageError
 from mamabear.limits import Limits
 from mamabear.liveness import running_here, settle_orphans, this_host
 from mamabear.plan import Plan, make_plan
@@ -98,40 +95,6 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
 
 
-class _Signals:
-    """First SIGINT/SIGTERM: ask the run to stop and unwind it (KeyboardInterrupt). Second: exit at once.
-
-    Checkpoints are renamed into place whole, so exiting at once never leaves a torn one.
-    """
-
-    def __init__(self, guard: Any, on_first: Any) -> None:
-        self.guard = guard
-        self.on_first = on_first
-        self.armed = True  # while the crew runs, the first signal unwinds it; afterwards it is only noted
-        self.received = 0
-
-    def __call__(self, signum: int, _frame: Any) -> None:
-        self.received += 1
-        if self.received > 1:
-            os._exit(EXIT_INTERRUPTED)
-        self.guard.request_stop("interrupted", f"was interrupted ({signal.Signals(signum).name})")
-        if self.armed:
-            self.on_first()
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def installed(self) -> Iterator[_Signals]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float) -> RunState:
     """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
     rows = {t["position"]: t for t in store.tasks(run_id)}
@@ -191,6 +154,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     from mamabear.cost import Pricer
     from mamabear.guard import Guard
     from mamabear.resilience import CallControl
+    from mamabear.stopping import STOP_GRACE_S, Signals, Watchdog
     from mamabear.tls import shared_tls
     from mamabear.tracker import Tracker
 
@@ -204,6 +168,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     pricer = Pricer(ws.models.prices)
     tracker = Tracker(state, store, pricer, redact, observers)
     tracker.stopping = lambda: guard.stop
+    tracker.storage_failed = lambda exc: guard.request_stop("failed", exc.message, exc.exit_code)
     checkpoints.on_failure = lambda message: tracker.event("checkpoint_failed", message, tracker.current)
     tracker.trace = _trace(ws, run_id, plan, attempt, redact, trace_targets, started_at)
 
@@ -220,7 +185,8 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
         tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
-                      + (", from its last checkpoint)" if restore_from else ", no checkpoint: starting over)"))
+                      + (", from its last checkpoint)" if restore_from else
+                         ", no readable checkpoint: the done tasks' outputs come from the run store)" if done else ")"))
     else:
         tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
         tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")
@@ -233,7 +199,13 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
                            note=lambda kind, message: tracker.event(kind, message, tracker.current))
         tracker.after_task.append(link.save)
     ending = _Ending(store, tracker, guard, attempt, checkpoints, link)
-    signals = _Signals(guard, lambda: ending.abandon_after(ABANDON_AFTER_S, on_abandon))
+
+    def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
+        if on_abandon is not None:
+            ending.abandon_after(STOP_GRACE_S, on_abandon)
+
+    signals = Signals(guard, on_stop)
+    watchdog = ending.watchdog = Watchdog(guard, on_stop)
     with signals.installed():
         output: str | None = None
         error: str | None = None
@@ -246,12 +218,15 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
             phase("restoring the checkpoint" if restore_from is not None else "building the agents")
             with shared_tls():
                 if restore_from is not None:
-                    built = armory.arm(_with_stored_outputs(checkpoints.restore(restore_from), store.tasks(run_id)))
+                    built = armory.arm(checkpoints.restore(restore_from))
                     built.crew.checkpoint = checkpoints.config()
                 else:
                     built = build(plan, ws.catalog, armory, checkpoints.config())
+                if resume:
+                    _with_stored_outputs(built.crew, store.tasks(run_id))
             tracker.attach(built)
             guard.start_clock()
+            watchdog.start()
             guard.check()
             result: Any = built.crew.kickoff(inputs=None if restore_from else plan.inputs)
             signals.armed = False
@@ -278,19 +253,19 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
     return settled
 
 
-ABANDON_AFTER_S = 2.0
-
-
 def _with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
-    """The restored crew with every task the store records as completed given its stored output.
+    """The resumed crew with every task the store records as completed given its stored output.
 
     A task is recorded completed a moment before CrewAI's checkpoint of it is on disk; a kill in
-    between left the checkpoint one task behind, and the resume ran that task again. CrewAI starts
-    a restored crew at its first task without an output, and gives the earlier outputs as context.
+    between left the checkpoint one task behind, and the resume ran that task again. With no
+    readable checkpoint at all, the crew is built afresh and every completed task is filled in.
+    CrewAI starts a resumed crew (one with a kickoff id) at its first task without an output, and
+    gives the earlier outputs as context.
     """
     from crewai.tasks.task_output import TaskOutput
 
     done = {row["position"]: row["output"] for row in rows if row["status"] == "completed" and row["output"] is not None}
+    filled = False
     for position, task in enumerate(crew.tasks, start=1):
         if task.output is not None:
             continue
@@ -298,6 +273,9 @@ def _with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
             break
         task.output = TaskOutput(description=task.description, raw=done[position], name=task.name, expected_output=task.expected_output,
                                  agent=task.agent.role if task.agent is not None else "")
+        filled = True
+    if filled and crew.checkpoint_kickoff_event_id is None:  # a crew built afresh: make CrewAI skip what is done
+        crew.checkpoint_kickoff_event_id = f"mamabear-resume-{secrets.token_hex(8)}"
     return crew
 
 
@@ -338,6 +316,9 @@ def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -
                        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data), warm=True)
 
 
+MEMORY_DRAIN_S = 10.0  # the longest a run's end waits for memories still being saved (a stopped run's calls stop at once)
+
+
 class _Ending:
     """Records how an attempt ended, exactly once: from the normal path, or from the abandon timer.
 
@@ -350,16 +331,21 @@ class _Ending:
         self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
         self.link = link
         self.memory: Any = None  # the run's shared memory: what it is still saving is waited for, however the run ends
+        self.watchdog: Any = None
         self._lock = threading.Lock()
         self._done = False
+        self._abandoning = False
 
-    def settle(self, status: str, error: str | None, exit_code: int, output: str | None) -> RunResult | None:
+    def settle(self, status: str, error: str | None, exit_code: int, output: str | None,
+               drain_s: float = MEMORY_DRAIN_S) -> RunResult | None:
         with self._lock:
             if self._done:
                 return None
             self._done = True
+            if self.watchdog is not None:
+                self.watchdog.end()
             tracker, state, run_id = self.tracker, self.tracker.state, self.tracker.state.run_id
-            _drain(self.memory, MEMORY_DRAIN_S)  # CrewAI saves memories on a background thread; the process exits hard
+            _drain(self.memory, drain_s)  # CrewAI saves memories on a background thread; the process exits hard
             tracker.detach()  # also waits for the last checkpoint write
             if self.link is not None:
                 self.link.close()  # bill the sandbox time; an unpooled cloud session is paused
@@ -367,11 +353,16 @@ class _Ending:
                 status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
                 if status == "interrupted" and self.store.cancel_requested(run_id):
                     status, error = "cancelled", "was cancelled"
-            task = _settle_running_task(tracker, status, error)
-            if status == "failed" and task is not None:
-                error = f"task {task.position} {task.task} failed: {error}"
-            state.status, state.activity, state.finished_at = status, status, time.time()
-            self.store.finish_attempt(run_id, self.attempt, status, error, output)
+            try:
+                task = _settle_running_task(tracker, status, error)
+                if status == "failed" and task is not None:
+                    error = f"task {task.position} {task.task} failed: {error}"
+                state.status, state.activity, state.finished_at = status, status, time.time()
+                self.store.finish_attempt(run_id, self.attempt, status, error, output)
+            except StorageError as exc:  # not recorded: the next command finds its process gone and records it interrupted
+                if exc.message not in (error or ""):
+                    error = exc.message if error is None else f"{error}; {exc.message}"
+                exit_code = exit_code or exc.exit_code
             if tracker.trace is not None:
                 for problem in tracker.trace.finish(status, error, {"gen_ai.usage.input_tokens": state.tokens_in,
                                                                     "gen_ai.usage.output_tokens": state.tokens_out,
@@ -384,14 +375,31 @@ class _Ending:
             return RunResult(run_id, status, output, error, state, exit_code)
 
     def abandon_after(self, seconds: float, on_abandon: Any) -> None:
+        """Unless the run has ended ``seconds`` from now, settle it from here, render it and exit the process.
+
+        Whatever fails or blocks here (the store, a memory save, the renderer), the process exits
+        at most EXIT_CAP_S later: the main thread may be stuck in CrewAI or a tool.
+        """
+        with self._lock:
+            if self._abandoning:
+                return
+            self._abandoning = True
+
+        from mamabear.stopping import EXIT_CAP_S, STOPPED_DRAIN_S
+
         def abandon() -> None:
-            # Whatever fails here (the store, the renderer), the process exits: the main thread is stuck in CrewAI.
-            try:
-                result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None)
-            except BaseException:  # noqa: BLE001
-                os._exit(EXIT_INTERRUPTED)
-            if result is None:
+            if self._done:
                 return  # the run ended by itself meanwhile; its own path reports it
+            stop = self.guard.stop
+            cap = threading.Timer(EXIT_CAP_S, os._exit, (stop.exit_code if stop is not None else EXIT_INTERRUPTED,))
+            cap.daemon = True
+            cap.start()
+            try:
+                result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None, drain_s=STOPPED_DRAIN_S)
+            except BaseException:  # noqa: BLE001
+                os._exit(stop.exit_code if stop is not None else EXIT_INTERRUPTED)
+            if result is None:
+                return  # the main thread is settling it: its own path reports it (the cap still holds)
             try:
                 if on_abandon is not None:
                     on_abandon(result)
@@ -401,9 +409,6 @@ class _Ending:
         timer = threading.Timer(seconds, abandon)
         timer.daemon = True
         timer.start()
-
-
-MEMORY_DRAIN_S = 10.0  # the longest a run's end waits for memories still being saved (a stopped run's calls stop at once)
 
 
 def _drain(memory: Any, seconds: float) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from mamabear.errors import NotFound, UsageError
+from mamabear.errors import NotFound, StorageError, UsageError, storage_fault
 from mamabear.status import FINAL, RESUMABLE
 
 metadata = sa.MetaData()
@@ -263,8 +263,17 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """A transaction; a disk that cannot take the write (full, read-only, failing) is a StorageError naming the store."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StorageError(f"cannot write to the run store at {where} ({fault}); free space or make it writable "
+                               "(what is stored is kept).") from exc
 
     def migrate(self) -> None:
         """Apply pending migrations. Two processes opening a new store at once may race on the DDL

@@ -17,6 +17,7 @@ from typing import Any
 
 from mamabear.build import Built
 from mamabear.cost import Pricer
+from mamabear.errors import StorageError
 from mamabear.models import provider_of
 from mamabear.redact import Redactor
 from mamabear.store import Store
@@ -155,6 +156,7 @@ class Tracker:
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
         self.stopping: Callable[[], Any] | None = None  # the run's stop (guard.RunStopped) once one is decided
+        self.storage_failed: Callable[[StorageError], None] = lambda exc: None  # the store cannot be written (disk full)
 
     # ------------------------------------------------------------ wiring
 
@@ -200,7 +202,10 @@ class Tracker:
     def _guarded(self, method: Callable[[Any], None]) -> Callable[[Any, Any], None]:
         def handler(_source: Any, event: Any) -> None:
             with self._lock:
-                method(event)
+                try:
+                    method(event)
+                except StorageError as exc:  # CrewAI would only log it: the run must stop, it can no longer be recorded
+                    self.storage_failed(exc)
 
         handler.__name__ = f"mamabear_{method.__name__}"
         return handler
@@ -214,7 +219,10 @@ class Tracker:
         message = one_line(self.redact(message) or "")
         if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
             data = self.redact.data(data)
-        self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
+        try:
+            self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
+        except StorageError as exc:
+            self.storage_failed(exc)
         self.notify(message)
 
     # ------------------------------------------------------------ lookups

@@ -122,6 +122,15 @@ def main(argv: list[str] | None = None) -> int:
             emit_json({"error": exc.message, "exit_code": exc.exit_code})
         print_error(exc.message)
         code = exc.exit_code
+    except Exception as exc:  # a disk that is full, read-only or failing, wherever it is met: one sentence, nothing lost
+        from mamabear.errors import storage_fault
+
+        fault = storage_fault(exc)
+        if fault is None or debug_enabled():
+            raise
+        what = getattr(exc, "filename", None) or "a file under MAMABEAR_HOME"
+        print_error(f"cannot write {what} ({fault}); free space or make it writable, then run the command again.")
+        code = EXIT_USAGE
     if argv is None:
         _exit(code)
     return code

@@ -202,7 +202,7 @@ def render_result(ws: Workspace, result: RunResult, json_out: bool) -> None:
     if result.error:
         from mamabear.runner import ending_line
 
-        print_error(ending_line(result.run_id, result.status, result.error) + ".")
+        print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
         if result.status != "completed":
             more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
                     "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")

@@ -74,6 +74,8 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
+from mamabear.errors import StorageError, storage_fault
+
 if TYPE_CHECKING:
     from crewai.memory.types import MemoryRecord, ScopeInfo
 
@@ -259,8 +261,15 @@ class ChromaStorage:
             client = chromadb.HttpClient(host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https", settings=_settings())
             return cls(client, collection, embedder, record_type)
         path = Path(path_or_url).expanduser().resolve()
-        with _locked(_lock_file(path), exclusive=True):
-            client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        try:
+            with _locked(_lock_file(path), exclusive=True):
+                client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        except Exception as exc:
+            fault = storage_fault(exc) or (exc.strerror if isinstance(exc, OSError) else None)
+            if fault is None:
+                raise
+            raise StorageError(f"cannot open the memory at {path} ({fault}); free space or make it writable "
+                               "(a run can go on without memory: --no-memory).") from exc
         return cls(client, collection, embedder, record_type)
 
     # -- locking and the collection

@@ -7,6 +7,7 @@ symlink that points out is refused, whichever component it is in.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from mamabear.sandbox.backend import Refused
@@ -78,6 +79,8 @@ def insert(root: Path, path: str, line: int, text: str) -> str:
 
 
 def _read(target: Path, path: str) -> str:
+    if target.exists() and not target.is_file():
+        raise Refused(f"{path} is not a regular file (a directory, pipe or device); only regular files can be read.")
     if not target.is_file():
         raise Refused(f"{path} does not exist; create it first.")
     try:
@@ -87,7 +90,16 @@ def _read(target: Path, path: str) -> str:
 
 
 def _write(target: Path, text: str) -> None:
-    # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed.
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed. O_NONBLOCK: opening
+    # a FIFO waits for a reader that may never come; it fails or opens at once, then only a regular file is written.
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        raise Refused(f"cannot write {target.name} ({exc.strerror}); only regular files can be written.") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Refused(f"{target.name} is not a regular file (a pipe or device); only regular files can be written.")
+    os.set_blocking(fd, True)
+    os.ftruncate(fd, 0)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -90,7 +90,10 @@ class SessionLink:
                 self.sessions.save(self.sessions.ledger.session(self.session_id))
 
     def close(self) -> None:
+        """The run is over: stop a local command still running (a stopped run does not wait for it), bill the session."""
         self._closed.set()
+        if self.plan.backend == "local":
+            self.sessions.backend("local").interrupt()
         with self._lock:
             if self.session_id is not None:
                 try:

@@ -45,6 +45,7 @@ class LocalBackend:
     def __init__(self, home: Path, limits: CommandLimits) -> None:
         self.root = home / "sandboxes"
         self.limits = limits
+        self._running: set[int] = set()  # process groups of the commands running now
 
     def create(self, session_id: str) -> tuple[str | None, str]:
         base = self.root / session_id
@@ -77,16 +78,24 @@ class LocalBackend:
         )
         capture = _Capture(proc.stdout, limits.output_kib * 1024)  # type: ignore[arg-type]
         timed_out = False
+        self._running.add(proc.pid)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
+        finally:
+            self._running.discard(proc.pid)
         _kill_group(proc.pid)  # the command and anything it left running in the background
         proc.wait()
         output = capture.result()
         code = None if timed_out else proc.returncode
         return CommandResult(output=output, exit_code=code, duration_ms=(time.monotonic() - started) * 1000,
                              timed_out=timed_out, note=self._note(code, timeout_s if timed_out else None))
+
+    def interrupt(self) -> None:
+        """Stop every command running now, with what it started (a run that is stopped exits without waiting for them)."""
+        for pgid in list(self._running):
+            _kill_group(pgid)
 
     def _note(self, code: int | None, timed_out_after: float | None) -> str:
         if timed_out_after is not None:

@@ -46,19 +46,29 @@ class JsonlSpanExporter(SpanExporter):
         self.path = path
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self.lost = 0  # spans that could not be written (a full disk): the run goes on, and says so at its end
+        self.error: str | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(span_record(s), ensure_ascii=False, default=str) + "\n" for s in spans)
         with self._lock:
             if self._file.closed:
                 return SpanExportResult.FAILURE
-            self._file.write(lines)
-            self._file.flush()
+            try:
+                self._file.write(lines)
+                self._file.flush()
+            except OSError as exc:
+                self.lost += len(spans)
+                self.error = exc.strerror or str(exc)
+                return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         with self._lock:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # what could not be flushed is counted already
+                pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
