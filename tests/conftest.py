@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,25 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
     env.update(extra)
     return env
+
+
+def store_for(home: Path):  # noqa: ANN201 - a mamabear.store.Store
+    from mamabear.store import Store
+
+    return Store.open(f"sqlite:///{home / 'mamabear.db'}")
+
+
+def start_mamabear(home: Path, *args: str) -> subprocess.Popen:
+    """`mamabear ARGS` in a process of its own, as a user starts it, on the given home."""
+    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=subprocess_env(MAMABEAR_HOME=str(home)), cwd=REPO)
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

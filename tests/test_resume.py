@@ -7,34 +7,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import REPO, subprocess_env
-from mamabear.store import Store
+from conftest import REPO, start_mamabear, store_for, subprocess_env, wait_for
 
 DEV_INPUTS = ["-i", "goal=a honey tracker"]
 DEV_TASKS = ["Break the goal", "Find existing solutions", "Choose the tools", "Decide which language model",
              "Write the commands", "Review the plan", "Design and write the integration code"]
-
-
-def store_for(home: Path) -> Store:
-    return Store.open(f"sqlite:///{home / 'mamabear.db'}")
-
-
-def start(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=subprocess_env(MAMABEAR_HOME=str(home)), cwd=REPO)
-
-
-def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def asked(fake, marker: str) -> list[dict]:
@@ -47,7 +26,7 @@ def checkpoint_files(home: Path, run_id: str) -> list[Path]:
 
 def start_development_and_hang_in_task_4(fake, home: Path, *flags: str) -> tuple[subprocess.Popen, str]:
     fake.add(task=DEV_TASKS[3], delay=60, times=1)
-    proc = start(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet", *flags)
+    proc = start_mamabear(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet", *flags)
     wait_for(lambda: asked(fake, DEV_TASKS[3]), what="the fourth task's model call")
     run_id = store_for(home).list_runs(limit=1)[0]["id"]
     return proc, run_id
@@ -145,7 +124,7 @@ def test_runs_cancel_stops_a_detached_run_cleanly_and_it_resumes(cli, fake, isol
 
 def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
     fake.add(delay=0.3)
-    procs = [start(isolated, "run", "development", "-i", f"goal=tracker {n}", "--base-url", fake.url, "--json", "--quiet")
+    procs = [start_mamabear(isolated, "run", "development", "-i", f"goal=tracker {n}", "--base-url", fake.url, "--json", "--quiet")
              for n in (1, 2)]
     docs = []
     for proc in procs:
@@ -192,7 +171,7 @@ def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated
 
 
 def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isolated):
-    proc = start(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
+    proc = start_mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
     run = wait_for(lambda: (isolated / "mamabear.db").exists() and next(iter(store_for(isolated).list_runs(limit=1)), None),
                    what="the run's row")
     proc.kill()  # while CrewAI is still being imported: its attempt is not recorded yet

@@ -64,10 +64,15 @@ class Guard:
 
     def check(self) -> None:
         """Raise RunStopped if the run must not start another model call."""
+        stop = self.stopping()
+        if stop is not None:
+            raise stop
+
+    def stopping(self) -> RunStopped | None:
+        """The stop the run is under, if it must not start another step (a model call, a tool)."""
         if self._stop is None:
             self._stop = self._why_stop()
-        if self._stop is not None:
-            raise self._stop
+        return self._stop
 
     def _why_stop(self) -> RunStopped | None:
         limits = self.limits

@@ -30,6 +30,9 @@ class _Tool(BaseTool):
     def _run(self, **kwargs: Any) -> str:
         if self._link is None:
             return "the sandbox failed: this tool is not connected to a sandbox session."
+        stop = self._link.guard.stopping() if self._link.guard is not None else None
+        if stop is not None:  # no tool starts once the run is asked to stop
+            return f"not run: the run {stop.reason}."
         try:
             with self._link.in_use():
                 return self._use(**kwargs)
