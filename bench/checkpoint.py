@@ -27,9 +27,9 @@ def checkpoint_writes(url: str) -> tuple[list[float], list[int], str]:
     from crewai.events import crewai_event_bus
     from crewai.events.types.checkpoint_events import CheckpointCompletedEvent
 
-    from mamabear.plan import make_plan
-    from mamabear.runner import execute
-    from mamabear.workspace import Workspace
+    from mamabear.engine.plan import make_plan
+    from mamabear.engine.runner import execute
+    from mamabear.engine.services import Services
 
     durations: list[float] = []
     sizes: list[int] = []
@@ -39,7 +39,7 @@ def checkpoint_writes(url: str) -> tuple[list[float], list[int], str]:
         sizes.append(Path(event.location).stat().st_size)
 
     crewai_event_bus.on(CheckpointCompletedEvent)(seen)
-    ws = Workspace(base_url=url)
+    ws = Services(base_url=url)
     plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
     result = execute(ws, plan, [])
     crewai_event_bus.flush()
@@ -60,14 +60,14 @@ def first_request_after(fake: FakeLLM, args: list[str]) -> float:
 
 
 def restore_in_process(run_id: str) -> float:
-    from mamabear.build import Armory
-    from mamabear.checkpoints import Checkpoints
-    from mamabear.redact import Redactor
-    from mamabear.runner import prepare_resume
+    from mamabear.config.redact import Redactor
+    from mamabear.engine.build import Armory
+    from mamabear.engine.checkpoints import Checkpoints
+    from mamabear.engine.runner import prepare_resume
 
     ws, plan, _limits, run_id = prepare_resume(run_id)
     checkpoints = Checkpoints(ws.settings.home, run_id, Redactor(ws.settings.env))
-    from mamabear.tls import shared_tls
+    from mamabear.llm.tls import shared_tls
 
     start = time.perf_counter()
     with shared_tls():
@@ -94,9 +94,9 @@ def main() -> None:
                                      env=os.environ.copy(), cwd=REPO, timeout=300)
             if stopped.returncode != 3:
                 raise SystemExit(f"expected a budget stop, got {stopped.returncode}: {stopped.stderr}")
-            from mamabear.workspace import Workspace
+            from mamabear.engine.services import Services
 
-            run_id = Workspace().store.list_runs(limit=1)[0]["id"]
+            run_id = Services().store.list_runs(limit=1)[0]["id"]
             restored.append(restore_in_process(run_id))
             resumed.append(first_request_after(fake, ["resume", run_id, "--budget-tokens", "100000000"]))
             fake.reset()

@@ -53,7 +53,7 @@ def plain_crewai(catalog, plan, url: str, memory: bool = False) -> float:
 
 
 def with_mamabear(ws, plan) -> float:
-    from mamabear.runner import execute
+    from mamabear.engine.runner import execute
 
     start = time.perf_counter()
     result = execute(ws, plan, [])
@@ -65,11 +65,11 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from mamabear.plan import make_plan
-    from mamabear.workspace import Workspace
+    from mamabear.engine.plan import make_plan
+    from mamabear.engine.services import Services
 
     with FakeLLM() as fake:
-        ws = Workspace(base_url=fake.url)
+        ws = Services(base_url=fake.url)
         plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
         plain_crewai(ws.catalog, plan, fake.url)  # warm-up: imports, first connections
         with_mamabear(ws, plan)

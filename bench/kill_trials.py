@@ -42,7 +42,7 @@ def mamabear(home: Path, *args: str) -> subprocess.Popen:
 
 
 def store(home: Path):  # noqa: ANN201
-    from mamabear.store import Store
+    from mamabear.store.database import Store
 
     return Store.open(f"sqlite:///{home / 'mamabear.db'}")
 

@@ -32,9 +32,9 @@ import os, sys
 sys.path.insert(0, {bench!r})
 os.environ["MAMABEAR_HOME"] = {home!r}
 from crew_overhead import plain_crewai
-from mamabear.plan import make_plan
-from mamabear.workspace import Workspace
-ws = Workspace(base_url={url!r})
+from mamabear.engine.plan import make_plan
+from mamabear.engine.services import Services
+ws = Services(base_url={url!r})
 plan = make_plan(ws.catalog, ws.models, {crew!r}, {inputs!r}, ws.settings)
 plain_crewai(ws.catalog, plan, {url!r}, memory={memory!r})
 """

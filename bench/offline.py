@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "tests"))
 os.environ["MAMABEAR_HOME"] = tempfile.mkdtemp(prefix="mamabear-bench-")
 os.environ["MAMABEAR_NO_MEMORY"] = "1"  # the crew benches measure the run engine; bench/memory.py measures memory
 
-from mamabear.settings import apply_privacy_defaults  # noqa: E402
+from mamabear.config.settings import apply_privacy_defaults  # noqa: E402
 
 apply_privacy_defaults()
 

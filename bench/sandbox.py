@@ -31,10 +31,10 @@ def timed(fn) -> float:  # noqa: ANN001
 def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["MAMABEAR_HOME"] = home
+        from mamabear.engine.services import Services
         from mamabear.sandbox.backend import CommandResult
-        from mamabear.workspace import Workspace
 
-        sessions = Workspace().sessions()
+        sessions = Services().sessions()
         starts = [timed(lambda: sessions.start("local", "development")) for _ in range(STARTS)]
         session = sessions.start("local", "development")
 

@@ -31,7 +31,7 @@ RUNS = 12
 def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
     from pathlib import Path
 
-    from mamabear.redact import Redactor
+    from mamabear.config.redact import Redactor
     from mamabear.telemetry.sinks import Sinks
     from mamabear.telemetry.spans import RunTrace
     from mamabear.telemetry.targets import targets
@@ -63,7 +63,7 @@ def open_and_close(receiver: OtlpReceiver, rounds: int = 20) -> list[float]:
     """A run's fixed cost: opening the exporters and draining them when it ends (one HTTP export per signal)."""
     from pathlib import Path
 
-    from mamabear.redact import Redactor
+    from mamabear.config.redact import Redactor
     from mamabear.telemetry.sinks import Sinks
     from mamabear.telemetry.spans import RunTrace
     from mamabear.telemetry.targets import targets
@@ -78,15 +78,15 @@ def open_and_close(receiver: OtlpReceiver, rounds: int = 20) -> list[float]:
 
 
 def crew_run(env: dict[str, str]) -> tuple[float, int]:
-    from mamabear.limits import Limits
-    from mamabear.plan import make_plan
-    from mamabear.runner import execute
-    from mamabear.workspace import Workspace
+    from mamabear.config.limits import Limits
+    from mamabear.engine.plan import make_plan
+    from mamabear.engine.runner import execute
+    from mamabear.engine.services import Services
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        ws = Workspace(base_url=FAKE.url, no_cache=True)
+        ws = Services(base_url=FAKE.url, no_cache=True)
         plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
         begin = time.perf_counter()
         result = execute(ws, plan, [], Limits())

@@ -84,8 +84,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def store_for(home: Path):  # noqa: ANN201 - a mamabear.store.Store
-    from mamabear.store import Store
+def store_for(home: Path):  # noqa: ANN201 - a mamabear.store.database.Store
+    from mamabear.store.database import Store
 
     return Store.open(f"sqlite:///{home / 'mamabear.db'}")
 

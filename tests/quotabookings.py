@@ -20,7 +20,7 @@ from typing import Any
 
 def record(log: Path, patch: Callable[[Any, str, Any], None] = setattr) -> None:
     """Patch QuotaBook so each booking appends its clock reading to `log` (pass monkeypatch.setattr as patch to have it undone)."""
-    from mamabear.quota import QuotaBook
+    from mamabear.llm.quota import QuotaBook
 
     init, acquire = QuotaBook.__init__, QuotaBook.acquire
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mamabear.catalog import Catalog, packaged_root, search_roots, validate_all
+from mamabear.config.catalog import Catalog, packaged_root, search_roots, validate_all
 from mamabear.errors import ConfigError, NotFound
 
 SPECIALISTS = {

@@ -281,7 +281,7 @@ def test_a_home_that_is_a_file_and_an_input_that_is_not_utf8_are_one_sentence(cl
 
 
 def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_to_start(cli, fake, monkeypatch):
-    from mamabear import cost
+    from mamabear.llm import pricing as cost
 
     unknown = ["--base-url", fake.url, "--model", "openai/my-finetune"]
     dry = cli("run", "research", "-i", "topic=x", "--dry-run", *unknown)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, subprocess_env
-from mamabear.store import Store
+from mamabear.store.database import Store
 
 pytestmark = pytest.mark.memory_on
 
@@ -158,8 +158,9 @@ def test_a_chroma_server_by_url(cli, isolated, tmp_path, monkeypatch):
 WRITER = """
 import sys
 from mamabear.memory.service import MemoryService
-from mamabear.workspace import Workspace
-service = MemoryService(Workspace())
+from mamabear.engine.services import Services
+ws = Services()
+service = MemoryService(ws.settings, ws.memory_config)
 for i in range(int(sys.argv[2])):
     service.add(f"note {i} from writer {sys.argv[1]}", "/user", ["note"], 0.5)
 """
@@ -178,12 +179,12 @@ def test_two_processes_writing_at_once_lose_nothing(cli, isolated):
 
 
 def test_isolated_and_read_only_crews(cli, isolated):
+    from mamabear.engine.services import Services
     from mamabear.memory.shared import make_memory
-    from mamabear.workspace import Workspace
 
     cli("memory", "add", "the user likes short answers")
     cli("memory", "add", "the lab uses short pipettes", "--scope", "/crew/lab")
-    ws = Workspace()
+    ws = Services()
 
     def scopes(mode: str) -> set[str]:
         memory = make_memory(ws.settings, ws.memory_config, crew="lab", mode=mode)

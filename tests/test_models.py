@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mamabear.catalog import Catalog, packaged_root
-from mamabear.models import ModelTable, NoUsableModel, tier_for
-from mamabear.plan import make_plan
-from mamabear.settings import load
+from mamabear.config.catalog import Catalog, packaged_root
+from mamabear.config.models import ModelTable, NoUsableModel, tier_for
+from mamabear.config.settings import load
+from mamabear.engine.plan import make_plan
 
 
 def settings(**env: str):
@@ -79,7 +79,7 @@ def test_plan_routes_each_task_by_agent_tier_and_complexity(table):
 def test_every_provider_in_the_tiers_builds_its_native_client(table, env, expected):
     """The SDK each provider needs is installed, the key reaches the client, and mamabear's retries
     wrap the provider's own class (no call is made)."""
-    from mamabear.build import make_llm, make_resilient_llm
+    from mamabear.engine.build import make_llm, make_resilient_llm
 
     for tier in ("fast", "balanced", "pro"):
         route = table.route(tier, settings(**env))

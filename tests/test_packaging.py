@@ -18,7 +18,7 @@ def test_wheel_ships_the_defaults_and_uses_them(tmp_path):
         assert f"mamabear/_defaults/{path}" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "from mamabear.catalog import Catalog, packaged_root; r = packaged_root(); print(r); print(len(Catalog([r]).crew_files()))"
+    code = "from mamabear.config.catalog import Catalog, packaged_root; r = packaged_root(); print(r); print(len(Catalog([r]).crew_files()))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env=subprocess_env(PYTHONPATH=str(site)), timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mamabear import quota as quota_module
 from mamabear.errors import ConfigError, UsageError
-from mamabear.quota import Quota, QuotaBook
+from mamabear.llm import quota as quota_module
+from mamabear.llm.quota import Quota, QuotaBook
 
 
 class Clock:

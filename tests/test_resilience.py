@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from mamabear.config.limits import Limits, parse_duration
+from mamabear.config.models import RetryPolicy
 from mamabear.errors import UsageError
-from mamabear.limits import Limits, parse_duration
-from mamabear.models import RetryPolicy
-from mamabear.resilience import backoff
-from mamabear.store import Store
+from mamabear.llm.resilience import backoff
+from mamabear.store.database import Store
 
 TOPIC = ["-i", "topic=honey bees"]
 RESEARCH, CHECK, WRITE = "Current Task: Research", "Current Task: Check every claim", "Current Task: Write a report"

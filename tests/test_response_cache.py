@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mamabear.errors import UsageError
-from mamabear.response_cache import REDIS_PREFIX, RedisCache, SqliteCache, open_cache, request_key
+from mamabear.llm.response_cache import REDIS_PREFIX, RedisCache, SqliteCache, open_cache, request_key
 from redisserver import RedisServer
 
 REQUEST = {"model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 512, "stop": ["\n\n"],

@@ -142,11 +142,11 @@ def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
 
 ABANDON = """
 import sys
-from mamabear.plan import make_plan
-from mamabear.runner import execute
-from mamabear.workspace import Workspace
+from mamabear.engine.plan import make_plan
+from mamabear.engine.runner import execute
+from mamabear.engine.services import Services
 
-ws = Workspace(base_url=sys.argv[1])
+ws = Services(base_url=sys.argv[1])
 plan = make_plan(ws.catalog, ws.models, "research", {"topic": "otters"}, ws.settings)
 
 def broken_renderer(result):

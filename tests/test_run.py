@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO, subprocess_env
-from mamabear.store import Store
+from mamabear.store.database import Store
 
 CREW_INPUTS = {
     "research": ["-i", "topic=honey bees"],

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from fakescrapybara import FakeScrapybara
+from mamabear.engine.services import Services
 from mamabear.sandbox.backend import CommandResult
-from mamabear.workspace import Workspace
 
 KEY = "sb-test-key"
 QUESTION = ["-i", "question=how many bears"]
@@ -49,14 +49,14 @@ def test_start_exec_and_the_requests_the_api_received(cli, cloud):
     ran = cli("sandbox", "exec", session["id"], "--", "echo hello > notes/a.txt; cat notes/a.txt; (exit 3)")
     assert ran.code == 3 and ran.out == "hello\n"
     assert (cloud.home(session["remote_id"]) / "work" / "notes" / "a.txt").read_text() == "hello\n"
-    audit = Workspace().sessions().ledger.actions(session_id=session["id"])
+    audit = Services().sessions().ledger.actions(session_id=session["id"])
     assert [(a["action"], a["exit_code"]) for a in audit] == [("setup", 0), ("bash", 3)]
     ended = cli("sandbox", "exec", session["id"], "--", "exit 0")  # the instance's shell ends: no exit code to report
     assert ended.code == 1 and "exit code is unknown" in ended.err
 
 
 def test_file_tools_and_browser_go_through_the_sdk(cloud):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     assert "wrote" in sessions.edit(session, "create", "src/app.py", file_text="print('hi')\n")
     assert "app.py" in sessions.edit(session, "str_replace", "src/app.py", old_str="hi", new_str="bears")
@@ -74,7 +74,7 @@ def test_file_tools_and_browser_go_through_the_sdk(cloud):
 
 
 def test_pause_saves_the_workspace_and_a_command_resumes_the_instance(cloud):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     sessions.exec(session, "echo kept > src/state.txt")
     paused = sessions.pause(session)
@@ -87,7 +87,7 @@ def test_pause_saves_the_workspace_and_a_command_resumes_the_instance(cloud):
 
 
 def test_a_lost_instance_is_replaced_from_the_last_saved_workspace(cloud):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     sessions.exec(session, "echo precious > src/data.txt")
     sessions.save(session)
@@ -102,7 +102,7 @@ def test_a_lost_instance_is_replaced_from_the_last_saved_workspace(cloud):
 
 
 def test_api_errors_are_retried_then_reported_in_one_sentence(cloud):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     cloud.fail("/bash", 503, times=1)
     result = sessions.exec(session, "echo after a hiccup")
@@ -116,7 +116,7 @@ def test_api_errors_are_retried_then_reported_in_one_sentence(cloud):
 
 
 def test_a_command_that_times_out_on_the_instance(cloud):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     result = sessions.exec(session, "sleep 30", timeout_s=1)
     assert isinstance(result, CommandResult) and result.timed_out and result.exit_code is None
@@ -132,7 +132,7 @@ def test_bad_or_missing_key_is_one_sentence_and_exit_2(cli, cloud, monkeypatch):
 
 
 def test_idle_sessions_are_paused_and_their_hours_billed(cloud, isolated, tmp_path, monkeypatch):
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("scrapybara", "development")
     assert sessions.pause_idle() == []  # just used
     later = time.time() + 11 * 60
@@ -155,7 +155,7 @@ def test_a_crew_run_on_scrapybara_bills_its_hours_and_pauses_its_instance(cli, f
     frame = [r for r in fake.chat_requests if FRAME in r["task"]]
     assert {"browser_navigate", "browser_screenshot"} <= {t["function"]["name"] for t in frame[0]["body"]["tools"]}
     assert "Linux" in frame[1]["text"] and "the browser is at https://bears.example" in frame[2]["text"]
-    session = Workspace().sessions().get(doc["session_id"])
+    session = Services().sessions().get(doc["session_id"])
     assert session["status"] == "paused" and cloud.instances[session["remote_id"]].status == "paused"
     assert doc["totals"]["sandbox_seconds"] > 0 and doc["totals"]["sandbox_usd"] == pytest.approx(doc["totals"]["sandbox_seconds"], rel=1e-3)
     llm_usd = sum(t["cost_usd"] for t in doc["tasks"])
@@ -194,7 +194,7 @@ def test_resume_reattaches_the_paused_instance_of_the_run(cli, fake, cloud):
     fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "echo honey > note.txt"}}])
     fake.add(task="Identify and describe the data", status=400, times=2)
     failed = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet").json()
-    session = Workspace().sessions().get(failed["session_id"])
+    session = Services().sessions().get(failed["session_id"])
     assert failed["status"] == "failed" and session["status"] == "paused"  # not left running (and billing) after the run
 
     fake.add(task="Identify and describe the data", times=1, tool_calls=[{"name": "bash", "arguments": {"command": "cat note.txt"}}])
@@ -211,7 +211,7 @@ def test_resume_reattaches_the_paused_instance_of_the_run(cli, fake, cloud):
 def test_a_pooled_instance_bills_each_run_only_its_own_time(cloud):
     from mamabear.sandbox.sessions import Context
 
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     pooled = sessions.start("scrapybara", "development", pooled=True)
     for run_id in ("run-a", "run-b"):
         session = sessions.resume(sessions.get(pooled["id"]), Context(run_id=run_id))

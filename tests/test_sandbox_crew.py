@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mamabear.store import Store
-from mamabear.workspace import Workspace
+from mamabear.engine.services import Services
+from mamabear.store.database import Store
 
 QUESTION = ["-i", "question=how many bears"]
 FRAME, COLLECT = "Turn the question", "Identify and describe the data"
@@ -38,7 +38,7 @@ def test_agents_create_edit_and_run_a_file_through_tool_calls(cli, fake, isolate
     assert "bears: 6" in frame[3]["text"] and "[exit code 0]" in frame[3]["text"]  # the program's output reached the model
     assert "refused by the sandbox policy" in frame[4]["text"]
 
-    session = Workspace().sessions().get(doc["session_id"])
+    session = Services().sessions().get(doc["session_id"])
     assert (Path(session["workdir"]) / "out" / "count.py").read_text() == "bears = 3\nprint('bears:', bears * 2)\n"
     assert (Path(session["workdir"]) / "data").is_dir()  # the data_analysis kind's set-up ran
 
@@ -80,9 +80,9 @@ def test_a_resumed_run_works_in_the_same_session(cli, fake, isolated):
     assert resumed.json()["session_id"] == first["session_id"]
     collect = [r for r in fake.chat_requests if COLLECT in r["task"] and r["status"] == 200]
     assert "honey" in collect[-1]["text"]  # the file task 1 wrote is there for task 2
-    assert len(Workspace().sessions().list()) == 1
+    assert len(Services().sessions().list()) == 1
     store = store_for(isolated)
-    assert [a["attempt"] for a in Workspace().sessions().ledger.actions(run_id=first["run_id"])] == [1, 1, 2]
+    assert [a["attempt"] for a in Services().sessions().ledger.actions(run_id=first["run_id"])] == [1, 1, 2]
     assert store.run(first["run_id"])["session_id"] == first["session_id"]
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, subprocess_env
+from mamabear.engine.services import Services
 from mamabear.sandbox.backend import CommandResult
-from mamabear.sandbox.ledger import Ledger
-from mamabear.workspace import Workspace
+from mamabear.store.ledger import Ledger
 
 
 @pytest.fixture
 def sessions(isolated):  # noqa: ANN001, ANN201
-    return Workspace().sessions()
+    return Services().sessions()
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def test_the_environment_has_no_key_or_token_of_the_caller(sessions, session, mo
 
 def test_secrets_are_redacted_from_what_is_stored_and_returned(isolated, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef123456")
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("local", "development")
     result = run(sessions, session, "echo the key is sk-live-abcdef123456")
     assert "sk-live" not in result.output and "[REDACTED]" in result.output
@@ -146,7 +146,7 @@ def test_secrets_are_redacted_from_what_is_stored_and_returned(isolated, monkeyp
 
 def test_limits_on_file_size_are_enforced(isolated, tmp_path, monkeypatch):
     project_config(tmp_path, monkeypatch, "limits:\n  file_mib: 1\n")
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("local", "development")
     result = run(sessions, session, "head -c 5000000 /dev/zero > big.bin")
     assert result.exit_code != 0 and "file size limit (1 MiB)" in result.note
@@ -165,7 +165,7 @@ def test_policy_refuses_denied_commands_and_audits_them(sessions, session):
 
 def test_allow_rules_admit_only_what_they_match(isolated, tmp_path, monkeypatch):
     project_config(tmp_path, monkeypatch, "policy:\n  allow: ['^(ls|echo)\\b']\n")
-    sessions = Workspace().sessions()
+    sessions = Services().sessions()
     session = sessions.start("local", "research")
     assert run(sessions, session, "echo ok").output.strip() == "ok"
     assert "matches no allow rule" in sessions.exec(session, "python3 -c 1")

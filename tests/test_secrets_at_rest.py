@@ -48,8 +48,8 @@ def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_che
 
 
 def test_a_stored_reference_to_a_secret_needs_the_variable_to_resume() -> None:
+    from mamabear.config.redact import Redactor, dereferenced
     from mamabear.errors import UsageError
-    from mamabear.redact import Redactor, dereferenced
 
     redact = Redactor({"OPENAI_API_KEY": SECRET, "HOME": "/root/some/where"})
     stored = redact.referenced(f"rotate {SECRET} in ${{HOME}}")
@@ -60,7 +60,7 @@ def test_a_stored_reference_to_a_secret_needs_the_variable_to_resume() -> None:
 
 
 def test_what_is_left_of_a_cut_secret_is_masked_but_a_longer_word_is_not() -> None:
-    from mamabear.redact import Redactor
+    from mamabear.config.redact import Redactor
 
     redact = Redactor({"OPENAI_API_KEY": SECRET})
     assert redact(f'"raw": "rotate the key {SECRET[:9]}"') == '"raw": "rotate the key [REDACTED]"'  # an answer cut at its limit

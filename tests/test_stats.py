@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import REPO, subprocess_env
-from mamabear.sandbox.ledger import Ledger
-from mamabear.stats import fleet_stats, percentile
-from mamabear.store import Store, attempts, llm_calls, runs
+from mamabear.store.database import Store, attempts, llm_calls, runs
+from mamabear.store.ledger import Ledger
+from mamabear.store.stats import fleet_stats, percentile
 
 NOW = 1_700_000_000.0
 DAY = 86_400.0
@@ -168,9 +168,9 @@ def stats_cli(cli, monkeypatch):
 
 
 def _home_store() -> Store:
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    store = Workspace().store
+    store = Services().store
     now = time.time()
     make_run(store, "recent", now - 120, [("run", "failed", now - 100), ("resume", "completed", now - 40)], [("completed", now - 90)])
     make_run(store, "ancient", now - 30 * DAY, [("run", "completed", now - 30 * DAY + 5)], [("completed", now - 30 * DAY + 5)])
@@ -227,10 +227,10 @@ def test_the_command_module_does_not_import_sqlalchemy():
 
 def test_orphaned_running_runs_are_settled_before_counting(stats_cli):
     """A run marked running on this machine whose process is gone counts as interrupted, as `runs list` shows it."""
-    from mamabear.liveness import this_host
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
+    from mamabear.store.liveness import this_host
 
-    store = Workspace().store
+    store = Services().store
     store.create_run("orphan", "research", "sequential", {}, {}, [])
     store.start_attempt("orphan", "run", pid=2**22 + 12345, host=this_host(), options={}, checkpoint=None)
     doc = stats_cli("stats", "--json").json()

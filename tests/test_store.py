@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from mamabear.store import MIGRATIONS, Store
+from mamabear.store.database import MIGRATIONS, Store
 
 
 def test_a_store_from_before_resumable_runs_is_upgraded_and_keeps_its_runs(cli, fake, isolated):

@@ -51,7 +51,7 @@ def test_a_run_is_recorded_in_postgresql(cli, fake, pg_url, monkeypatch, isolate
 
 
 def test_migrations_run_once(pg_url):
-    from mamabear.store import MIGRATIONS, Store
+    from mamabear.store.database import MIGRATIONS, Store
 
     Store.open(pg_url)
     store = Store.open(pg_url)

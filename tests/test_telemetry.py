@@ -84,7 +84,7 @@ def test_otlp_http_receives_the_span_tree_and_metrics(cli, fake, receiver, monke
     assert tokens["input"]["sum"] == doc["totals"]["tokens_in"] and tokens["output"]["sum"] == doc["totals"]["tokens_out"]
     latency = [p for p in points if p["name"] == "gen_ai.client.operation.duration"]
     assert sum(p["count"] for p in latency) == doc["totals"]["llm_calls"] and latency[0]["attributes"]["mamabear.agent"] == "research_specialist"
-    cost = sum(p["value"] for p in points if p["name"] == "mamabear.cost")
+    cost = sum(p["value"] for p in points if p["name"] == "mamabear.llm.pricing")
     assert cost == pytest.approx(doc["totals"]["cost_usd"], rel=1e-6)
     durations = [p for p in points if p["name"] == "mamabear.task.duration"]
     assert sum(p["count"] for p in durations) == len(doc["tasks"])

@@ -93,7 +93,7 @@ def _plain_metavars(cmd: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: usage errors exit 2 (Typer), MamabearError becomes one sentence and its exit code."""
     from mamabear.cli.output import emit_json, print_error
-    from mamabear.settings import apply_privacy_defaults
+    from mamabear.config.settings import apply_privacy_defaults
 
     set_started(process_started() if argv is None else time.time())  # in-process callers (tests) run many commands
     apply_privacy_defaults()

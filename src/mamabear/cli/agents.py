@@ -21,9 +21,9 @@ def agent_dict(spec: object) -> dict:
 @app.command("list")
 def list_agents(json_out: bool = JSON) -> None:
     """List the agents with their tier and temperature."""
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    agents = Workspace().catalog.agents
+    agents = Services().catalog.agents
     if json_out:
         emit_json([agent_dict(a) for a in agents.values()])
         return
@@ -36,9 +36,9 @@ def list_agents(json_out: bool = JSON) -> None:
 @app.command("show")
 def show_agent(agent_id: str = typer.Argument(..., metavar="ID"), json_out: bool = JSON) -> None:
     """Show one agent in full, with the models its tier falls back through."""
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    ws = Workspace()
+    ws = Services()
     spec = ws.catalog.agent(agent_id)
     data = agent_dict(spec)
     data["models"] = list(ws.models.tiers[spec.tier])

@@ -23,9 +23,9 @@ def crew_dict(spec: object) -> dict:
 @app.command("list")
 def list_crews(json_out: bool = JSON) -> None:
     """List the crews with their process, agents and tasks."""
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    catalog = Workspace().catalog
+    catalog = Services().catalog
     crews = [catalog.crew(name) for name in catalog.crew_files()]
     if json_out:
         emit_json([crew_dict(c) for c in crews])
@@ -40,9 +40,9 @@ def list_crews(json_out: bool = JSON) -> None:
 @app.command("show")
 def show_crew(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON) -> None:
     """Show one crew: its tasks in order, who runs them, and the inputs it takes."""
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    catalog = Workspace().catalog
+    catalog = Services().catalog
     crew = catalog.crew(name)
     if json_out:
         emit_json(crew_dict(crew))

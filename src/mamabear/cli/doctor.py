@@ -22,10 +22,10 @@ def doctor(
     """Check the installation, configuration, model providers (each is asked for its models list) and run store."""
     from dataclasses import asdict
 
-    from mamabear.doctor import run_checks
-    from mamabear.workspace import Workspace
+    from mamabear.engine.doctor import run_checks
+    from mamabear.engine.services import Services
 
-    checks = run_checks(Workspace(model=model, base_url=base_url))
+    checks = run_checks(Services(model=model, base_url=base_url))
     healthy = all(c.status != "fail" for c in checks)
     if json_out:
         emit_json({"ok": healthy, "checks": [asdict(c) for c in checks]})

@@ -17,11 +17,12 @@ SCOPE = typer.Option(None, "--scope", metavar="PATH", help="A scope such as /use
 
 def _do(action: str, *args: object) -> Any:
     """Run a MemoryService action with CrewAI's console chatter kept off stdout."""
+    from mamabear.engine.services import Services
     from mamabear.memory.service import MemoryService
-    from mamabear.workspace import Workspace
 
+    ws = Services()
     with library_chatter_off():
-        return getattr(MemoryService(Workspace()), action)(*args)
+        return getattr(MemoryService(ws.settings, ws.memory_config), action)(*args)
 
 
 def _record(record: object, score: float | None = None) -> dict:

@@ -8,8 +8,8 @@ import time
 from typing import IO, Any
 
 from mamabear.cli.output import status_text
-from mamabear.durations import fmt_seconds
-from mamabear.tracker import RunState
+from mamabear.config.durations import fmt_seconds
+from mamabear.engine.tracker import RunState
 
 
 class PlainProgress:

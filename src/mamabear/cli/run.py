@@ -14,10 +14,10 @@ from mamabear.cli.output import console, emit_json, is_tty, library_chatter_off,
 from mamabear.errors import UsageError
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
-    from mamabear.limits import Limits
-    from mamabear.plan import Plan
-    from mamabear.runner import RunResult
-    from mamabear.workspace import Workspace
+    from mamabear.config.limits import Limits
+    from mamabear.engine.plan import Plan
+    from mamabear.engine.runner import RunResult
+    from mamabear.engine.services import Services
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -72,7 +72,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 
 
 def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duration: str | None) -> dict:
-    from mamabear.limits import parse_duration
+    from mamabear.config.limits import parse_duration
 
     return {"budget_usd": budget_usd, "budget_tokens": budget_tokens,
             "max_duration_s": parse_duration(max_duration) if max_duration is not None else None}
@@ -80,10 +80,10 @@ def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duratio
 
 def complete_crew(incomplete: str) -> list[str]:
     """Shell completion of crew names (--install-completion)."""
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
     try:
-        return [name for name in Workspace().catalog.crew_files() if name.startswith(incomplete)]
+        return [name for name in Services().catalog.crew_files() if name.startswith(incomplete)]
     except Exception:  # noqa: BLE001 - a broken config must not break the user's shell
         return []
 
@@ -107,20 +107,20 @@ def run(
     run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
 ) -> None:
     """Run a crew."""
-    from mamabear.limits import Limits
-    from mamabear.plan import make_plan
-    from mamabear.workspace import Workspace
+    from mamabear.config.limits import Limits
+    from mamabear.engine.plan import make_plan
+    from mamabear.engine.services import Services
 
     given = parse_inputs(inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
-    ws = Workspace(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
+    ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
     if dry_run:
         render_plan(plan, json_out)
         return
     if detach:
-        from mamabear.detach import spawn
-        from mamabear.runner import new_run_id
+        from mamabear.engine.detach import spawn
+        from mamabear.engine.runner import new_run_id
 
         run_id = new_run_id()
         args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
@@ -157,17 +157,17 @@ def resume(
     Budgets count the whole run, every attempt; a time limit counts this attempt only.
     The run's model, server and limits are reused unless given again.
     """
-    from mamabear.runner import prepare_resume
+    from mamabear.engine.runner import prepare_resume
 
     ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, **limits_from(budget_usd, budget_tokens, max_duration))
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
 
 
-def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None,
+def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None,
            resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
-    from mamabear.runner import execute
+    from mamabear.engine.runner import execute
 
     if quiet:
         progress = None
@@ -192,15 +192,15 @@ def launch(ws: Workspace, plan: Plan, limits: Limits, quiet: bool, json_out: boo
     raise typer.Exit(result.exit_code)
 
 
-def render_result(ws: Workspace, result: RunResult, json_out: bool) -> None:
-    from mamabear.report import run_report
+def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
+    from mamabear.store.report import run_report
 
     if json_out:
         emit_json(run_report(ws.store, result.run_id))
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
-        from mamabear.runner import ending_line
+        from mamabear.engine.runner import ending_line
 
         print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
         if result.status != "completed":

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
-from mamabear.durations import fmt_seconds
+from mamabear.config.durations import fmt_seconds
 
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 
@@ -23,9 +23,9 @@ def _duration(start: float | None, end: float | None) -> str:
 
 
 def _store():  # noqa: ANN202
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    return Workspace().store
+    return Services().store
 
 
 @app.command("list")
@@ -36,7 +36,7 @@ def list_runs(
     json_out: bool = JSON,
 ) -> None:
     """List recent runs with their status, tokens and cost."""
-    from mamabear.liveness import settle_orphans
+    from mamabear.store.liveness import settle_orphans
 
     store = _store()
     settle_orphans(store, store.list_runs(limit=limit, status="running"))
@@ -60,8 +60,8 @@ def rows_for_json(rows: list[dict]) -> list[dict]:
 @app.command("show")
 def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
     """Show one run: its tasks, every LLM and tool call, and its output."""
-    from mamabear.liveness import settle_orphans
-    from mamabear.report import run_report
+    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.report import run_report
 
     store = _store()
     run_id = store.resolve_run_id(run_id)
@@ -177,7 +177,7 @@ def logs(
     for event in events:
         _print_event(event, json_out)
     last = events[-1]["id"] if events else 0
-    from mamabear.liveness import settle_orphans
+    from mamabear.store.liveness import settle_orphans
 
     while follow:
         finished = settle_orphans(store, [store.run(run_id)])[0]["status"] != "running"
@@ -193,10 +193,10 @@ def logs(
 @app.command("trace")
 def trace(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
     """Draw a run's span tree: every attempt, task, agent step, model, tool and memory call, with time, tokens and cost."""
+    from mamabear.engine.services import Services
     from mamabear.telemetry.jsonl import read_trace, span_tree
-    from mamabear.workspace import Workspace
 
-    ws = Workspace()
+    ws = Services()
     run_id = ws.store.resolve_run_id(run_id)
     spans = read_trace(ws.settings.home, run_id)
     if json_out:
@@ -243,7 +243,7 @@ def cancel(
     json_out: bool = JSON,
 ) -> None:
     """Stop a running run cleanly: it checkpoints, records itself cancelled, and can be resumed."""
-    from mamabear.liveness import cancel_run
+    from mamabear.store.liveness import cancel_run
 
     store = _store()
     run = cancel_run(store, store.resolve_run_id(run_id), wait_s=wait)

@@ -19,9 +19,9 @@ EXIT_TIMED_OUT = 124  # what timeout(1) returns
 
 
 def _sessions():  # noqa: ANN202
-    from mamabear.workspace import Workspace
+    from mamabear.engine.services import Services
 
-    return Workspace().sessions()
+    return Services().sessions()
 
 
 def _row(session: dict) -> dict:

@@ -1,4 +1,4 @@
-"""mamabear stats: fleet KPIs over recent runs (computed in mamabear.stats; rendered here)."""
+"""mamabear stats: fleet KPIs over recent runs (computed in mamabear.store.stats; rendered here)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,14 @@ def stats(
     """Fleet KPIs: success and autonomy rates, time to recovery and to first result, cost, LLM errors and latency."""
     from rich.markup import escape
 
-    from mamabear.durations import fmt_seconds
-    from mamabear.limits import parse_duration
-    from mamabear.liveness import settle_orphans
-    from mamabear.stats import fleet_stats
-    from mamabear.workspace import Workspace
+    from mamabear.config.durations import fmt_seconds
+    from mamabear.config.limits import parse_duration
+    from mamabear.engine.services import Services
+    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.stats import fleet_stats
 
     since_s = None if since.strip().lower() == "all" else parse_duration(since, flag="--since")
-    store = Workspace().store
+    store = Services().store
     settle_orphans(store, store.list_runs(limit=100_000, status="running"))  # a run whose process died is not running
     doc = fleet_stats(store, since_s, crew=crew)
     if json_out:

@@ -11,13 +11,13 @@ from mamabear.errors import EXIT_USAGE
 
 def validate(json_out: bool = JSON) -> None:
     """Check config/ and crews/ (packaged and local) and report every broken file."""
-    from mamabear.catalog import validate_all
+    from mamabear.config.catalog import validate_all
+    from mamabear.engine.services import Services
     from mamabear.errors import ConfigError
-    from mamabear.workspace import Workspace
 
-    ws = Workspace()
+    ws = Services()
     catalog, errors = validate_all(ws.roots)
-    from mamabear.redact import sensitive
+    from mamabear.config.redact import sensitive
 
     checks = (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config, lambda: sensitive(ws.settings.project_dir))
     for load in checks:  # models, sandbox, memory and privacy .yaml

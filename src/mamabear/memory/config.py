@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mamabear import yamlfile
+from mamabear.config import yamlfile
+from mamabear.config.yamlfile import Located
 from mamabear.errors import ConfigError
-from mamabear.yamlfile import Located
 
 LOCAL = "local"
 

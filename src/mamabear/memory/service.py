@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from mamabear.config.settings import Settings
 from mamabear.errors import ConfigError, UsageError
 from mamabear.memory import shared
+from mamabear.memory.config import MemoryConfig
 from mamabear.memory.record import Record, composite_score
-from mamabear.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,13 @@ def _scope(path: str | None) -> str | None:
 
 
 class MemoryService:
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-        self.config = ws.memory_config
+    def __init__(self, settings: Settings, config: MemoryConfig) -> None:
+        self.settings = settings
+        self.config = config
 
     @cached_property
     def storage(self) -> Any:
-        return shared.open_storage(self.ws.settings, self.config, record_type=Record)
+        return shared.open_storage(self.settings, self.config, record_type=Record)
 
     @cached_property
     def embedder(self) -> Any:
@@ -51,9 +52,9 @@ class MemoryService:
         return make_embedder(self.config)
 
     def add(self, text: str, scope: str, categories: list[str], importance: float) -> Record:
-        from mamabear.redact import Redactor
+        from mamabear.config.redact import Redactor
 
-        content = Redactor.for_settings(self.ws.settings)(text) or ""  # secrets and sensitive data never reach the memory
+        content = Redactor.for_settings(self.settings)(text) or ""  # secrets and sensitive data never reach the memory
         if not content.strip():
             raise UsageError("memory add needs some text to remember.")
         record = Record(content=content, scope=_scope(scope) or "/", categories=list(categories), importance=importance)
@@ -83,7 +84,7 @@ class MemoryService:
             scopes[top] = self.storage.count(top)
             for child in self.storage.list_scopes(top):
                 scopes[child] = self.storage.count(child)
-        return {"records": self.storage.count(), "location": shared.location(self.ws.settings), "collection": self.config.collection,
+        return {"records": self.storage.count(), "location": shared.location(self.settings), "collection": self.config.collection,
                 "embedder": self.config.embedder_name, "scopes": scopes, "categories": self.storage.list_categories()}
 
     def reset(self, scope: str | None) -> int:

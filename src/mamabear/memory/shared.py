@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mamabear.config.redact import Redactor
+from mamabear.config.settings import Settings
 from mamabear.errors import ConfigError
 from mamabear.memory.config import MemoryConfig
 from mamabear.memory.embedder import make_embedder
-from mamabear.redact import Redactor
-from mamabear.settings import Settings
 
 Note = Callable[[str, str, dict], None]  # (kind, message, data) -> a run event
 

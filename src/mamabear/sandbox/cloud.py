@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mamabear.config.settings import Settings
 from mamabear.sandbox.backend import CommandResult, Lost, Refused, SandboxError, cap_text
 from mamabear.sandbox.config import SandboxConfig
-from mamabear.settings import Settings
 
 T = TypeVar("T")
 _EXIT = "__MB_EXIT="

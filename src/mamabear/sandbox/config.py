@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamabear import yamlfile
+from mamabear.config import yamlfile
+from mamabear.config.settings import Settings
+from mamabear.config.yamlfile import Located
 from mamabear.errors import ConfigError, UsageError
-from mamabear.settings import Settings
-from mamabear.yamlfile import Located
 
 BACKENDS = ("local", "scrapybara")
 

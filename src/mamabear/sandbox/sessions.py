@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mamabear.config.redact import Redactor
+from mamabear.config.settings import Settings
 from mamabear.errors import UsageError
-from mamabear.redact import Redactor
 from mamabear.sandbox.backend import Backend, CommandResult, Lost, Refused, SandboxError
 from mamabear.sandbox.config import SandboxConfig
-from mamabear.sandbox.ledger import Ledger
 from mamabear.sandbox.policy import refusal
-from mamabear.settings import Settings
-from mamabear.store import Store
+from mamabear.store.database import Store
+from mamabear.store.ledger import Ledger
 
 LIVE = ("running", "paused")
 

@@ -22,7 +22,7 @@ class RunMeters:
                                              explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
         self.latency = meter.create_histogram("gen_ai.client.operation.duration", unit="s", description="Model call duration",
                                               explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
-        self.cost = meter.create_counter("mamabear.cost", unit="USD", description="Model spend")
+        self.cost = meter.create_counter("mamabear.llm.pricing", unit="USD", description="Model spend")
         self.saved = meter.create_counter("mamabear.cache.saved", unit="USD", description="Spend avoided by the response cache")
         self.task_duration = meter.create_histogram("mamabear.task.duration", unit="s", description="Task duration",
                                                     explicit_bucket_boundaries_advisory=DURATION_BUCKETS)

@@ -21,7 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from mamabear import __version__
-from mamabear.redact import Redactor
+from mamabear.config.redact import Redactor
 from mamabear.telemetry.meters import RunMeters
 from mamabear.telemetry.sinks import Sinks
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from mamabear.errors import MamabearError
-from mamabear.store import Store
+from mamabear.store.database import Store
 
 START_TIMEOUT_S = 60.0
 

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mamabear.build import Built
-from mamabear.cost import Pricer
+from mamabear.config.models import provider_of
+from mamabear.config.redact import Redactor
+from mamabear.engine.build import Built
 from mamabear.errors import StorageError
-from mamabear.models import provider_of
-from mamabear.redact import Redactor
-from mamabear.store import Store
+from mamabear.llm.pricing import Pricer
+from mamabear.store.database import Store
 
 OUTPUT_CAP = 20_000  # characters of a tool's output kept in the store
 ORDER_WAIT_S = 2.0  # the longest a task's start waits for the previous task's end to be handled
@@ -257,7 +257,7 @@ class Tracker:
     @staticmethod
     def _caller(agent: str | None, called: str | None) -> tuple[str | None, str | None]:
         """A call with no agent of ours: named by the role its LLM was made for (the memory's), with its configured id."""
-        from mamabear.resilience import CALLER
+        from mamabear.llm.resilience import CALLER
 
         caller = CALLER.get()
         if caller is None or agent is not None:

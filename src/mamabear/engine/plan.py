@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from mamabear.catalog import Catalog, CrewSpec, expand_tools
+from mamabear.config.catalog import Catalog, CrewSpec, expand_tools
+from mamabear.config.models import ModelTable, Route, tier_for
+from mamabear.config.settings import Settings
 from mamabear.errors import UsageError
-from mamabear.models import ModelTable, Route, tier_for
 from mamabear.sandbox.config import BACKENDS, SandboxConfig
-from mamabear.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
             continue
         tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
-    from mamabear.cost import Pricer
+    from mamabear.llm.pricing import Pricer
 
     plan = Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan,
                 memory="off" if settings.no_memory else crew.memory)

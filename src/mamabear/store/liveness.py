@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from mamabear.errors import UsageError
-from mamabear.store import Store
+from mamabear.store.database import Store
 
 
 def this_host() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mamabear.errors import NotFound
-from mamabear.store import Store, runs, sandbox_actions, sandbox_usage, sessions
+from mamabear.store.database import Store, runs, sandbox_actions, sandbox_usage, sessions
 
 OUTPUT_CAP = 4_000  # characters of a command's output kept in the audit
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from mamabear import yamlfile
+from mamabear.config import yamlfile
+from mamabear.config.settings import Settings
+from mamabear.config.yamlfile import Located
 from mamabear.errors import ConfigError, UsageError
-from mamabear.settings import Settings
-from mamabear.yamlfile import Located
 
 COMPATIBLE = "openai"  # the provider an OpenAI-compatible --base-url server stands in for
 LOCAL_KEY = "not-needed"  # local servers usually ignore the key; SDKs insist on one
@@ -18,6 +18,18 @@ LOCAL_KEY = "not-needed"  # local servers usually ignore the key; SDKs insist on
 class NoUsableModel(UsageError):
     pass
 
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A provider's client-side rate limit (``rpm``/``tpm`` in models.yaml); llm.quota enforces it across processes."""
+
+    rpm: float | None = None  # requests per minute; None = unlimited
+    tpm: float | None = None  # tokens (input + output) per minute; None = unlimited
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
 
 @dataclass(frozen=True)
 class Route:
@@ -131,8 +143,6 @@ class ModelTable:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                     raise ConfigError(f"{entry.where(key)}: provider '{name}' {key} must be a number above zero (per minute).")
             if limits:
-                from mamabear.quota import Quota
-
                 self.quotas[name] = Quota(**limits)
         for tier, models in (doc.get("tiers") or {}).items():
             if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
@@ -217,7 +227,7 @@ def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:
             if value is None or value in ("forever", "never"):
                 values["ttl_s"] = None
             else:
-                from mamabear.limits import parse_duration
+                from mamabear.config.limits import parse_duration
 
                 try:
                     values["ttl_s"] = parse_duration(str(value), "cache ttl")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mamabear import yamlfile
+from mamabear.config import yamlfile
+from mamabear.config.yamlfile import Located
 from mamabear.errors import ConfigError, NotFound
-from mamabear.yamlfile import Located
 
 TIERS = ("fast", "balanced", "pro")
 MEMORY_MODES = ("shared", "read_only", "isolated", "off")
@@ -111,11 +111,11 @@ class CrewSpec:
 
 def packaged_root() -> Path:
     """Where the default config/ and crews/ live: inside the wheel, or the source checkout."""
-    here = Path(__file__).resolve().parent
-    bundled = here / "_defaults"
+    package = Path(__file__).resolve().parents[1]  # src/mamabear (or mamabear/ in the wheel)
+    bundled = package / "_defaults"
     if (bundled / "config").is_dir():
         return bundled
-    return here.parents[1]
+    return package.parents[1]
 
 
 def search_roots(project_dir: Path | None) -> list[Path]:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from crewai.hooks.dispatch import HookAborted
 
-from mamabear.durations import fmt_seconds
+from mamabear.config.durations import fmt_seconds
+from mamabear.config.limits import Limits
 from mamabear.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_TIME_LIMIT
-from mamabear.limits import Limits
 
 EXIT_CODES = {"time_limit": EXIT_TIME_LIMIT, "budget_exhausted": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED,
               "cancelled": EXIT_INTERRUPTED}

@@ -7,9 +7,9 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
+from mamabear.config.settings import PRIVACY_DEFAULTS
+from mamabear.engine.services import Services
 from mamabear.errors import MamabearError
-from mamabear.settings import PRIVACY_DEFAULTS
-from mamabear.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def run_checks(ws: Workspace) -> list[Check]:
+def run_checks(ws: Services) -> list[Check]:
     checks: list[Check] = []
     py = sys.version_info
     checks.append(Check("python", "ok" if (3, 10) <= py[:2] < (3, 14) else "fail", f"{py.major}.{py.minor}.{py.micro}"))
@@ -34,7 +34,7 @@ def run_checks(ws: Workspace) -> list[Check]:
         version = _version(package)
         checks.append(Check(package, "ok" if version else "fail", version or f"not installed; run `pip install {package}`"))
 
-    from mamabear.catalog import validate_all
+    from mamabear.config.catalog import validate_all
 
     catalog, errors = validate_all(ws.roots)
     if errors:
@@ -51,14 +51,14 @@ def run_checks(ws: Workspace) -> list[Check]:
             routes.append(route)
             via = f" via {route.base_url}" if route.base_url else f" (key from {route.key_env})" if route.key_env else ""
             checks.append(Check(f"models.{tier}", "ok", route.model + via))
-        from mamabear.cost import Pricer
+        from mamabear.llm.pricing import Pricer
 
         chain = list(dict.fromkeys(m for r in routes for m in r.chain))
         unpriced = Pricer(table.prices).unpriced(chain)
         checks.append(Check("prices", "fail" if unpriced else "ok",
                             f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in "
                             "config/models.yaml" if unpriced else f"{len(chain)} routed models priced"))
-        from mamabear.probe import probe
+        from mamabear.llm.probe import probe
 
         for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another
             checks.append(Check(f"provider {answer.target}", answer.status, answer.detail))
@@ -112,7 +112,7 @@ def run_checks(ws: Workspace) -> list[Check]:
     return checks
 
 
-def _observability(ws: Workspace) -> list[Check]:
+def _observability(ws: Services) -> list[Check]:
     """Where traces go, which response cache runs use, and the quotas in force."""
     from mamabear.telemetry.targets import disabled, targets
 

@@ -14,11 +14,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from mamabear.config.models import Quota
 from mamabear.errors import ConfigError, UsageError
+
+__all__ = ["Quota", "QuotaBook"]
 
 BUSY_TIMEOUT_S = 5.0  # SQLite's own wait for the write lock, per try
 LOCK_TRIES = 12  # tries of BUSY_TIMEOUT_S each before giving up on a lock someone never releases
@@ -29,16 +31,6 @@ _SAVE = ("INSERT INTO buckets (provider, next_at, level, updated) VALUES (?, ?, 
          "SET next_at = excluded.next_at, level = excluded.level, updated = excluded.updated")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Quota:
-    rpm: float | None = None  # requests per minute; None = unlimited
-    tpm: float | None = None  # tokens (input + output) per minute; None = unlimited
-
-    @property
-    def limited(self) -> bool:
-        return self.rpm is not None or self.tpm is not None
 
 
 class QuotaBook:

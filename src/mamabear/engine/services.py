@@ -1,29 +1,29 @@
-"""What a command works on: settings, the catalog, the model table and the run store, each loaded on first use."""
+"""The services a command uses: settings, the catalog, the model table, the run store, memory and sandbox config, each loaded on first use."""
 
 from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from mamabear import settings as settings_mod
-from mamabear.catalog import Catalog, search_roots
-from mamabear.settings import Settings
+from mamabear.config import settings as settings_mod
+from mamabear.config.catalog import Catalog, search_roots
+from mamabear.config.settings import Settings
 
 if TYPE_CHECKING:
+    from mamabear.config.models import ModelTable
     from mamabear.memory.config import MemoryConfig
-    from mamabear.models import ModelTable
     from mamabear.sandbox.config import SandboxConfig
     from mamabear.sandbox.sessions import Sessions
-    from mamabear.store import Store
+    from mamabear.store.database import Store
 
 
-class Workspace:
+class Services:
     def __init__(self, settings: Settings | None = None, **flags: object) -> None:
         self.settings = (settings or settings_mod.load()).with_flags(**flags)
 
-    def rerouted(self, **flags: str | None) -> Workspace:
+    def rerouted(self, **flags: str | None) -> Services:
         """The same workspace with other flags (model, base_url, sandbox, session); what is loaded already is shared."""
-        other = Workspace(self.settings, **flags)
+        other = Services(self.settings, **flags)
         for name in ("roots", "catalog", "models", "store", "sandbox", "memory_config"):  # none of them depends on those flags
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
@@ -39,13 +39,13 @@ class Workspace:
 
     @cached_property
     def models(self) -> ModelTable:
-        from mamabear.models import ModelTable
+        from mamabear.config.models import ModelTable
 
         return ModelTable.load(self.roots)
 
     @cached_property
     def store(self) -> Store:
-        from mamabear.store import Store
+        from mamabear.store.database import Store
 
         return Store.open(self.settings.database_url)
 
@@ -64,7 +64,7 @@ class Workspace:
         """The response cache runs read and fill, opened now; None with --no-cache or `cache: {enabled: false}`."""
         if self.settings.no_cache or not self.models.cache.enabled:
             return None
-        from mamabear.response_cache import open_cache
+        from mamabear.llm.response_cache import open_cache
 
         return open_cache(self.settings.cache_url or self.models.cache.url, self.settings.home)
 
@@ -72,7 +72,7 @@ class Workspace:
         """The machine-wide quota book, shared by every run through one file; None when no provider has a quota."""
         if not self.models.quotas:
             return None
-        from mamabear.quota import QuotaBook
+        from mamabear.llm.quota import QuotaBook
 
         return QuotaBook(self.settings.home / "quotas.db", self.models.quotas)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamabear.sandbox.ledger import Ledger
-from mamabear.store import Store
+from mamabear.store.database import Store
+from mamabear.store.ledger import Ledger
 
 
 def _seconds(start: float | None, end: float | None) -> float | None:

@@ -23,10 +23,10 @@ from typing import Any
 
 from crewai.llms.retry import _active_llm_rate_limit_retry
 
-from mamabear.cost import Pricer
+from mamabear.config.models import RetryPolicy, provider_of
 from mamabear.errors import MamabearError
-from mamabear.guard import Guard, RunStopped
-from mamabear.models import RetryPolicy, provider_of
+from mamabear.llm.guard import Guard, RunStopped
+from mamabear.llm.pricing import Pricer
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT_NAMES = {
@@ -198,7 +198,7 @@ class ResilientCalls:
         """The request's identity: model, messages, tools, sampling and output format; None when it must not be cached."""
         if control.cache is None or named.get("available_functions"):  # the provider would run a tool inside the call
             return None
-        from mamabear.response_cache import request_key
+        from mamabear.llm.response_cache import request_key
 
         if control.secret(json.dumps(named.get("messages"), default=str, ensure_ascii=False)):
             return None  # the cache is a file (or a shared Redis): a secret in the prompt would be stored there in clear
@@ -211,7 +211,7 @@ class ResilientCalls:
         })
 
     def _from_cache(self, control: CallControl, key: str, named: dict[str, Any]) -> Any:
-        from mamabear.cached_reply import decode
+        from mamabear.llm.cached_reply import decode
 
         started = time.perf_counter()
         cache = control.cache
@@ -235,7 +235,7 @@ class ResilientCalls:
 
     def _to_cache(self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str,
                   tokens_in: int, tokens_out: int) -> None:
-        from mamabear.cached_reply import encode
+        from mamabear.llm.cached_reply import encode
 
         reply = encode(result, named.get("response_model"))
         if reply is None or (reply["type"] == "text" and not reply["text"].strip()):

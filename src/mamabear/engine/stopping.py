@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mamabear.errors import EXIT_INTERRUPTED
-from mamabear.guard import CANCEL_POLL_S, Guard, RunStopped
+from mamabear.llm.guard import CANCEL_POLL_S, Guard, RunStopped
 
 STOP_GRACE_S = 2.0  # a stopped run's own unwinding gets this long before it is settled from outside
 EXIT_CAP_S = 10.0  # and the process exits at most this long after that, recorded or not

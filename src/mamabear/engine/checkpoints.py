@@ -32,7 +32,7 @@ from crewai.state.checkpoint_config import CheckpointConfig
 from crewai.state.provider.json_provider import JsonProvider, _build_path
 from pydantic import PrivateAttr
 
-from mamabear.redact import Redactor
+from mamabear.config.redact import Redactor
 
 KEEP = 5  # checkpoints kept per run; older ones are pruned after each write
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from mamabear.engine.plan import SandboxPlan
 from mamabear.errors import EXIT_USAGE
-from mamabear.plan import SandboxPlan
 from mamabear.sandbox.backend import SandboxError
 from mamabear.sandbox.sessions import Context, Sessions
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mamabear.store import FINAL_STATUSES, Store, attempts, llm_calls, runs, sandbox_usage, tasks
+from mamabear.store.database import FINAL_STATUSES, Store, attempts, llm_calls, runs, sandbox_usage, tasks
 
 RATE_DIGITS = 4  # 0.1234 = 12.34 %
 USD_DIGITS = 6

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mamabear.config.limits import Limits
+from mamabear.config.redact import Redactor
+from mamabear.engine.plan import Plan, make_plan
+from mamabear.engine.services import Services
+from mamabear.engine.tracker import Observer, RunState, TaskState
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, StorageError, UsageError
-from mamabear.limits import Limits
-from mamabear.liveness import running_here, settle_orphans, this_host
-from mamabear.plan import Plan, make_plan
-from mamabear.redact import Redactor
 from mamabear.status import STOPPED
-from mamabear.store import FINAL_STATUSES, RESUMABLE_STATUSES
-from mamabear.tracker import Observer, RunState, TaskState
-from mamabear.workspace import Workspace
+from mamabear.store.database import FINAL_STATUSES, RESUMABLE_STATUSES
+from mamabear.store.liveness import running_here, settle_orphans, this_host
 
 
 @dataclass
@@ -59,7 +59,7 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     return message, EXIT_FAILED
 
 
-def run_options(ws: Workspace, plan: Plan, limits: Limits) -> dict[str, Any]:
+def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:
     """What a resume reuses unless told otherwise: never a key."""
     chosen = {"model": ws.settings.model, "base_url": ws.settings.base_url,
               "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None,
@@ -68,9 +68,9 @@ def run_options(ws: Workspace, plan: Plan, limits: Limits) -> dict[str, Any]:
 
 
 def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None,
-                   **limit_flags: float | int | None) -> tuple[Workspace, Plan, Limits, str]:
+                   **limit_flags: float | int | None) -> tuple[Services, Plan, Limits, str]:
     """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given."""
-    base = Workspace()
+    base = Services()
     store = base.store
     run_id = store.resolve_run_id(run_id)
     run = settle_orphans(store, [store.run(run_id)])[0]
@@ -85,7 +85,7 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
                        sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"),
                        no_memory=options.get("no_memory"), no_cache=options.get("no_cache"))
-    from mamabear.redact import dereferenced
+    from mamabear.config.redact import dereferenced
 
     inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v
               for k, v in (run["inputs"] or {}).items()}
@@ -112,7 +112,7 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
     return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
 
 
-def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits | None = None,
+def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits | None = None,
             run_id: str | None = None, resume: bool = False, on_abandon: Any = None, started_at: float | None = None) -> RunResult:
     """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early.
 
@@ -149,14 +149,14 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
     phase("importing CrewAI")
     # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
-    from mamabear.build import Armory, build
-    from mamabear.checkpoints import Checkpoints
-    from mamabear.cost import Pricer
-    from mamabear.guard import Guard
-    from mamabear.resilience import CallControl
-    from mamabear.stopping import STOP_GRACE_S, Signals, Watchdog
-    from mamabear.tls import shared_tls
-    from mamabear.tracker import Tracker
+    from mamabear.engine.build import Armory, build
+    from mamabear.engine.checkpoints import Checkpoints
+    from mamabear.engine.stopping import STOP_GRACE_S, Signals, Watchdog
+    from mamabear.engine.tracker import Tracker
+    from mamabear.llm.guard import Guard
+    from mamabear.llm.pricing import Pricer
+    from mamabear.llm.resilience import CallControl
+    from mamabear.llm.tls import shared_tls
 
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
@@ -193,7 +193,7 @@ def execute(ws: Workspace, plan: Plan, observers: list[Observer], limits: Limits
 
     link = None
     if plan.sandbox is not None:
-        from mamabear.sandbox.link import SessionLink
+        from mamabear.engine.link import SessionLink
 
         link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard,
                            note=lambda kind, message: tracker.event(kind, message, tracker.current))
@@ -293,7 +293,7 @@ def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, t
         tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
 
 
-def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:
+def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:
     """The attempt's span tree (None with OTEL_SDK_DISABLED=true)."""
     from mamabear.telemetry.targets import disabled
 
@@ -305,7 +305,7 @@ def _trace(ws: Workspace, run_id: str, plan: Plan, attempt: int, redact: Redacto
     return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact, started_at=started_at)
 
 
-def _memory(ws: Workspace, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
+def _memory(ws: Services, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
     """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
     from mamabear.memory.shared import make_memory
 
@@ -385,7 +385,7 @@ class _Ending:
                 return
             self._abandoning = True
 
-        from mamabear.stopping import EXIT_CAP_S, STOPPED_DRAIN_S
+        from mamabear.engine.stopping import EXIT_CAP_S, STOPPED_DRAIN_S
 
         def abandon() -> None:
             if self._done:
@@ -436,7 +436,7 @@ def ending_line(run_id: str, status: str, error: str | None) -> str:
 
 
 def _summary(state: RunState) -> str:
-    from mamabear.durations import fmt_seconds
+    from mamabear.config.durations import fmt_seconds
 
     calls = f"{state.llm_calls} model call" + ("" if state.llm_calls == 1 else "s")
     line = f"{fmt_seconds(state.seconds)}, {calls}, {state.tokens_in:,}+{state.tokens_out:,} tokens, ${state.cost_usd:.4f}"

@@ -9,8 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from mamabear.models import Route
-from mamabear.settings import Settings
+from mamabear.config.models import Route
+from mamabear.config.settings import Settings
 
 TIMEOUT_S = 5.0
 # Where each provider lists its models, and how it takes the key. An OpenAI-compatible --base-url is asked at {base}/models.

@@ -102,9 +102,9 @@ def dereferenced(text: str, env: Mapping[str, str], what: str) -> str:
 @lru_cache(maxsize=8)
 def sensitive(project_dir: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(variable names, regexes) from every config/privacy.yaml, packaged first; errors name file and line."""
-    from mamabear import yamlfile
-    from mamabear.catalog import search_roots
-    from mamabear.yamlfile import Located
+    from mamabear.config import yamlfile
+    from mamabear.config.catalog import search_roots
+    from mamabear.config.yamlfile import Located
 
     names: list[str] = []
     patterns: list[str] = []

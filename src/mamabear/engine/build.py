@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mamabear.catalog import Catalog
-from mamabear.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
-from mamabear.plan import Plan, PlannedAgent
-from mamabear.settings import Settings
+from mamabear.config.catalog import Catalog
+from mamabear.config.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
+from mamabear.config.settings import Settings
+from mamabear.engine.plan import Plan, PlannedAgent
 
 
 @dataclass
@@ -47,7 +47,7 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
     """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard."""
     from crewai import LLM
 
-    from mamabear.resilience import resilient_class
+    from mamabear.llm.resilience import resilient_class
 
     timeout_s = models.retry.timeout_s
     kwargs = _llm_kwargs(route, temperature, settings, timeout_s)
