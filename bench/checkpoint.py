@@ -61,7 +61,7 @@ def first_request_after(fake: FakeLLM, args: list[str]) -> float:
 
 def restore_in_process(run_id: str) -> float:
     from mamabear.config.redact import Redactor
-    from mamabear.engine.build import Armory
+    from mamabear.engine.build import AgentParts
     from mamabear.engine.checkpoints import Checkpoints
     from mamabear.engine.runner import prepare_resume
 
@@ -71,7 +71,7 @@ def restore_in_process(run_id: str) -> float:
 
     start = time.perf_counter()
     with shared_tls():
-        Armory(plan, ws.settings, ws.models, control=None).arm(checkpoints.restore(checkpoints.latest()))
+        AgentParts(plan, ws.settings, ws.models, control=None).reattach(checkpoints.restore(checkpoints.latest()))
     return time.perf_counter() - start
 
 

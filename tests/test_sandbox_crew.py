@@ -80,7 +80,7 @@ def test_a_resumed_run_works_in_the_same_session(cli, fake, isolated):
     assert resumed.json()["session_id"] == first["session_id"]
     collect = [r for r in fake.chat_requests if COLLECT in r["task"] and r["status"] == 200]
     assert "honey" in collect[-1]["text"]  # the file task 1 wrote is there for task 2
-    assert len(Services().sessions().list()) == 1
+    assert len(Services().sessions().every()) == 1
     store = store_for(isolated)
     assert [a["attempt"] for a in Services().sessions().ledger.actions(run_id=first["run_id"])] == [1, 1, 2]
     assert store.run(first["run_id"])["session_id"] == first["session_id"]

@@ -71,7 +71,7 @@ def search(
 @app.command("list")
 def list_memories(scope: Optional[str] = SCOPE, limit: int = typer.Option(50, "--limit", "-n", min=1), json_out: bool = JSON) -> None:
     """List memories, newest first."""
-    records = _do("list", scope, limit)
+    records = _do("records", scope, limit)
     if json_out:
         emit_json([_record(r) for r in records])
         return

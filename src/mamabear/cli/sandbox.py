@@ -115,7 +115,7 @@ def list_sessions(
     json_out: bool = JSON,
 ) -> None:
     """List sessions; idle cloud sessions past their idle time are paused first."""
-    rows = [s for s in _sessions().list() if all_ or s["status"] in ("running", "paused")]
+    rows = [s for s in _sessions().every() if all_ or s["status"] in ("running", "paused")]
     if json_out:
         emit_json([_row(s) for s in rows])
         return

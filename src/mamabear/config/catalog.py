@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mamabear.config import yamlfile
-from mamabear.config.yamlfile import Located
+from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError, NotFound
 
 TIERS = ("fast", "balanced", "pro")
@@ -129,7 +129,7 @@ def search_roots(project_dir: Path | None) -> list[Path]:
 # ---------------------------------------------------------------- field helpers
 
 
-def _text(entry: Located, key: str, what: str, required: bool = True) -> str | None:
+def _text(entry: YamlMapping, key: str, what: str, required: bool = True) -> str | None:
     value = entry.get(key)
     if value is None:
         if required:
@@ -140,7 +140,7 @@ def _text(entry: Located, key: str, what: str, required: bool = True) -> str | N
     return str(value).strip()
 
 
-def _id_list(entry: Located, key: str, what: str) -> tuple[str, ...]:
+def _id_list(entry: YamlMapping, key: str, what: str) -> tuple[str, ...]:
     value = entry.get(key) or []
     if isinstance(value, str):
         value = [value]
@@ -149,7 +149,7 @@ def _id_list(entry: Located, key: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _tool_list(entry: Located, what: str) -> tuple[str, ...]:
+def _tool_list(entry: YamlMapping, what: str) -> tuple[str, ...]:
     names = _id_list(entry, "tools", what)
     for name in names:
         if name not in TOOLS and name not in TOOL_GROUPS:
@@ -164,13 +164,13 @@ def expand_tools(names: tuple[str, ...], browser: bool) -> tuple[str, ...]:
     return tuple(t for t in dict.fromkeys(tools) if browser or t not in BROWSER_TOOLS)
 
 
-def _sandbox(doc: Located, what: str) -> SandboxSpec:
+def _sandbox(doc: YamlMapping, what: str) -> SandboxSpec:
     value = doc.get("sandbox")
     if value is None:
         return SandboxSpec()
     if isinstance(value, str):
         return SandboxSpec(kind=value)
-    if not isinstance(value, Located):
+    if not isinstance(value, YamlMapping):
         raise ConfigError(f"{doc.where('sandbox')}: 'sandbox' of {what} is a kind (research, development, ...) or a mapping.")
     _unknown(value, {"kind", "backend", "reuse"}, f"the sandbox of {what}")
     backend = value.get("backend")
@@ -182,24 +182,24 @@ def _sandbox(doc: Located, what: str) -> SandboxSpec:
     return SandboxSpec(kind=str(value.get("kind", "development")), backend=backend, reuse=reuse)
 
 
-def _mapping(value: Any, path: Path, what: str) -> Located:
+def _mapping(value: Any, path: Path, what: str) -> YamlMapping:
     if value is None:
-        empty = Located()
+        empty = YamlMapping()
         empty.path, empty.line, empty.key_lines = path, 1, {}
         return empty
-    if not isinstance(value, Located):
+    if not isinstance(value, YamlMapping):
         raise ConfigError(f"{path}:1: {what} must be a mapping of names to entries.")
     return value
 
 
-def _entry(entries: Located, key: str, what: str) -> Located:
+def _entry(entries: YamlMapping, key: str, what: str) -> YamlMapping:
     value = entries[key]
-    if not isinstance(value, Located):
+    if not isinstance(value, YamlMapping):
         raise ConfigError(f"{entries.where(key)}: {what} '{key}' must be a mapping of fields.")
     return value
 
 
-def _unknown(entry: Located, known: set[str], what: str) -> None:
+def _unknown(entry: YamlMapping, known: set[str], what: str) -> None:
     for key in entry:
         if key not in known:
             allowed = ", ".join(sorted(known))
@@ -209,7 +209,7 @@ def _unknown(entry: Located, known: set[str], what: str) -> None:
 # ---------------------------------------------------------------- parsers
 
 
-def parse_agent(agent_id: str, entry: Located) -> AgentSpec:
+def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
     what = f"agent '{agent_id}'"
     _unknown(entry, {"role", "goal", "backstory", "tier", "temperature", "llm", "tools"} | AGENT_PASSTHROUGH, what)
     tier = entry.get("tier", "balanced")
@@ -232,7 +232,7 @@ def parse_agent(agent_id: str, entry: Located) -> AgentSpec:
     )
 
 
-def parse_task(task_id: str, entry: Located) -> TaskSpec:
+def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
     what = f"task '{task_id}'"
     _unknown(entry, {"description", "expected_output", "agent", "context", "complexity"} | TASK_PASSTHROUGH, what)
     complexity = entry.get("complexity")
@@ -251,7 +251,7 @@ def parse_task(task_id: str, entry: Located) -> TaskSpec:
     )
 
 
-def _parse_inputs(doc: Located, what: str) -> tuple[InputSpec, ...]:
+def _parse_inputs(doc: YamlMapping, what: str) -> tuple[InputSpec, ...]:
     raw = doc.get("inputs") or []
     if not isinstance(raw, list):
         raise ConfigError(f"{doc.where('inputs')}: 'inputs' of {what} must be a list.")
@@ -260,7 +260,7 @@ def _parse_inputs(doc: Located, what: str) -> tuple[InputSpec, ...]:
         if isinstance(item, str):
             item_map: dict[str, Any] = {"name": item}
             where = doc.where("inputs")
-        elif isinstance(item, Located):
+        elif isinstance(item, YamlMapping):
             _unknown(item, {"name", "description", "required", "default"}, f"an input of {what}")
             item_map, where = item, item.where()
         else:
@@ -304,7 +304,7 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         raise ConfigError(f"{doc.where('tasks')}: {what} needs a non-empty 'tasks' list.")
     crew_tasks: list[CrewTask] = []
     for item in raw_tasks:
-        if isinstance(item, Located):
+        if isinstance(item, YamlMapping):
             _unknown(item, {"task", "agent"}, f"a task entry of {what}")
             task_id, agent_override, where = item.get("task"), item.get("agent"), item.where()
         else:

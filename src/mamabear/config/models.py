@@ -8,7 +8,7 @@ from typing import Any
 
 from mamabear.config import yamlfile
 from mamabear.config.settings import Settings
-from mamabear.config.yamlfile import Located
+from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError, UsageError
 
 COMPATIBLE = "openai"  # the provider an OpenAI-compatible --base-url server stands in for
@@ -129,7 +129,7 @@ class ModelTable:
     def _merge(self, doc: object, path: Path) -> None:
         if doc is None:
             return
-        if not isinstance(doc, Located):
+        if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: models.yaml must be a mapping with providers, tiers and prices.")
         for name, entry in (doc.get("providers") or {}).items():
             env = entry.get("env") if isinstance(entry, dict) else None
@@ -215,7 +215,7 @@ class ModelTable:
 
 
 def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:
-    if not isinstance(doc, Located):
+    if not isinstance(doc, YamlMapping):
         raise ConfigError(f"{path}:1: 'cache' must be a mapping of enabled, ttl and url.")
     values: dict[str, Any] = {}
     for key, value in doc.items():
@@ -243,7 +243,7 @@ def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:
 
 
 def _retry_policy(current: RetryPolicy, doc: object, path: Path) -> RetryPolicy:
-    if not isinstance(doc, Located):
+    if not isinstance(doc, YamlMapping):
         raise ConfigError(f"{path}:1: 'retry' must be a mapping of attempts, backoff_s, max_backoff_s, timeout_s, task_retries.")
     known = {f.name: f.type for f in fields(RetryPolicy)}
     values: dict[str, float | int] = {}

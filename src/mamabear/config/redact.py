@@ -104,15 +104,15 @@ def sensitive(project_dir: Path | None) -> tuple[tuple[str, ...], tuple[str, ...
     """(variable names, regexes) from every config/privacy.yaml, packaged first; errors name file and line."""
     from mamabear.config import yamlfile
     from mamabear.config.catalog import search_roots
-    from mamabear.config.yamlfile import Located
+    from mamabear.config.yamlfile import YamlMapping
 
     names: list[str] = []
     patterns: list[str] = []
     for doc, path in yamlfile.layers(search_roots(project_dir), "privacy.yaml"):
         if doc is None:
             continue
-        section = doc.get("sensitive") if isinstance(doc, Located) else None
-        if not isinstance(section, Located):
+        section = doc.get("sensitive") if isinstance(doc, YamlMapping) else None
+        if not isinstance(section, YamlMapping):
             raise ConfigError(f"{path}:1: privacy.yaml needs a 'sensitive' mapping with 'env' and 'patterns' lists.")
         for key in section:
             if key not in ("env", "patterns"):

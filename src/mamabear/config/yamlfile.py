@@ -13,7 +13,7 @@ from mamabear.errors import ConfigError
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class Located(dict):
+class YamlMapping(dict):
     """A YAML mapping that knows its file, its own line and the line of each key (1-based)."""
 
     path: Path
@@ -59,9 +59,9 @@ class _LineLoader(_Loader):  # type: ignore[misc, valid-type]
         return node
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Located:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> YamlMapping:
     loader.flatten_mapping(node)
-    mapping = Located()
+    mapping = YamlMapping()
     mapping.path = loader.source
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}

@@ -64,7 +64,7 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
     return llm
 
 
-class Armory:
+class AgentParts:
     """Builds every agent's LLM and sandbox tools for one run."""
 
     def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None) -> None:
@@ -81,7 +81,7 @@ class Armory:
 
         return make_tools(planned.tools, self.link, planned.id)
 
-    def arm(self, crew: Any) -> Built:
+    def reattach(self, crew: Any) -> Built:
         """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
         workers = [a for a in self.plan.agents if a is not self.plan.manager]
         if len(crew.agents) != len(workers) or len(crew.tasks) != len(self.plan.tasks):
@@ -108,10 +108,10 @@ class Armory:
         return Built(crew=crew, positions=positions, agents=agents)
 
 
-def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) -> Built:
+def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = None) -> Built:
     from crewai import Agent, Crew, Process, Task
 
-    retries = armory.models.retry.task_retries
+    retries = parts.models.retry.task_retries
 
     def make_agent(planned: PlannedAgent, manager: bool = False) -> Any:
         spec = catalog.agent(planned.id)
@@ -119,8 +119,8 @@ def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) 
         if manager:
             options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
         else:
-            options["tools"] = armory.tools(planned)
-        return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=armory.llm(planned), **options)
+            options["tools"] = parts.tools(planned)
+        return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
 
     by_planned: dict[tuple[str, str], Any] = {}
     agent_map: dict[str, PlannedAgent] = {}
@@ -157,6 +157,6 @@ def build(plan: Plan, catalog: Catalog, armory: Armory, checkpoint: Any = None) 
         manager_agent=manager_agent,
         verbose=False,
         checkpoint=checkpoint,
-        memory=armory.memory or False,
+        memory=parts.memory or False,
     )
     return Built(crew=crew, positions=positions, agents=agent_map)

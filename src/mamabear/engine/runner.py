@@ -149,7 +149,7 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
 
     phase("importing CrewAI")
     # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
-    from mamabear.engine.build import Armory, build
+    from mamabear.engine.build import AgentParts, build
     from mamabear.engine.checkpoints import Checkpoints
     from mamabear.engine.stopping import STOP_GRACE_S, Signals, Watchdog
     from mamabear.engine.tracker import Tracker
@@ -198,30 +198,30 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
         link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard,
                            note=lambda kind, message: tracker.event(kind, message, tracker.current))
         tracker.after_task.append(link.save)
-    ending = _Ending(store, tracker, guard, attempt, checkpoints, link)
+    attempt_end = _AttemptEnd(store, tracker, guard, attempt, checkpoints, link)
 
     def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
         if on_abandon is not None:
-            ending.abandon_after(STOP_GRACE_S, on_abandon)
+            attempt_end.abandon_after(STOP_GRACE_S, on_abandon)
 
     signals = Signals(guard, on_stop)
-    watchdog = ending.watchdog = Watchdog(guard, on_stop)
+    watchdog = attempt_end.watchdog = Watchdog(guard, on_stop)
     with signals.installed():
         output: str | None = None
         error: str | None = None
         exit_code = EXIT_OK
         try:
-            armory = Armory(plan, ws.settings, ws.models, control, link)
+            parts = AgentParts(plan, ws.settings, ws.models, control, link)
             if plan.memory != "off":
                 phase("loading the memory model")
-                armory.memory = ending.memory = _memory(ws, plan, armory, run_id, tracker)
+                parts.memory = attempt_end.memory = _memory(ws, plan, parts, run_id, tracker)
             phase("restoring the checkpoint" if restore_from is not None else "building the agents")
             with shared_tls():
                 if restore_from is not None:
-                    built = armory.arm(checkpoints.restore(restore_from))
+                    built = parts.reattach(checkpoints.restore(restore_from))
                     built.crew.checkpoint = checkpoints.config()
                 else:
-                    built = build(plan, ws.catalog, armory, checkpoints.config())
+                    built = build(plan, ws.catalog, parts, checkpoints.config())
                 if resume:
                     _with_stored_outputs(built.crew, store.tasks(run_id))
             tracker.attach(built)
@@ -234,7 +234,7 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
             for position, task_output in enumerate(result.tasks_output, start=1):
                 tracker.complete_task(position, task_output.raw)
             output, status = tracker.redact(result.raw), "completed"
-            _remember_result(armory.memory, plan, run_id, output, tracker)
+            _remember_result(parts.memory, plan, run_id, output, tracker)
         except KeyboardInterrupt:
             status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
@@ -246,7 +246,7 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
                 error = tracker.redact(error)
         finally:
             signals.armed = False
-        settled = ending.settle(status, error, exit_code, output)
+        settled = attempt_end.settle(status, error, exit_code, output)
     if settled is None:  # the abandon timer settled it and is exiting the process
         threading.Event().wait()
     assert settled is not None
@@ -305,12 +305,12 @@ def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor
     return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact, started_at=started_at)
 
 
-def _memory(ws: Services, plan: Plan, armory: Any, run_id: str, tracker: Any) -> Any:
+def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> Any:
     """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
     from mamabear.memory.shared import make_memory
 
     workers = [a for a in plan.agents if a is not plan.manager]
-    llm = armory.llm(workers[0] if workers else plan.manager)
+    llm = parts.llm(workers[0] if workers else plan.manager)
     llm._mb_role = "memory"  # its calls are the memory's, attributed to memory and the task in hand
     return make_memory(ws.settings, ws.memory_config, llm=llm, crew=plan.crew.name, mode=plan.memory, run_id=run_id,
                        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data), warm=True)
@@ -319,7 +319,7 @@ def _memory(ws: Services, plan: Plan, armory: Any, run_id: str, tracker: Any) ->
 MEMORY_DRAIN_S = 10.0  # the longest a run's end waits for memories still being saved (a stopped run's calls stop at once)
 
 
-class _Ending:
+class _AttemptEnd:
     """Records how an attempt ended, exactly once: from the normal path, or from the abandon timer.
 
     CrewAI runs each model call in a worker thread while the main thread waits in asyncio,

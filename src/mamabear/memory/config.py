@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mamabear.config import yamlfile
-from mamabear.config.yamlfile import Located
+from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError
 
 LOCAL = "local"
@@ -29,7 +29,7 @@ class MemoryConfig:
     def _merge(self, doc: Any, path: Path) -> None:
         if doc is None:
             return
-        if not isinstance(doc, Located):
+        if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: memory.yaml must be a mapping.")
         known = {"collection", "embedder", "query_analysis_threshold"}
         for key in doc:

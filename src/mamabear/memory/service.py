@@ -75,7 +75,7 @@ class MemoryService:
                 pass
         return matches
 
-    def list(self, scope: str | None, limit: int) -> list[Any]:
+    def records(self, scope: str | None, limit: int) -> list[Any]:
         return self.storage.list_records(scope_prefix=_scope(scope), limit=limit)
 
     def stats(self) -> dict[str, Any]:

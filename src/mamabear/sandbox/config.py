@@ -9,7 +9,7 @@ from typing import Any
 
 from mamabear.config import yamlfile
 from mamabear.config.settings import Settings
-from mamabear.config.yamlfile import Located
+from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError, UsageError
 
 BACKENDS = ("local", "scrapybara")
@@ -73,7 +73,7 @@ class SandboxConfig:
     def _merge(self, doc: Any, path: Path) -> None:
         if doc is None:
             return
-        if not isinstance(doc, Located):
+        if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: sandbox.yaml must be a mapping.")
         _known(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy"}, "sandbox.yaml")
         if "backend" in doc:
@@ -103,29 +103,29 @@ class SandboxConfig:
             self.allow = _rules(policy, "allow")
 
 
-def _known(entry: Located, keys: set[str], what: str) -> None:
+def _known(entry: YamlMapping, keys: set[str], what: str) -> None:
     for key in entry:
         if key not in keys:
             raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
 
 
-def _section(doc: Located, key: str) -> Located:
+def _section(doc: YamlMapping, key: str) -> YamlMapping:
     value = doc.get(key)
     if value is None:
-        return Located()
-    if not isinstance(value, Located):
+        return YamlMapping()
+    if not isinstance(value, YamlMapping):
         raise ConfigError(f"{doc.where(key)}: '{key}' must be a mapping.")
     return value
 
 
-def _number(entry: Located, key: str) -> float:
+def _number(entry: YamlMapping, key: str) -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(f"{entry.where(key)}: '{key}' must be a number of at least 0.")
     return float(value)
 
 
-def _numbers(doc: Located, key: str, kind: type, current: Any) -> Any:
+def _numbers(doc: YamlMapping, key: str, kind: type, current: Any) -> Any:
     section = _section(doc, key)
     fields = current.__dataclass_fields__
     _known(section, set(fields), key)
@@ -144,7 +144,7 @@ def _numbers(doc: Located, key: str, kind: type, current: Any) -> Any:
     return kind(**{**current.__dict__, **values})
 
 
-def _rules(policy: Located, key: str) -> tuple[Rule, ...]:
+def _rules(policy: YamlMapping, key: str) -> tuple[Rule, ...]:
     items = policy.get(key) or []
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ConfigError(f"{policy.where(key)}: policy '{key}' must be a list of regular expressions.")

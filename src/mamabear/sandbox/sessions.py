@@ -83,7 +83,7 @@ class Sessions:
     def get(self, prefix: str) -> dict:
         return self.ledger.session(self.ledger.resolve(prefix))
 
-    def list(self) -> list[dict]:
+    def every(self) -> list[dict]:
         self.pause_idle()
         return self.ledger.sessions()
 
