@@ -67,7 +67,7 @@ def restore_in_process(run_id: str) -> float:
 
     ws, plan, _limits, run_id = prepare_resume(run_id)
     checkpoints = Checkpoints(ws.settings.home, run_id, Redactor(ws.settings.env))
-    from mamabear.llm.tls import shared_tls
+    from mamabear.compat.httpx import shared_tls
 
     start = time.perf_counter()
     with shared_tls():

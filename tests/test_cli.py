@@ -281,7 +281,7 @@ def test_a_home_that_is_a_file_and_an_input_that_is_not_utf8_are_one_sentence(cl
 
 
 def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_to_start(cli, fake, monkeypatch):
-    from mamabear.llm import pricing as cost
+    from mamabear.llm import pricing
 
     unknown = ["--base-url", fake.url, "--model", "openai/my-finetune"]
     dry = cli("run", "research", "-i", "topic=x", "--dry-run", *unknown)
@@ -296,7 +296,7 @@ def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_
     assert cli("run", "research", "-i", "topic=x", "--dry-run", *unknown).err.count("no price is known") == 0
 
     # litellm's cost map gone (moved or renamed by an upgrade): every price is unknown, and it says so instead of $0
-    monkeypatch.setattr(cost, "_cost_map", lambda: {})
+    monkeypatch.setattr(pricing, "cost_map", lambda: {})
     gone = cli("run", "research", "-i", "topic=x", "--budget-usd", "1", "--base-url", fake.url)
     assert gone.code == 2 and "no price is known for openai/gpt-4.1" in gone.err and fake.chat_requests == []
 

@@ -65,29 +65,10 @@ def command():  # noqa: ANN201 - a click.Command
     global _command
     if _command is None:
         _command = typer.main.get_command(app)
-        _plain_metavars(_command)
+        from mamabear.compat.typer import plain_metavars
+
+        plain_metavars(_command, app.info.context_settings["help_option_names"])
     return _command
-
-
-def _plain_metavars(cmd: object) -> None:
-    from types import SimpleNamespace
-
-    from typer.core import TyperArgument, TyperOption
-
-    names = SimpleNamespace(help_option_names=app.info.context_settings["help_option_names"])
-    helper = cmd.get_help_option(names)  # type: ignore[attr-defined]  # built once and kept by the command
-    if helper is not None:
-        helper.metavar = ""
-    for param in getattr(cmd, "params", []):
-        if isinstance(param, TyperOption):
-            if param.is_flag or param.count:
-                param.metavar = ""
-            elif param.metavar is None:
-                param.metavar = (param.name or "value").upper()
-        elif isinstance(param, TyperArgument):
-            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # its metavar says what it is
-    for sub in getattr(cmd, "commands", {}).values():
-        _plain_metavars(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +122,11 @@ def _exit(code: int) -> None:
 
     The exit handlers still run (they flush exporters and close stores); then the streams are flushed and the process ends.
     """
-    import atexit
     import os
 
-    atexit._run_exitfuncs()
+    from mamabear.compat.stdlib import run_exit_handlers
+
+    run_exit_handlers()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

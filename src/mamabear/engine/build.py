@@ -47,12 +47,13 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
     """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard."""
     from crewai import LLM
 
+    from mamabear.compat.crewai import resolve_route
     from mamabear.llm.resilience import resilient_class
 
     timeout_s = models.retry.timeout_s
     kwargs = _llm_kwargs(route, temperature, settings, timeout_s)
     model = kwargs.pop("model")
-    target = LLM._resolve_route(model, kwargs)
+    target = resolve_route(model, kwargs)
     if target.native_class is None:  # a LiteLLM-only model: CrewAI's own handling applies
         return LLM(model=model, **kwargs)
     if target.custom_openai:

@@ -13,7 +13,7 @@ CrewAI also serialises its whole event record into every checkpoint: each event 
 whole agents (with their tools), tasks and prompts, so the record was most of a
 checkpoint's size and time, and it is serialised in an event-bus thread while the run
 adds events, which failed now and then with "dictionary changed size during iteration"
-and lost that checkpoint. ``_checkpoint_event_skeletons`` writes each event's skeleton
+and lost that checkpoint. ``compat.crewai.apply_checkpoint_patches`` (applied by the run engine) writes each event's skeleton
 instead (type, ids, task, agent, order: what CrewAI's restore reads; restored, they load
 as plain BaseEvents), copied under the record's own read lock. The run store keeps the
 full record of every call and event.
@@ -29,65 +29,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crewai.state.checkpoint_config import CheckpointConfig
-from crewai.state.provider.json_provider import JsonProvider, _build_path
+from crewai.state.provider.json_provider import JsonProvider
 from pydantic import PrivateAttr
 
+from mamabear.compat.crewai import checkpoint_path
 from mamabear.config.redact import Redactor
 
 KEEP = 5  # checkpoints kept per run; older ones are pruned after each write
-
-
-# What a checkpoint keeps of each event: what CrewAI's restore reads (types, ids, task and
-# agent, emission order) and not the payloads (whole agents, tasks and prompts).
-_EVENT_SKELETON = ("type", "timestamp", "source_fingerprint", "source_type", "task_id", "task_name", "agent_id",
-                   "agent_role", "event_id", "parent_event_id", "previous_event_id", "triggered_by_event_id",
-                   "started_event_id", "emission_sequence")
-
-
-def _skeleton(event: Any) -> dict[str, Any]:
-    fields = {name: getattr(event, name, None) for name in _EVENT_SKELETON}
-    if fields["timestamp"] is not None:
-        fields["timestamp"] = fields["timestamp"].isoformat()
-    return fields
-
-
-def _checkpoint_event_skeletons() -> None:
-    from crewai.state.event_record import EventRecord
-
-    dump = EventRecord.model_dump
-    if getattr(dump, "mamabear_skeleton", False):
-        return
-
-    def skeleton_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("mode") != "json":
-            return dump(self, *args, **kwargs)
-        with self._lock.r_locked():  # the run goes on adding events while a checkpoint is taken
-            return {"nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}}
-                              for key, node in self.nodes.items()}}
-
-    skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]
-    EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]
-
-
-_checkpoint_event_skeletons()
-
-
-def _flows_stay_out_of_checkpoints() -> None:
-    from crewai.events.event_bus import CrewAIEventsBus
-
-    register = CrewAIEventsBus.register_entity
-    if getattr(register, "mamabear_no_flows", False):
-        return
-
-    def register_entity(self: Any, entity: Any) -> None:
-        if getattr(entity, "entity_type", None) != "flow":
-            register(self, entity)
-
-    register_entity.mamabear_no_flows = True  # type: ignore[attr-defined]
-    CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]
-
-
-_flows_stay_out_of_checkpoints()
 
 
 class SafeJsonProvider(JsonProvider):
@@ -99,7 +47,7 @@ class SafeJsonProvider(JsonProvider):
         text = data
         if self._redact is not None:
             text = self._redact(text)
-        path = _build_path(location, branch, parent_id)
+        path = checkpoint_path(location, branch, parent_id)
         tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

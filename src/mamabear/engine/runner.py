@@ -149,6 +149,8 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
 
     phase("importing CrewAI")
     # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
+    from mamabear.compat.crewai import apply_checkpoint_patches
+    from mamabear.compat.httpx import shared_tls
     from mamabear.engine.build import AgentParts, build
     from mamabear.engine.checkpoints import Checkpoints
     from mamabear.engine.stopping import STOP_GRACE_S, Signals, Watchdog
@@ -156,8 +158,8 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
     from mamabear.llm.guard import Guard
     from mamabear.llm.pricing import Pricer
     from mamabear.llm.resilience import CallControl
-    from mamabear.llm.tls import shared_tls
 
+    apply_checkpoint_patches()
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
     attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), options,
@@ -274,8 +276,10 @@ def _with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
         task.output = TaskOutput(description=task.description, raw=done[position], name=task.name, expected_output=task.expected_output,
                                  agent=task.agent.role if task.agent is not None else "")
         filled = True
-    if filled and crew.checkpoint_kickoff_event_id is None:  # a crew built afresh: make CrewAI skip what is done
-        crew.checkpoint_kickoff_event_id = f"mamabear-resume-{secrets.token_hex(8)}"
+    if filled:  # a crew built afresh: make CrewAI skip what is done
+        from mamabear.compat.crewai import resume_from_first_unfinished
+
+        resume_from_first_unfinished(crew)
     return crew
 
 

@@ -6,20 +6,7 @@ and without fetching anything from the internet.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from functools import lru_cache
-from pathlib import Path
-
-
-@lru_cache(maxsize=1)
-def _cost_map() -> dict[str, dict]:
-    spec = importlib.util.find_spec("litellm")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / "model_prices_and_context_window_backup.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return {}
+from mamabear.compat.litellm import cost_map
 
 
 class Pricer:
@@ -29,7 +16,7 @@ class Pricer:
     @staticmethod
     def _known(model: str, field: str) -> dict | None:
         """The cost map's entry for the model (as configured, or without its provider prefix) that has ``field``."""
-        known = _cost_map()
+        known = cost_map()
         for key in (model, model.partition("/")[2]):
             entry = known.get(key) if key else None
             if entry and field in entry:

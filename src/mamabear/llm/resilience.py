@@ -21,8 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from crewai.llms.retry import _active_llm_rate_limit_retry
-
+from mamabear.compat.crewai import call_arguments, own_rate_limit_retry_off, token_usage
 from mamabear.config.models import RetryPolicy, provider_of
 from mamabear.errors import MamabearError
 from mamabear.llm.guard import Guard, RunStopped
@@ -136,13 +135,7 @@ class CallControl:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-CALL_PARAMS = ("messages", "tools", "callbacks", "available_functions", "from_task", "from_agent", "response_model")
 SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop", "response_format", "reasoning_effort")
-
-
-def call_arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
-    """BaseLLM.call's arguments by name, however they were passed."""
-    return {**dict(zip(CALL_PARAMS, args, strict=False)), **kwargs}
 
 
 def estimate_tokens(messages: Any) -> int:
@@ -183,11 +176,8 @@ class ResilientCalls:
             cached = self._from_cache(control, key, named)  # a hit is recorded under CALLER too
             if cached is not None:
                 return cached
-        token = _active_llm_rate_limit_retry.set(True)  # CrewAI's own rate-limit retry stays out of the way
-        try:
+        with own_rate_limit_retry_off():
             result, answered_by, tokens_in, tokens_out = self._call_chain(control, args, kwargs)
-        finally:
-            _active_llm_rate_limit_retry.reset(token)
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out)
         return result
@@ -295,12 +285,13 @@ class ResilientCalls:
             llm.stop = list(self.stop)  # type: ignore[attr-defined]
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
-        before = dict(llm._token_usage)
+        before = token_usage(llm)
         tokens_in = tokens_out = 0
         try:
             result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]
-            tokens_in = llm._token_usage["prompt_tokens"] - before["prompt_tokens"]
-            tokens_out = llm._token_usage["completion_tokens"] - before["completion_tokens"]
+            after = token_usage(llm)
+            tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
+            tokens_out = after["completion_tokens"] - before["completion_tokens"]
         finally:
             if estimate is not None:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)

@@ -299,9 +299,9 @@ class ChromaStorage:
 
     def _restart(self) -> None:
         """Drop the client's in-memory state (HNSW indexes) so it reloads what other processes wrote."""
-        server = self._client._server  # type: ignore[attr-defined]  # the Rust bindings behind a local client
-        server.stop()
-        server.start()
+        from mamabear.compat.chroma import restart_local
+
+        restart_local(self._client)
 
     def check_embedder(self) -> None:
         """Raise EmbedderMismatchError now if the store was made by another embedder (before anything is embedded)."""

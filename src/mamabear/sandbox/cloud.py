@@ -70,9 +70,9 @@ class CloudBackend:
         raise AssertionError("unreachable")
 
     def _instance(self, session: dict) -> Any:
-        from scrapybara.client import UbuntuInstance
+        from mamabear.compat.scrapybara import instance
 
-        return UbuntuInstance(session["remote_id"], None, "running", self.client._base_client)  # type: ignore[arg-type]
+        return instance(self.client, session["remote_id"])
 
     # ------------------------------------------------------------ life cycle
 

@@ -1,0 +1,139 @@
+"""CrewAI's internals mamabear relies on (crewai is pinned in pyproject.toml)."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mamabear.compat import moved
+
+# What a checkpoint keeps of each event: what CrewAI's restore reads (types, ids, task and
+# agent, emission order) and not the payloads (whole agents, tasks and prompts).
+_EVENT_SKELETON = ("type", "timestamp", "source_fingerprint", "source_type", "task_id", "task_name", "agent_id",
+                   "agent_role", "event_id", "parent_event_id", "previous_event_id", "triggered_by_event_id",
+                   "started_event_id", "emission_sequence")
+
+
+def _skeleton(event: Any) -> dict[str, Any]:
+    fields = {name: getattr(event, name, None) for name in _EVENT_SKELETON}
+    if fields["timestamp"] is not None:
+        fields["timestamp"] = fields["timestamp"].isoformat()
+    return fields
+
+
+def apply_checkpoint_patches() -> None:
+    """Two changes to what CrewAI puts in a checkpoint (see engine/checkpoints.py for why); idempotent.
+
+    - Its event record is written as skeletons (``EventRecord.model_dump`` in JSON mode), copied
+      under the record's own read lock (``EventRecord._lock``).
+    - ``flow`` entities are not registered with the checkpointed state (``CrewAIEventsBus.register_entity``).
+    """
+    from crewai.events.event_bus import CrewAIEventsBus
+    from crewai.state.event_record import EventRecord
+
+    dump = EventRecord.model_dump
+    if not getattr(dump, "mamabear_skeleton", False):
+        def skeleton_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("mode") != "json":
+                return dump(self, *args, **kwargs)
+            with self._lock.r_locked():  # the run goes on adding events while a checkpoint is taken
+                return {"nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}}
+                                  for key, node in self.nodes.items()}}
+
+        skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]
+        EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]
+
+    register = CrewAIEventsBus.register_entity
+    if not getattr(register, "mamabear_no_flows", False):
+        def register_entity(self: Any, entity: Any) -> None:
+            if getattr(entity, "entity_type", None) != "flow":
+                register(self, entity)
+
+        register_entity.mamabear_no_flows = True  # type: ignore[attr-defined]
+        CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]
+
+
+def checkpoint_path(location: str, branch: str, parent_id: str | None) -> Path:
+    """Where CrewAI's JSON provider puts a checkpoint (its private ``_build_path``)."""
+    from crewai.state.provider.json_provider import _build_path
+
+    return Path(_build_path(location, branch, parent_id))
+
+
+@contextmanager
+def own_rate_limit_retry_off() -> Iterator[None]:
+    """CrewAI's own rate-limit retry stays out of the way of mamabear's (its ``_active_llm_rate_limit_retry``)."""
+    from crewai.llms.retry import _active_llm_rate_limit_retry
+
+    token = _active_llm_rate_limit_retry.set(True)
+    try:
+        yield
+    finally:
+        _active_llm_rate_limit_retry.reset(token)
+
+
+def token_usage(llm: Any) -> dict[str, int]:
+    """An LLM's running token counts (``BaseLLM._token_usage``): prompt_tokens, completion_tokens, ..."""
+    return dict(llm._token_usage)
+
+
+def resolve_route(model: str, kwargs: dict[str, Any]) -> Any:
+    """Which native provider class CrewAI would use for a model (``LLM._resolve_route``)."""
+    from crewai import LLM
+
+    return LLM._resolve_route(model, kwargs)
+
+
+@lru_cache(maxsize=1)
+def _call_parameters() -> tuple[str, ...]:
+    from crewai.llms.base_llm import BaseLLM
+
+    return tuple(name for name in inspect.signature(BaseLLM.call).parameters if name != "self")
+
+
+def call_arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """``BaseLLM.call``'s arguments by name, however they were passed (bound by its signature)."""
+    return {**dict(zip(_call_parameters(), args, strict=False)), **kwargs}
+
+
+def resume_from_first_unfinished(crew: Any) -> None:
+    """Make a crew built afresh start at its first task without an output, as a restored crew does.
+
+    CrewAI skips the tasks before that one only for a crew with ``checkpoint_kickoff_event_id`` set.
+    """
+    if crew.checkpoint_kickoff_event_id is None:
+        crew.checkpoint_kickoff_event_id = f"mamabear-resume-{secrets.token_hex(8)}"
+
+
+def problems() -> list[str]:
+    found: list[str] = []
+
+    def need(ok: bool, what: str, why: str = "is gone or has changed") -> None:
+        if not ok:
+            found.append(moved("crewai", what, why))
+
+    try:
+        from crewai import LLM, Crew
+        from crewai.events.event_bus import CrewAIEventsBus
+        from crewai.llms import retry
+        from crewai.llms.base_llm import BaseLLM
+        from crewai.state.event_record import EventRecord
+        from crewai.state.provider import json_provider
+    except ImportError as exc:
+        return [moved("crewai", f"module {exc.name}", "cannot be imported")]
+    need("_lock" in EventRecord.__private_attributes__ and "nodes" in EventRecord.model_fields, "EventRecord._lock and .nodes")
+    need(callable(getattr(CrewAIEventsBus, "register_entity", None)), "CrewAIEventsBus.register_entity")
+    need(callable(getattr(json_provider, "_build_path", None)), "crewai.state.provider.json_provider._build_path")
+    need(hasattr(getattr(retry, "_active_llm_rate_limit_retry", None), "set"), "crewai.llms.retry._active_llm_rate_limit_retry (a ContextVar)")
+    need("_token_usage" in BaseLLM.__private_attributes__, "BaseLLM._token_usage")
+    need(callable(getattr(LLM, "_resolve_route", None)), "LLM._resolve_route")
+    params = _call_parameters()
+    need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params),
+         f"BaseLLM.call's parameters ({', '.join(params)})")
+    need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
+    return found

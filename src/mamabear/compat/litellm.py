@@ -1,0 +1,41 @@
+"""litellm's bundled price file, read as JSON without importing litellm (seconds) or fetching anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from mamabear.compat import moved
+
+PRICE_FILE = "model_prices_and_context_window_backup.json"
+
+
+@lru_cache(maxsize=1)
+def cost_map() -> dict[str, dict]:
+    """litellm's per-model prices and limits; empty when the file is missing (doctor and --budget-usd say so)."""
+    path = price_file()
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+
+
+def price_file() -> Path | None:
+    spec = importlib.util.find_spec("litellm")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / PRICE_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def problems() -> list[str]:
+    path = price_file()
+    if path is None:
+        return [moved("litellm", f"its price file {PRICE_FILE}", "is missing")]
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [moved("litellm", f"its price file {path}", f"cannot be read ({exc})")]
+    if not isinstance(known, dict) or "input_cost_per_token" not in known.get("gpt-4.1", {}):
+        return [moved("litellm", f"its price file {path}", "no longer has gpt-4.1's input_cost_per_token")]
+    return []

@@ -1,0 +1,47 @@
+"""The libraries' internals mamabear relies on are where it expects them; when one moves, the failure names it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO, subprocess_env
+from mamabear import compat
+from mamabear.compat import crewai as crewai_compat
+from mamabear.compat import stdlib
+
+
+def test_every_internal_mamabear_relies_on_is_where_it_expects():
+    assert compat.problems() == []
+
+
+def test_a_moved_internal_is_named_with_the_library_and_its_version(monkeypatch):
+    import atexit
+
+    from crewai import LLM
+
+    monkeypatch.delattr(atexit, "_run_exitfuncs")
+    monkeypatch.delattr(LLM, "_resolve_route")
+    found = compat.problems()
+    assert any(p.startswith("python 3.") and "atexit._run_exitfuncs is gone" in p for p in found), found
+    assert any(p.startswith(f"crewai {compat.version('crewai')}: LLM._resolve_route") for p in found), found
+    assert stdlib.problems() and len(found) == 2
+
+
+def test_call_arguments_are_bound_by_call_s_own_signature():
+    named = crewai_compat.call_arguments(("hello", [{"name": "t"}]), {"response_model": int})
+    assert named == {"messages": "hello", "tools": [{"name": "t"}], "response_model": int}
+
+
+def test_importing_mamabear_changes_no_library_until_the_run_engine_applies_it():
+    code = """
+from crewai.state.event_record import EventRecord
+import mamabear.engine.checkpoints, mamabear.engine.runner, mamabear.cli
+assert not getattr(EventRecord.model_dump, "mamabear_skeleton", False), "patched on import"
+from mamabear.compat.crewai import apply_checkpoint_patches
+apply_checkpoint_patches(); apply_checkpoint_patches()
+assert EventRecord.model_dump.mamabear_skeleton
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
