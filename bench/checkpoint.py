@@ -51,8 +51,9 @@ def first_request_after(fake: FakeLLM, args: list[str]) -> float:
     """Seconds from starting `mamabear ARGS` to the first model request it makes."""
     before = len(fake.chat_requests)
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "mamabear", *args, "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mamabear", *args, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=REPO
+    )
     _, err = proc.communicate(timeout=300)
     if len(fake.chat_requests) == before:
         raise SystemExit(f"no model request from {args}: {err}")
@@ -89,9 +90,27 @@ def main() -> None:
             fresh.append(first_request_after(fake, ["run", CREW, "-i", f"goal={INPUTS['goal']}", "--base-url", fake.url]))
             budget = sum(r["usage"]["total_tokens"] for r in fake.chat_requests[-7:][:3])  # what tasks 1-3 spend
             fake.reset()
-            stopped = subprocess.run([sys.executable, "-m", "mamabear", "run", CREW, "-i", f"goal={INPUTS['goal']}", "--base-url",
-                                      fake.url, "--budget-tokens", str(budget), "--quiet"], capture_output=True, text=True,
-                                     env=os.environ.copy(), cwd=REPO, timeout=300)
+            stopped = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mamabear",
+                    "run",
+                    CREW,
+                    "-i",
+                    f"goal={INPUTS['goal']}",
+                    "--base-url",
+                    fake.url,
+                    "--budget-tokens",
+                    str(budget),
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+                env=os.environ.copy(),
+                cwd=REPO,
+                timeout=300,
+            )
             if stopped.returncode != 3:
                 raise SystemExit(f"expected a budget stop, got {stopped.returncode}: {stopped.stderr}")
             from mamabear.engine.services import Services

@@ -34,8 +34,7 @@ def plain_crewai(catalog, plan, url: str, memory: bool = False) -> float:
     for planned in plan.tasks:
         spec = catalog.tasks[planned.id]
         extra = {"context": [by_id[c] for c in spec.context]} if spec.context else {}
-        task = Task(description=spec.description, expected_output=spec.expected_output, agent=agents[(planned.agent, planned.tier)],
-                    name=spec.id, **extra)
+        task = Task(description=spec.description, expected_output=spec.expected_output, agent=agents[(planned.agent, planned.tier)], name=spec.id, **extra)
         by_id[spec.id] = task
         tasks.append(task)
     extra = {}
@@ -45,8 +44,9 @@ def plain_crewai(catalog, plan, url: str, memory: bool = False) -> float:
         from mamabear.memory.embedder import LocalEmbedder
 
         first = plan.agents[0]
-        extra["memory"] = Memory(llm=LLM(model=first.route.llm_model, base_url=url, api_key="not-needed", temperature=first.temperature),
-                                 embedder=LocalEmbedder())
+        extra["memory"] = Memory(
+            llm=LLM(model=first.route.llm_model, base_url=url, api_key="not-needed", temperature=first.temperature), embedder=LocalEmbedder()
+        )
     crew = Crew(agents=list(agents.values()), tasks=tasks, process=Process.sequential, verbose=False, **extra)
     crew.kickoff(inputs=plan.inputs)
     return time.perf_counter() - start
@@ -92,14 +92,17 @@ def cli_run(url: str, label: str, no_memory: bool) -> None:
     """One whole CLI run as a child process: wall time and its peak RSS (a fresh child each time)."""
     env = {**os.environ, "MAMABEAR_NO_MEMORY": "1" if no_memory else ""}
     start = time.perf_counter()
-    child = subprocess.Popen([str(Path(sys.executable).with_name("mamabear")), "run", CREW, "-i", f"goal={INPUTS['goal']}",
-                              "--base-url", url, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    child = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mamabear")), "run", CREW, "-i", f"goal={INPUTS['goal']}", "--base-url", url, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     took = time.perf_counter() - start
     assert status == 0, f"{label} failed"
     peak_mb = usage.ru_maxrss / 1024
-    print(f"{label:<16}{took * 1000:>10.1f} ms wall (with start-up), peak RSS {peak_mb:.0f} MB "
-          f"(target < 400 MB: {'ok' if peak_mb < 400 else 'OVER'})")
+    print(f"{label:<16}{took * 1000:>10.1f} ms wall (with start-up), peak RSS {peak_mb:.0f} MB (target < 400 MB: {'ok' if peak_mb < 400 else 'OVER'})")
 
 
 if __name__ == "__main__":

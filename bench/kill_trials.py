@@ -29,16 +29,22 @@ from pathlib import Path
 from offline import REPO, FakeLLM
 
 os.environ.pop("MAMABEAR_NO_MEMORY", None)  # users run with memory on: kill it too
-TASKS = ["Break the goal", "Find existing solutions", "Choose the tools", "Decide which language model",
-         "Write the commands", "Review the plan", "Design and write the integration code"]
+TASKS = [
+    "Break the goal",
+    "Find existing solutions",
+    "Choose the tools",
+    "Decide which language model",
+    "Write the commands",
+    "Review the plan",
+    "Design and write the integration code",
+]
 ARGS = ["development", "-i", "goal=a honey tracker", "--no-cache", "--quiet"]
 CALL_DELAY_S = 0.25  # each model answer takes this long: tasks last long enough to be killed in
 
 
 def mamabear(home: Path, *args: str) -> subprocess.Popen:
     env = os.environ | {"MAMABEAR_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=REPO)
+    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
 def store(home: Path):  # noqa: ANN201
@@ -64,18 +70,21 @@ def trial(fake: FakeLLM, home: Path, url: str, kill_after: float) -> dict:
     run_id = runs[0]["id"]
     done = {t["position"] for t in store(home).tasks(run_id) if t["status"] == "completed"}
     asked_before = Counter(task_of(r) for r in fake.chat_requests[first:killed_at])
-    moment = ("start-up" if not asked_before else f"task {len(done) + 1}" if len(done) < len(TASKS) else "after the last task")
+    moment = "start-up" if not asked_before else f"task {len(done) + 1}" if len(done) < len(TASKS) else "after the last task"
     if runs[0]["status"] == "completed":  # killed as it exited
         return {"moment": "after the last task", "repeated": 0, "inflight": 0, "stuck": 0, "unfinished": 0}
     resume = mamabear(home, "resume", run_id, "--base-url", url, "--json")
     _, err = resume.communicate(timeout=600)
     after = Counter(task_of(r) for r in fake.chat_requests[killed_at:])
     final = store(home).run(run_id)
-    return {"moment": moment, "repeated": sum(1 for p in done if after[p]),
-            "inflight": sum(min(asked_before[p], after[p]) for p in set(range(1, len(TASKS) + 1)) - done),
-            "stuck": int(final["status"] == "running"),
-            "unfinished": int(resume.returncode != 0 or final["status"] != "completed"),
-            "error": err.strip().splitlines()[-1] if resume.returncode != 0 and err.strip() else ""}
+    return {
+        "moment": moment,
+        "repeated": sum(1 for p in done if after[p]),
+        "inflight": sum(min(asked_before[p], after[p]) for p in set(range(1, len(TASKS) + 1)) - done),
+        "stuck": int(final["status"] == "running"),
+        "unfinished": int(resume.returncode != 0 or final["status"] != "completed"),
+        "error": err.strip().splitlines()[-1] if resume.returncode != 0 and err.strip() else "",
+    }
 
 
 def main() -> None:
@@ -95,14 +104,16 @@ def main() -> None:
             kill_after = rng.uniform(0, length)
             result = trial(fake, root / f"trial-{n}", fake.url, kill_after)
             results.append(result)
-            print(f"  trial {n + 1:2d}: killed at {kill_after:5.1f} s ({result['moment']}): "
-                  f"{result['repeated']} completed tasks repeated, {result['inflight']} in-flight calls repeated"
-                  + (f"; NOT COMPLETED: {result.get('error')}" if result["unfinished"] else ""), flush=True)
+            print(
+                f"  trial {n + 1:2d}: killed at {kill_after:5.1f} s ({result['moment']}): "
+                f"{result['repeated']} completed tasks repeated, {result['inflight']} in-flight calls repeated"
+                + (f"; NOT COMPLETED: {result.get('error')}" if result["unfinished"] else ""),
+                flush=True,
+            )
     moments = Counter("task" if r["moment"].startswith("task ") else r["moment"] for r in results)
     print(f"\nkills by moment: {dict(moments)}")
     print(f"completed tasks repeated:  {sum(r['repeated'] for r in results)} (in {sum(bool(r['repeated']) for r in results)} of {trials} trials)")
-    print(f"in-flight calls repeated:  {sum(r['inflight'] for r in results)} "
-          f"(mean {statistics.mean(r['inflight'] for r in results):.2f} per trial)")
+    print(f"in-flight calls repeated:  {sum(r['inflight'] for r in results)} (mean {statistics.mean(r['inflight'] for r in results):.2f} per trial)")
     print(f"runs left running:         {sum(r['stuck'] for r in results)}")
     print(f"resumes not completed:     {sum(r['unfinished'] for r in results)}")
 

@@ -59,8 +59,10 @@ def main() -> None:
         for size in SIZES:
             t = time.perf_counter()
             while filled < size:
-                batch = [MemoryRecord(content=f"record {filled + i}", scope=f"/crew/c{(filled + i) % 10}", categories=["bench"],
-                                      embedding=unit(rng)) for i in range(min(1000, size - filled))]
+                batch = [
+                    MemoryRecord(content=f"record {filled + i}", scope=f"/crew/c{(filled + i) % 10}", categories=["bench"], embedding=unit(rng))
+                    for i in range(min(1000, size - filled))
+                ]
                 storage.save(batch)
                 filled += len(batch)
             fill_s = time.perf_counter() - t
@@ -77,8 +79,11 @@ def main() -> None:
                 storage.search(embedder([sentences[i % len(sentences)]])[0], limit=5)
                 embedded.append(time.perf_counter() - t)
             print(f"{size:>7,} records (filled in {fill_s:.1f} s):")
-            for name, samples in (("search, embedding excluded", plain), ("scoped search, embedding excluded", scoped),
-                                  ("search, embedding included", embedded)):
+            for name, samples in (
+                ("search, embedding excluded", plain),
+                ("scoped search, embedding excluded", scoped),
+                ("search, embedding included", embedded),
+            ):
                 p50, p95 = pct(samples)
                 verdict = "" if "included" in name else ("  ok" if p95 < GOAL_MS else "  OVER GOAL")
                 print(f"    {name:<36} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms{verdict}")

@@ -52,14 +52,17 @@ def child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 def main() -> None:
     with FakeLLM() as fake:
         home = tempfile.mkdtemp(prefix="mamabear-bench-memory-")
-        env = {**os.environ, "MAMABEAR_HOME": home, "MAMABEAR_NO_MEMORY": "", "MAMABEAR_NO_CACHE": "1",
-               "CREWAI_STORAGE_DIR": tempfile.mkdtemp(prefix="mamabear-bench-crewai-")}  # CrewAI's LanceDB memory stays in there
+        env = {
+            **os.environ,
+            "MAMABEAR_HOME": home,
+            "MAMABEAR_NO_MEMORY": "",
+            "MAMABEAR_NO_CACHE": "1",
+            "CREWAI_STORAGE_DIR": tempfile.mkdtemp(prefix="mamabear-bench-crewai-"),
+        }  # CrewAI's LanceDB memory stays in there
         run = [MAMABEAR, "run", CREW, "-i", f"goal={INPUTS['goal']}", "--base-url", fake.url, "--quiet"]
         kinds = {
-            "plain CrewAI": [sys.executable, "-c", PLAIN.format(bench=str(REPO / "bench"), home=home, url=fake.url, crew=CREW, inputs=INPUTS,
-                                                                memory=False)],
-            "CrewAI+memory": [sys.executable, "-c", PLAIN.format(bench=str(REPO / "bench"), home=home, url=fake.url, crew=CREW, inputs=INPUTS,
-                                                                 memory=True)],
+            "plain CrewAI": [sys.executable, "-c", PLAIN.format(bench=str(REPO / "bench"), home=home, url=fake.url, crew=CREW, inputs=INPUTS, memory=False)],
+            "CrewAI+memory": [sys.executable, "-c", PLAIN.format(bench=str(REPO / "bench"), home=home, url=fake.url, crew=CREW, inputs=INPUTS, memory=True)],
             "mamabear": run,
             "--no-memory": [*run, "--no-memory"],
         }
@@ -76,9 +79,11 @@ def main() -> None:
         ours = statistics.median(w for w, _ in samples["mamabear"])
         same_calls = statistics.median(w for w, _ in samples["CrewAI+memory"])
         peak = max(r for _, r in samples["mamabear"])
-        print(f"memory-on run: {ours / same_calls:.2f}x CrewAI making the same calls (target <= 1.30: "
-              f"{'ok' if ours / same_calls <= 1.3 else 'OVER'}), {ours / base_wall:.2f}x CrewAI without memory; "
-              f"peak RSS {peak:.0f} MB (target < 400: {'ok' if peak < 400 else 'OVER'})")
+        print(
+            f"memory-on run: {ours / same_calls:.2f}x CrewAI making the same calls (target <= 1.30: "
+            f"{'ok' if ours / same_calls <= 1.3 else 'OVER'}), {ours / base_wall:.2f}x CrewAI without memory; "
+            f"peak RSS {peak:.0f} MB (target < 400: {'ok' if peak < 400 else 'OVER'})"
+        )
 
         version = [MAMABEAR, "--version"]
         search = [MAMABEAR, "memory", "search", "what did we decide about the weather CLI"]

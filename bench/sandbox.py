@@ -45,8 +45,10 @@ def main() -> None:
         trips = [timed(lambda: command("true")) for _ in range(COMMANDS)]
         edits = [timed(lambda: sessions.edit(session, "create", "f.txt", file_text="x\n" * 100)) for _ in range(COMMANDS)]
         env = {**os.environ, "MAMABEAR_HOME": home}
-        cli = [timed(lambda: subprocess.run([str(MAMABEAR), "sandbox", "exec", session["id"], "--", "true"], env=env,
-                                            stdout=subprocess.DEVNULL, check=True)) for _ in range(CLI_COMMANDS)]
+        cli = [
+            timed(lambda: subprocess.run([str(MAMABEAR), "sandbox", "exec", session["id"], "--", "true"], env=env, stdout=subprocess.DEVNULL, check=True))
+            for _ in range(CLI_COMMANDS)
+        ]
         print("local sandbox (real subprocesses, audit written to SQLite)")
         print(f"  session start (dirs + set-up command)  {percentiles(starts)}")
         print(f"  command round trip (`true`)            {percentiles(trips)}")

@@ -51,9 +51,22 @@ def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
         begin = time.perf_counter()
         now = time.time()
         trace.llm_started(f"call-{i}", agent_key, 1, now, f"event-{i}", None)
-        trace.llm_ended(f"call-{i}", agent_key=agent_key, position=1, agent="scout_commander", provider="openai",
-                        request_model="openai/gpt-4.1", response_model="openai/gpt-4.1", tokens_in=812, tokens_out=95,
-                        cost=0.00238, ts=now + 0.001, started=now, finish_reason="stop", response_id=f"chatcmpl-{i}")
+        trace.llm_ended(
+            f"call-{i}",
+            agent_key=agent_key,
+            position=1,
+            agent="scout_commander",
+            provider="openai",
+            request_model="openai/gpt-4.1",
+            response_model="openai/gpt-4.1",
+            tokens_in=812,
+            tokens_out=95,
+            cost=0.00238,
+            ts=now + 0.001,
+            started=now,
+            finish_reason="stop",
+            response_id=f"chatcmpl-{i}",
+        )
         samples.append(time.perf_counter() - begin)
     trace.finish("completed", None, {})
     return samples

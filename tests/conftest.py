@@ -16,10 +16,25 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fakellm import FakeLLM  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PROVIDER_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-                 "MAMABEAR_MODEL", "MAMABEAR_BASE_URL", "MAMABEAR_API_KEY", "MAMABEAR_CONFIG_DIR",
-                 "MAMABEAR_DATABASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE", "SCRAPYBARA_API_KEY",
-                 "SCRAPYBARA_BASE_URL", "MAMABEAR_SANDBOX", "MAMABEAR_CHROMA_URL", "MAMABEAR_CACHE_URL", "MAMABEAR_NO_CACHE")
+PROVIDER_KEYS = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "MAMABEAR_MODEL",
+    "MAMABEAR_BASE_URL",
+    "MAMABEAR_API_KEY",
+    "MAMABEAR_CONFIG_DIR",
+    "MAMABEAR_DATABASE_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "SCRAPYBARA_API_KEY",
+    "SCRAPYBARA_BASE_URL",
+    "MAMABEAR_SANDBOX",
+    "MAMABEAR_CHROMA_URL",
+    "MAMABEAR_CACHE_URL",
+    "MAMABEAR_NO_CACHE",
+)
 
 
 @pytest.fixture(scope="session")
@@ -92,8 +107,14 @@ def store_for(home: Path):  # noqa: ANN201 - a mamabear.store.database.Store
 
 def start_mamabear(home: Path, *args: str) -> subprocess.Popen:
     """`mamabear ARGS` in a process of its own, as a user starts it, on the given home."""
-    return subprocess.Popen([sys.executable, "-m", "mamabear", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=subprocess_env(MAMABEAR_HOME=str(home)), cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mamabear", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(home)),
+        cwd=REPO,
+    )
 
 
 def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201

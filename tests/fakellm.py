@@ -40,8 +40,7 @@ class Rule:
     def matches(self, text: str, model: str | None, task: str) -> bool:
         if self.times is not None and self.used >= self.times:
             return False
-        return ((self.contains is None or self.contains in text) and (self.model is None or self.model == model)
-                and (self.task is None or self.task in task))
+        return (self.contains is None or self.contains in text) and (self.model is None or self.model == model) and (self.task is None or self.task in task)
 
 
 def request_text(body: dict[str, Any]) -> str:
@@ -112,7 +111,6 @@ def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
 
 def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
-
         def do_GET(self) -> None:
             with fake._lock:
                 fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})

@@ -188,7 +188,7 @@ def bash_script(command: str, session: Session) -> str:
     env_file, cwd_file = shlex.quote(str(session.env_file)), shlex.quote(str(session.env_file.with_suffix(".cwd")))
     return (
         f"source {env_file} >/dev/null 2>&1\n"
-        f"cd {shlex.quote(str(session.cwd))} 2>/dev/null || cd \"$HOME\"\n"
+        f'cd {shlex.quote(str(session.cwd))} 2>/dev/null || cd "$HOME"\n'
         f"trap 'pwd > {cwd_file}; export -p > {env_file}' EXIT\n"
         f"{command}\n"
     )
@@ -201,8 +201,15 @@ def run_bash(inst: Instance, session: Session, command: str, timeout: float, env
         command = command.replace(NOMINAL_HOME, home)
     out_file, err_file = session.env_file.with_suffix(".out"), session.env_file.with_suffix(".err")
     with open(out_file, "wb") as out, open(err_file, "wb") as err:  # files, not pipes: `cmd &` must not block
-        proc = subprocess.Popen(["bash", "-c", bash_script(command, session)], cwd=home, env={**env, "HOME": home},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "-c", bash_script(command, session)],
+            cwd=home,
+            env={**env, "HOME": home},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
         inst.pgids.add(proc.pid)
         try:
             proc.wait(timeout=timeout)
@@ -264,8 +271,9 @@ def _edit_view(inst: Instance, path: str, real: Path, body: dict[str, Any]) -> s
     if real.is_dir():
         if view_range:
             raise ToolError("The `view_range` parameter is not allowed when `path` points to a directory.")
-        found = [p for p in sorted(real.rglob("*")) if len(p.relative_to(real).parts) <= 2
-                 and not any(part.startswith(".") for part in p.relative_to(real).parts)]
+        found = [
+            p for p in sorted(real.rglob("*")) if len(p.relative_to(real).parts) <= 2 and not any(part.startswith(".") for part in p.relative_to(real).parts)
+        ]
         listing = "\n".join([path, *(nominal_path(inst, p) for p in found)])
         return f"Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{listing}\n"
     text = real.read_text(errors="replace")
@@ -279,7 +287,7 @@ def _edit_view(inst: Instance, path: str, real: Path, body: dict[str, Any]) -> s
         raise ToolError(f"Invalid `view_range`: {view_range}. Its first element `{start}` should be within the range of lines of the file: [1, {len(lines)}]")
     if end != -1 and not start <= end <= len(lines):
         raise ToolError(f"Invalid `view_range`: {view_range}. Its second element `{end}` should be -1 or within [{start}, {len(lines)}]")
-    return numbered("\n".join(lines[start - 1:] if end == -1 else lines[start - 1:end]), path, start)
+    return numbered("\n".join(lines[start - 1 :] if end == -1 else lines[start - 1 : end]), path, start)
 
 
 def _edit_create(inst: Instance, path: str, real: Path, body: dict[str, Any]) -> str:
@@ -324,8 +332,10 @@ def _edit_insert(inst: Instance, path: str, real: Path, body: dict[str, Any]) ->
     new_text = "\n".join(lines[:line] + new.split("\n") + lines[line:])
     real.write_text(new_text)
     snippet = _snippet(new_text, line, new.count("\n") + 1, path)
-    return (f"The file {path} has been edited. {snippet}Review the changes and make sure they are as expected "
-            "(correct indentation, no duplicate lines, etc). Edit the file again if necessary.")
+    return (
+        f"The file {path} has been edited. {snippet}Review the changes and make sure they are as expected "
+        "(correct indentation, no duplicate lines, etc). Edit the file again if necessary."
+    )
 
 
 def _edit_undo(inst: Instance, path: str, real: Path, body: dict[str, Any]) -> str:
@@ -348,8 +358,17 @@ def _snippet(text: str, first_changed: int, changed: int, path: str) -> str:
 
 def file_tool(inst: Instance, body: dict[str, Any]) -> str:
     command = body.get("command")
-    handlers = {"read": _file_read, "write": _file_write, "append": _file_write, "exists": _file_exists, "list": _file_list,
-                "mkdir": _file_mkdir, "delete": _file_delete, "move": _file_move, "copy": _file_move}
+    handlers = {
+        "read": _file_read,
+        "write": _file_write,
+        "append": _file_write,
+        "exists": _file_exists,
+        "list": _file_list,
+        "mkdir": _file_mkdir,
+        "delete": _file_delete,
+        "move": _file_move,
+        "copy": _file_move,
+    }
     if command not in handlers:
         raise HttpError(400, f"fakescrapybara: file command {command!r} is not implemented (have: {', '.join(handlers)})")
     return handlers[command](inst, body)
@@ -442,9 +461,7 @@ def _file_move(inst: Instance, body: dict[str, Any]) -> str:
 
 def parse_multipart(content_type: str, data: bytes) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """(form fields, files by field name: {"filename", "content_type", "data"})."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + data
-    )
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode() + data)
     fields: dict[str, str] = {}
     files: dict[str, dict[str, Any]] = {}
     for part in message.iter_parts() if message.is_multipart() else []:
@@ -466,8 +483,13 @@ class FakeScrapybara(LoopbackServer):
         self.bash_timeout = bash_timeout  # used when a bash request has no timeout
         self.inactive_status = 400  # status for tool calls on paused / terminated instances
         self.map_home_in_bash = True
-        self.env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TERM": "dumb",
-                                    "USER": "scrapybara", "SHELL": "/bin/bash"}
+        self.env: dict[str, str] = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "USER": "scrapybara",
+            "SHELL": "/bin/bash",
+        }
         self.instances: dict[str, Instance] = {}
         self.lost: dict[str, Instance] = {}
         self.rules: list[Rule] = []
@@ -541,8 +563,15 @@ class FakeScrapybara(LoopbackServer):
         if not isinstance(hours, (int, float)) or hours <= 0:
             raise validation_error("timeout_hours", "Input should be greater than 0")
         instance_id = f"s-{uuid.uuid4().hex[:8]}"
-        inst = Instance(instance_id, kind, self.root / instance_id / "root", self.root / instance_id / "state", float(hours),
-                        list(body.get("blocked_domains") or []), body.get("resolution") or [1024, 768])
+        inst = Instance(
+            instance_id,
+            kind,
+            self.root / instance_id / "root",
+            self.root / instance_id / "state",
+            float(hours),
+            list(body.get("blocked_domains") or []),
+            body.get("resolution") or [1024, 768],
+        )
         inst.expires_at = time.time() + hours * 3600
         inst.browser_started = kind == "browser"
         inst.home.mkdir(parents=True)

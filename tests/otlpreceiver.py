@@ -45,17 +45,36 @@ from loopback import JsonHandler, LoopbackServer
 
 # signal -> (URL path suffix, request type, empty response, gRPC method path)
 SIGNALS: dict[str, tuple[str, type[Message], Message, str]] = {
-    "traces": ("/v1/traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse(),
-               "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
-    "metrics": ("/v1/metrics", metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse(),
-                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
-    "logs": ("/v1/logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse(),
-             "/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
+    "traces": (
+        "/v1/traces",
+        trace_service_pb2.ExportTraceServiceRequest,
+        trace_service_pb2.ExportTraceServiceResponse(),
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    ),
+    "metrics": (
+        "/v1/metrics",
+        metrics_service_pb2.ExportMetricsServiceRequest,
+        metrics_service_pb2.ExportMetricsServiceResponse(),
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    ),
+    "logs": (
+        "/v1/logs",
+        logs_service_pb2.ExportLogsServiceRequest,
+        logs_service_pb2.ExportLogsServiceResponse(),
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    ),
 }
 
-GRPC_CODE_FOR_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
-                        404: grpc.StatusCode.UNIMPLEMENTED, 429: grpc.StatusCode.RESOURCE_EXHAUSTED, 502: grpc.StatusCode.UNAVAILABLE,
-                        503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+GRPC_CODE_FOR_STATUS = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.UNIMPLEMENTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    502: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 
 def any_value(value: AnyValue) -> Any:
@@ -78,22 +97,24 @@ def decode_spans(request: trace_service_pb2.ExportTraceServiceRequest, transport
         resource = attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                spans.append({
-                    "name": span.name,
-                    "trace_id": span.trace_id.hex(),
-                    "span_id": span.span_id.hex(),
-                    "parent_span_id": span.parent_span_id.hex() or None,
-                    "kind": int(span.kind),
-                    "start_ns": span.start_time_unix_nano,
-                    "end_ns": span.end_time_unix_nano,
-                    "attributes": attributes(span.attributes),
-                    "status_code": int(span.status.code),
-                    "status_message": span.status.message,
-                    "events": [{"name": e.name, "attributes": attributes(e.attributes)} for e in span.events],
-                    "resource": resource,
-                    "scope": scope_spans.scope.name,
-                    "transport": transport,
-                })
+                spans.append(
+                    {
+                        "name": span.name,
+                        "trace_id": span.trace_id.hex(),
+                        "span_id": span.span_id.hex(),
+                        "parent_span_id": span.parent_span_id.hex() or None,
+                        "kind": int(span.kind),
+                        "start_ns": span.start_time_unix_nano,
+                        "end_ns": span.end_time_unix_nano,
+                        "attributes": attributes(span.attributes),
+                        "status_code": int(span.status.code),
+                        "status_message": span.status.message,
+                        "events": [{"name": e.name, "attributes": attributes(e.attributes)} for e in span.events],
+                        "resource": resource,
+                        "scope": scope_spans.scope.name,
+                        "transport": transport,
+                    }
+                )
     return spans
 
 
@@ -106,13 +127,25 @@ def _point_values(kind: str, point: Any) -> dict[str, Any]:
         number = point.WhichOneof("value")
         return {"value": getattr(point, number) if number else None}
     if kind == "histogram":
-        return {"count": point.count, "sum": _optional(point, "sum"), "bucket_counts": list(point.bucket_counts),
-                "explicit_bounds": list(point.explicit_bounds), "min": _optional(point, "min"), "max": _optional(point, "max")}
+        return {
+            "count": point.count,
+            "sum": _optional(point, "sum"),
+            "bucket_counts": list(point.bucket_counts),
+            "explicit_bounds": list(point.explicit_bounds),
+            "min": _optional(point, "min"),
+            "max": _optional(point, "max"),
+        }
     if kind == "exponential_histogram":
-        return {"count": point.count, "sum": _optional(point, "sum"), "scale": point.scale, "zero_count": point.zero_count,
-                "positive": {"offset": point.positive.offset, "bucket_counts": list(point.positive.bucket_counts)},
-                "negative": {"offset": point.negative.offset, "bucket_counts": list(point.negative.bucket_counts)},
-                "min": _optional(point, "min"), "max": _optional(point, "max")}
+        return {
+            "count": point.count,
+            "sum": _optional(point, "sum"),
+            "scale": point.scale,
+            "zero_count": point.zero_count,
+            "positive": {"offset": point.positive.offset, "bucket_counts": list(point.positive.bucket_counts)},
+            "negative": {"offset": point.negative.offset, "bucket_counts": list(point.negative.bucket_counts)},
+            "min": _optional(point, "min"),
+            "max": _optional(point, "max"),
+        }
     # summary
     return {"count": point.count, "sum": point.sum, "quantiles": {q.quantile: q.value for q in point.quantile_values}}
 
@@ -128,17 +161,19 @@ def decode_metrics(request: metrics_service_pb2.ExportMetricsServiceRequest, tra
                 if kind is None:
                     continue
                 for point in getattr(metric, kind).data_points:
-                    points.append({
-                        "name": metric.name,
-                        "kind": kind,
-                        "unit": metric.unit,
-                        "attributes": attributes(point.attributes),
-                        "time_ns": point.time_unix_nano,
-                        **_point_values(kind, point),
-                        "resource": resource,
-                        "scope": scope_metrics.scope.name,
-                        "transport": transport,
-                    })
+                    points.append(
+                        {
+                            "name": metric.name,
+                            "kind": kind,
+                            "unit": metric.unit,
+                            "attributes": attributes(point.attributes),
+                            "time_ns": point.time_unix_nano,
+                            **_point_values(kind, point),
+                            "resource": resource,
+                            "scope": scope_metrics.scope.name,
+                            "transport": transport,
+                        }
+                    )
     return points
 
 
@@ -240,16 +275,17 @@ class OtlpReceiver:
                 return False
             time.sleep(interval)
 
-    def _receive(self, transport: str, path: str, headers: dict[str, Any], signal: str | None, body: bytes,
-                 message: Any, status: int = 200) -> Failure | None:
+    def _receive(self, transport: str, path: str, headers: dict[str, Any], signal: str | None, body: bytes, message: Any, status: int = 200) -> Failure | None:
         """Record one request (``status`` is 400 when it could not be decoded) and, unless it was rejected,
         the spans or metric points it carries; returns the scripted failure that took it, if any."""
         record = {"transport": transport, "path": path, "headers": headers, "signal": signal, "body": body, "status": status, "time": time.time()}
         with self._lock:
             failure = None
             if status == 200:
-                failure = next((f for f in self._failures if (f.times is None or f.used < f.times)
-                                and f.transport in (None, transport) and f.signal in (None, signal)), None)
+                failure = next(
+                    (f for f in self._failures if (f.times is None or f.used < f.times) and f.transport in (None, transport) and f.signal in (None, signal)),
+                    None,
+                )
             if failure is not None:
                 failure.used += 1
                 record["status"] = failure.status
@@ -316,7 +352,6 @@ def _decompress(data: bytes, encoding: str) -> bytes:
 
 def _handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
-
         def do_POST(self) -> None:
             route = urllib.parse.urlsplit(self.path).path.rstrip("/")
             signal = next((name for name, (suffix, *_rest) in SIGNALS.items() if route.endswith(suffix)), None)

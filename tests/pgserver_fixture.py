@@ -23,8 +23,9 @@ def pgserver_url() -> Iterator[str]:
     try:
         import pgserver
     except ImportError as exc:
-        pytest.skip(f"No PostgreSQL to test against: set MAMABEAR_TEST_POSTGRES_URL, or install pgserver "
-                    f"(the dev extra brings it: run `make install`) ({exc}).")
+        pytest.skip(
+            f"No PostgreSQL to test against: set MAMABEAR_TEST_POSTGRES_URL, or install pgserver (the dev extra brings it: run `make install`) ({exc})."
+        )
     pgdata = Path(tempfile.mkdtemp(prefix="mamabear-pg."))
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="delete")

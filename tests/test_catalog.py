@@ -74,10 +74,13 @@ def test_crew_naming_unknown_task_names_file_and_line(tmp_path):
 
 
 def test_task_using_undeclared_input_is_rejected(tmp_path):
-    roots = project(tmp_path, {
-        "config/tasks.yaml": "t1:\n  description: about {subject}\n  expected_output: x\n  agent: research_specialist\n",
-        "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\ninputs:\n  - name: topic\n",
-    })
+    roots = project(
+        tmp_path,
+        {
+            "config/tasks.yaml": "t1:\n  description: about {subject}\n  expected_output: x\n  agent: research_specialist\n",
+            "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\ninputs:\n  - name: topic\n",
+        },
+    )
     with pytest.raises(ConfigError) as err:
         Catalog(roots).crew("mine")
     message = err.value.message  # points at the placeholder's task, says where to declare it and how to pass it
@@ -86,20 +89,26 @@ def test_task_using_undeclared_input_is_rejected(tmp_path):
 
 
 def test_a_task_with_no_agent_shows_the_form_that_gives_it_one(tmp_path):
-    roots = project(tmp_path, {
-        "config/tasks.yaml": "t1:\n  description: x\n  expected_output: x\n",
-        "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\n",
-    })
+    roots = project(
+        tmp_path,
+        {
+            "config/tasks.yaml": "t1:\n  description: x\n  expected_output: x\n",
+            "crews/mine.yaml": "agents: [research_specialist]\ntasks: [t1]\n",
+        },
+    )
     with pytest.raises(ConfigError) as err:
         Catalog(roots).crew("mine")
     assert "has no agent" in err.value.message and "`- task: t1` with `agent: AGENT_ID`" in err.value.message
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("tier", "huge", "tier 'huge'"),
-    ("temperature", "3", "temperature of agent 'x' must be a number from 0 to 2"),
-    ("colour", "red", "unknown field 'colour'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("tier", "huge", "tier 'huge'"),
+        ("temperature", "3", "temperature of agent 'x' must be a number from 0 to 2"),
+        ("colour", "red", "unknown field 'colour'"),
+    ],
+)
 def test_bad_agent_fields_are_named(tmp_path, field, value, message):
     roots = project(tmp_path, {"config/agents.yaml": f"x:\n  role: r\n  goal: g\n  backstory: b\n  {field}: {value}\n"})
     with pytest.raises(ConfigError) as err:
@@ -114,12 +123,15 @@ def test_complexity_must_be_1_to_10(tmp_path):
 
 
 def test_local_config_overrides_packaged_entries_and_adds_new_ones(tmp_path):
-    roots = project(tmp_path, {
-        "config/agents.yaml": "devops_specialist:\n  role: Local Ops\n  goal: g\n  backstory: b\n  tier: pro\n"
-                              "analyst:\n  role: Analyst\n  goal: g\n  backstory: b\n",
-        "crews/research.yaml": "description: local research\nagents: [analyst]\ntasks:\n  - task: research_topic\n    agent: analyst\n"
-                               "inputs: [topic, audience]\n",
-    })
+    roots = project(
+        tmp_path,
+        {
+            "config/agents.yaml": "devops_specialist:\n  role: Local Ops\n  goal: g\n  backstory: b\n  tier: pro\n"
+            "analyst:\n  role: Analyst\n  goal: g\n  backstory: b\n",
+            "crews/research.yaml": "description: local research\nagents: [analyst]\ntasks:\n  - task: research_topic\n    agent: analyst\n"
+            "inputs: [topic, audience]\n",
+        },
+    )
     catalog = Catalog(roots)
     assert catalog.agents["devops_specialist"].role == "Local Ops"
     assert catalog.agents["devops_specialist"].tier == "pro"
@@ -139,10 +151,13 @@ def test_unknown_crew_and_agent_are_not_found():
 
 
 def test_validate_all_collects_one_error_per_broken_crew(tmp_path):
-    roots = project(tmp_path, {
-        "crews/a.yaml": "agents: [ghost]\ntasks: [research_topic]\n",
-        "crews/b.yaml": "process: parallel\nagents: [research_specialist]\ntasks: [research_topic]\n",
-    })
+    roots = project(
+        tmp_path,
+        {
+            "crews/a.yaml": "agents: [ghost]\ntasks: [research_topic]\n",
+            "crews/b.yaml": "process: parallel\nagents: [research_specialist]\ntasks: [research_topic]\n",
+        },
+    )
     _, errors = validate_all(roots)
     assert len(errors) == 2
     assert any("a.yaml:1" in e and "ghost" in e for e in errors)

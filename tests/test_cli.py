@@ -57,20 +57,23 @@ def test_broken_yaml_is_one_sentence_with_file_and_line(cli):
     assert len(result.err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["run", "nope"], "no crew named 'nope'"),
-    (["run", "research"], "needs input 'topic'"),
-    (["run", "research", "-i", "topic"], "-i topic: inputs are written KEY=VALUE"),
-    (["run", "research", "-i", "topic=x", "-i", "colour=red"], "has no input 'colour'"),
-    (["agents", "show", "ghost"], "no agent named 'ghost'"),
-    (["runs", "show", "nope"], "no run with id 'nope'"),
-    (["run", "research", "-i", "topic=x", "--budget-usd", "nan"], "--budget-usd nan: a budget must be a finite amount"),
-    (["run", "research", "-i", "topic=x", "--budget-usd", "inf"], "--budget-usd inf: a budget must be a finite amount"),
-    (["run", "research", "-i", "topic=x", "--max-duration", "inf"], "--max-duration 'inf': the duration must be a finite"),
-    (["run", "research", "-i", "topic=x", "--max-duration", "nan"], "--max-duration 'nan': the duration must be a finite"),
-    (["run", "research", "-i", "topic=x", "--base-url", "notaurl"], "--base-url 'notaurl' (or MAMABEAR_BASE_URL) is not a server URL"),
-    (["run", "research", "-i", "topic=x", "--base-url", "http://host:port/v1", "--dry-run"], "is not a server URL"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "nope"], "no crew named 'nope'"),
+        (["run", "research"], "needs input 'topic'"),
+        (["run", "research", "-i", "topic"], "-i topic: inputs are written KEY=VALUE"),
+        (["run", "research", "-i", "topic=x", "-i", "colour=red"], "has no input 'colour'"),
+        (["agents", "show", "ghost"], "no agent named 'ghost'"),
+        (["runs", "show", "nope"], "no run with id 'nope'"),
+        (["run", "research", "-i", "topic=x", "--budget-usd", "nan"], "--budget-usd nan: a budget must be a finite amount"),
+        (["run", "research", "-i", "topic=x", "--budget-usd", "inf"], "--budget-usd inf: a budget must be a finite amount"),
+        (["run", "research", "-i", "topic=x", "--max-duration", "inf"], "--max-duration 'inf': the duration must be a finite"),
+        (["run", "research", "-i", "topic=x", "--max-duration", "nan"], "--max-duration 'nan': the duration must be a finite"),
+        (["run", "research", "-i", "topic=x", "--base-url", "notaurl"], "--base-url 'notaurl' (or MAMABEAR_BASE_URL) is not a server URL"),
+        (["run", "research", "-i", "topic=x", "--base-url", "http://host:port/v1", "--dry-run"], "is not a server URL"),
+    ],
+)
 def test_bad_input_exits_2_with_one_sentence(cli, args, needle):
     result = cli(*args)
     assert result.code == 2, result.err
@@ -98,11 +101,13 @@ def test_json_error_is_one_document(cli):
 
 
 def test_bad_flag_exits_2_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--bogus"], capture_output=True, text=True,
-                          env=subprocess_env(), cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mamabear", "runs", "list", "--bogus"], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=60
+    )
     assert proc.returncode == 2 and "No such option" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--limit", "zero"], capture_output=True, text=True,
-                          env=subprocess_env(), cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mamabear", "runs", "list", "--limit", "zero"], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=60
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
@@ -139,8 +144,10 @@ def test_doctor_reports_checks(cli, fake, monkeypatch):
 
 
 def test_commands_that_run_no_crew_do_not_import_crewai():
-    code = ("import sys; from mamabear.cli import main; main(['agents', 'list']); main(['crews', 'list']); "
-            "main(['run', 'research', '-i', 'topic=x', '--dry-run']); print(sorted(m for m in sys.modules if m.startswith(('crewai', 'litellm'))))")
+    code = (
+        "import sys; from mamabear.cli import main; main(['agents', 'list']); main(['crews', 'list']); "
+        "main(['run', 'research', '-i', 'topic=x', '--dry-run']); print(sorted(m for m in sys.modules if m.startswith(('crewai', 'litellm'))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
@@ -161,11 +168,14 @@ def test_precedence_flag_over_environment_over_dotenv(cli, monkeypatch):
     assert route() == {"model": "from-flag", "provider": "openai", "base_url": "http://127.0.0.1:2222/v1"}
 
 
-@pytest.mark.parametrize("args, needle, command", [
-    (["run", "research", "--bogus"], "No such option: --bogus", "mamabear run"),
-    (["run"], "Missing argument 'CREW'", "mamabear run"),
-    (["runs", "list", "--limit", "zero"], "'--limit'", "mamabear runs list"),
-])
+@pytest.mark.parametrize(
+    "args, needle, command",
+    [
+        (["run", "research", "--bogus"], "No such option: --bogus", "mamabear run"),
+        (["run"], "Missing argument 'CREW'", "mamabear run"),
+        (["runs", "list", "--limit", "zero"], "'--limit'", "mamabear runs list"),
+    ],
+)
 def test_usage_errors_are_one_sentence_that_points_at_help(cli, args, needle, command):
     result = cli(*args)
     assert result.code == 2
@@ -216,7 +226,11 @@ def test_validate_reports_every_broken_config_file_in_one_run(cli):
     assert result.code == 2
     errors = result.json()["errors"]
     assert [e.split(": ", 1)[0].rsplit("/", 2)[-2:] for e in errors] == [
-        ["config", "agents.yaml:3"], ["config", "tasks.yaml:4"], ["config", "tasks.yaml:6"], ["config", "models.yaml:2"]]
+        ["config", "agents.yaml:3"],
+        ["config", "tasks.yaml:4"],
+        ["config", "tasks.yaml:6"],
+        ["config", "models.yaml:2"],
+    ]
 
 
 def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
@@ -245,24 +259,44 @@ def test_dry_run_warnings_go_to_stderr_and_stdout_stays_the_plan(cli):
 
 
 def test_shell_completion_completes_crew_names():
-    proc = subprocess.run([sys.executable, "-m", "mamabear"], capture_output=True, text=True, cwd=REPO, timeout=60,
-                          env=subprocess_env(_MAMABEAR_COMPLETE="complete_bash", COMP_WORDS="mamabear run res", COMP_CWORD="2"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mamabear"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env=subprocess_env(_MAMABEAR_COMPLETE="complete_bash", COMP_WORDS="mamabear run res", COMP_CWORD="2"),
+    )
     assert proc.stdout.split() == ["research"], proc.stderr
-    assert "--install-completion" in subprocess.run([sys.executable, "-m", "mamabear", "--help"], capture_output=True, text=True,
-                                                    cwd=REPO, timeout=60, env=subprocess_env()).stdout
+    assert (
+        "--install-completion"
+        in subprocess.run([sys.executable, "-m", "mamabear", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60, env=subprocess_env()).stdout
+    )
 
 
 BOMB = "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))  # 9^8 values
 
 
-@pytest.mark.parametrize("crew, needle", [
-    (b"description: caf\xe9\nagents: [research_specialist]\ntasks: [research_topic]\n", "crews/x.yaml:1: not UTF-8 text (byte 0xe9)"),
-    (("agents: [research_specialist]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + BOMB
-      + "tasks:\n  - task: *h\n").encode(), "aliases expand to more than 100,000 values"),
-    (("agents: [research_specialist]\ntasks: [research_topic]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + BOMB
-      + "inputs:\n  - name: topic\n    default: *h\n").encode(), "aliases expand to more than 100,000 values"),
-    (b"description: big\n" + b"# padding\n" * 120_000, "too large for a config file"),
-], ids=["not-utf8", "alias-bomb-in-tasks", "alias-bomb-in-a-default", "too-large"])
+@pytest.mark.parametrize(
+    "crew, needle",
+    [
+        (b"description: caf\xe9\nagents: [research_specialist]\ntasks: [research_topic]\n", "crews/x.yaml:1: not UTF-8 text (byte 0xe9)"),
+        (
+            ("agents: [research_specialist]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + BOMB + "tasks:\n  - task: *h\n").encode(),
+            "aliases expand to more than 100,000 values",
+        ),
+        (
+            (
+                "agents: [research_specialist]\ntasks: [research_topic]\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+                + BOMB
+                + "inputs:\n  - name: topic\n    default: *h\n"
+            ).encode(),
+            "aliases expand to more than 100,000 values",
+        ),
+        (b"description: big\n" + b"# padding\n" * 120_000, "too large for a config file"),
+    ],
+    ids=["not-utf8", "alias-bomb-in-tasks", "alias-bomb-in-a-default", "too-large"],
+)
 def test_hostile_yaml_is_refused_with_file_and_line(cli, crew, needle):
     (Path.cwd() / "crews").mkdir()
     (Path.cwd() / "crews" / "x.yaml").write_bytes(crew)
@@ -311,8 +345,10 @@ def test_a_damaged_store_a_missing_config_dir_and_an_unknown_sandbox_are_one_sen
     assert (isolated / "mamabear.db").read_bytes() == damaged  # left as it was, for recovery
     (isolated / "mamabear.db").unlink()
 
-    assert "--sandbox docker (or MAMABEAR_SANDBOX): the backends are local, scrapybara" in cli(
-        "run", "research", "-i", "topic=x", "--sandbox", "docker", "--dry-run").err  # research gives no agent a tool
+    assert (
+        "--sandbox docker (or MAMABEAR_SANDBOX): the backends are local, scrapybara"
+        in cli("run", "research", "-i", "topic=x", "--sandbox", "docker", "--dry-run").err
+    )  # research gives no agent a tool
     monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(isolated / "nowhere"))
     nowhere = cli("crews", "list")
     assert nowhere.code == 2 and "MAMABEAR_CONFIG_DIR" in nowhere.err and "is not a directory" in nowhere.err

@@ -41,8 +41,18 @@ def test_a_second_identical_run_is_answered_from_the_cache_without_one_request(c
     assert doc["totals"]["cache_hits"] == doc["totals"]["llm_calls"] == 3
     assert doc["totals"]["cost_usd"] == 0 and doc["totals"]["saved_usd"] == pytest.approx(cost)
     assert [t["status"] for t in doc["tasks"]] == ["completed"] * 3 and all(t["llm_calls"] == 1 for t in doc["tasks"])
-    assert doc["cost_by"]["agent"] == [{"agent": "research_specialist", "llm_calls": 3, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
-                                        "cache_hits": 3, "saved_usd": pytest.approx(cost), "errors": 0}]
+    assert doc["cost_by"]["agent"] == [
+        {
+            "agent": "research_specialist",
+            "llm_calls": 3,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_usd": 0.0,
+            "cache_hits": 3,
+            "saved_usd": pytest.approx(cost),
+            "errors": 0,
+        }
+    ]
     shown = cli("runs", "show", run_id).out
     assert "cached" in shown and "response cache: 3 hits, $0.0018 saved" in shown
     assert "llm_cache_hit" in cli("runs", "logs", run_id, "--json").out
@@ -149,6 +159,7 @@ def test_prompt_cached_input_tokens_are_recorded_and_priced_at_the_cached_rate(c
     assert first["cost_usd"] == pytest.approx((first["tokens_in"] - 100) * 2e-6 + 100 * 0.5e-6 + first["tokens_out"] * 8e-6)
     assert doc["totals"]["prompt_cached_tokens"] == 100
     assert "provider prompt cache: 100 input tokens" in cli("runs", "show", doc["run_id"]).out
-    chat = next(s for s in cli("runs", "trace", doc["run_id"], "--json").json() if s["attributes"].get("mamabear.task.position") == 1
-                and s["name"].startswith("chat "))
+    chat = next(
+        s for s in cli("runs", "trace", doc["run_id"], "--json").json() if s["attributes"].get("mamabear.task.position") == 1 and s["name"].startswith("chat ")
+    )
     assert chat["attributes"]["gen_ai.usage.cache_read.input_tokens"] == 100

@@ -30,15 +30,20 @@ def test_batches_of_mixed_lengths_give_each_text_its_own_vector() -> None:
     alone = [embed([text])[0] for text in REFERENCE["texts"]]
     together = embed(list(reversed(REFERENCE["texts"])))[::-1]  # padding in a batch must not change a vector
     assert np.allclose(alone, together, atol=1e-5)
-    similar = ["otters hold hands while they sleep so that they do not drift apart in the water",  # 19 tokens
-               "sea otters sleep holding hands in calm water at night", "a raft of otters floats together on the bay",
-               "otters float on their backs while sleeping"]  # 13, 12 and 10 tokens: one batch, padded to 19
+    similar = [
+        "otters hold hands while they sleep so that they do not drift apart in the water",  # 19 tokens
+        "sea otters sleep holding hands in calm water at night",
+        "a raft of otters floats together on the bay",
+        "otters float on their backs while sleeping",
+    ]  # 13, 12 and 10 tokens: one batch, padded to 19
     assert np.allclose([embed([t])[0] for t in similar], embed(similar), atol=1e-5)
     assert embed([]) == []
 
 
 def test_embedding_imports_neither_torch_nor_sentence_transformers() -> None:
-    code = ("import sys; from mamabear.memory.embedder import LocalEmbedder; LocalEmbedder()(['hello']); "
-            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys; from mamabear.memory.embedder import LocalEmbedder; LocalEmbedder()(['hello']); "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -16,8 +16,12 @@ from mamabear.store.database import Store
 
 pytestmark = pytest.mark.memory_on
 
-UNRELATED = ["quarterly tax filing is due in April", "the build server runs Debian 12",
-             "paint the garden fence green before winter", "our API rate limit is 600 requests a minute"]
+UNRELATED = [
+    "quarterly tax filing is due in April",
+    "the build server runs Debian 12",
+    "paint the garden fence green before winter",
+    "our API rate limit is 600 requests a minute",
+]
 OTTER_FACT = "Otters hold hands while they sleep so they do not drift apart."
 
 
@@ -26,8 +30,9 @@ def store_for(home: Path) -> Store:
 
 
 def mamabear(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180,
-                          env=subprocess_env(MAMABEAR_HOME=str(home), **env))
+    return subprocess.run(
+        [sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180, env=subprocess_env(MAMABEAR_HOME=str(home), **env)
+    )
 
 
 def test_recall_by_meaning_with_no_model_configured(cli, isolated):
@@ -135,8 +140,11 @@ def free_port() -> int:
 
 def test_a_chroma_server_by_url(cli, isolated, tmp_path, monkeypatch):
     port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp_path / "server"),
-                               "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -168,8 +176,7 @@ for i in range(int(sys.argv[2])):
 
 def test_two_processes_writing_at_once_lose_nothing(cli, isolated):
     env = subprocess_env(MAMABEAR_HOME=str(isolated))
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, name, "25"], env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
-               for name in ("a", "b")]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, name, "25"], env=env, cwd=REPO, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
     for writer in writers:
         _, err = writer.communicate(timeout=180)
         assert writer.returncode == 0, err

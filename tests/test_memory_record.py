@@ -33,12 +33,20 @@ def test_ranking_is_crewais_recall_ranking(age_days, importance, semantic) -> No
 
 
 def test_memory_commands_never_import_crewai(isolated) -> None:
-    code = ("import sys; from mamabear.cli import main; "
-            "codes = [main(a) for a in (['memory', 'add', 'otters hold hands'], ['memory', 'search', 'sleeping otters'], "
-            "['memory', 'list'], ['memory', 'stats'])]; "
-            "print(codes, 'crewai' in sys.modules, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_NO_MEMORY=""))
+    code = (
+        "import sys; from mamabear.cli import main; "
+        "codes = [main(a) for a in (['memory', 'add', 'otters hold hands'], ['memory', 'search', 'sleeping otters'], "
+        "['memory', 'list'], ['memory', 'stats'])]; "
+        "print(codes, 'crewai' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_NO_MEMORY=""),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[0, 0, 0, 0] False False"
     assert "otters hold hands" in out.stdout

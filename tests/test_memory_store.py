@@ -22,8 +22,14 @@ T0 = datetime(2024, 5, 1, 12, 0, 0)
 
 def rec(rid: str, embedding: list[float] | None = None, scope: str = "/", minutes: int = 0, **fields: object) -> MemoryRecord:
     fields.setdefault("last_accessed", T0)
-    return MemoryRecord(id=rid, content=f"memory {rid}", scope=scope, embedding=embedding if embedding is not None else [0.5, 0.5, 0.5, 0.5],
-                        created_at=T0 + timedelta(minutes=minutes), **fields)
+    return MemoryRecord(
+        id=rid,
+        content=f"memory {rid}",
+        scope=scope,
+        embedding=embedding if embedding is not None else [0.5, 0.5, 0.5, 0.5],
+        created_at=T0 + timedelta(minutes=minutes),
+        **fields,
+    )
 
 
 def lance_score(a: list[float], b: list[float]) -> float:
@@ -47,8 +53,16 @@ def store(path: str) -> ChromaStorage:
 
 @pytest.fixture
 def scoped(store: ChromaStorage) -> ChromaStorage:
-    store.save([rec("root", scope="/", minutes=0), rec("crew", scope="/crew", minutes=1), rec("dev", scope="/crew/dev", minutes=2),
-                rec("dev2", scope="/crew/dev/", minutes=3), rec("crewx", scope="/crewx", minutes=4), rec("ops", scope="/crew/ops/x", minutes=5)])
+    store.save(
+        [
+            rec("root", scope="/", minutes=0),
+            rec("crew", scope="/crew", minutes=1),
+            rec("dev", scope="/crew/dev", minutes=2),
+            rec("dev2", scope="/crew/dev/", minutes=3),
+            rec("crewx", scope="/crewx", minutes=4),
+            rec("ops", scope="/crew/ops/x", minutes=5),
+        ]
+    )
     return store
 
 
@@ -59,12 +73,23 @@ def test_is_a_crewai_storage_backend_with_telemetry_off(store: ChromaStorage) ->
 
 def test_every_field_round_trips_exactly(store: ChromaStorage) -> None:
     full = MemoryRecord(
-        id="full", content="Ünïcode and \"quotes\"\nand lines", scope="/crew/dev", categories=["b", "a"],
+        id="full",
+        content='Ünïcode and "quotes"\nand lines',
+        scope="/crew/dev",
+        categories=["b", "a"],
         metadata={"run_id": "r1", "nested": {"x": [1, 2.5, None, True]}, "none": None, "flag": False},
-        importance=0.9, created_at=datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2))),
-        last_accessed=datetime(2024, 1, 3, 4, 5, 6, 789012), embedding=[0.5, -1.5, 2.0, 0.25], source="user-7", private=True)
-    assert all(getattr(full, name) != info.get_default(call_default_factory=True)
-               for name, info in MemoryRecord.model_fields.items() if name not in ("id", "created_at", "last_accessed"))
+        importance=0.9,
+        created_at=datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2))),
+        last_accessed=datetime(2024, 1, 3, 4, 5, 6, 789012),
+        embedding=[0.5, -1.5, 2.0, 0.25],
+        source="user-7",
+        private=True,
+    )
+    assert all(
+        getattr(full, name) != info.get_default(call_default_factory=True)
+        for name, info in MemoryRecord.model_fields.items()
+        if name not in ("id", "created_at", "last_accessed")
+    )
     bare = MemoryRecord(id="bare", content="no vector", embedding=None)
     empty = MemoryRecord(id="empty", content="empty vector", embedding=[])
     store.save([full, bare, empty])
@@ -108,8 +133,14 @@ def test_scope_prefix_means_the_scope_and_its_subscopes(scoped: ChromaStorage) -
 
 
 def test_categories_match_any_and_are_counted(store: ChromaStorage) -> None:
-    store.save([rec("a", scope="/crew", categories=["x"]), rec("b", scope="/crew", categories=["x", "y"]),
-                rec("c", scope="/user", categories=["z"]), rec("d", scope="/user")])
+    store.save(
+        [
+            rec("a", scope="/crew", categories=["x"]),
+            rec("b", scope="/crew", categories=["x", "y"]),
+            rec("c", scope="/user", categories=["z"]),
+            rec("d", scope="/user"),
+        ]
+    )
     assert set(ids(store.search(Q, categories=["x"]))) == {"a", "b"}
     assert set(ids(store.search(Q, categories=["y", "z"]))) == {"b", "c"}
     assert ids(store.search(Q, categories=["x"], scope_prefix="/user")) == []
@@ -119,8 +150,14 @@ def test_categories_match_any_and_are_counted(store: ChromaStorage) -> None:
 
 
 def test_metadata_filter_is_python_equality_on_every_key(store: ChromaStorage) -> None:
-    store.save([rec("a", metadata={"run": "r1", "n": 1, "tags": ["p", "q"], "cfg": {"b": 1, "a": [2.0]}}),
-                rec("b", metadata={"run": "r1", "n": 2, "none": None}), rec("c", metadata={"run": "r2", "flag": True}), rec("d")])
+    store.save(
+        [
+            rec("a", metadata={"run": "r1", "n": 1, "tags": ["p", "q"], "cfg": {"b": 1, "a": [2.0]}}),
+            rec("b", metadata={"run": "r1", "n": 2, "none": None}),
+            rec("c", metadata={"run": "r2", "flag": True}),
+            rec("d"),
+        ]
+    )
     assert set(ids(store.search(Q, metadata_filter={"run": "r1"}))) == {"a", "b"}
     assert ids(store.search(Q, metadata_filter={"run": "r1", "n": 2})) == ["b"]
     assert ids(store.search(Q, metadata_filter={"n": 1.0})) == ["a"]  # 1 == 1.0, as in Python
@@ -141,8 +178,12 @@ def test_filtered_search_finds_the_nearest_among_the_matching(store: ChromaStora
 
 
 def test_delete_by_each_criterion_returns_the_count(scoped: ChromaStorage) -> None:
-    scoped.save([rec("cat", scope="/user", minutes=-60, categories=["x", "y"], metadata={"run": "r1"}),
-                 rec("cat2", scope="/crew/dev", minutes=10, categories=["y"], metadata={"run": "r2"})])
+    scoped.save(
+        [
+            rec("cat", scope="/user", minutes=-60, categories=["x", "y"], metadata={"run": "r1"}),
+            rec("cat2", scope="/crew/dev", minutes=10, categories=["y"], metadata={"run": "r2"}),
+        ]
+    )
     assert scoped.delete(record_ids=["root", "root", "missing"]) == 1
     assert scoped.delete(record_ids=[]) == 0
     assert scoped.delete(categories=["x", "nope"]) == 1 and scoped.get_record("cat") is None
@@ -159,8 +200,16 @@ def test_delete_by_each_criterion_returns_the_count(scoped: ChromaStorage) -> No
 def test_update_replaces_the_whole_record(store: ChromaStorage) -> None:
     store.save([rec("a", Q, scope="/crew", categories=["old"], metadata={"k": "old"}), rec("b", [0.0, 1.0, 0.0, 0.0])])
     old = store.get_record("a")
-    new = old.model_copy(update={"content": "rewritten", "scope": "/user", "categories": ["new"], "metadata": {"j": 1},
-                                 "embedding": [0.0, 0.0, 1.0, 0.0], "last_accessed": T0 + timedelta(days=1)})
+    new = old.model_copy(
+        update={
+            "content": "rewritten",
+            "scope": "/user",
+            "categories": ["new"],
+            "metadata": {"j": 1},
+            "embedding": [0.0, 0.0, 1.0, 0.0],
+            "last_accessed": T0 + timedelta(days=1),
+        }
+    )
     store.update(new)
     assert store.get_record("a") == new and store.count() == 2
     assert store.search(Q, categories=["old"]) == [] and store.search(Q, metadata_filter={"k": "old"}) == []
@@ -189,8 +238,14 @@ def test_list_records_is_newest_first_with_paging(scoped: ChromaStorage) -> None
 
 def test_scope_info(scoped: ChromaStorage) -> None:
     scoped.save([rec("tagged", scope="/crew/dev", minutes=-5, categories=["b", "a"])])
-    assert scoped.get_scope_info("/crew/") == ScopeInfo(path="/crew", record_count=5, categories=["a", "b"], oldest_record=T0 - timedelta(minutes=5),
-                                                        newest_record=T0 + timedelta(minutes=5), child_scopes=["/crew/dev", "/crew/ops"])
+    assert scoped.get_scope_info("/crew/") == ScopeInfo(
+        path="/crew",
+        record_count=5,
+        categories=["a", "b"],
+        oldest_record=T0 - timedelta(minutes=5),
+        newest_record=T0 + timedelta(minutes=5),
+        child_scopes=["/crew/dev", "/crew/ops"],
+    )
     everything = scoped.get_scope_info("/")
     assert (everything.path, everything.record_count, everything.child_scopes) == ("/", 7, ["/crew", "/crewx"])
     assert scoped.get_scope_info("/nowhere") == ScopeInfo(path="/nowhere")
@@ -311,16 +366,26 @@ def test_parity_with_crewais_lancedb_backend(tmp_path: Path, store: ChromaStorag
     from crewai.memory.storage.lancedb_storage import LanceDBStorage
 
     def dataset() -> list[MemoryRecord]:
-        return [rec("a", [0.1, 0.2, 0.3, 0.4], scope="/crew", minutes=1, categories=["x"], metadata={"k": "v"}),
-                rec("b", [0.9, 0.1, 0.0, 0.0], scope="/crew/dev", minutes=2, categories=["x", "y"], metadata={"k": "w"}),
-                rec("c", [0.0, 1.0, 0.0, 0.5], scope="/crew/ops", minutes=3, categories=["z"]),
-                rec("d", [1.0, 1.0, 1.0, 1.0], scope="/user", minutes=4, metadata={"k": "v", "n": 2}, source="u1", private=True)]
+        return [
+            rec("a", [0.1, 0.2, 0.3, 0.4], scope="/crew", minutes=1, categories=["x"], metadata={"k": "v"}),
+            rec("b", [0.9, 0.1, 0.0, 0.0], scope="/crew/dev", minutes=2, categories=["x", "y"], metadata={"k": "w"}),
+            rec("c", [0.0, 1.0, 0.0, 0.5], scope="/crew/ops", minutes=3, categories=["z"]),
+            rec("d", [1.0, 1.0, 1.0, 1.0], scope="/user", minutes=4, metadata={"k": "v", "n": 2}, source="u1", private=True),
+        ]
 
     lance = LanceDBStorage(path=tmp_path / "lance", compact_every=0)
     for backend in (lance, store):
         backend.save(dataset())
-    queries = [{}, {"scope_prefix": "/crew"}, {"scope_prefix": "/crew/dev/"}, {"categories": ["x", "z"]}, {"metadata_filter": {"k": "v"}},
-               {"limit": 2}, {"min_score": 0.5}, {"scope_prefix": "/crew", "categories": ["x"], "metadata_filter": {"k": "w"}}]
+    queries = [
+        {},
+        {"scope_prefix": "/crew"},
+        {"scope_prefix": "/crew/dev/"},
+        {"categories": ["x", "z"]},
+        {"metadata_filter": {"k": "v"}},
+        {"limit": 2},
+        {"min_score": 0.5},
+        {"scope_prefix": "/crew", "categories": ["x"], "metadata_filter": {"k": "w"}},
+    ]
     for query in queries:
         theirs, ours = lance.search(Q, **query), store.search(Q, **query)
         assert ids(ours) == ids(theirs), query
@@ -334,8 +399,14 @@ def test_parity_with_crewais_lancedb_backend(tmp_path: Path, store: ChromaStorag
         assert store.list_categories(scope) == lance.list_categories(scope)
         assert store.count(scope) == lance.count(scope)
     assert store.get_record("a") == lance.get_record("a")
-    deletions = [{"scope_prefix": "/crew"}, {"categories": ["y", "z"]}, {"record_ids": ["a", "d", "nope"]},
-                 {"older_than": T0 + timedelta(minutes=3)}, {"metadata_filter": {"k": "v"}}, {}]
+    deletions = [
+        {"scope_prefix": "/crew"},
+        {"categories": ["y", "z"]},
+        {"record_ids": ["a", "d", "nope"]},
+        {"older_than": T0 + timedelta(minutes=3)},
+        {"metadata_filter": {"k": "v"}},
+        {},
+    ]
     for number, criteria in enumerate(deletions):
         lance_copy = LanceDBStorage(path=tmp_path / "lance", table_name=f"t{number}", compact_every=0)
         chroma_copy = ChromaStorage(store._client, collection=f"copy{number}")
@@ -350,8 +421,11 @@ def chroma_server(tmp_path: Path) -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:

@@ -71,11 +71,14 @@ def test_plan_routes_each_task_by_agent_tier_and_complexity(table):
     assert plan.inputs == {"goal": "a CLI", "stack": "python"}
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"GEMINI_API_KEY": "g-test"}, "GeminiCompletion"),
-    ({"OPENAI_API_KEY": "o-test"}, "OpenAICompletion"),
-    ({"ANTHROPIC_API_KEY": "a-test"}, "AnthropicCompletion"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"GEMINI_API_KEY": "g-test"}, "GeminiCompletion"),
+        ({"OPENAI_API_KEY": "o-test"}, "OpenAICompletion"),
+        ({"ANTHROPIC_API_KEY": "a-test"}, "AnthropicCompletion"),
+    ],
+)
 def test_every_provider_in_the_tiers_builds_its_native_client(table, env, expected):
     """The SDK each provider needs is installed, the key reaches the client, and mamabear's retries
     wrap the provider's own class (no call is made)."""

@@ -230,11 +230,14 @@ def test_a_corrupt_file_is_one_sentence_naming_it(tmp_path: Path) -> None:
     assert quotas.reserve("openai", 1) == 0.0
 
 
-@pytest.mark.parametrize(("quota", "words"), [
-    (Quota(rpm=0), "rpm 0 must be a number more than zero"),
-    (Quota(tpm=-5), "tpm -5 must be a number more than zero"),
-    (Quota(rpm=60, tpm=float("nan")), "tpm nan must be"),
-])
+@pytest.mark.parametrize(
+    ("quota", "words"),
+    [
+        (Quota(rpm=0), "rpm 0 must be a number more than zero"),
+        (Quota(tpm=-5), "tpm -5 must be a number more than zero"),
+        (Quota(rpm=60, tpm=float("nan")), "tpm nan must be"),
+    ],
+)
 def test_quotas_must_be_positive(tmp_path: Path, quota: Quota, words: str) -> None:
     with pytest.raises(ConfigError) as caught:
         QuotaBook(tmp_path / "quotas.db", {"openai": quota})

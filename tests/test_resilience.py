@@ -100,9 +100,11 @@ def test_server_errors_timeouts_and_dropped_connections_are_retried(cli, fake, i
 
 
 def test_after_its_attempts_a_call_falls_back_to_the_next_model(cli, fake, isolated):
-    local_models("retry: {attempts: 2, backoff_s: 0.01}\n"
-                 "tiers:\n  fast: [openai/model-a, openai/model-b]\n  balanced: [openai/model-a, openai/model-b]\n"
-                 "  pro: [openai/model-a, openai/model-b]\n")
+    local_models(
+        "retry: {attempts: 2, backoff_s: 0.01}\n"
+        "tiers:\n  fast: [openai/model-a, openai/model-b]\n  balanced: [openai/model-a, openai/model-b]\n"
+        "  pro: [openai/model-a, openai/model-b]\n"
+    )
     fake.add(model="model-a", status=503)
     result = run(cli, fake)
     assert result.code == 0, result.err

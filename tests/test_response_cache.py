@@ -17,11 +17,18 @@ from mamabear.errors import UsageError
 from mamabear.llm.response_cache import REDIS_PREFIX, RedisCache, SqliteCache, open_cache, request_key
 from redisserver import RedisServer
 
-REQUEST = {"model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 512, "stop": ["\n\n"],
-           "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Seals?"}],
-           "tools": [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]}
-REPLY = {"choices": [{"message": {"role": "assistant", "content": "Seals are pinnipeds. ☃"}, "finish_reason": "stop"}],
-         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "details": {"cached": None, "list": [1, 2.5, True]}}}
+REQUEST = {
+    "model": "gpt-4o-mini",
+    "temperature": 0.2,
+    "max_tokens": 512,
+    "stop": ["\n\n"],
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Seals?"}],
+    "tools": [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}],
+}
+REPLY = {
+    "choices": [{"message": {"role": "assistant", "content": "Seals are pinnipeds. ☃"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 5, "details": {"cached": None, "list": [1, 2.5, True]}},
+}
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +98,7 @@ def _variants(value, path=()):
     elif isinstance(value, list):
         for i, v in enumerate(value):
             for changed in _variants(v, path + (i,)):
-                yield value[:i] + [changed] + value[i + 1:]
+                yield value[:i] + [changed] + value[i + 1 :]
         yield value + [None]
     elif isinstance(value, str):
         yield value + "!"
@@ -318,15 +325,19 @@ def test_unreachable_redis_is_a_usage_error_without_the_password():
         message = caught.value.message
         assert "hunter2" not in message
         user = url.split("//")[1].split(":")[0]
-        assert message == (f"cannot reach the response cache at redis://{user}:***@127.0.0.1:{port}/0 (Connection refused); "
-                           f"start Redis, fix MAMABEAR_CACHE_URL, or pass --no-cache.")
+        assert message == (
+            f"cannot reach the response cache at redis://{user}:***@127.0.0.1:{port}/0 (Connection refused); "
+            f"start Redis, fix MAMABEAR_CACHE_URL, or pass --no-cache."
+        )
 
 
 def test_an_unreachable_unix_socket_hides_a_password_in_the_query(tmp_path):
     with pytest.raises(UsageError) as caught:
         open_cache(f"unix://{tmp_path}/none.sock?db=0&password=hunter2", Path("unused"))
-    assert caught.value.message == (f"cannot reach the response cache at unix://{tmp_path}/none.sock?db=0&password=*** (No such file or directory); "
-                                    f"start Redis, fix MAMABEAR_CACHE_URL, or pass --no-cache.")
+    assert caught.value.message == (
+        f"cannot reach the response cache at unix://{tmp_path}/none.sock?db=0&password=*** (No such file or directory); "
+        f"start Redis, fix MAMABEAR_CACHE_URL, or pass --no-cache."
+    )
 
 
 def test_a_wrong_redis_password_is_a_usage_error_without_the_password(redis_server):
@@ -336,8 +347,18 @@ def test_a_wrong_redis_password_is_a_usage_error_without_the_password(redis_serv
     assert "hunter2" not in caught.value.message and "bob:***@" in caught.value.message
 
 
-@pytest.mark.parametrize("url", ["memcached://127.0.0.1:11211", "postgresql://bob:hunter2@db/x", "/tmp/cache.db", "localhost:6379",
-                                 "sqlite://", "sqlite:///", "redis://127.0.0.1:notaport/0"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memcached://127.0.0.1:11211",
+        "postgresql://bob:hunter2@db/x",
+        "/tmp/cache.db",
+        "localhost:6379",
+        "sqlite://",
+        "sqlite:///",
+        "redis://127.0.0.1:notaport/0",
+    ],
+)
 def test_an_unknown_or_broken_url_is_a_usage_error(url):
     with pytest.raises(UsageError) as caught:
         open_cache(url, Path("unused"))
@@ -345,12 +366,15 @@ def test_an_unknown_or_broken_url_is_a_usage_error(url):
     assert "hunter2" not in message and message.startswith("MAMABEAR_CACHE_URL '") and message.endswith(".")
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("memcached://alice:p@ss#w?rd@cache:11211/0", "memcached://alice:***@cache:11211/0"),
-    ("memcached://:hunter2@cache", "memcached://:***@cache"),
-    ("memcached://cache/0?db=1&Password=hunter2&x=1", "memcached://cache/0?db=1&Password=***&x=1"),
-    ("alice:hunter2@cache:6379", "alice:***@cache:6379"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("memcached://alice:p@ss#w?rd@cache:11211/0", "memcached://alice:***@cache:11211/0"),
+        ("memcached://:hunter2@cache", "memcached://:***@cache"),
+        ("memcached://cache/0?db=1&Password=hunter2&x=1", "memcached://cache/0?db=1&Password=***&x=1"),
+        ("alice:hunter2@cache:6379", "alice:***@cache:6379"),
+    ],
+)
 def test_messages_never_show_the_password(url, shown):
     with pytest.raises(UsageError) as caught:
         open_cache(url, Path("unused"))
@@ -367,6 +391,7 @@ def test_a_redis_that_goes_away_is_a_usage_error_on_get_and_put():
     for call in (lambda: cache.get("k"), lambda: cache.put("k", {"v": 2}, 10), cache.clear):
         with pytest.raises(UsageError) as caught:
             call()
-        assert caught.value.message == (f"lost the response cache at {server.url} (Connection refused); start Redis again, "
-                                        f"fix MAMABEAR_CACHE_URL, or pass --no-cache.")
+        assert caught.value.message == (
+            f"lost the response cache at {server.url} (Connection refused); start Redis again, fix MAMABEAR_CACHE_URL, or pass --no-cache."
+        )
     cache.close()

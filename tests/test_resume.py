@@ -12,8 +12,15 @@ from pathlib import Path
 from conftest import REPO, start_mamabear, store_for, subprocess_env, wait_for
 
 DEV_INPUTS = ["-i", "goal=a honey tracker"]
-DEV_TASKS = ["Break the goal", "Find existing solutions", "Choose the tools", "Decide which language model",
-             "Write the commands", "Review the plan", "Design and write the integration code"]
+DEV_TASKS = [
+    "Break the goal",
+    "Find existing solutions",
+    "Choose the tools",
+    "Decide which language model",
+    "Write the commands",
+    "Review the plan",
+    "Design and write the integration code",
+]
 
 
 def asked(fake, marker: str) -> list[dict]:
@@ -124,8 +131,7 @@ def test_runs_cancel_stops_a_detached_run_cleanly_and_it_resumes(cli, fake, isol
 
 def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
     fake.add(delay=0.3)
-    procs = [start_mamabear(isolated, "run", "development", "-i", f"goal=tracker {n}", "--base-url", fake.url, "--json", "--quiet")
-             for n in (1, 2)]
+    procs = [start_mamabear(isolated, "run", "development", "-i", f"goal=tracker {n}", "--base-url", fake.url, "--json", "--quiet") for n in (1, 2)]
     docs = []
     for proc in procs:
         out, err = proc.communicate(timeout=240)
@@ -158,8 +164,14 @@ execute(ws, plan, [], on_abandon=broken_renderer)
 
 def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated):
     fake.add(task="Research", delay=60, times=1)  # a model call in flight that Ctrl-C cannot unwind
-    proc = subprocess.Popen([sys.executable, "-c", ABANDON, fake.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ABANDON, fake.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated)),
+        cwd=REPO,
+    )
     wait_for(lambda: asked(fake, "Research"), what="the first model call")
     proc.send_signal(signal.SIGINT)
     try:
@@ -172,8 +184,7 @@ def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated
 
 def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isolated):
     proc = start_mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
-    run = wait_for(lambda: (isolated / "mamabear.db").exists() and next(iter(store_for(isolated).list_runs(limit=1)), None),
-                   what="the run's row")
+    run = wait_for(lambda: (isolated / "mamabear.db").exists() and next(iter(store_for(isolated).list_runs(limit=1)), None), what="the run's row")
     proc.kill()  # while CrewAI is still being imported: its attempt is not recorded yet
     proc.wait(timeout=30)
     assert store_for(isolated).attempts(run["id"]) == [] and fake.chat_requests == []
@@ -204,8 +215,14 @@ def test_a_checkpoint_behind_the_store_or_an_empty_newest_one_repeats_no_complet
 def test_a_checkpoint_that_cannot_be_written_is_said(cli, fake, isolated):
     isolated.mkdir(parents=True, exist_ok=True)
     (isolated / "checkpoints").write_text("a file where the checkpoints folder should be")  # as a full or broken disk would
-    done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url],
-                          capture_output=True, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated)),
+        cwd=REPO,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr  # the run goes on...
     warned = [line for line in done.stderr.splitlines() if "the checkpoint could not be written" in line]
     assert warned and "a resume would repeat" in warned[0]  # ...and says so (silent on 4d96280)

@@ -58,10 +58,16 @@ def test_inputs_reach_the_prompts(cli, fake):
 
 
 def test_hierarchical_manager_delegates_and_the_work_is_recorded(cli, fake, isolated):
-    fake.add(contains="Plan the mission", times=1, tool_calls=[{
-        "name": "delegate_work_to_coworker",
-        "arguments": {"task": "Survey the bear dens", "context": "we need honey", "coworker": "Research Specialist"},
-    }])
+    fake.add(
+        contains="Plan the mission",
+        times=1,
+        tool_calls=[
+            {
+                "name": "delegate_work_to_coworker",
+                "arguments": {"task": "Survey the bear dens", "context": "we need honey", "coworker": "Research Specialist"},
+            }
+        ],
+    )
     result = cli("run", "full_team", *CREW_INPUTS["full_team"], "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
     systems = [r["body"]["messages"][0]["content"] for r in fake.chat_requests]
@@ -78,7 +84,11 @@ def test_hierarchical_manager_delegates_and_the_work_is_recorded(cli, fake, isol
 def test_run_as_a_subprocess_prints_one_json_document_and_plain_progress(fake, isolated):
     proc = subprocess.run(
         [sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json"],
-        capture_output=True, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=240,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated)),
+        cwd=REPO,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # the whole of stdout is one document
@@ -152,8 +162,9 @@ def test_a_one_task_crew_reads_as_one_task_and_one_call(cli, fake):
     from pathlib import Path
 
     (Path.cwd() / "crews").mkdir()
-    (Path.cwd() / "crews" / "solo.yaml").write_text("description: one task\nagents: [research_specialist]\ntasks: [research_topic]\n"
-                                                    "inputs:\n  - name: topic\n  - name: audience\n    default: engineers\n")
+    (Path.cwd() / "crews" / "solo.yaml").write_text(
+        "description: one task\nagents: [research_specialist]\ntasks: [research_topic]\ninputs:\n  - name: topic\n  - name: audience\n    default: engineers\n"
+    )
     result = cli("run", "solo", "-i", "topic=otters", "--base-url", fake.url)
     assert result.code == 0, result.err
     assert "started (1 task, sequential)" in result.err and ", 1 model call, " in result.err

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.memory_on  # memory makes model calls of its own: they 
 
 
 def mamabear(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180,
-                          env=subprocess_env(MAMABEAR_HOME=str(home)))
+    return subprocess.run(
+        [sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180, env=subprocess_env(MAMABEAR_HOME=str(home))
+    )
 
 
 def test_plain_progress_is_one_line_per_event_in_order_and_a_failed_call_counts_once(fake, isolated):
@@ -56,9 +57,14 @@ def test_answers_from_the_cache_are_attributed_like_calls(fake, tmp_path):
     with RedisServer() as redis:
         for name in ("first", "second"):
             home = tmp_path / name
-            done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url,
-                                   "--json", "--quiet"], capture_output=True, text=True, cwd=REPO, timeout=180,
-                                  env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CACHE_URL=redis.url))
+            done = subprocess.run(
+                [sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet"],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=180,
+                env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CACHE_URL=redis.url),
+            )
             assert done.returncode == 0, done.stderr
     calls = json.loads(mamabear(home, "runs", "show", json.loads(done.stdout)["run_id"], "--json").stdout)["llm_calls"]
     hits = [c for c in calls if c["cache_hit"]]

@@ -30,8 +30,7 @@ def cloud(server, isolated, monkeypatch):  # noqa: ANN001, ANN201
 
 
 def paths(server) -> list[str]:  # noqa: ANN001
-    return [f"{r['method']} {r['path'].split('/instance/')[-1].split('/', 1)[-1] if '/instance/' in r['path'] else r['path']}"
-            for r in server.requests]
+    return [f"{r['method']} {r['path'].split('/instance/')[-1].split('/', 1)[-1] if '/instance/' in r['path'] else r['path']}" for r in server.requests]
 
 
 def test_start_exec_and_the_requests_the_api_received(cli, cloud):

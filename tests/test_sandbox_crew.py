@@ -17,10 +17,10 @@ def store_for(home: Path) -> Store:
 
 def script_file_work(fake) -> None:  # noqa: ANN001
     """Task 1 creates count.py, fixes it, then runs it; each tool call is one model reply."""
-    fake.add(task=FRAME, times=1, tool_calls=[{"name": "file_create", "arguments": {
-        "path": "out/count.py", "file_text": "bears = 3\nprint('bears:', bear)\n"}}])
-    fake.add(task=FRAME, times=1, tool_calls=[{"name": "file_str_replace", "arguments": {
-        "path": "out/count.py", "old_str": "bear)", "new_str": "bears * 2)"}}])
+    fake.add(
+        task=FRAME, times=1, tool_calls=[{"name": "file_create", "arguments": {"path": "out/count.py", "file_text": "bears = 3\nprint('bears:', bear)\n"}}]
+    )
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "file_str_replace", "arguments": {"path": "out/count.py", "old_str": "bear)", "new_str": "bears * 2)"}}])
     fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "python3 out/count.py"}}])
     fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "sudo apt-get install bears"}}])
 
@@ -125,15 +125,19 @@ def test_pooled_sessions_are_reused_by_runs_of_the_same_kind(cli, fake, isolated
 
 
 def test_tools_and_sandbox_in_yaml_are_checked_with_file_and_line(cli, isolated, tmp_path, monkeypatch):
-    project = project_with(tmp_path, monkeypatch, config__agents_yaml=(
-        "devops_specialist:\n  role: r\n  goal: g\n  backstory: b\n  tools: [bash, hammer]\n"))
+    project = project_with(tmp_path, monkeypatch, config__agents_yaml=("devops_specialist:\n  role: r\n  goal: g\n  backstory: b\n  tools: [bash, hammer]\n"))
     result = cli("validate")
     assert result.code == 2 and "agents.yaml:5" in result.err and "unknown tool 'hammer'" in result.err
     (project / "config" / "agents.yaml").unlink()
 
-    project_with(tmp_path, monkeypatch, crews__lab_yaml=(
-        "process: sequential\nagents: [model_coordinator]\ntasks: [frame_question]\ninputs: [question, dataset]\n"
-        "sandbox: {kind: data_analysis, flavour: x}\n"))
+    project_with(
+        tmp_path,
+        monkeypatch,
+        crews__lab_yaml=(
+            "process: sequential\nagents: [model_coordinator]\ntasks: [frame_question]\ninputs: [question, dataset]\n"
+            "sandbox: {kind: data_analysis, flavour: x}\n"
+        ),
+    )
     result = cli("crews", "show", "lab")
     assert result.code == 2 and "lab.yaml:5" in result.err and "unknown field 'flavour'" in result.err
 

@@ -105,8 +105,11 @@ def test_file_tools_refuse_a_pipe_at_once_instead_of_waiting_for_a_reader(sessio
     work = Path(session["workdir"])
     os.mkfifo(work / "pipe")
     started = time.monotonic()
-    replies = [sessions.edit(session, "create", "pipe", file_text="x"), sessions.edit(session, "view", "pipe"),
-               sessions.edit(session, "insert", "pipe", insert_line=0, text="x")]
+    replies = [
+        sessions.edit(session, "create", "pipe", file_text="x"),
+        sessions.edit(session, "view", "pipe"),
+        sessions.edit(session, "insert", "pipe", insert_line=0, text="x"),
+    ]
     assert time.monotonic() - started < 5  # 4d96280: file_create blocked until something read the pipe (for ever)
     assert all(reply.startswith("refused:") and "regular file" in reply for reply in replies), replies
     assert sessions.edit(session, "create", "notes.txt", file_text="long\n").startswith("created")
@@ -177,8 +180,14 @@ def test_cli_session_keeps_files_environment_and_directory_across_invocations(cl
     session_id = started.json()["id"]
     assert cli("sandbox", "exec", session_id, "--", "export RIVER=salmon; cd data; echo 42 > count.txt").code == 0
     # a separate process: nothing is held in memory between invocations
-    proc = subprocess.run([sys.executable, "-m", "mamabear", "sandbox", "exec", session_id[:6], "--", "echo $RIVER $(pwd) $(cat count.txt)"],
-                          capture_output=True, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mamabear", "sandbox", "exec", session_id[:6], "--", "echo $RIVER $(pwd) $(cat count.txt)"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated)),
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     river, cwd, count = proc.stdout.split()
     assert (river, count) == ("salmon", "42") and cwd.endswith("/work/data")

@@ -26,21 +26,35 @@ def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_che
     # first 80 characters of the task, which cut the key in two here: its first 10 characters end an answer.
     topic = f"how, in a few careful steps, to rotate the key {SECRET} safely"
     fake.add(task="Check every claim", delay=3.0, times=1)  # the second task outlives the time limit: the run keeps its checkpoint
-    stopped = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url,
-                              "--max-duration", "2s", "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    stopped = subprocess.run(
+        [sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url, "--max-duration", "2s", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=180,
+    )
     assert stopped.returncode == 4, stopped.stderr
     assert any(r["text"].count(SECRET[:10]) > r["text"].count(SECRET) for r in fake.chat_requests)  # a cut copy went round
     assert list((isolated / "checkpoints").rglob("*.json")) and files_holding(isolated, SECRET.encode()) == []
     assert files_holding(isolated, SECRET[:10].encode()) == []  # 4d96280: the cut key was left in the checkpoint
-    run_id = json.loads(subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True,
-                                       cwd=REPO, env=env, timeout=60).stdout)[0]["id"]
+    run_id = json.loads(
+        subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60).stdout
+    )[0]["id"]
     before = len(fake.chat_requests)
-    resumed = subprocess.run([sys.executable, "-m", "mamabear", "resume", run_id, "--max-duration", "10m", "--quiet"], capture_output=True, text=True, cwd=REPO,
-                             env=env, timeout=180)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mamabear", "resume", run_id, "--max-duration", "10m", "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180
+    )
     assert resumed.returncode == 0, resumed.stderr  # the input is stored as ${OPENAI_API_KEY} and put back from the environment
     assert len(fake.chat_requests) > before
-    done = subprocess.run([sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url,
-                           "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url, "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     assert any(SECRET in r["text"] for r in fake.chat_requests)  # it was really used...
     assert (isolated / "cache.db").exists()

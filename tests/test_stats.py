@@ -18,8 +18,14 @@ NOW = 1_700_000_000.0
 DAY = 86_400.0
 
 
-def make_run(store: Store, run_id: str, created: float, tries: list[tuple[str, str, float | None]],
-             task_rows: list[tuple[str, float | None]] = (), crew: str = "research") -> None:
+def make_run(
+    store: Store,
+    run_id: str,
+    created: float,
+    tries: list[tuple[str, str, float | None]],
+    task_rows: list[tuple[str, float | None]] = (),
+    crew: str = "research",
+) -> None:
     """A run created at ``created``; each try is (kind, status, finished_at); each task (status, finished_at)."""
     store.create_run(run_id, crew, "sequential", {}, {}, [{"position": i, "task": f"t{i}", "agent": "a"} for i in range(1, len(task_rows) + 1)])
     finished = None
@@ -28,8 +34,9 @@ def make_run(store: Store, run_id: str, created: float, tries: list[tuple[str, s
         if status != "running":
             store.finish_attempt(run_id, number, status, None if status == "completed" else f"{status} on try {number}")
         with store.tx() as conn:
-            conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number)
-                         .values(started_at=created + number, finished_at=finished))
+            conn.execute(
+                attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(started_at=created + number, finished_at=finished)
+            )
     for position, (status, at) in enumerate(task_rows, start=1):
         store.update_task(run_id, position, status=status, finished_at=at)
     with store.tx() as conn:
@@ -47,8 +54,13 @@ def fleet(tmp_path) -> Store:
     # A: one attempt, completed; first task done 50 s after creation.
     make_run(store, "a_ok", NOW - 1000, [("run", "completed", NOW - 900)], [("completed", NOW - 950), ("completed", NOW - 910)])
     # B: failed, resumed 300 s later to completion (one recovery of 300 s); first result at 100 s, during the failed try.
-    make_run(store, "b_resumed", NOW - 5000, [("run", "failed", NOW - 4800), ("resume", "completed", NOW - 4500)],
-             [("completed", NOW - 4900), ("completed", NOW - 4550)])
+    make_run(
+        store,
+        "b_resumed",
+        NOW - 5000,
+        [("run", "failed", NOW - 4800), ("resume", "completed", NOW - 4500)],
+        [("completed", NOW - 4900), ("completed", NOW - 4550)],
+    )
     # C: failed, never resumed: unrecovered, no result.
     make_run(store, "c_failed", NOW - 3000, [("run", "failed", NOW - 2900)], [("failed", NOW - 2900)])
     # D: cancelled after a first result at 20 s: finished, unrecovered, not autonomous.
@@ -56,8 +68,13 @@ def fleet(tmp_path) -> Store:
     # F: still running (on another host); not finished.
     make_run(store, "f_running", NOW - 100, [("run", "running", None)], [("running", None)])
     # G: interrupted, then out of time, then completed: two recoveries, of 300 s and 200 s; first result at 300 s.
-    make_run(store, "g_twice", NOW - 6000, [("run", "interrupted", NOW - 5900), ("resume", "time_limit", NOW - 5800),
-                                            ("resume", "completed", NOW - 5600)], [("completed", NOW - 5700)])
+    make_run(
+        store,
+        "g_twice",
+        NOW - 6000,
+        [("run", "interrupted", NOW - 5900), ("resume", "time_limit", NOW - 5800), ("resume", "completed", NOW - 5600)],
+        [("completed", NOW - 5700)],
+    )
     # H: another crew, one attempt, completed, first result at 50 s, and half an hour of sandbox at $0.10/h.
     make_run(store, "h_dev", NOW - 500, [("run", "completed", NOW - 400)], [("completed", NOW - 450)], crew="dev")
     # E: eight days old: outside the default window, and loud enough that leaking it would show.
@@ -84,8 +101,14 @@ def fleet(tmp_path) -> Store:
 def test_fleet_kpis_over_the_last_week(fleet):
     s = fleet_stats(fleet, 7 * DAY, now=NOW)
     assert s["window"] == {"since": NOW - 7 * DAY, "now": NOW, "crew": None}
-    assert s["runs"] == {"total": 7, "by_status": {"cancelled": 1, "completed": 4, "failed": 1, "running": 1},
-                         "finished": 6, "running": 1, "completed": 4, "autonomous": 2}
+    assert s["runs"] == {
+        "total": 7,
+        "by_status": {"cancelled": 1, "completed": 4, "failed": 1, "running": 1},
+        "finished": 6,
+        "running": 1,
+        "completed": 4,
+        "autonomous": 2,
+    }
     assert s["success_rate"] == round(4 / 6, 4) == 0.6667
     assert s["autonomous_rate"] == round(2 / 6, 4) == 0.3333  # A and H; B and G were resumed, D cancelled
     assert s["mttr_s"] == round((300 + 300 + 200) / 3, 3) == 266.667
@@ -97,8 +120,16 @@ def test_fleet_kpis_over_the_last_week(fleet):
     # per completed run: A 0.05, B 0.05, G 0.02, H 0.03 + 0.05 -> mean 0.05
     assert s["cost"] == {"total_usd": 0.27, "llm_usd": 0.22, "sandbox_usd": 0.05, "cost_per_completed_run_usd": 0.05}
     # 24 calls: 20 answered, 2 errors, 1 cache hit, 1 without latency; latencies 100..2000: p50 rank 10, p95 rank 19
-    assert s["llm"] == {"calls": 24, "errors": 2, "error_rate": round(2 / 24, 4), "latency_ms": {"p50": 1000.0, "p95": 1900.0, "samples": 20},
-                        "cache_hits": 1, "saved_usd": 0.25, "tokens_in": 20 * 100 + 2 * 50 + 30, "tokens_out": 20 * 10 + 3}
+    assert s["llm"] == {
+        "calls": 24,
+        "errors": 2,
+        "error_rate": round(2 / 24, 4),
+        "latency_ms": {"p50": 1000.0, "p95": 1900.0, "samples": 20},
+        "cache_hits": 1,
+        "saved_usd": 0.25,
+        "tokens_in": 20 * 100 + 2 * 50 + 30,
+        "tokens_out": 20 * 10 + 3,
+    }
     json.dumps(s)  # one plain JSON document
 
 
@@ -141,8 +172,19 @@ def test_nearest_rank_percentile():
 def test_a_hundred_thousand_calls_stay_fast(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'big.db'}")
     make_run(store, "big", NOW - 100, [("run", "completed", NOW - 10)], [("completed", NOW - 50)])
-    rows = [{"id": f"c{i}", "run_id": "big", "outcome": "error" if i % 100 == 0 else "ok", "latency_ms": float(i % 1000),
-             "tokens_in": 1, "tokens_out": 1, "cost_usd": 0.001, "cache_hit": False} for i in range(100_000)]
+    rows = [
+        {
+            "id": f"c{i}",
+            "run_id": "big",
+            "outcome": "error" if i % 100 == 0 else "ok",
+            "latency_ms": float(i % 1000),
+            "tokens_in": 1,
+            "tokens_out": 1,
+            "cost_usd": 0.001,
+            "cache_hit": False,
+        }
+        for i in range(100_000)
+    ]
     with store.tx() as conn:
         conn.execute(llm_calls.insert(), rows)
     started = time.perf_counter()
@@ -183,8 +225,7 @@ def test_stats_json_is_one_document(stats_cli):
     result = stats_cli("stats", "--json")
     assert result.code == 0, result.err
     doc = result.json()
-    assert set(doc) == {"window", "runs", "success_rate", "autonomous_rate", "mttr_s", "recoveries", "unrecovered",
-                        "time_to_first_result_s", "cost", "llm"}
+    assert set(doc) == {"window", "runs", "success_rate", "autonomous_rate", "mttr_s", "recoveries", "unrecovered", "time_to_first_result_s", "cost", "llm"}
     assert doc["runs"]["total"] == 1 and doc["success_rate"] == 1.0 and doc["autonomous_rate"] == 0.0
     assert doc["mttr_s"] == 60.0 and doc["recoveries"] == 1 and doc["time_to_first_result_s"]["mean"] == 30.0
     assert doc["cost"]["cost_per_completed_run_usd"] == 0.5 and doc["llm"]["latency_ms"]["p50"] == 250.0

@@ -17,10 +17,10 @@ FRAME = "Turn the question"  # data_analysis's first task: its agent has the san
 
 def test_a_tool_blocked_past_the_time_limit_does_not_hold_the_run(fake, isolated, tmp_path):
     marker = tmp_path / "child.pid"
-    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {
-        "command": f"echo $$ > {marker}; sleep 120", "timeout_s": 600}}])
-    proc = start_mamabear(isolated, "run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url,
-                 "--max-duration", "5s", "--quiet", "--json")
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"echo $$ > {marker}; sleep 120", "timeout_s": 600}}])
+    proc = start_mamabear(
+        isolated, "run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--max-duration", "5s", "--quiet", "--json"
+    )
     wait_for(lambda: fake.chat_requests, what="the first model call")
     clock_started = fake.chat_requests[0]["time"]  # the time limit counts from just before the first call
     try:
@@ -93,8 +93,7 @@ def test_a_signal_that_lands_on_another_thread_stops_a_run_whose_main_thread_is_
 def test_no_tool_starts_once_the_run_is_out_of_budget(cli, fake, isolated, tmp_path):
     marker = tmp_path / "ran.txt"
     fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"touch {marker}"}}])
-    result = cli("run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--budget-tokens", "10",
-                 "--json", "--quiet")
+    result = cli("run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--budget-tokens", "10", "--json", "--quiet")
     assert result.code == 3, result.err  # the answer asking for the tool spent the budget
     assert not marker.exists()  # 4d96280: the tool ran after the budget was spent
     assert len(fake.chat_requests) == 1

@@ -66,8 +66,9 @@ mount --bind {isolated} {isolated} && mount -o remount,ro,bind {isolated} || exi
 {python} -m mamabear memory list; echo "memory=$?"
 {python} -m mamabear run research -i topic=otters --dry-run > /dev/null; echo "dry=$?"
 """
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert "memory=2" in done.stdout, done.stderr  # 4d96280: a traceback from the memory's lock file, exit 1
     assert "Traceback" not in done.stderr
     said = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -11,8 +11,15 @@ def test_a_store_from_before_resumable_runs_is_upgraded_and_keeps_its_runs(cli, 
     first = cli("run", "research", "-i", "topic=moles", "--base-url", fake.url, "--json", "--quiet").json()
     path = isolated / "mamabear.db"
     with sqlite3.connect(path) as db:  # turn it back into a database as m001 left it
-        for table, column in (("runs", "options"), ("runs", "host"), ("runs", "attempt"), ("runs", "cancel_requested"),
-                              ("llm_calls", "attempt"), ("tool_calls", "attempt"), ("events", "attempt")):
+        for table, column in (
+            ("runs", "options"),
+            ("runs", "host"),
+            ("runs", "attempt"),
+            ("runs", "cancel_requested"),
+            ("llm_calls", "attempt"),
+            ("tool_calls", "attempt"),
+            ("events", "attempt"),
+        ):
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("DROP TABLE attempts")
         db.execute("DELETE FROM _migrations WHERE name = 'm002_attempts'")

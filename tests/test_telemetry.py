@@ -79,8 +79,11 @@ def test_otlp_http_receives_the_span_tree_and_metrics(cli, fake, receiver, monke
     assert_run_tree(receiver.spans, doc, fake)
 
     points = receiver.metrics
-    tokens = {p["attributes"]["gen_ai.token.type"]: p for p in points
-              if p["name"] == "gen_ai.client.token.usage" and p["attributes"]["gen_ai.request.model"] == "openai/gpt-4.1"}
+    tokens = {
+        p["attributes"]["gen_ai.token.type"]: p
+        for p in points
+        if p["name"] == "gen_ai.client.token.usage" and p["attributes"]["gen_ai.request.model"] == "openai/gpt-4.1"
+    }
     assert tokens["input"]["sum"] == doc["totals"]["tokens_in"] and tokens["output"]["sum"] == doc["totals"]["tokens_out"]
     latency = [p for p in points if p["name"] == "gen_ai.client.operation.duration"]
     assert sum(p["count"] for p in latency) == doc["totals"]["llm_calls"] and latency[0]["attributes"]["mamabear.agent"] == "research_specialist"
@@ -177,8 +180,7 @@ def test_tool_calls_hang_under_the_agent_step_that_made_them(cli, fake, isolated
 
 def test_sensitive_values_never_reach_spans_or_logs(cli, fake, receiver, monkeypatch, isolated):
     (isolated.parent / "work" / "config").mkdir()
-    (isolated.parent / "work" / "config" / "privacy.yaml").write_text(
-        "sensitive:\n  env: [BILLING_DSN]\n  patterns: ['[\\w.+-]+@[\\w-]+\\.[\\w.-]+']\n")
+    (isolated.parent / "work" / "config" / "privacy.yaml").write_text("sensitive:\n  env: [BILLING_DSN]\n  patterns: ['[\\w.+-]+@[\\w-]+\\.[\\w.-]+']\n")
     monkeypatch.setenv("BILLING_DSN", "postgres://billing:hunter22@db")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_url)
     fake.add(task="Research", status=400, text="cannot bill alice@example.com at postgres://billing:hunter22@db", times=2)
@@ -203,12 +205,17 @@ def test_an_unreachable_collector_never_fails_the_run(cli, fake, monkeypatch):
     assert "spans could not be sent to http://127.0.0.1:9/v1/traces" in logs
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
-     "OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported; use http/protobuf or grpc."),
-    ({"LANGFUSE_PUBLIC_KEY": "pk-lf-1"}, "Langfuse tracing needs LANGFUSE_SECRET_KEY as well"),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "must start with http:// or https://"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported; use http/protobuf or grpc.",
+        ),
+        ({"LANGFUSE_PUBLIC_KEY": "pk-lf-1"}, "Langfuse tracing needs LANGFUSE_SECRET_KEY as well"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "must start with http:// or https://"),
+    ],
+)
 def test_bad_exporter_settings_are_exit_2_before_any_run_exists(cli, fake, monkeypatch, env, message):
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -24,8 +24,9 @@ def screen(text: str) -> str:
 def spawn(home: Path, *args: str) -> pexpect.spawn:
     env = subprocess_env(MAMABEAR_HOME=str(home), TERM="xterm-256color", COLUMNS="160", LINES="40")
     env.pop("NO_COLOR", None)
-    return pexpect.spawn(sys.executable, ["-m", "mamabear", *args], env=env, cwd=str(REPO), dimensions=(40, 160),
-                         encoding="utf-8", codec_errors="replace", timeout=120)
+    return pexpect.spawn(
+        sys.executable, ["-m", "mamabear", *args], env=env, cwd=str(REPO), dimensions=(40, 160), encoding="utf-8", codec_errors="replace", timeout=120
+    )
 
 
 def finish(child: pexpect.spawn) -> tuple[int, str]:
@@ -50,10 +51,14 @@ def test_a_completed_run_shows_the_live_table_then_the_summary_and_the_result(fa
     assert "importing CrewAI" in text  # the live view says what the start-up is doing (seconds of it), not just "starting"
 
 
-@pytest.mark.parametrize(("flags", "rule", "code", "status", "hint", "verb"), [
-    (["--max-duration", "2s"], {"delay": 3.0, "times": 1}, 4, "time_limit", "reached its time limit of 2.0s", "reached"),
-    (["--budget-usd", "0.0001"], {}, 3, "budget_exhausted", "of its $0.0001 budget", "spent"),
-], ids=["time-limit", "budget"])
+@pytest.mark.parametrize(
+    ("flags", "rule", "code", "status", "hint", "verb"),
+    [
+        (["--max-duration", "2s"], {"delay": 3.0, "times": 1}, 4, "time_limit", "reached its time limit of 2.0s", "reached"),
+        (["--budget-usd", "0.0001"], {}, 3, "budget_exhausted", "of its $0.0001 budget", "spent"),
+    ],
+    ids=["time-limit", "budget"],
+)
 def test_a_limit_stops_the_run_with_its_exit_code_and_a_clean_screen(fake, isolated, cli, flags, rule, code, status, hint, verb):
     fake.add(**rule)
     child = spawn(isolated, *RESEARCH, "--base-url", fake.url, *flags)
@@ -97,8 +102,14 @@ def test_runs_cancel_stops_the_run_with_130_and_a_clean_screen(fake, isolated, c
     while not fake.chat_requests and time.monotonic() < deadline:
         child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)
     run_id = cli("runs", "list", "--json").json()[0]["id"]
-    cancel = subprocess.run([sys.executable, "-m", "mamabear", "runs", "cancel", run_id], capture_output=True, text=True,
-                            env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=REPO, timeout=60)
+    cancel = subprocess.run(
+        [sys.executable, "-m", "mamabear", "runs", "cancel", run_id],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(MAMABEAR_HOME=str(isolated)),
+        cwd=REPO,
+        timeout=60,
+    )
     assert cancel.returncode == 0, cancel.stderr
     code, text = finish(child)
     assert code == 130, text

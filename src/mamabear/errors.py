@@ -37,8 +37,16 @@ class StorageError(MamabearError):
     """A store, memory or file mamabear keeps that cannot be written: a full disk, a read-only one, a failing one."""
 
 
-STORAGE_FAULTS = ("disk is full", "no space left", "disk i/o error", "readonly database", "read-only file system",
-                  "unable to open database file", "could not extend file", "read-only transaction")
+STORAGE_FAULTS = (
+    "disk is full",
+    "no space left",
+    "disk i/o error",
+    "readonly database",
+    "read-only file system",
+    "unable to open database file",
+    "could not extend file",
+    "read-only transaction",
+)
 
 
 def storage_fault(exc: BaseException) -> str | None:

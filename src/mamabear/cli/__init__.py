@@ -32,6 +32,7 @@ app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 app.command("stats")(stats.stats)
 
+
 def _version(value: bool) -> None:
     if value:
         print(f"mamabear {__version__}")

@@ -32,8 +32,7 @@ def list_crews(json_out: bool = JSON) -> None:
         return
     out = table("name", "process", "agents", "tasks", "inputs", "description")
     for c in crews:
-        out.add_row(c.name, c.process, str(len(c.agents)), str(len(c.tasks)),
-                    ", ".join(i.name + ("" if i.required else "?") for i in c.inputs), c.description)
+        out.add_row(c.name, c.process, str(len(c.agents)), str(len(c.tasks)), ", ".join(i.name + ("" if i.required else "?") for i in c.inputs), c.description)
     console().print(out)
 
 

@@ -74,16 +74,22 @@ def table(*columns: str, title: str | None = None) -> Any:
         def add_row(self, *cells: Any, **kwargs: Any) -> None:
             super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
-    result = PlainTable(title=Text(title, style="italic") if title else None, title_justify="left", show_edge=False, pad_edge=False,
-                        box=None, header_style="bold")
+    result = PlainTable(
+        title=Text(title, style="italic") if title else None, title_justify="left", show_edge=False, pad_edge=False, box=None, header_style="bold"
+    )
     for column in columns:
         result.add_column(column, no_wrap=column in ("id", "#", "status", "started"))
     return result
 
 
 STATUS_STYLE = {  # keyed by value: a status read back from the store is a plain str
-    Status.PENDING.value: "dim", Status.RUNNING.value: "yellow", Status.COMPLETED.value: "green", Status.FAILED.value: "red",
-    Status.INTERRUPTED.value: "magenta", Status.TIME_LIMIT.value: "magenta", Status.BUDGET_EXHAUSTED.value: "magenta",
+    Status.PENDING.value: "dim",
+    Status.RUNNING.value: "yellow",
+    Status.COMPLETED.value: "green",
+    Status.FAILED.value: "red",
+    Status.INTERRUPTED.value: "magenta",
+    Status.TIME_LIMIT.value: "magenta",
+    Status.BUDGET_EXHAUSTED.value: "magenta",
     Status.CANCELLED.value: "dim",
 }
 

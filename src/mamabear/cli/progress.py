@@ -37,17 +37,39 @@ def task_table(state: RunState, title: str | None = None) -> Any:
     from rich.text import Text
 
     table = Table(title=Text(title) if title else None, title_justify="left", expand=False)
-    for column, justify in (("#", "right"), ("task", "left"), ("agent", "left"), ("model", "left"),
-                            ("state", "left"), ("time", "right"), ("tokens in/out", "right"), ("cost", "right")):
+    for column, justify in (
+        ("#", "right"),
+        ("task", "left"),
+        ("agent", "left"),
+        ("model", "left"),
+        ("state", "left"),
+        ("time", "right"),
+        ("tokens in/out", "right"),
+        ("cost", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task in state.tasks:  # Text cells: names from YAML are shown as written, never read as markup
         table.add_row(
-            str(task.position), Text(task.task), Text(task.agent or "manager"), Text(task.model or "-"),
-            status_text(task.status), fmt_seconds(task.seconds), f"{task.tokens_in:,}/{task.tokens_out:,}", f"${task.cost_usd:.4f}",
+            str(task.position),
+            Text(task.task),
+            Text(task.agent or "manager"),
+            Text(task.model or "-"),
+            status_text(task.status),
+            fmt_seconds(task.seconds),
+            f"{task.tokens_in:,}/{task.tokens_out:,}",
+            f"${task.cost_usd:.4f}",
         )
     table.add_section()
-    table.add_row("", "total", "", f"{state.llm_calls} calls", status_text(state.status), fmt_seconds(state.seconds),
-                  f"{state.tokens_in:,}/{state.tokens_out:,}", f"${state.cost_usd:.4f}")
+    table.add_row(
+        "",
+        "total",
+        "",
+        f"{state.llm_calls} calls",
+        status_text(state.status),
+        fmt_seconds(state.seconds),
+        f"{state.tokens_in:,}/{state.tokens_out:,}",
+        f"${state.cost_usd:.4f}",
+    )
     return table
 
 
@@ -68,8 +90,7 @@ class LiveProgress:
         if self.state is None:
             return Text("starting…")
         elapsed = fmt_seconds(self.state.seconds)
-        header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"),
-                               ("▸ ", "cyan"), self.state.activity)
+        header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"), ("▸ ", "cyan"), self.state.activity)
         return Group(header, task_table(self.state))
 
     def __call__(self, state: RunState, line: str | None) -> None:
@@ -84,5 +105,6 @@ class LiveProgress:
         if self.state is not None:
             self.console.print(task_table(self.state, title=f"{self.state.crew} {self.state.run_id}: {self.state.status}"))
             if self.state.cache_hits:
-                self.console.print(f"{self.state.cache_hits} model calls answered from the response cache, ${self.state.saved_usd:.4f} saved",
-                                   style="cyan", markup=False)
+                self.console.print(
+                    f"{self.state.cache_hits} model calls answered from the response cache, ${self.state.saved_usd:.4f} saved", style="cyan", markup=False
+                )

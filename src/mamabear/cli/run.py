@@ -25,7 +25,7 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"-i {pair}: inputs are written KEY=VALUE, for example -i topic=\"solar power\".")
+            raise UsageError(f'-i {pair}: inputs are written KEY=VALUE, for example -i topic="solar power".')
         try:
             pair.encode("utf-8")  # the shell passed bytes that are not UTF-8 (Python keeps them as lone surrogates)
         except UnicodeEncodeError:
@@ -45,8 +45,13 @@ def render_plan(plan: Plan, json_out: bool) -> None:
     out.print("inputs: " + (", ".join(f"{k}={v!r}" for k, v in data["inputs"].items()) or "none"))
     agents = table("agent", "tier", "temp", "model", "tools")
     for a in data["agents"]:
-        agents.add_row(a["id"], a["tier"], f"{a['temperature']:g}", a["model"] + (f" via {a['route']['base_url']}" if "base_url" in a["route"] else ""),
-                       ", ".join(a["tools"]) or "-")
+        agents.add_row(
+            a["id"],
+            a["tier"],
+            f"{a['temperature']:g}",
+            a["model"] + (f" via {a['route']['base_url']}" if "base_url" in a["route"] else ""),
+            ", ".join(a["tools"]) or "-",
+        )
     out.print(agents)
     if data["sandbox"]:
         box = data["sandbox"]
@@ -60,8 +65,10 @@ def render_plan(plan: Plan, json_out: bool) -> None:
     for problem in data["problems"]:
         err.print(f"[yellow]warning:[/] {escape(problem)}")
     for model in data["unpriced"]:
-        err.print(f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would count as $0 and no --budget-usd "
-                  f"could stop them; add it under prices: in config/models.yaml.")
+        err.print(
+            f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would count as $0 and no --budget-usd "
+            f"could stop them; add it under prices: in config/models.yaml."
+        )
     err.print("[dim]dry run: no model was called[/]")
 
 
@@ -74,8 +81,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
 def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duration: str | None) -> dict:
     from mamabear.config.limits import parse_duration
 
-    return {"budget_usd": budget_usd, "budget_tokens": budget_tokens,
-            "max_duration_s": parse_duration(max_duration) if max_duration is not None else None}
+    return {"budget_usd": budget_usd, "budget_tokens": budget_tokens, "max_duration_s": parse_duration(max_duration) if max_duration is not None else None}
 
 
 def complete_crew(incomplete: str) -> list[str]:
@@ -126,8 +132,15 @@ def run(
         args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
         args += ["--no-memory"] if no_memory else []
         args += ["--no-cache"] if no_cache else []
-        for flag, value in (("--model", model), ("--base-url", base_url), ("--sandbox", sandbox), ("--session", session), ("--budget-usd", budget_usd),
-                            ("--budget-tokens", budget_tokens), ("--max-duration", max_duration)):
+        for flag, value in (
+            ("--model", model),
+            ("--base-url", base_url),
+            ("--sandbox", sandbox),
+            ("--session", session),
+            ("--budget-usd", budget_usd),
+            ("--budget-tokens", budget_tokens),
+            ("--max-duration", max_duration),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         pid, log = spawn(args, run_id, ws.settings.home, ws.store)
@@ -136,8 +149,9 @@ def run(
         else:
             sys.stdout.write(run_id + "\n")
             if not quiet:
-                console(stderr=True).print(f"[dim]running in the background (pid {pid}); follow it with "
-                                           f"`mamabear runs logs {run_id} --follow`, log in {log}[/]")
+                console(stderr=True).print(
+                    f"[dim]running in the background (pid {pid}); follow it with `mamabear runs logs {run_id} --follow`, log in {log}[/]"
+                )
         return
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
 
@@ -163,8 +177,7 @@ def resume(
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
 
 
-def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None,
-           resume: bool = False) -> None:
+def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
     from mamabear.engine.runner import execute
@@ -186,8 +199,7 @@ def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool
     from mamabear.cli.options import command_started
 
     with progress or nullcontext(), library_chatter_off():
-        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon,
-                         started_at=command_started())
+        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started())
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)
 
@@ -204,7 +216,10 @@ def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
 
         print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
         if result.status != "completed":
-            more = {"budget_exhausted": " with a larger --budget-usd or --budget-tokens", "time_limit": " (--max-duration sets a new limit)",
-                    "failed": " once the cause is fixed (--model switches models)"}.get(result.status, "")
+            more = {
+                "budget_exhausted": " with a larger --budget-usd or --budget-tokens",
+                "time_limit": " (--max-duration sets a new limit)",
+                "failed": " once the cause is fixed (--model switches models)",
+            }.get(result.status, "")
             console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
     sys.stdout.flush()

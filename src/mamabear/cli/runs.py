@@ -17,7 +17,6 @@ from mamabear.config.durations import fmt_seconds
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 
 
-
 def _duration(start: float | None, end: float | None) -> str:
     return fmt_seconds(end - start) if start and end else "-"
 
@@ -46,14 +45,21 @@ def list_runs(
         return
     out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
     for r in rows:
-        out.add_row(r["id"], r["crew"], status_text(r["status"]), when(r["created_at"]), fmt_seconds(r["seconds"]) if r["status"] != "running" else "-",
-                    str(r["llm_calls"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}", f"${r['cost_usd']:.4f}")
+        out.add_row(
+            r["id"],
+            r["crew"],
+            status_text(r["status"]),
+            when(r["created_at"]),
+            fmt_seconds(r["seconds"]) if r["status"] != "running" else "-",
+            str(r["llm_calls"]),
+            f"{r['tokens_in']:,}/{r['tokens_out']:,}",
+            f"${r['cost_usd']:.4f}",
+        )
     console().print(out)
 
 
 def rows_for_json(rows: list[dict]) -> list[dict]:
-    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds",
-            "llm_calls", "tokens_in", "tokens_out", "cost_usd")
+    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd")
     return [{k: r[k] for k in keep} for r in rows]
 
 
@@ -71,23 +77,42 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         emit_json(report)
         return
     out = console()
-    out.print(Text.assemble((report["run_id"], "bold"), f"  crew {report['crew']}  ", status_text(report["status"]),
-                            f"  started {when(report['created_at'])}, took {fmt_seconds(report['totals']['seconds'])}"))
+    out.print(
+        Text.assemble(
+            (report["run_id"], "bold"),
+            f"  crew {report['crew']}  ",
+            status_text(report["status"]),
+            f"  started {when(report['created_at'])}, took {fmt_seconds(report['totals']['seconds'])}",
+        )
+    )
     if report["inputs"]:
         out.print("inputs: " + escape(", ".join(f"{k}={v!r}" for k, v in report["inputs"].items())))
     if report["error"]:
         out.print(f"[red]error:[/] {escape(report['error'])}")
     tasks = table("#", "task", "agent", "model", "status", "took", "calls", "tokens in/out", "cost", title="tasks")
     for t in report["tasks"]:
-        tasks.add_row(str(t["position"]), t["task"], t["agent"] or "manager", t["model"] or "-",
-                      status_text(t["status"]),
-                      "-" if t["seconds"] is None else f"{t['seconds']:.1f}s", str(t["llm_calls"]),
-                      f"{t['tokens_in']:,}/{t['tokens_out']:,}", f"${t['cost_usd']:.4f}")
+        tasks.add_row(
+            str(t["position"]),
+            t["task"],
+            t["agent"] or "manager",
+            t["model"] or "-",
+            status_text(t["status"]),
+            "-" if t["seconds"] is None else f"{t['seconds']:.1f}s",
+            str(t["llm_calls"]),
+            f"{t['tokens_in']:,}/{t['tokens_out']:,}",
+            f"${t['cost_usd']:.4f}",
+        )
     if len(report["attempts"]) > 1:
         attempts = table("attempt", "kind", "status", "started", "took", "error", title="attempts")
         for a in report["attempts"]:
-            attempts.add_row(str(a["number"]), a["kind"], status_text(a["status"]), when(a["started_at"]),
-                             _duration(a["started_at"], a["finished_at"]), (a["error"] or "")[:80])
+            attempts.add_row(
+                str(a["number"]),
+                a["kind"],
+                status_text(a["status"]),
+                when(a["started_at"]),
+                _duration(a["started_at"], a["finished_at"]),
+                (a["error"] or "")[:80],
+            )
         out.print(attempts)
     tot = report["totals"]
     tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
@@ -97,16 +122,32 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         latency = "-" if c["latency_ms"] is None else f"{c['latency_ms']:.0f}ms"
         outcome = c["outcome"] if c["outcome"] != "error" else Text.assemble(("error", "red"), f" {(c['error'] or '')[:60]}")
         outcome = Text("cached", style="cyan") if c["cache_hit"] else outcome
-        calls.add_row(str(i), str(c["attempt"] or "-"), str(c["task_position"] or "-"), c["agent"] or "-", c["model"] or "-", outcome, latency,
-                      f"{c['tokens_in']:,}/{c['tokens_out']:,}", f"${c['cost_usd']:.4f}")
+        calls.add_row(
+            str(i),
+            str(c["attempt"] or "-"),
+            str(c["task_position"] or "-"),
+            c["agent"] or "-",
+            c["model"] or "-",
+            outcome,
+            latency,
+            f"{c['tokens_in']:,}/{c['tokens_out']:,}",
+            f"${c['cost_usd']:.4f}",
+        )
     out.print(calls)
     _print_costs(out, report)
     if report["tool_calls"]:
         tools = table("#", "task", "agent", "tool", "ok", "took", "arguments", title="tool calls")
         for i, c in enumerate(report["tool_calls"], start=1):
             took = "-" if c["duration_ms"] is None else f"{c['duration_ms']:.0f}ms"
-            tools.add_row(str(i), str(c["task_position"] or "-"), c["agent"] or "-", c["tool"], "yes" if c["ok"] else Text("no", style="red"),
-                          took, (c["arguments"] or "")[:60])
+            tools.add_row(
+                str(i),
+                str(c["task_position"] or "-"),
+                c["agent"] or "-",
+                c["tool"],
+                "yes" if c["ok"] else Text("no", style="red"),
+                took,
+                (c["arguments"] or "")[:60],
+            )
         out.print(tools)
     if report["sandbox_actions"]:
         _print_sandbox(out, report)
@@ -121,13 +162,22 @@ def _print_costs(out: object, report: dict) -> None:
     for key, title in (("agent", "cost by agent"), ("model", "cost by model")):
         rows = table(key, "calls", "errors", "tokens in/out", "cost", "cache hits", "saved", title=title)
         for r in report["cost_by"][key]:
-            rows.add_row(str(r[key] or "-"), str(r["llm_calls"]), str(r["errors"]), f"{r['tokens_in']:,}/{r['tokens_out']:,}",
-                         f"${r['cost_usd']:.4f}", str(r["cache_hits"]), f"${r['saved_usd']:.4f}")
+            rows.add_row(
+                str(r[key] or "-"),
+                str(r["llm_calls"]),
+                str(r["errors"]),
+                f"{r['tokens_in']:,}/{r['tokens_out']:,}",
+                f"${r['cost_usd']:.4f}",
+                str(r["cache_hits"]),
+                f"${r['saved_usd']:.4f}",
+            )
         out.print(rows)  # type: ignore[attr-defined]
     tot = report["totals"]
     if tot["cache_hits"] or tot["prompt_cached_tokens"]:
-        out.print(f"[cyan]response cache: {tot['cache_hits']} hits, ${tot['saved_usd']:.4f} saved; "  # type: ignore[attr-defined]
-                  f"provider prompt cache: {tot['prompt_cached_tokens']:,} input tokens[/]")
+        out.print(
+            f"[cyan]response cache: {tot['cache_hits']} hits, ${tot['saved_usd']:.4f} saved; "  # type: ignore[attr-defined]
+            f"provider prompt cache: {tot['prompt_cached_tokens']:,} input tokens[/]"
+        )
 
 
 def _print_memory(out: object, memory: dict) -> None:
@@ -141,15 +191,16 @@ def _print_memory(out: object, memory: dict) -> None:
 
 def _print_sandbox(out: object, report: dict) -> None:
     tot = report["totals"]
-    title = (f"sandbox session {report['session_id']}: {len(report['sandbox_actions'])} actions, "
-             f"{tot['sandbox_seconds'] / 3600:.2f} h billed (${tot['sandbox_usd']:.4f})")
+    title = (
+        f"sandbox session {report['session_id']}: {len(report['sandbox_actions'])} actions, "
+        f"{tot['sandbox_seconds'] / 3600:.2f} h billed (${tot['sandbox_usd']:.4f})"
+    )
     actions = table("#", "task", "agent", "action", "exit", "took", "command or path", "output", title=title)
     for i, a in enumerate(report["sandbox_actions"], start=1):
         code = Text("refused", style="red") if not a["allowed"] else "-" if a["exit_code"] is None else str(a["exit_code"])
         took = "-" if a["duration_ms"] is None else f"{a['duration_ms']:.0f}ms"
         first = (a["output"] or "").strip().splitlines()[:1]
-        actions.add_row(str(i), str(a["task_position"] or "-"), a["agent"] or "-", a["action"], code, took,
-                        a["target"][:60], first[0][:50] if first else "")
+        actions.add_row(str(i), str(a["task_position"] or "-"), a["agent"] or "-", a["action"], code, took, a["target"][:60], first[0][:50] if first else "")
     out.print(actions)  # type: ignore[attr-defined]
 
 

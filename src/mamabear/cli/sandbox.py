@@ -25,8 +25,7 @@ def _sessions():  # noqa: ANN202
 
 
 def _row(session: dict) -> dict:
-    keep = ("id", "backend", "kind", "status", "remote_id", "workdir", "pooled", "run_id", "created_at", "last_used_at",
-            "active_seconds", "saved_at", "error")
+    keep = ("id", "backend", "kind", "status", "remote_id", "workdir", "pooled", "run_id", "created_at", "last_used_at", "active_seconds", "saved_at", "error")
     return {k: session[k] for k in keep}
 
 
@@ -77,8 +76,17 @@ def exec_(
         raise UsageError(result)
     code = EXIT_TIMED_OUT if result.timed_out else 1 if result.exit_code is None else result.exit_code
     if json_out:
-        emit_json({"session": session["id"], "command": line, "exit_code": result.exit_code, "timed_out": result.timed_out,
-                   "duration_ms": round(result.duration_ms, 1), "note": result.note, "output": result.output})
+        emit_json(
+            {
+                "session": session["id"],
+                "command": line,
+                "exit_code": result.exit_code,
+                "timed_out": result.timed_out,
+                "duration_ms": round(result.duration_ms, 1),
+                "note": result.note,
+                "output": result.output,
+            }
+        )
     else:
         sys.stdout.write(result.output)
         if result.output and not result.output.endswith("\n"):
@@ -121,6 +129,15 @@ def list_sessions(
         return
     out = table("id", "backend", "kind", "status", "pooled", "run", "last used", "hours", "where")
     for s in rows:
-        out.add_row(s["id"], s["backend"], s["kind"], s["status"], "yes" if s["pooled"] else "", s["run_id"] or "-",
-                    when(s["last_used_at"]), f"{s['active_seconds'] / 3600:.2f}", s["remote_id"] or s["workdir"])
+        out.add_row(
+            s["id"],
+            s["backend"],
+            s["kind"],
+            s["status"],
+            "yes" if s["pooled"] else "",
+            s["run_id"] or "-",
+            when(s["last_used_at"]),
+            f"{s['active_seconds'] / 3600:.2f}",
+            s["remote_id"] or s["workdir"],
+        )
     console().print(out)

@@ -64,14 +64,22 @@ def stats(
     rows.add_row("runs", f"{r['finished']} finished, {r['running']} running ({statuses})")
     rows.add_row("success rate", f"{_pct(doc['success_rate'])} ({r['completed']} of {r['finished']} finished runs completed)")
     rows.add_row("autonomous", f"{_pct(doc['autonomous_rate'])} ({r['autonomous']} completed in one attempt, untouched)")
-    rows.add_row("recovery", f"MTTR {fmt_seconds(doc['mttr_s'])} over {_n(doc['recoveries'], 'recovered attempt')}; "
-                             f"{_n(doc['unrecovered'], 'run')} unrecovered")
+    rows.add_row(
+        "recovery", f"MTTR {fmt_seconds(doc['mttr_s'])} over {_n(doc['recoveries'], 'recovered attempt')}; {_n(doc['unrecovered'], 'run')} unrecovered"
+    )
     rows.add_row("first result", f"mean {fmt_seconds(first['mean'])}, p50 {fmt_seconds(first['p50'])} ({_n(first['runs'], 'run')})")
-    rows.add_row("cost", f"{_usd(cost['total_usd'])} total (LLM {_usd(cost['llm_usd'])}, sandbox {_usd(cost['sandbox_usd'])}); "
-                         f"{_usd(cost['cost_per_completed_run_usd'])} per completed run")
-    rows.add_row("LLM calls", f"{_n(llm['calls'], 'call')}, {_n(llm['errors'], 'error')} ({_pct(llm['error_rate'])}); "
-                              f"tokens {llm['tokens_in']:,} in / {llm['tokens_out']:,} out")
-    rows.add_row("LLM latency", f"p50 {_ms(llm['latency_ms']['p50'])}, p95 {_ms(llm['latency_ms']['p95'])} "
-                                f"({_n(llm['latency_ms']['samples'], 'answered call')}, cache hits excluded)")
+    rows.add_row(
+        "cost",
+        f"{_usd(cost['total_usd'])} total (LLM {_usd(cost['llm_usd'])}, sandbox {_usd(cost['sandbox_usd'])}); "
+        f"{_usd(cost['cost_per_completed_run_usd'])} per completed run",
+    )
+    rows.add_row(
+        "LLM calls",
+        f"{_n(llm['calls'], 'call')}, {_n(llm['errors'], 'error')} ({_pct(llm['error_rate'])}); tokens {llm['tokens_in']:,} in / {llm['tokens_out']:,} out",
+    )
+    rows.add_row(
+        "LLM latency",
+        f"p50 {_ms(llm['latency_ms']['p50'])}, p95 {_ms(llm['latency_ms']['p95'])} ({_n(llm['latency_ms']['samples'], 'answered call')}, cache hits excluded)",
+    )
     rows.add_row("cache", f"{_n(llm['cache_hits'], 'hit')}, saved {_usd(llm['saved_usd'])}")
     out.print(rows)

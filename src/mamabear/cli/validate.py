@@ -27,18 +27,24 @@ def validate(json_out: bool = JSON) -> None:
             errors.append(exc.message)
     roots = [str(r) for r in ws.roots]
     if json_out:
-        emit_json({
-            "ok": not errors, "errors": errors, "roots": roots,
-            "agents": len(catalog.agents) if catalog else 0,
-            "tasks": len(catalog.tasks) if catalog else 0,
-            "crews": sorted(catalog.crew_files()) if catalog else [],
-        })
+        emit_json(
+            {
+                "ok": not errors,
+                "errors": errors,
+                "roots": roots,
+                "agents": len(catalog.agents) if catalog else 0,
+                "tasks": len(catalog.tasks) if catalog else 0,
+                "crews": sorted(catalog.crew_files()) if catalog else [],
+            }
+        )
     else:
         out = console(stderr=bool(errors))
         for error in errors:
             out.print(f"[red]error:[/] {error}")
         if not errors and catalog:
-            out.print(f"ok: {len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "
-                      f"{len(catalog.crew_files())} crews ({', '.join(sorted(catalog.crew_files()))}) from {', '.join(roots)}")
+            out.print(
+                f"ok: {len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "
+                f"{len(catalog.crew_files())} crews ({', '.join(sorted(catalog.crew_files()))}) from {', '.join(roots)}"
+            )
     if errors:
         raise typer.Exit(EXIT_USAGE)

@@ -14,9 +14,22 @@ from mamabear.compat import moved
 
 # What a checkpoint keeps of each event: what CrewAI's restore reads (types, ids, task and
 # agent, emission order) and not the payloads (whole agents, tasks and prompts).
-_EVENT_SKELETON = ("type", "timestamp", "source_fingerprint", "source_type", "task_id", "task_name", "agent_id",
-                   "agent_role", "event_id", "parent_event_id", "previous_event_id", "triggered_by_event_id",
-                   "started_event_id", "emission_sequence")
+_EVENT_SKELETON = (
+    "type",
+    "timestamp",
+    "source_fingerprint",
+    "source_type",
+    "task_id",
+    "task_name",
+    "agent_id",
+    "agent_role",
+    "event_id",
+    "parent_event_id",
+    "previous_event_id",
+    "triggered_by_event_id",
+    "started_event_id",
+    "emission_sequence",
+)
 
 
 def _skeleton(event: Any) -> dict[str, Any]:
@@ -38,18 +51,21 @@ def apply_checkpoint_patches() -> None:
 
     dump = EventRecord.model_dump
     if not getattr(dump, "mamabear_skeleton", False):
+
         def skeleton_dump(self: Any, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("mode") != "json":
                 return dump(self, *args, **kwargs)
             with self._lock.r_locked():  # the run goes on adding events while a checkpoint is taken
-                return {"nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}}
-                                  for key, node in self.nodes.items()}}
+                return {
+                    "nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}} for key, node in self.nodes.items()}
+                }
 
         skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]
         EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]
 
     register = CrewAIEventsBus.register_entity
     if not getattr(register, "mamabear_no_flows", False):
+
         def register_entity(self: Any, entity: Any) -> None:
             if getattr(entity, "entity_type", None) != "flow":
                 register(self, entity)
@@ -133,7 +149,6 @@ def problems() -> list[str]:
     need("_token_usage" in BaseLLM.__private_attributes__, "BaseLLM._token_usage")
     need(callable(getattr(LLM, "_resolve_route", None)), "LLM._resolve_route")
     params = _call_parameters()
-    need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params),
-         f"BaseLLM.call's parameters ({', '.join(params)})")
+    need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
     return found

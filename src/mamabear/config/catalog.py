@@ -25,8 +25,16 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # CrewAI Agent/Task fields that may be written in YAML and are passed through as they are.
 AGENT_PASSTHROUGH = {
-    "verbose", "allow_delegation", "max_iter", "max_rpm", "max_execution_time",
-    "max_retry_limit", "respect_context_window", "reasoning", "inject_date", "cache",
+    "verbose",
+    "allow_delegation",
+    "max_iter",
+    "max_rpm",
+    "max_execution_time",
+    "max_retry_limit",
+    "respect_context_window",
+    "reasoning",
+    "inject_date",
+    "cache",
 }
 TASK_PASSTHROUGH = {"output_file", "async_execution", "markdown", "create_directory", "name"}
 
@@ -313,8 +321,10 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
             raise ConfigError(f"{where}: {what} names unknown task '{task_id}'; define it in config/tasks.yaml.")
         agent_id = agent_override or tasks[task_id].agent
         if agent_id is None and process == "sequential":
-            raise ConfigError(f"{where}: task '{task_id}' in {what} has no agent; name one there, as "
-                              f"`- task: {task_id}` with `agent: AGENT_ID` on the next line (`mamabear agents list` shows the ids).")
+            raise ConfigError(
+                f"{where}: task '{task_id}' in {what} has no agent; name one there, as "
+                f"`- task: {task_id}` with `agent: AGENT_ID` on the next line (`mamabear agents list` shows the ids)."
+            )
         if agent_id is not None and agent_id not in agents:
             raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{agent_id}'.")
         if process == "sequential" and agent_id not in crew_agents:
@@ -330,8 +340,10 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         spec = tasks[crew_task.task]
         used = set(_PLACEHOLDER.findall(spec.description + spec.expected_output))
         for missing in sorted(used - declared):
-            raise ConfigError(f"{spec.placeholder_source(missing) or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
-                              f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE.")
+            raise ConfigError(
+                f"{spec.placeholder_source(missing) or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
+                f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE."
+            )
     memory = doc.get("memory", True)
     memory = {True: "shared", False: "off"}.get(memory, memory) if isinstance(memory, bool) else memory
     if memory not in MEMORY_MODES:

@@ -19,7 +19,6 @@ class NoUsableModel(UsageError):
     pass
 
 
-
 @dataclass(frozen=True)
 class Quota:
     """A provider's client-side rate limit (``rpm``/``tpm`` in models.yaml); llm.quota enforces it across processes."""
@@ -30,6 +29,7 @@ class Quota:
     @property
     def limited(self) -> bool:
         return self.rpm is not None or self.tpm is not None
+
 
 @dataclass(frozen=True)
 class Route:

@@ -88,6 +88,7 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def dereferenced(text: str, env: Mapping[str, str], what: str) -> str:
     """Put back the values ``Redactor.referenced`` took out; a variable that is no longer set is a usage error."""
+
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if not _SECRET_NAME.search(name):

@@ -55,8 +55,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
         if not project_dir.is_dir():
             from mamabear.errors import UsageError
 
-            raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ "
-                             "or crews/) or unset it.")
+            raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ or crews/) or unset it.")
     elif (cwd / "config").is_dir() or (cwd / "crews").is_dir():
         project_dir = cwd
     else:

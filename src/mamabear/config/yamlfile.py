@@ -54,8 +54,10 @@ class _LineLoader(_Loader):  # type: ignore[misc, valid-type]
             memo: dict[int, int] = {}
             parts = node.value if isinstance(node, yaml.MappingNode) else [(node, node)]
             worst = max(parts, key=lambda kv: _expanded(kv[1], memo))[0]
-            raise ConfigError(f"{self.source}:{worst.start_mark.line + 1}: its aliases expand to more than {MAX_VALUES:,} values "
-                              "(an alias bomb?); write the values out instead.")
+            raise ConfigError(
+                f"{self.source}:{worst.start_mark.line + 1}: its aliases expand to more than {MAX_VALUES:,} values "
+                "(an alias bomb?); write the values out instead."
+            )
         return node
 
 

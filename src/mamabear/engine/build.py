@@ -59,8 +59,7 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
     if target.custom_openai:
         kwargs["custom_openai"] = True
     llm = resilient_class(target.native_class)(model=target.model, provider=target.provider, **kwargs)
-    fallbacks = [(m, partial(make_llm, models.fallback_route(route, m, settings), temperature, settings, timeout_s))
-                 for m in route.fallbacks]
+    fallbacks = [(m, partial(make_llm, models.fallback_route(route, m, settings), temperature, settings, timeout_s)) for m in route.fallbacks]
     llm.configure(control, route.model, fallbacks)
     return llm
 
@@ -88,8 +87,10 @@ class AgentParts:
         if len(crew.agents) != len(workers) or len(crew.tasks) != len(self.plan.tasks):
             from mamabear.errors import UsageError
 
-            raise UsageError(f"the checkpoint does not match crew '{self.plan.crew.name}' as configured now "
-                             f"({len(crew.tasks)} tasks saved, {len(self.plan.tasks)} configured); restore the crew's YAML to resume.")
+            raise UsageError(
+                f"the checkpoint does not match crew '{self.plan.crew.name}' as configured now "
+                f"({len(crew.tasks)} tasks saved, {len(self.plan.tasks)} configured); restore the crew's YAML to resume."
+            )
         agents: dict[str, PlannedAgent] = {}
         pairs = list(zip(crew.agents, workers, strict=True))
         if self.plan.manager is not None and crew.manager_agent is not None:

@@ -61,8 +61,10 @@ class SafeJsonProvider(JsonProvider):
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
             if isinstance(exc, OSError) and self._on_failure is not None:
-                self._on_failure(f"warning: the checkpoint could not be written to {path.parent} ({exc.strerror or exc}); "
-                                 "a resume would repeat the tasks since the last one written")
+                self._on_failure(
+                    f"warning: the checkpoint could not be written to {path.parent} ({exc.strerror or exc}); "
+                    "a resume would repeat the tasks since the last one written"
+                )
             raise
         return str(path)
 

@@ -20,8 +20,13 @@ def spawn(args: list[str], run_id: str, home: Path, store: Store) -> tuple[int, 
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mamabear", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, env={**os.environ, "NO_COLOR": "1"}, close_fds=True,
+            [sys.executable, "-m", "mamabear", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            close_fds=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

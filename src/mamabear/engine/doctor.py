@@ -41,8 +41,13 @@ def run_checks(ws: Services) -> list[Check]:
         checks.append(Check("config", "fail", "; ".join(errors)))
     else:
         assert catalog is not None
-        checks.append(Check("config", "ok", f"{len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "
-                                            f"{len(catalog.crew_files())} crews from {', '.join(map(str, ws.roots))}"))
+        checks.append(
+            Check(
+                "config",
+                "ok",
+                f"{len(catalog.agents)} agents, {len(catalog.tasks)} tasks, {len(catalog.crew_files())} crews from {', '.join(map(str, ws.roots))}",
+            )
+        )
     try:
         table = ws.models
         routes = []
@@ -55,9 +60,15 @@ def run_checks(ws: Services) -> list[Check]:
 
         chain = list(dict.fromkeys(m for r in routes for m in r.chain))
         unpriced = Pricer(table.prices).unpriced(chain)
-        checks.append(Check("prices", "fail" if unpriced else "ok",
-                            f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in "
-                            "config/models.yaml" if unpriced else f"{len(chain)} routed models priced"))
+        checks.append(
+            Check(
+                "prices",
+                "fail" if unpriced else "ok",
+                f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in config/models.yaml"
+                if unpriced
+                else f"{len(chain)} routed models priced",
+            )
+        )
         from mamabear.llm.probe import probe
 
         for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another
@@ -69,12 +80,18 @@ def run_checks(ws: Services) -> list[Check]:
         backend = ws.sandbox.choose_backend(ws.settings)
         if backend == "local":
             bash = shutil.which("bash")
-            checks.append(Check("sandbox", "ok" if bash else "fail",
-                                f"local, workspaces in {ws.settings.home / 'sandboxes'}" if bash else "the local sandbox needs bash; install it"))
+            checks.append(
+                Check(
+                    "sandbox",
+                    "ok" if bash else "fail",
+                    f"local, workspaces in {ws.settings.home / 'sandboxes'}" if bash else "the local sandbox needs bash; install it",
+                )
+            )
         else:
             has_key = bool(ws.settings.env.get("SCRAPYBARA_API_KEY"))
-            checks.append(Check("sandbox", "ok" if has_key else "fail",
-                                "scrapybara (key from SCRAPYBARA_API_KEY)" if has_key else "scrapybara needs SCRAPYBARA_API_KEY"))
+            checks.append(
+                Check("sandbox", "ok" if has_key else "fail", "scrapybara (key from SCRAPYBARA_API_KEY)" if has_key else "scrapybara needs SCRAPYBARA_API_KEY")
+            )
     except MamabearError as exc:
         checks.append(Check("sandbox", "fail", exc.message))
 
@@ -104,11 +121,14 @@ def run_checks(ws: Services) -> list[Check]:
     except OSError as exc:
         checks.append(Check("home", "fail", f"{home} is not writable ({exc.strerror}); set MAMABEAR_HOME"))
 
-    phoning = [f"{k}={ws.settings.env.get(k)}" for k, v in PRIVACY_DEFAULTS.items()
-               if k in ws.settings.env and ws.settings.env.get(k, "").lower() != v.lower()]
-    checks.append(Check("privacy", "warn" if phoning else "ok",
-                        f"user settings allow outbound telemetry or downloads: {', '.join(phoning)}" if phoning
-                        else "CrewAI telemetry and tracing off, local cost map"))
+    phoning = [f"{k}={ws.settings.env.get(k)}" for k, v in PRIVACY_DEFAULTS.items() if k in ws.settings.env and ws.settings.env.get(k, "").lower() != v.lower()]
+    checks.append(
+        Check(
+            "privacy",
+            "warn" if phoning else "ok",
+            f"user settings allow outbound telemetry or downloads: {', '.join(phoning)}" if phoning else "CrewAI telemetry and tracing off, local cost map",
+        )
+    )
     return checks
 
 

@@ -24,8 +24,16 @@ IDLE_CHECK_S = 30.0
 
 
 class SessionLink:
-    def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int,
-                 position: Callable[[], int | None], guard: Any = None, note: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        plan: SandboxPlan,
+        run_id: str,
+        attempt: int,
+        position: Callable[[], int | None],
+        guard: Any = None,
+        note: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.sessions, self.plan, self.run_id, self.attempt = sessions, plan, run_id, attempt
         self.position = position
         self.guard = guard

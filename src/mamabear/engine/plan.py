@@ -78,16 +78,20 @@ class Plan:
             "problems": self.problems,
             "unpriced": list(self.unpriced),
             "agents": [
-                {"id": a.id, "role": a.role, "tier": a.tier, "temperature": a.temperature, "model": a.route.model, "route": route(a.route),
-                 "tools": list(a.tools)}
+                {
+                    "id": a.id,
+                    "role": a.role,
+                    "tier": a.tier,
+                    "temperature": a.temperature,
+                    "model": a.route.model,
+                    "route": route(a.route),
+                    "tools": list(a.tools),
+                }
                 for a in self.agents
             ],
             "sandbox": asdict(self.sandbox) if self.sandbox else None,
             "memory": self.memory,
-            "tasks": [
-                {"position": t.position, "id": t.id, "agent": t.agent, "tier": t.tier, "model": t.route.model if t.route else None}
-                for t in self.tasks
-            ],
+            "tasks": [{"position": t.position, "id": t.id, "agent": t.agent, "tier": t.tier, "model": t.route.model if t.route else None} for t in self.tasks],
         }
 
 
@@ -118,8 +122,9 @@ def plan_sandbox(crew: CrewSpec, config: SandboxConfig, settings: Settings) -> S
     return SandboxPlan(backend=backend, kind=crew.sandbox.kind, session=settings.session, reuse=reuse)
 
 
-def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[str, str], settings: Settings,
-              strict: bool = True, sandbox: SandboxConfig | None = None) -> Plan:
+def make_plan(
+    catalog: Catalog, table: ModelTable, crew_name: str, given: dict[str, str], settings: Settings, strict: bool = True, sandbox: SandboxConfig | None = None
+) -> Plan:
     crew = catalog.crew(crew_name)
     inputs = resolve_inputs(crew, given)
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
@@ -135,7 +140,10 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
         if (agent_id, tier) not in agents:
             spec = catalog.agent(agent_id)
             agents[(agent_id, tier)] = PlannedAgent(
-                id=agent_id, role=spec.role, tier=tier, temperature=spec.temperature,
+                id=agent_id,
+                role=spec.role,
+                tier=tier,
+                temperature=spec.temperature,
                 route=table.route(tier, settings, pinned=spec.llm, strict=strict),
                 tools=expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else (),
             )
@@ -159,6 +167,13 @@ def make_plan(catalog: Catalog, table: ModelTable, crew_name: str, given: dict[s
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
     from mamabear.llm.pricing import Pricer
 
-    plan = Plan(crew=crew, inputs=inputs, agents=tuple(agents.values()), tasks=tuple(tasks), manager=manager, sandbox=sandbox_plan,
-                memory="off" if settings.no_memory else crew.memory)
+    plan = Plan(
+        crew=crew,
+        inputs=inputs,
+        agents=tuple(agents.values()),
+        tasks=tuple(tasks),
+        manager=manager,
+        sandbox=sandbox_plan,
+        memory="off" if settings.no_memory else crew.memory,
+    )
     return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)))

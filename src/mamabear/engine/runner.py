@@ -61,14 +61,18 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
 
 def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:
     """What a resume reuses unless told otherwise: never a key."""
-    chosen = {"model": ws.settings.model, "base_url": ws.settings.base_url,
-              "sandbox": plan.sandbox.backend if plan.sandbox else None, "session": plan.sandbox.session if plan.sandbox else None,
-              "no_memory": ws.settings.no_memory, "no_cache": ws.settings.no_cache}
+    chosen = {
+        "model": ws.settings.model,
+        "base_url": ws.settings.base_url,
+        "sandbox": plan.sandbox.backend if plan.sandbox else None,
+        "session": plan.sandbox.session if plan.sandbox else None,
+        "no_memory": ws.settings.no_memory,
+        "no_cache": ws.settings.no_cache,
+    }
     return {k: v for k, v in chosen.items() if v} | limits.to_dict()
 
 
-def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None,
-                   **limit_flags: float | int | None) -> tuple[Services, Plan, Limits, str]:
+def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None, **limit_flags: float | int | None) -> tuple[Services, Plan, Limits, str]:
     """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given."""
     base = Services()
     store = base.store
@@ -82,13 +86,17 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
         raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
     options = run["options"] or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
-    ws = base.rerouted(model=model or options.get("model"), base_url=base_url or options.get("base_url"),
-                       sandbox=options.get("sandbox"), session=run["session_id"] or options.get("session"),
-                       no_memory=options.get("no_memory"), no_cache=options.get("no_cache"))
+    ws = base.rerouted(
+        model=model or options.get("model"),
+        base_url=base_url or options.get("base_url"),
+        sandbox=options.get("sandbox"),
+        session=run["session_id"] or options.get("session"),
+        no_memory=options.get("no_memory"),
+        no_cache=options.get("no_cache"),
+    )
     from mamabear.config.redact import dereferenced
 
-    inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v
-              for k, v in (run["inputs"] or {}).items()}
+    inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v for k, v in (run["inputs"] or {}).items()}
     plan = make_plan(ws.catalog, ws.models, run["crew"], inputs, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
@@ -102,18 +110,35 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
     for t in plan.tasks:
         row = rows.get(t.position, {})
         done = row.get("status") == "completed"
-        tasks.append(TaskState(
-            position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None,
-            status="completed" if done else "pending", output=row.get("output") if done else None,
-            started_at=row.get("started_at") if done else None, finished_at=row.get("finished_at") if done else None,
-            tokens_in=row.get("tokens_in", 0), tokens_out=row.get("tokens_out", 0), cost_usd=row.get("cost_usd", 0.0),
-            llm_calls=row.get("llm_calls", 0),
-        ))
+        tasks.append(
+            TaskState(
+                position=t.position,
+                task=t.id,
+                agent=t.agent,
+                model=t.route.model if t.route else None,
+                status="completed" if done else "pending",
+                output=row.get("output") if done else None,
+                started_at=row.get("started_at") if done else None,
+                finished_at=row.get("finished_at") if done else None,
+                tokens_in=row.get("tokens_in", 0),
+                tokens_out=row.get("tokens_out", 0),
+                cost_usd=row.get("cost_usd", 0.0),
+                llm_calls=row.get("llm_calls", 0),
+            )
+        )
     return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
 
 
-def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits | None = None,
-            run_id: str | None = None, resume: bool = False, on_abandon: Any = None, started_at: float | None = None) -> RunResult:
+def execute(
+    ws: Services,
+    plan: Plan,
+    observers: list[Observer],
+    limits: Limits | None = None,
+    run_id: str | None = None,
+    resume: bool = False,
+    on_abandon: Any = None,
+    started_at: float | None = None,
+) -> RunResult:
     """Run (or resume) the plan; ``on_abandon(result)`` renders the result if a stop must exit the process early.
 
     ``started_at``: when the command started; the attempt's time (store, trace, views) counts from it.
@@ -126,8 +151,10 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
     from mamabear.telemetry.targets import targets
 
     if limits.budget_usd is not None and plan.unpriced:  # a budget that cannot count is no budget
-        raise UsageError(f"--budget-usd {limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}; "
-                         "add it under prices: in config/models.yaml (USD per million tokens, input and output).")
+        raise UsageError(
+            f"--budget-usd {limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}; "
+            "add it under prices: in config/models.yaml (USD per million tokens, input and output)."
+        )
     trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
     cache = ws.response_cache()  # so is an unreachable cache
     if plan.sandbox is not None and plan.sandbox.session:
@@ -136,9 +163,18 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
         if run_id is not None and store.has_run(run_id):
             raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
         run_id = run_id or new_run_id()
-        store.create_run(run_id, plan.crew.name, plan.crew.process, redact.referenced_data(plan.inputs), redact.referenced_data(plan.to_dict()),
-                         [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None}
-                          for t in plan.tasks], options, created_at=started_at, pid=os.getpid(), host=this_host())
+        store.create_run(
+            run_id,
+            plan.crew.name,
+            plan.crew.process,
+            redact.referenced_data(plan.inputs),
+            redact.referenced_data(plan.to_dict()),
+            [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None} for t in plan.tasks],
+            options,
+            created_at=started_at,
+            pid=os.getpid(),
+            host=this_host(),
+        )
     assert run_id is not None
     state = _state(store, run_id, plan, 0, started_at)  # its attempt number comes with the attempt, below
 
@@ -162,8 +198,9 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
     apply_checkpoint_patches()
     checkpoints = Checkpoints(ws.settings.home, run_id, redact)
     restore_from = checkpoints.latest() if resume else None
-    attempt = store.start_attempt(run_id, "resume" if resume else "run", os.getpid(), this_host(), options,
-                                  str(restore_from) if restore_from else None, started_at=started_at)
+    attempt = store.start_attempt(
+        run_id, "resume" if resume else "run", os.getpid(), this_host(), options, str(restore_from) if restore_from else None, started_at=started_at
+    )
     state.attempt = attempt
     spent_usd, spent_tokens = store.spent(run_id)
     guard = Guard(limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
@@ -181,14 +218,26 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
         else:
             tracker.notify(None)
 
-    control = CallControl(guard=guard, policy=ws.models.retry, pricer=pricer, on_wait=on_wait, cache=cache,
-                          cache_ttl_s=ws.models.cache.ttl_s, on_cache_hit=tracker.cache_hit, quotas=ws.quota_book(),
-                          secret=redact.holds_secret)
+    control = CallControl(
+        guard=guard,
+        policy=ws.models.retry,
+        pricer=pricer,
+        on_wait=on_wait,
+        cache=cache,
+        cache_ttl_s=ws.models.cache.ttl_s,
+        on_cache_hit=tracker.cache_hit,
+        quotas=ws.quota_book(),
+        secret=redact.holds_secret,
+    )
     done = sum(t.status == "completed" for t in state.tasks)
     if resume:
-        tracker.event("run_resumed", f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
-                      + (", from its last checkpoint)" if restore_from else
-                         ", no readable checkpoint: the done tasks' outputs come from the run store)" if done else ")"))
+        tracker.event(
+            "run_resumed",
+            f"run {run_id} resumed (attempt {attempt}, {done} of {len(plan.tasks)} tasks done"
+            + (
+                ", from its last checkpoint)" if restore_from else ", no readable checkpoint: the done tasks' outputs come from the run store)" if done else ")"
+            ),
+        )
     else:
         tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
         tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")
@@ -197,8 +246,15 @@ def execute(ws: Services, plan: Plan, observers: list[Observer], limits: Limits 
     if plan.sandbox is not None:
         from mamabear.engine.link import SessionLink
 
-        link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, lambda: tracker.current, guard,
-                           note=lambda kind, message: tracker.event(kind, message, tracker.current))
+        link = SessionLink(
+            ws.sessions(),
+            plan.sandbox,
+            run_id,
+            attempt,
+            lambda: tracker.current,
+            guard,
+            note=lambda kind, message: tracker.event(kind, message, tracker.current),
+        )
         tracker.after_task.append(link.save)
     attempt_end = _AttemptEnd(store, tracker, guard, attempt, checkpoints, link)
 
@@ -273,8 +329,13 @@ def _with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
             continue
         if position not in done:
             break
-        task.output = TaskOutput(description=task.description, raw=done[position], name=task.name, expected_output=task.expected_output,
-                                 agent=task.agent.role if task.agent is not None else "")
+        task.output = TaskOutput(
+            description=task.description,
+            raw=done[position],
+            name=task.name,
+            expected_output=task.expected_output,
+            agent=task.agent.role if task.agent is not None else "",
+        )
         filled = True
     if filled:  # a crew built afresh: make CrewAI skip what is done
         from mamabear.compat.crewai import resume_from_first_unfinished
@@ -316,8 +377,16 @@ def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> 
     workers = [a for a in plan.agents if a is not plan.manager]
     llm = parts.llm(workers[0] if workers else plan.manager)
     llm._mb_role = "memory"  # its calls are the memory's, attributed to memory and the task in hand
-    return make_memory(ws.settings, ws.memory_config, llm=llm, crew=plan.crew.name, mode=plan.memory, run_id=run_id,
-                       note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data), warm=True)
+    return make_memory(
+        ws.settings,
+        ws.memory_config,
+        llm=llm,
+        crew=plan.crew.name,
+        mode=plan.memory,
+        run_id=run_id,
+        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data),
+        warm=True,
+    )
 
 
 MEMORY_DRAIN_S = 10.0  # the longest a run's end waits for memories still being saved (a stopped run's calls stop at once)
@@ -340,8 +409,7 @@ class _AttemptEnd:
         self._done = False
         self._abandoning = False
 
-    def settle(self, status: str, error: str | None, exit_code: int, output: str | None,
-               drain_s: float = MEMORY_DRAIN_S) -> RunResult | None:
+    def settle(self, status: str, error: str | None, exit_code: int, output: str | None, drain_s: float = MEMORY_DRAIN_S) -> RunResult | None:
         with self._lock:
             if self._done:
                 return None
@@ -368,9 +436,15 @@ class _AttemptEnd:
                     error = exc.message if error is None else f"{error}; {exc.message}"
                 exit_code = exit_code or exc.exit_code
             if tracker.trace is not None:
-                for problem in tracker.trace.finish(status, error, {"gen_ai.usage.input_tokens": state.tokens_in,
-                                                                    "gen_ai.usage.output_tokens": state.tokens_out,
-                                                                    "mamabear.cost_usd": round(state.cost_usd, 8)}):
+                for problem in tracker.trace.finish(
+                    status,
+                    error,
+                    {
+                        "gen_ai.usage.input_tokens": state.tokens_in,
+                        "gen_ai.usage.output_tokens": state.tokens_out,
+                        "mamabear.cost_usd": round(state.cost_usd, 8),
+                    },
+                ):
                     tracker.event("trace_export_failed", f"warning: {problem}")
             if status == "completed":
                 self.checkpoints.discard()  # a completed run is never resumed
@@ -419,6 +493,7 @@ def _drain(memory: Any, seconds: float) -> None:
     """Wait for the memory's pending saves, at most ``seconds`` (a save stuck in a model call must not hold the exit)."""
     if memory is None:
         return
+
     def drain() -> None:
         try:
             memory.drain_writes()

@@ -110,8 +110,12 @@ def cached_tokens(usage: dict[str, Any] | None) -> int:
     """Input tokens the provider served from its prompt cache, whatever its naming."""
     usage = usage or {}
     details = usage.get("prompt_tokens_details")
-    for value in (details.get("cached_tokens") if isinstance(details, dict) else None, usage.get("cached_prompt_tokens"),
-                  usage.get("cache_read_input_tokens"), usage.get("cached_content_token_count")):
+    for value in (
+        details.get("cached_tokens") if isinstance(details, dict) else None,
+        usage.get("cached_prompt_tokens"),
+        usage.get("cache_read_input_tokens"),
+        usage.get("cached_content_token_count"),
+    ):
         if isinstance(value, (int, float)) and value:
             return int(value)
     return 0
@@ -135,7 +139,7 @@ EVENT_LINE_CAP = 400  # characters of an event's message: one line each, however
 def one_line(message: str) -> str:
     """A message as one line: multi-line errors (pydantic's validation reports) are joined, long ones cut."""
     flat = " ".join(message.split())
-    return flat if len(flat) <= EVENT_LINE_CAP else flat[:EVENT_LINE_CAP - 1] + "…"
+    return flat if len(flat) <= EVENT_LINE_CAP else flat[: EVENT_LINE_CAP - 1] + "…"
 
 
 class Tracker:
@@ -214,8 +218,7 @@ class Tracker:
         for observer in self.observers:
             observer(self.state, line)
 
-    def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None,
-              data: dict | None = None, ts: float | None = None) -> None:
+    def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None, data: dict | None = None, ts: float | None = None) -> None:
         message = one_line(self.redact(message) or "")
         if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
             data = self.redact.data(data)
@@ -289,15 +292,18 @@ class Tracker:
         task.status, task.started_at = "running", self._ts(event)
         self.state.activity = f"{task.agent or 'manager'} thinking"
         self.store.update_task(self.state.run_id, position, status="running", started_at=task.started_at)
-        self.event("task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})",
-                   position, task.agent, ts=task.started_at)
+        self.event(
+            "task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})", position, task.agent, ts=task.started_at
+        )
         if self.trace is not None:
             self.trace.task_started(position, task.task, task.agent, task.started_at, event.event_id)
 
     def _unfinished_before(self, position: int) -> bool:
         crew_tasks = self.built.crew.tasks if self.built is not None else []
-        return any(t.status == "running" and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
-                   for t in self.state.tasks[:position - 1])
+        return any(
+            t.status == "running" and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
+            for t in self.state.tasks[: position - 1]
+        )
 
     def _task_completed(self, event: Any) -> None:
         position = self._position(event)
@@ -315,15 +321,29 @@ class Tracker:
             task.status, task.finished_at, task.output = "completed", finished_at or time.time(), self.redact(output)
             if task.started_at is None:
                 task.started_at = task.finished_at
-            self.store.update_task(self.state.run_id, position, status="completed", output=task.output,
-                                   started_at=task.started_at, finished_at=task.finished_at)
-            self.event("task_completed",
-                       f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
-                       f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
-                       position, task.agent, ts=task.finished_at)
+            self.store.update_task(
+                self.state.run_id, position, status="completed", output=task.output, started_at=task.started_at, finished_at=task.finished_at
+            )
+            self.event(
+                "task_completed",
+                f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
+                f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
+                position,
+                task.agent,
+                ts=task.finished_at,
+            )
             if self.trace is not None:
-                self.trace.task_ended(position, task.task, task.agent, "completed", task.finished_at, tokens_in=task.tokens_in,
-                                      tokens_out=task.tokens_out, cost=task.cost_usd, started=task.started_at)
+                self.trace.task_ended(
+                    position,
+                    task.task,
+                    task.agent,
+                    "completed",
+                    task.finished_at,
+                    tokens_in=task.tokens_in,
+                    tokens_out=task.tokens_out,
+                    cost=task.cost_usd,
+                    started=task.started_at,
+                )
             self._task_ended.notify_all()
         for hook in self.after_task:
             hook()
@@ -342,16 +362,16 @@ class Tracker:
         self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
         self._task_ended.notify_all()
         if self.trace is not None:
-            self.trace.task_ended(position, task.task, task.agent, "failed", task.finished_at, task.error, task.tokens_in,
-                                  task.tokens_out, task.cost_usd, task.started_at)
+            self.trace.task_ended(
+                position, task.task, task.agent, "failed", task.finished_at, task.error, task.tokens_in, task.tokens_out, task.cost_usd, task.started_at
+            )
 
     def _agent_started(self, event: Any) -> None:
         agent, _ = self._agent(event)
         self.state.activity = f"{agent} thinking"
         if self.trace is not None:
             position = self._position(event)
-            self.trace.agent_started(self._agent_key(event, position), agent or "agent", position, self._ts(event), event.event_id,
-                                     event.parent_event_id)
+            self.trace.agent_started(self._agent_key(event, position), agent or "agent", position, self._ts(event), event.event_id, event.parent_event_id)
         self.notify(None)
 
     def _agent_completed(self, event: Any) -> None:
@@ -367,8 +387,9 @@ class Tracker:
     def _memory_started(self, event: Any) -> None:
         if self.trace is not None:
             position = self._position(event)
-            self.trace.memory_started(("memory", event.event_id), self._agent_key(event, position), position, event.limit,
-                                      self._ts(event), event.event_id, event.parent_event_id)
+            self.trace.memory_started(
+                ("memory", event.event_id), self._agent_key(event, position), position, event.limit, self._ts(event), event.event_id, event.parent_event_id
+            )
 
     def _memory_completed(self, event: Any) -> None:
         if self.trace is not None:
@@ -387,8 +408,9 @@ class Tracker:
         self._call_started[event.call_id] = started
         self.state.activity = f"{agent} calling {model}"
         position = self._position(event)
-        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=position,
-                                 agent=agent, model=model, started_at=started, attempt=self.state.attempt)
+        self.store.save_llm_call(
+            event.call_id, self.state.run_id, task_position=position, agent=agent, model=model, started_at=started, attempt=self.state.attempt
+        )
         if self.trace is not None:
             self.trace.llm_started(event.call_id, self._agent_key(event, position), position, started, event.event_id, event.parent_event_id)
         self.notify(None)
@@ -400,16 +422,26 @@ class Tracker:
         latency = (finished - started) * 1000 if started is not None else None
         return agent, model, self._position(event), finished, latency
 
-    def _trace_call(self, event: Any, agent: str | None, model: str | None, position: int | None, finished: float,
-                    latency: float | None, **values: Any) -> None:
+    def _trace_call(
+        self, event: Any, agent: str | None, model: str | None, position: int | None, finished: float, latency: float | None, **values: Any
+    ) -> None:
         if self.trace is None:
             return
         planned = self._planned(self._agent_id(event))
         requested = planned.route.model if planned and planned.route else (model or "")
         started = finished - latency / 1000 if latency is not None else None
-        self.trace.llm_ended(event.call_id, agent_key=self._agent_key(event, position), position=position, agent=agent,
-                             provider=provider_of(model or requested), request_model=requested, response_model=model, ts=finished,
-                             started=started, **values)
+        self.trace.llm_ended(
+            event.call_id,
+            agent_key=self._agent_key(event, position),
+            position=position,
+            agent=agent,
+            provider=provider_of(model or requested),
+            request_model=requested,
+            response_model=model,
+            ts=finished,
+            started=started,
+            **values,
+        )
 
     def _llm_completed(self, event: Any) -> None:
         agent, model, position, finished, latency = self._finish_call(event)
@@ -417,9 +449,19 @@ class Tracker:
         cached = cached_tokens(event.usage)
         cost = self.pricer.cost(model or "", tokens_in, tokens_out, cached)
         self.store.save_llm_call(
-            event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
-            tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, latency_ms=latency, outcome="ok",
-            finish_reason=event.finish_reason, finished_at=finished, cached_tokens=cached or None,
+            event.call_id,
+            self.state.run_id,
+            task_position=position,
+            agent=agent,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+            latency_ms=latency,
+            outcome="ok",
+            finish_reason=event.finish_reason,
+            finished_at=finished,
+            cached_tokens=cached or None,
         )
         task = self.state.task(position)
         if task is not None:
@@ -429,10 +471,23 @@ class Tracker:
             task.llm_calls += 1
         self.state.activity = f"{agent} thinking"
         took = f" in {latency:.0f}ms" if latency is not None else ""
-        self.event("llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent,
-                   {"call_id": event.call_id}, ts=finished)
-        self._trace_call(event, agent, model, position, finished, latency, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
-                         finish_reason=event.finish_reason, response_id=event.response_id, cached_tokens=cached)
+        self.event(
+            "llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent, {"call_id": event.call_id}, ts=finished
+        )
+        self._trace_call(
+            event,
+            agent,
+            model,
+            position,
+            finished,
+            latency,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
+            finish_reason=event.finish_reason,
+            response_id=event.response_id,
+            cached_tokens=cached,
+        )
 
     def _llm_failed(self, event: Any) -> None:
         if event.call_id in self._failed_calls:
@@ -440,8 +495,17 @@ class Tracker:
         self._failed_calls.add(event.call_id)
         agent, model, position, finished, latency = self._finish_call(event)
         error = self.redact(str(event.error))
-        self.store.save_llm_call(event.call_id, self.state.run_id, task_position=position, agent=agent, model=model,
-                                 outcome="error", error=error, latency_ms=latency, finished_at=finished)
+        self.store.save_llm_call(
+            event.call_id,
+            self.state.run_id,
+            task_position=position,
+            agent=agent,
+            model=model,
+            outcome="error",
+            error=error,
+            latency_ms=latency,
+            finished_at=finished,
+        )
         task = self.state.task(position)
         if task is not None:
             task.llm_calls += 1
@@ -457,21 +521,44 @@ class Tracker:
             planned = self._planned(agent_id)
             agent = planned.id if planned else self._caller(getattr(hit.agent, "role", None), hit.answered_by)[0]
             call_id, finished = f"cache-{uuid.uuid4().hex}", time.time()
-            self.store.save_llm_call(call_id, self.state.run_id, task_position=position, agent=agent, model=hit.answered_by,
-                                     started_at=finished - hit.seconds, finished_at=finished, latency_ms=hit.seconds * 1000, outcome="ok",
-                                     cache_hit=True, saved_usd=hit.saved_usd, attempt=self.state.attempt)
+            self.store.save_llm_call(
+                call_id,
+                self.state.run_id,
+                task_position=position,
+                agent=agent,
+                model=hit.answered_by,
+                started_at=finished - hit.seconds,
+                finished_at=finished,
+                latency_ms=hit.seconds * 1000,
+                outcome="ok",
+                cache_hit=True,
+                saved_usd=hit.saved_usd,
+                attempt=self.state.attempt,
+            )
             task = self.state.task(position)
             if task is not None:
                 task.llm_calls += 1
             self.state.cache_hits += 1
             self.state.saved_usd += hit.saved_usd
-            self.event("llm_cache_hit", f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}", position, agent,
-                       {"call_id": call_id}, ts=finished)
+            self.event("llm_cache_hit", f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}", position, agent, {"call_id": call_id}, ts=finished)
             if self.trace is not None:
                 agent_key = ("agent", agent_id, position) if agent_id else None
-                self.trace.llm_ended(call_id, agent_key=agent_key, position=position, agent=agent, provider=provider_of(hit.answered_by),
-                                     request_model=hit.model, response_model=hit.answered_by, tokens_in=0, tokens_out=0, cost=0.0,
-                                     ts=finished, started=finished - hit.seconds, cache_hit=True, saved=hit.saved_usd)
+                self.trace.llm_ended(
+                    call_id,
+                    agent_key=agent_key,
+                    position=position,
+                    agent=agent,
+                    provider=provider_of(hit.answered_by),
+                    request_model=hit.model,
+                    response_model=hit.answered_by,
+                    tokens_in=0,
+                    tokens_out=0,
+                    cost=0.0,
+                    ts=finished,
+                    started=finished - hit.seconds,
+                    cache_hit=True,
+                    saved=hit.saved_usd,
+                )
 
     # ------------------------------------------------------------ tool calls
 
@@ -483,8 +570,9 @@ class Tracker:
         self._tool_started[self._tool_key(event)] = self._ts(event)
         if self.trace is not None:
             position = self._position(event)
-            self.trace.tool_started(("tool", event.event_id), event.tool_name, self._agent_key(event, position), position, self._ts(event),
-                                    event.event_id, event.parent_event_id)
+            self.trace.tool_started(
+                ("tool", event.event_id), event.tool_name, self._agent_key(event, position), position, self._ts(event), event.event_id, event.parent_event_id
+            )
         self.state.activity = f"{agent} running tool {event.tool_name}"
         self.notify(None)
 
@@ -498,16 +586,32 @@ class Tracker:
         duration = (finished_ts - started_ts) * 1000 if started_ts is not None else None
         arguments = event.tool_args if isinstance(event.tool_args, str) else json.dumps(event.tool_args, default=str, ensure_ascii=False)
         self.store.add_tool_call(
-            self.state.run_id, task_position=position, agent=agent, tool=event.tool_name,
-            arguments=self.redact(arguments), output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
-            ok=ok, error=self.redact(error), started_at=started_ts, duration_ms=duration, attempt=self.state.attempt,
+            self.state.run_id,
+            task_position=position,
+            agent=agent,
+            tool=event.tool_name,
+            arguments=self.redact(arguments),
+            output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
+            ok=ok,
+            error=self.redact(error),
+            started_at=started_ts,
+            duration_ms=duration,
+            attempt=self.state.attempt,
         )
         self.state.activity = f"{agent} thinking"
         verdict = "ok" if ok else f"failed: {error}"
         self.event("tool_call", f"{agent} ran tool {event.tool_name}: {verdict}", position, agent)
         if self.trace is not None:
-            self.trace.tool_ended(("tool", event.started_event_id or event.event_id), event.tool_name, agent, self._agent_key(event, position),
-                                  position, finished_ts, started_ts, None if ok else self.redact(error or "failed"))
+            self.trace.tool_ended(
+                ("tool", event.started_event_id or event.event_id),
+                event.tool_name,
+                agent,
+                self._agent_key(event, position),
+                position,
+                finished_ts,
+                started_ts,
+                None if ok else self.redact(error or "failed"),
+            )
 
     def _tool_finished(self, event: Any) -> None:
         failure = getattr(event, "failure", None)

@@ -17,8 +17,7 @@ from mamabear.config.durations import fmt_seconds
 from mamabear.config.limits import Limits
 from mamabear.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_TIME_LIMIT
 
-EXIT_CODES = {"time_limit": EXIT_TIME_LIMIT, "budget_exhausted": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED,
-              "cancelled": EXIT_INTERRUPTED}
+EXIT_CODES = {"time_limit": EXIT_TIME_LIMIT, "budget_exhausted": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED, "cancelled": EXIT_INTERRUPTED}
 CANCEL_POLL_S = 2.0
 
 
@@ -32,8 +31,7 @@ class RunStopped(HookAborted):
 
 
 class Guard:
-    def __init__(self, limits: Limits, spent_usd: float = 0.0, spent_tokens: int = 0,
-                 cancel_requested: Callable[[], bool] | None = None) -> None:
+    def __init__(self, limits: Limits, spent_usd: float = 0.0, spent_tokens: int = 0, cancel_requested: Callable[[], bool] | None = None) -> None:
         self.limits = limits
         self.spent_usd = spent_usd
         self.spent_tokens = spent_tokens
@@ -102,5 +100,3 @@ class Guard:
     def wake(self) -> None:
         """End every sleep now and from now on (the run is over)."""
         self._wake.set()
-
-

@@ -27,8 +27,10 @@ LOCK_TRIES = 12  # tries of BUSY_TIMEOUT_S each before giving up on a lock someo
 SLACK_S = 1e-6  # a wait this short is float rounding, not a limit: it would only cost another round trip
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (provider TEXT PRIMARY KEY, next_at REAL, level REAL, updated REAL)"
-_SAVE = ("INSERT INTO buckets (provider, next_at, level, updated) VALUES (?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE "
-         "SET next_at = excluded.next_at, level = excluded.level, updated = excluded.updated")
+_SAVE = (
+    "INSERT INTO buckets (provider, next_at, level, updated) VALUES (?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE "
+    "SET next_at = excluded.next_at, level = excluded.level, updated = excluded.updated"
+)
 
 T = TypeVar("T")
 
@@ -154,8 +156,7 @@ class QuotaBook:
                     raise self._unusable(exc) from exc
             # SQLite already waited BUSY_TIMEOUT_S; a short random pause keeps waiting processes from retrying in step.
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise UsageError(f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, "
-                         "so stop it or delete the file.")
+        raise UsageError(f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, so stop it or delete the file.")
 
     def _connect(self) -> sqlite3.Connection:
         # A forked child must not share its parent's connection (SQLite locks are per process).
@@ -182,8 +183,9 @@ class QuotaBook:
                     raise self._unusable(exc) from exc
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         if conn is None:
-            raise UsageError(f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, "
-                             "so stop it or delete the file.")
+            raise UsageError(
+                f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, so stop it or delete the file."
+            )
         self._conn, self._pid = conn, os.getpid()
         return conn
 

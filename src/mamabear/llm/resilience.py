@@ -29,12 +29,23 @@ from mamabear.llm.pricing import Pricer
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT_NAMES = {
-    "APITimeoutError", "APIConnectionError", "Timeout", "TimeoutException", "ConnectTimeout", "ReadTimeout",
-    "ConnectError", "ReadError", "RemoteProtocolError", "WriteError", "ServerError", "ServiceUnavailableError",
-    "InternalServerError", "RateLimitError", "OverloadedError",
+    "APITimeoutError",
+    "APIConnectionError",
+    "Timeout",
+    "TimeoutException",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ConnectError",
+    "ReadError",
+    "RemoteProtocolError",
+    "WriteError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "InternalServerError",
+    "RateLimitError",
+    "OverloadedError",
 }
-RETRY_NOTE = ("Note: a previous attempt at this task failed with this error: {error}\n"
-              "Take that into account and complete the task.")
+RETRY_NOTE = "Note: a previous attempt at this task failed with this error: {error}\nTake that into account and complete the task."
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -47,8 +58,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _status(exc: BaseException) -> int | None:
-    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None),
-                  getattr(exc, "code", None)):
+    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None), getattr(exc, "code", None)):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
@@ -193,12 +203,17 @@ class ResilientCalls:
         if control.secret(json.dumps(named.get("messages"), default=str, ensure_ascii=False)):
             return None  # the cache is a file (or a shared Redis): a secret in the prompt would be stored there in clear
         response_model = named.get("response_model")
-        return request_key({
-            "v": 1, "model": self._mb_model_id, "base_url": getattr(self, "base_url", None),
-            "messages": named.get("messages"), "tools": named.get("tools"),
-            "response_model": response_model.model_json_schema() if response_model is not None else None,
-            "sampling": {name: getattr(self, name, None) for name in SAMPLING},
-        })
+        return request_key(
+            {
+                "v": 1,
+                "model": self._mb_model_id,
+                "base_url": getattr(self, "base_url", None),
+                "messages": named.get("messages"),
+                "tools": named.get("tools"),
+                "response_model": response_model.model_json_schema() if response_model is not None else None,
+                "sampling": {name: getattr(self, name, None) for name in SAMPLING},
+            }
+        )
 
     def _from_cache(self, control: CallControl, key: str, named: dict[str, Any]) -> Any:
         from mamabear.llm.cached_reply import decode
@@ -216,15 +231,21 @@ class ResilientCalls:
         if result is None:
             return None
         control.guard.check()  # a cancelled or stopped run stops here too
-        control.on_cache_hit(CacheHit(
-            model=self._mb_model_id, answered_by=str(entry.get("model") or self._mb_model_id), task=named.get("from_task"),
-            agent=named.get("from_agent"), tokens_in=int(entry.get("tokens_in") or 0), tokens_out=int(entry.get("tokens_out") or 0),
-            saved_usd=float(entry.get("cost_usd") or 0.0), seconds=time.perf_counter() - started,
-        ))
+        control.on_cache_hit(
+            CacheHit(
+                model=self._mb_model_id,
+                answered_by=str(entry.get("model") or self._mb_model_id),
+                task=named.get("from_task"),
+                agent=named.get("from_agent"),
+                tokens_in=int(entry.get("tokens_in") or 0),
+                tokens_out=int(entry.get("tokens_out") or 0),
+                saved_usd=float(entry.get("cost_usd") or 0.0),
+                seconds=time.perf_counter() - started,
+            )
+        )
         return result
 
-    def _to_cache(self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str,
-                  tokens_in: int, tokens_out: int) -> None:
+    def _to_cache(self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int) -> None:
         from mamabear.llm.cached_reply import encode
 
         reply = encode(result, named.get("response_model"))
@@ -236,9 +257,18 @@ class ResilientCalls:
         if cache is None:
             return
         try:
-            cache.put(key, {"reply": reply, "model": answered_by, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                            "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out), "created_at": time.time()},
-                      control.cache_ttl_s)
+            cache.put(
+                key,
+                {
+                    "reply": reply,
+                    "model": answered_by,
+                    "tokens_in": tokens_in,
+                    "tokens_out": tokens_out,
+                    "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out),
+                    "created_at": time.time(),
+                },
+                control.cache_ttl_s,
+            )
         except MamabearError as exc:
             self._cache_lost(control, exc)
 

@@ -49,7 +49,6 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-
 def _dumps(value: dict) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -60,6 +59,7 @@ def _loads(text: str | bytes) -> dict | None:
         return json.loads(text)
     except ValueError:
         return None
+
 
 class ResponseCache(Protocol):
     location: str  # where it is, for messages; never contains a password
@@ -102,14 +102,15 @@ class SqliteCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot create the directory of the response cache {self.location} ({exc.strerror or exc}); "
-                             f"fix MAMABEAR_CACHE_URL or MAMABEAR_HOME, or pass --no-cache.") from exc
+            raise UsageError(
+                f"cannot create the directory of the response cache {self.location} ({exc.strerror or exc}); "
+                f"fix MAMABEAR_CACHE_URL or MAMABEAR_HOME, or pass --no-cache."
+            ) from exc
         self._conn: sqlite3.Connection | None = None
         try:
             # Autocommit: every statement is its own short transaction, so a writer takes the write lock at
             # once (and waits for it up to the busy timeout) instead of upgrading a read and failing.
-            self._conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
             self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             self._setup()
         except sqlite3.DatabaseError as exc:
@@ -131,8 +132,9 @@ class SqliteCache:
                 time.sleep(0.05 * (attempt + 1))
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> UsageError:
-        return UsageError(f"cannot use the response cache {self.location} ({exc}); the file only holds cached model replies "
-                          f"and can be deleted safely, or pass --no-cache.")
+        return UsageError(
+            f"cannot use the response cache {self.location} ({exc}); the file only holds cached model replies and can be deleted safely, or pass --no-cache."
+        )
 
     def _run(self, fn: Any) -> Any:
         if self._conn is None:
@@ -145,8 +147,7 @@ class SqliteCache:
 
     def get(self, key: str) -> dict | None:
         def read(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT value FROM responses WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                               (key, time.time())).fetchone()
+            row = conn.execute("SELECT value FROM responses WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)", (key, time.time())).fetchone()
             if row is None:
                 return None
             conn.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
@@ -163,10 +164,12 @@ class SqliteCache:
 
         def write(conn: sqlite3.Connection) -> None:
             now = time.time()
-            conn.execute("INSERT INTO responses (key, value, created_at, expires_at, hits) VALUES (?, ?, ?, ?, 0) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at, "
-                         "expires_at = excluded.expires_at, hits = 0",
-                         (key, text, now, None if ttl_s is None else now + ttl_s))
+            conn.execute(
+                "INSERT INTO responses (key, value, created_at, expires_at, hits) VALUES (?, ?, ?, ?, 0) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at, "
+                "expires_at = excluded.expires_at, hits = 0",
+                (key, text, now, None if ttl_s is None else now + ttl_s),
+            )
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_EVERY_S
                 conn.execute("DELETE FROM responses WHERE expires_at <= ?", (now,))
@@ -217,11 +220,17 @@ class RedisCache:
         self._url = url
         self.location = _shown(url)
         try:
-            self._client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-                                                retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), REDIS_RETRIES))
+            self._client = redis.Redis.from_url(
+                url,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), REDIS_RETRIES),
+            )
         except ValueError as exc:
-            raise UsageError(f"MAMABEAR_CACHE_URL '{self.location}' is not a usable Redis URL ({self._reason(exc)}); "
-                             f"use redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://... or unix:///PATH/redis.sock.") from exc
+            raise UsageError(
+                f"MAMABEAR_CACHE_URL '{self.location}' is not a usable Redis URL ({self._reason(exc)}); "
+                f"use redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://... or unix:///PATH/redis.sock."
+            ) from exc
         try:
             self._client.ping()
         except redis.RedisError as exc:
@@ -250,8 +259,7 @@ class RedisCache:
             return fn()
         except redis.RedisError as exc:
             if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(exc, redis.AuthenticationError):
-                message = (f"lost the response cache at {self.location} ({self._reason(exc)}); start Redis again, fix MAMABEAR_CACHE_URL, "
-                           f"or pass --no-cache.")
+                message = f"lost the response cache at {self.location} ({self._reason(exc)}); start Redis again, fix MAMABEAR_CACHE_URL, or pass --no-cache."
             else:
                 message = f"the response cache at {self.location} failed ({self._reason(exc)}); fix MAMABEAR_CACHE_URL, or pass --no-cache."
             raise UsageError(message) from exc
@@ -270,6 +278,7 @@ class RedisCache:
 
     def clear(self) -> int:
         """Delete this cache's keys only (SCAN in batches: never KEYS, which blocks a busy server)."""
+
         def run() -> int:
             removed = 0
             batch: list[bytes] = []
@@ -300,10 +309,12 @@ def open_cache(url: str | None, home: Path) -> ResponseCache:
     url = url.strip()
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
-        if not url.lower().startswith("sqlite:///") or not url[len("sqlite:///"):]:
+        if not url.lower().startswith("sqlite:///") or not url[len("sqlite:///") :]:
             raise UsageError(f"MAMABEAR_CACHE_URL '{_shown(url)}' names no file; use sqlite:///relative/cache.db or sqlite:////absolute/cache.db.")
-        return SqliteCache(Path(url[len("sqlite:///"):]))
+        return SqliteCache(Path(url[len("sqlite:///") :]))
     if scheme in REDIS_SCHEMES:
         return RedisCache(url)
-    raise UsageError(f"MAMABEAR_CACHE_URL '{_shown(url)}' is not a response cache URL; "
-                     f"use sqlite:///PATH, redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH/redis.sock.")
+    raise UsageError(
+        f"MAMABEAR_CACHE_URL '{_shown(url)}' is not a response cache URL; "
+        f"use sqlite:///PATH, redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH/redis.sock."
+    )

@@ -147,8 +147,9 @@ def _metadata_clause(key: Any, value: Any) -> dict[str, Any]:
     return _any([clause, {META_KEYS: {"$not_contains": str(key)}}])
 
 
-def _where(scope_prefix: str | None = None, categories: list[str] | None = None,
-           metadata_filter: dict[str, Any] | None = None, older_than: datetime | None = None) -> dict[str, Any] | None:
+def _where(
+    scope_prefix: str | None = None, categories: list[str] | None = None, metadata_filter: dict[str, Any] | None = None, older_than: datetime | None = None
+) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     scope = _norm_scope(scope_prefix or "/")
     if scope != "/":
@@ -242,8 +243,7 @@ def _generation(handle: IO[str]) -> int:
 class ChromaStorage:
     """CrewAI memory records in one Chroma collection; see the module docstring for the encoding."""
 
-    def __init__(self, client: ClientAPI, collection: str = DEFAULT_COLLECTION, embedder: str | None = None,
-                 record_type: Any = None) -> None:
+    def __init__(self, client: ClientAPI, collection: str = DEFAULT_COLLECTION, embedder: str | None = None, record_type: Any = None) -> None:
         """``record_type``: what records are read back as; CrewAI's MemoryRecord, or memory.record.Record (no CrewAI import)."""
         if record_type is None:
             from crewai.memory.types import MemoryRecord
@@ -268,8 +268,9 @@ class ChromaStorage:
             fault = storage_fault(exc) or (exc.strerror if isinstance(exc, OSError) else None)
             if fault is None:
                 raise
-            raise StorageError(f"cannot open the memory at {path} ({fault}); free space or make it writable "
-                               "(a run can go on without memory: --no-memory).") from exc
+            raise StorageError(
+                f"cannot open the memory at {path} ({fault}); free space or make it writable (a run can go on without memory: --no-memory)."
+            ) from exc
         return cls(client, collection, embedder, record_type)
 
     # -- locking and the collection
@@ -329,8 +330,7 @@ class ChromaStorage:
 
     def _create(self, dim: int) -> Collection:
         meta: dict[str, Any] = {DIMENSION: dim} | ({EMBEDDER: self._embedder} if self._embedder else {})
-        return self._client.get_or_create_collection(
-            self._name, configuration={"hnsw": {"space": "l2"}}, metadata=meta, embedding_function=None)
+        return self._client.get_or_create_collection(self._name, configuration={"hnsw": {"space": "l2"}}, metadata=meta, embedding_function=None)
 
     def _matching_ids(self, collection: Collection, where: dict[str, Any] | None, ids: list[str] | None) -> list[str]:
         if ids is None:
@@ -370,8 +370,7 @@ class ChromaStorage:
             for batch in _chunks(items, self._client.get_max_batch_size()):
                 ids = [record.id for record, _ in batch]
                 collection.delete(ids=ids)  # upsert would merge the old metadata keys into the new
-                collection.add(ids=ids, embeddings=[record.embedding or [0.0] * stored for record, _ in batch],
-                               metadatas=[meta for _, meta in batch])
+                collection.add(ids=ids, embeddings=[record.embedding or [0.0] * stored for record, _ in batch], metadatas=[meta for _, meta in batch])
 
     def update(self, record: MemoryRecord) -> None:
         """Replace the record with the same id (LanceDB's backend deletes it and adds this one)."""
@@ -392,8 +391,14 @@ class ChromaStorage:
                     touched = [{RECORD: json.dumps({**json.loads(meta[RECORD]), "last_accessed": now})} for meta in rows["metadatas"]]
                     collection.update(ids=rows["ids"], metadatas=touched)
 
-    def delete(self, scope_prefix: str | None = None, categories: list[str] | None = None, record_ids: list[str] | None = None,
-               older_than: datetime | None = None, metadata_filter: dict[str, Any] | None = None) -> int:
+    def delete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
         """Delete the records matching every criterion given (all records if none is); return how many."""
         where = _where(scope_prefix, categories, metadata_filter, older_than)
         with self._guard(exclusive=True):
@@ -420,8 +425,15 @@ class ChromaStorage:
 
     # -- reading
 
-    def search(self, query_embedding: list[float], scope_prefix: str | None = None, categories: list[str] | None = None,
-               metadata_filter: dict[str, Any] | None = None, limit: int = 10, min_score: float = 0.0) -> list[tuple[MemoryRecord, float]]:
+    def search(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[MemoryRecord, float]]:
         """The nearest records among those matching the filters, best first, scored ``1 / (1 + squared L2 distance)``."""
         with self._guard(exclusive=False):
             collection = self._collection()
@@ -430,8 +442,12 @@ class ChromaStorage:
             self._stored_dimension(collection, len(query_embedding))
             if limit <= 0:
                 return []
-            found = collection.query(query_embeddings=[query_embedding], n_results=limit,
-                                     where=_where(scope_prefix, categories, metadata_filter), include=["metadatas", "embeddings", "distances"])
+            found = collection.query(
+                query_embeddings=[query_embedding],
+                n_results=limit,
+                where=_where(scope_prefix, categories, metadata_filter),
+                include=["metadatas", "embeddings", "distances"],
+            )
         hits = zip(found["metadatas"][0], found["embeddings"][0], found["distances"][0], strict=True)
         scored = [(_decode(meta, vector, self._record_type), 1.0 / (1.0 + float(distance))) for meta, vector, distance in hits]
         return [(record, score) for record, score in scored if score >= min_score]
@@ -462,7 +478,8 @@ class ChromaStorage:
         if not metas:
             return ScopeInfo(path=path)
         return ScopeInfo(
-            path=path, record_count=len(metas),
+            path=path,
+            record_count=len(metas),
             categories=sorted({category for meta in metas for category in meta.get(CATEGORIES, [])}),
             oldest_record=_created_at(min(metas, key=lambda meta: meta[CREATED])),
             newest_record=_created_at(max(metas, key=lambda meta: meta[CREATED])),
@@ -489,10 +506,23 @@ class ChromaStorage:
     async def asave(self, records: list[MemoryRecord]) -> None:
         await asyncio.to_thread(self.save, records)
 
-    async def asearch(self, query_embedding: list[float], scope_prefix: str | None = None, categories: list[str] | None = None,
-                      metadata_filter: dict[str, Any] | None = None, limit: int = 10, min_score: float = 0.0) -> list[tuple[MemoryRecord, float]]:
+    async def asearch(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[MemoryRecord, float]]:
         return await asyncio.to_thread(self.search, query_embedding, scope_prefix, categories, metadata_filter, limit, min_score)
 
-    async def adelete(self, scope_prefix: str | None = None, categories: list[str] | None = None, record_ids: list[str] | None = None,
-                      older_than: datetime | None = None, metadata_filter: dict[str, Any] | None = None) -> int:
+    async def adelete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
         return await asyncio.to_thread(self.delete, scope_prefix, categories, record_ids, older_than, metadata_filter)

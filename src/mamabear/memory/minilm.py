@@ -62,7 +62,7 @@ def _mapped(path: Path) -> dict[str, np.ndarray]:
     """
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     size = int.from_bytes(raw[:8].tobytes(), "little")
-    header = json.loads(raw[8:8 + size].tobytes())
+    header = json.loads(raw[8 : 8 + size].tobytes())
     base = 8 + size
     tensors = {}
     for name, info in header.items():
@@ -70,7 +70,7 @@ def _mapped(path: Path) -> dict[str, np.ndarray]:
             continue
         start, end = info["data_offsets"]
         dtype = _DTYPES[info["dtype"]]
-        tensors[name] = raw[base + start:base + end].view(dtype).reshape(info["shape"])
+        tensors[name] = raw[base + start : base + end].view(dtype).reshape(info["shape"])
     return tensors
 
 
@@ -110,8 +110,7 @@ class MiniLM:
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self.w
         batch, width = ids.shape
-        x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:width]
-             + w["embeddings.token_type_embeddings.weight"][0])
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:width] + w["embeddings.token_type_embeddings.weight"][0]
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         hidden = x.shape[-1]
         size = hidden // self.heads
@@ -132,11 +131,14 @@ class MiniLM:
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, hidden)
-            x = _layer_norm(self._linear(context, f"{p}.attention.output.dense") + x,
-                            w[f"{p}.attention.output.LayerNorm.weight"], w[f"{p}.attention.output.LayerNorm.bias"], self.eps)
+            x = _layer_norm(
+                self._linear(context, f"{p}.attention.output.dense") + x,
+                w[f"{p}.attention.output.LayerNorm.weight"],
+                w[f"{p}.attention.output.LayerNorm.bias"],
+                self.eps,
+            )
             inner = _gelu(self._linear(x, f"{p}.intermediate.dense"))
-            x = _layer_norm(self._linear(inner, f"{p}.output.dense") + x,
-                            w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], self.eps)
+            x = _layer_norm(self._linear(inner, f"{p}.output.dense") + x, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], self.eps)
         pooled = (x * mask[:, :, None]).sum(1) / np.clip(mask.sum(1, keepdims=True), 1e-9, None)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 

@@ -84,8 +84,14 @@ class MemoryService:
             scopes[top] = self.storage.count(top)
             for child in self.storage.list_scopes(top):
                 scopes[child] = self.storage.count(child)
-        return {"records": self.storage.count(), "location": shared.location(self.settings), "collection": self.config.collection,
-                "embedder": self.config.embedder_name, "scopes": scopes, "categories": self.storage.list_categories()}
+        return {
+            "records": self.storage.count(),
+            "location": shared.location(self.settings),
+            "collection": self.config.collection,
+            "embedder": self.config.embedder_name,
+            "scopes": scopes,
+            "categories": self.storage.list_categories(),
+        }
 
     def reset(self, scope: str | None) -> int:
         scope = _scope(scope)

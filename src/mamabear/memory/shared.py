@@ -42,8 +42,9 @@ class _Recorded:
             record.metadata = {**(record.metadata or {}), "run_id": self._run_id}
         self._storage.save(records)
         for record in records:
-            self._note("memory_saved", f"saved to memory {record.scope}: {record.content[:120]}",
-                       {"id": record.id, "scope": record.scope, "content": record.content})
+            self._note(
+                "memory_saved", f"saved to memory {record.scope}: {record.content[:120]}", {"id": record.id, "scope": record.scope, "content": record.content}
+            )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)
@@ -65,8 +66,17 @@ def no_model() -> Any:
     return NoModel(model="none", provider="none")
 
 
-def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, llm: Any = None, crew: str | None = None,
-                mode: str = "shared", run_id: str | None = None, note: Note | None = None, warm: bool = False) -> Any:
+def make_memory(
+    settings: Settings,
+    config: MemoryConfig,
+    storage: Any = None,
+    llm: Any = None,
+    crew: str | None = None,
+    mode: str = "shared",
+    run_id: str | None = None,
+    note: Note | None = None,
+    warm: bool = False,
+) -> Any:
     """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode.
 
     ``warm``: load the embedding model now (a run, whose first task recalls), not at the first text to embed.
@@ -101,8 +111,11 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
             matches = super().recall(query, *args, **kwargs)
             if note is not None and matches:
-                note("memory_recalled", f"recalled {len(matches)} memories for: {query[:80]}",
-                     {"query": query, "ids": [m.record.id for m in matches], "scores": [round(m.score, 4) for m in matches]})
+                note(
+                    "memory_recalled",
+                    f"recalled {len(matches)} memories for: {query[:80]}",
+                    {"query": query, "ids": [m.record.id for m in matches], "scores": [round(m.score, 4) for m in matches]},
+                )
             return matches
 
     if run_id is not None and note is not None:
@@ -111,7 +124,9 @@ def make_memory(settings: Settings, config: MemoryConfig, storage: Any = None, l
     if warm and hasattr(embedder, "load"):
         embedder.load()
     options: dict[str, Any] = {
-        "storage": storage, "embedder": embedder, "read_only": mode == "read_only",
+        "storage": storage,
+        "embedder": embedder,
+        "read_only": mode == "read_only",
         "root_scope": crew_scope if mode == "isolated" else None,
         "query_analysis_threshold": config.query_analysis_threshold,
     }

@@ -78,8 +78,9 @@ class CloudBackend:
 
     def create(self, session_id: str) -> tuple[str | None, str]:
         opts = self.options
-        instance = self._call("start an instance", lambda: self.client.start_ubuntu(
-            timeout_hours=opts.timeout_hours, blocked_domains=list(opts.blocked_domains)))
+        instance = self._call(
+            "start an instance", lambda: self.client.start_ubuntu(timeout_hours=opts.timeout_hours, blocked_domains=list(opts.blocked_domains))
+        )
         workdir = opts.workdir
         self._call("prepare the workspace", lambda: instance.bash(command=f"mkdir -p {workdir} && cd {workdir}"))
         return instance.id, workdir
@@ -102,9 +103,12 @@ class CloudBackend:
     def bash(self, session: dict, command: str, timeout_s: float) -> CommandResult:
         instance = self._instance(session)
         started = time.monotonic()
-        response = self._call("run a command", lambda: instance.bash(
-            command=f"{command}\n__mb=$?; echo; echo {_EXIT}$__mb", timeout=timeout_s,
-            request_options={"timeout_in_seconds": int(timeout_s) + 60}))
+        response = self._call(
+            "run a command",
+            lambda: instance.bash(
+                command=f"{command}\n__mb=$?; echo; echo {_EXIT}$__mb", timeout=timeout_s, request_options={"timeout_in_seconds": int(timeout_s) + 60}
+            ),
+        )
         output = getattr(response, "output", None) or ""
         error = getattr(response, "error", None) or ""
         code: int | None = None
@@ -114,8 +118,7 @@ class CloudBackend:
         text = "\n".join(part for part in (output, error) if part)
         timed_out = code is None and "timed out" in error
         note = "the command ended the shell, so its exit code is unknown" if code is None and not timed_out else ""
-        return CommandResult(cap_text(text, self.limits.output_kib * 1024), code, (time.monotonic() - started) * 1000,
-                             timed_out=timed_out, note=note)
+        return CommandResult(cap_text(text, self.limits.output_kib * 1024), code, (time.monotonic() - started) * 1000, timed_out=timed_out, note=note)
 
     def _path(self, session: dict, path: str) -> str:
         return path if path.startswith("/") else f"{session['workdir'].rstrip('/')}/{path}"
@@ -149,8 +152,7 @@ class CloudBackend:
     def navigate(self, session: dict, url: str) -> str:
         instance = self._instance(session)
         self._call("start the browser", lambda: instance.browser.start())
-        for action in ({"action": "press_key", "keys": ["ctrl", "l"]}, {"action": "type_text", "text": url},
-                       {"action": "press_key", "keys": ["Return"]}):
+        for action in ({"action": "press_key", "keys": ["ctrl", "l"]}, {"action": "type_text", "text": url}, {"action": "press_key", "keys": ["Return"]}):
             self._call("drive the browser", lambda a=action: instance.computer(**a, screenshot=False))
         current = self._call("read the browser's address", lambda: instance.browser.get_current_url())
         return f"the browser is at {getattr(current, 'current_url', url)}"

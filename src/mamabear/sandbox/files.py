@@ -31,8 +31,7 @@ def inside(root: Path, path: str) -> Path:
 def view(root: Path, path: str, view_range: list[int] | None = None) -> str:
     target = inside(root, path)
     if target.is_dir():
-        entries = sorted(p.relative_to(target).as_posix() + ("/" if p.is_dir() else "")
-                         for p in target.iterdir() if not p.name.startswith("."))
+        entries = sorted(p.relative_to(target).as_posix() + ("/" if p.is_dir() else "") for p in target.iterdir() if not p.name.startswith("."))
         return "\n".join(entries) if entries else "(empty directory)"
     lines = _read(target, path).splitlines()
     start, end = 1, min(len(lines), VIEW_LINES)

@@ -35,8 +35,11 @@ trap 'export -p > "$MB_STATE/env.new" && mv -f "$MB_STATE/env.new" "$MB_STATE/en
 eval "$1"
 """
 _KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME")
-_LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time limit ({cpu} s) reached", signal.SIGXFSZ: "file size limit ({file_mib} MiB) reached",
-                  signal.SIGKILL: "killed (memory or CPU limit)"}
+_LIMIT_SIGNALS = {
+    signal.SIGXCPU: "CPU time limit ({cpu} s) reached",
+    signal.SIGXFSZ: "file size limit ({file_mib} MiB) reached",
+    signal.SIGKILL: "killed (memory or CPU limit)",
+}
 
 
 class LocalBackend:
@@ -61,8 +64,7 @@ class LocalBackend:
         env = {k: os.environ[k] for k in _KEPT if k in os.environ}
         own_bin = str(Path(sys.prefix) / "bin")  # mamabear's own venv: installs must not land there
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
-        env.update(HOME=str(work), PWD=str(work), TMPDIR=str(work.parent / "tmp"), SHELL="/bin/bash", TERM="dumb",
-                   MB_STATE=str(work.parent / "state"))
+        env.update(HOME=str(work), PWD=str(work), TMPDIR=str(work.parent / "tmp"), SHELL="/bin/bash", TERM="dumb", MB_STATE=str(work.parent / "state"))
         env.setdefault("LANG", "C.UTF-8")
         return env
 
@@ -73,8 +75,12 @@ class LocalBackend:
         started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "--noprofile", "--norc", "-c", script, "bash", command],
-            cwd=session["workdir"], env=self.environment(session), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=session["workdir"],
+            env=self.environment(session),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         capture = _Capture(proc.stdout, limits.output_kib * 1024)  # type: ignore[arg-type]
         timed_out = False
@@ -89,8 +95,13 @@ class LocalBackend:
         proc.wait()
         output = capture.result()
         code = None if timed_out else proc.returncode
-        return CommandResult(output=output, exit_code=code, duration_ms=(time.monotonic() - started) * 1000,
-                             timed_out=timed_out, note=self._note(code, timeout_s if timed_out else None))
+        return CommandResult(
+            output=output,
+            exit_code=code,
+            duration_ms=(time.monotonic() - started) * 1000,
+            timed_out=timed_out,
+            note=self._note(code, timeout_s if timed_out else None),
+        )
 
     def interrupt(self) -> None:
         """Stop every command running now, with what it started (a run that is stopped exits without waiting for them)."""

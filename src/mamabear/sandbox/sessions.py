@@ -67,8 +67,17 @@ class Sessions:
         setup = self.config.kind(kind)
         session_id = f"sb-{secrets.token_hex(4)}"
         remote_id, workdir = self.backend(backend).create(session_id)
-        self.ledger.add_session(id=session_id, backend=backend, kind=kind, status="running", remote_id=remote_id,
-                                workdir=workdir, pooled=pooled, run_id=context.run_id, active_since=time.time())
+        self.ledger.add_session(
+            id=session_id,
+            backend=backend,
+            kind=kind,
+            status="running",
+            remote_id=remote_id,
+            workdir=workdir,
+            pooled=pooled,
+            run_id=context.run_id,
+            active_since=time.time(),
+        )
         session = self.ledger.session(session_id)
         for command in setup:
             result = self._run(session, "setup", command, self.config.limits.timeout_s, context)
@@ -76,8 +85,10 @@ class Sessions:
                 self.ledger.update_session(session_id, error=f"set-up command failed: {command}")
                 if backend != "local":
                     self.pause(self.ledger.session(session_id))  # kept to look into, but not billed meanwhile
-                raise SandboxError(f"sandbox session {session_id}: set-up command `{command}` of kind '{kind}' failed "
-                                   f"({result.for_model().splitlines()[-1].strip('[]')}); fix it in config/sandbox.yaml.")
+                raise SandboxError(
+                    f"sandbox session {session_id}: set-up command `{command}` of kind '{kind}' failed "
+                    f"({result.for_model().splitlines()[-1].strip('[]')}); fix it in config/sandbox.yaml."
+                )
         return self.ledger.session(session_id)
 
     def get(self, prefix: str) -> dict:
@@ -138,8 +149,15 @@ class Sessions:
         note = "no saved workspace to restore"
         if restored is not None:
             note = restored({**session, "remote_id": remote_id, "workdir": workdir})
-        self.ledger.update_session(session["id"], remote_id=remote_id, workdir=workdir, status="running", active_since=time.time(),
-                                   run_id=context.run_id or session["run_id"], error=f"replaced a lost computer; {note}")
+        self.ledger.update_session(
+            session["id"],
+            remote_id=remote_id,
+            workdir=workdir,
+            status="running",
+            active_since=time.time(),
+            run_id=context.run_id or session["run_id"],
+            error=f"replaced a lost computer; {note}",
+        )
         self.ledger.record(session["id"], "replace", remote_id or workdir, True, output=note, context=context.columns())
         return self.ledger.session(session["id"])
 
@@ -212,8 +230,9 @@ class Sessions:
             return self._lost(session, context)
         text = self.redact(text) or ""
         kept = text if action != "view" else None  # a view's content is the file, which the audit need not copy
-        self.ledger.record(session["id"], action, path, ok, exit_code=0 if ok else 1,
-                           duration_ms=(time.monotonic() - started) * 1000, output=kept, context=context.columns())
+        self.ledger.record(
+            session["id"], action, path, ok, exit_code=0 if ok else 1, duration_ms=(time.monotonic() - started) * 1000, output=kept, context=context.columns()
+        )
         return text
 
     def act(self, session: dict, action: str, target: str, context: Context = CLI, **arguments: Any) -> str:
@@ -227,22 +246,24 @@ class Sessions:
             text = self.redact(method(session, **arguments)) or ""
         except Lost:
             return self._lost(session, context)
-        self.ledger.record(session["id"], action, target, True, exit_code=0, duration_ms=(time.monotonic() - started) * 1000,
-                           output=text, context=context.columns())
+        self.ledger.record(
+            session["id"], action, target, True, exit_code=0, duration_ms=(time.monotonic() - started) * 1000, output=text, context=context.columns()
+        )
         return text
 
     def _run(self, session: dict, action: str, command: str, timeout_s: float, context: Context) -> CommandResult:
         result = self.backend(session["backend"]).bash(session, command, timeout_s)
         result.output = self.redact(result.output) or ""
-        self.ledger.record(session["id"], action, self.redact(command) or "", True, result.exit_code, result.duration_ms,
-                           result.output, context.columns())
+        self.ledger.record(session["id"], action, self.redact(command) or "", True, result.exit_code, result.duration_ms, result.output, context.columns())
         return result
 
     def _lost(self, session: dict, context: Context) -> str:
         """The computer vanished under a command: replace it and tell the agent (the command is not repeated)."""
         replaced = self.replace(self.ledger.session(session["id"]), context)
-        return (f"the sandbox computer was lost and has been replaced ({replaced['error'].split('; ', 1)[-1]}); "
-                "nothing since then was kept, so run the step again if it is still needed.")
+        return (
+            f"the sandbox computer was lost and has been replaced ({replaced['error'].split('; ', 1)[-1]}); "
+            "nothing since then was kept, so run the step again if it is still needed."
+        )
 
     def _ready(self, session: dict, context: Context) -> dict:
         session = self.ledger.session(session["id"])

@@ -50,8 +50,10 @@ class BashArgs(BaseModel):
 
 class BashTool(_Tool):
     name: str = "bash"
-    description: str = ("Run a bash command in your sandbox computer and read its output and exit code. The working "
-                        "directory and exported variables persist between commands. Long output is cut in the middle.")
+    description: str = (
+        "Run a bash command in your sandbox computer and read its output and exit code. The working "
+        "directory and exported variables persist between commands. Long output is cut in the middle."
+    )
     args_schema: type[BaseModel] = BashArgs
 
     def _use(self, command: str, timeout_s: float | None = None) -> str:
@@ -147,8 +149,13 @@ class ScreenshotTool(_Tool):
 
 
 TOOL_CLASSES: dict[str, type[_Tool]] = {
-    "bash": BashTool, "file_view": FileViewTool, "file_create": FileCreateTool, "file_str_replace": FileReplaceTool,
-    "file_insert": FileInsertTool, "browser_navigate": NavigateTool, "browser_screenshot": ScreenshotTool,
+    "bash": BashTool,
+    "file_view": FileViewTool,
+    "file_create": FileCreateTool,
+    "file_str_replace": FileReplaceTool,
+    "file_insert": FileInsertTool,
+    "browser_navigate": NavigateTool,
+    "browser_screenshot": ScreenshotTool,
 }
 
 

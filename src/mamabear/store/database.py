@@ -22,7 +22,8 @@ from mamabear.status import FINAL, RESUMABLE
 metadata = sa.MetaData()
 
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("crew", sa.String(200), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
@@ -42,7 +43,8 @@ runs = sa.Table(
 )
 
 attempts = sa.Table(
-    "attempts", metadata,
+    "attempts",
+    metadata,
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("number", sa.Integer, primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # run | resume
@@ -57,7 +59,8 @@ attempts = sa.Table(
 )
 
 tasks = sa.Table(
-    "tasks", metadata,
+    "tasks",
+    metadata,
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("task", sa.String(200), nullable=False),
@@ -71,7 +74,8 @@ tasks = sa.Table(
 )
 
 llm_calls = sa.Table(
-    "llm_calls", metadata,
+    "llm_calls",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
     sa.Column("task_position", sa.Integer),
@@ -93,7 +97,8 @@ llm_calls = sa.Table(
 )
 
 tool_calls = sa.Table(
-    "tool_calls", metadata,
+    "tool_calls",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
     sa.Column("task_position", sa.Integer),
@@ -109,7 +114,8 @@ tool_calls = sa.Table(
 )
 
 events = sa.Table(
-    "events", metadata,
+    "events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False, index=True),
     sa.Column("ts", sa.Float, nullable=False),
@@ -122,7 +128,8 @@ events = sa.Table(
 )
 
 sessions = sa.Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("backend", sa.String(32), nullable=False),  # local | scrapybara
     sa.Column("kind", sa.String(64), nullable=False),
@@ -140,7 +147,8 @@ sessions = sa.Table(
 )
 
 sandbox_actions = sa.Table(
-    "sandbox_actions", metadata,
+    "sandbox_actions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id"), nullable=False, index=True),
     sa.Column("run_id", sa.String(32), index=True),  # None: `mamabear sandbox exec`
@@ -157,7 +165,8 @@ sandbox_actions = sa.Table(
 )
 
 sandbox_usage = sa.Table(
-    "sandbox_usage", metadata,
+    "sandbox_usage",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id"), nullable=False),
     sa.Column("run_id", sa.String(32), index=True),
@@ -167,7 +176,8 @@ sandbox_usage = sa.Table(
 )
 
 migrations_table = sa.Table(
-    "_migrations", metadata,
+    "_migrations",
+    metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("applied_at", sa.Float, nullable=False),
 )
@@ -181,8 +191,12 @@ def m001_initial(conn: Connection) -> None:
 def m002_attempts(conn: Connection) -> None:
     """Resumable runs: each start or resume is an attempt; calls and events say which."""
     attempts.create(conn, checkfirst=True)
-    for table, names in ((runs, ("options", "host", "attempt", "cancel_requested")), (llm_calls, ("attempt",)),
-                         (tool_calls, ("attempt",)), (events, ("attempt",))):
+    for table, names in (
+        (runs, ("options", "host", "attempt", "cancel_requested")),
+        (llm_calls, ("attempt",)),
+        (tool_calls, ("attempt",)),
+        (events, ("attempt",)),
+    ):
         _add_columns(conn, table, names)
 
 
@@ -242,8 +256,7 @@ class Store:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UsageError(f"cannot make the run store's folder {folder} ({exc.strerror}); point MAMABEAR_HOME at a directory "
-                                 "you can write to.") from exc
+                raise UsageError(f"cannot make the run store's folder {folder} ({exc.strerror}); point MAMABEAR_HOME at a directory you can write to.") from exc
         try:
             engine = sa.create_engine(parsed, future=True, pool_pre_ping=True)
         except (ImportError, sa.exc.ArgumentError) as exc:
@@ -257,8 +270,9 @@ class Store:
         except sa.exc.OperationalError as exc:
             raise UsageError(f"cannot open the run store at {where}: {exc.orig}.") from exc
         except sa.exc.DatabaseError as exc:  # "file is not a database": damaged; it is left as it is, for recovery
-            raise UsageError(f"the run store at {where} is damaged ({exc.orig}); move the file aside to start a new one, "
-                             "or recover it with `sqlite3 FILE .recover`.") from exc
+            raise UsageError(
+                f"the run store at {where} is damaged ({exc.orig}); move the file aside to start a new one, or recover it with `sqlite3 FILE .recover`."
+            ) from exc
         return store
 
     @contextmanager
@@ -272,8 +286,7 @@ class Store:
             if fault is None:
                 raise
             where = self.engine.url.render_as_string(hide_password=True)
-            raise StorageError(f"cannot write to the run store at {where} ({fault}); free space or make it writable "
-                               "(what is stored is kept).") from exc
+            raise StorageError(f"cannot write to the run store at {where} ({fault}); free space or make it writable (what is stored is kept).") from exc
 
     def migrate(self) -> None:
         """Apply pending migrations. Two processes opening a new store at once may race on the DDL
@@ -300,40 +313,83 @@ class Store:
 
     # ------------------------------------------------------------ writes
 
-    def create_run(self, run_id: str, crew: str, process: str, inputs: dict, plan: dict, task_rows: list[dict],
-                   options: dict | None = None, created_at: float | None = None, pid: int | None = None, host: str | None = None) -> None:
+    def create_run(
+        self,
+        run_id: str,
+        crew: str,
+        process: str,
+        inputs: dict,
+        plan: dict,
+        task_rows: list[dict],
+        options: dict | None = None,
+        created_at: float | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> None:
         """``pid``/``host``: the process that owns the run from its first moment, so a kill during start-up is noticed."""
         with self.tx() as conn:
-            conn.execute(runs.insert().values(
-                id=run_id, crew=crew, status="running", process=process, inputs=inputs, plan=plan, pid=pid, host=host,
-                options=options or {}, created_at=created_at or time.time(), attempt=0, cancel_requested=False,
-            ))
+            conn.execute(
+                runs.insert().values(
+                    id=run_id,
+                    crew=crew,
+                    status="running",
+                    process=process,
+                    inputs=inputs,
+                    plan=plan,
+                    pid=pid,
+                    host=host,
+                    options=options or {},
+                    created_at=created_at or time.time(),
+                    attempt=0,
+                    cancel_requested=False,
+                )
+            )
             for row in task_rows:
                 conn.execute(tasks.insert().values(run_id=run_id, status="pending", **row))
 
-    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None,
-                      started_at: float | None = None) -> int:
+    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None, started_at: float | None = None) -> int:
         """Open the next attempt of a run and mark the run running under this process."""
         with self.tx() as conn:
             # Calls the last attempt's process never saw finish (it was killed) did not finish.
-            conn.execute(llm_calls.update().where(llm_calls.c.run_id == run_id, llm_calls.c.outcome == "running")
-                         .values(outcome="error", error="the process ended during the call"))
+            conn.execute(
+                llm_calls.update()
+                .where(llm_calls.c.run_id == run_id, llm_calls.c.outcome == "running")
+                .values(outcome="error", error="the process ended during the call")
+            )
             number = (conn.execute(sa.select(sa.func.max(attempts.c.number)).where(attempts.c.run_id == run_id)).scalar() or 0) + 1
-            conn.execute(attempts.insert().values(
-                run_id=run_id, number=number, kind=kind, status="running", pid=pid, host=host, options=options,
-                checkpoint=checkpoint, started_at=started_at or time.time(),
-            ))
-            conn.execute(runs.update().where(runs.c.id == run_id).values(
-                status="running", attempt=number, pid=pid, host=host, options=options, error=None, finished_at=None,
-                cancel_requested=False,
-            ))
+            conn.execute(
+                attempts.insert().values(
+                    run_id=run_id,
+                    number=number,
+                    kind=kind,
+                    status="running",
+                    pid=pid,
+                    host=host,
+                    options=options,
+                    checkpoint=checkpoint,
+                    started_at=started_at or time.time(),
+                )
+            )
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    status="running",
+                    attempt=number,
+                    pid=pid,
+                    host=host,
+                    options=options,
+                    error=None,
+                    finished_at=None,
+                    cancel_requested=False,
+                )
+            )
         return number
 
     def finish_attempt(self, run_id: str, number: int, status: str, error: str | None, output: str | None = None) -> None:
         now = time.time()
         with self.tx() as conn:
-            conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(
-                status=status, error=error, finished_at=now))
+            conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(status=status, error=error, finished_at=now))
             conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, error=error, output=output, finished_at=now))
 
     def request_cancel(self, run_id: str) -> None:
@@ -362,13 +418,30 @@ class Store:
         with self.tx() as conn:
             conn.execute(tool_calls.insert().values(run_id=run_id, **values))
 
-    def add_event(self, run_id: str, kind: str, message: str, task_position: int | None = None,
-                  agent: str | None = None, data: dict | None = None, ts: float | None = None, attempt: int | None = None) -> None:
+    def add_event(
+        self,
+        run_id: str,
+        kind: str,
+        message: str,
+        task_position: int | None = None,
+        agent: str | None = None,
+        data: dict | None = None,
+        ts: float | None = None,
+        attempt: int | None = None,
+    ) -> None:
         with self.tx() as conn:
-            conn.execute(events.insert().values(
-                run_id=run_id, ts=ts or time.time(), kind=kind, message=message,
-                task_position=task_position, agent=agent, data=data, attempt=attempt,
-            ))
+            conn.execute(
+                events.insert().values(
+                    run_id=run_id,
+                    ts=ts or time.time(),
+                    kind=kind,
+                    message=message,
+                    task_position=task_position,
+                    agent=agent,
+                    data=data,
+                    attempt=attempt,
+                )
+            )
 
     # ------------------------------------------------------------ reads
 
@@ -387,14 +460,17 @@ class Store:
 
     def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
         usage = sa.select(llm_calls.c.run_id, *TOKEN_SUMS).group_by(llm_calls.c.run_id).subquery()
-        took = (sa.select(attempts.c.run_id, sa.func.sum(attempts.c.finished_at - attempts.c.started_at).label("seconds"))
-                .group_by(attempts.c.run_id).subquery())
-        hours = (sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("sandbox_usd"))
-                 .group_by(sandbox_usage.c.run_id).subquery())
+        took = sa.select(attempts.c.run_id, sa.func.sum(attempts.c.finished_at - attempts.c.started_at).label("seconds")).group_by(attempts.c.run_id).subquery()
+        hours = sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("sandbox_usd")).group_by(sandbox_usage.c.run_id).subquery()
         query = (
-            sa.select(runs, usage.c.tokens_in, usage.c.tokens_out,
-                      (sa.func.coalesce(usage.c.cost_usd, 0.0) + sa.func.coalesce(hours.c.sandbox_usd, 0.0)).label("cost_usd"),
-                      usage.c.llm_calls, took.c.seconds)
+            sa.select(
+                runs,
+                usage.c.tokens_in,
+                usage.c.tokens_out,
+                (sa.func.coalesce(usage.c.cost_usd, 0.0) + sa.func.coalesce(hours.c.sandbox_usd, 0.0)).label("cost_usd"),
+                usage.c.llm_calls,
+                took.c.seconds,
+            )
             .outerjoin(usage, usage.c.run_id == runs.c.id)
             .outerjoin(took, took.c.run_id == runs.c.id)
             .outerjoin(hours, hours.c.run_id == runs.c.id)
@@ -421,12 +497,7 @@ class Store:
         return dict(row._mapping)
 
     def tasks(self, run_id: str) -> list[dict]:
-        usage = (
-            sa.select(llm_calls.c.task_position, *TOKEN_SUMS)
-            .where(llm_calls.c.run_id == run_id)
-            .group_by(llm_calls.c.task_position)
-            .subquery()
-        )
+        usage = sa.select(llm_calls.c.task_position, *TOKEN_SUMS).where(llm_calls.c.run_id == run_id).group_by(llm_calls.c.task_position).subquery()
         query = (
             sa.select(tasks, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
             .outerjoin(usage, usage.c.task_position == tasks.c.position)
@@ -456,8 +527,7 @@ class Store:
         """Dollars and tokens a run has spent so far, over all its attempts (sandbox hours included)."""
         with self.tx() as conn:
             row = conn.execute(sa.select(*TOKEN_SUMS).where(llm_calls.c.run_id == run_id)).one()
-            hours = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0))
-                                 .where(sandbox_usage.c.run_id == run_id)).scalar()
+            hours = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0)).where(sandbox_usage.c.run_id == run_id)).scalar()
         return float(row.cost_usd) + float(hours or 0.0), int(row.tokens_in) + int(row.tokens_out)
 
     def events(self, run_id: str, after_id: int = 0, kinds: tuple[str, ...] | None = None) -> list[dict]:

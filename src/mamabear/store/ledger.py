@@ -36,8 +36,7 @@ class Ledger:
         return dict(row._mapping)
 
     def resolve(self, prefix: str) -> str:
-        return self.store.resolve_prefix(sessions.c.id, prefix, "sandbox session",
-                                         f"no sandbox session '{prefix}'; see `mamabear sandbox list`.")
+        return self.store.resolve_prefix(sessions.c.id, prefix, "sandbox session", f"no sandbox session '{prefix}'; see `mamabear sandbox list`.")
 
     def sessions(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
         query = sa.select(sessions).order_by(sessions.c.created_at.desc())
@@ -48,9 +47,11 @@ class Ledger:
 
     def pooled(self, kind: str, backend: str) -> list[dict]:
         """Live pooled sessions of a kind, most recently used first."""
-        query = (sa.select(sessions).where(sessions.c.kind == kind, sessions.c.backend == backend, sessions.c.pooled.is_(True),
-                                           sessions.c.status.in_(("running", "paused")))
-                 .order_by(sessions.c.last_used_at.desc()))
+        query = (
+            sa.select(sessions)
+            .where(sessions.c.kind == kind, sessions.c.backend == backend, sessions.c.pooled.is_(True), sessions.c.status.in_(("running", "paused")))
+            .order_by(sessions.c.last_used_at.desc())
+        )
         with self.store.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -60,16 +61,34 @@ class Ledger:
 
     # ------------------------------------------------------------ audit
 
-    def record(self, session_id: str, action: str, target: str, allowed: bool, exit_code: int | None = None,
-               duration_ms: float | None = None, output: str | None = None, context: dict | None = None) -> None:
+    def record(
+        self,
+        session_id: str,
+        action: str,
+        target: str,
+        allowed: bool,
+        exit_code: int | None = None,
+        duration_ms: float | None = None,
+        output: str | None = None,
+        context: dict | None = None,
+    ) -> None:
         if output is not None and len(output) > OUTPUT_CAP:
             output = output[:OUTPUT_CAP] + f"\n[... {len(output) - OUTPUT_CAP} more characters not kept]"
         now = time.time()
         with self.store.tx() as conn:
-            conn.execute(sandbox_actions.insert().values(
-                session_id=session_id, action=action, target=target, allowed=allowed, exit_code=exit_code,
-                duration_ms=duration_ms, output=output, created_at=now, **(context or {}),
-            ))
+            conn.execute(
+                sandbox_actions.insert().values(
+                    session_id=session_id,
+                    action=action,
+                    target=target,
+                    allowed=allowed,
+                    exit_code=exit_code,
+                    duration_ms=duration_ms,
+                    output=output,
+                    created_at=now,
+                    **(context or {}),
+                )
+            )
             conn.execute(sessions.update().where(sessions.c.id == session_id).values(last_used_at=now))
 
     def actions(self, run_id: str | None = None, session_id: str | None = None) -> list[dict]:
@@ -85,12 +104,19 @@ class Ledger:
 
     def bill(self, session_id: str, run_id: str | None, seconds: float, usd_per_hour: float) -> None:
         with self.store.tx() as conn:
-            conn.execute(sandbox_usage.insert().values(session_id=session_id, run_id=run_id, seconds=seconds,
-                                                       cost_usd=seconds / 3600 * usd_per_hour, ended_at=time.time()))
+            conn.execute(
+                sandbox_usage.insert().values(
+                    session_id=session_id, run_id=run_id, seconds=seconds, cost_usd=seconds / 3600 * usd_per_hour, ended_at=time.time()
+                )
+            )
 
     def usage(self, run_id: str) -> list[dict]:
-        query = (sa.select(sandbox_usage.c.session_id, sa.func.sum(sandbox_usage.c.seconds).label("seconds"),
-                           sa.func.sum(sandbox_usage.c.cost_usd).label("cost_usd"))
-                 .where(sandbox_usage.c.run_id == run_id).group_by(sandbox_usage.c.session_id))
+        query = (
+            sa.select(
+                sandbox_usage.c.session_id, sa.func.sum(sandbox_usage.c.seconds).label("seconds"), sa.func.sum(sandbox_usage.c.cost_usd).label("cost_usd")
+            )
+            .where(sandbox_usage.c.run_id == run_id)
+            .group_by(sandbox_usage.c.session_id)
+        )
         with self.store.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

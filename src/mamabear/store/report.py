@@ -24,8 +24,9 @@ def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Calls, tokens, cost and cache savings per agent, model or task position, costliest first."""
     groups: dict[Any, dict[str, Any]] = {}
     for c in calls:
-        row = groups.setdefault(c[key], {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
-                                          "cache_hits": 0, "saved_usd": 0.0, "errors": 0})
+        row = groups.setdefault(
+            c[key], {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cache_hits": 0, "saved_usd": 0.0, "errors": 0}
+        )
         row["llm_calls"] += 1
         row["tokens_in"] += c["tokens_in"] or 0
         row["tokens_out"] += c["tokens_out"] or 0
@@ -53,17 +54,24 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "finished_at": run["finished_at"],
         "tasks": [
             {
-                "position": t["position"], "task": t["task"], "agent": t["agent"], "model": t["model"],
-                "status": t["status"], "output": t["output"], "error": t["error"],
-                "tokens_in": t["tokens_in"], "tokens_out": t["tokens_out"], "cost_usd": round(t["cost_usd"], 6),
-                "llm_calls": t["llm_calls"], "seconds": _seconds(t["started_at"], t["finished_at"]),
+                "position": t["position"],
+                "task": t["task"],
+                "agent": t["agent"],
+                "model": t["model"],
+                "status": t["status"],
+                "output": t["output"],
+                "error": t["error"],
+                "tokens_in": t["tokens_in"],
+                "tokens_out": t["tokens_out"],
+                "cost_usd": round(t["cost_usd"], 6),
+                "llm_calls": t["llm_calls"],
+                "seconds": _seconds(t["started_at"], t["finished_at"]),
             }
             for t in tasks
         ],
     }
     attempts = store.attempts(run_id)
-    report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")}
-                          for a in attempts]
+    report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")} for a in attempts]
     calls = store.llm_calls(run_id)
     tools = store.tool_calls(run_id)
     ledger = Ledger(store)
@@ -87,11 +95,12 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "sandbox_refused": sum(1 for a in actions if not a["allowed"]),
         "seconds": run_seconds(run, attempts),
     }
-    report["cost_by"] = {"agent": breakdown(calls, "agent"), "model": breakdown(calls, "model"),
-                         "task": breakdown(calls, "task_position")}
+    report["cost_by"] = {"agent": breakdown(calls, "agent"), "model": breakdown(calls, "model"), "task": breakdown(calls, "task_position")}
     memory = store.events(run_id, kinds=("memory_saved", "memory_recalled"))
-    report["memory"] = {"saved": [e["data"] for e in memory if e["kind"] == "memory_saved"],
-                        "recalled": [{**e["data"], "task_position": e["task_position"]} for e in memory if e["kind"] == "memory_recalled"]}
+    report["memory"] = {
+        "saved": [e["data"] for e in memory if e["kind"] == "memory_saved"],
+        "recalled": [{**e["data"], "task_position": e["task_position"]} for e in memory if e["kind"] == "memory_recalled"],
+    }
     if details:
         report["llm_calls"] = calls
         report["tool_calls"] = tools

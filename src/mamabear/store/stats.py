@@ -76,27 +76,37 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
     in_window = sa.select(runs.c.id).where(*conditions).scalar_subquery()
 
     with store.tx() as conn:
-        by_status = {status: int(n) for status, n in conn.execute(
-            sa.select(runs.c.status, sa.func.count()).where(*conditions).group_by(runs.c.status).order_by(runs.c.status))}
+        by_status = {
+            status: int(n)
+            for status, n in conn.execute(sa.select(runs.c.status, sa.func.count()).where(*conditions).group_by(runs.c.status).order_by(runs.c.status))
+        }
         autonomous = _autonomous(conn, conditions)
         recovery_times = _recovery_times(conn, in_window)
         first_results = _first_results(conn, conditions)
-        llm = conn.execute(sa.select(
-            sa.func.count(llm_calls.c.id).label("calls"),
-            sa.func.coalesce(sa.func.sum(sa.case((llm_calls.c.outcome == "error", 1), else_=0)), 0).label("errors"),
-            sa.func.coalesce(sa.func.sum(sa.case((llm_calls.c.cache_hit.is_(True), 1), else_=0)), 0).label("cache_hits"),
-            sa.func.coalesce(sa.func.sum(llm_calls.c.saved_usd), 0.0).label("saved_usd"),
-            sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
-            sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
-            sa.func.coalesce(sa.func.sum(llm_calls.c.cost_usd), 0.0).label("cost_usd"),
-        ).where(llm_calls.c.run_id.in_(in_window))).one()
-        latencies = sorted(conn.execute(
-            sa.select(llm_calls.c.latency_ms).where(
-                llm_calls.c.run_id.in_(in_window), llm_calls.c.outcome == "ok", llm_calls.c.latency_ms.is_not(None),
-                sa.or_(llm_calls.c.cache_hit.is_(None), llm_calls.c.cache_hit.is_(False)),
-            )).scalars())
-        sandbox_usd = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0))
-                                   .where(sandbox_usage.c.run_id.in_(in_window))).scalar()
+        llm = conn.execute(
+            sa.select(
+                sa.func.count(llm_calls.c.id).label("calls"),
+                sa.func.coalesce(sa.func.sum(sa.case((llm_calls.c.outcome == "error", 1), else_=0)), 0).label("errors"),
+                sa.func.coalesce(sa.func.sum(sa.case((llm_calls.c.cache_hit.is_(True), 1), else_=0)), 0).label("cache_hits"),
+                sa.func.coalesce(sa.func.sum(llm_calls.c.saved_usd), 0.0).label("saved_usd"),
+                sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
+                sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
+                sa.func.coalesce(sa.func.sum(llm_calls.c.cost_usd), 0.0).label("cost_usd"),
+            ).where(llm_calls.c.run_id.in_(in_window))
+        ).one()
+        latencies = sorted(
+            conn.execute(
+                sa.select(llm_calls.c.latency_ms).where(
+                    llm_calls.c.run_id.in_(in_window),
+                    llm_calls.c.outcome == "ok",
+                    llm_calls.c.latency_ms.is_not(None),
+                    sa.or_(llm_calls.c.cache_hit.is_(None), llm_calls.c.cache_hit.is_(False)),
+                )
+            ).scalars()
+        )
+        sandbox_usd = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0)).where(sandbox_usage.c.run_id.in_(in_window))
+        ).scalar()
         completed_costs = _completed_run_costs(conn, conditions)
 
     total = sum(by_status.values())
@@ -105,8 +115,14 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
     calls, errors = int(llm.calls), int(llm.errors)
     return {
         "window": {"since": since, "now": now, "crew": crew},
-        "runs": {"total": total, "by_status": by_status, "finished": finished, "running": by_status.get("running", 0),
-                 "completed": completed, "autonomous": autonomous},
+        "runs": {
+            "total": total,
+            "by_status": by_status,
+            "finished": finished,
+            "running": by_status.get("running", 0),
+            "completed": completed,
+            "autonomous": autonomous,
+        },
         "success_rate": _rate(completed, finished),
         "autonomous_rate": _rate(autonomous, finished),
         "mttr_s": _round(_mean(recovery_times), SECONDS_DIGITS),
@@ -127,8 +143,7 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
             "calls": calls,
             "errors": errors,
             "error_rate": _rate(errors, calls),
-            "latency_ms": {"p50": _round(percentile(latencies, 50), MS_DIGITS), "p95": _round(percentile(latencies, 95), MS_DIGITS),
-                           "samples": len(latencies)},
+            "latency_ms": {"p50": _round(percentile(latencies, 50), MS_DIGITS), "p95": _round(percentile(latencies, 95), MS_DIGITS), "samples": len(latencies)},
             "cache_hits": int(llm.cache_hits),
             "saved_usd": round(float(llm.saved_usd), USD_DIGITS),
             "tokens_in": int(llm.tokens_in),
@@ -148,8 +163,11 @@ def _autonomous(conn: Connection, conditions: list) -> int:
         .group_by(attempts.c.run_id)
         .subquery()
     )
-    query = (sa.select(sa.func.count()).select_from(runs.join(per_run, per_run.c.run_id == runs.c.id))
-             .where(*conditions, runs.c.status == "completed", per_run.c.attempts == 1, per_run.c.clean == 1))
+    query = (
+        sa.select(sa.func.count())
+        .select_from(runs.join(per_run, per_run.c.run_id == runs.c.id))
+        .where(*conditions, runs.c.status == "completed", per_run.c.attempts == 1, per_run.c.clean == 1)
+    )
     return int(conn.execute(query).scalar() or 0)
 
 
@@ -159,8 +177,13 @@ def _recovery_times(conn: Connection, in_window: Any) -> list[float]:
     query = (
         sa.select(failed.c.finished_at, sa.func.min(fixed.c.finished_at).label("recovered_at"))
         .select_from(failed.join(fixed, (fixed.c.run_id == failed.c.run_id) & (fixed.c.number > failed.c.number)))
-        .where(failed.c.run_id.in_(in_window), failed.c.status.not_in(("completed", "running")), failed.c.finished_at.is_not(None),
-               fixed.c.status == "completed", fixed.c.finished_at.is_not(None))
+        .where(
+            failed.c.run_id.in_(in_window),
+            failed.c.status.not_in(("completed", "running")),
+            failed.c.finished_at.is_not(None),
+            fixed.c.status == "completed",
+            fixed.c.finished_at.is_not(None),
+        )
         .group_by(failed.c.run_id, failed.c.number, failed.c.finished_at)
     )
     return [float(recovered_at) - float(failed_at) for failed_at, recovered_at in conn.execute(query)]
@@ -181,10 +204,18 @@ def _first_results(conn: Connection, conditions: list) -> list[float]:
 def _completed_run_costs(conn: Connection, conditions: list) -> list[float]:
     """Each completed run's own total: its LLM calls plus its sandbox hours."""
     completed = sa.select(runs.c.id).where(*conditions, runs.c.status == "completed").scalar_subquery()
-    llm = (sa.select(llm_calls.c.run_id, sa.func.sum(llm_calls.c.cost_usd).label("usd"))
-           .where(llm_calls.c.run_id.in_(completed)).group_by(llm_calls.c.run_id).subquery())
-    hours = (sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("usd"))
-             .where(sandbox_usage.c.run_id.in_(completed)).group_by(sandbox_usage.c.run_id).subquery())
+    llm = (
+        sa.select(llm_calls.c.run_id, sa.func.sum(llm_calls.c.cost_usd).label("usd"))
+        .where(llm_calls.c.run_id.in_(completed))
+        .group_by(llm_calls.c.run_id)
+        .subquery()
+    )
+    hours = (
+        sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("usd"))
+        .where(sandbox_usage.c.run_id.in_(completed))
+        .group_by(sandbox_usage.c.run_id)
+        .subquery()
+    )
     query = (
         sa.select(sa.func.coalesce(llm.c.usd, 0.0) + sa.func.coalesce(hours.c.usd, 0.0))
         .select_from(runs.outerjoin(llm, llm.c.run_id == runs.c.id).outerjoin(hours, hours.c.run_id == runs.c.id))

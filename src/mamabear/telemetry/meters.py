@@ -18,18 +18,20 @@ TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 class RunMeters:
     def __init__(self, meter_provider: Any) -> None:
         meter = meter_provider.get_meter("mamabear", __version__)
-        self.tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}", description="Tokens per model call",
-                                             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
-        self.latency = meter.create_histogram("gen_ai.client.operation.duration", unit="s", description="Model call duration",
-                                              explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens per model call", explicit_bucket_boundaries_advisory=TOKEN_BUCKETS
+        )
+        self.latency = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s", description="Model call duration", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+        )
         self.cost = meter.create_counter("mamabear.llm.pricing", unit="USD", description="Model spend")
         self.saved = meter.create_counter("mamabear.cache.saved", unit="USD", description="Spend avoided by the response cache")
-        self.task_duration = meter.create_histogram("mamabear.task.duration", unit="s", description="Task duration",
-                                                    explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        self.task_duration = meter.create_histogram(
+            "mamabear.task.duration", unit="s", description="Task duration", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+        )
         self.errors = meter.create_counter("mamabear.errors", unit="{error}", description="Failed model calls, tool calls and tasks")
 
-    def llm_call(self, attrs: dict[str, Any], tokens_in: int, tokens_out: int, cost: float, seconds: float | None,
-                 error: str | None, saved: float) -> None:
+    def llm_call(self, attrs: dict[str, Any], tokens_in: int, tokens_out: int, cost: float, seconds: float | None, error: str | None, saved: float) -> None:
         if error is not None:
             self.errors.add(1, {**attrs, "error.type": "llm"})
             return

@@ -108,5 +108,4 @@ class Sinks:
             self.meter_provider.shutdown(timeout_millis=CLOSE_TIMEOUT_MS)
         self.local.shutdown()
         lost = [f"{self.local.lost} spans could not be written to {self.local.path} ({self.local.error})"] if self.local.lost else []
-        return lost + [f"{c.failed} spans could not be sent to {c.target.endpoint}" + (f" ({c.error})" if c.error else "")
-                       for _, c in self.remote if c.failed]
+        return lost + [f"{c.failed} spans could not be sent to {c.target.endpoint}" + (f" ({c.error})" if c.error else "") for _, c in self.remote if c.failed]
