@@ -17,7 +17,7 @@ class Status(str, Enum):
 
     # The value, wherever a status is printed or stored (Python 3.12 made format() of a str mixin give "Status.X").
     __str__ = str.__str__
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]  # str's, on purpose: the value, not Status.X
 
 
 FINAL = tuple(s.value for s in Status if s not in (Status.PENDING, Status.RUNNING))

@@ -13,7 +13,7 @@ app = typer.Typer(help="The specialists in config/agents.yaml.", no_args_is_help
 def agent_dict(spec: object) -> dict:
     from dataclasses import asdict
 
-    data = asdict(spec)  # type: ignore[arg-type]
+    data = asdict(spec)  # type: ignore[call-overload]  # a dataclass instance, typed loosely by its caller
     data["tools"] = list(data["tools"])
     return data
 

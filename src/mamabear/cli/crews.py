@@ -13,7 +13,7 @@ app = typer.Typer(help="The crews in crews/*.yaml.", no_args_is_help=True)
 
 
 def crew_dict(spec: object) -> dict:
-    data = asdict(spec)  # type: ignore[arg-type]
+    data = asdict(spec)  # type: ignore[call-overload]  # a dataclass instance, typed loosely by its caller
     data["agents"] = list(data["agents"])
     data["tasks"] = [dict(t) for t in data["tasks"]]
     data["inputs"] = [dict(i) for i in data["inputs"]]
@@ -55,6 +55,6 @@ def show_crew(name: str = typer.Argument(..., metavar="NAME"), json_out: bool = 
         tasks.add_row(str(i), t.task, t.agent or "(manager assigns)", "-" if complexity is None else str(complexity))
     out.print(tasks)
     inputs = table("input", "required", "default", "description")
-    for i in crew.inputs:
-        inputs.add_row(i.name, "yes" if i.required else "no", i.default or "", i.description)
+    for spec in crew.inputs:
+        inputs.add_row(spec.name, "yes" if spec.required else "no", spec.default or "", spec.description)
     out.print(inputs)

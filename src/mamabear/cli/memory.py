@@ -25,17 +25,17 @@ def _do(action: str, *args: object) -> Any:
         return getattr(MemoryService(ws.settings, ws.memory_config), action)(*args)
 
 
-def _record(record: object, score: float | None = None) -> dict:
+def _record(record: Any, score: float | None = None) -> dict:
     r = record  # a crewai MemoryRecord
     data = {
         "id": r.id,
         "content": r.content,
         "scope": r.scope,
-        "categories": r.categories,  # type: ignore[attr-defined]
+        "categories": r.categories,
         "importance": r.importance,
         "metadata": r.metadata,
         "created_at": r.created_at.isoformat(),
-    }  # type: ignore[attr-defined]
+    }
     if score is not None:
         data["score"] = round(score, 4)
     return data

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
-from typing import Any
+from typing import IO, Any, cast
 
 from mamabear.status import Status
 
@@ -28,7 +28,7 @@ def console(stderr: bool = False) -> Any:
     # hard-wrapped, and no line ends in the padding Rich gives a table's last column.
     columns = os.environ.get("COLUMNS", "")
     width = max(int(columns) if columns.isdigit() else 0, 200)  # a COLUMNS=80 left over from a terminal must not cut cells to "…"
-    return Console(file=_Rstripped(stream), no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width, soft_wrap=True)
+    return Console(file=cast(IO[str], _Rstripped(stream)), no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=width, soft_wrap=True)
 
 
 class _Rstripped:

@@ -47,7 +47,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
         ("tokens in/out", "right"),
         ("cost", "right"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]  # one of Rich's justify literals
     for task in state.tasks:  # Text cells: names from YAML are shown as written, never read as markup
         table.add_row(
             str(task.position),

@@ -182,6 +182,7 @@ def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool
     from mamabear.cli.progress import LiveProgress, PlainProgress
     from mamabear.engine.runner import execute
 
+    progress: LiveProgress | PlainProgress | None
     if quiet:
         progress = None
     elif is_tty(sys.stderr):

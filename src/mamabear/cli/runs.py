@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
@@ -158,7 +158,7 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
         out.print(escape(report["output"]))
 
 
-def _print_costs(out: object, report: dict) -> None:
+def _print_costs(out: Any, report: dict) -> None:
     for key, title in (("agent", "cost by agent"), ("model", "cost by model")):
         rows = table(key, "calls", "errors", "tokens in/out", "cost", "cache hits", "saved", title=title)
         for r in report["cost_by"][key]:
@@ -171,25 +171,25 @@ def _print_costs(out: object, report: dict) -> None:
                 str(r["cache_hits"]),
                 f"${r['saved_usd']:.4f}",
             )
-        out.print(rows)  # type: ignore[attr-defined]
+        out.print(rows)
     tot = report["totals"]
     if tot["cache_hits"] or tot["prompt_cached_tokens"]:
         out.print(
-            f"[cyan]response cache: {tot['cache_hits']} hits, ${tot['saved_usd']:.4f} saved; "  # type: ignore[attr-defined]
+            f"[cyan]response cache: {tot['cache_hits']} hits, ${tot['saved_usd']:.4f} saved; "
             f"provider prompt cache: {tot['prompt_cached_tokens']:,} input tokens[/]"
         )
 
 
-def _print_memory(out: object, memory: dict) -> None:
+def _print_memory(out: Any, memory: dict) -> None:
     rows = table("", "task", "scope", "memory", title="memory")
     for r in memory["recalled"]:
         rows.add_row("recalled", str(r["task_position"] or "-"), "", f"{len(r['ids'])} for: {r['query'][:70]}")
     for s in memory["saved"]:
         rows.add_row("saved", "", s["scope"], s["content"][:90])
-    out.print(rows)  # type: ignore[attr-defined]
+    out.print(rows)
 
 
-def _print_sandbox(out: object, report: dict) -> None:
+def _print_sandbox(out: Any, report: dict) -> None:
     tot = report["totals"]
     title = (
         f"sandbox session {report['session_id']}: {len(report['sandbox_actions'])} actions, "
@@ -201,7 +201,7 @@ def _print_sandbox(out: object, report: dict) -> None:
         took = "-" if a["duration_ms"] is None else f"{a['duration_ms']:.0f}ms"
         first = (a["output"] or "").strip().splitlines()[:1]
         actions.add_row(str(i), str(a["task_position"] or "-"), a["agent"] or "-", a["action"], code, took, a["target"][:60], first[0][:50] if first else "")
-    out.print(actions)  # type: ignore[attr-defined]
+    out.print(actions)
 
 
 def _print_event(event: dict, json_out: bool) -> None:
@@ -261,9 +261,9 @@ def trace(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = 
     console().print(top)
 
 
-def _span_label(node: object) -> str:
-    record, attrs = node.record, node.record["attributes"]  # type: ignore[attr-defined]
-    seconds = node.seconds  # type: ignore[attr-defined]
+def _span_label(node: Any) -> str:
+    record, attrs = node.record, node.record["attributes"]
+    seconds = node.seconds
     parts = [f"[bold]{escape(record['name'])}[/]", f"{seconds * 1000:.0f}ms" if seconds < 1 else fmt_seconds(seconds)]
     if record["name"].startswith("crew "):
         parts.append(f"attempt {attrs.get('mamabear.attempt')}")
@@ -281,9 +281,9 @@ def _span_label(node: object) -> str:
     return "  ".join(parts)
 
 
-def _add_span(tree: object, node: object) -> None:
-    branch = tree.add(_span_label(node))  # type: ignore[attr-defined]
-    for child in node.children:  # type: ignore[attr-defined]
+def _add_span(tree: Any, node: Any) -> None:
+    branch = tree.add(_span_label(node))
+    for child in node.children:
         _add_span(branch, child)
 
 

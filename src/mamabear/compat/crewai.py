@@ -60,8 +60,8 @@ def apply_checkpoint_patches() -> None:
                     "nodes": {key: {"event": _skeleton(node.event), "edges": {k: list(v) for k, v in node.edges.items()}} for key, node in self.nodes.items()}
                 }
 
-        skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]
-        EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]
+        skeleton_dump.mamabear_skeleton = True  # type: ignore[attr-defined]  # a marker: applied once
+        EventRecord.model_dump = skeleton_dump  # type: ignore[method-assign]  # the patch itself
 
     register = CrewAIEventsBus.register_entity
     if not getattr(register, "mamabear_no_flows", False):
@@ -70,8 +70,8 @@ def apply_checkpoint_patches() -> None:
             if getattr(entity, "entity_type", None) != "flow":
                 register(self, entity)
 
-        register_entity.mamabear_no_flows = True  # type: ignore[attr-defined]
-        CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]
+        register_entity.mamabear_no_flows = True  # type: ignore[attr-defined]  # a marker: applied once
+        CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]  # the patch itself
 
 
 def checkpoint_path(location: str, branch: str, parent_id: str | None) -> Path:

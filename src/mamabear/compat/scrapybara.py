@@ -12,7 +12,7 @@ def instance(client: Any, instance_id: str) -> Any:
     """The SDK's UbuntuInstance for an instance started earlier (the SDK makes one only when it starts it)."""
     from scrapybara.client import UbuntuInstance
 
-    return UbuntuInstance(instance_id, None, "running", client._base_client)
+    return UbuntuInstance(instance_id, None, "running", client._base_client)  # type: ignore[arg-type]  # launch time unknown here
 
 
 def problems() -> list[str]:

@@ -26,7 +26,7 @@ def plain_metavars(cmd: Any, help_option_names: list[str]) -> None:
             elif param.metavar is None:
                 param.metavar = (param.name or "value").upper()
         elif isinstance(param, TyperArgument):
-            param.display_type_rich = lambda ctx: None  # its metavar says what it is
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]  # this instance only: its metavar says what it is
     for sub in getattr(cmd, "commands", {}).values():
         plain_metavars(sub, help_option_names)
 

@@ -319,20 +319,20 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
             task_id, agent_override, where = item, None, doc.where("tasks")
         if not isinstance(task_id, str) or task_id not in tasks:
             raise ConfigError(f"{where}: {what} names unknown task '{task_id}'; define it in config/tasks.yaml.")
-        agent_id = agent_override or tasks[task_id].agent
-        if agent_id is None and process == "sequential":
+        runs_on = agent_override or tasks[task_id].agent
+        if runs_on is None and process == "sequential":
             raise ConfigError(
                 f"{where}: task '{task_id}' in {what} has no agent; name one there, as "
                 f"`- task: {task_id}` with `agent: AGENT_ID` on the next line (`mamabear agents list` shows the ids)."
             )
-        if agent_id is not None and agent_id not in agents:
-            raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{agent_id}'.")
-        if process == "sequential" and agent_id not in crew_agents:
-            raise ConfigError(f"{where}: task '{task_id}' runs on agent '{agent_id}', which is not in the agents of {what}.")
+        if runs_on is not None and runs_on not in agents:
+            raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{runs_on}'.")
+        if process == "sequential" and runs_on not in crew_agents:
+            raise ConfigError(f"{where}: task '{task_id}' runs on agent '{runs_on}', which is not in the agents of {what}.")
         for ctx in tasks[task_id].context:
             if ctx not in [t.task for t in crew_tasks]:
                 raise ConfigError(f"{where}: task '{task_id}' needs context from '{ctx}', which does not run before it in {what}.")
-        crew_tasks.append(CrewTask(task=task_id, agent=agent_id))
+        crew_tasks.append(CrewTask(task=task_id, agent=runs_on))
 
     inputs = _parse_inputs(doc, what)
     declared = {i.name for i in inputs}

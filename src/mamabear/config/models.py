@@ -246,7 +246,7 @@ def _retry_policy(current: RetryPolicy, doc: object, path: Path) -> RetryPolicy:
     if not isinstance(doc, YamlMapping):
         raise ConfigError(f"{path}:1: 'retry' must be a mapping of attempts, backoff_s, max_backoff_s, timeout_s, task_retries.")
     known = {f.name: f.type for f in fields(RetryPolicy)}
-    values: dict[str, float | int] = {}
+    values: dict[str, Any] = {}
     for key, value in doc.items():
         if key not in known:
             raise ConfigError(f"{doc.where(key)}: unknown retry setting '{key}'; use one of {', '.join(known)}.")

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class Settings:
 
     def with_flags(self, **flags: object) -> Settings:
         """Return a copy with every flag that was actually given (not None) applied."""
-        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+        return replace(self, **given)
 
 
 def _dotenv(cwd: Path) -> dict[str, str]:
@@ -52,7 +54,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
     configured = env.get("MAMABEAR_CONFIG_DIR")
     if configured:
         project_dir: Path | None = Path(configured).expanduser()
-        if not project_dir.is_dir():
+        if not Path(configured).expanduser().is_dir():
             from mamabear.errors import UsageError
 
             raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ or crews/) or unset it.")

@@ -45,7 +45,7 @@ def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
     return total
 
 
-class _LineLoader(_Loader):  # type: ignore[misc, valid-type]
+class _LineLoader(_Loader):  # type: ignore[misc, valid-type]  # the C or Python loader, chosen at import
     source: Path = Path("<string>")
 
     def get_single_node(self) -> Any:
@@ -103,9 +103,9 @@ def load(path: Path) -> Any:
         return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
+        at = f":{mark.line + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{path}{line}: broken YAML, {problem}; fix the syntax there.") from exc
+        raise ConfigError(f"{path}{at}: broken YAML, {problem}; fix the syntax there.") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: broken YAML ({exc}).") from exc
 

@@ -124,7 +124,7 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
             options["tools"] = parts.tools(planned)
         return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
 
-    by_planned: dict[tuple[str, str], Any] = {}
+    by_planned: dict[tuple[str, str | None], Any] = {}
     agent_map: dict[str, PlannedAgent] = {}
     for planned in plan.agents:
         if plan.manager is not None and planned is plan.manager:

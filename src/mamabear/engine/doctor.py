@@ -114,9 +114,9 @@ def run_checks(ws: Services) -> list[Check]:
     home = ws.settings.home
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / ".doctor-probe"
-        probe.write_text("ok")
-        probe.unlink()
+        marker = home / ".doctor-probe"
+        marker.write_text("ok")
+        marker.unlink()
         checks.append(Check("home", "ok", str(home)))
     except OSError as exc:
         checks.append(Check("home", "fail", f"{home} is not writable ({exc.strerror}); set MAMABEAR_HOME"))

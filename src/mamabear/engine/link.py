@@ -119,7 +119,7 @@ class SessionLink:
         idle_s = self.sessions.config.idle_pause_minutes * 60
         while not self._closed.wait(min(IDLE_CHECK_S, max(idle_s / 4, 0.05))):
             with self._lock:
-                session = self.sessions.ledger.session(self.session_id)  # type: ignore[arg-type]
+                session = self.sessions.ledger.session(self.session_id)  # type: ignore[arg-type]  # the watch starts only once a session exists
                 if self._busy or session["status"] != "running" or time.time() - session["last_used_at"] <= idle_s:
                     continue
                 try:

@@ -43,7 +43,7 @@ def new_run_id() -> str:
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:
     """One sentence for what went wrong, and whether it is the user's setup (2) or the run (1)."""
-    chain = []
+    chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and len(chain) < 8:
         chain.append(current)

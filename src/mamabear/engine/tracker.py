@@ -285,6 +285,7 @@ class Tracker:
         task = self.state.task(position)
         if task is None or task.status == "running":
             return
+        position = task.position
         # CrewAI hands events to a thread pool, so task N+1's start can be handled before task N's end.
         # Wait (briefly) for the end of every earlier task that is not run asynchronously, so the record is in order.
         self._task_ended.wait_for(lambda: not self._unfinished_before(position), timeout=ORDER_WAIT_S)
@@ -310,6 +311,7 @@ class Tracker:
         task = self.state.task(position)
         if task is None or task.status == "completed":
             return
+        position = task.position
         output = getattr(getattr(event, "output", None), "raw", None)
         self.complete_task(position, output, self._ts(event))
 
@@ -353,6 +355,7 @@ class Tracker:
         task = self.state.task(position)
         if task is None:
             return
+        position = task.position
         stop = self.stopping() if self.stopping is not None else None
         if stop is not None:  # not the task's failure: the run was stopped (the run's end settles the task)
             self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)

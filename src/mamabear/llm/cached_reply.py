@@ -29,7 +29,7 @@ def encode(result: Any, response_model: type | None) -> dict[str, Any] | None:
     return None
 
 
-def decode(entry: dict[str, Any], response_model: type | None) -> Any:
+def decode(entry: dict[str, Any], response_model: Any) -> Any:
     """The cached result, or None when it cannot be rebuilt here (then the model is asked again)."""
     from pydantic import BaseModel, ValidationError
 

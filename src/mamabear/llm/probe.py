@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from mamabear.config.models import Route
 from mamabear.config.settings import Settings
@@ -65,7 +66,8 @@ def _ask(target: str, url: str, headers: dict, params: dict) -> Probe:
 
 def probe(routes: list[Route], settings: Settings) -> list[Probe]:
     """One probe per distinct server among the routes, in parallel."""
-    requests, unasked = {}, {}
+    requests: dict[Any, Any] = {}
+    unasked: dict[Any, Any] = {}
     for route in routes:
         request = _request(route, settings)
         if isinstance(request, Probe):

@@ -113,7 +113,7 @@ class QuotaBook:
             if request_wait <= SLACK_S and token_wait <= SLACK_S:
                 if quota.rpm is not None:
                     next_at = max(now, next_at) + 60.0 / quota.rpm
-                if quota.tpm is not None:
+                if quota.tpm is not None and level is not None:  # refilled above: a number whenever tpm is set
                     level -= tokens
                 conn.execute(_SAVE, (provider, next_at, level, updated))
                 return 0.0, ""

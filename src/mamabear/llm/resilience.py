@@ -162,6 +162,8 @@ CALLER: ContextVar[tuple[str | None, tuple[str, ...]] | None] = ContextVar("mama
 class ResilientCalls:
     """Mixed in front of a CrewAI provider class; see ``resilient_class``."""
 
+    _mb_role: str | None  # "memory" for the memory's own model; None for an agent's (a pydantic private attribute)
+
     def configure(self, control: CallControl, model_id: str, fallbacks: list[tuple[str, Callable[[], Any]]]) -> None:
         self._mb_control = control
         self._mb_model_id = model_id
@@ -171,7 +173,7 @@ class ResilientCalls:
     def call(self, *args: Any, **kwargs: Any) -> Any:
         control: CallControl | None = self._mb_control
         if control is None:
-            return super().call(*args, **kwargs)  # type: ignore[misc]
+            return super().call(*args, **kwargs)  # type: ignore[misc]  # a mixin: the provider class comes after it
         caller = CALLER.set((self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks))))
         try:
             return self._resilient_call(control, args, kwargs)
@@ -312,13 +314,13 @@ class ResilientCalls:
 
     def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int]:
         if llm is not self:
-            llm.stop = list(self.stop)  # type: ignore[attr-defined]
+            llm.stop = list(self.stop)  # type: ignore[attr-defined]  # every CrewAI provider LLM has stop
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
         before = token_usage(llm)
         tokens_in = tokens_out = 0
         try:
-            result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]
+            result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
             after = token_usage(llm)
             tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
             tokens_out = after["completion_tokens"] - before["completion_tokens"]
@@ -381,7 +383,7 @@ def resilient_class(native: type) -> type:
     if native not in _classes:
         from pydantic import PrivateAttr
 
-        namespace = {
+        namespace: dict[str, Any] = {
             "__module__": __name__,
             "__annotations__": {"_mb_control": Any, "_mb_model_id": str, "_mb_fallbacks": Any, "_mb_built": Any, "_mb_role": Any},
             "_mb_role": PrivateAttr(default=None),  # "memory" for the memory's own model; None for an agent's

@@ -311,7 +311,7 @@ class ChromaStorage:
             if collection is not None:
                 self._stored_dimension(collection, None)
 
-    def _collection(self) -> Collection | None:
+    def _collection(self) -> Any:  # a Collection or None; Any, as its results' unions cannot be narrowed usefully
         try:
             return self._client.get_collection(self._name, embedding_function=None)
         except NotFoundError:
@@ -343,7 +343,7 @@ class ChromaStorage:
         """The records with these ids, in this order."""
         found: dict[str, MemoryRecord] = {}
         for batch in _chunks(ids, self._client.get_max_batch_size()):
-            rows = collection.get(ids=batch, include=["metadatas", "embeddings"])
+            rows: Any = collection.get(ids=batch, include=["metadatas", "embeddings"])
             rows_read = zip(rows["ids"], rows["metadatas"], rows["embeddings"], strict=True)
             found.update({rid: _decode(meta, vector, self._record_type) for rid, meta, vector in rows_read})
         return [found[rid] for rid in ids if rid in found]
@@ -365,7 +365,7 @@ class ChromaStorage:
         # Encoded first, so that an unserialisable record fails before anything is written.
         items = [(record, _encode(record)) for record in {record.id: record for record in records}.values()]
         with self._guard(exclusive=True):
-            collection = self._collection() or self._create(dim or DEFAULT_DIM)
+            collection: Any = self._collection() or self._create(dim or DEFAULT_DIM)
             stored = self._stored_dimension(collection, dim) or dim or DEFAULT_DIM
             for batch in _chunks(items, self._client.get_max_batch_size()):
                 ids = [record.id for record, _ in batch]

@@ -104,9 +104,10 @@ def make_memory(
         def remember(self, content: str, *args: Any, **kwargs: Any) -> Any:
             return super().remember(redact(content) or "", *args, **kwargs)
 
-        def remember_many(self, contents: list[str], *args: Any, root_scope: str | None = None, **kwargs: Any) -> Any:
+        def remember_many(self, contents: list[str], *args: Any, **kwargs: Any) -> Any:
             contents = [redact(c) or "" for c in contents]
-            return super().remember_many(contents, *args, root_scope=root_scope or crew_scope, **kwargs)
+            kwargs["root_scope"] = kwargs.get("root_scope") or crew_scope
+            return super().remember_many(contents, *args, **kwargs)
 
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
             matches = super().recall(query, *args, **kwargs)

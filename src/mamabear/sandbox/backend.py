@@ -48,6 +48,8 @@ def cap_text(text: str, cap: int) -> str:
 class Backend(Protocol):
     name: str
 
+    def interrupt(self) -> None: ...  # stop every command running now (the run is over)
+
     def create(self, session_id: str) -> tuple[str | None, str]: ...  # (remote id, workdir)
     def bash(self, session: dict, command: str, timeout_s: float) -> CommandResult: ...
     def view(self, session: dict, path: str, view_range: list[int] | None) -> str: ...

@@ -14,6 +14,7 @@ import os
 import posixpath
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +74,9 @@ class CloudBackend:
         from mamabear.compat.scrapybara import instance
 
         return instance(self.client, session["remote_id"])
+
+    def interrupt(self) -> None:
+        """A cloud command ends with its own timeout on the instance; nothing runs here to stop."""
 
     # ------------------------------------------------------------ life cycle
 
@@ -153,7 +157,7 @@ class CloudBackend:
         instance = self._instance(session)
         self._call("start the browser", lambda: instance.browser.start())
         for action in ({"action": "press_key", "keys": ["ctrl", "l"]}, {"action": "type_text", "text": url}, {"action": "press_key", "keys": ["Return"]}):
-            self._call("drive the browser", lambda a=action: instance.computer(**a, screenshot=False))
+            self._call("drive the browser", partial(instance.computer, **action, screenshot=False))
         current = self._call("read the browser's address", lambda: instance.browser.get_current_url())
         return f"the browser is at {getattr(current, 'current_url', url)}"
 

@@ -129,7 +129,7 @@ def _numbers(doc: YamlMapping, key: str, kind: type, current: Any) -> Any:
     section = _section(doc, key)
     fields = current.__dataclass_fields__
     _known(section, set(fields), key)
-    values = {}
+    values: dict[str, Any] = {}
     for name in section:
         default = getattr(current, name)
         if isinstance(default, tuple):

@@ -35,7 +35,7 @@ trap 'export -p > "$MB_STATE/env.new" && mv -f "$MB_STATE/env.new" "$MB_STATE/en
 eval "$1"
 """
 _KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME")
-_LIMIT_SIGNALS = {
+_LIMIT_SIGNALS: dict[int, str] = {
     signal.SIGXCPU: "CPU time limit ({cpu} s) reached",
     signal.SIGXFSZ: "file size limit ({file_mib} MiB) reached",
     signal.SIGKILL: "killed (memory or CPU limit)",
@@ -82,7 +82,7 @@ class LocalBackend:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        capture = _Capture(proc.stdout, limits.output_kib * 1024)  # type: ignore[arg-type]
+        capture = _Capture(proc.stdout, limits.output_kib * 1024)
         timed_out = False
         self._running.add(proc.pid)
         try:
@@ -177,7 +177,7 @@ class _Capture:
 
     def _read(self) -> None:
         half = self.cap // 2
-        while chunk := self.pipe.read1(65536):  # type: ignore[attr-defined]
+        while chunk := self.pipe.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader, typed as the object it is stored as
             with self._lock:
                 self.total += len(chunk)
                 room = half - len(self.head)
@@ -186,7 +186,7 @@ class _Capture:
                     chunk = chunk[room:]
                 if chunk:
                     self.tail = (self.tail + chunk)[-half:]
-        self.pipe.close()  # type: ignore[attr-defined]
+        self.pipe.close()  # type: ignore[attr-defined]  # as above
 
     def result(self) -> str:
         """What the command wrote. A process that left its group (setsid) and still holds the output is not waited for:

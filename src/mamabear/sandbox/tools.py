@@ -56,7 +56,7 @@ class BashTool(_Tool):
     )
     args_schema: type[BaseModel] = BashArgs
 
-    def _use(self, command: str, timeout_s: float | None = None) -> str:
+    def _use(self, command: str, timeout_s: float | None = None) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
         result = sessions.exec(session, command, timeout_s, context)
         return result.for_model() if isinstance(result, CommandResult) else result
@@ -87,7 +87,7 @@ class InsertArgs(BaseModel):
 class _FileTool(_Tool):
     action: str = ""
 
-    def _use(self, path: str, **arguments: Any) -> str:
+    def _use(self, path: str, **arguments: Any) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
         return sessions.edit(session, self.action, path, context, **arguments)
 
@@ -129,7 +129,7 @@ class NavigateTool(_Tool):
     description: str = "Open a web page in your sandbox computer's browser; returns the address it ended up at."
     args_schema: type[BaseModel] = NavigateArgs
 
-    def _use(self, url: str) -> str:
+    def _use(self, url: str) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
         return sessions.act(session, "navigate", url, context, url=url)
 
@@ -143,7 +143,7 @@ class ScreenshotTool(_Tool):
     description: str = "Take a screenshot of your sandbox computer's screen; returns where the image was saved."
     args_schema: type[BaseModel] = ScreenshotArgs
 
-    def _use(self) -> str:
+    def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
         return sessions.act(session, "screenshot", "screen", context)
 
@@ -160,4 +160,5 @@ TOOL_CLASSES: dict[str, type[_Tool]] = {
 
 
 def make_tools(names: tuple[str, ...], link: Any, agent: str | None) -> list[BaseTool]:
-    return [TOOL_CLASSES[name]().bind(link, agent) for name in names]
+    classes: dict[str, Any] = TOOL_CLASSES  # pydantic fills name and description from each class's defaults
+    return [classes[name]().bind(link, agent) for name in names]

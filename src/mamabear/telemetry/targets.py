@@ -61,9 +61,9 @@ def _otlp(env: Mapping[str, str], signal: str) -> Target | None:
     if specific:
         endpoint = specific.strip()
     elif protocol == "grpc":
-        endpoint = general.strip()  # type: ignore[union-attr]
+        endpoint = general.strip()  # type: ignore[union-attr]  # set: checked by the caller's branch
     else:  # the spec: the general endpoint gets the signal's path appended
-        endpoint = f"{general.strip().rstrip('/')}/v1/{signal}"  # type: ignore[union-attr]
+        endpoint = f"{general.strip().rstrip('/')}/v1/{signal}"  # type: ignore[union-attr]  # as above
     if not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"OTLP endpoint '{endpoint}' must start with http:// or https://.")
     header_var = f"OTEL_EXPORTER_OTLP_{upper}_HEADERS" if env.get(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS") else "OTEL_EXPORTER_OTLP_HEADERS"
