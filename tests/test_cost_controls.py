@@ -163,3 +163,13 @@ def test_prompt_cached_input_tokens_are_recorded_and_priced_at_the_cached_rate(c
         s for s in cli("runs", "trace", doc["run_id"], "--json").json() if s["attributes"].get("mamabear.task.position") == 1 and s["name"].startswith("chat ")
     )
     assert chat["attributes"]["gen_ai.usage.cache_read.input_tokens"] == 100
+
+
+def test_a_budget_stop_and_runs_show_count_the_same_spend_with_prompt_caching(cli, fake):
+    fake.add(task="Research", cached_tokens=150)
+    result = cli("run", *RESEARCH, "--base-url", fake.url, "--budget-usd", "0.00001", "--json", "--quiet")
+    assert result.code == 3, result.err
+    doc = result.json()
+    spent = float(doc["error"].split("spent $")[1].split(" ")[0])
+    assert doc["totals"]["prompt_cached_tokens"] == 150
+    assert spent == pytest.approx(doc["totals"]["cost_usd"], abs=5e-5)  # 4d96280: the guard priced cached tokens in full

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Exit codes are part of the command-line contract (DESIGN.md).
+# Exit codes are part of the command-line contract: scripts and CI branch on them (the README lists them; keep both in step).
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -78,7 +78,8 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
 
 
 PRIVACY_DEFAULTS = {
-    # Nothing phones home unless the user asked for it (DESIGN.md, Privacy).
+    # Nothing phones home unless the user asked for it: CrewAI telemetry and tracing, litellm's price fetch and
+    # Hugging Face downloads are off unless set (README, Privacy).
     "CREWAI_DISABLE_TELEMETRY": "true",
     "CREWAI_DISABLE_TRACKING": "true",
     "CREWAI_TRACING_ENABLED": "false",

@@ -189,9 +189,9 @@ class ResilientCalls:
             if cached is not None:
                 return cached
         with own_rate_limit_retry_off():
-            result, answered_by, tokens_in, tokens_out = self._call_chain(control, args, kwargs)
+            result, answered_by, tokens_in, tokens_out, cost = self._call_chain(control, args, kwargs)
         if key is not None:
-            self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out)
+            self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out, cost)
         return result
 
     # ------------------------------------------------------------ response cache
@@ -247,7 +247,9 @@ class ResilientCalls:
         )
         return result
 
-    def _to_cache(self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int) -> None:
+    def _to_cache(
+        self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int, cost: float
+    ) -> None:
         from mamabear.llm.cached_reply import encode
 
         reply = encode(result, named.get("response_model"))
@@ -266,7 +268,7 @@ class ResilientCalls:
                     "model": answered_by,
                     "tokens_in": tokens_in,
                     "tokens_out": tokens_out,
-                    "cost_usd": control.pricer.cost(answered_by, tokens_in, tokens_out),
+                    "cost_usd": cost,
                     "created_at": time.time(),
                 },
                 control.cache_ttl_s,
@@ -286,7 +288,7 @@ class ResilientCalls:
 
     # ------------------------------------------------------------ retries, fallback and quotas
 
-    def _call_chain(self, control: CallControl, args: tuple, kwargs: dict) -> tuple[Any, str, int, int]:
+    def _call_chain(self, control: CallControl, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
         """The first answer of the chain: (result, the model that gave it, its input and output tokens)."""
         chain: list[tuple[str, Callable[[], Any]]] = [(self._mb_model_id, lambda: self), *self._mb_fallbacks]
         last: BaseException | None = None
@@ -312,23 +314,26 @@ class ResilientCalls:
         self._remember_failure(control, kwargs, last)
         raise last
 
-    def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int]:
+    def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
+        """One try of one model: its result, and what it cost, priced once (the guard's spend and the cache's record)."""
         if llm is not self:
             llm.stop = list(self.stop)  # type: ignore[attr-defined]  # every CrewAI provider LLM has stop
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
         before = token_usage(llm)
-        tokens_in = tokens_out = 0
+        tokens_in = tokens_out = cached = 0
         try:
             result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
             after = token_usage(llm)
             tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
             tokens_out = after["completion_tokens"] - before["completion_tokens"]
+            cached = after.get("cached_prompt_tokens", 0) - before.get("cached_prompt_tokens", 0)  # at the provider's cached rate
         finally:
             if estimate is not None:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)
-        control.guard.add(control.pricer.cost(model_id, tokens_in, tokens_out), tokens_in + tokens_out)
-        return result, model_id, tokens_in, tokens_out
+        cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
+        control.guard.add(cost, tokens_in + tokens_out)
+        return result, model_id, tokens_in, tokens_out, cost
 
     @staticmethod
     def _take_quota(control: CallControl, provider: str, args: tuple, kwargs: dict) -> int | None:
