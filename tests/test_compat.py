@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 from conftest import REPO, subprocess_env
-from mamabear import compat
 from mamabear.compat import crewai as crewai_compat
 from mamabear.compat import stdlib
+from mamabear.compat.check import problems
+from mamabear.compat.versions import version
 
 
 def test_every_internal_mamabear_relies_on_is_where_it_expects():
-    assert compat.problems() == []
+    assert problems() == []
 
 
 def test_a_moved_internal_is_named_with_the_library_and_its_version(monkeypatch):
@@ -22,9 +23,9 @@ def test_a_moved_internal_is_named_with_the_library_and_its_version(monkeypatch)
 
     monkeypatch.delattr(atexit, "_run_exitfuncs")
     monkeypatch.delattr(LLM, "_resolve_route")
-    found = compat.problems()
+    found = problems()
     assert any(p.startswith("python 3.") and "atexit._run_exitfuncs is gone" in p for p in found), found
-    assert any(p.startswith(f"crewai {compat.version('crewai')}: LLM._resolve_route") for p in found), found
+    assert any(p.startswith(f"crewai {version('crewai')}: LLM._resolve_route") for p in found), found
     assert stdlib.problems() and len(found) == 2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 
 def restart_local(client: Any) -> None:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 # What a checkpoint keeps of each event: what CrewAI's restore reads (types, ids, task and
 # agent, emission order) and not the payloads (whole agents, tasks and prompts).

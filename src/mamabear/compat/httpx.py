@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 PRICE_FILE = "model_prices_and_context_window_backup.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 
 def instance(client: Any, instance_id: str) -> Any:

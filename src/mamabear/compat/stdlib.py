@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 
 def run_exit_handlers() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from mamabear.compat import moved
+from mamabear.compat.versions import moved
 
 
 def plain_metavars(cmd: Any, help_option_names: list[str]) -> None:

@@ -1,0 +1,348 @@
+"""One attempt of a run (the first ``run`` or a ``resume``): recorded, built whole, kicked off, settled.
+
+``Attempt(...)`` checks what can be checked before a run exists and records the run (a
+detached run is in the store within a moment); ``start()`` imports CrewAI and wires the
+attempt's parts (guard, pricer, tracker, call control, checkpoints, sandbox link, its end);
+``run()`` builds or restores the crew, kicks it off under the signal handlers and the
+watchdog, and settles its status. Each attempt restores the crew from the run's last
+checkpoint (or the store's completed outputs), so completed tasks are never run again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from mamabear.config.limits import Limits
+from mamabear.config.redact import Redactor
+from mamabear.engine.attempt_end import AttemptEnd, RunResult
+from mamabear.engine.plan import Plan
+from mamabear.engine.services import Services
+from mamabear.engine.tracker import Observer, RunState, TaskState
+from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, UsageError
+from mamabear.store.liveness import this_host
+
+
+class Attempt:
+    def __init__(
+        self,
+        ws: Services,
+        plan: Plan,
+        observers: list[Observer],
+        limits: Limits | None = None,
+        run_id: str | None = None,
+        resume: bool = False,
+        on_abandon: Any = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Check the attempt can start and record its run (a first attempt). ``on_abandon(result)`` renders the
+        result when a stop must exit the process early; ``started_at`` is when the command started."""
+        from mamabear.telemetry.targets import targets
+
+        self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
+        self.store = ws.store
+        self.started_at = started_at or time.time()
+        self.limits = limits or Limits()
+        self.options = run_options(ws, plan, self.limits)
+        self.redact = Redactor.for_settings(ws.settings)
+        if self.limits.budget_usd is not None and plan.unpriced:  # a budget that cannot count is no budget
+            raise UsageError(
+                f"--budget-usd {self.limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}; "
+                "add it under prices: in config/models.yaml (USD per million tokens, input and output)."
+            )
+        self.trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
+        self.cache = ws.response_cache()  # so is an unreachable cache
+        if plan.sandbox is not None and plan.sandbox.session:
+            ws.sessions().get(plan.sandbox.session)  # an unknown --session is an error now, not at the first tool call
+        if not resume:
+            run_id = self._record_run(run_id)
+        assert run_id is not None
+        self.run_id = run_id
+        self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
+
+    def _record_run(self, run_id: str | None) -> str:
+        plan, store = self.plan, self.store
+        if run_id is not None and store.has_run(run_id):
+            raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
+        run_id = run_id or new_run_id()
+        store.create_run(
+            run_id,
+            plan.crew.name,
+            plan.crew.process,
+            self.redact.referenced_data(plan.inputs),
+            self.redact.referenced_data(plan.to_dict()),
+            [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None} for t in plan.tasks],
+            self.options,
+            created_at=self.started_at,
+            pid=os.getpid(),
+            host=this_host(),
+        )
+        return run_id
+
+    def phase(self, activity: str) -> None:
+        """What the run is doing before its first task: the live view says so."""
+        self.state.activity = activity
+        for observer in self.observers:
+            observer(self.state, None)
+
+    def start(self) -> None:
+        """Import CrewAI and wire the attempt's parts; the attempt is recorded in the store."""
+        self.phase("importing CrewAI")
+        # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
+        from mamabear.compat.crewai import apply_checkpoint_patches
+        from mamabear.engine.checkpoints import Checkpoints
+        from mamabear.engine.stopping import STOP_GRACE_S, Signals, Watchdog
+        from mamabear.engine.tracker import Tracker
+        from mamabear.llm.guard import Guard
+        from mamabear.llm.pricing import Pricer
+        from mamabear.llm.resilience import CallControl
+
+        ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
+        apply_checkpoint_patches()
+        self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact)
+        self.restore_from = checkpoints.latest() if self.resume else None
+        self.number = attempt = store.start_attempt(
+            run_id,
+            "resume" if self.resume else "run",
+            os.getpid(),
+            this_host(),
+            self.options,
+            str(self.restore_from) if self.restore_from else None,
+            started_at=self.started_at,
+        )
+        state.attempt = attempt
+        spent_usd, spent_tokens = store.spent(run_id)
+        self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
+        pricer = Pricer(ws.models.prices)
+        self.tracker = tracker = Tracker(state, store, pricer, self.redact, self.observers)
+        tracker.stopping = lambda: guard.stop
+        tracker.storage_failed = lambda exc: guard.request_stop("failed", exc.message, exc.exit_code)
+        checkpoints.on_failure = lambda message: tracker.event("checkpoint_failed", message, tracker.current)
+        tracker.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
+        self.control = CallControl(
+            guard=guard,
+            policy=ws.models.retry,
+            pricer=pricer,
+            on_wait=self._on_wait,
+            cache=self.cache,
+            cache_ttl_s=ws.models.cache.ttl_s,
+            on_cache_hit=tracker.cache_hit,
+            quotas=ws.quota_book(),
+            secret=self.redact.holds_secret,
+        )
+        self._announce()
+        self.link = None
+        if plan.sandbox is not None:
+            from mamabear.engine.link import SessionLink
+
+            self.link = SessionLink(
+                ws.sessions(),
+                plan.sandbox,
+                run_id,
+                attempt,
+                lambda: tracker.current,
+                guard,
+                note=lambda kind, message: tracker.event(kind, message, tracker.current),
+            )
+            tracker.after_task.append(self.link.save)
+        self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link)
+
+        def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
+            if self.on_abandon is not None:
+                end.abandon_after(STOP_GRACE_S, self.on_abandon)
+
+        self.signals = Signals(guard, on_stop)
+        self.watchdog = end.watchdog = Watchdog(guard, on_stop)
+
+    def _on_wait(self, why: str | None, kind: str) -> None:
+        self.state.activity = why or "thinking"
+        if why:
+            self.tracker.event(kind, why, self.tracker.current)
+        else:
+            self.tracker.notify(None)
+
+    def _announce(self) -> None:
+        plan, run_id, tracker = self.plan, self.run_id, self.tracker
+        if self.resume:
+            done = sum(t.status == "completed" for t in self.state.tasks)
+            source = (
+                ", from its last checkpoint)"
+                if self.restore_from
+                else ", no readable checkpoint: the done tasks' outputs come from the run store)"
+                if done
+                else ")"
+            )
+            tracker.event("run_resumed", f"run {run_id} resumed (attempt {self.number}, {done} of {len(plan.tasks)} tasks done" + source)
+        else:
+            tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
+            tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")
+
+    def run(self) -> RunResult:
+        """Build or restore the crew, kick it off, and settle how the attempt ended."""
+        self.start()
+        with self.signals.installed():
+            output: str | None = None
+            error: str | None = None
+            exit_code = EXIT_OK
+            try:
+                output = self._kickoff()
+                status = "completed"
+            except KeyboardInterrupt:
+                status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
+                status = "failed"
+                if isinstance(exc, MamabearError):
+                    error, exit_code = exc.message, exc.exit_code
+                else:
+                    error, exit_code = describe_failure(exc)
+                    error = self.tracker.redact(error)
+            finally:
+                self.signals.armed = False
+            settled = self.end.settle(status, error, exit_code, output)
+        if settled is None:  # the abandon timer settled it and is exiting the process
+            threading.Event().wait()
+        assert settled is not None
+        return settled
+
+    def _kickoff(self) -> str | None:
+        from mamabear.compat.httpx import shared_tls
+        from mamabear.engine.build import AgentParts, build
+        from mamabear.engine.resume import with_stored_outputs
+
+        ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
+        parts = AgentParts(plan, ws.settings, ws.models, self.control, self.link)
+        if plan.memory != "off":
+            self.phase("loading the memory model")
+            parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker)
+        self.phase("restoring the checkpoint" if self.restore_from is not None else "building the agents")
+        with shared_tls():
+            if self.restore_from is not None:
+                built = parts.reattach(checkpoints.restore(self.restore_from))
+                built.crew.checkpoint = checkpoints.config()
+            else:
+                built = build(plan, ws.catalog, parts, checkpoints.config())
+            if self.resume:
+                with_stored_outputs(built.crew, self.store.tasks(self.run_id))
+        tracker.attach(built)
+        guard.start_clock()
+        self.watchdog.start()
+        guard.check()
+        result: Any = built.crew.kickoff(inputs=None if self.restore_from else plan.inputs)
+        self.signals.armed = False
+        tracker.detach()
+        for position, task_output in enumerate(result.tasks_output, start=1):
+            tracker.complete_task(position, task_output.raw)
+        output = tracker.redact(result.raw)
+        _remember_result(parts.memory, plan, self.run_id, output, tracker)
+        return output
+
+
+def new_run_id() -> str:
+    """Sortable by start time and readable: 261123-213455-a3f9."""
+    return f"{datetime.now():%y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """One sentence for what went wrong, and whether it is the user's setup (2) or the run (1)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    names = {type(e).__name__ for e in chain}
+    message = next((str(e) for e in chain if str(e)), type(exc).__name__).strip().splitlines()[0]
+    if names & {"APIConnectionError", "ConnectError", "ConnectionError", "ConnectTimeout"}:
+        return f"cannot reach the model provider ({message}); check --base-url or your network.", EXIT_USAGE
+    if names & {"AuthenticationError", "PermissionDeniedError"}:
+        return f"the model provider refused the API key ({message}); check the key's environment variable.", EXIT_USAGE
+    if "NotFoundError" in names:
+        return f"the model provider does not know the model ({message}); check --model or config/models.yaml.", EXIT_USAGE
+    return message, EXIT_FAILED
+
+
+def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:
+    """What a resume reuses unless told otherwise: never a key."""
+    chosen = {
+        "model": ws.settings.model,
+        "base_url": ws.settings.base_url,
+        "sandbox": plan.sandbox.backend if plan.sandbox else None,
+        "session": plan.sandbox.session if plan.sandbox else None,
+        "no_memory": ws.settings.no_memory,
+        "no_cache": ws.settings.no_cache,
+    }
+    return {k: v for k, v in chosen.items() if v} | limits.to_dict()
+
+
+def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float) -> RunState:
+    """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
+    rows = {t["position"]: t for t in store.tasks(run_id)}
+    tasks = []
+    for t in plan.tasks:
+        row = rows.get(t.position, {})
+        done = row.get("status") == "completed"
+        tasks.append(
+            TaskState(
+                position=t.position,
+                task=t.id,
+                agent=t.agent,
+                model=t.route.model if t.route else None,
+                status="completed" if done else "pending",
+                output=row.get("output") if done else None,
+                started_at=row.get("started_at") if done else None,
+                finished_at=row.get("finished_at") if done else None,
+                tokens_in=row.get("tokens_in", 0),
+                tokens_out=row.get("tokens_out", 0),
+                cost_usd=row.get("cost_usd", 0.0),
+                llm_calls=row.get("llm_calls", 0),
+            )
+        )
+    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
+
+
+def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:
+    """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it).
+
+    The crew's work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal.
+    """
+    if memory is None or memory.read_only or not output:
+        return
+    try:
+        memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
+        memory.drain_writes()
+    except Exception as exc:  # noqa: BLE001 - any embedder or store failure
+        tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
+
+
+def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:
+    """The attempt's span tree (None with OTEL_SDK_DISABLED=true)."""
+    from mamabear.telemetry.targets import disabled
+
+    if disabled(ws.settings.env):
+        return None
+    from mamabear.telemetry.sinks import Sinks
+    from mamabear.telemetry.spans import RunTrace
+
+    return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact, started_at=started_at)
+
+
+def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> Any:
+    """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
+    from mamabear.memory.shared import make_memory
+
+    workers = [a for a in plan.agents if a is not plan.manager]
+    llm = parts.llm(workers[0] if workers else plan.manager)
+    llm._mb_role = "memory"  # its calls are the memory's, attributed to memory and the task in hand
+    return make_memory(
+        ws.settings,
+        ws.memory_config,
+        llm=llm,
+        crew=plan.crew.name,
+        mode=plan.memory,
+        run_id=run_id,
+        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data),
+        warm=True,
+    )
