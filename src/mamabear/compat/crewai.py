@@ -126,6 +126,12 @@ def resume_from_first_unfinished(crew: Any) -> None:
         crew.checkpoint_kickoff_event_id = f"mamabear-resume-{secrets.token_hex(8)}"
 
 
+def pending_saves(memory: Any) -> list[Any]:
+    """The futures of the memory saves still running in CrewAI's save pool (``Memory._pending_saves``)."""
+    with memory._pending_lock:
+        return list(memory._pending_saves)
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -138,6 +144,7 @@ def problems() -> list[str]:
         from crewai.events.event_bus import CrewAIEventsBus
         from crewai.llms import retry
         from crewai.llms.base_llm import BaseLLM
+        from crewai.memory.unified_memory import Memory
         from crewai.state.event_record import EventRecord
         from crewai.state.provider import json_provider
     except ImportError as exc:
@@ -151,4 +158,5 @@ def problems() -> list[str]:
     params = _call_parameters()
     need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
+    need({"_pending_saves", "_pending_lock"} <= set(Memory.__private_attributes__), "Memory._pending_saves and ._pending_lock")
     return found

@@ -306,15 +306,27 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
 def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:
     """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it).
 
-    The crew's work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal.
+    The crew's work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal, and one
+    that is stuck (its save pool behind a save that hangs) is not waited for longer than its ``save_wait_s``.
     """
     if memory is None or memory.read_only or not output:
         return
-    try:
-        memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
-        memory.drain_writes()
-    except Exception as exc:  # noqa: BLE001 - any embedder or store failure
-        tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {exc}") or "")
+    failed: list[Exception] = []
+
+    def save() -> None:
+        try:
+            memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
+            memory.drain_writes()
+        except Exception as exc:  # noqa: BLE001 - any embedder or store failure
+            failed.append(exc)
+
+    saver = threading.Thread(target=save, name="mamabear-remember-result", daemon=True)
+    saver.start()
+    saver.join(getattr(memory, "save_wait_s", None))
+    if failed:
+        tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {failed[0]}") or "")
+    elif saver.is_alive():
+        tracker.event("memory_failed", "warning: the run's result is still being saved to memory; not waited for")
 
 
 def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:

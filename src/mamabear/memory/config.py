@@ -18,6 +18,7 @@ class MemoryConfig:
     collection: str = "mamabear_memory"
     embedder: Any = LOCAL  # "local" or CrewAI's embedder spec {provider, config}
     query_analysis_threshold: int = 200
+    save_wait_s: float = 120.0  # how long a recall waits for memories still being saved before it goes on without them
 
     @classmethod
     def load(cls, roots: list[Path]) -> MemoryConfig:
@@ -31,7 +32,7 @@ class MemoryConfig:
             return
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: memory.yaml must be a mapping.")
-        known = {"collection", "embedder", "query_analysis_threshold"}
+        known = {"collection", "embedder", "query_analysis_threshold", "save_wait_s"}
         for key in doc:
             if key not in known:
                 raise ConfigError(f"{doc.where(key)}: unknown field '{key}' in memory.yaml; use one of: {', '.join(sorted(known))}.")
@@ -47,6 +48,11 @@ class MemoryConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{doc.where('query_analysis_threshold')}: 'query_analysis_threshold' must be a whole number of at least 1.")
             self.query_analysis_threshold = value
+        if "save_wait_s" in doc:
+            wait = doc["save_wait_s"]
+            if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf"):
+                raise ConfigError(f"{doc.where('save_wait_s')}: 'save_wait_s' must be a number of seconds, zero or more.")
+            self.save_wait_s = float(wait)
 
     @property
     def embedder_name(self) -> str:

@@ -10,7 +10,7 @@ recalls and never saves. What a run saves and recalls is written to its events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from mamabear.config.redact import Redactor
 from mamabear.config.settings import Settings
@@ -95,6 +95,8 @@ def make_memory(
     redact = Redactor.for_settings(settings)  # secrets and sensitive data never reach the memory
 
     class SharedMemory(Memory):
+        save_wait_s: ClassVar[float] = config.save_wait_s  # the longest anything waits for memories still being saved
+
         @model_serializer(mode="plain")
         def _not_checkpointed(self) -> bool:
             # A checkpoint records "no memory"; a resumed run attaches the shared memory again
@@ -108,6 +110,17 @@ def make_memory(
             contents = [redact(c) or "" for c in contents]
             kwargs["root_scope"] = kwargs.get("root_scope") or crew_scope
             return super().remember_many(contents, *args, **kwargs)
+
+        def drain_writes(self) -> None:
+            """Wait for the memories still being saved, but not for ever: a save stuck in its model call or its store
+            (a full disk) would hold the recall before every task, and so the run. After ``save_wait_s`` it goes on."""
+            from concurrent.futures import wait
+
+            from mamabear.compat.crewai import pending_saves
+
+            _, running = wait(pending_saves(self), timeout=config.save_wait_s)
+            if running and note is not None:
+                note("memory_failed", f"warning: {len(running)} memory save(s) still running after {config.save_wait_s:g}s; going on without them", {})
 
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
             matches = super().recall(query, *args, **kwargs)
