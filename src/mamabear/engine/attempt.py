@@ -118,19 +118,16 @@ class Attempt:
         spent_usd, spent_tokens = store.spent(run_id)
         self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
         pricer = Pricer(ws.models.prices)
-        self.tracker = tracker = Tracker(state, store, pricer, self.redact, self.observers)
-        tracker.stopping = lambda: guard.stop
-        tracker.storage_failed = lambda exc: guard.request_stop("failed", exc.message, exc.exit_code)
-        checkpoints.on_failure = lambda message: tracker.event("checkpoint_failed", message, tracker.current)
+        self.tracker = tracker = Tracker(state, store, pricer, self.redact, self.observers, guard)
+        checkpoints.events = tracker
         tracker.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         self.control = CallControl(
             guard=guard,
             policy=ws.models.retry,
             pricer=pricer,
-            on_wait=self._on_wait,
+            events=tracker,
             cache=self.cache,
             cache_ttl_s=ws.models.cache.ttl_s,
-            on_cache_hit=tracker.cache_hit,
             quotas=ws.quota_book(),
             secret=self.redact.holds_secret,
         )
@@ -139,15 +136,7 @@ class Attempt:
         if plan.sandbox is not None:
             from mamabear.engine.link import SessionLink
 
-            self.link = SessionLink(
-                ws.sessions(),
-                plan.sandbox,
-                run_id,
-                attempt,
-                lambda: tracker.current,
-                guard,
-                note=lambda kind, message: tracker.event(kind, message, tracker.current),
-            )
+            self.link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, tracker, guard)
             tracker.after_task.append(self.link.save)
         self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link)
 
@@ -157,13 +146,6 @@ class Attempt:
 
         self.signals = Signals(guard, on_stop)
         self.watchdog = end.watchdog = Watchdog(guard, on_stop)
-
-    def _on_wait(self, why: str | None, kind: str) -> None:
-        self.state.activity = why or "thinking"
-        if why:
-            self.tracker.event(kind, why, self.tracker.current)
-        else:
-            self.tracker.notify(None)
 
     def _announce(self) -> None:
         plan, run_id, tracker = self.plan, self.run_id, self.tracker
@@ -355,6 +337,6 @@ def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> 
         crew=plan.crew.name,
         mode=plan.memory,
         run_id=run_id,
-        note=lambda kind, message, data: tracker.event(kind, message, tracker.current, data=data),
+        events=tracker,
         warm=True,
     )

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from crewai.state.checkpoint_config import CheckpointConfig
 from crewai.state.provider.json_provider import JsonProvider
@@ -38,10 +38,16 @@ from mamabear.config.redact import Redactor
 KEEP = 5  # checkpoints kept per run; older ones are pruned after each write
 
 
+class CheckpointEvents(Protocol):
+    """Where a checkpoint that cannot be written is said (the run's tracker implements it)."""
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None: ...
+
+
 class SafeJsonProvider(JsonProvider):
     provider_type: Literal["json"] = "json"
     _redact: Any = PrivateAttr(default=None)
-    _on_failure: Any = PrivateAttr(default=None)  # told why a checkpoint could not be written (CrewAI only logs it)
+    _events: Any = PrivateAttr(default=None)  # told why a checkpoint could not be written (CrewAI only logs it)
 
     def checkpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
         text = data
@@ -60,10 +66,11 @@ class SafeJsonProvider(JsonProvider):
         except BaseException as exc:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError) and self._on_failure is not None:
-                self._on_failure(
+            if isinstance(exc, OSError) and self._events is not None:
+                self._events.note(
+                    "checkpoint_failed",
                     f"warning: the checkpoint could not be written to {path.parent} ({exc.strerror or exc}); "
-                    "a resume would repeat the tasks since the last one written"
+                    "a resume would repeat the tasks since the last one written",
                 )
             raise
         return str(path)
@@ -73,15 +80,15 @@ class SafeJsonProvider(JsonProvider):
 
 
 class Checkpoints:
-    def __init__(self, home: Path, run_id: str, redact: Redactor, on_failure: Any = None) -> None:
+    def __init__(self, home: Path, run_id: str, redact: Redactor, events: CheckpointEvents | None = None) -> None:
         self.dir = home / "checkpoints" / run_id
         self.redact = redact
-        self.on_failure = on_failure
+        self.events = events
 
     def config(self) -> CheckpointConfig:
         provider = SafeJsonProvider()
         provider._redact = self.redact
-        provider._on_failure = self.on_failure
+        provider._events = self.events
         return CheckpointConfig(location=str(self.dir), on_events=["task_completed"], provider=provider, max_checkpoints=KEEP)
 
     def files(self) -> list[Path]:

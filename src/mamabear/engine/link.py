@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from mamabear.engine.plan import SandboxPlan
 from mamabear.errors import EXIT_USAGE
@@ -23,21 +23,19 @@ from mamabear.sandbox.sessions import Context, Sessions
 IDLE_CHECK_S = 30.0
 
 
+class LinkEvents(Protocol):
+    """What the link needs from its run: the task in hand, and a place to say what happened to the session."""
+
+    current: int | None  # the position of the task in hand
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None: ...
+
+
 class SessionLink:
-    def __init__(
-        self,
-        sessions: Sessions,
-        plan: SandboxPlan,
-        run_id: str,
-        attempt: int,
-        position: Callable[[], int | None],
-        guard: Any = None,
-        note: Callable[[str, str], None] | None = None,
-    ) -> None:
+    def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int, events: LinkEvents, guard: Any = None) -> None:
         self.sessions, self.plan, self.run_id, self.attempt = sessions, plan, run_id, attempt
-        self.position = position
+        self.events = events
         self.guard = guard
-        self.note = note or (lambda kind, message: None)  # a run event: what happened to the session
         self.session_id: str | None = None
         self._busy = 0  # tool calls in progress: an instance is never paused under one
         self._lock = threading.RLock()
@@ -45,7 +43,7 @@ class SessionLink:
         self._watch: threading.Thread | None = None
 
     def context(self, agent: str | None) -> Context:
-        return Context(self.run_id, self.attempt, self.position(), agent)
+        return Context(self.run_id, self.attempt, self.events.current, agent)
 
     def session(self, agent: str | None = None) -> dict:
         """The run's session, ready for a command: opened, resumed or replaced as needed."""
@@ -77,7 +75,7 @@ class SessionLink:
         sessions, plan = self.sessions, self.plan
         if plan.session:
             session = sessions.resume(sessions.get(plan.session), context)
-            self.note("sandbox_session", f"working in sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+            self.events.note("sandbox_session", f"working in sandbox session {session['id']} ({session['backend']}, {session['kind']})")
             return session
         if plan.reuse:
             for pooled in sessions.ledger.pooled(plan.kind, plan.backend):
@@ -85,10 +83,10 @@ class SessionLink:
                     session = sessions.resume(pooled, context)
                 except SandboxError:
                     continue
-                self.note("sandbox_session", f"reusing pooled sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+                self.events.note("sandbox_session", f"reusing pooled sandbox session {session['id']} ({session['backend']}, {session['kind']})")
                 return session
         session = sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context)
-        self.note("sandbox_session", f"started sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+        self.events.note("sandbox_session", f"started sandbox session {session['id']} ({session['backend']}, {session['kind']})")
         return session
 
     def save(self) -> None:
@@ -124,6 +122,6 @@ class SessionLink:
                     continue
                 try:
                     self.sessions.pause(session)
-                    self.note("sandbox_paused", f"paused idle sandbox session {session['id']}; the next command resumes it")
+                    self.events.note("sandbox_paused", f"paused idle sandbox session {session['id']}; the next command resumes it")
                 except SandboxError:
                     pass

@@ -143,7 +143,8 @@ def one_line(message: str) -> str:
 
 
 class Tracker:
-    def __init__(self, state: RunState, store: Store, pricer: Pricer, redact: Redactor, observers: list[Observer]) -> None:
+    def __init__(self, state: RunState, store: Store, pricer: Pricer, redact: Redactor, observers: list[Observer], guard: Any = None) -> None:
+        """``guard``: the run's (llm.guard.Guard): a failing store stops the run through it, and a task that fails under a stop is not the task's failure."""
         self.state = state
         self.store = store
         self.pricer = pricer
@@ -159,8 +160,7 @@ class Tracker:
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
-        self.stopping: Callable[[], Any] | None = None  # the run's stop (guard.RunStopped) once one is decided
-        self.storage_failed: Callable[[StorageError], None] = lambda exc: None  # the store cannot be written (disk full)
+        self.guard = guard
 
     # ------------------------------------------------------------ wiring
 
@@ -209,10 +209,30 @@ class Tracker:
                 try:
                     method(event)
                 except StorageError as exc:  # CrewAI would only log it: the run must stop, it can no longer be recorded
-                    self.storage_failed(exc)
+                    self._storage_failed(exc)
 
         handler.__name__ = f"mamabear_{method.__name__}"
         return handler
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        """The store cannot be written (a full disk): the run must stop, as it can no longer be recorded."""
+        if self.guard is not None:
+            self.guard.request_stop("failed", exc.message, exc.exit_code)
+
+    # ------------------------------------------------------------ what the run's parts tell it (llm CallEvents,
+    # memory MemoryEvents, the sandbox LinkEvents, CheckpointEvents): one typed seam, no lambdas
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None:
+        """An event of the run, for the task in hand."""
+        self.event(kind, message, self.current, data=data)
+
+    def waiting(self, why: str | None, kind: str) -> None:
+        """A backoff or quota wait begins (logged, shown) or ends (the view goes back to thinking)."""
+        self.state.activity = why or "thinking"
+        if why:
+            self.event(kind, why, self.current)
+        else:
+            self.notify(None)
 
     def notify(self, line: str | None) -> None:
         for observer in self.observers:
@@ -225,7 +245,7 @@ class Tracker:
         try:
             self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
         except StorageError as exc:
-            self.storage_failed(exc)
+            self._storage_failed(exc)
         self.notify(message)
 
     # ------------------------------------------------------------ lookups
@@ -356,7 +376,7 @@ class Tracker:
         if task is None:
             return
         position = task.position
-        stop = self.stopping() if self.stopping is not None else None
+        stop = self.guard.stop if self.guard is not None else None
         if stop is not None:  # not the task's failure: the run was stopped (the run's end settles the task)
             self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)
             return

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mamabear.compat.crewai import call_arguments, own_rate_limit_retry_off, token_usage
 from mamabear.config.models import RetryPolicy, provider_of
@@ -102,11 +102,11 @@ def backoff(retry: int, policy: RetryPolicy, asked: float | None, rand: Callable
 
 def _wait(control: CallControl, seconds: float, why: str, kind: str) -> None:
     """Wait visibly (the progress view and the run's log say why) and stoppably (the guard)."""
-    control.on_wait(why, kind)
+    control.events.waiting(why, kind)
     try:
         control.guard.wait(seconds)
     finally:
-        control.on_wait(None, kind)
+        control.events.waiting(None, kind)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -128,6 +128,29 @@ class CacheHit:
     seconds: float
 
 
+class CallEvents(Protocol):
+    """What a run hears from its model calls besides CrewAI's own events (the run's tracker implements it)."""
+
+    def waiting(self, why: str | None, kind: str) -> None: ...  # a backoff or quota wait begins (why) or ends (None)
+
+    def cache_hit(self, hit: CacheHit) -> None: ...  # a call the response cache answered: no CrewAI event exists for it
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None: ...  # something the run's log should say
+
+
+class NoCallEvents:
+    """For model calls outside a run (doctor, benchmarks): nobody listens."""
+
+    def waiting(self, why: str | None, kind: str) -> None:
+        pass
+
+    def cache_hit(self, hit: CacheHit) -> None:
+        pass
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None:
+        pass
+
+
 @dataclass
 class CallControl:
     """What every resilient LLM of one run shares: the guard, the policy, the accounting, the cache and the quotas."""
@@ -135,10 +158,9 @@ class CallControl:
     guard: Guard
     policy: RetryPolicy
     pricer: Pricer
-    on_wait: Callable[[str | None, str], None] = lambda _why, _kind: None  # tells the progress view about a backoff or quota wait
+    events: CallEvents = field(default_factory=NoCallEvents)
     cache: Any = None  # response_cache.ResponseCache, or None (--no-cache)
     cache_ttl_s: float | None = None
-    on_cache_hit: Callable[[CacheHit], None] = lambda _hit: None
     quotas: Any = None  # quota.QuotaBook, or None when no provider has a quota
     notes: dict[str, str] = field(default_factory=dict)  # task id -> error to tell the agent on its retry
     secret: Callable[[str], bool] = lambda _text: False  # does this text hold a secret? Such a request or answer is never cached
@@ -233,7 +255,7 @@ class ResilientCalls:
         if result is None:
             return None
         control.guard.check()  # a cancelled or stopped run stops here too
-        control.on_cache_hit(
+        control.events.cache_hit(
             CacheHit(
                 model=self._mb_model_id,
                 answered_by=str(entry.get("model") or self._mb_model_id),
@@ -283,8 +305,7 @@ class ResilientCalls:
             if control.cache is None:
                 return
             control.cache = None
-        control.on_wait(f"response cache switched off for this run: {exc.message}", "cache_failed")
-        control.on_wait(None, "cache_failed")
+        control.events.note("cache_failed", f"response cache switched off for this run: {exc.message}")
 
     # ------------------------------------------------------------ retries, fallback and quotas
 

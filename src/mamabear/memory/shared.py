@@ -9,8 +9,7 @@ recalls and never saves. What a run saves and recalls is written to its events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from mamabear.config.redact import Redactor
 from mamabear.config.settings import Settings
@@ -18,7 +17,11 @@ from mamabear.errors import ConfigError
 from mamabear.memory.config import MemoryConfig
 from mamabear.memory.embedder import make_embedder
 
-Note = Callable[[str, str, dict], None]  # (kind, message, data) -> a run event
+
+class MemoryEvents(Protocol):
+    """What a run's memory tells the run: saves, recalls and what was not waited for (the run's tracker implements it)."""
+
+    def note(self, kind: str, message: str, data: dict | None = None) -> None: ...
 
 
 def location(settings: Settings) -> str:
@@ -34,15 +37,15 @@ def open_storage(settings: Settings, config: MemoryConfig, record_type: Any = No
 class _Recorded:
     """The store as one run's memory sees it: every save is noted for the run's record, with its run id."""
 
-    def __init__(self, storage: Any, run_id: str, note: Note) -> None:
-        self._storage, self._run_id, self._note = storage, run_id, note
+    def __init__(self, storage: Any, run_id: str, events: MemoryEvents) -> None:
+        self._storage, self._run_id, self._events = storage, run_id, events
 
     def save(self, records: list[Any]) -> None:
         for record in records:
             record.metadata = {**(record.metadata or {}), "run_id": self._run_id}
         self._storage.save(records)
         for record in records:
-            self._note(
+            self._events.note(
                 "memory_saved", f"saved to memory {record.scope}: {record.content[:120]}", {"id": record.id, "scope": record.scope, "content": record.content}
             )
 
@@ -74,7 +77,7 @@ def make_memory(
     crew: str | None = None,
     mode: str = "shared",
     run_id: str | None = None,
-    note: Note | None = None,
+    events: MemoryEvents | None = None,
     warm: bool = False,
 ) -> Any:
     """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode.
@@ -119,21 +122,21 @@ def make_memory(
             from mamabear.compat.crewai import pending_saves
 
             _, running = wait(pending_saves(self), timeout=config.save_wait_s)
-            if running and note is not None:
-                note("memory_failed", f"warning: {len(running)} memory save(s) still running after {config.save_wait_s:g}s; going on without them", {})
+            if running and events is not None:
+                events.note("memory_failed", f"warning: {len(running)} memory save(s) still running after {config.save_wait_s:g}s; going on without them", {})
 
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
             matches = super().recall(query, *args, **kwargs)
-            if note is not None and matches:
-                note(
+            if events is not None and matches:
+                events.note(
                     "memory_recalled",
                     f"recalled {len(matches)} memories for: {query[:80]}",
                     {"query": query, "ids": [m.record.id for m in matches], "scores": [round(m.score, 4) for m in matches]},
                 )
             return matches
 
-    if run_id is not None and note is not None:
-        storage = _Recorded(storage, run_id, note)
+    if run_id is not None and events is not None:
+        storage = _Recorded(storage, run_id, events)
     embedder = make_embedder(config)
     if warm and hasattr(embedder, "load"):
         embedder.load()
