@@ -24,6 +24,7 @@ from mamabear.engine.plan import Plan
 from mamabear.engine.services import Services
 from mamabear.engine.tracker import Observer, RunState, TaskState
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, UsageError
+from mamabear.status import Status
 from mamabear.store.liveness import this_host
 
 
@@ -150,7 +151,7 @@ class Attempt:
     def _announce(self) -> None:
         plan, run_id, tracker = self.plan, self.run_id, self.tracker
         if self.resume:
-            done = sum(t.status == "completed" for t in self.state.tasks)
+            done = sum(t.status == Status.COMPLETED for t in self.state.tasks)
             source = (
                 ", from its last checkpoint)"
                 if self.restore_from
@@ -172,11 +173,11 @@ class Attempt:
             exit_code = EXIT_OK
             try:
                 output = self._kickoff()
-                status = "completed"
+                status = Status.COMPLETED
             except KeyboardInterrupt:
-                status, error, exit_code = "interrupted", "was interrupted", EXIT_INTERRUPTED
+                status, error, exit_code = Status.INTERRUPTED, "was interrupted", EXIT_INTERRUPTED
             except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
-                status = "failed"
+                status = Status.FAILED
                 if isinstance(exc, MamabearError):
                     error, exit_code = exc.message, exc.exit_code
                 else:
@@ -265,14 +266,14 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
     tasks = []
     for t in plan.tasks:
         row = rows.get(t.position, {})
-        done = row.get("status") == "completed"
+        done = row.get("status") == Status.COMPLETED
         tasks.append(
             TaskState(
                 position=t.position,
                 task=t.id,
                 agent=t.agent,
                 model=t.route.model if t.route else None,
-                status="completed" if done else "pending",
+                status=Status.COMPLETED if done else Status.PENDING,
                 output=row.get("output") if done else None,
                 started_at=row.get("started_at") if done else None,
                 finished_at=row.get("finished_at") if done else None,

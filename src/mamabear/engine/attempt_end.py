@@ -15,14 +15,14 @@ from typing import Any
 
 from mamabear.engine.tracker import RunState, TaskState
 from mamabear.errors import EXIT_INTERRUPTED, StorageError
-from mamabear.status import STOPPED
+from mamabear.status import STOPPED, Status
 from mamabear.store.database import FINAL_STATUSES
 
 
 @dataclass
 class RunResult:
     run_id: str
-    status: str
+    status: Status
     output: str | None
     error: str | None
     state: RunState
@@ -49,7 +49,7 @@ class AttemptEnd:
         self._done = False
         self._abandoning = False
 
-    def settle(self, status: str, error: str | None, exit_code: int, output: str | None, drain_s: float = MEMORY_DRAIN_S) -> RunResult | None:
+    def settle(self, status: Status, error: str | None, exit_code: int, output: str | None, drain_s: float = MEMORY_DRAIN_S) -> RunResult | None:
         with self._lock:
             if self._done:
                 return None
@@ -63,11 +63,11 @@ class AttemptEnd:
                 self.link.close()  # bill the sandbox time; an unpooled cloud session is paused
             if self.guard.stop is not None:
                 status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
-                if status == "interrupted" and self.store.cancel_requested(run_id):
-                    status, error = "cancelled", "was cancelled"
+                if status == Status.INTERRUPTED and self.store.cancel_requested(run_id):
+                    status, error = Status.CANCELLED, "was cancelled"
             try:
                 task = _settle_running_task(tracker, status, error)
-                if status == "failed" and task is not None:
+                if status == Status.FAILED and task is not None:
                     error = f"task {task.position} {task.task} failed: {error}"
                 state.status, state.activity, state.finished_at = status, status, time.time()
                 self.store.finish_attempt(run_id, self.attempt, status, error, output)
@@ -86,7 +86,7 @@ class AttemptEnd:
                     },
                 ):
                     tracker.event("trace_export_failed", f"warning: {problem}")
-            if status == "completed":
+            if status == Status.COMPLETED:
                 self.checkpoints.discard()  # a completed run is never resumed
             tracker.event("run_finished", f"{ending_line(run_id, status, error)} ({_summary(state)})", data={"status": status})
             assert status in FINAL_STATUSES
@@ -113,7 +113,7 @@ class AttemptEnd:
             cap.daemon = True
             cap.start()
             try:
-                result = self.settle("interrupted", "was interrupted", EXIT_INTERRUPTED, None, drain_s=STOPPED_DRAIN_S)
+                result = self.settle(Status.INTERRUPTED, "was interrupted", EXIT_INTERRUPTED, None, drain_s=STOPPED_DRAIN_S)
             except BaseException:  # noqa: BLE001
                 os._exit(stop.exit_code if stop is not None else EXIT_INTERRUPTED)
             if result is None:
@@ -164,13 +164,13 @@ def _summary(state: RunState) -> str:
     return line
 
 
-def _settle_running_task(tracker: Any, status: str, error: str | None) -> TaskState | None:
+def _settle_running_task(tracker: Any, status: Status, error: str | None) -> TaskState | None:
     """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume)."""
     task = tracker.state.task(tracker.current)
-    if task is None or task.status == "completed":
+    if task is None or task.status == Status.COMPLETED:
         return None
-    task.status = "failed" if status == "failed" else status
+    task.status = Status.FAILED if status == Status.FAILED else status
     task.finished_at = task.finished_at or time.time()
-    task.error = error if status == "failed" else None
+    task.error = error if status == Status.FAILED else None
     tracker.store.update_task(tracker.state.run_id, task.position, status=task.status, error=task.error, finished_at=task.finished_at)
     return task

@@ -19,6 +19,7 @@ from mamabear.engine.plan import SandboxPlan
 from mamabear.errors import EXIT_USAGE
 from mamabear.sandbox.backend import SandboxError
 from mamabear.sandbox.sessions import Context, Sessions
+from mamabear.status import Status
 
 IDLE_CHECK_S = 30.0
 
@@ -58,7 +59,7 @@ class SessionLink:
                 return self.sessions.ledger.session(self.session_id)  # a paused one is resumed by the next action
             except SandboxError as exc:
                 if self.guard is not None:
-                    self.guard.request_stop("failed", exc.message, EXIT_USAGE)
+                    self.guard.request_stop(Status.FAILED, exc.message, EXIT_USAGE)
                 raise
 
     @contextmanager

@@ -8,6 +8,7 @@ from mamabear.config.limits import Limits
 from mamabear.engine.plan import Plan, make_plan
 from mamabear.engine.services import Services
 from mamabear.errors import UsageError
+from mamabear.status import Status
 from mamabear.store.database import RESUMABLE_STATUSES
 from mamabear.store.liveness import running_here, settle_orphans
 
@@ -20,7 +21,7 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     run = settle_orphans(store, [store.run(run_id)])[0]
     if running_here(run):
         raise UsageError(f"run {run_id} is still running (pid {run['pid']}); stop it with `mamabear runs cancel {run_id}` first.")
-    if run["status"] == "running":
+    if run["status"] == Status.RUNNING:
         raise UsageError(f"run {run_id} is marked running on {run['host'] or 'another machine'}; it can only be resumed where it ran.")
     if run["status"] not in RESUMABLE_STATUSES:
         raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
@@ -54,7 +55,7 @@ def with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
     """
     from crewai.tasks.task_output import TaskOutput
 
-    done = {row["position"]: row["output"] for row in rows if row["status"] == "completed" and row["output"] is not None}
+    done = {row["position"]: row["output"] for row in rows if row["status"] == Status.COMPLETED and row["output"] is not None}
     filled = False
     for position, task in enumerate(crew.tasks, start=1):
         if task.output is not None:

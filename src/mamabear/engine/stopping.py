@@ -28,6 +28,7 @@ from typing import Any
 
 from mamabear.errors import EXIT_INTERRUPTED
 from mamabear.llm.guard import CANCEL_POLL_S, Guard, RunStopped
+from mamabear.status import Status
 
 STOP_GRACE_S = 2.0  # a stopped run's own unwinding gets this long before it is settled from outside
 EXIT_CAP_S = 10.0  # and the process exits at most this long after that, recorded or not
@@ -58,7 +59,7 @@ class Signals:
             self.received += 1
             if self.received > 1:
                 os._exit(EXIT_INTERRUPTED)
-        self.guard.request_stop("interrupted", f"was interrupted ({signal.Signals(signum).name})")
+        self.guard.request_stop(Status.INTERRUPTED, f"was interrupted ({signal.Signals(signum).name})")
         if count:
             self.on_stop()
 

@@ -20,6 +20,7 @@ from mamabear.config.redact import Redactor
 from mamabear.engine.build import Built
 from mamabear.errors import StorageError
 from mamabear.llm.pricing import Pricer
+from mamabear.status import Status
 from mamabear.store.database import Store
 
 OUTPUT_CAP = 20_000  # characters of a tool's output kept in the store
@@ -32,7 +33,7 @@ class TaskState:
     task: str
     agent: str | None
     model: str | None
-    status: str = "pending"
+    status: Status = Status.PENDING
     started_at: float | None = None
     finished_at: float | None = None
     tokens_in: int = 0
@@ -57,7 +58,7 @@ class RunState:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     activity: str = "starting"
-    status: str = "running"
+    status: Status = Status.RUNNING
     attempt: int = 1
     cache_hits: int = 0  # in this attempt
     saved_usd: float = 0.0
@@ -217,7 +218,7 @@ class Tracker:
     def _storage_failed(self, exc: StorageError) -> None:
         """The store cannot be written (a full disk): the run must stop, as it can no longer be recorded."""
         if self.guard is not None:
-            self.guard.request_stop("failed", exc.message, exc.exit_code)
+            self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
 
     # ------------------------------------------------------------ what the run's parts tell it (llm CallEvents,
     # memory MemoryEvents, the sandbox LinkEvents, CheckpointEvents): one typed seam, no lambdas
@@ -303,16 +304,16 @@ class Tracker:
     def _task_started(self, event: Any) -> None:
         position = self._position(event)
         task = self.state.task(position)
-        if task is None or task.status == "running":
+        if task is None or task.status == Status.RUNNING:
             return
         position = task.position
         # CrewAI hands events to a thread pool, so task N+1's start can be handled before task N's end.
         # Wait (briefly) for the end of every earlier task that is not run asynchronously, so the record is in order.
         self._task_ended.wait_for(lambda: not self._unfinished_before(position), timeout=ORDER_WAIT_S)
         self.current = position
-        task.status, task.started_at = "running", self._ts(event)
+        task.status, task.started_at = Status.RUNNING, self._ts(event)
         self.state.activity = f"{task.agent or 'manager'} thinking"
-        self.store.update_task(self.state.run_id, position, status="running", started_at=task.started_at)
+        self.store.update_task(self.state.run_id, position, status=Status.RUNNING, started_at=task.started_at)
         self.event(
             "task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})", position, task.agent, ts=task.started_at
         )
@@ -322,14 +323,14 @@ class Tracker:
     def _unfinished_before(self, position: int) -> bool:
         crew_tasks = self.built.crew.tasks if self.built is not None else []
         return any(
-            t.status == "running" and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
+            t.status == Status.RUNNING and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
             for t in self.state.tasks[: position - 1]
         )
 
     def _task_completed(self, event: Any) -> None:
         position = self._position(event)
         task = self.state.task(position)
-        if task is None or task.status == "completed":
+        if task is None or task.status == Status.COMPLETED:
             return
         position = task.position
         output = getattr(getattr(event, "output", None), "raw", None)
@@ -338,13 +339,13 @@ class Tracker:
     def complete_task(self, position: int, output: str | None, finished_at: float | None = None) -> None:
         with self._lock:
             task = self.state.task(position)
-            if task is None or task.status == "completed":
+            if task is None or task.status == Status.COMPLETED:
                 return
-            task.status, task.finished_at, task.output = "completed", finished_at or time.time(), self.redact(output)
+            task.status, task.finished_at, task.output = Status.COMPLETED, finished_at or time.time(), self.redact(output)
             if task.started_at is None:
                 task.started_at = task.finished_at
             self.store.update_task(
-                self.state.run_id, position, status="completed", output=task.output, started_at=task.started_at, finished_at=task.finished_at
+                self.state.run_id, position, status=Status.COMPLETED, output=task.output, started_at=task.started_at, finished_at=task.finished_at
             )
             self.event(
                 "task_completed",
@@ -359,7 +360,7 @@ class Tracker:
                     position,
                     task.task,
                     task.agent,
-                    "completed",
+                    Status.COMPLETED,
                     task.finished_at,
                     tokens_in=task.tokens_in,
                     tokens_out=task.tokens_out,
@@ -380,13 +381,13 @@ class Tracker:
         if stop is not None:  # not the task's failure: the run was stopped (the run's end settles the task)
             self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)
             return
-        task.status, task.finished_at, task.error = "failed", self._ts(event), self.redact(str(event.error))
-        self.store.update_task(self.state.run_id, position, status="failed", error=task.error, finished_at=task.finished_at)
+        task.status, task.finished_at, task.error = Status.FAILED, self._ts(event), self.redact(str(event.error))
+        self.store.update_task(self.state.run_id, position, status=Status.FAILED, error=task.error, finished_at=task.finished_at)
         self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
         self._task_ended.notify_all()
         if self.trace is not None:
             self.trace.task_ended(
-                position, task.task, task.agent, "failed", task.finished_at, task.error, task.tokens_in, task.tokens_out, task.cost_usd, task.started_at
+                position, task.task, task.agent, Status.FAILED, task.finished_at, task.error, task.tokens_in, task.tokens_out, task.cost_usd, task.started_at
             )
 
     def _agent_started(self, event: Any) -> None:

@@ -16,15 +16,21 @@ from crewai.hooks.dispatch import HookAborted
 from mamabear.config.durations import fmt_seconds
 from mamabear.config.limits import Limits
 from mamabear.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_TIME_LIMIT
+from mamabear.status import Status
 
-EXIT_CODES = {"time_limit": EXIT_TIME_LIMIT, "budget_exhausted": EXIT_BUDGET, "interrupted": EXIT_INTERRUPTED, "cancelled": EXIT_INTERRUPTED}
+EXIT_CODES = {
+    Status.TIME_LIMIT: EXIT_TIME_LIMIT,
+    Status.BUDGET_EXHAUSTED: EXIT_BUDGET,
+    Status.INTERRUPTED: EXIT_INTERRUPTED,
+    Status.CANCELLED: EXIT_INTERRUPTED,
+}
 CANCEL_POLL_S = 2.0
 
 
 class RunStopped(HookAborted):
     """A deliberate stop. A HookAborted, so CrewAI passes it straight up instead of retrying the task."""
 
-    def __init__(self, status: str, reason: str, exit_code: int | None = None) -> None:
+    def __init__(self, status: Status, reason: str, exit_code: int | None = None) -> None:
         super().__init__(reason, source="mamabear")
         self.status = status
         self.exit_code = EXIT_CODES[status] if exit_code is None else exit_code
@@ -51,7 +57,7 @@ class Guard:
             self.spent_usd += usd
             self.spent_tokens += tokens
 
-    def request_stop(self, status: str, reason: str, exit_code: int | None = None) -> None:
+    def request_stop(self, status: Status, reason: str, exit_code: int | None = None) -> None:
         if self._stop is None:
             self._stop = RunStopped(status, reason, exit_code)
         self._wake.set()
@@ -75,15 +81,15 @@ class Guard:
     def _why_stop(self) -> RunStopped | None:
         limits = self.limits
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            return RunStopped("time_limit", f"reached its time limit of {fmt_seconds(limits.max_duration_s or 0)}")
+            return RunStopped(Status.TIME_LIMIT, f"reached its time limit of {fmt_seconds(limits.max_duration_s or 0)}")
         if limits.budget_usd is not None and self.spent_usd >= limits.budget_usd:
-            return RunStopped("budget_exhausted", f"spent ${self.spent_usd:.4f} of its ${limits.budget_usd:g} budget")
+            return RunStopped(Status.BUDGET_EXHAUSTED, f"spent ${self.spent_usd:.4f} of its ${limits.budget_usd:g} budget")
         if limits.budget_tokens is not None and self.spent_tokens >= limits.budget_tokens:
-            return RunStopped("budget_exhausted", f"used {self.spent_tokens:,} of its {limits.budget_tokens:,} token budget")
+            return RunStopped(Status.BUDGET_EXHAUSTED, f"used {self.spent_tokens:,} of its {limits.budget_tokens:,} token budget")
         if self._cancel_requested is not None and time.monotonic() >= self._next_poll:
             self._next_poll = time.monotonic() + CANCEL_POLL_S
             if self._cancel_requested():
-                return RunStopped("cancelled", "was cancelled")
+                return RunStopped(Status.CANCELLED, "was cancelled")
         return None
 
     def wait(self, seconds: float) -> None:
