@@ -64,16 +64,15 @@ class Signals:
             self.on_stop()
 
     def _watch(self, fd: int) -> None:
-        while True:
-            try:
-                data = os.read(fd, 64)
-            except OSError:
-                return
-            if not data:
-                return
-            for signum in data:
-                if signum in _SIGNALS:
-                    self._note(signum)
+        try:
+            while data := os.read(fd, 64):  # empty once the run is over and the write end is closed
+                for signum in data:
+                    if signum in _SIGNALS:
+                        self._note(signum)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     @contextmanager
     def installed(self) -> Iterator[Signals]:
