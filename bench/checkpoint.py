@@ -27,8 +27,8 @@ def checkpoint_writes(url: str) -> tuple[list[float], list[int], str]:
     from crewai.events import crewai_event_bus
     from crewai.events.types.checkpoint_events import CheckpointCompletedEvent
 
+    from mamabear.engine.attempt import Attempt
     from mamabear.engine.plan import make_plan
-    from mamabear.engine.runner import execute
     from mamabear.engine.services import Services
 
     durations: list[float] = []
@@ -41,7 +41,7 @@ def checkpoint_writes(url: str) -> tuple[list[float], list[int], str]:
     crewai_event_bus.on(CheckpointCompletedEvent)(seen)
     ws = Services(base_url=url)
     plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
-    result = execute(ws, plan, [])
+    result = Attempt(ws, plan, []).run()
     crewai_event_bus.flush()
     crewai_event_bus.off(CheckpointCompletedEvent, seen)
     return durations, sizes, result.run_id
@@ -64,7 +64,7 @@ def restore_in_process(run_id: str) -> float:
     from mamabear.config.redact import Redactor
     from mamabear.engine.build import AgentParts
     from mamabear.engine.checkpoints import Checkpoints
-    from mamabear.engine.runner import prepare_resume
+    from mamabear.engine.resume import prepare_resume
 
     ws, plan, _limits, run_id = prepare_resume(run_id)
     checkpoints = Checkpoints(ws.settings.home, run_id, Redactor(ws.settings.env))

@@ -53,10 +53,10 @@ def plain_crewai(catalog, plan, url: str, memory: bool = False) -> float:
 
 
 def with_mamabear(ws, plan) -> float:
-    from mamabear.engine.runner import execute
+    from mamabear.engine.attempt import Attempt
 
     start = time.perf_counter()
-    result = execute(ws, plan, [])
+    result = Attempt(ws, plan, []).run()
     assert result.status == "completed", result.error
     return time.perf_counter() - start
 

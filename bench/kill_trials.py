@@ -57,6 +57,10 @@ def task_of(request: dict) -> int | None:
     return next((i for i, marker in enumerate(TASKS, start=1) if marker in request["task"]), None)
 
 
+def nothing_to_resume(moment: str) -> dict:
+    return {"moment": moment, "repeated": 0, "inflight": 0, "stuck": 0, "unfinished": 0}
+
+
 def trial(fake: FakeLLM, home: Path, url: str, kill_after: float) -> dict:
     first = len(fake.chat_requests)
     proc = mamabear(home, "run", *ARGS, "--base-url", url)
@@ -64,19 +68,22 @@ def trial(fake: FakeLLM, home: Path, url: str, kill_after: float) -> dict:
     proc.kill()
     proc.communicate(timeout=60)
     killed_at = len(fake.chat_requests)
-    runs = store(home).list_runs(limit=1) if (home / "mamabear.db").exists() else []
+    if not (home / "mamabear.db").exists():
+        return nothing_to_resume("before the run's row")
+    db = store(home)
+    runs = db.list_runs(limit=1)
     if not runs:
-        return {"moment": "before the run's row", "repeated": 0, "inflight": 0, "stuck": 0, "unfinished": 0}
+        return nothing_to_resume("before the run's row")
     run_id = runs[0]["id"]
-    done = {t["position"] for t in store(home).tasks(run_id) if t["status"] == "completed"}
+    done = {t["position"] for t in db.tasks(run_id) if t["status"] == "completed"}
     asked_before = Counter(task_of(r) for r in fake.chat_requests[first:killed_at])
     moment = "start-up" if not asked_before else f"task {len(done) + 1}" if len(done) < len(TASKS) else "after the last task"
     if runs[0]["status"] == "completed":  # killed as it exited
-        return {"moment": "after the last task", "repeated": 0, "inflight": 0, "stuck": 0, "unfinished": 0}
+        return nothing_to_resume("after the last task")
     resume = mamabear(home, "resume", run_id, "--base-url", url, "--json")
     _, err = resume.communicate(timeout=600)
     after = Counter(task_of(r) for r in fake.chat_requests[killed_at:])
-    final = store(home).run(run_id)
+    final = db.run(run_id)
     return {
         "moment": moment,
         "repeated": sum(1 for p in done if after[p]),

@@ -92,8 +92,8 @@ def open_and_close(receiver: OtlpReceiver, rounds: int = 20) -> list[float]:
 
 def crew_run(env: dict[str, str]) -> tuple[float, int]:
     from mamabear.config.limits import Limits
+    from mamabear.engine.attempt import Attempt
     from mamabear.engine.plan import make_plan
-    from mamabear.engine.runner import execute
     from mamabear.engine.services import Services
 
     saved = {k: os.environ.get(k) for k in env}
@@ -102,7 +102,7 @@ def crew_run(env: dict[str, str]) -> tuple[float, int]:
         ws = Services(base_url=FAKE.url, no_cache=True)
         plan = make_plan(ws.catalog, ws.models, CREW, INPUTS, ws.settings)
         begin = time.perf_counter()
-        result = execute(ws, plan, [], Limits())
+        result = Attempt(ws, plan, [], Limits()).run()
         return time.perf_counter() - begin, result.state.llm_calls
     finally:
         for key, value in saved.items():

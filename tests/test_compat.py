@@ -37,7 +37,7 @@ def test_call_arguments_are_bound_by_call_s_own_signature():
 def test_importing_mamabear_changes_no_library_until_the_run_engine_applies_it():
     code = """
 from crewai.state.event_record import EventRecord
-import mamabear.engine.checkpoints, mamabear.engine.runner, mamabear.cli
+import mamabear.engine.checkpoints, mamabear.engine.attempt, mamabear.cli
 assert not getattr(EventRecord.model_dump, "mamabear_skeleton", False), "patched on import"
 from mamabear.compat.crewai import apply_checkpoint_patches
 apply_checkpoint_patches(); apply_checkpoint_patches()

@@ -149,7 +149,7 @@ def test_two_runs_at_once_share_one_store_without_harm(fake, isolated):
 ABANDON = """
 import sys
 from mamabear.engine.plan import make_plan
-from mamabear.engine.runner import execute
+from mamabear.engine.attempt import Attempt
 from mamabear.engine.services import Services
 
 ws = Services(base_url=sys.argv[1])
@@ -158,7 +158,7 @@ plan = make_plan(ws.catalog, ws.models, "research", {"topic": "otters"}, ws.sett
 def broken_renderer(result):
     raise RuntimeError("the terminal went away")
 
-execute(ws, plan, [], on_abandon=broken_renderer)
+Attempt(ws, plan, [], on_abandon=broken_renderer).run()
 """
 
 

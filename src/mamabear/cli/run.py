@@ -15,8 +15,8 @@ from mamabear.errors import UsageError
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
     from mamabear.config.limits import Limits
+    from mamabear.engine.attempt_end import RunResult
     from mamabear.engine.plan import Plan
-    from mamabear.engine.runner import RunResult
     from mamabear.engine.services import Services
 
 
@@ -125,8 +125,8 @@ def run(
         render_plan(plan, json_out)
         return
     if detach:
+        from mamabear.engine.attempt import new_run_id
         from mamabear.engine.detach import spawn
-        from mamabear.engine.runner import new_run_id
 
         run_id = new_run_id()
         args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
@@ -171,7 +171,7 @@ def resume(
     Budgets count the whole run, every attempt; a time limit counts this attempt only.
     The run's model, server and limits are reused unless given again.
     """
-    from mamabear.engine.runner import prepare_resume
+    from mamabear.engine.resume import prepare_resume
 
     ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, **limits_from(budget_usd, budget_tokens, max_duration))
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
@@ -180,7 +180,7 @@ def resume(
 def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
-    from mamabear.engine.runner import execute
+    from mamabear.engine.attempt import Attempt
 
     progress: LiveProgress | PlainProgress | None
     if quiet:
@@ -200,7 +200,8 @@ def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool
     from mamabear.cli.options import command_started
 
     with progress or nullcontext(), library_chatter_off():
-        result = execute(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started())
+        attempt = Attempt(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started())
+        result = attempt.run()
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)
 
@@ -213,7 +214,7 @@ def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
-        from mamabear.engine.runner import ending_line
+        from mamabear.engine.attempt_end import ending_line
 
         print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
         if result.status != "completed":

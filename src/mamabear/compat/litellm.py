@@ -14,9 +14,13 @@ PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 @lru_cache(maxsize=1)
 def cost_map() -> dict[str, dict]:
-    """litellm's per-model prices and limits; empty when the file is missing (doctor and --budget-usd say so)."""
+    """litellm's per-model prices and limits; empty when the file is missing or unreadable (doctor and --budget-usd say so)."""
     path = price_file()
-    return json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+    try:
+        known = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
 
 
 def price_file() -> Path | None:
@@ -32,10 +36,6 @@ def problems() -> list[str]:
     path = price_file()
     if path is None:
         return [moved("litellm", f"its price file {PRICE_FILE}", "is missing")]
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [moved("litellm", f"its price file {path}", f"cannot be read ({exc})")]
-    if not isinstance(known, dict) or "input_cost_per_token" not in known.get("gpt-4.1", {}):
-        return [moved("litellm", f"its price file {path}", "no longer has gpt-4.1's input_cost_per_token")]
+    if "input_cost_per_token" not in cost_map().get("gpt-4.1", {}):
+        return [moved("litellm", f"its price file {path}", "cannot be read or no longer has gpt-4.1's input_cost_per_token")]
     return []

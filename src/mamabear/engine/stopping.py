@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mamabear.errors import EXIT_INTERRUPTED
-from mamabear.llm.guard import CANCEL_POLL_S, Guard, RunStopped
+from mamabear.llm.guard import CANCEL_POLL_S, Guard
 from mamabear.status import Status
 
 STOP_GRACE_S = 2.0  # a stopped run's own unwinding gets this long before it is settled from outside
@@ -48,27 +48,29 @@ class Signals:
         self._unwound = False
 
     def __call__(self, signum: int, _frame: Any) -> None:
-        """The Python-level handler (main thread, whenever it gets there): unwind the crew once."""
-        self._note(signum, count=False)
+        """The Python-level handler (main thread, whenever it gets there): unwind the crew once. Counting is the watcher's."""
+        self._ask_stop(signum)
         if self.armed and not self._unwound:
             self._unwound = True
             raise KeyboardInterrupt
 
-    def _note(self, signum: int, count: bool = True) -> None:
-        if count:
-            self.received += 1
-            if self.received > 1:
-                os._exit(EXIT_INTERRUPTED)
+    def _ask_stop(self, signum: int) -> None:
         self.guard.request_stop(Status.INTERRUPTED, f"was interrupted ({signal.Signals(signum).name})")
-        if count:
-            self.on_stop()
+
+    def _received_one(self, signum: int) -> None:
+        """Every signal, whatever thread it landed on: the first stops the run, the second exits at once."""
+        self.received += 1
+        if self.received > 1:
+            os._exit(EXIT_INTERRUPTED)
+        self._ask_stop(signum)
+        self.on_stop()
 
     def _watch(self, fd: int) -> None:
         try:
             while data := os.read(fd, 64):  # empty once the run is over and the write end is closed
                 for signum in data:
                     if signum in _SIGNALS:
-                        self._note(signum)
+                        self._received_one(signum)
         except OSError:
             pass
         finally:
@@ -113,11 +115,11 @@ class Watchdog:
     def _watch(self) -> None:
         while not self._ended.is_set():
             try:
-                self.guard.check()
-            except RunStopped:
+                stop = self.guard.stopping()
+            except Exception:  # noqa: BLE001 - a store that cannot say whether a cancel is flagged: ask again later
+                stop = None
+            if stop is not None:
                 if not self._ended.is_set():
                     self.on_stop()
                 return
-            except Exception:  # noqa: BLE001 - a store that cannot say whether a cancel is flagged: ask again later
-                pass
             self.guard.sleep(CANCEL_POLL_S)
