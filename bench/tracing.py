@@ -32,6 +32,8 @@ def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
     from pathlib import Path
 
     from mamabear.config.redact import Redactor
+    from mamabear.observe import Call, RunState, Step, TaskState
+    from mamabear.status import Status
     from mamabear.telemetry.sinks import Sinks
     from mamabear.telemetry.spans import RunTrace
     from mamabear.telemetry.targets import targets
@@ -43,30 +45,20 @@ def span_work(receiver: OtlpReceiver | None, metrics: bool) -> list[float]:
             env["OTEL_METRICS_EXPORTER"] = "none"
     sinks = Sinks.open(Path(os.environ["MAMABEAR_HOME"]), f"bench-{time.time_ns()}", targets(env))
     trace = RunTrace(sinks, "bench-run", CREW, 1, Redactor({}))
-    trace.task_started(1, "plan_build", "scout_commander", time.time())
-    agent_key = ("agent", "a1", 1)
-    trace.agent_started(agent_key, "scout_commander", 1, time.time())
+    task = TaskState(1, "plan_build", "scout_commander", "openai/gpt-4.1", Status.RUNNING, started_at=time.time())
+    state = RunState("bench-run", CREW, [task])
+    trace.task_started(state, task, None)
+    step = Step(1, "scout_commander", "a1")
+    trace.agent_started(step, time.time())
     samples = []
     for i in range(CALLS):
         begin = time.perf_counter()
         now = time.time()
-        trace.llm_started(f"call-{i}", agent_key, 1, now, f"event-{i}", None)
-        trace.llm_ended(
-            f"call-{i}",
-            agent_key=agent_key,
-            position=1,
-            agent="scout_commander",
-            provider="openai",
-            request_model="openai/gpt-4.1",
-            response_model="openai/gpt-4.1",
-            tokens_in=812,
-            tokens_out=95,
-            cost=0.00238,
-            ts=now + 0.001,
-            started=now,
-            finish_reason="stop",
-            response_id=f"chatcmpl-{i}",
-        )
+        call = Call(f"call-{i}", Step(1, "scout_commander", "a1", f"event-{i}"), "openai/gpt-4.1", "openai/gpt-4.1", now)
+        trace.call_started(call)
+        call.finished_at, call.outcome, call.tokens_in, call.tokens_out, call.cost_usd = now + 0.001, "ok", 812, 95, 0.00238
+        call.finish_reason, call.response_id = "stop", f"chatcmpl-{i}"
+        trace.call_ended(call)
         samples.append(time.perf_counter() - begin)
     trace.finish("completed", None, {})
     return samples

@@ -9,20 +9,20 @@ from typing import IO, Any
 
 from mamabear.cli.output import status_text
 from mamabear.config.durations import fmt_seconds
-from mamabear.engine.tracker import RunState
+from mamabear.observe import Event, RunObserver, RunState
 
 
-class PlainProgress:
+class PlainProgress(RunObserver):
     """For logs and CI: every event as one timestamped line on stderr, written whole (events come from many threads)."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self._lock = threading.Lock()
 
-    def __call__(self, state: RunState, line: str | None) -> None:
-        if line:
+    def event(self, state: RunState, event: Event) -> None:
+        if event.message:
             with self._lock:
-                self.stream.write(f"{time.strftime('%H:%M:%S')} {state.run_id} {line}\n")
+                self.stream.write(f"{time.strftime('%H:%M:%S')} {state.run_id} {event.message}\n")
                 self.stream.flush()
 
     def __enter__(self) -> PlainProgress:
@@ -73,7 +73,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
     return table
 
 
-class LiveProgress:
+class LiveProgress(RunObserver):
     """For a person at a terminal: the task table redrawn live, with what is happening now."""
 
     def __init__(self, console: Any) -> None:
@@ -93,7 +93,10 @@ class LiveProgress:
         header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"), ("▸ ", "cyan"), self.state.activity)
         return Group(header, task_table(self.state))
 
-    def __call__(self, state: RunState, line: str | None) -> None:
+    def changed(self, state: RunState) -> None:
+        self.state = state  # redrawn four times a second from it
+
+    def event(self, state: RunState, event: Event) -> None:
         self.state = state
 
     def __enter__(self) -> LiveProgress:

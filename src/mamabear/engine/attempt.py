@@ -22,8 +22,8 @@ from mamabear.config.redact import Redactor
 from mamabear.engine.attempt_end import AttemptEnd, RunResult
 from mamabear.engine.plan import Plan
 from mamabear.engine.services import Services
-from mamabear.engine.tracker import Observer, RunState, TaskState
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MamabearError, UsageError
+from mamabear.observe import RunObserver, RunState, TaskState
 from mamabear.status import Status
 from mamabear.store.liveness import this_host
 
@@ -33,15 +33,16 @@ class Attempt:
         self,
         ws: Services,
         plan: Plan,
-        observers: list[Observer],
+        observers: list[RunObserver],
         limits: Limits | None = None,
         run_id: str | None = None,
         resume: bool = False,
         on_abandon: Any = None,
         started_at: float | None = None,
     ) -> None:
-        """Check the attempt can start and record its run (a first attempt). ``on_abandon(result)`` renders the
-        result when a stop must exit the process early; ``started_at`` is when the command started."""
+        """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
+        besides the store and the tracer (a progress view); ``on_abandon(result)`` renders the result when a stop
+        must exit the process early; ``started_at`` is when the command started."""
         from mamabear.telemetry.targets import targets
 
         self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
@@ -88,7 +89,7 @@ class Attempt:
         """What the run is doing before its first task: the live view says so."""
         self.state.activity = activity
         for observer in self.observers:
-            observer(self.state, None)
+            observer.changed(self.state)
 
     def start(self) -> None:
         """Import CrewAI and wire the attempt's parts; the attempt is recorded in the store."""
@@ -101,6 +102,7 @@ class Attempt:
         from mamabear.llm.guard import Guard
         from mamabear.llm.pricing import Pricer
         from mamabear.llm.resilience import CallControl
+        from mamabear.store.writer import StoreWriter
 
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
@@ -119,9 +121,10 @@ class Attempt:
         spent_usd, spent_tokens = store.spent(run_id)
         self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
         pricer = Pricer(ws.models.prices)
-        self.tracker = tracker = Tracker(state, store, pricer, self.redact, self.observers, guard)
+        self.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
+        observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
+        self.tracker = tracker = Tracker(state, pricer, self.redact, observers, guard)
         checkpoints.events = tracker
-        tracker.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         self.control = CallControl(
             guard=guard,
             policy=ws.models.retry,
@@ -139,7 +142,7 @@ class Attempt:
 
             self.link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, tracker, guard)
             tracker.after_task.append(self.link.save)
-        self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link)
+        self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link, self.trace)
 
         def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
             if self.on_abandon is not None:

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mamabear.engine.tracker import RunState, TaskState
 from mamabear.errors import EXIT_INTERRUPTED, StorageError
+from mamabear.observe import RunState
 from mamabear.status import STOPPED, Status
 from mamabear.store.database import FINAL_STATUSES
 
@@ -40,9 +40,9 @@ class AttemptEnd:
     stop (the checkpoint of the last completed task is already on disk) and exits.
     """
 
-    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None) -> None:
+    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None, trace: Any = None) -> None:
         self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
-        self.link = link
+        self.link, self.trace = link, trace
         self.memory: Any = None  # the run's shared memory: what it is still saving is waited for, however the run ends
         self.watchdog: Any = None
         self._lock = threading.Lock()
@@ -66,7 +66,7 @@ class AttemptEnd:
                 if status == Status.INTERRUPTED and self.store.cancel_requested(run_id):
                     status, error = Status.CANCELLED, "was cancelled"
             try:
-                task = _settle_running_task(tracker, status, error)
+                task = tracker.settle_running_task(status, error)
                 if status == Status.FAILED and task is not None:
                     error = f"task {task.position} {task.task} failed: {error}"
                 state.status, state.activity, state.finished_at = status, status, time.time()
@@ -75,8 +75,8 @@ class AttemptEnd:
                 if exc.message not in (error or ""):
                     error = exc.message if error is None else f"{error}; {exc.message}"
                 exit_code = exit_code or exc.exit_code
-            if tracker.trace is not None:
-                for problem in tracker.trace.finish(
+            if self.trace is not None:
+                for problem in self.trace.finish(
                     status,
                     error,
                     {
@@ -162,15 +162,3 @@ def _summary(state: RunState) -> str:
     if state.cache_hits:
         line += f"; {state.cache_hits} answered from the cache, ${state.saved_usd:.4f} saved"
     return line
-
-
-def _settle_running_task(tracker: Any, status: Status, error: str | None) -> TaskState | None:
-    """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume)."""
-    task = tracker.state.task(tracker.current)
-    if task is None or task.status == Status.COMPLETED:
-        return None
-    task.status = Status.FAILED if status == Status.FAILED else status
-    task.finished_at = task.finished_at or time.time()
-    task.error = error if status == Status.FAILED else None
-    tracker.store.update_task(tracker.state.run_id, task.position, status=task.status, error=task.error, finished_at=task.finished_at)
-    return task

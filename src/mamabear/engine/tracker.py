@@ -1,8 +1,10 @@
-"""Follows a run on CrewAI's event bus: keeps the live run state, writes the store, tells observers.
+"""Follows a run on CrewAI's event bus: keeps the live run state and tells the run's observers what happened.
 
 CrewAI runs synchronous handlers on a thread pool, so events can arrive slightly out
 of order; everything here is keyed (call id, task position) and guarded by one lock.
-Usage is counted per LLM call from the call events, never from CrewAI's own summary.
+Usage is counted per LLM call from the call events, never from CrewAI's own summary. Each event
+becomes a typed record (``mamabear.observe``), redacted once here, that every observer gets: the
+store writer, the tracer and the progress view.
 """
 
 from __future__ import annotations
@@ -12,82 +14,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from mamabear.config.models import provider_of
 from mamabear.config.redact import Redactor
 from mamabear.engine.build import Built
 from mamabear.errors import StorageError
 from mamabear.llm.pricing import Pricer
+from mamabear.observe import Call, Event, MemoryQuery, RunObserver, RunState, Step, TaskState, ToolUse
 from mamabear.status import Status
-from mamabear.store.database import Store
 
 OUTPUT_CAP = 20_000  # characters of a tool's output kept in the store
 ORDER_WAIT_S = 2.0  # the longest a task's start waits for the previous task's end to be handled
-
-
-@dataclass
-class TaskState:
-    position: int
-    task: str
-    agent: str | None
-    model: str | None
-    status: Status = Status.PENDING
-    started_at: float | None = None
-    finished_at: float | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-    llm_calls: int = 0
-    output: str | None = None
-    error: str | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.finished_at or time.time()) - self.started_at
-
-
-@dataclass
-class RunState:
-    run_id: str
-    crew: str
-    tasks: list[TaskState]
-    started_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
-    activity: str = "starting"
-    status: Status = Status.RUNNING
-    attempt: int = 1
-    cache_hits: int = 0  # in this attempt
-    saved_usd: float = 0.0
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished_at or time.time()) - self.started_at
-
-    def task(self, position: int | None) -> TaskState | None:
-        return self.tasks[position - 1] if position and 0 < position <= len(self.tasks) else None
-
-    @property
-    def tokens_in(self) -> int:
-        return sum(t.tokens_in for t in self.tasks)
-
-    @property
-    def tokens_out(self) -> int:
-        return sum(t.tokens_out for t in self.tasks)
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(t.cost_usd for t in self.tasks)
-
-    @property
-    def llm_calls(self) -> int:
-        return sum(t.llm_calls for t in self.tasks)
-
-
-Observer = Callable[[RunState, str | None], None]
 
 
 def usage_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
@@ -144,10 +81,9 @@ def one_line(message: str) -> str:
 
 
 class Tracker:
-    def __init__(self, state: RunState, store: Store, pricer: Pricer, redact: Redactor, observers: list[Observer], guard: Any = None) -> None:
+    def __init__(self, state: RunState, pricer: Pricer, redact: Redactor, observers: list[RunObserver], guard: Any = None) -> None:
         """``guard``: the run's (llm.guard.Guard): a failing store stops the run through it, and a task that fails under a stop is not the task's failure."""
         self.state = state
-        self.store = store
         self.pricer = pricer
         self.redact = redact
         self.observers = observers
@@ -155,12 +91,11 @@ class Tracker:
         self.current: int | None = None  # position of the task running now
         self._lock = threading.RLock()
         self._task_ended = threading.Condition(self._lock)
-        self._call_started: dict[str, float] = {}
+        self._calls: dict[str, Call] = {}  # calls started and not yet ended
         self._tool_started: dict[str, float] = {}
         self._failed_calls: set[str] = set()  # CrewAI emits LLMCallFailedEvent twice per failed call: count it once
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
-        self.trace: Any = None  # telemetry.spans.RunTrace, when tracing is on
         self.guard = guard
 
     # ------------------------------------------------------------ wiring
@@ -207,18 +142,20 @@ class Tracker:
     def _guarded(self, method: Callable[[Any], None]) -> Callable[[Any, Any], None]:
         def handler(_source: Any, event: Any) -> None:
             with self._lock:
-                try:
-                    method(event)
-                except StorageError as exc:  # CrewAI would only log it: the run must stop, it can no longer be recorded
-                    self._storage_failed(exc)
+                method(event)
 
         handler.__name__ = f"mamabear_{method.__name__}"
         return handler
 
-    def _storage_failed(self, exc: StorageError) -> None:
-        """The store cannot be written (a full disk): the run must stop, as it can no longer be recorded."""
-        if self.guard is not None:
-            self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
+    def _tell(self, method: str, *args: Any) -> None:
+        """Hand a record to every observer. A store that cannot be written (a full disk) stops the run, as it can
+        no longer be recorded; the other observers are still told (CrewAI would only log the error)."""
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(*args)
+            except StorageError as exc:
+                if self.guard is not None:
+                    self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
 
     # ------------------------------------------------------------ what the run's parts tell it (llm CallEvents,
     # memory MemoryEvents, the sandbox LinkEvents, CheckpointEvents): one typed seam, no lambdas
@@ -233,21 +170,18 @@ class Tracker:
         if why:
             self.event(kind, why, self.current)
         else:
-            self.notify(None)
+            self.changed()
 
-    def notify(self, line: str | None) -> None:
-        for observer in self.observers:
-            observer(self.state, line)
+    def changed(self, activity: str | None = None) -> None:
+        if activity is not None:
+            self.state.activity = activity
+        self._tell("changed", self.state)
 
     def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None, data: dict | None = None, ts: float | None = None) -> None:
         message = one_line(self.redact(message) or "")
         if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
             data = self.redact.data(data)
-        try:
-            self.store.add_event(self.state.run_id, kind, message, position, agent, data, ts, self.state.attempt)
-        except StorageError as exc:
-            self._storage_failed(exc)
-        self.notify(message)
+        self._tell("event", self.state, Event(kind, message, position, agent, data, ts))
 
     # ------------------------------------------------------------ lookups
 
@@ -289,10 +223,16 @@ class Tracker:
         role, chain = caller
         return role or agent, _configured(chain, called)
 
-    def _agent_key(self, event: Any, position: int | None) -> tuple | None:
-        """The span key of the agent's step on the task an event belongs to."""
-        agent_id = self._agent_id(event)
-        return ("agent", agent_id, position) if agent_id else None
+    def _step(self, event: Any, agent: str | None = None) -> Step:
+        """Where an event happened: its task, its specialist, and CrewAI's ids that place it in the step tree."""
+        if agent is None:
+            agent, _ = self._agent(event)
+        return Step(self._position(event), agent, self._agent_id(event), getattr(event, "event_id", None), getattr(event, "parent_event_id", None))
+
+    def _requested(self, event: Any, model: str | None) -> str:
+        """The configured id the agent's route asked for (the call may have gone to a fallback)."""
+        planned = self._planned(self._agent_id(event))
+        return planned.route.model if planned and planned.route else (model or "")
 
     @staticmethod
     def _ts(event: Any) -> float:
@@ -313,12 +253,10 @@ class Tracker:
         self.current = position
         task.status, task.started_at = Status.RUNNING, self._ts(event)
         self.state.activity = f"{task.agent or 'manager'} thinking"
-        self.store.update_task(self.state.run_id, position, status=Status.RUNNING, started_at=task.started_at)
+        self._tell("task_started", self.state, task, event.event_id)
         self.event(
             "task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})", position, task.agent, ts=task.started_at
         )
-        if self.trace is not None:
-            self.trace.task_started(position, task.task, task.agent, task.started_at, event.event_id)
 
     def _unfinished_before(self, position: int) -> bool:
         crew_tasks = self.built.crew.tasks if self.built is not None else []
@@ -332,9 +270,8 @@ class Tracker:
         task = self.state.task(position)
         if task is None or task.status == Status.COMPLETED:
             return
-        position = task.position
         output = getattr(getattr(event, "output", None), "raw", None)
-        self.complete_task(position, output, self._ts(event))
+        self.complete_task(task.position, output, self._ts(event))
 
     def complete_task(self, position: int, output: str | None, finished_at: float | None = None) -> None:
         with self._lock:
@@ -344,9 +281,7 @@ class Tracker:
             task.status, task.finished_at, task.output = Status.COMPLETED, finished_at or time.time(), self.redact(output)
             if task.started_at is None:
                 task.started_at = task.finished_at
-            self.store.update_task(
-                self.state.run_id, position, status=Status.COMPLETED, output=task.output, started_at=task.started_at, finished_at=task.finished_at
-            )
+            self._tell("task_ended", self.state, task)
             self.event(
                 "task_completed",
                 f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
@@ -355,18 +290,6 @@ class Tracker:
                 task.agent,
                 ts=task.finished_at,
             )
-            if self.trace is not None:
-                self.trace.task_ended(
-                    position,
-                    task.task,
-                    task.agent,
-                    Status.COMPLETED,
-                    task.finished_at,
-                    tokens_in=task.tokens_in,
-                    tokens_out=task.tokens_out,
-                    cost=task.cost_usd,
-                    started=task.started_at,
-                )
             self._task_ended.notify_all()
         for hook in self.after_task:
             hook()
@@ -382,159 +305,105 @@ class Tracker:
             self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)
             return
         task.status, task.finished_at, task.error = Status.FAILED, self._ts(event), self.redact(str(event.error))
-        self.store.update_task(self.state.run_id, position, status=Status.FAILED, error=task.error, finished_at=task.finished_at)
+        self._tell("task_ended", self.state, task)
         self.event("task_failed", f"task {position} {task.task} failed: {task.error}", position, task.agent)
         self._task_ended.notify_all()
-        if self.trace is not None:
-            self.trace.task_ended(
-                position, task.task, task.agent, Status.FAILED, task.finished_at, task.error, task.tokens_in, task.tokens_out, task.cost_usd, task.started_at
-            )
+
+    def settle_running_task(self, status: Status, error: str | None) -> TaskState | None:
+        """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume).
+
+        Raises StorageError when the store cannot record it (the run's end reports that)."""
+        with self._lock:
+            task = self.state.task(self.current)
+            if task is None or task.status == Status.COMPLETED:
+                return None
+            task.status = Status.FAILED if status == Status.FAILED else status
+            task.finished_at = task.finished_at or time.time()
+            task.error = error if status == Status.FAILED else None
+            for observer in self.observers:
+                observer.task_ended(self.state, task)
+            return task
 
     def _agent_started(self, event: Any) -> None:
-        agent, _ = self._agent(event)
-        self.state.activity = f"{agent} thinking"
-        if self.trace is not None:
-            position = self._position(event)
-            self.trace.agent_started(self._agent_key(event, position), agent or "agent", position, self._ts(event), event.event_id, event.parent_event_id)
-        self.notify(None)
+        step = self._step(event)
+        self.state.activity = f"{step.agent} thinking"
+        self._tell("agent_started", step, self._ts(event))
+        self.changed()
 
     def _agent_completed(self, event: Any) -> None:
-        if self.trace is not None:
-            self.trace.agent_ended(self._agent_key(event, self._position(event)), self._ts(event))
+        self._tell("agent_ended", self._step(event), self._ts(event), None)
 
     def _agent_error(self, event: Any) -> None:
-        if self.trace is not None:
-            self.trace.agent_ended(self._agent_key(event, self._position(event)), self._ts(event), self.redact(str(event.error)))
+        self._tell("agent_ended", self._step(event), self._ts(event), self.redact(str(event.error)))
 
     # ------------------------------------------------------------ memory queries (spans only; the store has memory events)
 
     def _memory_started(self, event: Any) -> None:
-        if self.trace is not None:
-            position = self._position(event)
-            self.trace.memory_started(
-                ("memory", event.event_id), self._agent_key(event, position), position, event.limit, self._ts(event), event.event_id, event.parent_event_id
-            )
+        self._tell("memory_started", MemoryQuery(event.event_id, self._step(event), self._ts(event), limit=event.limit))
 
     def _memory_completed(self, event: Any) -> None:
-        if self.trace is not None:
-            results = event.results
-            self.trace.memory_ended(("memory", event.started_event_id), self._ts(event), len(results) if isinstance(results, list) else None)
+        results = len(event.results) if isinstance(event.results, list) else None
+        self._tell("memory_ended", MemoryQuery(event.started_event_id, self._step(event), None, finished_at=self._ts(event), results=results))
 
     def _memory_failed(self, event: Any) -> None:
-        if self.trace is not None:
-            self.trace.memory_ended(("memory", event.started_event_id), self._ts(event), None, self.redact(event.error))
+        query = MemoryQuery(event.started_event_id, self._step(event), None, finished_at=self._ts(event), error=self.redact(event.error))
+        self._tell("memory_ended", query)
 
     # ------------------------------------------------------------ LLM calls
 
     def _llm_started(self, event: Any) -> None:
         agent, model = self._agent(event)
-        started = self._ts(event)
-        self._call_started[event.call_id] = started
+        call = self._calls[event.call_id] = Call(event.call_id, self._step(event, agent), model, self._requested(event, model), self._ts(event))
         self.state.activity = f"{agent} calling {model}"
-        position = self._position(event)
-        self.store.save_llm_call(
-            event.call_id, self.state.run_id, task_position=position, agent=agent, model=model, started_at=started, attempt=self.state.attempt
-        )
-        if self.trace is not None:
-            self.trace.llm_started(event.call_id, self._agent_key(event, position), position, started, event.event_id, event.parent_event_id)
-        self.notify(None)
+        self._tell("call_started", call)
+        self.changed()
 
-    def _finish_call(self, event: Any) -> tuple[str | None, str | None, int | None, float, float | None]:
+    def _ended_call(self, event: Any, outcome: str) -> Call:
+        """The call an end event closes: the one its start opened, or one made whole from the end (its start was lost)."""
         agent, model = self._agent(event)
-        finished = self._ts(event)
-        started = self._call_started.pop(event.call_id, None)
-        latency = (finished - started) * 1000 if started is not None else None
-        return agent, model, self._position(event), finished, latency
-
-    def _trace_call(
-        self, event: Any, agent: str | None, model: str | None, position: int | None, finished: float, latency: float | None, **values: Any
-    ) -> None:
-        if self.trace is None:
-            return
-        planned = self._planned(self._agent_id(event))
-        requested = planned.route.model if planned and planned.route else (model or "")
-        started = finished - latency / 1000 if latency is not None else None
-        self.trace.llm_ended(
+        started = self._calls.pop(event.call_id, None)
+        call = Call(
             event.call_id,
-            agent_key=self._agent_key(event, position),
-            position=position,
-            agent=agent,
-            provider=provider_of(model or requested),
-            request_model=requested,
-            response_model=model,
-            ts=finished,
-            started=started,
-            **values,
+            self._step(event, agent),
+            model,
+            self._requested(event, model),
+            started.started_at if started is not None else None,
+            self._ts(event),
+            outcome,
         )
+        return call
+
+    def _count(self, call: Call) -> None:
+        task = self.state.task(call.step.position)
+        if task is not None:
+            task.tokens_in += call.tokens_in
+            task.tokens_out += call.tokens_out
+            task.cost_usd += call.cost_usd
+            task.llm_calls += 1
 
     def _llm_completed(self, event: Any) -> None:
-        agent, model, position, finished, latency = self._finish_call(event)
-        tokens_in, tokens_out = usage_tokens(event.usage)
-        cached = cached_tokens(event.usage)
-        cost = self.pricer.cost(model or "", tokens_in, tokens_out, cached)
-        self.store.save_llm_call(
-            event.call_id,
-            self.state.run_id,
-            task_position=position,
-            agent=agent,
-            model=model,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost_usd=cost,
-            latency_ms=latency,
-            outcome="ok",
-            finish_reason=event.finish_reason,
-            finished_at=finished,
-            cached_tokens=cached or None,
-        )
-        task = self.state.task(position)
-        if task is not None:
-            task.tokens_in += tokens_in
-            task.tokens_out += tokens_out
-            task.cost_usd += cost
-            task.llm_calls += 1
-        self.state.activity = f"{agent} thinking"
-        took = f" in {latency:.0f}ms" if latency is not None else ""
-        self.event(
-            "llm_call", f"{agent} <- {model}: {tokens_in}+{tokens_out} tokens, ${cost:.4f}{took}", position, agent, {"call_id": event.call_id}, ts=finished
-        )
-        self._trace_call(
-            event,
-            agent,
-            model,
-            position,
-            finished,
-            latency,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost=cost,
-            finish_reason=event.finish_reason,
-            response_id=event.response_id,
-            cached_tokens=cached,
-        )
+        call = self._ended_call(event, "ok")
+        call.tokens_in, call.tokens_out = usage_tokens(event.usage)
+        call.cached_tokens = cached_tokens(event.usage)
+        call.cost_usd = self.pricer.cost(call.model or "", call.tokens_in, call.tokens_out, call.cached_tokens)
+        call.finish_reason, call.response_id = event.finish_reason, event.response_id
+        self._count(call)
+        self.state.activity = f"{call.step.agent} thinking"
+        self._tell("call_ended", call)
+        took = f" in {call.latency_ms:.0f}ms" if call.latency_ms is not None else ""
+        message = f"{call.step.agent} <- {call.model}: {call.tokens_in}+{call.tokens_out} tokens, ${call.cost_usd:.4f}{took}"
+        self.event("llm_call", message, call.step.position, call.step.agent, {"call_id": call.call_id}, ts=call.finished_at)
 
     def _llm_failed(self, event: Any) -> None:
         if event.call_id in self._failed_calls:
             return
         self._failed_calls.add(event.call_id)
-        agent, model, position, finished, latency = self._finish_call(event)
-        error = self.redact(str(event.error))
-        self.store.save_llm_call(
-            event.call_id,
-            self.state.run_id,
-            task_position=position,
-            agent=agent,
-            model=model,
-            outcome="error",
-            error=error,
-            latency_ms=latency,
-            finished_at=finished,
-        )
-        task = self.state.task(position)
-        if task is not None:
-            task.llm_calls += 1
-        self.event("llm_error", f"{agent} <- {model} failed: {error}", position, agent, {"call_id": event.call_id}, ts=finished)
-        self._trace_call(event, agent, model, position, finished, latency, tokens_in=0, tokens_out=0, cost=0.0, error=error)
+        call = self._ended_call(event, "error")
+        call.error = self.redact(str(event.error))
+        self._count(call)
+        self._tell("call_ended", call)
+        message = f"{call.step.agent} <- {call.model} failed: {call.error}"
+        self.event("llm_error", message, call.step.position, call.step.agent, {"call_id": call.call_id}, ts=call.finished_at)
 
     def cache_hit(self, hit: Any) -> None:
         """A call the response cache answered (no CrewAI event exists for it): recorded like a call, at no cost."""
@@ -544,45 +413,24 @@ class Tracker:
             agent_id = str(hit.agent.id) if hit.agent is not None else None
             planned = self._planned(agent_id)
             agent = planned.id if planned else self._caller(getattr(hit.agent, "role", None), hit.answered_by)[0]
-            call_id, finished = f"cache-{uuid.uuid4().hex}", time.time()
-            self.store.save_llm_call(
-                call_id,
-                self.state.run_id,
-                task_position=position,
-                agent=agent,
-                model=hit.answered_by,
-                started_at=finished - hit.seconds,
-                finished_at=finished,
-                latency_ms=hit.seconds * 1000,
-                outcome="ok",
+            finished = time.time()
+            call = Call(
+                f"cache-{uuid.uuid4().hex}",
+                Step(position, agent, agent_id),
+                hit.answered_by,
+                hit.model,
+                finished - hit.seconds,
+                finished,
+                "ok",
                 cache_hit=True,
                 saved_usd=hit.saved_usd,
-                attempt=self.state.attempt,
             )
-            task = self.state.task(position)
-            if task is not None:
-                task.llm_calls += 1
+            self._count(call)
             self.state.cache_hits += 1
             self.state.saved_usd += hit.saved_usd
-            self.event("llm_cache_hit", f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}", position, agent, {"call_id": call_id}, ts=finished)
-            if self.trace is not None:
-                agent_key = ("agent", agent_id, position) if agent_id else None
-                self.trace.llm_ended(
-                    call_id,
-                    agent_key=agent_key,
-                    position=position,
-                    agent=agent,
-                    provider=provider_of(hit.answered_by),
-                    request_model=hit.model,
-                    response_model=hit.answered_by,
-                    tokens_in=0,
-                    tokens_out=0,
-                    cost=0.0,
-                    ts=finished,
-                    started=finished - hit.seconds,
-                    cache_hit=True,
-                    saved=hit.saved_usd,
-                )
+            self._tell("call_ended", call)
+            message = f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}"
+            self.event("llm_cache_hit", message, position, agent, {"call_id": call.call_id}, ts=finished)
 
     # ------------------------------------------------------------ tool calls
 
@@ -590,52 +438,31 @@ class Tracker:
         return f"{getattr(event, 'agent_id', '')}:{event.tool_name}"
 
     def _tool_started_event(self, event: Any) -> None:
-        agent, _ = self._agent(event)
-        self._tool_started[self._tool_key(event)] = self._ts(event)
-        if self.trace is not None:
-            position = self._position(event)
-            self.trace.tool_started(
-                ("tool", event.event_id), event.tool_name, self._agent_key(event, position), position, self._ts(event), event.event_id, event.parent_event_id
-            )
-        self.state.activity = f"{agent} running tool {event.tool_name}"
-        self.notify(None)
+        step = self._step(event)
+        started = self._tool_started[self._tool_key(event)] = self._ts(event)
+        self._tell("tool_started", ToolUse(event.event_id, event.tool_name, step, started))
+        self.changed(f"{step.agent} running tool {event.tool_name}")
 
     def _record_tool(self, event: Any, ok: bool, output: Any, error: str | None) -> None:
-        agent, _ = self._agent(event)
-        position = self._position(event)
         started = getattr(event, "started_at", None)
         started_ts = started.timestamp() if started else self._tool_started.pop(self._tool_key(event), None)
         finished = getattr(event, "finished_at", None)
-        finished_ts = finished.timestamp() if finished else self._ts(event)
-        duration = (finished_ts - started_ts) * 1000 if started_ts is not None else None
         arguments = event.tool_args if isinstance(event.tool_args, str) else json.dumps(event.tool_args, default=str, ensure_ascii=False)
-        self.store.add_tool_call(
-            self.state.run_id,
-            task_position=position,
-            agent=agent,
-            tool=event.tool_name,
+        tool = ToolUse(
+            event.started_event_id or event.event_id,
+            event.tool_name,
+            self._step(event),
+            started_ts,
+            finished.timestamp() if finished else self._ts(event),
             arguments=self.redact(arguments),
             output=self.redact(None if output is None else str(output)[:OUTPUT_CAP]),
             ok=ok,
             error=self.redact(error),
-            started_at=started_ts,
-            duration_ms=duration,
-            attempt=self.state.attempt,
         )
-        self.state.activity = f"{agent} thinking"
+        self.state.activity = f"{tool.step.agent} thinking"
+        self._tell("tool_ended", tool)
         verdict = "ok" if ok else f"failed: {error}"
-        self.event("tool_call", f"{agent} ran tool {event.tool_name}: {verdict}", position, agent)
-        if self.trace is not None:
-            self.trace.tool_ended(
-                ("tool", event.started_event_id or event.event_id),
-                event.tool_name,
-                agent,
-                self._agent_key(event, position),
-                position,
-                finished_ts,
-                started_ts,
-                None if ok else self.redact(error or "failed"),
-            )
+        self.event("tool_call", f"{tool.step.agent} ran tool {event.tool_name}: {verdict}", tool.step.position, tool.step.agent)
 
     def _tool_finished(self, event: Any) -> None:
         failure = getattr(event, "failure", None)

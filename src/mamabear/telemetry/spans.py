@@ -18,10 +18,14 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace import Status as SpanStatus
 
 from mamabear import __version__
+from mamabear.config.models import provider_of
 from mamabear.config.redact import Redactor
+from mamabear.observe import Call, MemoryQuery, RunObserver, RunState, Step, TaskState, ToolUse
+from mamabear.status import STOPPED, Status
 from mamabear.telemetry.meters import RunMeters
 from mamabear.telemetry.sinks import Sinks
 
@@ -46,7 +50,9 @@ class _Open:
     kind: SpanKind = SpanKind.INTERNAL
 
 
-class RunTrace:
+class RunTrace(RunObserver):
+    """The span tree of one attempt, built as the run's observer; ``finish`` ends it and drains the exporters."""
+
     def __init__(self, sinks: Sinks, run_id: str, crew: str, attempt: int, redact: Redactor, started_at: float | None = None) -> None:
         self.sinks = sinks
         self.meters = RunMeters(sinks.meter_provider) if sinks.meter_provider is not None else None
@@ -133,7 +139,7 @@ class RunTrace:
             parent_id = self._id(("run",))
         context = SpanContext(self.trace_id, self._id(key), is_remote=False, trace_flags=SAMPLED)
         parent = SpanContext(self.trace_id, parent_id, is_remote=False, trace_flags=SAMPLED) if parent_id else None
-        status = Status(StatusCode.ERROR, self.redact(error)) if error else Status(StatusCode.OK)
+        status = SpanStatus(StatusCode.ERROR, self.redact(error)) if error else SpanStatus(StatusCode.OK)
         attrs = {k: v for k, v in span.attrs.items() if v is not None}
         self.sinks.emit(
             ReadableSpan(
@@ -150,215 +156,179 @@ class RunTrace:
             )
         )
 
-    # ------------------------------------------------------------ the tree
-    # ``parent_event`` is CrewAI's parent_event_id of the start event: the exact enclosing step when
-    # CrewAI knew it; the agent's step on the task, the task and the run are the fallbacks.
+    # ------------------------------------------------------------ the tree, as an observer of the run
+    # A step's parent_event_id is CrewAI's id of the enclosing step when CrewAI knew it; the agent's
+    # step on the task, the task and the run are the fallbacks.
 
-    def task_started(self, position: int, task: str, agent: str | None, ts: float | None, event_id: str | None = None) -> None:
+    def task_started(self, state: RunState, task: TaskState, event_id: str | None) -> None:
         self.start(
-            ("task", position),
-            f"task {task}",
-            ts,
+            ("task", task.position),
+            f"task {task.task}",
+            task.started_at,
             parents=(("run",),),
             event_id=event_id,
             attrs={
-                "mamabear.task": task,
-                "mamabear.task.position": position,
-                "mamabear.agent": agent or "manager",
+                "mamabear.task": task.task,
+                "mamabear.task.position": task.position,
+                "mamabear.agent": task.agent or "manager",
             },
         )
 
-    def task_ended(
-        self,
-        position: int,
-        task: str,
-        agent: str | None,
-        status: str,
-        ts: float | None,
-        error: str | None = None,
-        tokens_in: int = 0,
-        tokens_out: int = 0,
-        cost: float = 0.0,
-        started: float | None = None,
-    ) -> None:
+    def task_ended(self, state: RunState, task: TaskState) -> None:
+        if task.status in STOPPED:
+            return  # cut short by a stop: its span ends with the run's, with the stop's reason
         attrs = {
-            "mamabear.task.status": status,
-            "gen_ai.usage.input_tokens": tokens_in,
-            "gen_ai.usage.output_tokens": tokens_out,
-            "mamabear.cost_usd": round(cost, 8),
+            "mamabear.task.status": str(task.status),
+            "gen_ai.usage.input_tokens": task.tokens_in,
+            "gen_ai.usage.output_tokens": task.tokens_out,
+            "mamabear.cost_usd": round(task.cost_usd, 8),
         }
-        self.end(("task", position), ts, attrs, error, name=f"task {task}", start=started, parents=(("run",),))
-        if self.meters is not None and started is not None and ts is not None:
-            self.meters.task({"mamabear.task": task, "mamabear.agent": agent or "manager"}, ts - started, status == "failed")
+        self.end(("task", task.position), task.finished_at, attrs, task.error, name=f"task {task.task}", start=task.started_at, parents=(("run",),))
+        if self.meters is not None and task.started_at is not None and task.finished_at is not None:
+            failed = task.status != Status.COMPLETED
+            self.meters.task({"mamabear.task": task.task, "mamabear.agent": task.agent or "manager"}, task.finished_at - task.started_at, failed)
 
-    def agent_started(
-        self, agent_key: Key, agent: str, position: int | None, ts: float | None, event_id: str | None = None, parent_event: str | None = None
-    ) -> None:
+    def agent_started(self, step: Step, ts: float) -> None:
+        key = _agent_key(step)
+        if key is None:
+            return
+        agent = step.agent or "agent"
         self.start(
-            agent_key,
+            key,
             f"invoke_agent {agent}",
             ts,
-            parents=_under(parent_event, None, position),
-            event_id=event_id,
+            parents=_under(step.parent_event_id, None, step.position),
+            event_id=step.event_id,
             attrs={
                 "gen_ai.operation.name": "invoke_agent",
                 "gen_ai.agent.name": agent,
                 "mamabear.agent": agent,
-                "mamabear.task.position": position,
+                "mamabear.task.position": step.position,
                 "langfuse.observation.type": "agent",
             },
         )
 
-    def agent_ended(self, agent_key: Key, ts: float | None, error: str | None = None) -> None:
-        self.end(agent_key, ts, error=error)
+    def agent_ended(self, step: Step, ts: float, error: str | None) -> None:
+        key = _agent_key(step)
+        if key is not None:
+            self.end(key, ts, error=error)
 
-    def llm_started(
-        self, call_id: str, agent_key: Key | None, position: int | None, ts: float | None, event_id: str | None = None, parent_event: str | None = None
-    ) -> None:
-        self.start(("llm", call_id), "chat", ts, parents=_under(parent_event, agent_key, position), kind=SpanKind.CLIENT, event_id=event_id)
+    def call_started(self, call: Call) -> None:
+        step = call.step
+        parents = _under(step.parent_event_id, _agent_key(step), step.position)
+        self.start(("llm", call.call_id), "chat", call.started_at, parents=parents, kind=SpanKind.CLIENT, event_id=step.event_id)
 
-    def llm_ended(
-        self,
-        call_id: str,
-        *,
-        agent_key: Key | None,
-        position: int | None,
-        agent: str | None,
-        provider: str,
-        request_model: str,
-        response_model: str | None,
-        tokens_in: int,
-        tokens_out: int,
-        cost: float,
-        ts: float | None,
-        started: float | None = None,
-        finish_reason: str | None = None,
-        response_id: str | None = None,
-        error: str | None = None,
-        cache_hit: bool = False,
-        saved: float = 0.0,
-        cached_tokens: int = 0,
-    ) -> None:
-        provider_name = PROVIDER_NAMES.get(provider, provider)
+    def call_ended(self, call: Call) -> None:
+        step = call.step
+        provider_name = PROVIDER_NAMES.get(provider_of(call.model or call.requested), provider_of(call.model or call.requested))
         attrs = {
             "gen_ai.operation.name": "chat",
             "gen_ai.system": provider_name,
             "gen_ai.provider.name": provider_name,
-            "gen_ai.request.model": request_model,
-            "gen_ai.response.model": response_model,
-            "gen_ai.usage.input_tokens": tokens_in,
-            "gen_ai.usage.output_tokens": tokens_out,
-            "gen_ai.response.finish_reasons": [finish_reason] if finish_reason else None,
-            "gen_ai.response.id": response_id,
-            "gen_ai.agent.name": agent,
-            "gen_ai.usage.cost": round(cost, 8),
-            "mamabear.cost_usd": round(cost, 8),
-            "mamabear.agent": agent,
-            "mamabear.task.position": position,
-            "mamabear.cache_hit": cache_hit,
-            "mamabear.cache.saved_usd": round(saved, 8) if cache_hit else None,
-            "gen_ai.usage.cache_read.input_tokens": cached_tokens or None,
+            "gen_ai.request.model": call.requested,
+            "gen_ai.response.model": call.model,
+            "gen_ai.usage.input_tokens": call.tokens_in,
+            "gen_ai.usage.output_tokens": call.tokens_out,
+            "gen_ai.response.finish_reasons": [call.finish_reason] if call.finish_reason else None,
+            "gen_ai.response.id": call.response_id,
+            "gen_ai.agent.name": step.agent,
+            "gen_ai.usage.cost": round(call.cost_usd, 8),
+            "mamabear.cost_usd": round(call.cost_usd, 8),
+            "mamabear.agent": step.agent,
+            "mamabear.task.position": step.position,
+            "mamabear.cache_hit": call.cache_hit,
+            "mamabear.cache.saved_usd": round(call.saved_usd, 8) if call.cache_hit else None,
+            "gen_ai.usage.cache_read.input_tokens": call.cached_tokens or None,
             "langfuse.observation.type": "generation",
-            "langfuse.observation.model.name": response_model or request_model,
+            "langfuse.observation.model.name": call.model or call.requested,
         }
         self.end(
-            ("llm", call_id), ts, attrs, error, name=f"chat {request_model}", start=started, parents=_under(None, agent_key, position), kind=SpanKind.CLIENT
+            ("llm", call.call_id),
+            call.finished_at,
+            attrs,
+            call.error,
+            name=f"chat {call.requested}",
+            start=call.started_at,
+            parents=_under(None, _agent_key(step), step.position),
+            kind=SpanKind.CLIENT,
         )
         if self.meters is not None:
             metric_attrs = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": provider_name,
-                "gen_ai.request.model": request_model,
-                "gen_ai.response.model": response_model or request_model,
-                "mamabear.agent": agent or "manager",
+                "gen_ai.request.model": call.requested,
+                "gen_ai.response.model": call.model or call.requested,
+                "mamabear.agent": step.agent or "manager",
             }
-            seconds = (ts - started) if (ts is not None and started is not None) else None
-            self.meters.llm_call(metric_attrs, tokens_in, tokens_out, cost, seconds, error, saved)
+            seconds = call.latency_ms / 1000 if call.latency_ms is not None else None
+            self.meters.llm_call(metric_attrs, call.tokens_in, call.tokens_out, call.cost_usd, seconds, call.error, call.saved_usd)
 
-    def tool_started(
-        self,
-        tool_key: Key,
-        tool: str,
-        agent_key: Key | None,
-        position: int | None,
-        ts: float | None,
-        event_id: str | None = None,
-        parent_event: str | None = None,
-    ) -> None:
+    def tool_started(self, tool: ToolUse) -> None:
+        step = tool.step
         self.start(
-            tool_key,
-            f"execute_tool {tool}",
-            ts,
-            parents=_under(parent_event, agent_key, position),
-            event_id=event_id,
+            ("tool", tool.key),
+            f"execute_tool {tool.tool}",
+            tool.started_at,
+            parents=_under(step.parent_event_id, _agent_key(step), step.position),
+            event_id=step.event_id,
             attrs={
                 "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": tool,
-                "mamabear.task.position": position,
+                "gen_ai.tool.name": tool.tool,
+                "mamabear.task.position": step.position,
                 "langfuse.observation.type": "tool",
             },
         )
 
-    def tool_ended(
-        self,
-        tool_key: Key,
-        tool: str,
-        agent: str | None,
-        agent_key: Key | None,
-        position: int | None,
-        ts: float | None,
-        started: float | None,
-        error: str | None,
-    ) -> None:
+    def tool_ended(self, tool: ToolUse) -> None:
+        step = tool.step
         attrs = {
             "gen_ai.operation.name": "execute_tool",
-            "gen_ai.tool.name": tool,
-            "mamabear.agent": agent,
-            "mamabear.task.position": position,
-            "mamabear.tool.ok": error is None,
+            "gen_ai.tool.name": tool.tool,
+            "mamabear.agent": step.agent,
+            "mamabear.task.position": step.position,
+            "mamabear.tool.ok": tool.ok,
             "langfuse.observation.type": "tool",
         }
-        self.end(tool_key, ts, attrs, error, name=f"execute_tool {tool}", start=started, parents=_under(None, agent_key, position))
+        error = None if tool.ok else tool.error or "failed"
+        name = f"execute_tool {tool.tool}"
+        self.end(("tool", tool.key), tool.finished_at, attrs, error, name=name, start=tool.started_at, parents=_under(None, _agent_key(step), step.position))
         if error is not None and self.meters is not None:
-            self.meters.tool_error({"gen_ai.tool.name": tool, "mamabear.agent": agent or "manager"})
+            self.meters.tool_error({"gen_ai.tool.name": tool.tool, "mamabear.agent": step.agent or "manager"})
 
-    def memory_started(
-        self,
-        memory_key: Key,
-        agent_key: Key | None,
-        position: int | None,
-        limit: int | None,
-        ts: float | None,
-        event_id: str | None = None,
-        parent_event: str | None = None,
-    ) -> None:
+    def memory_started(self, query: MemoryQuery) -> None:
+        step = query.step
         self.start(
-            memory_key,
+            ("memory", query.key),
             "memory query",
-            ts,
-            parents=_under(parent_event, agent_key, position),
-            event_id=event_id,
+            query.started_at,
+            parents=_under(step.parent_event_id, _agent_key(step), step.position),
+            event_id=step.event_id,
             attrs={
-                "mamabear.memory.limit": limit,
+                "mamabear.memory.limit": query.limit,
                 "db.system.name": "chromadb",
-                "mamabear.task.position": position,
+                "mamabear.task.position": step.position,
                 "langfuse.observation.type": "retriever",
             },
         )
 
-    def memory_ended(self, memory_key: Key, ts: float | None, results: int | None, error: str | None = None) -> None:
-        self.end(memory_key, ts, {"mamabear.memory.results": results}, error)
+    def memory_ended(self, query: MemoryQuery) -> None:
+        self.end(("memory", query.key), query.finished_at, {"mamabear.memory.results": query.results}, query.error)
 
-    def finish(self, status: str, error: str | None, totals: dict[str, Any]) -> list[str]:
+    def finish(self, status: Status, error: str | None, totals: dict[str, Any]) -> list[str]:
         """End what is still open (a stopped run's running task), then the run span; drain the exporters."""
         now = time.time()
         with self._lock:
             still_open = sorted((k for k in self._open if k != ("run",)), key=lambda k: -self._open[k].start)
         for key in still_open:
-            self.end(key, now, {"mamabear.task.status": status} if key[0] == "task" else None, error or status)
-        failed = status != "completed"
-        self.end(("run",), now, {"mamabear.status": status, **totals}, error or status if failed else None)
+            self.end(key, now, {"mamabear.task.status": str(status)} if key[0] == "task" else None, error or status)
+        failed = status != Status.COMPLETED
+        self.end(("run",), now, {"mamabear.status": str(status), **totals}, error or status if failed else None)
         return self.sinks.close()
+
+
+def _agent_key(step: Step) -> Key | None:
+    """The span key of an agent's step on a task."""
+    return ("agent", step.agent_id, step.position) if step.agent_id else None
 
 
 def _under(parent_event: str | None, agent_key: Key | None, position: int | None) -> tuple[Key, ...]:
