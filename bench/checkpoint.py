@@ -115,7 +115,7 @@ def main() -> None:
                 raise SystemExit(f"expected a budget stop, got {stopped.returncode}: {stopped.stderr}")
             from mamabear.engine.services import Services
 
-            run_id = Services().store.list_runs(limit=1)[0]["id"]
+            run_id = Services().store.list_runs(limit=1)[0].id
             restored.append(restore_in_process(run_id))
             resumed.append(first_request_after(fake, ["resume", run_id, "--budget-tokens", "100000000"]))
             fake.reset()

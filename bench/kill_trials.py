@@ -74,11 +74,11 @@ def trial(fake: FakeLLM, home: Path, url: str, kill_after: float) -> dict:
     runs = db.list_runs(limit=1)
     if not runs:
         return nothing_to_resume("before the run's row")
-    run_id = runs[0]["id"]
-    done = {t["position"] for t in db.tasks(run_id) if t["status"] == "completed"}
+    run_id = runs[0].id
+    done = {t.position for t in db.tasks(run_id) if t.status == "completed"}
     asked_before = Counter(task_of(r) for r in fake.chat_requests[first:killed_at])
     moment = "start-up" if not asked_before else f"task {len(done) + 1}" if len(done) < len(TASKS) else "after the last task"
-    if runs[0]["status"] == "completed":  # killed as it exited
+    if runs[0].status == "completed":  # killed as it exited
         return nothing_to_resume("after the last task")
     resume = mamabear(home, "resume", run_id, "--base-url", url, "--json")
     _, err = resume.communicate(timeout=600)
@@ -88,8 +88,8 @@ def trial(fake: FakeLLM, home: Path, url: str, kill_after: float) -> dict:
         "moment": moment,
         "repeated": sum(1 for p in done if after[p]),
         "inflight": sum(min(asked_before[p], after[p]) for p in set(range(1, len(TASKS) + 1)) - done),
-        "stuck": int(final["status"] == "running"),
-        "unfinished": int(resume.returncode != 0 or final["status"] != "completed"),
+        "stuck": int(final.status == "running"),
+        "unfinished": int(resume.returncode != 0 or final.status != "completed"),
         "error": err.strip().splitlines()[-1] if resume.returncode != 0 and err.strip() else "",
     }
 

@@ -35,7 +35,7 @@ def start_development_and_hang_in_task_4(fake, home: Path, *flags: str) -> tuple
     fake.add(task=DEV_TASKS[3], delay=60, times=1)
     proc = start_mamabear(home, "run", "development", *DEV_INPUTS, "--base-url", fake.url, "--quiet", *flags)
     wait_for(lambda: asked(fake, DEV_TASKS[3]), what="the fourth task's model call")
-    run_id = store_for(home).list_runs(limit=1)[0]["id"]
+    run_id = store_for(home).list_runs(limit=1)[0].id
     return proc, run_id
 
 
@@ -77,7 +77,7 @@ def test_sigint_checkpoints_marks_interrupted_and_exits_130(cli, fake, isolated)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"mamabear resume {run_id}" in err, err
     run = store_for(isolated).run(run_id)
-    assert run["status"] == "interrupted" and "SIGINT" in run["error"], (run["status"], run["error"], err)
+    assert run.status == "interrupted" and "SIGINT" in (run.error or ""), (run.status, run.error, err)
     files = checkpoint_files(isolated, run_id)
     assert len(files) == 3 and all(json.loads(f.read_text()) for f in files), files  # one per completed task
     nodes = json.loads(files[-1].read_text())["event_record"]["nodes"].values()
@@ -106,7 +106,7 @@ def test_detach_prints_the_id_and_logs_follow_it_live(cli, fake, isolated):
     started = cli("run", "research", "-i", "topic=owls", "--base-url", fake.url, "--detach", "--json")
     assert started.code == 0, started.err
     run_id = started.json()["run_id"]
-    assert store_for(isolated).run(run_id)["status"] == "running"  # it is there the moment the id is printed
+    assert store_for(isolated).run(run_id).status == "running"  # it is there the moment the id is printed
     followed = cli("runs", "logs", run_id, "--follow")
     assert followed.code == 0
     lines = followed.out.strip().splitlines()
@@ -120,7 +120,7 @@ def test_runs_cancel_stops_a_detached_run_cleanly_and_it_resumes(cli, fake, isol
     wait_for(lambda: asked(fake, "Check every claim"), what="the second task's call")
     cancelled = cli("runs", "cancel", run_id, "--json")
     assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled"
-    assert store_for(isolated).run(run_id)["error"] == "was cancelled"
+    assert store_for(isolated).run(run_id).error == "was cancelled"
     assert len(checkpoint_files(isolated, run_id)) == 1
     assert cli("runs", "cancel", run_id).code == 2  # not running any more
 
@@ -179,7 +179,7 @@ def test_ctrl_c_exits_even_when_rendering_the_abandoned_run_fails(fake, isolated
     finally:
         proc.kill()
     assert proc.returncode == 130
-    assert store_for(isolated).list_runs(limit=1)[0]["status"] == "interrupted"
+    assert store_for(isolated).list_runs(limit=1)[0].status == "interrupted"
 
 
 def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isolated):
@@ -187,10 +187,10 @@ def test_a_run_killed_during_its_start_up_is_noticed_and_resumes(cli, fake, isol
     run = wait_for(lambda: (isolated / "mamabear.db").exists() and next(iter(store_for(isolated).list_runs(limit=1)), None), what="the run's row")
     proc.kill()  # while CrewAI is still being imported: its attempt is not recorded yet
     proc.wait(timeout=30)
-    assert store_for(isolated).attempts(run["id"]) == [] and fake.chat_requests == []
+    assert store_for(isolated).attempts(run.id) == [] and fake.chat_requests == []
     listed = cli("runs", "list", "--json").json()[0]
     assert listed["status"] == "interrupted"  # on 4d96280 it stayed running for ever, with no host
-    resumed = cli("resume", run["id"], "--json", "--quiet")
+    resumed = cli("resume", run.id, "--json", "--quiet")
     assert resumed.code == 0, resumed.err
     assert resumed.json()["status"] == "completed" and len(fake.chat_requests) == 3
 
@@ -242,7 +242,7 @@ def test_with_no_readable_checkpoint_a_resume_takes_completed_outputs_from_the_s
     for marker in DEV_TASKS[:3]:  # on 4d96280 the resume started over and ran all seven tasks again
         assert not [r for r in new if marker in r["task"]], f"completed task '{marker}' was run again"
     assert [marker for marker in DEV_TASKS[3:] if asked(fake, marker)] == DEV_TASKS[3:]
-    third = store_for(isolated).tasks(run_id)[2]["output"]
+    third = store_for(isolated).tasks(run_id)[2].output
     assert third and all(third in r["text"] for r in asked(fake, DEV_TASKS[3])[-1:])  # the stored outputs are its context
     logs = cli("runs", "logs", run_id).out
     assert "no readable checkpoint" in logs

@@ -133,7 +133,7 @@ def test_unreachable_provider_is_exit_2_naming_the_task_and_the_run_is_kept(cli,
     assert doc["status"] == "failed"
     assert doc["error"].startswith("task 1 research_topic failed: cannot reach the model provider")
     assert "Traceback" not in result.err and "check --base-url" in result.err
-    assert store_for(isolated).run(doc["run_id"])["status"] == "failed"
+    assert store_for(isolated).run(doc["run_id"]).status == "failed"
 
 
 def test_provider_rejecting_the_request_fails_the_run_with_exit_1(cli, fake):

@@ -83,7 +83,7 @@ def test_a_resumed_run_works_in_the_same_session(cli, fake, isolated):
     assert len(Services().sessions().every()) == 1
     store = store_for(isolated)
     assert [a["attempt"] for a in Services().sessions().ledger.actions(run_id=first["run_id"])] == [1, 1, 2]
-    assert store.run(first["run_id"])["session_id"] == first["session_id"]
+    assert store.run(first["run_id"]).session_id == first["session_id"]
 
 
 def test_session_flag_runs_the_crew_in_an_existing_session(cli, fake, isolated):

@@ -34,7 +34,7 @@ def test_a_tool_blocked_past_the_time_limit_does_not_hold_the_run(fake, isolated
     child = int(marker.read_text())
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]  # nothing left behind
     run = store_for(isolated).list_runs(limit=1)[0]
-    assert run["status"] == "time_limit" and "time limit of 5" in run["error"]
+    assert run.status == "time_limit" and "time limit of 5" in run.error
 
 
 def test_a_cancel_flagged_from_another_machine_stops_a_run_blocked_in_a_tool(fake, isolated, tmp_path):
@@ -42,7 +42,7 @@ def test_a_cancel_flagged_from_another_machine_stops_a_run_blocked_in_a_tool(fak
     proc = start_mamabear(isolated, "run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--quiet")
     wait_for(lambda: fake.chat_requests, what="the first model call")
     time.sleep(1.0)  # the tool is running
-    run_id = store_for(isolated).list_runs(limit=1)[0]["id"]
+    run_id = store_for(isolated).list_runs(limit=1)[0].id
     store_for(isolated).request_cancel(run_id)  # as `runs cancel` on another machine does: no signal reaches the process
     flagged = time.monotonic()
     try:
@@ -53,7 +53,7 @@ def test_a_cancel_flagged_from_another_machine_stops_a_run_blocked_in_a_tool(fak
     print(f"a cancel flagged in the store: the run ended {took:.1f} s later")
     assert proc.returncode == 130, proc.stderr.read()
     assert took < 2 + 2 + 10, f"the run stopped {took:.1f} s after the cancel"  # polled every 2 s, then the stop's grace
-    assert store_for(isolated).run(run_id)["status"] == "cancelled"
+    assert store_for(isolated).run(run_id).status == "cancelled"
 
 
 def _threads_other_than_main(pid: int) -> list[int]:
@@ -87,7 +87,7 @@ def test_a_signal_that_lands_on_another_thread_stops_a_run_whose_main_thread_is_
     assert proc.returncode == 130, proc.stderr.read()
     assert took < 2 + 10, f"the run stopped {took:.1f} s after the signal"
     run = store_for(isolated).list_runs(limit=1)[0]
-    assert run["status"] == "interrupted"
+    assert run.status == "interrupted"
 
 
 def test_no_tool_starts_once_the_run_is_out_of_budget(cli, fake, isolated, tmp_path):

@@ -28,7 +28,7 @@ def test_a_store_from_before_resumable_runs_is_upgraded_and_keeps_its_runs(cli, 
     with store.tx() as conn:
         assert sorted(conn.exec_driver_sql("SELECT name FROM _migrations").scalars()) == sorted(m.__name__ for m in MIGRATIONS)
     old = store.run(first["run_id"])
-    assert old["status"] == "completed" and old["attempt"] is None and store.attempts(first["run_id"]) == []
+    assert old.status == "completed" and old.attempt is None and store.attempts(first["run_id"]) == []
     second = cli("run", "research", "-i", "topic=voles", "--base-url", fake.url, "--json", "--quiet").json()
     assert second["status"] == "completed" and [a["kind"] for a in second["attempts"]] == ["run"]
     assert len(cli("runs", "list", "--json").json()) == 2

@@ -20,6 +20,6 @@ class Status(str, Enum):
     __format__ = str.__format__  # type: ignore[assignment]  # str's, on purpose: the value, not Status.X
 
 
-FINAL = tuple(s.value for s in Status if s not in (Status.PENDING, Status.RUNNING))
-RESUMABLE = tuple(s for s in FINAL if s != Status.COMPLETED.value)
-STOPPED = (Status.INTERRUPTED.value, Status.TIME_LIMIT.value, Status.BUDGET_EXHAUSTED.value, Status.CANCELLED.value)
+FINAL = tuple(s for s in Status if s not in (Status.PENDING, Status.RUNNING))  # a run or attempt that has ended
+RESUMABLE = tuple(s for s in FINAL if s != Status.COMPLETED)
+STOPPED = (Status.INTERRUPTED, Status.TIME_LIMIT, Status.BUDGET_EXHAUSTED, Status.CANCELLED)  # ended by a stop, not by its work

@@ -12,6 +12,7 @@ from rich.markup import escape
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, is_tty, library_chatter_off, print_error, table
 from mamabear.errors import UsageError
+from mamabear.status import Status
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
     from mamabear.config.limits import Limits
@@ -145,7 +146,7 @@ def run(
                 args += [flag, str(value)]
         pid, log = spawn(args, run_id, ws.settings.home, ws.store)
         if json_out:
-            emit_json({"run_id": run_id, "status": "running", "pid": pid, "log": str(log)})
+            emit_json({"run_id": run_id, "status": Status.RUNNING, "pid": pid, "log": str(log)})
         else:
             sys.stdout.write(run_id + "\n")
             if not quiet:
@@ -217,11 +218,11 @@ def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
         from mamabear.engine.attempt_end import ending_line
 
         print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
-        if result.status != "completed":
+        if result.status != Status.COMPLETED:
             more = {
-                "budget_exhausted": " with a larger --budget-usd or --budget-tokens",
-                "time_limit": " (--max-duration sets a new limit)",
-                "failed": " once the cause is fixed (--model switches models)",
+                Status.BUDGET_EXHAUSTED: " with a larger --budget-usd or --budget-tokens",
+                Status.TIME_LIMIT: " (--max-duration sets a new limit)",
+                Status.FAILED: " once the cause is fixed (--model switches models)",
             }.get(result.status, "")
             console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
     sys.stdout.flush()

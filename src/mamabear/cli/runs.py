@@ -13,6 +13,8 @@ from rich.text import Text
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
 from mamabear.config.durations import fmt_seconds
+from mamabear.status import Status
+from mamabear.store.rows import RunRow
 
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 
@@ -38,7 +40,7 @@ def list_runs(
     from mamabear.store.liveness import settle_orphans
 
     store = _store()
-    settle_orphans(store, store.list_runs(limit=limit, status="running"))
+    settle_orphans(store, store.list_runs(limit=limit, status=Status.RUNNING))
     rows = store.list_runs(limit=limit, status=status, crew=crew)
     if json_out:
         emit_json(rows_for_json(rows))
@@ -46,21 +48,21 @@ def list_runs(
     out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
     for r in rows:
         out.add_row(
-            r["id"],
-            r["crew"],
-            status_text(r["status"]),
-            when(r["created_at"]),
-            fmt_seconds(r["seconds"]) if r["status"] != "running" else "-",
-            str(r["llm_calls"]),
-            f"{r['tokens_in']:,}/{r['tokens_out']:,}",
-            f"${r['cost_usd']:.4f}",
+            r.id,
+            r.crew,
+            status_text(r.status),
+            when(r.created_at),
+            fmt_seconds(r.seconds) if r.status != Status.RUNNING else "-",
+            str(r.llm_calls),
+            f"{r.tokens_in:,}/{r.tokens_out:,}",
+            f"${r.cost_usd:.4f}",
         )
     console().print(out)
 
 
-def rows_for_json(rows: list[dict]) -> list[dict]:
+def rows_for_json(rows: list[RunRow]) -> list[dict]:
     keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd")
-    return [{k: r[k] for k in keep} for r in rows]
+    return [{k: getattr(r, k) for k in keep} for r in rows]
 
 
 @app.command("show")
@@ -231,7 +233,7 @@ def logs(
     from mamabear.store.liveness import settle_orphans
 
     while follow:
-        finished = settle_orphans(store, [store.run(run_id)])[0]["status"] != "running"
+        finished = settle_orphans(store, [store.run(run_id)])[0].status != Status.RUNNING
         new = store.events(run_id, after_id=last)
         for event in new:
             _print_event(event, json_out)
@@ -299,9 +301,9 @@ def cancel(
     store = _store()
     run = cancel_run(store, store.resolve_run_id(run_id), wait_s=wait)
     if json_out:
-        emit_json({"run_id": run["id"], "status": run["status"], "cancel_requested": True})
+        emit_json({"run_id": run.id, "status": run.status, "cancel_requested": True})
         return
-    if run["status"] == "running":
-        console().print(f"cancel requested; run {run['id']} stops before its next model call.")
+    if run.status == Status.RUNNING:
+        console().print(f"cancel requested; run {run.id} stops before its next model call.")
     else:
-        console().print(f"run {run['id']} {run['status']}; `mamabear resume {run['id']}` continues it.")
+        console().print(f"run {run.id} {run.status}; `mamabear resume {run.id}` continues it.")

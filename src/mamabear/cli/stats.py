@@ -8,6 +8,7 @@ import typer
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, table, when
+from mamabear.status import Status
 
 
 def _pct(rate: float | None) -> str:
@@ -42,7 +43,7 @@ def stats(
 
     since_s = None if since.strip().lower() == "all" else parse_duration(since, flag="--since")
     store = Services().store
-    settle_orphans(store, store.list_runs(limit=100_000, status="running"))  # a run whose process died is not running
+    settle_orphans(store, store.list_runs(limit=100_000, status=Status.RUNNING))  # a run whose process died is not running
     doc = fleet_stats(store, since_s, crew=crew)
     if json_out:
         emit_json(doc)

@@ -265,27 +265,16 @@ def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:
 
 def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float) -> RunState:
     """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
-    rows = {t["position"]: t for t in store.tasks(run_id)}
+    rows = {t.position: t for t in store.tasks(run_id)}
     tasks = []
     for t in plan.tasks:
-        row = rows.get(t.position, {})
-        done = row.get("status") == Status.COMPLETED
-        tasks.append(
-            TaskState(
-                position=t.position,
-                task=t.id,
-                agent=t.agent,
-                model=t.route.model if t.route else None,
-                status=Status.COMPLETED if done else Status.PENDING,
-                output=row.get("output") if done else None,
-                started_at=row.get("started_at") if done else None,
-                finished_at=row.get("finished_at") if done else None,
-                tokens_in=row.get("tokens_in", 0),
-                tokens_out=row.get("tokens_out", 0),
-                cost_usd=row.get("cost_usd", 0.0),
-                llm_calls=row.get("llm_calls", 0),
-            )
-        )
+        state = TaskState(position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None)
+        row = rows.get(t.position)
+        if row is not None:
+            state.tokens_in, state.tokens_out, state.cost_usd, state.llm_calls = row.tokens_in, row.tokens_out, row.cost_usd, row.llm_calls
+            if row.status == Status.COMPLETED:
+                state.status, state.output, state.started_at, state.finished_at = Status.COMPLETED, row.output, row.started_at, row.finished_at
+        tasks.append(state)
     return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from mamabear.errors import EXIT_INTERRUPTED, StorageError
 from mamabear.observe import RunState
-from mamabear.status import STOPPED, Status
-from mamabear.store.database import FINAL_STATUSES
+from mamabear.status import FINAL, STOPPED, Status
 
 
 @dataclass
@@ -89,7 +88,7 @@ class AttemptEnd:
             if status == Status.COMPLETED:
                 self.checkpoints.discard()  # a completed run is never resumed
             tracker.event("run_finished", f"{ending_line(run_id, status, error)} ({_summary(state)})", data={"status": status})
-            assert status in FINAL_STATUSES
+            assert status in FINAL
             return RunResult(run_id, status, output, error, state, exit_code)
 
     def abandon_after(self, seconds: float, on_abandon: Any) -> None:

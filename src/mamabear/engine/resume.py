@@ -8,9 +8,9 @@ from mamabear.config.limits import Limits
 from mamabear.engine.plan import Plan, make_plan
 from mamabear.engine.services import Services
 from mamabear.errors import UsageError
-from mamabear.status import Status
-from mamabear.store.database import RESUMABLE_STATUSES
+from mamabear.status import RESUMABLE, Status
 from mamabear.store.liveness import running_here, settle_orphans
+from mamabear.store.rows import TaskRow
 
 
 def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None, **limit_flags: float | int | None) -> tuple[Services, Plan, Limits, str]:
@@ -20,31 +20,31 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     run_id = store.resolve_run_id(run_id)
     run = settle_orphans(store, [store.run(run_id)])[0]
     if running_here(run):
-        raise UsageError(f"run {run_id} is still running (pid {run['pid']}); stop it with `mamabear runs cancel {run_id}` first.")
-    if run["status"] == Status.RUNNING:
-        raise UsageError(f"run {run_id} is marked running on {run['host'] or 'another machine'}; it can only be resumed where it ran.")
-    if run["status"] not in RESUMABLE_STATUSES:
-        raise UsageError(f"run {run_id} is {run['status']}; only a {', '.join(RESUMABLE_STATUSES)} run can be resumed.")
-    options = run["options"] or {}
+        raise UsageError(f"run {run_id} is still running (pid {run.pid}); stop it with `mamabear runs cancel {run_id}` first.")
+    if run.status == Status.RUNNING:
+        raise UsageError(f"run {run_id} is marked running on {run.host or 'another machine'}; it can only be resumed where it ran.")
+    if run.status not in RESUMABLE:
+        raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
+    options = run.options or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(
         model=model or options.get("model"),
         base_url=base_url or options.get("base_url"),
         sandbox=options.get("sandbox"),
-        session=run["session_id"] or options.get("session"),
+        session=run.session_id or options.get("session"),
         no_memory=options.get("no_memory"),
         no_cache=options.get("no_cache"),
     )
     from mamabear.config.redact import dereferenced
 
-    inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v for k, v in (run["inputs"] or {}).items()}
-    plan = make_plan(ws.catalog, ws.models, run["crew"], inputs, ws.settings, sandbox=ws.sandbox)
-    if [t.id for t in plan.tasks] != [t["task"] for t in store.tasks(run_id)]:
-        raise UsageError(f"crew '{run['crew']}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
+    inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v for k, v in (run.inputs or {}).items()}
+    plan = make_plan(ws.catalog, ws.models, run.crew, inputs, ws.settings, sandbox=ws.sandbox)
+    if [t.id for t in plan.tasks] != [t.task for t in store.tasks(run_id)]:
+        raise UsageError(f"crew '{run.crew}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
 
 
-def with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
+def with_stored_outputs(crew: Any, rows: list[TaskRow]) -> Any:
     """The resumed crew with every task the store records as completed given its stored output.
 
     A task is recorded completed a moment before CrewAI's checkpoint of it is on disk; a kill in
@@ -55,7 +55,7 @@ def with_stored_outputs(crew: Any, rows: list[dict]) -> Any:
     """
     from crewai.tasks.task_output import TaskOutput
 
-    done = {row["position"]: row["output"] for row in rows if row["status"] == Status.COMPLETED and row["output"] is not None}
+    done = {row.position: row.output for row in rows if row.status == Status.COMPLETED and row.output is not None}
     filled = False
     for position, task in enumerate(crew.tasks, start=1):
         if task.output is not None:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from mamabear.errors import NotFound, StorageError, UsageError, storage_fault
-from mamabear.status import FINAL, RESUMABLE
+from mamabear.status import Status
+from mamabear.store.rows import RunRow, TaskRow
 
 metadata = sa.MetaData()
 
@@ -222,8 +223,6 @@ def m004_cache(conn: Connection) -> None:
 
 MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache]
 
-FINAL_STATUSES = FINAL
-RESUMABLE_STATUSES = RESUMABLE
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
@@ -332,7 +331,7 @@ class Store:
                 runs.insert().values(
                     id=run_id,
                     crew=crew,
-                    status="running",
+                    status=Status.RUNNING,
                     process=process,
                     inputs=inputs,
                     plan=plan,
@@ -345,7 +344,7 @@ class Store:
                 )
             )
             for row in task_rows:
-                conn.execute(tasks.insert().values(run_id=run_id, status="pending", **row))
+                conn.execute(tasks.insert().values(run_id=run_id, status=Status.PENDING, **row))
 
     def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None, started_at: float | None = None) -> int:
         """Open the next attempt of a run and mark the run running under this process."""
@@ -362,7 +361,7 @@ class Store:
                     run_id=run_id,
                     number=number,
                     kind=kind,
-                    status="running",
+                    status=Status.RUNNING,
                     pid=pid,
                     host=host,
                     options=options,
@@ -374,7 +373,7 @@ class Store:
                 runs.update()
                 .where(runs.c.id == run_id)
                 .values(
-                    status="running",
+                    status=Status.RUNNING,
                     attempt=number,
                     pid=pid,
                     host=host,
@@ -458,7 +457,7 @@ class Store:
             raise UsageError(f"{noun} id '{prefix}' is ambiguous; give more characters.")
         return ids[0]
 
-    def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[dict]:
+    def list_runs(self, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[RunRow]:
         usage = sa.select(llm_calls.c.run_id, *TOKEN_SUMS).group_by(llm_calls.c.run_id).subquery()
         took = sa.select(attempts.c.run_id, sa.func.sum(attempts.c.finished_at - attempts.c.started_at).label("seconds")).group_by(attempts.c.run_id).subquery()
         hours = sa.select(sandbox_usage.c.run_id, sa.func.sum(sandbox_usage.c.cost_usd).label("sandbox_usd")).group_by(sandbox_usage.c.run_id).subquery()
@@ -482,21 +481,20 @@ class Store:
         if crew:
             query = query.where(runs.c.crew == crew)
         with self.tx() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        return _usage_defaults(rows)
+            return [RunRow.of(dict(r._mapping)) for r in conn.execute(query)]
 
     def has_run(self, run_id: str) -> bool:
         with self.tx() as conn:
             return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
-    def run(self, run_id: str) -> dict:
+    def run(self, run_id: str) -> RunRow:
         with self.tx() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise NotFound(f"no run with id '{run_id}'; see `mamabear runs list`.")
-        return dict(row._mapping)
+        return RunRow.of(dict(row._mapping))
 
-    def tasks(self, run_id: str) -> list[dict]:
+    def tasks(self, run_id: str) -> list[TaskRow]:
         usage = sa.select(llm_calls.c.task_position, *TOKEN_SUMS).where(llm_calls.c.run_id == run_id).group_by(llm_calls.c.task_position).subquery()
         query = (
             sa.select(tasks, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
@@ -505,8 +503,7 @@ class Store:
             .order_by(tasks.c.position)
         )
         with self.tx() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        return _usage_defaults(rows)
+            return [TaskRow.of(dict(r._mapping)) for r in conn.execute(query)]
 
     def llm_calls(self, run_id: str) -> list[dict]:
         with self.tx() as conn:
@@ -536,12 +533,3 @@ class Store:
             query = query.where(events.c.kind.in_(kinds))
         with self.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
-
-
-def _usage_defaults(rows: list[dict]) -> list[dict]:
-    """Rows outer-joined to their LLM-call sums: no calls means zero, not NULL."""
-    for row in rows:
-        for key in ("tokens_in", "tokens_out", "llm_calls"):
-            row[key] = int(row[key] or 0)
-        row["cost_usd"] = float(row["cost_usd"] or 0.0)
-    return rows

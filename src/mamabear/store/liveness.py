@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from mamabear.errors import UsageError
+from mamabear.status import Status
 from mamabear.store.database import Store
+from mamabear.store.rows import RunRow
 
 
 def this_host() -> str:
@@ -32,45 +34,47 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def running_here(run: dict) -> bool:
+def running_here(run: RunRow) -> bool:
     """The run is marked running and its process on this machine is alive."""
-    return run["status"] == "running" and run.get("host") == this_host() and pid_alive(run.get("pid"))
+    return run.status == Status.RUNNING and run.host == this_host() and pid_alive(run.pid)
 
 
-def is_orphan(run: dict) -> bool:
+def is_orphan(run: RunRow) -> bool:
     """Marked running, but its process on this machine is gone (killed, crashed, machine rebooted)."""
-    return run["status"] == "running" and run.get("host") == this_host() and not pid_alive(run.get("pid"))
+    return run.status == Status.RUNNING and run.host == this_host() and not pid_alive(run.pid)
 
 
-def settle_orphans(store: Store, runs: list[dict]) -> list[dict]:
+def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
     """Record runs whose process died as interrupted (resumable), and return the rows as they are now."""
+    settled = []
     for run in runs:
         if is_orphan(run):
-            error = f"its process (pid {run['pid']}) ended without finishing; `mamabear resume {run['id']}` continues it"
-            if run.get("attempt"):
-                store.finish_attempt(run["id"], run["attempt"], "interrupted", error)
+            error = f"its process (pid {run.pid}) ended without finishing; `mamabear resume {run.id}` continues it"
+            if run.attempt:
+                store.finish_attempt(run.id, run.attempt, Status.INTERRUPTED, error)
             else:
-                store.update_run(run["id"], status="interrupted", error=error)
-            run.update(store.run(run["id"]))
-    return runs
+                store.update_run(run.id, status=Status.INTERRUPTED, error=error)
+            run = store.run(run.id)
+        settled.append(run)
+    return settled
 
 
-def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> dict:
+def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> RunRow:
     """Ask a running run to stop: flag it in the store and signal its process; wait for it to settle.
 
     The process stops as on Ctrl-C (checkpointed) and records itself cancelled. A run on
     another machine sees the flag before its next model call.
     """
     run = settle_orphans(store, [store.run(run_id)])[0]
-    if run["status"] != "running":
-        raise UsageError(f"run {run_id} is {run['status']}, not running; there is nothing to cancel.")
+    if run.status != Status.RUNNING:
+        raise UsageError(f"run {run_id} is {run.status}, not running; there is nothing to cancel.")
     store.request_cancel(run_id)
-    if running_here(run):
-        os.kill(run["pid"], signal.SIGTERM)
+    if running_here(run) and run.pid:
+        os.kill(run.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         run = settle_orphans(store, [store.run(run_id)])[0]
-        if run["status"] != "running":
+        if run.status != Status.RUNNING:
             break
         time.sleep(0.1)
     return run

@@ -6,18 +6,19 @@ from typing import Any
 
 from mamabear.store.database import Store
 from mamabear.store.ledger import Ledger
+from mamabear.store.rows import RunRow
 
 
 def _seconds(start: float | None, end: float | None) -> float | None:
     return round(end - start, 3) if start and end else None
 
 
-def run_seconds(run: dict[str, Any], attempts: list[dict[str, Any]]) -> float | None:
+def run_seconds(run: RunRow, attempts: list[dict[str, Any]]) -> float | None:
     """A run's time, defined once: each attempt from its command's start to its end, added up (the gaps between are not the run's)."""
     spans = [_seconds(a["started_at"], a["finished_at"]) for a in attempts]
     if attempts and all(s is not None for s in spans):
         return round(sum(spans), 3)  # type: ignore[arg-type]  # all numbers: checked on the line above
-    return _seconds(run["created_at"], run["finished_at"])  # unfinished, or recorded before attempts were
+    return _seconds(run.created_at, run.finished_at)  # unfinished, or recorded before attempts were
 
 
 def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -43,29 +44,29 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     run = store.run(run_id)
     tasks = store.tasks(run_id)
     report: dict[str, Any] = {
-        "run_id": run["id"],
-        "crew": run["crew"],
-        "status": run["status"],
-        "process": run["process"],
-        "inputs": run["inputs"],
-        "output": run["output"],
-        "error": run["error"],
-        "created_at": run["created_at"],
-        "finished_at": run["finished_at"],
+        "run_id": run.id,
+        "crew": run.crew,
+        "status": run.status,
+        "process": run.process,
+        "inputs": run.inputs,
+        "output": run.output,
+        "error": run.error,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
         "tasks": [
             {
-                "position": t["position"],
-                "task": t["task"],
-                "agent": t["agent"],
-                "model": t["model"],
-                "status": t["status"],
-                "output": t["output"],
-                "error": t["error"],
-                "tokens_in": t["tokens_in"],
-                "tokens_out": t["tokens_out"],
-                "cost_usd": round(t["cost_usd"], 6),
-                "llm_calls": t["llm_calls"],
-                "seconds": _seconds(t["started_at"], t["finished_at"]),
+                "position": t.position,
+                "task": t.task,
+                "agent": t.agent,
+                "model": t.model,
+                "status": t.status,
+                "output": t.output,
+                "error": t.error,
+                "tokens_in": t.tokens_in,
+                "tokens_out": t.tokens_out,
+                "cost_usd": round(t.cost_usd, 6),
+                "llm_calls": t.llm_calls,
+                "seconds": _seconds(t.started_at, t.finished_at),
             }
             for t in tasks
         ],
@@ -78,7 +79,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     usage = ledger.usage(run_id)
     actions = ledger.actions(run_id=run_id)
     sandbox_usd = sum(u["cost_usd"] for u in usage)
-    report["session_id"] = run["session_id"]
+    report["session_id"] = run.session_id
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),

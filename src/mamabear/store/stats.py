@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mamabear.store.database import FINAL_STATUSES, Store, attempts, llm_calls, runs, sandbox_usage, tasks
+from mamabear.status import FINAL, Status
+from mamabear.store.database import Store, attempts, llm_calls, runs, sandbox_usage, tasks
 
 RATE_DIGITS = 4  # 0.1234 = 12.34 %
 USD_DIGITS = 6
@@ -48,7 +49,7 @@ def _mean(values: list[float]) -> float | None:
 def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, now: float | None = None) -> dict[str, Any]:
     """Operational KPIs over the runs created in the last ``since_s`` seconds (None: all of them).
 
-    - runs: total, by_status, finished (status in FINAL_STATUSES), running, completed, autonomous.
+    - runs: total, by_status, finished (status in FINAL), running, completed, autonomous.
     - success_rate: completed / finished.
     - autonomous_rate: autonomous / finished, where autonomous means the run has exactly one attempt, of kind
       "run", and it completed (a resumed or cancelled run is not autonomous; a run from before attempts were
@@ -77,7 +78,7 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
 
     with store.tx() as conn:
         by_status = {
-            status: int(n)
+            Status(status): int(n)
             for status, n in conn.execute(sa.select(runs.c.status, sa.func.count()).where(*conditions).group_by(runs.c.status).order_by(runs.c.status))
         }
         autonomous = _autonomous(conn, conditions)
@@ -110,8 +111,8 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
         completed_costs = _completed_run_costs(conn, conditions)
 
     total = sum(by_status.values())
-    finished = sum(n for status, n in by_status.items() if status in FINAL_STATUSES)
-    completed = by_status.get("completed", 0)
+    finished = sum(n for status, n in by_status.items() if status in FINAL)
+    completed = by_status.get(Status.COMPLETED, 0)
     calls, errors = int(llm.calls), int(llm.errors)
     return {
         "window": {"since": since, "now": now, "crew": crew},
@@ -119,7 +120,7 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
             "total": total,
             "by_status": by_status,
             "finished": finished,
-            "running": by_status.get("running", 0),
+            "running": by_status.get(Status.RUNNING, 0),
             "completed": completed,
             "autonomous": autonomous,
         },
@@ -158,7 +159,7 @@ def _autonomous(conn: Connection, conditions: list) -> int:
         sa.select(
             attempts.c.run_id,
             sa.func.count().label("attempts"),
-            sa.func.sum(sa.case(((attempts.c.kind == "run") & (attempts.c.status == "completed"), 1), else_=0)).label("clean"),
+            sa.func.sum(sa.case(((attempts.c.kind == "run") & (attempts.c.status == Status.COMPLETED), 1), else_=0)).label("clean"),
         )
         .group_by(attempts.c.run_id)
         .subquery()
@@ -166,7 +167,7 @@ def _autonomous(conn: Connection, conditions: list) -> int:
     query = (
         sa.select(sa.func.count())
         .select_from(runs.join(per_run, per_run.c.run_id == runs.c.id))
-        .where(*conditions, runs.c.status == "completed", per_run.c.attempts == 1, per_run.c.clean == 1)
+        .where(*conditions, runs.c.status == Status.COMPLETED, per_run.c.attempts == 1, per_run.c.clean == 1)
     )
     return int(conn.execute(query).scalar() or 0)
 
@@ -179,9 +180,9 @@ def _recovery_times(conn: Connection, in_window: Any) -> list[float]:
         .select_from(failed.join(fixed, (fixed.c.run_id == failed.c.run_id) & (fixed.c.number > failed.c.number)))
         .where(
             failed.c.run_id.in_(in_window),
-            failed.c.status.not_in(("completed", "running")),
+            failed.c.status.not_in((Status.COMPLETED, Status.RUNNING)),
             failed.c.finished_at.is_not(None),
-            fixed.c.status == "completed",
+            fixed.c.status == Status.COMPLETED,
             fixed.c.finished_at.is_not(None),
         )
         .group_by(failed.c.run_id, failed.c.number, failed.c.finished_at)
@@ -195,7 +196,7 @@ def _first_results(conn: Connection, conditions: list) -> list[float]:
     query = (
         sa.select(runs.c.created_at, first.label("first_at"))
         .select_from(runs.join(tasks, tasks.c.run_id == runs.c.id))
-        .where(*conditions, tasks.c.status == "completed", tasks.c.finished_at.is_not(None))
+        .where(*conditions, tasks.c.status == Status.COMPLETED, tasks.c.finished_at.is_not(None))
         .group_by(runs.c.id, runs.c.created_at)
     )
     return [float(first_at) - float(created_at) for created_at, first_at in conn.execute(query)]
@@ -203,7 +204,7 @@ def _first_results(conn: Connection, conditions: list) -> list[float]:
 
 def _completed_run_costs(conn: Connection, conditions: list) -> list[float]:
     """Each completed run's own total: its LLM calls plus its sandbox hours."""
-    completed = sa.select(runs.c.id).where(*conditions, runs.c.status == "completed").scalar_subquery()
+    completed = sa.select(runs.c.id).where(*conditions, runs.c.status == Status.COMPLETED).scalar_subquery()
     llm = (
         sa.select(llm_calls.c.run_id, sa.func.sum(llm_calls.c.cost_usd).label("usd"))
         .where(llm_calls.c.run_id.in_(completed))
@@ -219,6 +220,6 @@ def _completed_run_costs(conn: Connection, conditions: list) -> list[float]:
     query = (
         sa.select(sa.func.coalesce(llm.c.usd, 0.0) + sa.func.coalesce(hours.c.usd, 0.0))
         .select_from(runs.outerjoin(llm, llm.c.run_id == runs.c.id).outerjoin(hours, hours.c.run_id == runs.c.id))
-        .where(*conditions, runs.c.status == "completed")
+        .where(*conditions, runs.c.status == Status.COMPLETED)
     )
     return [float(v) for v in conn.execute(query).scalars()]
