@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,9 @@ from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
 from mamabear.config.durations import fmt_seconds
 from mamabear.status import Status
-from mamabear.store.rows import RunRow
+
+if TYPE_CHECKING:
+    from mamabear.store.rows import RunRow
 
 app = typer.Typer(help="Runs recorded in the run store.", no_args_is_help=True)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 
 def version(distribution: str) -> str:
     if distribution == "python":
         import platform
 
         return platform.python_version()
+    from importlib import metadata  # 20 ms of imports: only when a version is asked for
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
