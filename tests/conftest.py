@@ -125,3 +125,15 @@ def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def host_processes(marker: str) -> list[int]:
+    """Pids (as this machine sees them) of processes whose command line holds ``marker``: a jail's own pids differ."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

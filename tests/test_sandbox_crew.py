@@ -144,7 +144,7 @@ def test_tools_and_sandbox_in_yaml_are_checked_with_file_and_line(cli, isolated,
 
 def test_dry_run_shows_tools_and_the_backend_each_key_selects(cli, isolated, monkeypatch):
     plan = cli("run", "data_analysis", *QUESTION, "--dry-run", "--json").json()
-    assert plan["sandbox"] == {"backend": "local", "kind": "data_analysis", "session": None, "reuse": False}
+    assert plan["sandbox"] == {"backend": "local", "kind": "data_analysis", "session": None, "reuse": False, "network": True}
     assert "bash" in plan["agents"][0]["tools"] and "browser_navigate" not in plan["agents"][0]["tools"]
     monkeypatch.setenv("SCRAPYBARA_API_KEY", "sb-anything")
     plan = cli("run", "data_analysis", *QUESTION, "--dry-run", "--json").json()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, host_processes, subprocess_env
 from mamabear.engine.services import Services
 from mamabear.sandbox.backend import CommandResult
 from mamabear.store.ledger import Ledger
@@ -79,26 +79,26 @@ def test_file_tools_create_edit_and_view_inside(sessions, session):
 
 def test_a_command_that_never_ends_is_stopped_with_everything_it_started(sessions, session):
     started = time.monotonic()
-    result = run(sessions, session, "sleep 300 & echo $! > child.pid; sleep 300", timeout_s=1)
+    result = run(sessions, session, "sleep 301 & sleep 300", timeout_s=1)
     assert result.timed_out and result.exit_code is None and "1 s limit" in result.note
     assert time.monotonic() - started < 10
-    child = int((Path(session["workdir"]) / "child.pid").read_text())
     time.sleep(0.2)
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert host_processes("sleep 301") == [] and host_processes("sleep 300") == []
     assert "timed out and was stopped" in result.for_model()
 
 
-def test_a_process_that_leaves_the_group_holding_the_output_does_not_hold_the_command(sessions, session):
+def test_a_process_that_leaves_the_group_is_ended_with_the_command(sessions, session):
     started = time.monotonic()
-    result = run(sessions, session, "setsid sleep 30 & echo $! > escaped.pid; echo done", timeout_s=5)
+    result = run(sessions, session, "setsid sleep 31 & echo done", timeout_s=5)
     took = time.monotonic() - started
-    escaped = int((Path(session["workdir"]) / "escaped.pid").read_text())
     try:
         assert took < 10, f"returned after {took:.1f} s"  # 4d96280: after the escaped sleep ended (43.8 s with a 5 s timeout)
         assert result.exit_code == 0 and result.output.startswith("done")
-        assert "still holds its output; it was not waited for" in result.output
+        time.sleep(0.2)
+        assert host_processes("sleep 31") == []  # the jail's PID namespace ended with the command (unjailed, it lived on)
     finally:
-        os.kill(escaped, signal.SIGKILL)
+        for pid in host_processes("sleep 31"):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_file_tools_refuse_a_pipe_at_once_instead_of_waiting_for_a_reader(sessions, session):
@@ -133,7 +133,7 @@ def test_the_environment_has_no_key_or_token_of_the_caller(sessions, session, mo
     monkeypatch.setenv("SOME_PLAIN_SETTING", "harmless")
     env = dict(line.split("=", 1) for line in run(sessions, session, "env").output.splitlines() if "=" in line)
     assert not {"OPENAI_API_KEY", "GITHUB_TOKEN", "SOME_PLAIN_SETTING", "MAMABEAR_HOME", "VIRTUAL_ENV", "MB_STATE"} & set(env)
-    assert env["HOME"] == session["workdir"]
+    assert env["HOME"] == "/workspace"  # the workspace, where the jail shows it
     assert str(Path(sys.prefix) / "bin") not in env["PATH"].split(os.pathsep)  # installs never land in mamabear's venv
 
 
@@ -190,7 +190,7 @@ def test_cli_session_keeps_files_environment_and_directory_across_invocations(cl
     )
     assert proc.returncode == 0, proc.stderr
     river, cwd, count = proc.stdout.split()
-    assert (river, count) == ("salmon", "42") and cwd.endswith("/work/data")
+    assert (river, count) == ("salmon", "42") and cwd == "/workspace/data"
 
     failed = cli("sandbox", "exec", session_id, "--", "exit", "7")
     assert failed.code == 7

@@ -6,18 +6,17 @@ import ctypes
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import start_mamabear, store_for, wait_for
+from conftest import host_processes, start_mamabear, store_for, wait_for
+from mamabear.store.ledger import Ledger
 
 FRAME = "Turn the question"  # data_analysis's first task: its agent has the sandbox's tools
 
 
 def test_a_tool_blocked_past_the_time_limit_does_not_hold_the_run(fake, isolated, tmp_path):
-    marker = tmp_path / "child.pid"
-    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"echo $$ > {marker}; sleep 120", "timeout_s": 600}}])
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "sleep 120.25", "timeout_s": 600}}])
     proc = start_mamabear(
         isolated, "run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--max-duration", "5s", "--quiet", "--json"
     )
@@ -31,8 +30,7 @@ def test_a_tool_blocked_past_the_time_limit_does_not_hold_the_run(fake, isolated
     print(f"a tool blocked for 120 s: the run ended {overshoot:.1f} s after its 5 s limit")
     assert proc.returncode == 4, proc.stderr.read()
     assert overshoot < 2 + 10, f"the run ended {overshoot:.1f} s after its time limit"
-    child = int(marker.read_text())
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]  # nothing left behind
+    assert host_processes("sleep 120.25") == []  # nothing left behind
     run = store_for(isolated).list_runs(limit=1)[0]
     assert run.status == "time_limit" and "time limit of 5" in run.error
 
@@ -91,11 +89,11 @@ def test_a_signal_that_lands_on_another_thread_stops_a_run_whose_main_thread_is_
 
 
 def test_no_tool_starts_once_the_run_is_out_of_budget(cli, fake, isolated, tmp_path):
-    marker = tmp_path / "ran.txt"
-    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": f"touch {marker}"}}])
+    fake.add(task=FRAME, times=1, tool_calls=[{"name": "bash", "arguments": {"command": "touch ran.txt"}}])
     result = cli("run", "data_analysis", "-i", "question=how many bears", "--base-url", fake.url, "--budget-tokens", "10", "--json", "--quiet")
     assert result.code == 3, result.err  # the answer asking for the tool spent the budget
-    assert not marker.exists()  # 4d96280: the tool ran after the budget was spent
+    assert not list((isolated / "sandboxes").glob("*/work/ran.txt"))  # 4d96280: the tool ran after the budget was spent
+    assert not [a for a in Ledger(store_for(isolated)).actions(run_id=result.json()["run_id"]) if a["action"] == "bash"]
     assert len(fake.chat_requests) == 1
 
 

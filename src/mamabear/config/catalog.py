@@ -100,6 +100,7 @@ class SandboxSpec:
     kind: str = "development"
     backend: str | None = None
     reuse: bool | None = None  # None: config/sandbox.yaml's reuse_by_kind
+    network: bool | None = None  # None: the kind's network setting in config/sandbox.yaml
 
 
 @dataclass(frozen=True)
@@ -180,14 +181,17 @@ def _sandbox(doc: YamlMapping, what: str) -> SandboxSpec:
         return SandboxSpec(kind=value)
     if not isinstance(value, YamlMapping):
         raise ConfigError(f"{doc.where('sandbox')}: 'sandbox' of {what} is a kind (research, development, ...) or a mapping.")
-    _unknown(value, {"kind", "backend", "reuse"}, f"the sandbox of {what}")
+    _unknown(value, {"kind", "backend", "reuse", "network"}, f"the sandbox of {what}")
     backend = value.get("backend")
     if backend not in (None, "local", "scrapybara"):
         raise ConfigError(f"{value.where('backend')}: sandbox backend of {what} must be local or scrapybara.")
     reuse = value.get("reuse")
     if reuse is not None and not isinstance(reuse, bool):
         raise ConfigError(f"{value.where('reuse')}: sandbox 'reuse' of {what} must be true or false.")
-    return SandboxSpec(kind=str(value.get("kind", "development")), backend=backend, reuse=reuse)
+    network = value.get("network")
+    if network is not None and not isinstance(network, bool):
+        raise ConfigError(f"{value.where('network')}: sandbox 'network' of {what} must be true or false.")
+    return SandboxSpec(kind=str(value.get("kind", "development")), backend=backend, reuse=reuse, network=network)
 
 
 def _mapping(value: Any, path: Path, what: str) -> YamlMapping:

@@ -86,8 +86,11 @@ class SessionLink:
                     continue
                 self.events.note("sandbox_session", f"reusing pooled sandbox session {session['id']} ({session['backend']}, {session['kind']})")
                 return session
-        session = sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context)
+        session = sessions.start(plan.backend, plan.kind, pooled=plan.reuse, context=context, network=plan.network)
         self.events.note("sandbox_session", f"started sandbox session {session['id']} ({session['backend']}, {session['kind']})")
+        caveat = sessions.caveat(session)
+        if caveat:
+            self.events.note("sandbox_caveat", f"warning: {caveat}")
         return session
 
     def save(self) -> None:

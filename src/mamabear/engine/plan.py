@@ -34,6 +34,7 @@ class SandboxPlan:
     kind: str
     session: str | None = None  # --session: work in this existing session
     reuse: bool = False  # take (or leave behind) a pooled session of the kind
+    network: bool = True  # a new local session's commands reach the internet (the crew's or the kind's setting)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ def plan_sandbox(crew: CrewSpec, config: SandboxConfig, settings: Settings) -> S
     config.kind(crew.sandbox.kind)  # an unknown kind is an error now, not at the first tool call
     backend = config.choose_backend(settings, settings.sandbox or crew.sandbox.backend)
     reuse = config.reuse_by_kind if crew.sandbox.reuse is None else crew.sandbox.reuse
-    return SandboxPlan(backend=backend, kind=crew.sandbox.kind, session=settings.session, reuse=reuse)
+    network = config.network_for(crew.sandbox.kind, crew.sandbox.network)
+    return SandboxPlan(backend=backend, kind=crew.sandbox.kind, session=settings.session, reuse=reuse, network=network)
 
 
 def make_plan(

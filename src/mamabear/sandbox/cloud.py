@@ -80,7 +80,10 @@ class CloudBackend:
 
     # ------------------------------------------------------------ life cycle
 
-    def create(self, session_id: str) -> tuple[str | None, str]:
+    def caveat(self, session: dict) -> str | None:
+        return None  # a VM of its own; its network is Scrapybara's
+
+    def create(self, session_id: str, network: bool = True) -> tuple[str | None, str]:
         opts = self.options
         instance = self._call(
             "start an instance", lambda: self.client.start_ubuntu(timeout_hours=opts.timeout_hours, blocked_domains=list(opts.blocked_domains))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError, UsageError
 
 BACKENDS = ("local", "scrapybara")
+ISOLATION = ("required", "best-effort")  # no jail: refuse to run commands, or run them unjailed with a warning
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class CommandLimits:
     cpu_s: int = 600
     memory_mib: int = 4096
     file_mib: int = 1024
+    processes: int = 1024  # processes (and threads) a command may have at once: a fork bomb stops here
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class SandboxConfig:
     reuse_by_kind: bool = False
     scrapybara: CloudOptions = field(default_factory=CloudOptions)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> set-up commands
+    isolation: str = field(default_factory=lambda: "required" if sys.platform.startswith("linux") else "best-effort")
+    network: bool = True  # a local session's commands reach the internet (never the host's loopback)
+    kind_network: dict[str, bool] = field(default_factory=dict)  # a kind's own network setting
     deny: tuple[Rule, ...] = ()
     allow: tuple[Rule, ...] = ()
 
@@ -70,12 +76,22 @@ class SandboxConfig:
             raise UsageError(f"no sandbox kind '{name}'; known kinds: {', '.join(self.kinds) or 'none'} (config/sandbox.yaml).")
         return self.kinds[name]
 
+    def network_for(self, kind: str, crew: bool | None = None) -> bool:
+        """Whether a new session of ``kind`` gets the network: the crew's ``network``, else the kind's, else the default."""
+        return crew if crew is not None else self.kind_network.get(kind, self.network)
+
     def _merge(self, doc: Any, path: Path) -> None:
         if doc is None:
             return
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: sandbox.yaml must be a mapping.")
-        _known(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy"}, "sandbox.yaml")
+        _known(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy", "isolation", "network"}, "sandbox.yaml")
+        if "isolation" in doc:
+            if doc["isolation"] not in ISOLATION:
+                raise ConfigError(f"{doc.where('isolation')}: isolation must be required or best-effort.")
+            self.isolation = doc["isolation"]
+        if "network" in doc:
+            self.network = _flag(doc, "network")
         if "backend" in doc:
             if doc["backend"] not in ("auto", *BACKENDS):
                 raise ConfigError(f"{doc.where('backend')}: backend must be auto, local or scrapybara.")
@@ -87,14 +103,15 @@ class SandboxConfig:
         if "idle_pause_minutes" in doc:
             self.idle_pause_minutes = _number(doc, "idle_pause_minutes")
         if "reuse_by_kind" in doc:
-            if not isinstance(doc["reuse_by_kind"], bool):
-                raise ConfigError(f"{doc.where('reuse_by_kind')}: reuse_by_kind must be true or false.")
-            self.reuse_by_kind = doc["reuse_by_kind"]
+            self.reuse_by_kind = _flag(doc, "reuse_by_kind")
         for name, entry in _section(doc, "kinds").items():
             setup = entry.get("setup", []) if isinstance(entry, dict) else None
             if not isinstance(setup, list) or not all(isinstance(c, str) for c in setup):
                 raise ConfigError(f"{doc['kinds'].where(name)}: kind '{name}' needs 'setup', a list of commands.")
+            _known(entry, {"setup", "network"}, f"kind '{name}'")
             self.kinds[name] = tuple(setup)
+            if "network" in entry:
+                self.kind_network[name] = _flag(entry, "network")
         policy = _section(doc, "policy")
         _known(policy, {"deny", "allow"}, "policy") if policy else None
         if "deny" in policy:
@@ -116,6 +133,12 @@ def _section(doc: YamlMapping, key: str) -> YamlMapping:
     if not isinstance(value, YamlMapping):
         raise ConfigError(f"{doc.where(key)}: '{key}' must be a mapping.")
     return value
+
+
+def _flag(entry: YamlMapping, key: str) -> bool:
+    if not isinstance(entry[key], bool):
+        raise ConfigError(f"{entry.where(key)}: '{key}' must be true or false.")
+    return bool(entry[key])
 
 
 def _number(entry: YamlMapping, key: str) -> float:

@@ -1,18 +1,20 @@
 """The local sandbox: a workspace directory per session and commands in real, limited subprocesses.
 
-Each command runs in a fresh ``bash`` in its own process group, with CPU, memory and
-file-size limits, a timeout that kills the whole group, output capped from the middle,
-and an environment built from nothing: no key, token or other variable of the caller
-reaches it. The shell's exported variables and working directory are saved after each
-command and restored before the next, so a session keeps its environment across
-commands and CLI invocations like a terminal would.
+Each command runs in a fresh ``bash`` inside the session's jail (``sandbox.jail``: bubblewrap,
+the system read-only, the workspace the only writable place), with CPU, memory, file-size and
+process limits, a timeout that kills everything it started, output capped from the middle, and
+an environment built from nothing: no key, token or other variable of the caller reaches it.
+The shell's exported variables and working directory are saved after each command and
+restored before the next, so a session keeps its environment across commands and CLI
+invocations like a terminal would.
 
-This is not a jail: commands run as the user who runs mamabear. For untrusted work use
-the scrapybara backend.
+Where no jail can be made (no bubblewrap, not Linux), ``isolation: required`` refuses to run
+commands and ``isolation: best-effort`` runs them unjailed, as the user who runs mamabear.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,13 +23,13 @@ import threading
 import time
 from pathlib import Path
 
-from mamabear.sandbox import files
-from mamabear.sandbox.backend import CommandResult, Lost
+from mamabear.sandbox import files, jail
+from mamabear.sandbox.backend import CommandResult, Lost, SandboxError
 from mamabear.sandbox.config import CommandLimits
 
 # The command arrives as $1 and is eval'd in this shell, so `cd` and `export` persist.
 _SCRIPT = r"""
-ulimit -t {cpu} -v {memory_kib} -f {file_kib} 2>/dev/null
+ulimit -t {cpu} -v {memory_kib} -f {file_kib} -u {processes} 2>/dev/null
 [ -f "$MB_STATE/env" ] && . "$MB_STATE/env" 2>/dev/null
 export -n MB_STATE
 cd "$(cat "$MB_STATE/cwd" 2>/dev/null)" 2>/dev/null || cd "$HOME"
@@ -45,43 +47,95 @@ _LIMIT_SIGNALS: dict[int, str] = {
 class LocalBackend:
     name = "local"
 
-    def __init__(self, home: Path, limits: CommandLimits) -> None:
+    def __init__(self, home: Path, limits: CommandLimits, isolation: str = "required") -> None:
         self.root = home / "sandboxes"
         self.limits = limits
+        self.isolation = isolation
         self._running: set[int] = set()  # process groups of the commands running now
 
-    def create(self, session_id: str) -> tuple[str | None, str]:
+    def create(self, session_id: str, network: bool = True) -> tuple[str | None, str]:
+        self._jail()  # refused before anything is made, when a jail is required and none can be made
         base = self.root / session_id
         for sub in ("work", "state", "tmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "state" / "jail.json").write_text(json.dumps({"network": network}))
+        jail.own([base / "work", base / "state", base / "tmp"])
         return None, str(base / "work")
+
+    def _jail(self) -> jail.Support | None:
+        """This machine's jail, or None to run unjailed (best-effort); SandboxError when one is required and cannot be made."""
+        support = jail.support()
+        if support.jail:
+            return support
+        if self.isolation == "required":
+            raise SandboxError(
+                f"the local sandbox cannot jail commands here: {support.why}. To run them unjailed, as you, set isolation: best-effort in config/sandbox.yaml."
+            )
+        return None
+
+    def caveat(self, session: dict) -> str | None:
+        support = jail.support()
+        if not support.jail:
+            return f"sandbox session {session['id']} is not jailed ({support.why}); its commands run as you and can read your files."
+        if self._network(session) and not support.slirp:
+            return f"sandbox session {session['id']} shares this machine's network, its loopback services included (slirp4netns is not installed)."
+        return None
+
+    @staticmethod
+    def _network(session: dict) -> bool:
+        try:
+            return bool(json.loads((Path(session["workdir"]).parent / "state" / "jail.json").read_text()).get("network", True))
+        except (OSError, ValueError):
+            return True  # a session made before sessions had a network setting
 
     # ------------------------------------------------------------ commands
 
-    def environment(self, session: dict) -> dict[str, str]:
+    def environment(self, session: dict, jailed: bool = False) -> dict[str, str]:
         """Built from nothing: a few harmless variables, never a key or token of the caller."""
         work = Path(session["workdir"])
         env = {k: os.environ[k] for k in _KEPT if k in os.environ}
         own_bin = str(Path(sys.prefix) / "bin")  # mamabear's own venv: installs must not land there
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
-        env.update(HOME=str(work), PWD=str(work), TMPDIR=str(work.parent / "tmp"), SHELL="/bin/bash", TERM="dumb", MB_STATE=str(work.parent / "state"))
+        home, tmp, state = (jail.WORK, "/tmp", jail.STATE) if jailed else (str(work), str(work.parent / "tmp"), str(work.parent / "state"))
+        env.update(HOME=home, PWD=home, TMPDIR=tmp, SHELL="/bin/bash", TERM="dumb", MB_STATE=state)
         env.setdefault("LANG", "C.UTF-8")
         return env
 
     def bash(self, session: dict, command: str, timeout_s: float) -> CommandResult:
-        self._require(session)
+        work = self._require(session)
+        support = self._jail()
         limits = self.limits
-        script = _SCRIPT.format(cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024)
+        script = _SCRIPT.format(cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
+        argv = ["bash", "--noprofile", "--norc", "-c", script, "bash", command]
         started = time.monotonic()
-        proc = subprocess.Popen(
-            ["bash", "--noprofile", "--norc", "-c", script, "bash", command],
-            cwd=session["workdir"],
-            env=self.environment(session),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        network: jail.Network | None = None
+        fds: tuple[int, int, int, int] | None = None  # bwrap's info pipe and block pipe, when slirp4netns links the jail
+        if support is not None:
+            jail.own_tree(work.parent)  # a session made before it was jailed, once
+            mode = jail.network_mode(self._network(session), support)
+            if mode == "slirp":
+                info_r, info_w = os.pipe()
+                block_r, block_w = os.pipe()
+                fds = (info_r, info_w, block_r, block_w)
+            layout = jail.Layout(work, work.parent / "state", work.parent / "tmp")
+            argv = jail.argv(layout, argv, mode, support, (fds[1], fds[2]) if fds else None)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=session["workdir"],
+                env=self.environment(session, jailed=support is not None),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(fds[1], fds[2]) if fds else (),
+            )
+        finally:
+            if fds:
+                os.close(fds[1])
+                os.close(fds[2])
+        if fds and support is not None and support.slirp:
+            network = self._link(proc, support.slirp, fds[0], fds[3])
         capture = _Capture(proc.stdout, limits.output_kib * 1024)
         timed_out = False
         self._running.add(proc.pid)
@@ -91,9 +145,13 @@ class LocalBackend:
             timed_out = True
         finally:
             self._running.discard(proc.pid)
-        _kill_group(proc.pid)  # the command and anything it left running in the background
+        _kill_group(proc.pid)  # the command and anything it left running in the background (a jail's: its PID namespace)
         proc.wait()
+        if network is not None:
+            network.close()
         output = capture.result()
+        if network is not None and network.error:
+            output = f"[the sandbox's network could not be set up: {network.error}; the command ran without it]\n" + output
         code = None if timed_out else proc.returncode
         return CommandResult(
             output=output,
@@ -102,6 +160,20 @@ class LocalBackend:
             timed_out=timed_out,
             note=self._note(code, timeout_s if timed_out else None),
         )
+
+    @staticmethod
+    def _link(proc: subprocess.Popen, slirp: str, info_r: int, block_w: int) -> jail.Network | None:
+        """Connect a jail to the internet before its command starts (bwrap waits on the block pipe until then)."""
+        try:
+            pid = jail.child_pid(info_r)
+            network = jail.Network(slirp, pid) if pid is not None else None
+            os.write(block_w, b"1")
+        except OSError:
+            network = None  # bwrap ended before its command started: its own error is in the output
+        finally:
+            os.close(info_r)
+            os.close(block_w)
+        return network
 
     def interrupt(self) -> None:
         """Stop every command running now, with what it started (a run that is stopped exits without waiting for them)."""
@@ -124,7 +196,11 @@ class LocalBackend:
         return files.view(self._require(session), path, view_range)
 
     def create_file(self, session: dict, path: str, text: str) -> str:
-        return files.create(self._require(session), path, text)
+        work = self._require(session)
+        done = files.create(work, path, text)
+        target = files.inside(work, path)
+        jail.own([target, *[p for p in target.parents if work in p.parents]])  # its commands can change it (a root caller's)
+        return done
 
     def str_replace(self, session: dict, path: str, old: str, new: str) -> str:
         return files.str_replace(self._require(session), path, old, new)

@@ -53,7 +53,7 @@ class Sessions:
             if name == "local":
                 from mamabear.sandbox.local import LocalBackend
 
-                self._backends[name] = LocalBackend(self.settings.home, self.config.limits)
+                self._backends[name] = LocalBackend(self.settings.home, self.config.limits, self.config.isolation)
             else:
                 from mamabear.sandbox.cloud import CloudBackend
 
@@ -62,11 +62,11 @@ class Sessions:
 
     # ------------------------------------------------------------ life cycle
 
-    def start(self, backend: str, kind: str, pooled: bool = False, context: Context = CLI) -> dict:
-        """A new session of a kind, its set-up commands run once."""
+    def start(self, backend: str, kind: str, pooled: bool = False, context: Context = CLI, network: bool | None = None) -> dict:
+        """A new session of a kind, its set-up commands run once. ``network``: None for the kind's setting."""
         setup = self.config.kind(kind)
         session_id = f"sb-{secrets.token_hex(4)}"
-        remote_id, workdir = self.backend(backend).create(session_id)
+        remote_id, workdir = self.backend(backend).create(session_id, self.config.network_for(kind, network))
         self.ledger.add_session(
             id=session_id,
             backend=backend,
@@ -90,6 +90,10 @@ class Sessions:
                     f"({result.for_model().splitlines()[-1].strip('[]')}); fix it in config/sandbox.yaml."
                 )
         return self.ledger.session(session_id)
+
+    def caveat(self, session: dict) -> str | None:
+        """What a person should know about where the session's commands run (a local session that is not jailed)."""
+        return self.backend(session["backend"]).caveat(session)
 
     def get(self, prefix: str) -> dict:
         return self.ledger.session(self.ledger.resolve(prefix))

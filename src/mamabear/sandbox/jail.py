@@ -1,0 +1,227 @@
+"""The local sandbox's jail: each command in a bubblewrap container that sees the system read-only and its session only.
+
+Inside, a command sees ``/usr``, ``/etc`` and ``/opt`` read-only, its session's workspace
+(the only writable place), the session's own ``/tmp``, a fresh ``/proc`` and ``/dev``, and
+nothing else: not the user's home, not ``$MAMABEAR_HOME`` (the run store, other sessions,
+checkpoints, memory), not the host's other processes (a new PID namespace, which also
+ends everything the command left running when it returns). It runs with no capabilities
+and no new privileges; as an unprivileged user: the caller's own, or ``nobody`` when
+mamabear runs as root (root outside would own ``/etc/shadow`` inside too).
+
+Network: with ``network: true`` the jail gets its own network namespace connected to the
+internet by slirp4netns, which refuses the host's loopback (Redis, PostgreSQL, the model
+servers on 127.0.0.1); with ``network: false`` it has a loopback of its own and nothing else.
+Without slirp4netns a networked jail shares the host's network, loopback included, and
+says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+NOBODY = 65534  # the user a root caller's commands run as
+SYSTEM_RO = ("/usr", "/etc", "/opt")  # read-only inside; /bin, /lib and the rest follow /usr when they are symlinks to it
+MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SLIRP_READY_S = 5.0
+WORK = "/workspace"  # where a session's workspace is inside its jail (its home and working directory)
+STATE = "/run/sandbox"  # the session's saved shell state, inside
+
+
+@dataclass(frozen=True)
+class Support:
+    """What this machine offers the jail; ``why`` says what is missing, in a sentence's second half."""
+
+    jail: bool
+    why: str = ""
+    bwrap: str | None = None
+    slirp: str | None = None  # None: a networked jail shares the host's network
+    setpriv: str | None = None
+    version: str = ""
+
+    @property
+    def summary(self) -> str:
+        if not self.jail:
+            return f"no jail: {self.why}"
+        net = "network through slirp4netns (no host loopback)" if self.slirp else "network shared with the host (slirp4netns not installed)"
+        who = "commands as nobody" if os.geteuid() == 0 else "commands as you"
+        return f"bubblewrap {self.version}: {who}, {net}"
+
+
+INSTALL_HINT = "install it with `sudo apt-get install bubblewrap slirp4netns` (Debian, Ubuntu) or your package manager"
+
+
+@lru_cache(maxsize=1)
+def support() -> Support:
+    """Whether bubblewrap runs here, tried once per process (a kernel may forbid user namespaces)."""
+    if not sys.platform.startswith("linux"):
+        return Support(False, f"bubblewrap needs Linux (this is {sys.platform})")
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Support(False, f"bubblewrap is not installed; {INSTALL_HINT}")
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv is None:
+        return Support(False, "setpriv (util-linux) is not installed, and a root caller's commands must run as nobody")
+    try:
+        tried = subprocess.run([bwrap, "--ro-bind", "/", "/", *_unshare(), "--die-with-parent", "true"], capture_output=True, text=True, timeout=10)
+        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[-1:]
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Support(False, f"bubblewrap cannot start ({exc})")
+    if tried.returncode != 0:
+        reason = (tried.stderr.strip().splitlines() or ["exit code " + str(tried.returncode)])[-1]
+        return Support(False, f"bubblewrap cannot make a jail here ({reason}); user namespaces may be switched off (sysctl kernel.unprivileged_userns_clone)")
+    return Support(True, bwrap=bwrap, slirp=shutil.which("slirp4netns"), setpriv=setpriv, version=version[0] if version else "?")
+
+
+def _unshare() -> list[str]:
+    """Every namespace but the network's (which ``argv`` decides). A root caller gets no user namespace: its bwrap keeps
+    root to mount, and the command inside drops to nobody (in a user namespace, nobody would not be mapped)."""
+    user = [] if os.geteuid() == 0 else ["--unshare-user"]
+    return [*user, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+
+
+def network_mode(network: bool, support: Support) -> str:
+    """none: a loopback of its own; slirp: the internet, not the host's loopback; host: the host's network, loopback included."""
+    if not network:
+        return "none"
+    return "slirp" if support.slirp else "host"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A session's directories on the host: the workspace, the shell's saved state, its /tmp."""
+
+    work: Path
+    state: Path
+    tmp: Path
+
+
+def own(paths: list[Path]) -> None:
+    """Give a root caller's session files to the user its commands run as, so they can change them."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        try:
+            os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+
+
+def own_tree(root: Path) -> None:
+    """As ``own``, for a whole session made before it was jailed (checked by its root's owner, once)."""
+    if os.geteuid() != 0 or root.stat().st_uid == NOBODY:
+        return
+    for top, dirs, names in os.walk(root):
+        own([Path(top)] + [Path(top) / n for n in dirs + names])
+
+
+def argv(layout: Layout, command: list[str], network: str, support: Support, fds: tuple[int, int] | None = None) -> list[str]:
+    """The bwrap command line that runs ``command`` jailed. ``network``: a ``network_mode``; ``fds`` (info, block):
+    bwrap tells the jailed process's pid on the first and waits to start it until the second is written (slirp)."""
+    assert support.bwrap is not None
+    args = [support.bwrap]
+    for path in SYSTEM_RO:
+        args += ["--ro-bind-try", path, path]
+    for path in MERGED:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/var/tmp", "--perms", "0755", "--dir", "/run"]
+    args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
+    args += ["--chdir", WORK, "--hostname", "sandbox"]
+    args += [*_unshare(), "--die-with-parent", "--new-session"]
+    if network != "host":
+        args.append("--unshare-net")
+    if fds is not None:
+        args += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
+    if os.geteuid() == 0:  # bwrap keeps root to mount; the command is nobody, with no capability and no way back
+        assert support.setpriv is not None
+        drop = [support.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        return [*args, "--", *drop, "--", *command]
+    return [*args, "--cap-drop", "ALL", "--", *command]
+
+
+class Network:
+    """A networked jail's link to the internet: slirp4netns on the jail's network namespace, refusing the host's loopback."""
+
+    def __init__(self, slirp: str, child_pid: int) -> None:
+        _loopback_up(child_pid)
+        ready_r, ready_w = os.pipe()
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd", str(ready_w), str(child_pid), "tap0"],
+                pass_fds=(ready_w,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        finally:
+            os.close(ready_w)
+        self.error = ""
+        ready = _read_within(ready_r, 1, SLIRP_READY_S)
+        os.close(ready_r)
+        if ready != b"1":
+            self.error = self._stop() or "slirp4netns did not come up"
+
+    def _stop(self) -> str:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return ""
+        proc.kill()
+        _, err = proc.communicate()
+        return (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:][0] if err and err.strip() else ""
+
+    def close(self) -> None:
+        self._stop()
+
+
+def _loopback_up(pid: int, seconds: float = 0.5) -> None:
+    """Wait until bwrap has brought up the jail's loopback: slirp4netns configuring its interface meanwhile makes
+    bwrap's own netlink requests fail ("loopback: Failed RTM_NEWADDR"), seen in 2 of 60 commands."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if " lo\n" in Path(f"/proc/{pid}/net/if_inet6").read_text():
+                return
+        except OSError:
+            return  # no IPv6 (or the process is gone): nothing to wait on
+        time.sleep(0.0005)
+
+
+def child_pid(info_fd: int) -> int | None:
+    """The jailed process's pid, from bwrap's --info-fd (None if bwrap ended before it started one)."""
+    raw = b""
+    while True:
+        chunk = _read_within(info_fd, 4096, SLIRP_READY_S)
+        if not chunk:
+            return None
+        raw += chunk
+        try:
+            return int(json.loads(raw)["child-pid"])
+        except (ValueError, KeyError):
+            continue
+
+
+def _read_within(fd: int, size: int, seconds: float) -> bytes:
+    """os.read with a deadline: what a process that hangs never writes is not waited for."""
+    result: list[bytes] = []
+
+    def read() -> None:
+        try:
+            result.append(os.read(fd, size))
+        except OSError:
+            result.append(b"")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    return result[0] if result else b""
