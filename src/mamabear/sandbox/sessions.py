@@ -148,7 +148,7 @@ class Sessions:
         """The computer is gone: start a new one under the same session id and restore the last saved workspace."""
         self._bill(session)
         backend = self.backend(session["backend"])
-        remote_id, workdir = backend.create(session["id"])
+        remote_id, workdir = backend.create(session["id"], self.config.network_for(session["kind"]))
         restored = getattr(backend, "restore", None)
         note = "no saved workspace to restore"
         if restored is not None:
