@@ -43,12 +43,19 @@ def start(
     backend: Optional[str] = typer.Option(None, "--backend", help="local or scrapybara (default: scrapybara if SCRAPYBARA_API_KEY is set)."),
     kind: str = typer.Option("development", "--kind", help="research, development, data_analysis (config/sandbox.yaml)."),
     pool: bool = typer.Option(False, "--pool", help="Let runs of crews of this kind reuse it."),
+    network: Optional[bool] = typer.Option(
+        None, "--network/--no-network", help="Whether its commands reach the internet (default: the kind's network setting)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Start a session; its kind's set-up commands run once, now. Prints its id."""
     sessions = _sessions()
     chosen = sessions.config.choose_backend(sessions.settings, backend)
-    _print_session(sessions.start(chosen, kind, pooled=pool), json_out, "started")
+    session = sessions.start(chosen, kind, pooled=pool, network=network)
+    caveat = sessions.caveat(session)
+    if caveat:
+        console(stderr=True).print(f"[yellow]warning:[/] {escape(caveat)}")
+    _print_session(session, json_out, "started")
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})

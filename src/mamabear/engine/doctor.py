@@ -87,6 +87,7 @@ def run_checks(ws: Services) -> list[Check]:
                     f"local, workspaces in {ws.settings.home / 'sandboxes'}" if bash else "the local sandbox needs bash; install it",
                 )
             )
+            checks.append(_jail_check(ws.sandbox.isolation))
         else:
             has_key = bool(ws.settings.env.get("SCRAPYBARA_API_KEY"))
             checks.append(
@@ -130,6 +131,18 @@ def run_checks(ws: Services) -> list[Check]:
         )
     )
     return checks
+
+
+def _jail_check(isolation: str) -> Check:
+    """The local sandbox's jail: there (ok), missing where isolation allows running unjailed (warn), missing where it does not (fail)."""
+    from mamabear.sandbox.jail import support
+
+    found = support()
+    if found.jail:
+        return Check("sandbox jail", "ok" if found.slirp else "warn", found.summary)
+    if isolation == "best-effort":
+        return Check("sandbox jail", "warn", f"{found.summary}; isolation: best-effort runs commands unjailed, as you")
+    return Check("sandbox jail", "fail", f"{found.summary}; isolation: required refuses to run commands (best-effort runs them unjailed)")
 
 
 def _observability(ws: Services) -> list[Check]:

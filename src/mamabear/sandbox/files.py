@@ -1,7 +1,8 @@
 """File view/create/str_replace/insert inside one directory that no path may leave.
 
 Paths are relative to the workspace. An absolute path, a ``..`` that climbs out, or a
-symlink that points out is refused, whichever component it is in.
+symlink that points out is refused, whichever component it is in; so is a file with more
+than one hard link (the other name may be outside), a pipe or a device.
 """
 
 from __future__ import annotations
@@ -83,9 +84,21 @@ def _read(target: Path, path: str) -> str:
     if not target.is_file():
         raise Refused(f"{path} does not exist; create it first.")
     try:
-        return target.read_text(encoding="utf-8", errors="replace")
+        with open(target, "rb", opener=_no_follow) as handle:
+            _single(os.fstat(handle.fileno()), path)
+            return handle.read().decode("utf-8", errors="replace")
     except OSError as exc:
         raise Refused(f"cannot read {path} ({exc.strerror}).") from exc
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+
+def _single(info: os.stat_result, path: str) -> None:
+    """A file with another name (a hard link) may be a file outside the workspace under a name inside it."""
+    if info.st_nlink > 1:
+        raise Refused(f"{path} has {info.st_nlink} hard links, and another name may be outside the workspace; copy it to a new file to use it.")
 
 
 def _write(target: Path, text: str) -> None:
@@ -95,9 +108,13 @@ def _write(target: Path, text: str) -> None:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:
         raise Refused(f"cannot write {target.name} ({exc.strerror}); only regular files can be written.") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise Refused(f"{target.name} is not a regular file (a pipe or device); only regular files can be written.")
+    if info.st_nlink > 1:
+        os.close(fd)
+        _single(info, target.name)
     os.set_blocking(fd, True)
     os.ftruncate(fd, 0)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
