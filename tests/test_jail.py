@@ -266,3 +266,36 @@ def test_an_agents_bash_tool_cannot_take_keys_or_the_run_store_out_of_the_jail(f
     assert "SQLite format" not in seen and not any(b"SQLite format" in base64.b64decode(w + "==", validate=False) for w in seen.split() if len(w) > 20)
     assert "root:" not in seen and "65534" in seen
     assert KEY.encode() not in db.read_bytes()  # nor in the run store (the audit keeps what each command printed)
+
+
+def test_a_kind_reaches_the_host_ports_it_names_and_no_other(world: World, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Named(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"named-port-ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Named)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "sandbox.yaml").write_text(f"kinds:\n  database:\n    setup: []\n    host_ports: [{port}]\n")
+    world.env = {**world.env, "MAMABEAR_CONFIG_DIR": str(project)}
+    started = subprocess.run(
+        [sys.executable, "-m", "mamabear", "sandbox", "start", "--kind", "database", "--json"], capture_output=True, text=True, env=world.env, cwd=REPO
+    )
+    world.a = json.loads(started.stdout)["id"]
+    fetch = "python3 -c \"import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\""
+    try:
+        assert "named-port-ok" in world.exec(f"{fetch} http://127.0.0.1:{port}/")
+        assert "loopback-secret" not in world.exec(f"{fetch} {world.env['MB_TEST_LOOPBACK']}")  # a port it did not name
+        assert "named-port-ok" in world.exec(f"{fetch} http://127.0.0.1:{port}/again")  # every command, not only the first
+    finally:
+        server.shutdown()

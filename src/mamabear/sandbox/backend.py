@@ -50,7 +50,7 @@ class Backend(Protocol):
 
     def interrupt(self) -> None: ...  # stop every command running now (the run is over)
 
-    def create(self, session_id: str, network: bool) -> tuple[str | None, str]: ...  # (remote id, workdir)
+    def create(self, session_id: str, network: bool, host_ports: tuple[int, ...]) -> tuple[str | None, str]: ...  # (remote id, workdir)
     def caveat(self, session: dict) -> str | None: ...  # what a person should know about where its commands run
     def bash(self, session: dict, command: str, timeout_s: float) -> CommandResult: ...
     def view(self, session: dict, path: str, view_range: list[int] | None) -> str: ...

@@ -83,7 +83,7 @@ class CloudBackend:
     def caveat(self, session: dict) -> str | None:
         return None  # a VM of its own; its network is Scrapybara's
 
-    def create(self, session_id: str, network: bool = True) -> tuple[str | None, str]:
+    def create(self, session_id: str, network: bool = True, host_ports: tuple[int, ...] = ()) -> tuple[str | None, str]:
         opts = self.options
         instance = self._call(
             "start an instance", lambda: self.client.start_ubuntu(timeout_hours=opts.timeout_hours, blocked_domains=list(opts.blocked_domains))

@@ -52,6 +52,7 @@ class SandboxConfig:
     isolation: str = field(default_factory=lambda: "required" if sys.platform.startswith("linux") else "best-effort")
     network: bool = True  # a local session's commands reach the internet (never the host's loopback)
     kind_network: dict[str, bool] = field(default_factory=dict)  # a kind's own network setting
+    kind_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # host loopback ports a kind's jail may reach
     deny: tuple[Rule, ...] = ()
     allow: tuple[Rule, ...] = ()
 
@@ -108,10 +109,15 @@ class SandboxConfig:
             setup = entry.get("setup", []) if isinstance(entry, dict) else None
             if not isinstance(setup, list) or not all(isinstance(c, str) for c in setup):
                 raise ConfigError(f"{doc['kinds'].where(name)}: kind '{name}' needs 'setup', a list of commands.")
-            _known(entry, {"setup", "network"}, f"kind '{name}'")
+            _known(entry, {"setup", "network", "host_ports"}, f"kind '{name}'")
             self.kinds[name] = tuple(setup)
             if "network" in entry:
                 self.kind_network[name] = _flag(entry, "network")
+            if "host_ports" in entry:
+                ports = entry["host_ports"]
+                if not isinstance(ports, list) or not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports):
+                    raise ConfigError(f"{entry.where('host_ports')}: host_ports of kind '{name}' must be a list of port numbers.")
+                self.kind_ports[name] = tuple(ports)
         policy = _section(doc, "policy")
         _known(policy, {"deny", "allow"}, "policy") if policy else None
         if "deny" in policy:

@@ -104,6 +104,11 @@ class Layout:
     tmp: Path
 
 
+def jail_user() -> int | None:
+    """The user a root caller's commands run as (None: the caller's own)."""
+    return NOBODY if os.geteuid() == 0 else None
+
+
 def own(paths: list[Path]) -> None:
     """Give a root caller's session files to the user its commands run as, so they can change them."""
     if os.geteuid() != 0:
@@ -181,7 +186,11 @@ class Network:
         return (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:][0] if err and err.strip() else ""
 
     def close(self) -> None:
-        self._stop()
+        """Stop slirp4netns; reaped on a thread of its own (it takes ~30 ms to go, and the command's result need not wait)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            threading.Thread(target=proc.communicate, name="mamabear-slirp-reap", daemon=True).start()
 
 
 def _loopback_up(pid: int, seconds: float = 0.5) -> None:

@@ -23,12 +23,12 @@ import threading
 import time
 from pathlib import Path
 
-from mamabear.sandbox import files, jail
+from mamabear.sandbox import files, jail, ports
 from mamabear.sandbox.backend import CommandResult, Lost, SandboxError
 from mamabear.sandbox.config import CommandLimits
 
 # The command arrives as $1 and is eval'd in this shell, so `cd` and `export` persist.
-_SCRIPT = r"""
+_SCRIPT = r"""{relay}
 ulimit -t {cpu} -v {memory_kib} -f {file_kib} -u {processes} 2>/dev/null
 [ -f "$MB_STATE/env" ] && . "$MB_STATE/env" 2>/dev/null
 export -n MB_STATE
@@ -53,12 +53,12 @@ class LocalBackend:
         self.isolation = isolation
         self._running: set[int] = set()  # process groups of the commands running now
 
-    def create(self, session_id: str, network: bool = True) -> tuple[str | None, str]:
+    def create(self, session_id: str, network: bool = True, host_ports: tuple[int, ...] = ()) -> tuple[str | None, str]:
         self._jail()  # refused before anything is made, when a jail is required and none can be made
         base = self.root / session_id
         for sub in ("work", "state", "tmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
-        (base / "state" / "jail.json").write_text(json.dumps({"network": network}))
+        (base / "state" / "jail.json").write_text(json.dumps({"network": network, "host_ports": list(host_ports)}))
         jail.own([base / "work", base / "state", base / "tmp"])
         return None, str(base / "work")
 
@@ -82,11 +82,14 @@ class LocalBackend:
         return None
 
     @staticmethod
-    def _network(session: dict) -> bool:
+    def _settings(session: dict) -> dict:
         try:
-            return bool(json.loads((Path(session["workdir"]).parent / "state" / "jail.json").read_text()).get("network", True))
+            return dict(json.loads((Path(session["workdir"]).parent / "state" / "jail.json").read_text()))
         except (OSError, ValueError):
-            return True  # a session made before sessions had a network setting
+            return {}  # a session made before sessions had a network setting: the defaults
+
+    def _network(self, session: dict) -> bool:
+        return bool(self._settings(session).get("network", True))
 
     # ------------------------------------------------------------ commands
 
@@ -105,10 +108,22 @@ class LocalBackend:
         work = self._require(session)
         support = self._jail()
         limits = self.limits
-        script = _SCRIPT.format(cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
+        host_ports = tuple(int(p) for p in self._settings(session).get("host_ports", ())) if support is not None else ()
+        relay = ""
+        if host_ports:
+            (work.parent / "state" / "relay.py").write_text(ports.RELAY)
+            named = " ".join(map(str, host_ports))
+            relay = f"python3 {jail.STATE}/relay.py {jail.STATE}/ports {named} || echo '[the host ports ({named}) could not be opened]' >&2"
+        script = _SCRIPT.format(relay=relay, cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
         argv = ["bash", "--noprofile", "--norc", "-c", script, "bash", command]
         started = time.monotonic()
         network: jail.Network | None = None
+        forwarding, problem = None, ""
+        if host_ports:
+            try:
+                forwarding = ports.HostPorts(work.parent / "state" / "ports", host_ports, jail.jail_user())
+            except OSError as exc:
+                problem = f"[the host ports could not be opened here: {exc.strerror or exc}]\n"
         fds: tuple[int, int, int, int] | None = None  # bwrap's info pipe and block pipe, when slirp4netns links the jail
         if support is not None:
             jail.own_tree(work.parent)  # a session made before it was jailed, once
@@ -149,9 +164,12 @@ class LocalBackend:
         proc.wait()
         if network is not None:
             network.close()
+        if forwarding is not None:
+            forwarding.close()
         output = capture.result()
         if network is not None and network.error:
             output = f"[the sandbox's network could not be set up: {network.error}; the command ran without it]\n" + output
+        output = problem + output
         code = None if timed_out else proc.returncode
         return CommandResult(
             output=output,

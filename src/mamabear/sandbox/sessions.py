@@ -66,7 +66,7 @@ class Sessions:
         """A new session of a kind, its set-up commands run once. ``network``: None for the kind's setting."""
         setup = self.config.kind(kind)
         session_id = f"sb-{secrets.token_hex(4)}"
-        remote_id, workdir = self.backend(backend).create(session_id, self.config.network_for(kind, network))
+        remote_id, workdir = self.backend(backend).create(session_id, self.config.network_for(kind, network), self.config.kind_ports.get(kind, ()))
         self.ledger.add_session(
             id=session_id,
             backend=backend,
@@ -148,7 +148,7 @@ class Sessions:
         """The computer is gone: start a new one under the same session id and restore the last saved workspace."""
         self._bill(session)
         backend = self.backend(session["backend"])
-        remote_id, workdir = backend.create(session["id"], self.config.network_for(session["kind"]))
+        remote_id, workdir = backend.create(session["id"], self.config.network_for(session["kind"]), self.config.kind_ports.get(session["kind"], ()))
         restored = getattr(backend, "restore", None)
         note = "no saved workspace to restore"
         if restored is not None:
