@@ -292,7 +292,7 @@ def test_a_kind_reaches_the_host_ports_it_names_and_no_other(world: World, tmp_p
         [sys.executable, "-m", "mamabear", "sandbox", "start", "--kind", "database", "--json"], capture_output=True, text=True, env=world.env, cwd=REPO
     )
     world.a = json.loads(started.stdout)["id"]
-    fetch = "python3 -c \"import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\""
+    fetch = 'python3 -c "import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"'
     try:
         assert "named-port-ok" in world.exec(f"{fetch} http://127.0.0.1:{port}/")
         assert "loopback-secret" not in world.exec(f"{fetch} {world.env['MB_TEST_LOOPBACK']}")  # a port it did not name
