@@ -53,7 +53,7 @@ class Services:
     def sandbox(self) -> SandboxConfig:
         from mamabear.sandbox.config import SandboxConfig
 
-        return SandboxConfig.load(self.roots)
+        return SandboxConfig.load(self.roots, self.settings.env)
 
     def sessions(self) -> Sessions:
         from mamabear.sandbox.sessions import Sessions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,16 @@ class SandboxConfig:
     allow: tuple[Rule, ...] = ()
 
     @classmethod
-    def load(cls, roots: list[Path]) -> SandboxConfig:
+    def load(cls, roots: list[Path], env: Mapping[str, str] | None = None) -> SandboxConfig:
+        """The layered sandbox.yaml files; ``MAMABEAR_ISOLATION`` in ``env`` overrides their isolation."""
         config = cls()
         for doc, path in yamlfile.layers(roots, "sandbox.yaml"):
             config._merge(doc, path)
+        chosen = (env or {}).get("MAMABEAR_ISOLATION")
+        if chosen:
+            if chosen not in ISOLATION:
+                raise UsageError(f"MAMABEAR_ISOLATION={chosen}: it is required or best-effort.")
+            config.isolation = chosen
         return config
 
     def choose_backend(self, settings: Settings, flag: str | None = None) -> str:
