@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,3 +301,42 @@ def test_a_kind_reaches_the_host_ports_it_names_and_no_other(world: World, tmp_p
         assert "named-port-ok" in world.exec(f"{fetch} http://127.0.0.1:{port}/again")  # every command, not only the first
     finally:
         server.shutdown()
+
+
+def _system_python_runs_mamabear() -> bool:
+    python = Path("/usr/bin/python3")
+    return os.geteuid() == 0 and python.exists() and subprocess.run([str(python), "-c", "import sys; assert sys.version_info[:2] == (3, 11)"]).returncode == 0
+
+
+@pytest.mark.skipif(not _system_python_runs_mamabear(), reason="needs root (to become another user) and Debian's Python 3.11 beside this venv's")
+def test_run_by_an_unprivileged_user_the_jail_holds_with_a_user_namespace(tmp_path: Path) -> None:
+    """mamabear run by nobody: bubblewrap makes its own user namespace; the user's files stay out of sight."""
+    top = Path(tempfile.mkdtemp(prefix="mb-user-"))  # not under pytest's 0700 directory
+    try:
+        top.chmod(0o755)
+        home = top / "home"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "id_ed25519").write_text(SSH_KEY)
+        for path in (top, home, home / ".ssh", home / ".ssh" / "id_ed25519"):
+            os.chown(path, 65534, 65534)
+        site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(home),
+            "MAMABEAR_HOME": str(home / ".mamabear"),
+            "PYTHONPATH": f"{REPO / 'src'}:{site}",
+            "OPENAI_API_KEY": KEY,
+        }
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-m", "mamabear"]
+        started = subprocess.run([*as_nobody, "sandbox", "start", "--json"], capture_output=True, text=True, env=env, cwd=top, timeout=120)
+        assert started.returncode == 0, started.stderr
+        session = json.loads(started.stdout)["id"]
+        checks = f"id -u; cat {home}/.ssh/id_ed25519; ls {home}/.mamabear; touch /etc/x; echo made > made.txt; cat /proc/*/environ | grep -a -c sk-"
+        out = subprocess.run([*as_nobody, "sandbox", "exec", session, "--", checks], capture_output=True, text=True, env=env, cwd=top, timeout=120)
+        text = out.stdout + out.stderr
+        assert out.stdout.splitlines()[0] == "65534", text
+        assert SSH_KEY not in text and "mamabear.db" not in text and "Read-only file system" in text, text
+        assert (home / ".mamabear" / "sandboxes" / session / "work" / "made.txt").read_text() == "made\n"
+        assert text.rstrip().endswith("0"), text  # no process it can see holds a key
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -46,12 +46,13 @@ class Support:
     slirp: str | None = None  # None: a networked jail shares the host's network
     setpriv: str | None = None
     version: str = ""
+    slirp_why: str = "slirp4netns is not installed"  # why ``slirp`` is None
 
     @property
     def summary(self) -> str:
         if not self.jail:
             return f"no jail: {self.why}"
-        net = "network through slirp4netns (no host loopback)" if self.slirp else "network shared with the host (slirp4netns not installed)"
+        net = "network through slirp4netns (no host loopback)" if self.slirp else f"network shared with the host ({self.slirp_why})"
         who = "commands as nobody" if os.geteuid() == 0 else "commands as you"
         return f"bubblewrap {self.version}: {who}, {net}"
 
@@ -78,7 +79,10 @@ def support() -> Support:
     if tried.returncode != 0:
         reason = (tried.stderr.strip().splitlines() or ["exit code " + str(tried.returncode)])[-1]
         return Support(False, f"bubblewrap cannot make a jail here ({reason}); user namespaces may be switched off (sysctl kernel.unprivileged_userns_clone)")
-    return Support(True, bwrap=bwrap, slirp=shutil.which("slirp4netns"), setpriv=setpriv, version=version[0] if version else "?")
+    slirp, slirp_why = shutil.which("slirp4netns"), "slirp4netns is not installed"
+    if slirp and os.geteuid() != 0 and not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        slirp, slirp_why = None, "slirp4netns cannot open /dev/net/tun as you"
+    return Support(True, bwrap=bwrap, slirp=slirp, setpriv=setpriv, version=version[0] if version else "?", slirp_why=slirp_why)
 
 
 def _unshare() -> list[str]:

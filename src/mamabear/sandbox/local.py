@@ -78,7 +78,7 @@ class LocalBackend:
         if not support.jail:
             return f"sandbox session {session['id']} is not jailed ({support.why}); its commands run as you and can read your files."
         if self._network(session) and not support.slirp:
-            return f"sandbox session {session['id']} shares this machine's network, its loopback services included (slirp4netns is not installed)."
+            return f"sandbox session {session['id']} shares this machine's network, its loopback services included ({support.slirp_why})."
         return None
 
     @staticmethod
