@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, host_processes, subprocess_env
+from conftest import REPO, host_processes, subprocess_env, wait_for
 from mamabear.sandbox.jail import support
 
 KEY = "sk-jailtest-0123456789abcdef0123456789"
@@ -340,3 +340,101 @@ def test_run_by_an_unprivileged_user_the_jail_holds_with_a_user_namespace(tmp_pa
         assert text.rstrip().endswith("0"), text  # no process it can see holds a key
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _start(world: World, *flags: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "mamabear", "sandbox", "start", "--json", *flags], capture_output=True, text=True, env=world.env, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_what_the_jail_can_write_never_changes_what_mamabear_reads_or_writes(world: World, tmp_path: Path) -> None:
+    """The session's settings, the port relay and its sockets are out of the jail's reach (found in review: a jail that
+    rewrote its settings got the network back and a host port, and a symlink made mamabear overwrite a host file)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "sandbox.yaml").write_text("kinds:\n  closed:\n    setup: []\n    network: false\n    host_ports: [9]\n")
+    world.env = {**world.env, "MAMABEAR_CONFIG_DIR": str(project)}
+    world.a = _start(world, "--kind", "closed")["id"]
+    loopback_port = world.env["MB_TEST_LOOPBACK"].rsplit(":", 1)[1].strip("/")
+    tamper = (
+        f'echo \'{{"network": true, "host_ports": [{loopback_port}]}}\' > /run/sandbox/jail.json; '
+        f"ln -sf {victim} /run/sandbox/relay.py; rm -rf /run/sandbox/ports; ln -s {victim.parent} /run/sandbox/ports; "
+        "touch /run/mamabear/x; rm -f /run/mamabear/relay.py; echo tampered"
+    )
+    assert "tampered" in world.exec(tamper)
+    fetch = f"import urllib.request; print(urllib.request.urlopen('{world.env['MB_TEST_LOOPBACK']}', timeout=3).read())"
+    after = world.exec(f'python3 -c "import socket; print(socket.if_nameindex())"; python3 -c "{fetch}"')
+    assert "[(1, 'lo')]" in after and "loopback-secret" not in after, after
+    assert victim.read_text() == "untouched\n" and not (victim.parent / "9.sock").exists()
+
+
+def test_slirp4netns_ends_when_mamabear_is_killed_mid_command(world: World) -> None:
+    """Found in review: a SIGKILLed `sandbox exec` left its slirp4netns running, as root, for ever."""
+    proc = subprocess.Popen([sys.executable, "-m", "mamabear", "sandbox", "exec", world.a, "--", "sleep 30"], env=world.env, cwd=REPO)
+    try:
+
+        def slirp_children() -> list[int]:
+            return [pid for pid in host_processes("slirp4netns") if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(proc.pid)]
+
+        wait_for(slirp_children, timeout=60, what="slirp4netns")
+        mine = slirp_children()
+        proc.kill()
+        proc.wait()
+        wait_for(
+            lambda: (
+                not [pid for pid in mine if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:1]]
+            ),
+            timeout=10,
+            what="slirp4netns to end",
+        )
+    finally:
+        proc.kill()
+
+
+def test_file_tools_never_write_outside_while_a_command_swaps_a_directory_for_a_link(world: World, tmp_path: Path) -> None:
+    """Found in review: file_create raced a jailed command flipping d/ to a symlink, and wrote outside (as root)."""
+    from mamabear.engine.services import Services
+
+    outside = tmp_path / "swap-target"
+    outside.mkdir(mode=0o777)
+    flipper = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mamabear",
+            "sandbox",
+            "exec",
+            "--timeout",
+            "8",
+            world.a,
+            "--",
+            f"while true; do rm -rf d; ln -s {outside} d; rm -f d; mkdir d; done",
+        ],
+        env=world.env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.environ["MAMABEAR_HOME"] = world.env["MAMABEAR_HOME"]
+    sessions = Services().sessions()
+    session = sessions.get(world.a)
+    try:
+        for i in range(1500):
+            sessions.edit(session, "create", f"d/pwn{i % 7}", file_text="x\n")
+    finally:
+        flipper.wait(timeout=60)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_command_too_long_to_start_is_one_sentence(world: World) -> None:
+    from mamabear.engine.services import Services
+    from mamabear.sandbox.backend import SandboxError
+
+    os.environ["MAMABEAR_HOME"] = world.env["MAMABEAR_HOME"]
+    sessions = Services().sessions()
+    with pytest.raises(SandboxError, match="too long .* write it to a file"):
+        sessions.exec(sessions.get(world.a), "echo " + "x" * 200_000)
+    assert "still fine" in world.exec("echo still fine")

@@ -28,12 +28,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mamabear.sandbox.ports import RELAY, HostPorts
+
 NOBODY = 65534  # the user a root caller's commands run as
 SYSTEM_RO = ("/usr", "/etc", "/opt")  # read-only inside; /bin, /lib and the rest follow /usr when they are symlinks to it
 MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SLIRP_READY_S = 5.0
 WORK = "/workspace"  # where a session's workspace is inside its jail (its home and working directory)
 STATE = "/run/sandbox"  # the session's saved shell state, inside
+CONTROL = "/run/mamabear"  # the port relay and its sockets, inside (read-only)
 
 
 @dataclass(frozen=True)
@@ -101,11 +104,19 @@ def network_mode(network: bool, support: Support) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """A session's directories on the host: the workspace, the shell's saved state, its /tmp."""
+    """A session's directories on the host. ``work``, ``state`` (the shell's saved variables and directory) and ``tmp``
+    are the jail's to write; ``control`` is mamabear's alone (the session's settings, the port relay and its sockets):
+    the jail sees only the relay and the sockets, read-only, so nothing it does changes what mamabear reads or writes."""
 
     work: Path
     state: Path
     tmp: Path
+    control: Path
+
+    @classmethod
+    def of(cls, work: Path) -> Layout:
+        base = work.parent
+        return cls(work, base / "state", base / "tmp", base / "control")
 
 
 def jail_user() -> int | None:
@@ -125,18 +136,18 @@ def own(paths: list[Path]) -> None:
 
 
 def own_tree(root: Path) -> None:
-    """As ``own``, for a whole session made before it was jailed (checked by its root's owner, once)."""
+    """As ``own``, for a whole directory of a session made before it was jailed (checked by its root's owner, once)."""
     if os.geteuid() != 0 or root.stat().st_uid == NOBODY:
         return
     for top, dirs, names in os.walk(root):
         own([Path(top)] + [Path(top) / n for n in dirs + names])
 
 
-def argv(layout: Layout, command: list[str], network: str, support: Support, fds: tuple[int, int] | None = None) -> list[str]:
-    """The bwrap command line that runs ``command`` jailed. ``network``: a ``network_mode``; ``fds`` (info, block):
-    bwrap tells the jailed process's pid on the first and waits to start it until the second is written (slirp)."""
-    assert support.bwrap is not None
-    args = [support.bwrap]
+def options(layout: Layout, network: str, support: Support, fds: tuple[int, int] | None = None, relay: bool = False) -> list[str]:
+    """bwrap's options that jail a command. ``network``: a ``network_mode``; ``fds`` (info, block): bwrap tells the
+    jailed process's pid on the first and waits to start it until the second is written (slirp); ``relay``: the
+    port relay and its sockets are shown, read-only."""
+    args: list[str] = []
     for path in SYSTEM_RO:
         args += ["--ro-bind-try", path, path]
     for path in MERGED:
@@ -146,17 +157,114 @@ def argv(layout: Layout, command: list[str], network: str, support: Support, fds
             args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/var/tmp", "--perms", "0755", "--dir", "/run"]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
-    args += ["--chdir", WORK, "--hostname", "sandbox"]
-    args += [*_unshare(), "--die-with-parent", "--new-session"]
+    if relay:
+        args += ["--perms", "0755", "--dir", CONTROL]
+        args += ["--ro-bind", str(layout.control / "relay.py"), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / "ports"), f"{CONTROL}/ports"]
+    args += ["--chdir", WORK, "--hostname", "sandbox", *_unshare(), "--die-with-parent", "--new-session"]
     if network != "host":
         args.append("--unshare-net")
     if fds is not None:
         args += ["--info-fd", str(fds[0]), "--block-fd", str(fds[1])]
-    if os.geteuid() == 0:  # bwrap keeps root to mount; the command is nobody, with no capability and no way back
-        assert support.setpriv is not None
-        drop = [support.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        return [*args, "--", *drop, "--", *command]
-    return [*args, "--cap-drop", "ALL", "--", *command]
+    if os.geteuid() != 0:  # in its user namespace: no capability, and no user namespace of its own inside
+        args += ["--cap-drop", "ALL", *(["--disable-userns"] if _at_least(support.version, (0, 8)) else [])]
+    return args
+
+
+def dropped(support: Support) -> list[str]:
+    """What runs a root caller's command as nobody, with no capability and no way back (bwrap keeps root to mount)."""
+    if os.geteuid() != 0:
+        return []
+    assert support.setpriv is not None
+    return [support.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+def _at_least(version: str, wanted: tuple[int, ...]) -> bool:
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) >= wanted
+    except ValueError:
+        return False
+
+
+class Launched:
+    """A jailed command in flight: its process, and what ends with it (its network, its host ports)."""
+
+    def __init__(self, proc: subprocess.Popen, network: Network | None, forwarding: HostPorts | None, notes: list[str]) -> None:
+        self.proc, self.network, self.forwarding, self.notes = proc, network, forwarding, notes
+
+    def close(self) -> list[str]:
+        """End what the command needed; what went wrong on the way, for its output."""
+        if self.network is not None:
+            self.network.close()
+            if self.network.error:
+                self.notes.append(f"the sandbox's network could not be set up: {self.network.error}; the command ran without it")
+        if self.forwarding is not None:
+            self.forwarding.close()
+        return self.notes
+
+
+def launch(layout: Layout, command: list[str], mode: str, support: Support, env: dict[str, str], host_ports: tuple[int, ...]) -> Launched:
+    """Start ``command`` in the session's jail, its output on one pipe. OSError when it cannot start; nothing is left open."""
+    assert support.bwrap is not None
+    for folder in (layout.work, layout.state, layout.tmp):
+        own_tree(folder)  # a session made before it was jailed, once
+    forwarding, notes = None, []
+    if host_ports:
+        layout.control.mkdir(exist_ok=True)
+        (layout.control / "relay.py").write_text(RELAY)
+        try:
+            forwarding = HostPorts(layout.control / "ports", host_ports, jail_user())
+        except OSError as exc:
+            notes.append(f"the host ports could not be opened here: {exc.strerror or exc}")
+    theirs: list[int] = []  # the child's ends, closed here once it has them
+    ours: list[int] = []
+    try:
+        fds = None
+        if mode == "slirp":
+            info_r, info_w = os.pipe()
+            block_r, block_w = os.pipe()
+            ours += [info_r, block_w]
+            theirs += [info_w, block_r]
+            fds = (info_w, block_r)
+        # Through --args, so the jail's /proc/1/cmdline shows no path of this machine (MAMABEAR_HOME, the session).
+        args_r, args_w = os.pipe()
+        theirs.append(args_r)
+        with os.fdopen(args_w, "wb") as pipe:
+            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None)))
+        proc = subprocess.Popen(
+            [support.bwrap, "--args", str(args_r), "--", *dropped(support), *command],
+            cwd="/",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=tuple(theirs),
+        )
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        if forwarding is not None:
+            forwarding.close()
+        raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    network = _link(support.slirp, ours[0], ours[1]) if fds and support.slirp else None
+    return Launched(proc, network, forwarding, notes)
+
+
+def _link(slirp: str, info_r: int, block_w: int) -> Network | None:
+    """Connect a jail to the internet before its command starts (bwrap waits on the block pipe until then)."""
+    try:
+        pid = child_pid(info_r)
+        network = Network(slirp, pid) if pid is not None else None
+        os.write(block_w, b"1")
+    except OSError:
+        network = None  # bwrap ended before its command started: its own error is in the output
+    finally:
+        os.close(info_r)
+        os.close(block_w)
+    return network
 
 
 class Network:
@@ -165,16 +273,22 @@ class Network:
     def __init__(self, slirp: str, child_pid: int) -> None:
         _loopback_up(child_pid)
         ready_r, ready_w = os.pipe()
+        # slirp4netns ends when this pipe closes: with the command, or with mamabear however it ends (a SIGKILL too).
+        exit_r, self._exit_w = os.pipe()
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd", str(ready_w), str(child_pid), "tap0"],
-                pass_fds=(ready_w,),
+                [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd", str(ready_w), "--exit-fd", str(exit_r), str(child_pid), "tap0"],
+                pass_fds=(ready_w, exit_r),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
+        except OSError:
+            os.close(self._exit_w)
+            raise
         finally:
             os.close(ready_w)
+            os.close(exit_r)
         self.error = ""
         ready = _read_within(ready_r, 1, SLIRP_READY_S)
         os.close(ready_r)
@@ -182,6 +296,9 @@ class Network:
             self.error = self._stop() or "slirp4netns did not come up"
 
     def _stop(self) -> str:
+        if self._exit_w >= 0:
+            os.close(self._exit_w)
+            self._exit_w = -1
         proc, self.proc = self.proc, None
         if proc is None:
             return ""
@@ -191,6 +308,9 @@ class Network:
 
     def close(self) -> None:
         """Stop slirp4netns; reaped on a thread of its own (it takes ~30 ms to go, and the command's result need not wait)."""
+        if self._exit_w >= 0:
+            os.close(self._exit_w)
+            self._exit_w = -1
         proc, self.proc = self.proc, None
         if proc is not None:
             proc.kill()

@@ -14,6 +14,7 @@ commands and ``isolation: best-effort`` runs them unjailed, as the user who runs
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from mamabear.sandbox import files, jail, ports
+from mamabear.sandbox import files, jail
 from mamabear.sandbox.backend import CommandResult, Lost, SandboxError
 from mamabear.sandbox.config import CommandLimits
 
@@ -55,12 +56,12 @@ class LocalBackend:
 
     def create(self, session_id: str, network: bool = True, host_ports: tuple[int, ...] = ()) -> tuple[str | None, str]:
         self._jail()  # refused before anything is made, when a jail is required and none can be made
-        base = self.root / session_id
-        for sub in ("work", "state", "tmp"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
-        (base / "state" / "jail.json").write_text(json.dumps({"network": network, "host_ports": list(host_ports)}))
-        jail.own([base / "work", base / "state", base / "tmp"])
-        return None, str(base / "work")
+        layout = jail.Layout.of(self.root / session_id / "work")
+        for folder in (layout.work, layout.state, layout.tmp, layout.control):
+            folder.mkdir(parents=True, exist_ok=True)
+        (layout.control / "jail.json").write_text(json.dumps({"network": network, "host_ports": list(host_ports)}))
+        jail.own([layout.work, layout.state, layout.tmp])  # the control folder stays the caller's: the jail cannot change it
+        return None, str(layout.work)
 
     def _jail(self) -> jail.Support | None:
         """This machine's jail, or None to run unjailed (best-effort); SandboxError when one is required and cannot be made."""
@@ -82,14 +83,16 @@ class LocalBackend:
         return None
 
     @staticmethod
-    def _settings(session: dict) -> dict:
+    def _settings(session: dict) -> tuple[bool, tuple[int, ...]]:
+        """The session's network and host ports, as made (where the jail cannot reach them)."""
         try:
-            return dict(json.loads((Path(session["workdir"]).parent / "state" / "jail.json").read_text()))
-        except (OSError, ValueError):
-            return {}  # a session made before sessions had a network setting: the defaults
+            saved = json.loads((jail.Layout.of(Path(session["workdir"])).control / "jail.json").read_text())
+            return bool(saved.get("network", True)), tuple(int(p) for p in saved.get("host_ports", ()))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return True, ()  # a session made before sessions had these settings: the defaults
 
     def _network(self, session: dict) -> bool:
-        return bool(self._settings(session).get("network", True))
+        return self._settings(session)[0]
 
     # ------------------------------------------------------------ commands
 
@@ -108,49 +111,29 @@ class LocalBackend:
         work = self._require(session)
         support = self._jail()
         limits = self.limits
-        host_ports = tuple(int(p) for p in self._settings(session).get("host_ports", ())) if support is not None else ()
+        network, host_ports = self._settings(session) if support is not None else (True, ())
         relay = ""
         if host_ports:
-            (work.parent / "state" / "relay.py").write_text(ports.RELAY)
             named = " ".join(map(str, host_ports))
-            relay = f"python3 {jail.STATE}/relay.py {jail.STATE}/ports {named} || echo '[the host ports ({named}) could not be opened]' >&2"
+            relay = f"python3 {jail.CONTROL}/relay.py {jail.CONTROL}/ports {named} || echo '[the host ports ({named}) could not be opened]' >&2"
         script = _SCRIPT.format(relay=relay, cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
         argv = ["bash", "--noprofile", "--norc", "-c", script, "bash", command]
+        env = self.environment(session, jailed=support is not None)
         started = time.monotonic()
-        network: jail.Network | None = None
-        forwarding, problem = None, ""
-        if host_ports:
-            try:
-                forwarding = ports.HostPorts(work.parent / "state" / "ports", host_ports, jail.jail_user())
-            except OSError as exc:
-                problem = f"[the host ports could not be opened here: {exc.strerror or exc}]\n"
-        fds: tuple[int, int, int, int] | None = None  # bwrap's info pipe and block pipe, when slirp4netns links the jail
-        if support is not None:
-            jail.own_tree(work.parent)  # a session made before it was jailed, once
-            mode = jail.network_mode(self._network(session), support)
-            if mode == "slirp":
-                info_r, info_w = os.pipe()
-                block_r, block_w = os.pipe()
-                fds = (info_r, info_w, block_r, block_w)
-            layout = jail.Layout(work, work.parent / "state", work.parent / "tmp")
-            argv = jail.argv(layout, argv, mode, support, (fds[1], fds[2]) if fds else None)
+        launched: jail.Launched | None = None
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=session["workdir"],
-                env=self.environment(session, jailed=support is not None),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=(fds[1], fds[2]) if fds else (),
-            )
-        finally:
-            if fds:
-                os.close(fds[1])
-                os.close(fds[2])
-        if fds and support is not None and support.slirp:
-            network = self._link(proc, support.slirp, fds[0], fds[3])
+            if support is not None:
+                mode = jail.network_mode(network, support)
+                launched = jail.launch(jail.Layout.of(work), argv, mode, support, env, host_ports)
+                proc = launched.proc
+            else:
+                proc = subprocess.Popen(
+                    argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        except OSError as exc:
+            too_long = exc.errno == errno.E2BIG
+            why = f"it is too long ({len(command.encode()):,} bytes); write it to a file with file_create and run that" if too_long else exc.strerror
+            raise SandboxError(f"sandbox session {session['id']}: the command could not be started: {why or exc}.") from exc
         capture = _Capture(proc.stdout, limits.output_kib * 1024)
         timed_out = False
         self._running.add(proc.pid)
@@ -162,14 +145,8 @@ class LocalBackend:
             self._running.discard(proc.pid)
         _kill_group(proc.pid)  # the command and anything it left running in the background (a jail's: its PID namespace)
         proc.wait()
-        if network is not None:
-            network.close()
-        if forwarding is not None:
-            forwarding.close()
-        output = capture.result()
-        if network is not None and network.error:
-            output = f"[the sandbox's network could not be set up: {network.error}; the command ran without it]\n" + output
-        output = problem + output
+        notes = launched.close() if launched is not None else []
+        output = "".join(f"[{note}]\n" for note in notes) + capture.result()
         code = None if timed_out else proc.returncode
         return CommandResult(
             output=output,
@@ -178,20 +155,6 @@ class LocalBackend:
             timed_out=timed_out,
             note=self._note(code, timeout_s if timed_out else None),
         )
-
-    @staticmethod
-    def _link(proc: subprocess.Popen, slirp: str, info_r: int, block_w: int) -> jail.Network | None:
-        """Connect a jail to the internet before its command starts (bwrap waits on the block pipe until then)."""
-        try:
-            pid = jail.child_pid(info_r)
-            network = jail.Network(slirp, pid) if pid is not None else None
-            os.write(block_w, b"1")
-        except OSError:
-            network = None  # bwrap ended before its command started: its own error is in the output
-        finally:
-            os.close(info_r)
-            os.close(block_w)
-        return network
 
     def interrupt(self) -> None:
         """Stop every command running now, with what it started (a run that is stopped exits without waiting for them)."""
@@ -214,11 +177,7 @@ class LocalBackend:
         return files.view(self._require(session), path, view_range)
 
     def create_file(self, session: dict, path: str, text: str) -> str:
-        work = self._require(session)
-        done = files.create(work, path, text)
-        target = files.inside(work, path)
-        jail.own([target, *[p for p in target.parents if work in p.parents]])  # its commands can change it (a root caller's)
-        return done
+        return files.create(self._require(session), path, text, owner=jail.jail_user())  # a root caller's jail can change it
 
     def str_replace(self, session: dict, path: str, old: str, new: str) -> str:
         return files.str_replace(self._require(session), path, old, new)
