@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from mamabear.sandbox.ports import RELAY, HostPorts
+from mamabear.sandbox import relay as relay_module
+from mamabear.sandbox.ports import HostPorts
 
 NOBODY = 65534  # the user a root caller's commands run as
 SYSTEM_RO = ("/usr", "/etc", "/opt")  # read-only inside; /bin, /lib and the rest follow /usr when they are symlinks to it
@@ -159,7 +160,7 @@ def options(layout: Layout, network: str, support: Support, fds: tuple[int, int]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
     if relay:
         args += ["--perms", "0755", "--dir", CONTROL]
-        args += ["--ro-bind", str(layout.control / "relay.py"), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / "ports"), f"{CONTROL}/ports"]
+        args += ["--ro-bind", str(Path(relay_module.__file__)), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / "ports"), f"{CONTROL}/ports"]
     args += ["--chdir", WORK, "--hostname", "sandbox", *_unshare(), "--die-with-parent", "--new-session"]
     if network != "host":
         args.append("--unshare-net")
@@ -210,7 +211,6 @@ def launch(layout: Layout, command: list[str], mode: str, support: Support, env:
     forwarding, notes = None, []
     if host_ports:
         layout.control.mkdir(exist_ok=True)
-        (layout.control / "relay.py").write_text(RELAY)
         try:
             forwarding = HostPorts(layout.control / "ports", host_ports, jail_user())
         except OSError as exc:

@@ -2,8 +2,8 @@
 
 The jail's network never reaches the host's loopback. A kind that needs a service there (a database
 for its tests) names its ports (``host_ports: [5432]``); for each, mamabear listens on a Unix socket in
-the session's state directory while a command runs, and a relay inside the jail (``RELAY``, started
-before the command, ended with it) listens on the jail's own 127.0.0.1:PORT and passes each
+the session's control folder while a command runs, and a relay inside the jail (``sandbox/relay.py``,
+started before the command, ended with it) listens on the jail's own 127.0.0.1:PORT and passes each
 connection through that socket. Every other host port stays out of reach.
 """
 
@@ -14,53 +14,7 @@ import socket
 import threading
 from pathlib import Path
 
-# Run inside the jail as `python3 RELAY DIR PORT...`: binds every port, then returns (its child serves), so the
-# command that follows finds them listening.
-RELAY = """
-import os, socket, sys, threading
-
-def pump(a, b):
-    try:
-        while True:
-            data = a.recv(65536)
-            if not data:
-                break
-            b.sendall(data)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-def serve(listener, path):
-    while True:
-        conn, _ = listener.accept()
-        up = socket.socket(socket.AF_UNIX)
-        try:
-            up.connect(path)
-        except OSError:
-            conn.close()
-            continue
-        threading.Thread(target=pump, args=(conn, up), daemon=True).start()
-        threading.Thread(target=pump, args=(up, conn), daemon=True).start()
-
-folder, ports = sys.argv[1], sys.argv[2:]
-listeners = []
-for port in ports:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", int(port)))
-    listener.listen(64)
-    listeners.append((listener, os.path.join(folder, port + ".sock")))
-if os.fork():
-    os._exit(0)
-os.setsid()
-for listener, path in listeners[1:]:
-    threading.Thread(target=serve, args=(listener, path), daemon=True).start()
-serve(*listeners[0])
-"""
+from mamabear.sandbox.relay import pump
 
 
 class HostPorts:
@@ -100,23 +54,10 @@ class HostPorts:
                 conn.close()
                 continue
             up.settimeout(None)
-            threading.Thread(target=_pump, args=(conn, up), daemon=True).start()
-            threading.Thread(target=_pump, args=(up, conn), daemon=True).start()
+            threading.Thread(target=pump, args=(conn, up), daemon=True).start()
+            threading.Thread(target=pump, args=(up, conn), daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
         for listener in self.listeners:
             listener.close()
-
-
-def _pump(a: socket.socket, b: socket.socket) -> None:
-    try:
-        while data := a.recv(65536):
-            b.sendall(data)
-    except OSError:
-        pass
-    for s in (a, b):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
