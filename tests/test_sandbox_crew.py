@@ -141,6 +141,17 @@ def test_tools_and_sandbox_in_yaml_are_checked_with_file_and_line(cli, isolated,
     result = cli("crews", "show", "lab")
     assert result.code == 2 and "lab.yaml:5" in result.err and "unknown field 'flavour'" in result.err
 
+    project_with(
+        tmp_path,
+        monkeypatch,
+        crews__lab_yaml=(
+            "process: sequential\nagents: [model_coordinator]\ntasks: [frame_question]\ninputs: [question, dataset]\n"
+            "tools: [bash]\nsandbox: {kind: data_analysis, network: false}\n"
+        ),
+    )
+    plan = cli("run", "lab", "-i", "question=q", "-i", "dataset=d", "--dry-run", "--json").json()
+    assert plan["sandbox"]["network"] is False  # the crew's setting, over the kind's
+
 
 def test_dry_run_shows_tools_and_the_backend_each_key_selects(cli, isolated, monkeypatch):
     plan = cli("run", "data_analysis", *QUESTION, "--dry-run", "--json").json()

@@ -262,3 +262,14 @@ def test_bad_sandbox_input_is_one_sentence_and_exit_2(cli, isolated, tmp_path, m
     project_config(tmp_path, monkeypatch, "policy:\n  deny: ['(unclosed']\n")
     broken = cli("sandbox", "start")
     assert broken.code == 2 and "sandbox.yaml:2" in broken.err and "not a valid regular expression" in broken.err
+    sandbox_yaml = tmp_path / "project" / "config" / "sandbox.yaml"
+    sandbox_yaml.write_text("isolation: sometimes\n")
+    bad_isolation = cli("sandbox", "start")
+    assert bad_isolation.code == 2 and "sandbox.yaml:1" in bad_isolation.err and "required or best-effort" in bad_isolation.err
+    sandbox_yaml.write_text("kinds:\n  db:\n    setup: []\n    host_ports: [70000]\n")
+    bad_port = cli("sandbox", "start", "--kind", "db")
+    assert bad_port.code == 2 and "sandbox.yaml:4" in bad_port.err and "port numbers" in bad_port.err
+    sandbox_yaml.write_text("network: true\n")
+    monkeypatch.setenv("MAMABEAR_ISOLATION", "loose")
+    bad_env = cli("sandbox", "start")
+    assert bad_env.code == 2 and "MAMABEAR_ISOLATION=loose" in bad_env.err and "Traceback" not in bad_env.err
