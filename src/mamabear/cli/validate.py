@@ -18,6 +18,7 @@ def validate(json_out: bool = JSON) -> None:
     ws = Services()
     catalog, errors = validate_all(ws.roots)
     from mamabear.config.redact import sensitive
+    from mamabear.mission.config import MissionConfig
 
     checks = (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config, lambda: sensitive(ws.settings.project_dir))
     for load in checks:  # models, sandbox, memory and privacy .yaml
@@ -25,6 +26,12 @@ def validate(json_out: bool = JSON) -> None:
             load()
         except ConfigError as exc:
             errors.append(exc.message)
+    try:
+        missions = MissionConfig.load(ws.roots)
+        if catalog is not None:
+            errors += missions.check_agents(set(catalog.agents))
+    except ConfigError as exc:
+        errors.append(exc.message)
     roots = [str(r) for r in ws.roots]
     if json_out:
         emit_json(
