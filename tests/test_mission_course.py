@@ -1,0 +1,131 @@
+"""The course of a mission, decided step by step: retries with feedback, re-plans, stuck, limits, and its checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from mamabear.mission.config import MissionConfig, StuckLimits
+from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
+from mamabear.mission.plan import MissionPlan
+
+CONFIG = MissionConfig()
+
+
+def plan(*ids: str, chain: bool = True) -> MissionPlan:
+    items = []
+    for n, id_ in enumerate(ids):
+        depends = [ids[n - 1]] if chain and n else []
+        items.append({"id": id_, "title": id_, "specialist": "devops_specialist", "instructions": f"make {id_}", "depends_on": depends,
+                      "criteria": [{"kind": "command", "check": f"test -f {id_}"}]})  # fmt: skip
+    return MissionPlan.model_validate({"items": items})
+
+
+def test_a_simple_mission_plans_runs_each_item_in_order_then_confirms_the_goal():
+    course = Course("two files", CONFIG)
+    assert course.next() == MakePlan()
+    course.planned(plan("a", "b"), [])
+    first = course.next()
+    assert isinstance(first, RunItem) and (first.item.id, first.attempt, first.feedback) == ("a", 1, None)
+    course.item_done("a")
+    assert isinstance(course.next(), RunItem) and course.next().item.id == "b"
+    course.item_done("b")
+    assert course.next() == Confirm()
+    course.confirmation(True, "a and b exist")
+    assert course.next() == Finish("completed", "every item is done and the goal is met")
+    assert (course.steps, course.version, course.replans) == (4, 1, 0)
+
+
+def test_an_unusable_plan_is_asked_again_once_with_what_was_wrong_then_the_mission_fails():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), ["item 'a' names specialist 'chef'"])
+    assert course.next() == MakePlan(("item 'a' names specialist 'chef'",))
+    course.unusable_answer("the plan is not JSON (Expecting value at character 0)")
+    finish = course.next()
+    assert isinstance(finish, Finish) and finish.status == "failed" and "no usable plan in 2 answers: the plan is not JSON" in finish.reason
+    again = Course("g", CONFIG)
+    again.unusable_answer("the plan is not JSON")
+    again.planned(plan("a"), [])
+    assert isinstance(again.next(), RunItem)
+
+
+def test_a_failed_item_is_tried_again_with_its_failure_fed_back():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    course.item_failed("a", "`test -f a` exited 1")
+    retry = course.next()
+    assert isinstance(retry, RunItem) and (retry.attempt, retry.feedback) == (2, "`test -f a` exited 1")
+    course.item_done("a")
+    assert course.next() == Confirm()
+
+
+def test_an_item_out_of_tries_is_re_planned_and_what_is_done_stays_done():
+    course = Course("g", replace(CONFIG, item_retries=1))
+    course.planned(plan("a", "b"), [])
+    course.item_done("a")
+    course.item_failed("b", "reason one")
+    course.item_failed("b", "reason two")
+    replan = course.next()
+    assert replan == Replan("item 'b' failed 2 times (last: reason two)")
+    course.planned(plan("a", "b2"), [])
+    assert course.items["a"].status == "done" and course.replans == 1 and course.version == 2
+    assert isinstance(course.next(), RunItem) and course.next().item.id == "b2"
+
+
+def test_the_same_failure_twice_is_a_re_plan_then_a_stop_as_stuck():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    course.item_failed("a", "pytest: 3 failed")
+    course.item_failed("a", "pytest: 3 failed")
+    replan = course.next()
+    assert isinstance(replan, Replan) and replan.reason == "stuck: item 'a' failed the same way 2 times in a row (pytest: 3 failed)"
+    course.planned(plan("a"), [])
+    course.item_failed("a", "pytest: 3 failed")
+    course.item_failed("a", "pytest: 3 failed")
+    stop = course.next()
+    assert stop == Finish("stuck", "stuck: item 'a' failed the same way 2 times in a row (pytest: 3 failed), again after a re-plan")
+
+
+def test_no_progress_in_n_steps_is_stuck_and_a_tool_call_repeated_is_a_loop():
+    course = Course("g", replace(CONFIG, item_retries=99, stuck=StuckLimits(same_failure=9, same_tool_call=3, steps_without_progress=3)))
+    course.planned(plan("a"), [])
+    for n in range(3):
+        course.item_failed("a", f"failure {n}")
+    assert course.next() == Replan("stuck: no item was done in 3 steps")
+    assert course.looping(3) and not course.looping(2)
+
+
+def test_limits_of_steps_and_re_plans_end_the_mission_with_a_sentence():
+    course = Course("g", replace(CONFIG, max_steps=2))
+    course.planned(plan("a", "b"), [])
+    course.item_done("a")
+    assert course.next() == Finish("failed", "reached its limit of 2 steps before the goal was met")
+    course = Course("g", replace(CONFIG, replans=0, item_retries=0))
+    course.planned(plan("a"), [])
+    course.item_failed("a", "no")
+    assert course.next() == Finish("failed", "item 'a' failed 1 times (last: no); the plan was remade 0 times already")
+
+
+def test_a_goal_not_met_at_the_end_is_re_planned():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    course.item_done("a")
+    course.confirmation(False, "the README is missing")
+    assert course.next() == Replan("the goal is not met yet: the README is missing")
+
+
+def test_the_course_resumes_from_its_checkpoint_and_its_size_does_not_grow_with_steps():
+    course = Course("g", replace(CONFIG, max_steps=10_000, item_retries=10_000, stuck=StuckLimits(same_failure=10_000, steps_without_progress=10_000)))
+    course.planned(plan("a", "b", "c"), [])
+    course.item_done("a")
+    course.item_failed("b", "try 1")
+    saved = course.to_dict()
+    restored = Course.from_dict(json.loads(json.dumps(saved)), course.config)
+    assert restored.next() == course.next() and restored.to_dict() == saved
+    sizes = []
+    for n in range(200):
+        course.item_failed("b", f"try {n % 2}") if n % 2 else course.item_done("b")
+        course.items["b"].status = "pending"  # keep working the same item
+        if n in (10, 199):
+            sizes.append(len(json.dumps(course.to_dict())))
+    assert sizes[1] <= sizes[0] + 20, sizes
