@@ -129,3 +129,66 @@ def test_the_course_resumes_from_its_checkpoint_and_its_size_does_not_grow_with_
         if n in (10, 199):
             sizes.append(len(json.dumps(course.to_dict())))
     assert sizes[1] <= sizes[0] + 20, sizes
+
+
+def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_long_run_of_failures():
+    """Found in review: each of these went wrong in the first version."""
+    course = Course("g", replace(CONFIG, max_steps=4))
+    course.planned(plan("a", "b"), [])
+    course.item_done("a")
+    course.item_done("b")
+    course.confirmation(True, "both exist")  # the fourth step: the goal is met on the last step allowed
+    assert course.next() == Finish("completed", "every item is done and the goal is met")
+
+    course = Course("g", CONFIG)
+    course.planned(plan("a", "b"), [])
+    course.item_failed("a", "same")
+    course.item_failed("a", "same")
+    assert isinstance(course.next(), Replan)
+    course.planned(plan("a", "b"), [])
+    course.item_done("a")
+    course.item_failed("b", "other")
+    course.item_failed("b", "other")
+    assert isinstance(course.next(), Replan)  # a new loop after progress gets its own re-plan, not a stop
+
+    course = Course("g", CONFIG)
+    course.planned(plan("a", "b"), [])
+    course.item_done("a")
+    course.item_failed("b", "x")
+    course.item_failed("b", "y")
+    course.item_failed("b", "z")
+    assert isinstance(course.next(), Replan)
+    remade = MissionPlan.model_validate(
+        {
+            "items": [
+                {
+                    "id": "c",
+                    "title": "c",
+                    "specialist": "devops_specialist",
+                    "instructions": "c",
+                    "depends_on": ["a"],
+                    "criteria": [{"kind": "file", "check": "c"}],
+                }
+            ]
+        }
+    )
+    from mamabear.mission.plan import problems
+
+    assert problems(remade, {"devops_specialist"}, course.done()) == []  # a re-plan may depend on what is done
+    course.planned(remade, [])
+    step = course.next()
+    assert isinstance(step, RunItem) and step.item.id == "c" and course.items["a"].status == "done"
+
+    course = Course("g", replace(CONFIG, item_retries=10_000, stuck=StuckLimits(same_failure=3, steps_without_progress=10_000)))
+    course.planned(plan("a"), [])
+    course.item_failed("a", "reason 0")
+    small = len(json.dumps(course.to_dict()))
+    for n in range(1, 1000):
+        course.item_failed("a", f"reason {n % 500}")
+    assert len(json.dumps(course.to_dict())) < small + 100  # only the last few failures are kept
+
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    course.confirmation(False, "the README is missing")
+    course.planned(plan("a"), ["item 'a' names specialist 'chef'"])
+    assert course.next() == Replan("the goal is not met yet: the README is missing; the last re-plan was not usable: item 'a' names specialist 'chef'")

@@ -159,6 +159,8 @@ def test_a_resumed_run_is_one_trace_with_a_root_per_attempt(cli, fake, isolated)
     assert [r["status"] for r in roots] == ["error", "ok"] and len({s["trace_id"] for s in spans}) == 1
     failed_task = next(s for s in spans if s["name"] == "task fact_check" and s["status"] == "error")
     assert "malformed" in failed_task["status_message"]
+    failed_spans = [s for s in spans if s["name"] == "task fact_check" and s["attributes"]["mamabear.attempt"] == 1]
+    assert len(failed_spans) == 1, failed_spans  # a task failed by its own event is not ended again when the run settles
     assert next(s for s in spans if s["parent_id"] is None and s["status"] == "error")["status_message"].startswith("task 2 fact_check failed")
     # The first attempt's completed task is not run again: one span for it, in attempt 1.
     assert [s["attributes"]["mamabear.attempt"] for s in spans if s["name"] == "task research_topic"] == [1]

@@ -150,12 +150,23 @@ class Tracker:
     def _tell(self, method: str, *args: Any) -> None:
         """Hand a record to every observer. A store that cannot be written (a full disk) stops the run, as it can
         no longer be recorded; the other observers are still told (CrewAI would only log the error)."""
+        failed = self._tell_all(method, *args)
+        if failed is not None:
+            self._storage_failed(failed)
+
+    def _tell_all(self, method: str, *args: Any) -> StorageError | None:
+        """Every observer is told; the first StorageError is returned, not raised."""
+        failed = None
         for observer in self.observers:
             try:
                 getattr(observer, method)(*args)
             except StorageError as exc:
-                if self.guard is not None:
-                    self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
+                failed = failed or exc
+        return failed
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        if self.guard is not None:
+            self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
 
     # ------------------------------------------------------------ what the run's parts tell it (llm CallEvents,
     # memory MemoryEvents, the sandbox LinkEvents, CheckpointEvents): one typed seam, no lambdas
@@ -291,8 +302,11 @@ class Tracker:
                 ts=task.finished_at,
             )
             self._task_ended.notify_all()
-        for hook in self.after_task:
-            hook()
+        for hook in self.after_task:  # e.g. saving a cloud workspace: the store it writes may be full too
+            try:
+                hook()
+            except StorageError as exc:
+                self._storage_failed(exc)
 
     def _task_failed(self, event: Any) -> None:
         position = self._position(event)
@@ -312,17 +326,26 @@ class Tracker:
     def settle_running_task(self, status: Status, error: str | None) -> TaskState | None:
         """The task that was running when the run ended: failed with the error, or stopped (it reruns on resume).
 
-        Raises StorageError when the store cannot record it (the run's end reports that)."""
-        with self._lock:
+        A task whose own failure was already told is only returned. The lock is waited for briefly: the run's end
+        may come from the abandon timer while a handler is stuck. Raises StorageError when the store cannot record
+        it (the run's end reports that); the other observers are told all the same."""
+        locked = self._lock.acquire(timeout=ORDER_WAIT_S)
+        try:
             task = self.state.task(self.current)
             if task is None or task.status == Status.COMPLETED:
                 return None
+            if task.status == Status.FAILED and task.finished_at is not None:
+                return task  # its failure was recorded when CrewAI reported it
             task.status = Status.FAILED if status == Status.FAILED else status
             task.finished_at = task.finished_at or time.time()
             task.error = error if status == Status.FAILED else None
-            for observer in self.observers:
-                observer.task_ended(self.state, task)
+            failed = self._tell_all("task_ended", self.state, task)
+            if failed is not None:
+                raise failed
             return task
+        finally:
+            if locked:
+                self._lock.release()
 
     def _agent_started(self, event: Any) -> None:
         step = self._step(event)

@@ -92,10 +92,13 @@ class Course:
             return Finish("failed", f"the planner gave no usable {what} in {PLAN_ANSWERS} answers: {'; '.join(self.plan_problems)}")
         if self.plan is None:
             return MakePlan(tuple(self.plan_problems))
+        if self.confirmed and self.pending_replan is None and all(record.status == "done" for record in self.items.values()):
+            return Finish("completed", "every item is done and the goal is met")  # even on the last step allowed
         if self.steps >= self.config.max_steps:
             return Finish("failed", f"reached its limit of {self.config.max_steps} steps before the goal was met")
         if self.plan_problems:
-            return Replan("the last re-plan was not usable: " + "; ".join(self.plan_problems))
+            why = f"{self.pending_replan}; " if self.pending_replan else ""
+            return Replan(why + "the last re-plan was not usable: " + "; ".join(self.plan_problems))
         if self.pending_replan is None and self.since_progress >= self.config.stuck.steps_without_progress:
             self._stuck(f"no item was done in {self.since_progress} steps")
             return self.next()
@@ -103,13 +106,17 @@ class Course:
             if self.replans >= self.config.replans:
                 return Finish("failed", f"{self.pending_replan}; the plan was remade {self.replans} times already")
             return Replan(self.pending_replan)
-        for item in order(self.plan):
+        for item in order(self.plan, self.done()):
             record = self.items[item.id]
             if record.status == "pending" and all(self.items[d].status == "done" for d in item.depends_on):
                 return RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None)
         if all(record.status == "done" for record in self.items.values()):
-            return Finish("completed", "every item is done and the goal is met") if self.confirmed else Confirm()
+            return Confirm()
         return Finish("failed", "no item can be started: each waits on one that failed")
+
+    def done(self) -> set[str]:
+        """The ids of the items done, in this plan version or an earlier one (a re-plan may depend on them)."""
+        return {i for i, record in self.items.items() if record.status == "done"}
 
     def _stuck(self, what: str) -> None:
         """Being stuck is a re-plan the first time, a stop the second."""
@@ -128,8 +135,8 @@ class Course:
             self.since_progress += 1
             self.plan_problems, self.plan_answers = list(problems), self.plan_answers + 1
             return
-        kept = {i: r for i, r in self.items.items() if r.status == "done"}  # what is done stays done
-        self.items = {item.id: kept.get(item.id, ItemRecord()) for item in plan.items}
+        kept = {i: r for i, r in self.items.items() if r.status == "done"}  # what is done stays done, listed again or not
+        self.items = {**kept, **{item.id: kept.get(item.id, ItemRecord()) for item in plan.items}}
         self.plan, self.version = plan, self.version + 1
         self.plan_problems, self.plan_answers, self.since_progress = [], 0, 0
         if self.pending_replan is not None:
@@ -146,6 +153,7 @@ class Course:
         record = self.items[item_id]
         record.status, record.attempts, record.failures = "done", record.attempts + 1, []
         self.confirmed = False
+        self.stuck_replanned = False  # progress: a later, unrelated loop gets its own re-plan
 
     def item_failed(self, item_id: str, reason: str) -> None:
         """A try of the item failed its checks (or looped on a tool call): tried again, re-planned, or the mission is stuck."""
@@ -153,8 +161,8 @@ class Course:
         self.since_progress += 1
         record = self.items[item_id]
         record.attempts += 1
-        record.failures.append(reason)
         same = self.config.stuck.same_failure
+        record.failures = [*record.failures, reason][-same:]  # only what the stuck rule reads: the checkpoint stays small
         if len(record.failures) >= same and len(set(record.failures[-same:])) == 1:
             self._stuck(f"item '{item_id}' failed the same way {same} times in a row ({reason})")
         elif record.attempts > self.config.item_retries:

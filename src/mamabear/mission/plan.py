@@ -58,9 +58,10 @@ def read(answer: str) -> MissionPlan:
         raise PlanError(f"the plan does not fit its schema ({where}: {first['msg']})") from exc
 
 
-def problems(plan: MissionPlan, specialists: set[str]) -> list[str]:
+def problems(plan: MissionPlan, specialists: set[str], done: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """What makes the plan unusable, one sentence each: no items, a duplicate id, an unknown specialist or
-    dependency, an item with nothing to check, a cycle of dependencies."""
+    dependency, an item with nothing to check, a cycle of dependencies. ``done``: items done under an earlier
+    version of the plan, which a re-plan may depend on without listing them again."""
     found: list[str] = []
     if not plan.items:
         return ["the plan has no items"]
@@ -69,7 +70,7 @@ def problems(plan: MissionPlan, specialists: set[str]) -> list[str]:
     for item in plan.items:
         if item.specialist not in specialists:
             found.append(f"item '{item.id}' names specialist '{item.specialist}', which is not one of {', '.join(sorted(specialists))}")
-        found += [f"item '{item.id}' depends on '{d}', which is not an item of the plan" for d in item.depends_on if d not in ids]
+        found += [f"item '{item.id}' depends on '{d}', which is not an item of the plan" for d in item.depends_on if d not in ids and d not in done]
         if not item.criteria:
             found.append(f"item '{item.id}' has no criteria: give a command, a file or a statement that shows it is done")
     cycle = _cycle(plan)
@@ -108,10 +109,11 @@ def _cycle(plan: MissionPlan) -> list[str]:
     return []
 
 
-def order(plan: MissionPlan) -> list[PlanItem]:
-    """The items with every item after those it depends on, otherwise in the planner's order (a plan without problems)."""
+def order(plan: MissionPlan, done: set[str] | frozenset[str] = frozenset()) -> list[PlanItem]:
+    """The items with every item after those it depends on, otherwise in the planner's order (a plan without problems;
+    ``done``: items done under an earlier version, which it may depend on)."""
     placed: list[PlanItem] = []
-    done: set[str] = set()
+    done = set(done)
     waiting = list(plan.items)
     while waiting:
         ready = next(item for item in waiting if all(d in done for d in item.depends_on))
