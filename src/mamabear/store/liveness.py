@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mamabear.errors import UsageError
@@ -54,7 +55,8 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
                 store.finish_attempt(run.id, run.attempt, Status.INTERRUPTED, error)
             else:
                 store.update_run(run.id, status=Status.INTERRUPTED, error=error)
-            run = store.run(run.id)
+            usage = {k: getattr(run, k) for k in ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "seconds")}
+            run = replace(store.run(run.id), **usage)  # a listing's row keeps its usage figures
         settled.append(run)
     return settled
 
