@@ -135,26 +135,32 @@ def _no_key_encoded(out: str, world: World) -> bool:
     return KEY not in decoded and KEY not in out
 
 
-@pytest.fixture
-def world(isolated: Path, tmp_path: Path) -> World:
+def serve(body: bytes):  # noqa: ANN201 - an http.server.ThreadingHTTPServer
+    """A service on this machine's loopback that answers every GET with ``body``."""
     import http.server
     import threading
 
-    user_home = tmp_path / "user"
-    (user_home / ".ssh").mkdir(parents=True)
-    (user_home / ".ssh" / "id_ed25519").write_text(SSH_KEY + "\n")
-
-    class Secret(http.server.BaseHTTPRequestHandler):
+    class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             self.send_response(200)
             self.end_headers()
-            self.wfile.write(b"loopback-secret")
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Secret)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def world(isolated: Path, tmp_path: Path) -> World:
+    user_home = tmp_path / "user"
+    (user_home / ".ssh").mkdir(parents=True)
+    (user_home / ".ssh" / "id_ed25519").write_text(SSH_KEY + "\n")
+
+    server = serve(b"loopback-secret")
     env = subprocess_env(MAMABEAR_HOME=str(isolated), HOME=str(user_home), OPENAI_API_KEY=KEY)
     env["MB_TEST_LOOPBACK"] = f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -271,20 +277,7 @@ def test_an_agents_bash_tool_cannot_take_keys_or_the_run_store_out_of_the_jail(f
 
 
 def test_a_kind_reaches_the_host_ports_it_names_and_no_other(world: World, tmp_path: Path) -> None:
-    import http.server
-    import threading
-
-    class Named(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"named-port-ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Named)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(b"named-port-ok")
     port = server.server_address[1]
     project = tmp_path / "project"
     (project / "config").mkdir(parents=True)
