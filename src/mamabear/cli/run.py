@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext, redirect_stdout
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command 
     from mamabear.engine.attempt_end import RunResult
     from mamabear.engine.plan import Plan
     from mamabear.engine.services import Services
+    from mamabear.observe import RunObserver
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -178,7 +179,7 @@ def resume(
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
 
 
-def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False) -> None:
+def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False, work: Any = None) -> None:
     """Execute with the progress view that suits the terminal, then print the result."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
     from mamabear.engine.attempt import Attempt
@@ -201,7 +202,8 @@ def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool
     from mamabear.cli.options import command_started
 
     with progress or nullcontext(), library_chatter_off():
-        attempt = Attempt(ws, plan, [progress] if progress else [], limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started())
+        observers: list[RunObserver] = [progress] if progress else []
+        attempt = Attempt(ws, plan, observers, limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started(), work=work)
         result = attempt.run()
     render_result(ws, result, json_out)
     raise typer.Exit(result.exit_code)

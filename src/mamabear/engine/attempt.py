@@ -39,6 +39,7 @@ class Attempt:
         resume: bool = False,
         on_abandon: Any = None,
         started_at: float | None = None,
+        work: Any = None,
     ) -> None:
         """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
         besides the store and the tracer (a progress view); ``on_abandon(result)`` renders the result when a stop
@@ -46,6 +47,7 @@ class Attempt:
         from mamabear.telemetry.targets import targets
 
         self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
+        self.work = work  # what the attempt runs instead of the plan's crew: ``work.kickoff(attempt, parts)`` (a mission)
         self.store = ws.store
         self.started_at = started_at or time.time()
         self.limits = limits or Limits()
@@ -204,6 +206,10 @@ class Attempt:
         if plan.memory != "off":
             self.phase("loading the memory model")
             parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker)
+        if self.work is not None:
+            guard.start_clock()
+            self.watchdog.start()
+            return self.work.kickoff(self, parts)
         self.phase("restoring the checkpoint" if self.restore_from is not None else "building the agents")
         with shared_tls():
             if self.restore_from is not None:
@@ -225,6 +231,15 @@ class Attempt:
         output = tracker.redact(result.raw)
         _remember_result(parts.memory, plan, self.run_id, output, tracker)
         return output
+
+
+def add_step(attempt: Attempt, task: str, agent: str | None, model: str | None) -> TaskState:
+    """A task decided while the run goes (a mission's step): in the run's state and the store, pending."""
+    state = attempt.state
+    step = TaskState(position=len(state.tasks) + 1, task=task, agent=agent, model=model)
+    attempt.store.add_task(attempt.run_id, step.position, task, agent, model)
+    state.tasks.append(step)
+    return step
 
 
 def new_run_id() -> str:

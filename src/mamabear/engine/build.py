@@ -110,32 +110,36 @@ class AgentParts:
         return Built(crew=crew, positions=positions, agents=agents)
 
 
+def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manager: bool = False) -> Any:
+    """The CrewAI Agent of a planned specialist, with its routed LLM and its sandbox tools (a manager: delegation only)."""
+    from crewai import Agent
+
+    spec = catalog.agent(planned.id)
+    options = {"verbose": False, "allow_delegation": False, "max_retry_limit": parts.models.retry.task_retries, **spec.options}
+    if manager:
+        options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
+    else:
+        options["tools"] = parts.tools(planned)
+    return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
+
+
 def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = None) -> Built:
-    from crewai import Agent, Crew, Process, Task
+    from crewai import Crew, Process, Task
 
-    retries = parts.models.retry.task_retries
-
-    def make_agent(planned: PlannedAgent, manager: bool = False) -> Any:
-        spec = catalog.agent(planned.id)
-        options = {"verbose": False, "allow_delegation": False, "max_retry_limit": retries, **spec.options}
-        if manager:
-            options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
-        else:
-            options["tools"] = parts.tools(planned)
-        return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
+    make = partial(make_agent, catalog, parts)
 
     by_planned: dict[tuple[str, str | None], Any] = {}
     agent_map: dict[str, PlannedAgent] = {}
     for planned in plan.agents:
         if plan.manager is not None and planned is plan.manager:
             continue
-        agent = make_agent(planned)
+        agent = make(planned)
         by_planned[(planned.id, planned.tier)] = agent
         agent_map[str(agent.id)] = planned
 
     manager_agent = None
     if plan.manager is not None:
-        manager_agent = make_agent(plan.manager, manager=True)
+        manager_agent = make(plan.manager, manager=True)
         agent_map[str(manager_agent.id)] = plan.manager
 
     crew_tasks: list[Any] = []

@@ -125,9 +125,16 @@ def plan_sandbox(crew: CrewSpec, config: SandboxConfig, settings: Settings) -> S
 
 
 def make_plan(
-    catalog: Catalog, table: ModelTable, crew_name: str, given: dict[str, str], settings: Settings, strict: bool = True, sandbox: SandboxConfig | None = None
+    catalog: Catalog,
+    table: ModelTable,
+    crew_name: str | CrewSpec,
+    given: dict[str, str],
+    settings: Settings,
+    strict: bool = True,
+    sandbox: SandboxConfig | None = None,
 ) -> Plan:
-    crew = catalog.crew(crew_name)
+    """``crew_name``: a crew of the catalog, or a crew made in code (a mission's team)."""
+    crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
     inputs = resolve_inputs(crew, given)
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
         raise UsageError(f"--sandbox {settings.sandbox} (or MAMABEAR_SANDBOX): the backends are {', '.join(BACKENDS)}.")
@@ -155,8 +162,8 @@ def make_plan(
     if crew.manager:
         tier = catalog.agent(crew.manager).tier
         manager = agents[(crew.manager, tier)] = replace(planned(crew.manager, tier), tools=())  # CrewAI's managers only delegate
-    if crew.process == "hierarchical":
-        # The manager hands work to any crew agent, so each runs on its own tier.
+    if crew.process in ("hierarchical", "mission"):
+        # The manager (or a mission's plan) hands work to any crew agent, so each runs on its own tier.
         for agent_id in crew.agents:
             if agent_id != crew.manager:
                 planned(agent_id, catalog.agent(agent_id).tier)

@@ -25,6 +25,8 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
         raise UsageError(f"run {run_id} is marked running on {run.host or 'another machine'}; it can only be resumed where it ran.")
     if run.status not in RESUMABLE:
         raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
+    if run.process == "mission":
+        raise UsageError(f"run {run_id} is a mission; resuming a mission is not built yet (it is coming): start it again with `mamabear mission`.")
     options = run.options or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(

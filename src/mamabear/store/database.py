@@ -402,6 +402,11 @@ class Store:
         with self.tx() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
 
+    def add_task(self, run_id: str, position: int, task: str, agent: str | None, model: str | None) -> None:
+        """A task decided while the run goes (a mission's step), pending."""
+        with self.tx() as conn:
+            conn.execute(tasks.insert().values(run_id=run_id, position=position, task=task, agent=agent, model=model, status=Status.PENDING))
+
     def update_task(self, run_id: str, position: int, **values: Any) -> None:
         with self.tx() as conn:
             conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position).values(**values))

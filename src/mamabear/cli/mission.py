@@ -1,0 +1,40 @@
+"""mamabear mission GOAL"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from mamabear.cli.options import JSON
+from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, launch, limits_from
+
+
+def mission(
+    goal: str = typer.Argument(..., metavar="GOAL", help='What to achieve, e.g. "a CLI that converts CSV to JSON, with tests".'),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="At most this many model-driven steps (default: config/missions.yaml)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Use this model for every specialist (env MAMABEAR_MODEL)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
+    budget_usd: Optional[float] = BUDGET_USD,
+    budget_tokens: Optional[int] = BUDGET_TOKENS,
+    max_duration: Optional[str] = MAX_DURATION,
+    no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories (env MAMABEAR_NO_MEMORY=1)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="No response cache (env MAMABEAR_NO_CACHE=1)."),
+    quiet: bool = QUIET,
+    json_out: bool = JSON,
+) -> None:
+    """Carry out an open goal: the scout commander plans it, the specialists do each item, checks decide when it is done."""
+    from mamabear.config.limits import Limits
+    from mamabear.engine.plan import make_plan
+    from mamabear.engine.services import Services
+    from mamabear.errors import UsageError
+    from mamabear.mission.config import MissionConfig
+    from mamabear.mission.runner import Mission, mission_crew, with_limits
+
+    if not goal.strip():
+        raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
+    limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
+    ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
+    plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
+    config = with_limits(MissionConfig.load(ws.roots), max_steps)
+    launch(ws, plan, limits, quiet, json_out, work=Mission(goal, config, ws.catalog))

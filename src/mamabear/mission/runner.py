@@ -1,0 +1,171 @@
+"""A mission carried out on the run engine: each action of its course is one small crew (one task, one specialist).
+
+``Mission.kickoff`` is the attempt's work (``engine.attempt.Attempt(work=...)``): the attempt has
+recorded the run and wired its guard, tracker, sandbox link, memory and stops; each step is a
+task row of the run, tracked like a crew's task, and after each step the course is saved with
+the run's events (``mission_state``), so the store has every plan version and verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from mamabear.errors import MamabearError
+from mamabear.mission import prompts
+from mamabear.mission.checks import failure, run_checks
+from mamabear.mission.config import MissionConfig
+from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
+from mamabear.mission.plan import PlanError, markdown, problems, read
+
+TEAM = (
+    "research_specialist",
+    "devops_specialist",
+    "scout_commander",
+    "model_coordinator",
+    "tool_curator",
+    "integration_architect",
+    "live_api_specialist",
+)
+
+
+class MissionFailed(MamabearError):
+    """The mission ended without meeting its goal (failed or stuck): the run fails with this sentence."""
+
+    exit_code = 1
+
+
+class Mission:
+    def __init__(self, goal: str, config: MissionConfig, catalog: Any) -> None:
+        self.goal, self.config, self.catalog = goal, config, catalog
+        self.course = Course(goal, config)
+        self.results: dict[str, str] = {}  # item id -> what its specialist said it did
+        self.evidence: dict[str, str] = {}  # item id -> its verdicts, one line each
+
+    # ------------------------------------------------------------ the loop
+
+    def kickoff(self, attempt: Any, parts: Any) -> str:
+        self.attempt, self.parts = attempt, parts
+        team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in attempt.plan.agents]
+        while True:
+            attempt.guard.check()
+            action = self.course.next()
+            if isinstance(action, Finish):
+                return self._finish(action)
+            if isinstance(action, MakePlan):
+                self._plan(*prompts.plan_task(self.goal, team, action.problems))
+            elif isinstance(action, Replan):
+                assert self.course.plan is not None
+                self._plan(*prompts.replan_task(self.goal, team, self.course.plan, self.results, action.reason))
+            elif isinstance(action, RunItem):
+                self._item(action)
+            elif isinstance(action, Confirm):
+                answer = self._step("confirm the goal", self.config.planner, *prompts.confirm_task(self.goal, self.evidence))
+                verdict = prompts.read_judgement(answer)
+                self.course.confirmation(verdict.passed, verdict.reason)
+            self._save()
+
+    def _finish(self, action: Finish) -> str:
+        self._note("mission_finished", f"mission {action.status}: {action.reason}")
+        if action.status != "completed":
+            raise MissionFailed(f"the mission {action.status}: {action.reason}")
+        done = "\n".join(f"- {item_id}: {text}" for item_id, text in self.evidence.items())
+        return f"Goal: {self.goal}\nMet: {action.reason}.\n\nEvidence:\n{done}"
+
+    def _plan(self, description: str, expected: str) -> None:
+        answer = self._step(f"plan v{self.course.version + 1}", self.config.planner, description, expected)
+        try:
+            plan = read(answer)
+        except PlanError as exc:
+            self.course.unusable_answer(str(exc))
+            self._note("mission_plan_unusable", f"the plan could not be used: {exc}")
+            return
+        found = problems(plan, {a.id for a in self.attempt.plan.agents}, self.course.done())
+        self.course.planned(plan, found)
+        if found:
+            self._note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
+            return
+        self._note("mission_plan", f"plan v{self.course.version}: {len(plan.items)} items", {"plan": plan.model_dump()})
+        self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version))
+
+    def _item(self, action: RunItem) -> None:
+        item = action.item
+        answer = self._step(f"{item.id} (try {action.attempt})", item.specialist, *prompts.item_task(item, self.results, action.feedback))
+        link = self.attempt.link
+        verdicts, judged = run_checks(link.sessions, link.session(item.specialist), item, link.context(item.specialist)) if link else ([], [])
+        feedback = failure(verdicts)
+        evidence = "\n".join(v.line() for v in verdicts)
+        if feedback is None and judged:
+            statements = [c.check for c in judged]
+            verdict = prompts.read_judgement(self._step(f"judge {item.id}", self.config.judge, *prompts.judge_task(item, statements, f"{answer}\n{evidence}")))
+            evidence += f"\njudged: {verdict.reason}"
+            feedback = None if verdict.passed else f"the judge: {verdict.reason}"
+        if feedback is None:
+            self.results[item.id], self.evidence[item.id] = answer, evidence
+            self.course.item_done(item.id)
+            self._note("mission_item_done", f"item {item.id} done: {evidence.splitlines()[0] if evidence else 'no checks'}")
+        else:
+            self.course.item_failed(item.id, feedback)
+            self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}")
+        if self.course.plan is not None:
+            self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version))
+
+    # ------------------------------------------------------------ one step: one task for one specialist
+
+    def _step(self, name: str, agent_id: str, description: str, expected: str) -> str:
+        from crewai import Crew, Process, Task
+
+        from mamabear.engine.attempt import add_step
+        from mamabear.engine.build import Built, make_agent
+
+        planned = next(a for a in self.attempt.plan.agents if a.id == agent_id)
+        step = add_step(self.attempt, name, agent_id, planned.route.model)
+        agent = make_agent(self.catalog, self.parts, planned)
+        task = Task(name=name, description=description, expected_output=expected, agent=agent)
+        crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=self.parts.memory or False)
+        tracker = self.attempt.tracker
+        tracker.attach(Built(crew=crew, positions={str(task.id): step.position}, agents={str(agent.id): planned}))
+        try:
+            result: Any = crew.kickoff()
+        finally:
+            tracker.detach()
+        tracker.complete_task(step.position, result.raw)
+        return str(result.raw or "")
+
+    # ------------------------------------------------------------ records
+
+    def _states(self) -> dict[str, Any]:
+        return {i: ("done" if r.status == "done" else "failed" if r.failures else "pending") for i, r in self.course.items.items()}
+
+    def _write(self, path: str, text: str) -> None:
+        link = self.attempt.link
+        if link is not None:
+            agent = self.config.planner
+            link.sessions.edit(link.session(agent), "create", path, link.context(agent), file_text=text)
+
+    def _note(self, kind: str, message: str, data: dict | None = None) -> None:
+        self.attempt.tracker.event(kind, message, data=data)
+
+    def _save(self) -> None:
+        self.attempt.tracker.event("mission_state", f"mission step {self.course.steps} recorded", data={"course": self.course.to_dict()})
+
+
+def mission_crew(goal: str) -> Any:
+    """The team a mission works with: the seven specialists, each on its own tier, with the sandbox's tools."""
+    from mamabear.config.catalog import CrewSpec, InputSpec, SandboxSpec
+
+    return CrewSpec(
+        name="mission",
+        description=goal,
+        process="mission",
+        agents=TEAM,
+        tasks=(),
+        inputs=(InputSpec("goal", "what the mission is to achieve", required=True),),
+        tools=("computer",),
+        sandbox=SandboxSpec(kind="development"),
+        memory="shared",
+    )
+
+
+def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:
+    return replace(config, max_steps=max_steps) if max_steps is not None else config

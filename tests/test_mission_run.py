@@ -1,0 +1,67 @@
+"""Missions end to end against the scripted model server: the commander plans, a specialist works in the sandbox, checks decide."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mamabear.engine.services import Services
+
+PLANNER = "Make the plan that reaches this goal"
+CONFIRM = "Every item of the plan is done"
+HELLO_PLAN = {
+    "items": [
+        {
+            "id": "hello",
+            "title": "Write the greeting file",
+            "specialist": "devops_specialist",
+            "instructions": "Create hello.txt containing the word hi.",
+            "criteria": [{"kind": "file", "check": "hello.txt"}, {"kind": "command", "check": "grep -q hi hello.txt"}],
+        }
+    ]
+}
+
+
+def create(text: str) -> list[dict]:
+    return [{"name": "file_create", "arguments": {"path": "hello.txt", "file_text": text}}]
+
+
+def test_a_mission_plans_works_checks_retries_with_the_failure_and_completes(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("bye\n"))  # the first try misses the criterion
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["status"] == "completed" and doc["crew"] == "mission" and doc["inputs"] == {"goal": "leave a greeting in hello.txt"}
+    assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "confirm the goal"]
+    assert [t["agent"] for t in doc["tasks"]] == ["scout_commander", "devops_specialist", "devops_specialist", "scout_commander"]
+    retry = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]][2]
+    assert "did not pass its checks: command `grep -q hi hello.txt` failed: exit code 1" in retry["text"]
+    work = Path(Services().sessions().get(doc["session_id"])["workdir"])
+    assert (work / "hello.txt").read_text() == "hi\n"
+    assert "- [x] **Write the greeting file**" in (work / "PLAN.md").read_text()
+    assert "Met: every item is done and the goal is met." in doc["output"]
+    kinds = [e["kind"] for e in cli("runs", "logs", doc["run_id"], "--json").json()]
+    assert kinds.count("mission_plan") == 1 and kinds.count("mission_item_failed") == 1 and kinds.count("mission_item_done") == 1
+
+
+def test_a_planner_that_gives_no_usable_plan_is_asked_once_more_then_the_mission_fails_with_a_sentence(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text="I would start by looking around.")
+    fake.add(contains=PLANNER, times=1, text=json.dumps({"items": [{**HELLO_PLAN["items"][0], "specialist": "chef"}]}))
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 1
+    doc = result.json()
+    assert doc["status"] == "failed" and "the planner gave no usable plan in 2 answers" in doc["error"] and "'chef'" in doc["error"]
+    second = [r for r in fake.chat_requests if PLANNER in r["text"]][1]
+    assert "could not be used: the plan is not JSON" in second["text"]
+
+
+def test_resuming_a_mission_says_it_is_not_built_yet(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=2, text="no plan")
+    run_id = cli("mission", "anything", "--base-url", fake.url, "--json", "--quiet").json()["run_id"]
+    resumed = cli("resume", run_id)
+    assert resumed.code == 2 and "resuming a mission is not built yet" in resumed.err
