@@ -165,6 +165,8 @@ class Attempt:
                 else ")"
             )
             tracker.event("run_resumed", f"run {run_id} resumed (attempt {self.number}, {done} of {len(plan.tasks)} tasks done" + source)
+        elif self.work is not None:
+            tracker.event("run_started", f"run {run_id} started: {self.work}")
         else:
             tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
             tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")

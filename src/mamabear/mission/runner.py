@@ -42,6 +42,9 @@ class Mission:
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
         self.evidence: dict[str, str] = {}  # item id -> its verdicts, one line each
 
+    def __str__(self) -> str:
+        return f"mission: {self.goal}"
+
     # ------------------------------------------------------------ the loop
 
     def kickoff(self, attempt: Any, parts: Any) -> str:
@@ -69,7 +72,7 @@ class Mission:
         self._note("mission_finished", f"mission {action.status}: {action.reason}")
         if action.status != "completed":
             raise MissionFailed(f"the mission {action.status}: {action.reason}")
-        done = "\n".join(f"- {item_id}: {text}" for item_id, text in self.evidence.items())
+        done = "\n".join(f"- {item_id}:\n" + "".join(f"    {line}\n" for line in text.splitlines()) for item_id, text in self.evidence.items())
         return f"Goal: {self.goal}\nMet: {action.reason}.\n\nEvidence:\n{done}"
 
     def _plan(self, description: str, expected: str) -> None:
@@ -85,7 +88,8 @@ class Mission:
         if found:
             self._note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
             return
-        self._note("mission_plan", f"plan v{self.course.version}: {len(plan.items)} items", {"plan": plan.model_dump()})
+        count = f"{len(plan.items)} item" + ("" if len(plan.items) == 1 else "s")
+        self._note("mission_plan", f"plan v{self.course.version}: {count} ({', '.join(i.id for i in plan.items)})", {"plan": plan.model_dump()})
         self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version))
 
     def _item(self, action: RunItem) -> None:
@@ -147,7 +151,10 @@ class Mission:
         self.attempt.tracker.event(kind, message, data=data)
 
     def _save(self) -> None:
-        self.attempt.tracker.event("mission_state", f"mission step {self.course.steps} recorded", data={"course": self.course.to_dict()})
+        course = self.course
+        done = sum(record.status == "done" for record in course.items.values())
+        progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
+        self.attempt.tracker.event("mission_state", progress, data={"course": course.to_dict()})
 
 
 def mission_crew(goal: str) -> Any:
