@@ -60,8 +60,20 @@ def test_a_planner_that_gives_no_usable_plan_is_asked_once_more_then_the_mission
     assert "could not be used: the plan is not JSON" in second["text"]
 
 
-def test_resuming_a_mission_says_it_is_not_built_yet(cli, fake, isolated):
-    fake.add(contains=PLANNER, times=2, text="no plan")
-    run_id = cli("mission", "anything", "--base-url", fake.url, "--json", "--quiet").json()["run_id"]
-    resumed = cli("resume", run_id)
-    assert resumed.code == 2 and "resuming a mission is not built yet" in resumed.err
+def test_a_mission_stopped_by_its_budget_resumes_without_repeating_a_completed_step(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    stopped = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--budget-tokens", "900", "--json", "--quiet")
+    assert stopped.code == 3, stopped.err  # the plan (854 tokens) and the item's first call fit; its second call does not
+    run_id = stopped.json()["run_id"]
+    asked = len(fake.chat_requests)
+    resumed = cli("resume", run_id, "--budget-tokens", "100000", "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    doc = resumed.json()
+    assert doc["status"] == "completed"
+    again = fake.chat_requests[asked:]
+    assert not [r for r in again if PLANNER in r["text"]]  # the completed planning step was not repeated
+    assert [t["task"] for t in doc["tasks"]][0] == "plan v1" and [t["task"] for t in doc["tasks"]][-1] == "confirm the goal"
+    assert [t["status"] for t in doc["tasks"]].count("completed") == len(doc["tasks"]) - 1  # the step cut short stays as it was

@@ -174,9 +174,16 @@ def resume(
     The run's model, server and limits are reused unless given again.
     """
     from mamabear.engine.resume import prepare_resume
+    from mamabear.mission.runner import crew_of
 
-    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, **limits_from(budget_usd, budget_tokens, max_duration))
-    launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True)
+    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, **limits_from(budget_usd, budget_tokens, max_duration))
+    work = None
+    if plan.crew.process == "mission":
+        from mamabear.mission.config import MissionConfig
+        from mamabear.mission.runner import Mission
+
+        work = Mission.resumed(ws.store, full_id, MissionConfig.load(ws.roots), ws.catalog)
+    launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True, work=work)
 
 
 def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False, work: Any = None) -> None:

@@ -283,14 +283,18 @@ def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:
 def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float) -> RunState:
     """The run as the store has it: a resumed run starts with its completed tasks and their usage."""
     rows = {t.position: t for t in store.tasks(run_id)}
+    planned = [(t.position, t.id, t.agent, t.route.model if t.route else None) for t in plan.tasks]
+    planned += [(r.position, r.task, r.agent, r.model) for r in rows.values() if r.position > len(plan.tasks)]  # steps decided as it went
     tasks = []
-    for t in plan.tasks:
-        state = TaskState(position=t.position, task=t.id, agent=t.agent, model=t.route.model if t.route else None)
-        row = rows.get(t.position)
+    for position, task, agent, model in planned:
+        state = TaskState(position=position, task=task, agent=agent, model=model)
+        row = rows.get(position)
         if row is not None:
             state.tokens_in, state.tokens_out, state.cost_usd, state.llm_calls = row.tokens_in, row.tokens_out, row.cost_usd, row.llm_calls
             if row.status == Status.COMPLETED:
                 state.status, state.output, state.started_at, state.finished_at = Status.COMPLETED, row.output, row.started_at, row.finished_at
+            elif position > len(plan.tasks):  # a step cut short: it is not run again as such (its action is, as a new step)
+                state.status, state.finished_at = row.status, row.finished_at
         tasks.append(state)
     return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
 

@@ -13,8 +13,13 @@ from mamabear.store.liveness import running_here, settle_orphans
 from mamabear.store.rows import TaskRow
 
 
-def prepare_resume(run_id: str, model: str | None = None, base_url: str | None = None, **limit_flags: float | int | None) -> tuple[Services, Plan, Limits, str]:
-    """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given."""
+def prepare_resume(
+    run_id: str, model: str | None = None, base_url: str | None = None, crew_for: Any = None, **limit_flags: float | int | None
+) -> tuple[Services, Plan, Limits, str]:
+    """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given.
+
+    ``crew_for(run)``: the crew of a run whose crew is made in code (a mission's team; its tasks are decided as it goes),
+    or None for a crew of the catalog."""
     base = Services()
     store = base.store
     run_id = store.resolve_run_id(run_id)
@@ -25,8 +30,6 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
         raise UsageError(f"run {run_id} is marked running on {run.host or 'another machine'}; it can only be resumed where it ran.")
     if run.status not in RESUMABLE:
         raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
-    if run.process == "mission":
-        raise UsageError(f"run {run_id} is a mission; resuming a mission is not built yet (it is coming): start it again with `mamabear mission`.")
     options = run.options or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(
@@ -40,8 +43,9 @@ def prepare_resume(run_id: str, model: str | None = None, base_url: str | None =
     from mamabear.config.redact import dereferenced
 
     inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v for k, v in (run.inputs or {}).items()}
-    plan = make_plan(ws.catalog, ws.models, run.crew, inputs, ws.settings, sandbox=ws.sandbox)
-    if [t.id for t in plan.tasks] != [t.task for t in store.tasks(run_id)]:
+    made = crew_for(run) if crew_for is not None else None
+    plan = make_plan(ws.catalog, ws.models, made or run.crew, inputs, ws.settings, sandbox=ws.sandbox)
+    if made is None and [t.id for t in plan.tasks] != [t.task for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run.crew}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
 

@@ -154,7 +154,22 @@ class Mission:
         course = self.course
         done = sum(record.status == "done" for record in course.items.values())
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
-        self.attempt.tracker.event("mission_state", progress, data={"course": course.to_dict()})
+        results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
+        data = {"course": course.to_dict(), "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
+        self.attempt.tracker.event("mission_state", progress, data=data)
+
+    @classmethod
+    def resumed(cls, store: Any, run_id: str, config: MissionConfig, catalog: Any) -> Mission:
+        """The mission as it was after its last completed step (the step cut short is done again; no completed one is)."""
+        run = store.run(run_id)
+        mission = cls(str((run.inputs or {}).get("goal", "")), config, catalog)
+        saved = store.events(run_id, kinds=("mission_state",))
+        if saved:
+            data = saved[-1]["data"] or {}
+            mission.config = config = with_limits(config, data.get("max_steps"))  # --max-steps holds for the whole mission
+            mission.course = Course.from_dict(data["course"], config)
+            mission.results, mission.evidence = dict(data.get("results", {})), dict(data.get("evidence", {}))
+        return mission
 
 
 def mission_crew(goal: str) -> Any:
@@ -172,6 +187,11 @@ def mission_crew(goal: str) -> Any:
         sandbox=SandboxSpec(kind="development"),
         memory="shared",
     )
+
+
+def crew_of(run: Any) -> Any:
+    """The crew a run was made with when it is a mission (for ``prepare_resume``), else None."""
+    return mission_crew(str((run.inputs or {}).get("goal", ""))) if run.process == "mission" else None
 
 
 def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:
