@@ -77,3 +77,34 @@ def test_a_mission_stopped_by_its_budget_resumes_without_repeating_a_completed_s
     assert not [r for r in again if PLANNER in r["text"]]  # the completed planning step was not repeated
     assert [t["task"] for t in doc["tasks"]][0] == "plan v1" and [t["task"] for t in doc["tasks"]][-1] == "confirm the goal"
     assert [t["status"] for t in doc["tasks"]].count("completed") == len(doc["tasks"]) - 1  # the step cut short stays as it was
+
+
+def test_a_mission_that_fails_the_same_way_is_re_planned_then_stopped_as_stuck(cli, fake, isolated):
+    """The specialist never writes the file (the server's default answer): the same failure, a re-plan, the same failure."""
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(contains="The plan must change", times=1, text=json.dumps(HELLO_PLAN))
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 5, result.err
+    doc = result.json()
+    assert doc["status"] == "stuck" and "item 'hello' failed the same way 2 times in a row" in doc["error"] and "again after a re-plan" in doc["error"]
+    assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "plan v2", "hello (try 1)", "hello (try 2)"]
+    replan = next(r for r in fake.chat_requests if "The plan must change" in r["text"])
+    assert "stuck: item 'hello' failed the same way 2 times in a row (file `hello.txt` failed: hello.txt does not exist" in replan["text"]
+
+
+def test_a_judged_criterion_goes_to_the_judge_with_the_evidence(cli, fake, isolated):
+    judged = {
+        "items": [{**HELLO_PLAN["items"][0], "criteria": [{"kind": "file", "check": "hello.txt"}, {"kind": "judge", "check": "the greeting is friendly"}]}]
+    }
+    fake.add(contains=PLANNER, times=1, text=json.dumps(judged))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi there\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote a friendly hello.txt.")
+    fake.add(contains="Decide from the evidence", times=1, text='{"passed": true, "reason": "it says hi there"}')
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "done"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert [(t["task"], t["agent"]) for t in doc["tasks"]][1:3] == [("hello (try 1)", "devops_specialist"), ("judge hello", "model_coordinator")]
+    judge = next(r for r in fake.chat_requests if "Decide from the evidence" in r["text"])
+    assert "- the greeting is friendly" in judge["text"] and "file `hello.txt` passed: it exists" in judge["text"]
+    assert "judged: it says hi there" in doc["output"]

@@ -8,6 +8,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
 EXIT_TIME_LIMIT = 4
+EXIT_STUCK = 5  # a mission that kept failing the same way, or made no progress, after a re-plan
 EXIT_INTERRUPTED = 130
 
 

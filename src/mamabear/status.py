@@ -14,6 +14,7 @@ class Status(str, Enum):
     TIME_LIMIT = "time_limit"
     BUDGET_EXHAUSTED = "budget_exhausted"
     CANCELLED = "cancelled"
+    STUCK = "stuck"  # a mission that repeated itself after a re-plan
 
     # The value, wherever a status is printed or stored (Python 3.12 made format() of a str mixin give "Status.X").
     __str__ = str.__str__

@@ -91,6 +91,7 @@ STATUS_STYLE = {  # keyed by value: a status read back from the store is a plain
     Status.TIME_LIMIT.value: "magenta",
     Status.BUDGET_EXHAUSTED.value: "magenta",
     Status.CANCELLED.value: "dim",
+    Status.STUCK.value: "red",
 }
 
 

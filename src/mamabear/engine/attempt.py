@@ -184,7 +184,7 @@ class Attempt:
             except KeyboardInterrupt:
                 status, error, exit_code = Status.INTERRUPTED, "was interrupted", EXIT_INTERRUPTED
             except Exception as exc:  # noqa: BLE001 - every failure is recorded, then reported as one sentence
-                status = Status.FAILED
+                status = getattr(exc, "status", Status.FAILED)  # a mission that is stuck says so
                 if isinstance(exc, MamabearError):
                     error, exit_code = exc.message, exc.exit_code
                 else:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from mamabear.errors import MamabearError
+from mamabear.errors import EXIT_FAILED, EXIT_STUCK, MamabearError
 from mamabear.mission import prompts
 from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
 from mamabear.mission.plan import PlanError, markdown, problems, read
+from mamabear.status import Status
 
 TEAM = (
     "research_specialist",
@@ -30,9 +31,12 @@ TEAM = (
 
 
 class MissionFailed(MamabearError):
-    """The mission ended without meeting its goal (failed or stuck): the run fails with this sentence."""
+    """The mission ended without meeting its goal: the run ends ``failed`` (exit 1) or ``stuck`` (exit 5) with this sentence."""
 
-    exit_code = 1
+    def __init__(self, message: str, stuck: bool = False) -> None:
+        super().__init__(message)
+        self.status = Status.STUCK if stuck else Status.FAILED
+        self.exit_code = EXIT_STUCK if stuck else EXIT_FAILED
 
 
 class Mission:
@@ -70,8 +74,10 @@ class Mission:
 
     def _finish(self, action: Finish) -> str:
         self._note("mission_finished", f"mission {action.status}: {action.reason}")
+        if action.status == "stuck":
+            raise MissionFailed(action.reason.removeprefix("stuck: "), stuck=True)
         if action.status != "completed":
-            raise MissionFailed(f"the mission {action.status}: {action.reason}")
+            raise MissionFailed(f"the mission failed: {action.reason}")
         done = "\n".join(f"- {item_id}:\n" + "".join(f"    {line}\n" for line in text.splitlines()) for item_id, text in self.evidence.items())
         return f"Goal: {self.goal}\nMet: {action.reason}.\n\nEvidence:\n{done}"
 
