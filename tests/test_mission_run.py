@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import start_mamabear, wait_for
 from mamabear.engine.services import Services
 
 PLANNER = "Make the plan that reaches this goal"
@@ -108,3 +109,25 @@ def test_a_judged_criterion_goes_to_the_judge_with_the_evidence(cli, fake, isola
     judge = next(r for r in fake.chat_requests if "Decide from the evidence" in r["text"])
     assert "- the greeting is friendly" in judge["text"] and "file `hello.txt` passed: it exists" in judge["text"]
     assert "judged: it says hi there" in doc["output"]
+
+
+def test_a_mission_killed_in_the_middle_of_a_step_resumes_with_no_completed_step_repeated(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # the item's first call hangs: SIGKILL then
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    proc = start_mamabear(isolated, "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
+    try:
+        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the item's first call")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    planning = [r for r in fake.chat_requests if PLANNER in r["text"]]
+    assert len(planning) == 1  # the planning step completed before the kill: its call is not made again
+    doc = resumed.json()
+    assert doc["status"] == "completed" and [a["kind"] for a in doc["attempts"]] == ["run", "resume"]
+    assert [t["status"] for t in doc["tasks"]][:2] == ["completed", "interrupted"]  # the step cut short, then done again

@@ -386,10 +386,13 @@ class Store:
         return number
 
     def finish_attempt(self, run_id: str, number: int, status: str, error: str | None, output: str | None = None) -> None:
+        """The attempt and its run end; a task row still marked running (its process was killed) ends with them, stopped."""
         now = time.time()
+        stopped = Status.INTERRUPTED if status in (Status.COMPLETED, Status.RUNNING) else status
         with self.tx() as conn:
             conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(status=status, error=error, finished_at=now))
             conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, error=error, output=output, finished_at=now))
+            conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.status == Status.RUNNING).values(status=stopped, finished_at=now))
 
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=True)
