@@ -131,3 +131,17 @@ def test_a_mission_killed_in_the_middle_of_a_step_resumes_with_no_completed_step
     doc = resumed.json()
     assert doc["status"] == "completed" and [a["kind"] for a in doc["attempts"]] == ["run", "resume"]
     assert [t["status"] for t in doc["tasks"]][:2] == ["completed", "interrupted"]  # the step cut short, then done again
+
+
+def test_a_detached_mission_is_followed_and_cancelled_like_a_run(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", delay=60, text="never seen")  # the item's calls hang until the cancel
+    started = cli("mission", "--detach", "--json", "--base-url", fake.url, "--", "- a goal that starts with a dash")
+    assert started.code == 0, started.err
+    run_id = started.json()["run_id"]
+    wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the item's first call")
+    assert cli("runs", "show", run_id, "--json").json()["inputs"] == {"goal": "- a goal that starts with a dash"}
+    cancelled = cli("runs", "cancel", run_id, "--json")
+    assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled", cancelled.out
+    logs = cli("runs", "logs", run_id, "--follow").out  # returns: the run has ended
+    assert "plan v1: 1 item (hello)" in logs and "was cancelled" in logs

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from mamabear.cli.options import JSON
-from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, launch, limits_from
+from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, in_background, launch, limits_from
 
 
 def mission(
@@ -20,8 +20,10 @@ def mission(
     max_duration: Optional[str] = MAX_DURATION,
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories (env MAMABEAR_NO_MEMORY=1)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="No response cache (env MAMABEAR_NO_CACHE=1)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Carry it out in the background; print the run id and return."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
+    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
 ) -> None:
     """Carry out an open goal: the scout commander plans it, the specialists do each item, checks decide when it is done."""
     from mamabear.config.limits import Limits
@@ -37,4 +39,10 @@ def mission(
     ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
     plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
     config = with_limits(MissionConfig.load(ws.roots), max_steps)
-    launch(ws, plan, limits, quiet, json_out, work=Mission(goal, config, ws.catalog))
+    if detach:
+        flags = {"--max-steps": max_steps, "--model": model, "--base-url": base_url, "--budget-usd": budget_usd, "--budget-tokens": budget_tokens}
+        flags["--max-duration"] = max_duration
+        args = ["mission", *(["--no-memory"] if no_memory else []), *(["--no-cache"] if no_cache else [])]
+        in_background(ws, args, flags, quiet, json_out, last=(goal,))  # after --: a goal may start with a dash
+        return
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=Mission(goal, config, ws.catalog))

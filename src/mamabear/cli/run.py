@@ -127,35 +127,31 @@ def run(
         render_plan(plan, json_out)
         return
     if detach:
-        from mamabear.engine.attempt import new_run_id
-        from mamabear.engine.detach import spawn
-
-        run_id = new_run_id()
-        args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")], "--run-id", run_id]
+        args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")]]
         args += ["--no-memory"] if no_memory else []
         args += ["--no-cache"] if no_cache else []
-        for flag, value in (
-            ("--model", model),
-            ("--base-url", base_url),
-            ("--sandbox", sandbox),
-            ("--session", session),
-            ("--budget-usd", budget_usd),
-            ("--budget-tokens", budget_tokens),
-            ("--max-duration", max_duration),
-        ):
-            if value is not None:
-                args += [flag, str(value)]
-        pid, log = spawn(args, run_id, ws.settings.home, ws.store)
-        if json_out:
-            emit_json({"run_id": run_id, "status": Status.RUNNING, "pid": pid, "log": str(log)})
-        else:
-            sys.stdout.write(run_id + "\n")
-            if not quiet:
-                console(stderr=True).print(
-                    f"[dim]running in the background (pid {pid}); follow it with `mamabear runs logs {run_id} --follow`, log in {log}[/]"
-                )
+        flags: dict[str, Any] = {"--model": model, "--base-url": base_url, "--sandbox": sandbox, "--session": session}
+        flags |= {"--budget-usd": budget_usd, "--budget-tokens": budget_tokens, "--max-duration": max_duration}
+        in_background(ws, args, flags, quiet, json_out)
         return
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
+
+
+def in_background(ws: Services, args: list[str], flags: dict[str, Any], quiet: bool, json_out: bool, last: tuple[str, ...] = ()) -> None:
+    """Start ``mamabear ARGS`` (with the flags that are set, then ``-- LAST``) detached under a new run id; print the id and return."""
+    from mamabear.engine.attempt import new_run_id
+    from mamabear.engine.detach import spawn
+
+    run_id = new_run_id()
+    args = [*args, "--run-id", run_id, *[a for flag, value in flags.items() if value is not None for a in (flag, str(value))]]
+    args += ["--", *last] if last else []
+    pid, log = spawn(args, run_id, ws.settings.home, ws.store)
+    if json_out:
+        emit_json({"run_id": run_id, "status": Status.RUNNING, "pid": pid, "log": str(log)})
+    else:
+        sys.stdout.write(run_id + "\n")
+        if not quiet:
+            console(stderr=True).print(f"[dim]running in the background (pid {pid}); follow it with `mamabear runs logs {run_id} --follow`, log in {log}[/]")
 
 
 def resume(
