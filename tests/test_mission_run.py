@@ -145,3 +145,17 @@ def test_a_detached_mission_is_followed_and_cancelled_like_a_run(cli, fake, isol
     assert cancelled.code == 0 and cancelled.json()["status"] == "cancelled", cancelled.out
     logs = cli("runs", "logs", run_id, "--follow").out  # returns: the run has ended
     assert "plan v1: 1 item (hello)" in logs and "was cancelled" in logs
+
+
+def test_a_step_that_repeats_one_tool_call_is_a_failure_fed_back_as_a_loop(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=3, tool_calls=[{"name": "bash", "arguments": {"command": "cat hello.txt"}}])  # the same call, thrice
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
+    fake.add(task="Write the greeting file", times=1, text="It is there.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    assert [t["task"] for t in result.json()["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "confirm the goal"]
+    retry = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]][-1]
+    assert 'the same tool call was made 3 times in one step: bash {"command": "cat hello.txt"}' in retry["text"]

@@ -125,6 +125,8 @@ class Attempt:
         pricer = Pricer(ws.models.prices)
         self.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
+        if isinstance(self.work, RunObserver):  # a mission follows its own steps (their tool calls)
+            observers.append(self.work)
         self.tracker = tracker = Tracker(state, pricer, self.redact, observers, guard)
         checkpoints.events = tracker
         self.control = CallControl(

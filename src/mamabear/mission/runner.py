@@ -8,6 +8,7 @@ the run's events (``mission_state``), so the store has every plan version and ve
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
 from mamabear.mission.plan import PlanError, markdown, problems, read
+from mamabear.observe import RunObserver, ToolUse
 from mamabear.status import Status
 
 TEAM = (
@@ -39,10 +41,13 @@ class MissionFailed(MamabearError):
         self.exit_code = EXIT_STUCK if stuck else EXIT_FAILED
 
 
-class Mission:
+class Mission(RunObserver):
+    """The mission's work, and an observer of its run: it counts the tool calls of the step in hand (a loop)."""
+
     def __init__(self, goal: str, config: MissionConfig, catalog: Any) -> None:
         self.goal, self.config, self.catalog = goal, config, catalog
         self.course = Course(goal, config)
+        self.calls: Counter[tuple[str, str]] = Counter()  # (tool, arguments) of the step in hand
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
         self.evidence: dict[str, str] = {}  # item id -> its verdicts, one line each
 
@@ -101,11 +106,12 @@ class Mission:
     def _item(self, action: RunItem) -> None:
         item = action.item
         answer = self._step(f"{item.id} (try {action.attempt})", item.specialist, *prompts.item_task(item, self.results, action.feedback))
+        looped = self._loop()
         link = self.attempt.link
         verdicts, judged = run_checks(link.sessions, link.session(item.specialist), item, link.context(item.specialist)) if link else ([], [])
-        feedback = failure(verdicts)
+        feedback = looped or failure(verdicts)
         evidence = "\n".join(v.line() for v in verdicts)
-        if feedback is None and judged:
+        if feedback is None and judged:  # the judge is asked only when nothing else failed
             statements = [c.check for c in judged]
             verdict = prompts.read_judgement(self._step(f"judge {item.id}", self.config.judge, *prompts.judge_task(item, statements, f"{answer}\n{evidence}")))
             evidence += f"\njudged: {verdict.reason}"
@@ -119,6 +125,18 @@ class Mission:
             self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}")
         if self.course.plan is not None:
             self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version))
+
+    def tool_ended(self, tool: ToolUse) -> None:
+        self.calls[(tool.tool, tool.arguments or "")] += 1
+
+    def _loop(self) -> str | None:
+        """The step's tool call repeated with the same arguments often enough to be a loop, as the failure to feed back."""
+        if not self.calls:
+            return None
+        (tool, arguments), times = self.calls.most_common(1)[0]
+        if not self.course.looping(times):
+            return None
+        return f"the same tool call was made {times} times in one step: {tool} {' '.join(arguments.split())[:120]}"
 
     # ------------------------------------------------------------ one step: one task for one specialist
 
@@ -134,6 +152,7 @@ class Mission:
         task = Task(name=name, description=description, expected_output=expected, agent=agent)
         crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=self.parts.memory or False)
         tracker = self.attempt.tracker
+        self.calls.clear()
         tracker.attach(Built(crew=crew, positions={str(task.id): step.position}, agents={str(agent.id): planned}))
         try:
             result: Any = crew.kickoff()
