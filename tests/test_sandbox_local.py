@@ -186,7 +186,7 @@ def test_the_policy_reads_commands_as_the_shell_does(sessions, session):
     assert [c for c in HARMLESS if refusal(sessions.config, c) is not None] == []
     # The rules stay linear on long commands (on the first rules, a 200 KB command took minutes: every command waits on this).
     for shape in ("x" * 200_000, "ab " * 66_000, "rm " * 66_000, "rm -r " * 33_000, "rm ~ " * 40_000, "f() " * 50_000, "curl x |" * 25_000):
-        assert refusal(sessions.config, "echo " + shape) is None or "rm" in shape
+        assert refusal(sessions.config, "echo " + shape) is None  # none of these is dangerous: only their length is
 
 
 def test_file_tools_refuse_a_hard_link_whose_other_name_may_be_outside(sessions, session, tmp_path):

@@ -296,25 +296,27 @@ class Network:
             self.error = self._stop() or "slirp4netns did not come up"
 
     def _stop(self) -> str:
-        if self._exit_w >= 0:
-            os.close(self._exit_w)
-            self._exit_w = -1
-        proc, self.proc = self.proc, None
+        """Stop slirp4netns and wait for it: the last line it wrote (why it did not come up)."""
+        proc = self._kill()
         if proc is None:
             return ""
-        proc.kill()
-        _, err = proc.communicate()
-        return (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:][0] if err and err.strip() else ""
+        err = (proc.communicate()[1] or b"").decode("utf-8", "replace").strip()
+        return err.splitlines()[-1] if err else ""
 
     def close(self) -> None:
         """Stop slirp4netns; reaped on a thread of its own (it takes ~30 ms to go, and the command's result need not wait)."""
+        proc = self._kill()
+        if proc is not None:
+            threading.Thread(target=proc.communicate, name="mamabear-slirp-reap", daemon=True).start()
+
+    def _kill(self) -> subprocess.Popen | None:
         if self._exit_w >= 0:
             os.close(self._exit_w)
             self._exit_w = -1
         proc, self.proc = self.proc, None
         if proc is not None:
             proc.kill()
-            threading.Thread(target=proc.communicate, name="mamabear-slirp-reap", daemon=True).start()
+        return proc
 
 
 def _loopback_up(pid: int, seconds: float = 0.5) -> None:
