@@ -83,9 +83,11 @@ def test_missions_yaml_is_checked_with_file_and_line(cli, isolated, tmp_path, mo
     missions.write_text("stuck:\n  same_failure: 2\n  loops: 4\n")
     result = cli("validate")
     assert result.code == 2 and "missions.yaml:3" in result.err and "unknown field 'loops' in stuck" in result.err
-    missions.write_text("planner: chef\n")
+    missions.write_text("replans: 1\njudge: chef\n")
     result = cli("validate")
-    assert result.code == 2 and "planner 'chef' is not an agent" in result.err
+    assert result.code == 2 and "missions.yaml:2: judge 'chef' is not an agent" in result.err
+    result = cli("mission", "leave a greeting")  # refused before the run starts, at the same place
+    assert result.code == 2 and "missions.yaml:2: judge 'chef' is not an agent" in result.err and cli("runs", "list", "--json").json() == []
     missions.write_text("replans: 1\nstuck:\n  steps_without_progress: 4\n")
     assert cli("validate").code == 0
     loaded = MissionConfig.load([Path(__file__).resolve().parents[1], project])

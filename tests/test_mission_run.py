@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from conftest import start_mamabear, wait_for
@@ -159,3 +160,51 @@ def test_a_step_that_repeats_one_tool_call_is_a_failure_fed_back_as_a_loop(cli, 
     assert [t["task"] for t in result.json()["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "confirm the goal"]
     retry = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]][-1]
     assert 'the same tool call was made 3 times in one step: bash {"command": "cat hello.txt"}' in retry["text"]
+
+
+def test_the_mission_report_gives_the_evidence_the_files_and_the_cost_by_specialist(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("bye\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet")
+    assert result.code == 0, result.err
+    report = result.out
+    assert report.startswith("Mission: leave a greeting in hello.txt\nStatus: completed: every item is done and the goal is met (4 steps of 200, 0 re-plans)")
+    assert "  [x] hello: Write the greeting file (devops_specialist, 2 tries)\n      file `hello.txt` passed: it exists\n" in report
+    assert "      command `grep -q hi hello.txt` passed: exit code 0\n" in report
+    assert "Files in the workspace (2):\n  PLAN.md\n  hello.txt\n" in report
+    assert re.search(r"Cost by specialist:\n  (devops_specialist|scout_commander): \d+ calls", report) and "  scout_commander: 2 calls" in report
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    mission = cli("runs", "show", run_id, "--json").json()["mission"]
+    tries = mission["items"][0]["tries"]
+    assert [(t["try"], t["passed"], t["task_position"]) for t in tries] == [(1, False, 2), (2, True, 3)]
+    assert tries[0]["feedback"] == "command `grep -q hi hello.txt` failed: exit code 1"
+    assert [p["version"] for p in mission["plans"]] == [1] and mission["given_up"] == []
+    shown = cli("runs", "show", run_id).out
+    assert "plan versions" in shown and "mission items" in shown and "command `grep -q hi hello.txt` failed: exit code 1" in shown
+
+
+def test_an_item_that_keeps_failing_is_re_planned_away_and_the_report_says_it_was_given_up(cli, fake, isolated):
+    Path("config").mkdir()
+    Path("config/missions.yaml").write_text("item_retries: 1\nstuck:\n  same_failure: 5\n")
+    fetch = {"id": "fetch", "title": "Fetch the data", "specialist": "research_specialist", "instructions": "Save data.txt."}
+    fake.add(contains=PLANNER, times=1, text=json.dumps({"items": [{**fetch, "criteria": [{"kind": "file", "check": "data.txt"}]}]}))
+    fake.add(contains="The plan must change", times=1, text=json.dumps(HELLO_PLAN))  # the research cannot be done: greet instead
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert [t["task"] for t in doc["tasks"]] == ["plan v1", "fetch (try 1)", "fetch (try 2)", "plan v2", "hello (try 1)", "confirm the goal"]
+    replan = next(r for r in fake.chat_requests if "The plan must change" in r["text"])
+    assert "item 'fetch' failed 2 times (last: file `data.txt` failed: data.txt does not exist" in replan["text"]
+    mission = doc["mission"]
+    assert [p["version"] for p in mission["plans"]] == [1, 2] and mission["replans"] == 1
+    assert {i["id"]: i["status"] for i in mission["items"]} == {"fetch": "dropped", "hello": "done"}
+    (given_up,) = mission["given_up"]
+    assert given_up["item"] == "fetch" and given_up["why"].startswith("failed its checks (file `data.txt` failed: data.txt does not exist")
+    assert given_up["why"].endswith("then left out of plan v2")

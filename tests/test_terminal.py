@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from conftest import REPO, subprocess_env
 
 RESEARCH = ["run", "research", "-i", "topic=otters"]
+PROMPT = r"go, edit or abort \S*\[go/edit/abort\]\S* \S*\(go\)\S*: "  # Rich's prompt, coloured
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][AB012]|\r")
 
 
@@ -21,8 +23,9 @@ def screen(text: str) -> str:
     return ANSI.sub("", text)
 
 
-def spawn(home: Path, *args: str) -> pexpect.spawn:
-    env = subprocess_env(MAMABEAR_HOME=str(home), TERM="xterm-256color", COLUMNS="160", LINES="40")
+def spawn(home: Path, *args: str, editor: str = "false") -> pexpect.spawn:
+    env = subprocess_env(MAMABEAR_HOME=str(home), TERM="xterm-256color", COLUMNS="160", LINES="40", EDITOR=editor)
+    env.pop("VISUAL", None)
     env.pop("NO_COLOR", None)
     return pexpect.spawn(
         sys.executable, ["-m", "mamabear", *args], env=env, cwd=str(REPO), dimensions=(40, 160), encoding="utf-8", codec_errors="replace", timeout=120
@@ -133,3 +136,54 @@ def test_every_status_has_a_colour_and_no_status_is_read_as_markup() -> None:
     out.print(rows)
     text = out.export_text()
     assert "a_status_from_a_newer_version" in text and text.count("[/] [bold]not markup") == len(Status) + 2
+
+
+def test_a_mission_s_plan_is_reviewed_edited_and_carried_out_with_a_live_checklist(fake, isolated, cli):
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    made = [{"name": "file_create", "arguments": {"path": "greeting.txt", "file_text": "hi\n"}}]
+    fake.add(task="Write the greeting file", times=1, tool_calls=made)
+    fake.add(task="Write the greeting file", times=1, text="Wrote greeting.txt.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "greeting.txt holds hi"}')
+    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, editor="sed -i s/hello[.]txt/greeting.txt/g")
+    child.expect(PROMPT)
+    assert "grep -q hi hello.txt" in screen(child.before)  # the plan as the commander made it
+    child.sendline("edit")
+    child.expect(r"the plan as edited")
+    child.expect(PROMPT)
+    assert "grep -q hi greeting.txt" in screen(child.before)
+    child.sendline("go")
+    code, text = finish(child)
+    assert code == 0, text
+    assert_clean(text)
+    assert "[x] Write the greeting file  devops_specialist · done" in text  # the checklist, kept on screen at the end
+    assert "plan v2  step 3 of 200" in text and "Files in the workspace (2):" in text
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    plans = cli("runs", "show", run_id, "--json").json()["mission"]["plans"]
+    assert [(p["version"], p["edited"]) for p in plans] == [(1, False), (2, True)]
+    assert plans[1]["items"][0]["criteria"][0] == {"kind": "file", "check": "greeting.txt"}
+
+
+def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked_again(fake, isolated, cli):
+    from test_mission_run import HELLO_PLAN, PLANNER
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, editor="sed -i s/devops_specialist/chef/")
+    child.expect(PROMPT)
+    child.sendline("edit")
+    child.expect(r"the edited plan cannot be used: item 'hello' names specialist 'chef'")
+    child.expect(PROMPT)
+    child.sendline("abort")
+    code, text = finish(child)
+    assert code == 130, text
+    assert_clean(text)
+    assert "the plan was aborted at its review" in text
+    assert not [r for r in fake.chat_requests if "Write the greeting file" in r["task"]]
+    assert cli("runs", "list", "--json").json()[0]["status"] == "cancelled"
+
+
+def test_review_plan_off_a_terminal_is_refused_with_exit_2(cli, isolated):
+    result = cli("mission", "leave a greeting", "--review-plan")
+    assert result.code == 2 and "--review-plan asks at a terminal" in result.err and "Traceback" not in result.err
+    assert cli("runs", "list", "--json").json() == []

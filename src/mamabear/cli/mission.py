@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
 
 from mamabear.cli.options import JSON
-from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, in_background, launch, limits_from
+from mamabear.cli.output import console, is_tty
+from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, in_background, launch, limits_from, progress_view
 
 
 def mission(
@@ -21,6 +23,7 @@ def mission(
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories (env MAMABEAR_NO_MEMORY=1)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="No response cache (env MAMABEAR_NO_CACHE=1)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Carry it out in the background; print the run id and return."),
+    review_plan: bool = typer.Option(False, "--review-plan", help="Show the first plan and ask: go, edit ($EDITOR on its YAML) or abort (needs a terminal)."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
     run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
@@ -35,14 +38,27 @@ def mission(
 
     if not goal.strip():
         raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
+    if review_plan and (detach or not (is_tty(sys.stdin) and is_tty(sys.stderr))):
+        where = "with --detach" if detach else "here: stdin and stderr are not a terminal"
+        raise UsageError(f"--review-plan asks at a terminal and cannot {where}; run without it, or at a terminal")
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
-    plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
     config = with_limits(MissionConfig.load(ws.roots), max_steps)
+    wrong = config.check_agents(set(ws.catalog.agents))
+    if wrong:
+        raise UsageError(wrong[0])
+    plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
     if detach:
         flags = {"--max-steps": max_steps, "--model": model, "--base-url": base_url, "--budget-usd": budget_usd, "--budget-tokens": budget_tokens}
         flags["--max-duration"] = max_duration
         args = ["mission", *(["--no-memory"] if no_memory else []), *(["--no-cache"] if no_cache else [])]
         in_background(ws, args, flags, quiet, json_out, last=(goal,))  # after --: a goal may start with a dash
         return
-    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=Mission(goal, config, ws.catalog))
+    progress = progress_view(quiet)
+    review = None
+    if review_plan:
+        from mamabear.cli.mission_view import TerminalReview
+
+        review = TerminalReview(console(stderr=True))
+        review.pause = getattr(progress, "paused", None)
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=Mission(goal, config, ws.catalog, review=review), progress=progress)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from mamabear.cli.output import status_text
@@ -81,6 +83,7 @@ class LiveProgress(RunObserver):
 
         self.console = console
         self.state: RunState | None = None
+        self.checklist: Any = None  # a mission's plan, once it has one
         self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self._render)
 
     def _render(self) -> Any:
@@ -91,6 +94,8 @@ class LiveProgress(RunObserver):
             return Text("starting…")
         elapsed = fmt_seconds(self.state.seconds)
         header = Text.assemble((f"{self.state.crew} ", "bold"), (f"{self.state.run_id}  {elapsed}  ", "dim"), ("▸ ", "cyan"), self.state.activity)
+        if self.checklist is not None:
+            return Group(header, self.checklist.render(self.state), task_table(self.state))
         return Group(header, task_table(self.state))
 
     def changed(self, state: RunState) -> None:
@@ -98,6 +103,21 @@ class LiveProgress(RunObserver):
 
     def event(self, state: RunState, event: Event) -> None:
         self.state = state
+        if event.kind.startswith("mission_"):
+            if self.checklist is None:
+                from mamabear.cli.mission_view import Checklist
+
+                self.checklist = Checklist()
+            self.checklist.heard(event)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live view off while the terminal is wanted for something else (a question), then on again."""
+        self.live.stop()
+        try:
+            yield
+        finally:
+            self.live.start()
 
     def __enter__(self) -> LiveProgress:
         self.live.start()
@@ -106,6 +126,8 @@ class LiveProgress(RunObserver):
     def __exit__(self, *exc: object) -> None:
         self.live.stop()
         if self.state is not None:
+            if self.checklist is not None:
+                self.console.print(self.checklist.render(self.state))
             self.console.print(task_table(self.state, title=f"{self.state.crew} {self.state.run_id}: {self.state.status}"))
             if self.state.cache_hits:
                 self.console.print(

@@ -15,6 +15,7 @@ from mamabear.errors import UsageError
 from mamabear.status import Status
 
 if TYPE_CHECKING:  # for annotations only: the CLI imports these when a command needs them
+    from mamabear.cli.progress import LiveProgress, PlainProgress
     from mamabear.config.limits import Limits
     from mamabear.engine.attempt_end import RunResult
     from mamabear.engine.plan import Plan
@@ -182,18 +183,31 @@ def resume(
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True, work=work)
 
 
-def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool, run_id: str | None = None, resume: bool = False, work: Any = None) -> None:
-    """Execute with the progress view that suits the terminal, then print the result."""
+def progress_view(quiet: bool) -> LiveProgress | PlainProgress | None:
+    """The progress view that suits where stderr goes: live on a terminal, plain lines otherwise, none when quiet."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
+
+    if quiet:
+        return None
+    return LiveProgress(console(stderr=True)) if is_tty(sys.stderr) else PlainProgress()
+
+
+def launch(
+    ws: Services,
+    plan: Plan,
+    limits: Limits,
+    quiet: bool,
+    json_out: bool,
+    run_id: str | None = None,
+    resume: bool = False,
+    work: Any = None,
+    progress: Any = False,
+) -> None:
+    """Execute with the progress view that suits the terminal (or ``progress``, when given), then print the result."""
     from mamabear.engine.attempt import Attempt
 
-    progress: LiveProgress | PlainProgress | None
-    if quiet:
-        progress = None
-    elif is_tty(sys.stderr):
-        progress = LiveProgress(console(stderr=True))
-    else:
-        progress = PlainProgress()
+    if progress is False:
+        progress = progress_view(quiet)
     real_stdout = sys.stdout
 
     def abandon(result: RunResult) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
@@ -213,10 +227,13 @@ def launch(ws: Services, plan: Plan, limits: Limits, quiet: bool, json_out: bool
 
 
 def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
+    from mamabear.cli.mission_view import report_text, with_mission
     from mamabear.store.report import run_report
 
-    if json_out:
-        emit_json(run_report(ws.store, result.run_id))
+    mission = ws.store.run(result.run_id).process == "mission"
+    if json_out or mission:
+        report = with_mission(ws.store, run_report(ws.store, result.run_id))
+        emit_json(report) if json_out else sys.stdout.write(report_text(report))
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:

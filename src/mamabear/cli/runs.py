@@ -70,13 +70,14 @@ def rows_for_json(rows: list[RunRow]) -> list[dict]:
 @app.command("show")
 def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
     """Show one run: its tasks, every LLM and tool call, and its output."""
+    from mamabear.cli.mission_view import with_mission
     from mamabear.store.liveness import settle_orphans
     from mamabear.store.report import run_report
 
     store = _store()
     run_id = store.resolve_run_id(run_id)
     settle_orphans(store, [store.run(run_id)])
-    report = run_report(store, run_id, details=True)
+    report = with_mission(store, run_report(store, run_id, details=True))
     if json_out:
         emit_json(report)
         return
@@ -118,6 +119,10 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
                 (a["error"] or "")[:80],
             )
         out.print(attempts)
+    if "mission" in report:
+        from mamabear.cli.mission_view import print_tables
+
+        print_tables(out, report["mission"])
     tot = report["totals"]
     tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
     out.print(tasks)

@@ -26,6 +26,7 @@ class MissionConfig:
     item_retries: int = 2  # a failed item is tried again this many times, with the failure fed back
     replans: int = 3  # then the planner remakes the remaining plan, at most this many times
     stuck: StuckLimits = field(default_factory=StuckLimits)
+    origin: dict[str, str] = field(default_factory=dict, compare=False)  # planner/judge -> the file:line that set it
 
     @classmethod
     def load(cls, roots: list[Path]) -> MissionConfig:
@@ -46,6 +47,7 @@ class MissionConfig:
                 if not isinstance(doc[key], str) or not doc[key]:
                     raise ConfigError(f"{doc.where(key)}: '{key}' must be an agent id, such as scout_commander.")
                 values[key] = doc[key]
+                values["origin"] = {**values.get("origin", self.origin), key: doc.where(key)}
         for key in ("max_steps", "item_retries", "replans"):
             if key in doc:
                 values[key] = _count(doc, key)
@@ -57,10 +59,10 @@ class MissionConfig:
             values["stuck"] = replace(self.stuck, **{key: _count(stuck, key, least=1) for key in stuck})
         return replace(self, **values)
 
-    def check_agents(self, agents: set[str], path: str = "missions.yaml") -> list[str]:
-        """The planner and the judge must be agents of the catalog."""
+    def check_agents(self, agents: set[str]) -> list[str]:
+        """The planner and the judge must be agents of the catalog (each error at the file:line that named it)."""
         return [
-            f"{path}: {role} '{agent}' is not an agent (agents: {', '.join(sorted(agents))})."
+            f"{self.origin.get(role, 'missions.yaml')}: {role} '{agent}' is not an agent (agents: {', '.join(sorted(agents))})."
             for role, agent in (("planner", self.planner), ("judge", self.judge))
             if agent not in agents
         ]

@@ -135,13 +135,17 @@ class Course:
             self.since_progress += 1
             self.plan_problems, self.plan_answers = list(problems), self.plan_answers + 1
             return
-        kept = {i: r for i, r in self.items.items() if r.status == "done"}  # what is done stays done, listed again or not
-        self.items = {**kept, **{item.id: kept.get(item.id, ItemRecord()) for item in plan.items}}
-        self.plan, self.version = plan, self.version + 1
+        self.revised(plan)
         self.plan_problems, self.plan_answers, self.since_progress = [], 0, 0
         if self.pending_replan is not None:
             self.replans += 1
             self.pending_replan = None
+
+    def revised(self, plan: MissionPlan) -> None:
+        """A new version of the plan, free of problems (a re-plan, or the plan as a person edited it at its review)."""
+        kept = {i: r for i, r in self.items.items() if r.status == "done"}  # what is done stays done, listed again or not
+        self.items = {**kept, **{item.id: kept.get(item.id, ItemRecord()) for item in plan.items}}
+        self.plan, self.version = plan, self.version + 1
 
     def unusable_answer(self, problem: str) -> None:
         """The planner answered with no plan at all (no JSON, not the schema)."""

@@ -9,16 +9,18 @@ the run's events (``mission_state``), so the store has every plan version and ve
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from mamabear.errors import EXIT_FAILED, EXIT_STUCK, MamabearError
+from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError
 from mamabear.mission import prompts
 from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
-from mamabear.mission.plan import PlanError, markdown, problems, read
+from mamabear.mission.plan import MissionPlan, PlanError, markdown, problems, read
 from mamabear.observe import RunObserver, ToolUse
+from mamabear.sandbox.backend import CommandResult
 from mamabear.status import Status
 
 TEAM = (
@@ -32,20 +34,28 @@ TEAM = (
 )
 
 
-class MissionFailed(MamabearError):
-    """The mission ended without meeting its goal: the run ends ``failed`` (exit 1) or ``stuck`` (exit 5) with this sentence."""
+class MissionEnded(MamabearError):
+    """The mission ended without meeting its goal: the run ends ``failed`` (exit 1), ``stuck`` (exit 5) or ``cancelled``
+    at the plan's review (exit 130), with this sentence."""
 
-    def __init__(self, message: str, stuck: bool = False) -> None:
+    EXIT_CODES = {Status.FAILED: EXIT_FAILED, Status.STUCK: EXIT_STUCK, Status.CANCELLED: EXIT_INTERRUPTED}
+
+    def __init__(self, message: str, status: Status = Status.FAILED) -> None:
         super().__init__(message)
-        self.status = Status.STUCK if stuck else Status.FAILED
-        self.exit_code = EXIT_STUCK if stuck else EXIT_FAILED
+        self.status = status
+        self.exit_code = self.EXIT_CODES[status]
+
+
+Review = Callable[[MissionPlan, Callable[[MissionPlan], list[str]]], "MissionPlan | None"]
+FILES_SHOWN = 200  # the files of the workspace listed in the report, at most
 
 
 class Mission(RunObserver):
     """The mission's work, and an observer of its run: it counts the tool calls of the step in hand (a loop)."""
 
-    def __init__(self, goal: str, config: MissionConfig, catalog: Any) -> None:
-        self.goal, self.config, self.catalog = goal, config, catalog
+    def __init__(self, goal: str, config: MissionConfig, catalog: Any, review: Review | None = None) -> None:
+        """``review``: shown the first plan, it answers with the plan to carry out (edited or not), or None to abort."""
+        self.goal, self.config, self.catalog, self.review = goal, config, catalog, review
         self.course = Course(goal, config)
         self.calls: Counter[tuple[str, str]] = Counter()  # (tool, arguments) of the step in hand
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
@@ -78,11 +88,11 @@ class Mission(RunObserver):
             self._save()
 
     def _finish(self, action: Finish) -> str:
-        self._note("mission_finished", f"mission {action.status}: {action.reason}")
+        self._note("mission_finished", f"mission {action.status}: {action.reason}", {"status": action.status, "reason": action.reason, "files": self._files()})
         if action.status == "stuck":
-            raise MissionFailed(action.reason.removeprefix("stuck: "), stuck=True)
+            raise MissionEnded(action.reason.removeprefix("stuck: "), Status.STUCK)
         if action.status != "completed":
-            raise MissionFailed(f"the mission failed: {action.reason}")
+            raise MissionEnded(f"the mission failed: {action.reason}")
         done = "\n".join(f"- {item_id}:\n" + "".join(f"    {line}\n" for line in text.splitlines()) for item_id, text in self.evidence.items())
         return f"Goal: {self.goal}\nMet: {action.reason}.\n\nEvidence:\n{done}"
 
@@ -99,13 +109,38 @@ class Mission(RunObserver):
         if found:
             self._note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
             return
+        if self.review is not None and self.course.version == 1:
+            self._reviewed(plan)
+        else:
+            self._announce(plan)
+
+    def _announce(self, plan: MissionPlan, edited: bool = False) -> None:
         count = f"{len(plan.items)} item" + ("" if len(plan.items) == 1 else "s")
-        self._note("mission_plan", f"plan v{self.course.version}: {count} ({', '.join(i.id for i in plan.items)})", {"plan": plan.model_dump()})
+        what = f"plan v{self.course.version}" + (" (edited at the review)" if edited else "")
+        data = {"plan": plan.model_dump(), "version": self.course.version, "edited": edited}
+        self._note("mission_plan", f"{what}: {count} ({', '.join(i.id for i in plan.items)})", data)
         self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version))
+
+    def _reviewed(self, plan: MissionPlan) -> MissionPlan:
+        """The first plan as the person at the terminal let it go: as it is, edited (a new version), or not at all."""
+        assert self.review is not None
+        specialists = {a.id for a in self.attempt.plan.agents}
+        self._announce(plan)
+        answer = self.review(plan, lambda edited: problems(edited, specialists, self.course.done()))
+        if answer is None:
+            self._note("mission_aborted", "the plan was aborted at its review")
+            raise MissionEnded("the plan was aborted at its review", Status.CANCELLED)
+        if answer != plan:
+            self.course.revised(answer)
+            self._announce(answer, edited=True)
+        return answer
 
     def _item(self, action: RunItem) -> None:
         item = action.item
+        data = {"item": item.id, "try": action.attempt}
+        self._note("mission_item_started", f"item {item.id}: try {action.attempt}, {item.specialist}: {item.title}", {**data, "specialist": item.specialist})
         answer = self._step(f"{item.id} (try {action.attempt})", item.specialist, *prompts.item_task(item, self.results, action.feedback))
+        position = self.position  # the item's step (a judge's step may follow)
         looped = self._loop()
         link = self.attempt.link
         verdicts, judged = run_checks(link.sessions, link.session(item.specialist), item, link.context(item.specialist)) if link else ([], [])
@@ -119,10 +154,16 @@ class Mission(RunObserver):
         if feedback is None:
             self.results[item.id], self.evidence[item.id] = answer, evidence
             self.course.item_done(item.id)
-            self._note("mission_item_done", f"item {item.id} done: {evidence.splitlines()[0] if evidence else 'no checks'}")
+            self._note(
+                "mission_item_done",
+                f"item {item.id} done: {evidence.splitlines()[0] if evidence else 'no checks'}",
+                {**data, "verdicts": evidence.splitlines()},
+                position,
+            )
         else:
             self.course.item_failed(item.id, feedback)
-            self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}")
+            data |= {"verdicts": evidence.splitlines(), "feedback": feedback}
+            self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}", data, position)
         if self.course.plan is not None:
             self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version))
 
@@ -148,6 +189,7 @@ class Mission(RunObserver):
 
         planned = next(a for a in self.attempt.plan.agents if a.id == agent_id)
         step = add_step(self.attempt, name, agent_id, planned.route.model)
+        self.position = step.position  # the run's task row of the step in hand
         agent = make_agent(self.catalog, self.parts, planned)
         task = Task(name=name, description=description, expected_output=expected, agent=agent)
         crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=self.parts.memory or False)
@@ -172,8 +214,20 @@ class Mission(RunObserver):
             agent = self.config.planner
             link.sessions.edit(link.session(agent), "create", path, link.context(agent), file_text=text)
 
-    def _note(self, kind: str, message: str, data: dict | None = None) -> None:
-        self.attempt.tracker.event(kind, message, data=data)
+    def _files(self) -> list[str] | None:
+        """The files in the mission's workspace (not hidden ones), for the report; None without a sandbox or when it cannot tell."""
+        link = self.attempt.link
+        if link is None:
+            return None
+        agent = self.config.planner
+        listing = f"find . -type f -not -path '*/.*' | sed 's|^[.]/||' | sort | head -n {FILES_SHOWN}"
+        result = link.sessions.exec(link.session(agent), listing, context=link.context(agent))
+        if not isinstance(result, CommandResult) or result.exit_code != 0:
+            return None
+        return [line for line in result.output.splitlines() if line.strip()]
+
+    def _note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None:
+        self.attempt.tracker.event(kind, message, position=position, data=data)
 
     def _save(self) -> None:
         course = self.course
