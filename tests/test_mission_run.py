@@ -49,6 +49,7 @@ def test_a_mission_plans_works_checks_retries_with_the_failure_and_completes(cli
     assert "Met: every item is done and the goal is met." in doc["output"]
     kinds = [e["kind"] for e in cli("runs", "logs", doc["run_id"], "--json").json()]
     assert kinds.count("mission_plan") == 1 and kinds.count("mission_item_failed") == 1 and kinds.count("mission_item_done") == 1
+    assert kinds.count("mission_state") == 1  # the saved state replaces the one before: the store grows with steps, not steps x plan
 
 
 def test_a_planner_that_gives_no_usable_plan_is_asked_once_more_then_the_mission_fails_with_a_sentence(cli, fake, isolated):

@@ -158,6 +158,7 @@ class Event:
     agent: str | None = None
     data: dict[str, Any] | None = None
     ts: float | None = None
+    replaces: bool = False  # a saved state: it supersedes the run's earlier event of its kind (the store keeps the latest)
 
 
 class RunObserver:

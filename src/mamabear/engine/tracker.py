@@ -188,11 +188,20 @@ class Tracker:
             self.state.activity = activity
         self._tell("changed", self.state)
 
-    def event(self, kind: str, message: str, position: int | None = None, agent: str | None = None, data: dict | None = None, ts: float | None = None) -> None:
+    def event(
+        self,
+        kind: str,
+        message: str,
+        position: int | None = None,
+        agent: str | None = None,
+        data: dict | None = None,
+        ts: float | None = None,
+        replaces: bool = False,
+    ) -> None:
         message = one_line(self.redact(message) or "")
         if data:  # an event's data (a memory query, a saved record) goes through the same redactor as its message
             data = self.redact.data(data)
-        self._tell("event", self.state, Event(kind, message, position, agent, data, ts))
+        self._tell("event", self.state, Event(kind, message, position, agent, data, ts, replaces))
 
     # ------------------------------------------------------------ lookups
 

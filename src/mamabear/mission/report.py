@@ -11,7 +11,7 @@ from typing import Any
 
 from mamabear.store.report import breakdown
 
-KINDS = ("mission_plan", "mission_item_started", "mission_item_done", "mission_item_failed", "mission_state", "mission_finished")
+KINDS = ("mission_plan", "mission_item_done", "mission_item_failed", "mission_finished")
 
 
 def mission_report(store: Any, run_id: str) -> dict[str, Any]:
@@ -19,9 +19,9 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
     run = store.run(run_id)
     events = store.events(run_id, kinds=KINDS)
     plans = [dict(e["data"], ts=e["ts"]) for e in events if e["kind"] == "mission_plan" and e["data"]]
-    states = [e["data"] for e in events if e["kind"] == "mission_state" and e["data"]]
+    state = (store.last_event(run_id, "mission_state") or {}).get("data") or {}
     finished = next((e["data"] for e in reversed(events) if e["kind"] == "mission_finished" and e["data"]), None)
-    course = states[-1]["course"] if states else {}
+    course = state.get("course", {})
     records = course.get("items", {})
     items: dict[str, dict[str, Any]] = {}
     for plan in plans:  # every item any version planned, as the latest version that has it describes it
@@ -56,7 +56,7 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
         "status": str(run.status),
         "achieved": finished["reason"] if finished else (run.error or str(run.status)),
         "steps": course.get("steps", 0),
-        "max_steps": states[-1].get("max_steps") if states else None,
+        "max_steps": state.get("max_steps"),
         "replans": course.get("replans", 0),
         "plans": [{"version": p["version"], "edited": p.get("edited", False), "items": p["plan"]["items"], "ts": p["ts"]} for p in plans],
         "items": list(items.values()),

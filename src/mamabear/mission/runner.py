@@ -234,19 +234,22 @@ class Mission(RunObserver):
         done = sum(record.status == "done" for record in course.items.values())
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
         results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
-        data = {"course": course.to_dict(), "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
-        self.attempt.tracker.event("mission_state", progress, data=data)
+        state = {k: v for k, v in course.to_dict().items() if k != "plan"}  # each version is in its mission_plan event
+        data = {"course": state, "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
+        self.attempt.tracker.event("mission_state", progress, data=data, replaces=True)  # the mission's checkpoint: the latest is kept
 
     @classmethod
     def resumed(cls, store: Any, run_id: str, config: MissionConfig, catalog: Any) -> Mission:
         """The mission as it was after its last completed step (the step cut short is done again; no completed one is)."""
         run = store.run(run_id)
         mission = cls(str((run.inputs or {}).get("goal", "")), config, catalog)
-        saved = store.events(run_id, kinds=("mission_state",))
-        if saved:
-            data = saved[-1]["data"] or {}
+        saved = store.last_event(run_id, "mission_state")
+        if saved is not None:
+            data = saved["data"] or {}
             mission.config = config = with_limits(config, data.get("max_steps"))  # --max-steps holds for the whole mission
-            mission.course = Course.from_dict(data["course"], config)
+            course = data["course"]
+            plans = {(e["data"] or {}).get("version"): e["data"]["plan"] for e in store.events(run_id, kinds=("mission_plan",))}
+            mission.course = Course.from_dict({**course, "plan": plans.get(course["version"])}, config)
             mission.results, mission.evidence = dict(data.get("results", {})), dict(data.get("evidence", {}))
         return mission
 

@@ -435,8 +435,12 @@ class Store:
         data: dict | None = None,
         ts: float | None = None,
         attempt: int | None = None,
+        replace: bool = False,
     ) -> None:
+        """``replace``: the event supersedes the run's earlier ones of its kind, which go in the same transaction."""
         with self.tx() as conn:
+            if replace:
+                conn.execute(events.delete().where(events.c.run_id == run_id, events.c.kind == kind))
             conn.execute(
                 events.insert().values(
                     run_id=run_id,
@@ -534,6 +538,13 @@ class Store:
             row = conn.execute(sa.select(*TOKEN_SUMS).where(llm_calls.c.run_id == run_id)).one()
             hours = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sandbox_usage.c.cost_usd), 0.0)).where(sandbox_usage.c.run_id == run_id)).scalar()
         return float(row.cost_usd) + float(hours or 0.0), int(row.tokens_in) + int(row.tokens_out)
+
+    def last_event(self, run_id: str, kind: str) -> dict | None:
+        """The run's latest event of this kind (a mission's saved course), without reading the earlier ones."""
+        query = sa.select(events).where(events.c.run_id == run_id, events.c.kind == kind).order_by(events.c.id.desc()).limit(1)
+        with self.tx() as conn:
+            row = conn.execute(query).first()
+        return dict(row._mapping) if row is not None else None
 
     def events(self, run_id: str, after_id: int = 0, kinds: tuple[str, ...] | None = None) -> list[dict]:
         query = sa.select(events).where(events.c.run_id == run_id, events.c.id > after_id).order_by(events.c.id)

@@ -16,7 +16,7 @@ class StoreWriter(RunObserver):
         self.store, self.run_id, self.attempt = store, run_id, attempt
 
     def event(self, state: RunState, event: Event) -> None:
-        self.store.add_event(self.run_id, event.kind, event.message, event.position, event.agent, event.data, event.ts, self.attempt)
+        self.store.add_event(self.run_id, event.kind, event.message, event.position, event.agent, event.data, event.ts, self.attempt, replace=event.replaces)
 
     def task_started(self, state: RunState, task: TaskState, event_id: str | None) -> None:
         self.store.update_task(self.run_id, task.position, status=Status.RUNNING, started_at=task.started_at)
