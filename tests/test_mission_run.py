@@ -28,13 +28,18 @@ def create(text: str) -> list[dict]:
     return [{"name": "file_create", "arguments": {"path": "hello.txt", "file_text": text}}]
 
 
-def test_a_mission_plans_works_checks_retries_with_the_failure_and_completes(cli, fake, isolated):
+def greet_on_the_second_try(fake) -> None:  # noqa: ANN001 - the fake model server
+    """The commander plans HELLO_PLAN; the specialist's first try misses the grep criterion, its second meets it."""
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
     fake.add(task="Write the greeting file", times=1, tool_calls=create("bye\n"))  # the first try misses the criterion
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
     fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
     fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+
+
+def test_a_mission_plans_works_checks_retries_with_the_failure_and_completes(cli, fake, isolated):
+    greet_on_the_second_try(fake)
     result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
     doc = result.json()
@@ -164,12 +169,7 @@ def test_a_step_that_repeats_one_tool_call_is_a_failure_fed_back_as_a_loop(cli, 
 
 
 def test_the_mission_report_gives_the_evidence_the_files_and_the_cost_by_specialist(cli, fake, isolated):
-    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("bye\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    greet_on_the_second_try(fake)
     result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet")
     assert result.code == 0, result.err
     report = result.out
