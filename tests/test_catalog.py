@@ -162,3 +162,40 @@ def test_validate_all_collects_one_error_per_broken_crew(tmp_path):
     assert len(errors) == 2
     assert any("a.yaml:1" in e and "ghost" in e for e in errors)
     assert any("b.yaml:1" in e and "process 'parallel'" in e for e in errors)
+
+
+def test_a_project_s_task_with_a_packaged_id_serves_its_crews_and_leaves_the_packaged_crews_alone(tmp_path, cli, isolated, monkeypatch):
+    """A pasted CrewAI template defines research_topic for its own agent: the packaged research crew keeps its own."""
+    files = {
+        "config/agents.yaml": "researcher:\n  role: '{subject} Senior Data Researcher'\n  goal: Uncover {subject}\n  backstory: b\n",
+        "config/tasks.yaml": "research_topic:\n  description: Research {subject}.\n  expected_output: Facts.\n  agent: researcher\n",
+        "crews/mine.yaml": "description: mine\nagents: [researcher]\ntasks: [research_topic]\ninputs: [subject]\n",
+    }
+    roots = project(tmp_path, files)
+    catalog, errors = validate_all(roots)
+    assert errors == []
+    (warning,) = catalog.warnings
+    assert warning.startswith(f"{roots[1]}/config/tasks.yaml:2: task 'research_topic' shadows the packaged one")
+    packaged = catalog.crew("research")
+    assert packaged.tasks[0].agent == "research_specialist"
+    assert catalog.scoped(packaged).tasks["research_topic"].description.startswith("Research {topic} for an audience of {audience}.")
+    mine = catalog.crew("mine")
+    assert mine.tasks[0].agent == "researcher" and catalog.scoped(mine).tasks["research_topic"].description == "Research {subject}."
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(roots[1]))
+    checked = cli("validate")
+    assert checked.code == 0 and "warning:" in checked.err and "shadows the packaged one" in checked.err
+    planned = cli("run", "research", "-i", "topic=otters", "--dry-run", "--model", "openai/gpt-4.1-mini", "--json")
+    assert planned.code == 0, planned.err
+    assert [t["agent"] for t in planned.json()["tasks"]][0] == "research_specialist"
+
+
+def test_an_agent_placeholder_the_crew_does_not_declare_is_an_error_with_file_and_line(tmp_path):
+    files = {
+        "config/agents.yaml": "researcher:\n  role: Researcher\n  goal: g\n  backstory: |\n    You know {field} well.\n",
+        "config/tasks.yaml": "dig:\n  description: Dig into {subject}.\n  expected_output: Facts.\n  agent: researcher\n",
+        "crews/mine.yaml": "description: mine\nagents: [researcher]\ntasks: [dig]\ninputs: [subject]\n",
+    }
+    _, errors = validate_all(project(tmp_path, files))
+    (error,) = errors
+    assert "proj/config/agents.yaml:4: agent 'researcher' uses {field}, which crew 'mine' does not declare" in error
+    assert "then run it with -i field=VALUE" in error

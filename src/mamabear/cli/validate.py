@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json
@@ -38,6 +39,7 @@ def validate(json_out: bool = JSON) -> None:
             {
                 "ok": not errors,
                 "errors": errors,
+                "warnings": catalog.warnings if catalog else [],
                 "roots": roots,
                 "agents": len(catalog.agents) if catalog else 0,
                 "tasks": len(catalog.tasks) if catalog else 0,
@@ -47,7 +49,9 @@ def validate(json_out: bool = JSON) -> None:
     else:
         out = console(stderr=bool(errors))
         for error in errors:
-            out.print(f"[red]error:[/] {error}")
+            out.print(f"[red]error:[/] {escape(error)}", soft_wrap=True)
+        for warning in catalog.warnings if catalog else []:
+            console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         if not errors and catalog:
             out.print(
                 f"ok: {len(catalog.agents)} agents, {len(catalog.tasks)} tasks, "

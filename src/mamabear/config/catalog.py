@@ -10,7 +10,7 @@ Every error names the file and line at fault.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,11 @@ class AgentSpec:
     tools: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    text_sources: tuple[str, str, str] = ("", "", "")  # where its role, goal and backstory are written
+
+    def placeholder_source(self, name: str) -> str:
+        """file:line of the first text that uses {name}."""
+        return _first_use(name, (self.role, self.goal, self.backstory), self.text_sources) or self.source
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,11 @@ class TaskSpec:
 
     def placeholder_source(self, name: str) -> str:
         """file:line of the first text that uses {name}."""
-        for text, where in zip((self.description, self.expected_output), self.text_sources, strict=True):
-            if "{" + name + "}" in text and where:
-                return where
-        return self.source
+        return _first_use(name, (self.description, self.expected_output), self.text_sources) or self.source
+
+
+def _first_use(name: str, texts: tuple[str, ...], sources: tuple[str, ...]) -> str | None:
+    return next((where for text, where in zip(texts, sources, strict=True) if "{" + name + "}" in text and where), None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class CrewSpec:
     tools: tuple[str, ...] = ()  # given to every agent of the crew
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)
     source: str = ""
+    scope: int = -1  # the root its file is in (it sees that root's agents and tasks, and those below); -1: every root
 
 
 def packaged_root() -> Path:
@@ -241,6 +248,7 @@ def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
         tools=_tool_list(entry, what),
         options={k: entry[k] for k in AGENT_PASSTHROUGH if k in entry},
         source=entry.where(),
+        text_sources=(entry.where("role"), entry.where("goal"), entry.where("backstory")),
     )
 
 
@@ -340,12 +348,14 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
 
     inputs = _parse_inputs(doc, what)
     declared = {i.name for i in inputs}
-    for crew_task in crew_tasks:
-        spec = tasks[crew_task.task]
-        used = set(_PLACEHOLDER.findall(spec.description + spec.expected_output))
-        for missing in sorted(used - declared):
+    texts: list[tuple[str, Any, str]] = [(f"task '{t.task}'", tasks[t.task], tasks[t.task].description + tasks[t.task].expected_output) for t in crew_tasks]
+    for agent_id in dict.fromkeys([*crew_agents, *([manager] if manager else [])]):  # CrewAI fills agents' texts from the inputs too
+        spec = agents[agent_id]
+        texts.append((f"agent '{agent_id}'", spec, spec.role + spec.goal + spec.backstory))
+    for who, spec, text in texts:
+        for missing in sorted(set(_PLACEHOLDER.findall(text)) - declared):
             raise ConfigError(
-                f"{spec.placeholder_source(missing) or doc.where('inputs')}: task '{spec.id}' uses {{{missing}}}, which {what} does not declare; "
+                f"{spec.placeholder_source(missing) or doc.where('inputs')}: {who} uses {{{missing}}}, which {what} does not declare; "
                 f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE."
             )
     memory = doc.get("memory", True)
@@ -371,13 +381,21 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
 
 
 class Catalog:
-    """Agents and tasks are read eagerly (small, needed by every command); crews on demand."""
+    """Agents and tasks are read eagerly (small, needed by every command); crews on demand.
+
+    Each root (the packaged defaults, then a project) is a scope: a crew sees the agents and tasks of its own
+    root and the roots below it, the nearest winning. So a project's ``research_topic`` serves the project's
+    crews, and the packaged ``research`` crew keeps its own; ``agents`` and ``tasks`` are the top scope.
+    """
 
     def __init__(self, roots: list[Path], errors: list[str] | None = None) -> None:
         """``errors``: collect every broken file and entry there and go on (validate), instead of raising the first."""
         self.roots = roots
         self.errors = errors
-        self.agents: dict[str, AgentSpec] = self._merge("agents.yaml", parse_agent, "agent")
+        self.warnings: list[str] = []  # a project's entry that shadows a packaged one (its crews get the project's)
+        self._agent_layers = self._layers("agents.yaml", parse_agent, "agent")
+        self.agents: dict[str, AgentSpec] = _merged(self._agent_layers)
+        self._task_layers: list[dict[str, TaskSpec]] | None = None
         self._tasks: dict[str, TaskSpec] | None = None
 
     def _problem(self, exc: ConfigError) -> None:
@@ -385,9 +403,12 @@ class Catalog:
             raise exc
         self.errors.append(exc.message)
 
-    def _merge(self, filename: str, parse: Any, what: str) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
+    def _layers(self, filename: str, parse: Any, what: str) -> list[dict[str, Any]]:
+        """Each root's entries of ``filename``, parsed, lowest root first."""
+        layers: list[dict[str, Any]] = []
         for root in self.roots:
+            layer: dict[str, Any] = {}
+            layers.append(layer)
             path = root / "config" / filename
             if not path.is_file():
                 continue
@@ -398,42 +419,77 @@ class Catalog:
                 continue
             for key in entries:
                 try:
-                    merged[key] = parse(key, _entry(entries, key, what))
+                    layer[key] = parse(key, _entry(entries, key, what))
                 except ConfigError as exc:
                     self._problem(exc)
-        return merged
+                    continue
+                if any(key in lower for lower in layers[:-1]):
+                    self.warnings.append(
+                        f"{layer[key].source}: {what} '{key}' shadows the packaged one; this project's crews get it, the packaged crews keep theirs."
+                    )
+        return layers
 
     @property
     def tasks(self) -> dict[str, TaskSpec]:
         if self._tasks is None:
-            agents_broken = bool(self.errors)  # then "unknown agent" would only repeat that agents.yaml is broken
-            self._tasks = self._merge("tasks.yaml", parse_task, "task")
-            for task in self._tasks.values():
-                if task.agent and task.agent not in self.agents and not agents_broken:
-                    self._problem(ConfigError(f"{task.source}: task '{task.id}' names unknown agent '{task.agent}'."))
+            self._tasks = _merged(self._task_layer_list())
         return self._tasks
 
+    def _task_layer_list(self) -> list[dict[str, TaskSpec]]:
+        if self._task_layers is None:
+            agents_broken = bool(self.errors)  # then "unknown agent" would only repeat that agents.yaml is broken
+            self._task_layers = self._layers("tasks.yaml", parse_task, "task")
+            for depth, layer in enumerate(self._task_layers, start=1):
+                agents = _merged(self._agent_layers[:depth])  # a task names agents of its root or below
+                for task in layer.values():
+                    if task.agent and task.agent not in agents and not agents_broken:
+                        self._problem(ConfigError(f"{task.source}: task '{task.id}' names unknown agent '{task.agent}'."))
+        return self._task_layers
+
+    def scoped(self, crew: CrewSpec) -> Catalog:
+        """The catalog as ``crew`` sees it: the agents and tasks of its own root and those below."""
+        depth = crew.scope + 1 if crew.scope >= 0 else len(self.roots)
+        if depth >= len(self.roots):
+            return self
+        view = Catalog.__new__(Catalog)
+        view.roots, view.errors, view.warnings = self.roots[:depth], self.errors, []
+        view._agent_layers, view._task_layers = self._agent_layers[:depth], self._task_layer_list()[:depth]
+        view.agents, view._tasks = _merged(view._agent_layers), _merged(view._task_layers)
+        return view
+
     def crew_files(self) -> dict[str, Path]:
-        files: dict[str, Path] = {}
-        for root in self.roots:
+        return {name: path for name, (path, _) in self._crew_files().items()}
+
+    def _crew_files(self) -> dict[str, tuple[Path, int]]:
+        files: dict[str, tuple[Path, int]] = {}
+        for scope, root in enumerate(self.roots):
             crews_dir = root / "crews"
             if crews_dir.is_dir():
                 for path in sorted(crews_dir.glob("*.y*ml")):
-                    files[path.stem] = path
+                    files[path.stem] = (path, scope)
         return files
 
     def crew(self, name: str) -> CrewSpec:
-        files = self.crew_files()
+        files = self._crew_files()
         if name not in files:
             known = ", ".join(sorted(files)) or "none"
             raise NotFound(f"no crew named '{name}'{_did_you_mean(name, files)}; known crews: {known}.")
-        path = files[name]
-        return parse_crew(name, yamlfile.load(path), path, self.agents, self.tasks)
+        path, scope = files[name]
+        depth = scope + 1
+        agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
+        return replace(parse_crew(name, yamlfile.load(path), path, agents, tasks), scope=scope)
 
     def agent(self, agent_id: str) -> AgentSpec:
         if agent_id not in self.agents:
             raise NotFound(f"no agent named '{agent_id}'{_did_you_mean(agent_id, self.agents)}; known agents: {', '.join(self.agents)}.")
         return self.agents[agent_id]
+
+
+def _merged(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
 
 
 def _did_you_mean(name: str, known: Any) -> str:

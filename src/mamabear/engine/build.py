@@ -126,6 +126,7 @@ def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manag
 def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = None) -> Built:
     from crewai import Crew, Process, Task
 
+    catalog = catalog.scoped(plan.crew)
     make = partial(make_agent, catalog, parts)
 
     by_planned: dict[tuple[str, str | None], Any] = {}

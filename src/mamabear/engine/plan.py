@@ -135,6 +135,7 @@ def make_plan(
 ) -> Plan:
     """``crew_name``: a crew of the catalog, or a crew made in code (a mission's team)."""
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
+    catalog = catalog.scoped(crew)
     inputs = resolve_inputs(crew, given)
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
         raise UsageError(f"--sandbox {settings.sandbox} (or MAMABEAR_SANDBOX): the backends are {', '.join(BACKENDS)}.")
