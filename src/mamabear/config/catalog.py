@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mamabear.config import yamlfile
+from mamabear.config.refs import Ref
 from mamabear.config.yamlfile import YamlMapping
 from mamabear.errors import ConfigError, NotFound
 
@@ -23,20 +24,27 @@ MEMORY_MODES = ("shared", "read_only", "isolated", "off")
 PROCESSES = ("sequential", "hierarchical")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-# CrewAI Agent/Task fields that may be written in YAML and are passed through as they are.
-AGENT_PASSTHROUGH = {
-    "verbose",
-    "allow_delegation",
-    "max_iter",
-    "max_rpm",
-    "max_execution_time",
-    "max_retry_limit",
-    "respect_context_window",
-    "reasoning",
-    "inject_date",
-    "cache",
-}
-TASK_PASSTHROUGH = {"output_file", "async_execution", "markdown", "create_directory", "name"}
+# CrewAI's own YAML schema for agents.yaml and tasks.yaml (crewai.project.crew_base.AgentConfig and TaskConfig;
+# tests/test_compat.py holds these equal to them, so the list cannot drift from the pinned CrewAI).
+CREWAI_AGENT_KEYS = frozenset(
+    "agent_knowledge_context allow_code_execution allow_delegation backstory cache cache_handler callbacks code_execution_mode "
+    "crew_knowledge_context date_format embedder from_repository function_calling_llm goal guardrail guardrail_max_retries "
+    "inject_date knowledge_config knowledge_search_query knowledge_sources knowledge_storage llm max_iter max_reasoning_attempts "
+    "max_retry_limit max_rpm max_tokens multimodal prompt_template reasoning respect_context_window response_template role "
+    "step_callback system_template tools use_system_prompt verbose".split()
+)
+CREWAI_TASK_KEYS = frozenset(
+    "agent allow_crewai_trigger_context async_execution callback callbacks context create_directory description expected_output "
+    "guardrail guardrail_max_retries human_input markdown name output_file output_json output_pydantic tools".split()
+)
+# Fields of CrewAI's Agent and Task models that its YAML template leaves out, taken as well (and checked to exist).
+AGENT_FIELDS = frozenset({"max_execution_time", "memory", "planning"})
+TASK_FIELDS = frozenset({"max_retries", "config", "converter_cls"})
+# Keys whose values name Python objects by import path (package.module:Name); lists for the plural ones.
+AGENT_REFS = frozenset({"step_callback", "cache_handler", "callbacks", "knowledge_sources"})
+TASK_REFS = frozenset({"callback", "callbacks", "output_json", "output_pydantic", "converter_cls"})
+LIST_REFS = frozenset({"callbacks", "knowledge_sources"})
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # a guardrail written so is a function; other text is for an LLM
 
 # The sandbox tools an agent can be given (``tools:``), and the groups that name several.
 FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
@@ -55,7 +63,9 @@ class AgentSpec:
     temperature: float = 0.5
     llm: str | None = None  # an explicit model id, as CrewAI's YAML allows
     tools: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # CrewAI Agent fields passed through as written
+    refs: tuple[Ref, ...] = ()  # CrewAI Agent fields that name Python objects
+    function_calling_llm: str | None = None  # a model id for its tool calls
     source: str = ""
     text_sources: tuple[str, str, str] = ("", "", "")  # where its role, goal and backstory are written
 
@@ -72,7 +82,9 @@ class TaskSpec:
     agent: str | None = None
     context: tuple[str, ...] = ()
     complexity: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # CrewAI Task fields passed through as written
+    refs: tuple[Ref, ...] = ()  # CrewAI Task fields that name Python objects
+    tools: tuple[str, ...] = ()  # the task's own tools (CrewAI: they replace the agent's for this task)
     source: str = ""
     text_sources: tuple[str, str] = ("", "")  # where its description and its expected_output are written
 
@@ -230,13 +242,15 @@ def _unknown(entry: YamlMapping, known: set[str], what: str) -> None:
 
 def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
     what = f"agent '{agent_id}'"
-    _unknown(entry, {"role", "goal", "backstory", "tier", "temperature", "llm", "tools"} | AGENT_PASSTHROUGH, what)
+    _unknown(entry, CREWAI_AGENT_KEYS | AGENT_FIELDS | {"tier", "temperature"}, what)
     tier = entry.get("tier", "balanced")
     if tier not in TIERS:
         raise ConfigError(f"{entry.where('tier')}: tier '{tier}' of {what} is not one of {', '.join(TIERS)}.")
     temperature = entry.get("temperature", 0.5)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise ConfigError(f"{entry.where('temperature')}: temperature of {what} must be a number from 0 to 2.")
+    own = {"role", "goal", "backstory", "tier", "temperature", "llm", "tools", "function_calling_llm"}
+    options, refs = _fields(entry, own, AGENT_REFS, what)
     return AgentSpec(
         id=agent_id,
         role=_text(entry, "role", what) or "",
@@ -246,18 +260,40 @@ def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
         temperature=float(temperature),
         llm=_text(entry, "llm", what, required=False),
         tools=_tool_list(entry, what),
-        options={k: entry[k] for k in AGENT_PASSTHROUGH if k in entry},
+        options=options,
+        refs=refs,
+        function_calling_llm=_text(entry, "function_calling_llm", what, required=False),
         source=entry.where(),
         text_sources=(entry.where("role"), entry.where("goal"), entry.where("backstory")),
     )
 
 
+def _fields(entry: YamlMapping, own: set[str], ref_keys: frozenset[str], what: str) -> tuple[dict[str, Any], tuple[Ref, ...]]:
+    """The entry's CrewAI fields that mamabear does not read itself: passed through as written, or named objects."""
+    options: dict[str, Any] = {}
+    refs: list[Ref] = []
+    for key in entry:
+        if key in own:
+            continue
+        value = entry[key]
+        if key in ref_keys or (key == "guardrail" and isinstance(value, str) and _IMPORT_PATH.fullmatch(value.strip())):
+            values = value if isinstance(value, list) and key in LIST_REFS else [value]
+            if not values or not all(isinstance(v, str) and v.strip() for v in values):
+                form = "a list of import paths" if key in LIST_REFS else "an import path"
+                raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be {form}, such as myproject.module:Name.")
+            refs += [Ref(key, v.strip(), entry.where(key)) for v in values]
+        else:
+            options[key] = value
+    return options, tuple(refs)
+
+
 def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
     what = f"task '{task_id}'"
-    _unknown(entry, {"description", "expected_output", "agent", "context", "complexity"} | TASK_PASSTHROUGH, what)
+    _unknown(entry, CREWAI_TASK_KEYS | TASK_FIELDS | {"complexity"}, what)
     complexity = entry.get("complexity")
     if complexity is not None and (isinstance(complexity, bool) or not isinstance(complexity, int) or not 1 <= complexity <= 10):
         raise ConfigError(f"{entry.where('complexity')}: complexity of {what} must be a whole number from 1 to 10.")
+    options, refs = _fields(entry, {"description", "expected_output", "agent", "context", "complexity", "tools"}, TASK_REFS, what)
     return TaskSpec(
         id=task_id,
         description=_text(entry, "description", what) or "",
@@ -265,7 +301,9 @@ def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
         agent=_text(entry, "agent", what, required=False),
         context=_id_list(entry, "context", what),
         complexity=complexity,
-        options={k: entry[k] for k in TASK_PASSTHROUGH if k in entry},
+        options=options,
+        refs=refs,
+        tools=_tool_list(entry, what),
         source=entry.where(),
         text_sources=(entry.where("description"), entry.where("expected_output")),
     )
@@ -479,6 +517,21 @@ class Catalog:
         agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
         return replace(parse_crew(name, yamlfile.load(path), path, agents, tasks), scope=scope)
 
+    def objects(self, spec: AgentSpec | TaskSpec) -> dict[str, Any]:
+        """The Python objects an agent's or a task's YAML names, by key (lists for callbacks, knowledge_sources)."""
+        from mamabear.config.refs import project_path, resolve
+
+        owner = f"{'agent' if isinstance(spec, AgentSpec) else 'task'} '{spec.id}'"
+        found: dict[str, Any] = {}
+        with project_path(self.roots):
+            for ref in spec.refs:
+                value = resolve(ref, owner)
+                if ref.key in LIST_REFS:
+                    found.setdefault(ref.key, []).append(value)
+                else:
+                    found[ref.key] = value
+        return found
+
     def agent(self, agent_id: str) -> AgentSpec:
         if agent_id not in self.agents:
             raise NotFound(f"no agent named '{agent_id}'{_did_you_mean(agent_id, self.agents)}; known agents: {', '.join(self.agents)}.")
@@ -511,7 +564,15 @@ def validate_all(roots: list[Path]) -> tuple[Catalog | None, list[str]]:
         return None, errors
     for name in catalog.crew_files():
         try:
-            catalog.crew(name)
+            crew = catalog.crew(name)
         except ConfigError as exc:
             errors.append(exc.message)
+            continue
+        scope = catalog.scoped(crew)
+        for spec in [*(scope.agents[a] for a in crew.agents), *(scope.tasks[t.task] for t in crew.tasks)]:
+            try:
+                scope.objects(spec)  # the user's modules are imported: what they name must exist
+            except ConfigError as exc:
+                if exc.message not in errors:
+                    errors.append(exc.message)
     return catalog, errors

@@ -6,11 +6,11 @@ usable LLM (keys are redacted from them), so every agent gets its LLM again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from mamabear.config.catalog import Catalog
+from mamabear.config.catalog import Catalog, TaskSpec
 from mamabear.config.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
 from mamabear.config.settings import Settings
 from mamabear.engine.plan import Plan, PlannedAgent
@@ -115,12 +115,29 @@ def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manag
     from crewai import Agent
 
     spec = catalog.agent(planned.id)
-    options = {"verbose": False, "allow_delegation": False, "max_retry_limit": parts.models.retry.task_retries, **spec.options}
+    options = {"verbose": False, "allow_delegation": False, "max_retry_limit": parts.models.retry.task_retries, **spec.options, **catalog.objects(spec)}
+    if planned.tool_route is not None:
+        options["function_calling_llm"] = make_resilient_llm(planned.tool_route, planned.temperature, parts.settings, parts.models, parts.control)
     if manager:
         options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
     else:
         options["tools"] = parts.tools(planned)
     return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
+
+
+def task_options(catalog: Catalog, spec: TaskSpec) -> dict[str, Any]:
+    """A task's CrewAI fields from its YAML: as written, and the objects it names (its callbacks made one callback)."""
+    options = {"name": spec.id, **spec.options, **catalog.objects(spec)}
+    callbacks = options.pop("callbacks", None)
+    if callbacks:
+        every = [options["callback"], *callbacks] if options.get("callback") else callbacks
+
+        def each(output: Any) -> None:
+            for callback in every:
+                callback(output)
+
+        options["callback"] = each
+    return options
 
 
 def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = None) -> Built:
@@ -130,12 +147,14 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
     make = partial(make_agent, catalog, parts)
 
     by_planned: dict[tuple[str, str | None], Any] = {}
+    by_agent: dict[tuple[str, str | None], PlannedAgent] = {}
     agent_map: dict[str, PlannedAgent] = {}
     for planned in plan.agents:
         if plan.manager is not None and planned is plan.manager:
             continue
         agent = make(planned)
         by_planned[(planned.id, planned.tier)] = agent
+        by_agent[(planned.id, planned.tier)] = planned
         agent_map[str(agent.id)] = planned
 
     manager_agent = None
@@ -149,7 +168,9 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
     for planned_task in plan.tasks:
         spec = catalog.tasks[planned_task.id]
         agent = by_planned[(planned_task.agent, planned_task.tier)] if planned_task.agent else None
-        options = {"name": spec.id, **spec.options}
+        options = task_options(catalog, spec)
+        if planned_task.tools and agent is not None:
+            options["tools"] = parts.tools(replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools))
         if spec.context:  # otherwise CrewAI hands each task the previous task's output
             options["context"] = [by_id[c] for c in spec.context]
         task = Task(description=spec.description, expected_output=spec.expected_output, agent=agent, **options)

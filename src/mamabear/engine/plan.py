@@ -6,6 +6,7 @@ with no API key at all. The run engine builds CrewAI objects from the plan.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ class PlannedAgent:
     temperature: float
     route: Route
     tools: tuple[str, ...] = ()
+    tool_route: Route | None = None  # its function_calling_llm, when it has one
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class PlannedTask:
     agent: str | None  # None: the manager assigns it (hierarchical)
     tier: str | None
     route: Route | None
+    tools: tuple[str, ...] = ()  # the task's own tools, which replace its agent's for it
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,17 @@ def make_plan(
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
     catalog = catalog.scoped(crew)
     inputs = resolve_inputs(crew, given)
+    for spec in [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]:
+        catalog.objects(spec)  # what the YAML names by import path exists and fits, before any model call
+        if strict and spec.options.get("human_input") and not sys.stdin.isatty():
+            raise UsageError(
+                f"{spec.source}: task '{spec.id}' asks a person to review its answer (human_input: true), and stdin is not a terminal; "
+                "run it at a terminal, or set human_input: false."
+            )
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
         raise UsageError(f"--sandbox {settings.sandbox} (or MAMABEAR_SANDBOX): the backends are {', '.join(BACKENDS)}.")
     agents: dict[tuple[str, str], PlannedAgent] = {}
-    uses_tools = bool(crew.tools) or any(catalog.agent(a).tools for a in crew.agents)
+    uses_tools = bool(crew.tools) or any(catalog.agent(a).tools for a in crew.agents) or any(catalog.tasks[t.task].tools for t in crew.tasks)
     if settings.session and not uses_tools:
         raise UsageError(f"--session {settings.session}: crew '{crew.name}' gives its agents no tools, so it works in no sandbox session.")
     sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
@@ -156,6 +166,7 @@ def make_plan(
                 temperature=spec.temperature,
                 route=table.route(tier, settings, pinned=spec.llm, strict=strict),
                 tools=expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else (),
+                tool_route=table.route(tier, settings, pinned=spec.function_calling_llm, strict=strict) if spec.function_calling_llm else None,
             )
         return agents[(agent_id, tier)]
 
@@ -173,8 +184,10 @@ def make_plan(
         if item.agent is None:
             tasks.append(PlannedTask(position, item.task, None, None, None))
             continue
-        tier = tier_for(catalog.agent(item.agent).tier, catalog.tasks[item.task].complexity)
-        tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route))
+        spec = catalog.tasks[item.task]
+        tier = tier_for(catalog.agent(item.agent).tier, spec.complexity)
+        own_tools = expand_tools(spec.tools, browser) if sandbox_plan else ()
+        tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route, own_tools))
     from mamabear.llm.pricing import Pricer
 
     plan = Plan(

@@ -104,6 +104,7 @@ class Tracker:
         from crewai.events import crewai_event_bus
         from crewai.events.types import agent_events as ae
         from crewai.events.types import llm_events as le
+        from crewai.events.types import llm_guardrail_events as ge
         from crewai.events.types import memory_events as me
         from crewai.events.types import task_events as te
         from crewai.events.types import tool_usage_events as tu
@@ -125,6 +126,7 @@ class Tracker:
             (tu.ToolUsageStartedEvent, self._tool_started_event),
             (tu.ToolUsageFinishedEvent, self._tool_finished),
             (tu.ToolUsageErrorEvent, self._tool_error),
+            (ge.LLMGuardrailCompletedEvent, self._guardrail_completed),
         ]
         for event_type, method in table:
             handler = self._guarded(method)
@@ -367,6 +369,17 @@ class Tracker:
 
     def _agent_error(self, event: Any) -> None:
         self._tell("agent_ended", self._step(event), self._ts(event), self.redact(str(event.error)))
+
+    def _guardrail_completed(self, event: Any) -> None:
+        """A task's guardrail judged its answer: passed, or failed and the task tries again (CrewAI's guardrail_max_retries)."""
+        position = self._position(event)
+        name = event.guardrail_name or event.guardrail_type or "guardrail"
+        check = f"guardrail {str(name).splitlines()[0][:80]} of task {position}"
+        if event.success:
+            self.event("guardrail_passed", f"{check} passed" + (f" after {event.retry_count} retries" if event.retry_count else ""), position)
+        else:
+            data = {"guardrail": str(name)[:200], "retry": event.retry_count, "error": str(event.error or "")[:500]}
+            self.event("guardrail_failed", f"{check} failed (try {event.retry_count + 1}): {event.error}", position, data=data)
 
     # ------------------------------------------------------------ memory queries (spans only; the store has memory events)
 
