@@ -230,7 +230,7 @@ def _entry(entries: YamlMapping, key: str, what: str) -> YamlMapping:
     return value
 
 
-def _unknown(entry: YamlMapping, known: set[str], what: str) -> None:
+def _unknown(entry: YamlMapping, known: set[str] | frozenset[str], what: str) -> None:
     for key in entry:
         if key not in known:
             allowed = ", ".join(sorted(known))
@@ -569,7 +569,8 @@ def validate_all(roots: list[Path]) -> tuple[Catalog | None, list[str]]:
             errors.append(exc.message)
             continue
         scope = catalog.scoped(crew)
-        for spec in [*(scope.agents[a] for a in crew.agents), *(scope.tasks[t.task] for t in crew.tasks)]:
+        specs: list[AgentSpec | TaskSpec] = [*(scope.agents[a] for a in crew.agents), *(scope.tasks[t.task] for t in crew.tasks)]
+        for spec in specs:
             try:
                 scope.objects(spec)  # the user's modules are imported: what they name must exist
             except ConfigError as exc:

@@ -169,7 +169,7 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
         spec = catalog.tasks[planned_task.id]
         agent = by_planned[(planned_task.agent, planned_task.tier)] if planned_task.agent else None
         options = task_options(catalog, spec)
-        if planned_task.tools and agent is not None:
+        if planned_task.tools and planned_task.agent is not None:
             options["tools"] = parts.tools(replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools))
         if spec.context:  # otherwise CrewAI hands each task the previous task's output
             options["context"] = [by_id[c] for c in spec.context]

@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from mamabear.config.catalog import Catalog, CrewSpec, expand_tools
+from mamabear.config.catalog import AgentSpec, Catalog, CrewSpec, TaskSpec, expand_tools
 from mamabear.config.models import ModelTable, Route, tier_for
 from mamabear.config.settings import Settings
 from mamabear.errors import UsageError
@@ -140,7 +140,8 @@ def make_plan(
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
     catalog = catalog.scoped(crew)
     inputs = resolve_inputs(crew, given)
-    for spec in [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]:
+    specs: list[AgentSpec | TaskSpec] = [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]
+    for spec in specs:
         catalog.objects(spec)  # what the YAML names by import path exists and fits, before any model call
         if strict and spec.options.get("human_input") and not sys.stdin.isatty():
             raise UsageError(
