@@ -209,3 +209,30 @@ def test_an_item_that_keeps_failing_is_re_planned_away_and_the_report_says_it_wa
     (given_up,) = mission["given_up"]
     assert given_up["item"] == "fetch" and given_up["why"].startswith("failed its checks (file `data.txt` failed: data.txt does not exist")
     assert given_up["why"].endswith("then left out of plan v2")
+
+
+def test_a_mission_killed_after_a_re_plan_resumes_on_the_second_plan_without_asking_for_it_again(cli, fake, isolated):
+    Path("config").mkdir()
+    Path("config/missions.yaml").write_text("item_retries: 1\nstuck:\n  same_failure: 5\n")
+    fetch = {"id": "fetch", "title": "Fetch the data", "specialist": "research_specialist", "instructions": "Save data.txt."}
+    fake.add(contains=PLANNER, times=1, text=json.dumps({"items": [{**fetch, "criteria": [{"kind": "file", "check": "data.txt"}]}]}))
+    later = {"items": [{**HELLO_PLAN["items"][0], "depends_on": []}]}
+    fake.add(contains="The plan must change", times=1, text=json.dumps(later))
+    fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    proc = start_mamabear(isolated, "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
+    try:
+        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the second plan's first call")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    assert len([r for r in fake.chat_requests if PLANNER in r["text"] or "The plan must change" in r["text"]]) == 2  # no plan asked again
+    mission = resumed.json()["mission"]
+    assert [p["version"] for p in mission["plans"]] == [1, 2] and {i["id"]: i["status"] for i in mission["items"]} == {"fetch": "dropped", "hello": "done"}
+    logs = [e["message"] for e in cli("runs", "logs", run_id, "--json").json()]
+    assert "mission resumed after step 4 on plan v2" in logs

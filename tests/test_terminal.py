@@ -169,18 +169,24 @@ def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked
     from test_mission_run import HELLO_PLAN, PLANNER
 
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, editor="sed -i s/devops_specialist/chef/")
+    editor = "sed -i -e s/devops_specialist/chef/ -e s/depends_on:.*/depends_on:\ [hello]/"
+    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, "--max-duration", "3s", editor=editor)
     child.expect(PROMPT)
+    time.sleep(4)  # longer than the time limit: a person reading the plan is not the run's time
     child.sendline("edit")
-    child.expect(r"the edited plan cannot be used: item 'hello' names specialist 'chef'")
+    child.expect(r"the edited plan cannot be used: item 'hello' names specialist 'chef'.*in a cycle: hello -> hello")
     child.expect(PROMPT)
     child.sendline("abort")
     code, text = finish(child)
     assert code == 130, text
     assert_clean(text)
-    assert "the plan was aborted at its review" in text
+    assert "was cancelled at its plan review" in text
     assert not [r for r in fake.chat_requests if "Write the greeting file" in r["task"]]
-    assert cli("runs", "list", "--json").json()[0]["status"] == "cancelled"
+    run = cli("runs", "list", "--json").json()[0]
+    assert run["status"] == "cancelled"
+    resumed = cli("resume", run["id"])  # what a person turned down is not carried out unreviewed
+    assert resumed.code == 2 and "was aborted at its plan review, so it is not resumed" in resumed.err
+    assert len([r for r in fake.chat_requests if PLANNER in r["text"]]) == 1
 
 
 def test_review_plan_off_a_terminal_is_refused_with_exit_2(cli, isolated):

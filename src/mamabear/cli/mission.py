@@ -34,7 +34,7 @@ def mission(
     from mamabear.engine.services import Services
     from mamabear.errors import UsageError
     from mamabear.mission.config import MissionConfig
-    from mamabear.mission.runner import Mission, mission_crew, with_limits
+    from mamabear.mission.runner import TEAM, Mission, mission_crew, with_limits
 
     if not goal.strip():
         raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
@@ -44,7 +44,7 @@ def mission(
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
     config = with_limits(MissionConfig.load(ws.roots), max_steps)
-    wrong = config.check_agents(set(ws.catalog.agents))
+    wrong = config.check_agents(set(TEAM) & set(ws.catalog.agents))  # they plan and judge among the mission's team
     if wrong:
         raise UsageError(wrong[0])
     plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)

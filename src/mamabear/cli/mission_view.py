@@ -44,16 +44,20 @@ class Checklist:
 
     def heard(self, event: Event) -> None:
         data = event.data or {}
-        if event.kind == "mission_plan":
+        if event.kind in ("mission_plan", "mission_resumed"):
             self.items, self.version = data["plan"]["items"], data.get("version", self.version + 1)
             self.states = {item["id"]: self.states.get(item["id"], "pending") for item in self.items}
+            if "course" in data:
+                self._course(data["course"], self.max_steps)
         elif event.kind == "mission_item_started":
             self.states[data["item"]] = "running"
         elif event.kind == "mission_state":
-            course = data["course"]
-            self.steps, self.max_steps = course["steps"], data.get("max_steps")
-            failed = {i for i, r in course["items"].items() if r["failures"]}
-            self.states = {i: r["status"] if r["status"] != "pending" or i not in failed else "failed" for i, r in course["items"].items()}
+            self._course(data["course"], data.get("max_steps"))
+
+    def _course(self, course: dict[str, Any], max_steps: int | None) -> None:
+        self.steps, self.max_steps = course["steps"], max_steps
+        failed = {i for i, r in course["items"].items() if r["failures"]}
+        self.states = {i: r["status"] if r["status"] != "pending" or i not in failed else "failed" for i, r in course["items"].items()}
 
     def render(self, state: RunState) -> Any:
         steps = f"step {self.steps}" + (f" of {self.max_steps}" if self.max_steps else "")
@@ -88,7 +92,10 @@ class TerminalReview:
         shown = plan
         while True:
             self.console.print(plan_table(shown, "the plan" if shown is plan else "the plan as edited"))
-            answer = Prompt.ask("go, edit or abort", choices=["go", "edit", "abort"], default="go", console=self.console)
+            try:
+                answer = Prompt.ask("go, edit or abort", choices=["go", "edit", "abort"], default="go", console=self.console)
+            except EOFError:  # the terminal closed its input: nothing was agreed to
+                return None
             if answer == "abort":
                 return None
             if answer == "go":
@@ -146,7 +153,8 @@ def report_text(doc: dict[str, Any]) -> str:
     if m["given_up"]:
         lines += ["", "Given up:"] + [f"  - {g['item']}: {g['why']}" for g in m["given_up"]]
     if m["files"] is not None:
-        lines += ["", f"Files in the workspace ({len(m['files'])}):"] + [f"  {f}" for f in m["files"]]
+        count = f"the first {len(m['files'])}" if m["files_cut"] else str(len(m["files"]))
+        lines += ["", f"Files in the workspace ({count}):"] + [f"  {f}" for f in m["files"]]
     lines += ["", "Cost by specialist:"]
     for c in m["cost_by_specialist"]:
         lines.append(f"  {c['specialist'] or '-'}: {c['llm_calls']} calls, {c['tokens_in']:,}/{c['tokens_out']:,} tokens, ${c['cost_usd']:.4f}")

@@ -112,12 +112,17 @@ class LiveProgress(RunObserver):
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """The live view off while the terminal is wanted for something else (a question), then on again."""
+        """The live view off while the terminal is wanted for something else (a question), then on again.
+
+        Rich's Live puts back the streams it found when it stops and wraps the ones it finds when it starts:
+        the run's streams (the libraries' chatter silenced) are kept as they were."""
+        streams = sys.stdout, sys.stderr
         self.live.stop()
         try:
             yield
         finally:
             self.live.start()
+            sys.stdout, sys.stderr = streams
 
     def __enter__(self) -> LiveProgress:
         self.live.start()

@@ -20,6 +20,7 @@ def validate(json_out: bool = JSON) -> None:
     catalog, errors = validate_all(ws.roots)
     from mamabear.config.redact import sensitive
     from mamabear.mission.config import MissionConfig
+    from mamabear.mission.runner import TEAM
 
     checks = (lambda: ws.models, lambda: ws.sandbox, lambda: ws.memory_config, lambda: sensitive(ws.settings.project_dir))
     for load in checks:  # models, sandbox, memory and privacy .yaml
@@ -30,7 +31,7 @@ def validate(json_out: bool = JSON) -> None:
     try:
         missions = MissionConfig.load(ws.roots)
         if catalog is not None:
-            errors += missions.check_agents(set(catalog.agents))
+            errors += missions.check_agents(set(TEAM) & set(catalog.agents))  # they plan and judge among the mission's team
     except ConfigError as exc:
         errors.append(exc.message)
     roots = [str(r) for r in ws.roots]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from crewai.hooks.dispatch import HookAborted
 
@@ -51,6 +52,17 @@ class Guard:
     def start_clock(self) -> None:
         if self.limits.max_duration_s is not None:
             self.deadline = time.monotonic() + self.limits.max_duration_s
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The time limit stands still while the run waits on a person (a plan's review); budgets and cancels still hold."""
+        deadline, started = self.deadline, time.monotonic()
+        self.deadline = None
+        try:
+            yield
+        finally:
+            if deadline is not None:
+                self.deadline = deadline + (time.monotonic() - started)
 
     def add(self, usd: float, tokens: int) -> None:
         with self._lock:

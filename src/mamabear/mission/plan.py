@@ -123,11 +123,12 @@ def order(plan: MissionPlan, done: set[str] | frozenset[str] = frozenset()) -> l
     return placed
 
 
-def markdown(goal: str, plan: MissionPlan, states: Mapping[str, Status] | None = None, version: int = 1) -> str:
-    """PLAN.md: the goal, then each item as a checklist line with its specialist, dependencies and criteria."""
+def markdown(goal: str, plan: MissionPlan, states: Mapping[str, Status] | None = None, version: int = 1, done: set[str] | frozenset[str] = frozenset()) -> str:
+    """PLAN.md: the goal, then each item as a checklist line with its specialist, dependencies and criteria
+    (``done``: items done under an earlier version, which a re-plan's items may depend on)."""
     states = states or {}
     lines = [f"# Mission plan (version {version})", "", f"Goal: {goal}", ""]
-    for item in order(plan):
+    for item in order(plan, done):
         mark = MARKS[states.get(item.id, "pending")]
         after = f", after {', '.join(item.depends_on)}" if item.depends_on else ""
         lines.append(f"- {mark} **{item.title}** (`{item.id}`, {item.specialist}{after})")

@@ -11,6 +11,7 @@ from typing import Any
 
 from mamabear.store.report import breakdown
 
+FILES_SHOWN = 200  # the files of the workspace listed in the report, at most
 KINDS = ("mission_plan", "mission_item_done", "mission_item_failed", "mission_finished")
 
 
@@ -18,7 +19,10 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
     """What was achieved, the evidence of each criterion, what was given up and why, the files made, the cost by specialist."""
     run = store.run(run_id)
     events = store.events(run_id, kinds=KINDS)
-    plans = [dict(e["data"], ts=e["ts"]) for e in events if e["kind"] == "mission_plan" and e["data"]]
+    by_version: dict[int, dict[str, Any]] = {}  # a planning step done again (after a kill) keeps its last answer
+    for n, e in enumerate((e for e in events if e["kind"] == "mission_plan" and e["data"]), start=1):
+        by_version[e["data"].get("version", n)] = dict(e["data"], ts=e["ts"], version=e["data"].get("version", n))
+    plans = list(by_version.values())
     state = (store.last_event(run_id, "mission_state") or {}).get("data") or {}
     finished = next((e["data"] for e in reversed(events) if e["kind"] == "mission_finished" and e["data"]), None)
     course = state.get("course", {})
@@ -50,6 +54,7 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
         elif item["status"] == "dropped":  # a re-plan left it out
             left_out = f"left out of plan v{item['plan_version'] + 1}"
             given_up.append({"item": item["id"], "why": f"{failed}, then {left_out}" if failed else left_out})
+    files = finished.get("files") if finished else None
     cost = [{"specialist": r["agent"], **{k: v for k, v in r.items() if k != "agent"}} for r in breakdown(store.llm_calls(run_id), "agent")]
     return {
         "goal": str((run.inputs or {}).get("goal", "")),
@@ -61,6 +66,7 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
         "plans": [{"version": p["version"], "edited": p.get("edited", False), "items": p["plan"]["items"], "ts": p["ts"]} for p in plans],
         "items": list(items.values()),
         "given_up": given_up,
-        "files": finished.get("files") if finished else None,
+        "files": files[:FILES_SHOWN] if files is not None else None,
+        "files_cut": files is not None and len(files) > FILES_SHOWN,
         "cost_by_specialist": cost,
     }

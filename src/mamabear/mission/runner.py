@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError
+from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError, UsageError
 from mamabear.mission import prompts
 from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
 from mamabear.mission.plan import MissionPlan, PlanError, markdown, problems, read
+from mamabear.mission.report import FILES_SHOWN
 from mamabear.observe import RunObserver, ToolUse
 from mamabear.sandbox.backend import CommandResult
 from mamabear.status import Status
@@ -47,7 +48,6 @@ class MissionEnded(MamabearError):
 
 
 Review = Callable[[MissionPlan, Callable[[MissionPlan], list[str]]], "MissionPlan | None"]
-FILES_SHOWN = 200  # the files of the workspace listed in the report, at most
 
 
 class Mission(RunObserver):
@@ -69,6 +69,9 @@ class Mission(RunObserver):
     def kickoff(self, attempt: Any, parts: Any) -> str:
         self.attempt, self.parts = attempt, parts
         team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in attempt.plan.agents]
+        if self.course.plan is not None:  # resumed: the live view learns the plan it carries on with
+            data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._state()}
+            self._note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
         while True:
             attempt.guard.check()
             action = self.course.next()
@@ -119,17 +122,18 @@ class Mission(RunObserver):
         what = f"plan v{self.course.version}" + (" (edited at the review)" if edited else "")
         data = {"plan": plan.model_dump(), "version": self.course.version, "edited": edited}
         self._note("mission_plan", f"{what}: {count} ({', '.join(i.id for i in plan.items)})", data)
-        self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version))
+        self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version, self.course.done()))
 
     def _reviewed(self, plan: MissionPlan) -> MissionPlan:
         """The first plan as the person at the terminal let it go: as it is, edited (a new version), or not at all."""
         assert self.review is not None
         specialists = {a.id for a in self.attempt.plan.agents}
         self._announce(plan)
-        answer = self.review(plan, lambda edited: problems(edited, specialists, self.course.done()))
+        with self.attempt.guard.held():  # a person reads and edits: the time limit waits
+            answer = self.review(plan, lambda edited: problems(edited, specialists, self.course.done()))
         if answer is None:
             self._note("mission_aborted", "the plan was aborted at its review")
-            raise MissionEnded("the plan was aborted at its review", Status.CANCELLED)
+            raise MissionEnded("was cancelled at its plan review", Status.CANCELLED)
         if answer != plan:
             self.course.revised(answer)
             self._announce(answer, edited=True)
@@ -165,7 +169,7 @@ class Mission(RunObserver):
             data |= {"verdicts": evidence.splitlines(), "feedback": feedback}
             self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}", data, position)
         if self.course.plan is not None:
-            self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version))
+            self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version, self.course.done()))
 
     def tool_ended(self, tool: ToolUse) -> None:
         self.calls[(tool.tool, tool.arguments or "")] += 1
@@ -220,8 +224,11 @@ class Mission(RunObserver):
         if link is None:
             return None
         agent = self.config.planner
-        listing = f"find . -type f -not -path '*/.*' | sed 's|^[.]/||' | sort | head -n {FILES_SHOWN}"
-        result = link.sessions.exec(link.session(agent), listing, context=link.context(agent))
+        listing = f"find . -type f -not -path '*/.*' | sed 's|^[.]/||' | sort | head -n {FILES_SHOWN + 1}"
+        try:
+            result = link.sessions.exec(link.session(agent), listing, context=link.context(agent))
+        except Exception:  # noqa: BLE001 - the listing is for the report; a mission that met its goal is not failed by it
+            return None
         if not isinstance(result, CommandResult) or result.exit_code != 0:
             return None
         return [line for line in result.output.splitlines() if line.strip()]
@@ -234,22 +241,31 @@ class Mission(RunObserver):
         done = sum(record.status == "done" for record in course.items.values())
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
         results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
-        state = {k: v for k, v in course.to_dict().items() if k != "plan"}  # each version is in its mission_plan event
-        data = {"course": state, "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
+        data = {"course": self._state(), "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
         self.attempt.tracker.event("mission_state", progress, data=data, replaces=True)  # the mission's checkpoint: the latest is kept
+
+    def _state(self) -> dict[str, Any]:
+        return {k: v for k, v in self.course.to_dict().items() if k != "plan"}  # each plan version is in its mission_plan event
 
     @classmethod
     def resumed(cls, store: Any, run_id: str, config: MissionConfig, catalog: Any) -> Mission:
         """The mission as it was after its last completed step (the step cut short is done again; no completed one is)."""
         run = store.run(run_id)
         mission = cls(str((run.inputs or {}).get("goal", "")), config, catalog)
+        if store.last_event(run_id, "mission_aborted") is not None:
+            raise UsageError(
+                f"mission {run_id} was aborted at its plan review, so it is not resumed; start a new mission (`mamabear runs show {run_id}` has its plan)."
+            )
         saved = store.last_event(run_id, "mission_state")
         if saved is not None:
             data = saved["data"] or {}
             mission.config = config = with_limits(config, data.get("max_steps"))  # --max-steps holds for the whole mission
             course = data["course"]
-            plans = {(e["data"] or {}).get("version"): e["data"]["plan"] for e in store.events(run_id, kinds=("mission_plan",))}
-            mission.course = Course.from_dict({**course, "plan": plans.get(course["version"])}, config)
+            plans = {(e["data"] or {}).get("version", n): e["data"]["plan"] for n, e in enumerate(store.events(run_id, kinds=("mission_plan",)), start=1)}
+            plan = plans.get(course["version"]) or course.get("plan")  # states saved before plans had versions carried the plan
+            if course["version"] and plan is None:
+                raise UsageError(f"mission {run_id} cannot be resumed: plan v{course['version']} is missing from the run store.")
+            mission.course = Course.from_dict({**course, "plan": plan}, config)
             mission.results, mission.evidence = dict(data.get("results", {})), dict(data.get("evidence", {}))
         return mission
 
