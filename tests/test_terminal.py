@@ -169,7 +169,7 @@ def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked
     from test_mission_run import HELLO_PLAN, PLANNER
 
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    editor = "sed -i -e s/devops_specialist/chef/ -e s/depends_on:.*/depends_on:\ [hello]/"
+    editor = r"sed -i -e s/devops_specialist/chef/ -e s/depends_on:.*/depends_on:\ [hello]/"
     child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, "--max-duration", "3s", editor=editor)
     child.expect(PROMPT)
     time.sleep(4)  # longer than the time limit: a person reading the plan is not the run's time
