@@ -34,6 +34,13 @@ def validate(json_out: bool = JSON) -> None:
             errors += missions.check_agents(set(TEAM) & set(catalog.agents))  # they plan and judge among the mission's team
     except ConfigError as exc:
         errors.append(exc.message)
+    if catalog is not None:
+        from mamabear.tools.library import crew_problems
+
+        try:
+            errors += crew_problems(catalog, ws.settings.env)  # a missing key or package, a tool that does not exist
+        except ConfigError as exc:  # tools.yaml itself
+            errors.append(exc.message)
     roots = [str(r) for r in ws.roots]
     if json_out:
         emit_json(

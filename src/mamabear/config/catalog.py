@@ -16,7 +16,7 @@ from typing import Any
 
 from mamabear.config import yamlfile
 from mamabear.config.refs import Ref
-from mamabear.config.yamlfile import YamlMapping
+from mamabear.config.yamlfile import YamlMapping, known_keys
 from mamabear.errors import ConfigError, NotFound
 
 TIERS = ("fast", "balanced", "pro")
@@ -51,6 +51,18 @@ FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
 BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")
 TOOL_GROUPS = {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS)}
 TOOLS = TOOL_GROUPS["computer"]
+LIBRARY_GROUPS = ("web",)  # a search tool chosen by which key is set, and a page reader (config/tools.yaml)
+_CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool named in YAML that is not one of the sandbox's: a crewai-tools class (``SerperDevTool``), a project's
+    tool by import path (``myproject.tools:search``), or the ``web`` group; with its arguments and where it was named."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,8 @@ class AgentSpec:
     tier: str = "balanced"
     temperature: float = 0.5
     llm: str | None = None  # an explicit model id, as CrewAI's YAML allows
-    tools: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()  # sandbox tools and groups
+    library: tuple[ToolSpec, ...] = ()  # crewai-tools, a project's own tools, the web group
     options: dict[str, Any] = field(default_factory=dict)  # CrewAI Agent fields passed through as written
     refs: tuple[Ref, ...] = ()  # CrewAI Agent fields that name Python objects
     function_calling_llm: str | None = None  # a model id for its tool calls
@@ -85,6 +98,7 @@ class TaskSpec:
     options: dict[str, Any] = field(default_factory=dict)  # CrewAI Task fields passed through as written
     refs: tuple[Ref, ...] = ()  # CrewAI Task fields that name Python objects
     tools: tuple[str, ...] = ()  # the task's own tools (CrewAI: they replace the agent's for this task)
+    library: tuple[ToolSpec, ...] = ()
     source: str = ""
     text_sources: tuple[str, str] = ("", "")  # where its description and its expected_output are written
 
@@ -132,6 +146,7 @@ class CrewSpec:
     manager: str | None = None
     memory: str = "shared"  # shared | read_only (recall, never save) | isolated (only its own scope) | off
     tools: tuple[str, ...] = ()  # given to every agent of the crew
+    library: tuple[ToolSpec, ...] = ()
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)
     source: str = ""
     scope: int = -1  # the root its file is in (it sees that root's agents and tasks, and those below); -1: every root
@@ -177,13 +192,38 @@ def _id_list(entry: YamlMapping, key: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _tool_list(entry: YamlMapping, what: str) -> tuple[str, ...]:
-    names = _id_list(entry, "tools", what)
-    for name in names:
-        if name not in TOOLS and name not in TOOL_GROUPS:
-            known = ", ".join([*TOOLS, *TOOL_GROUPS])
-            raise ConfigError(f"{entry.where('tools')}: {what} names unknown tool '{name}'; use one of: {known}.")
-    return names
+def _tool_list(entry: YamlMapping, what: str) -> tuple[tuple[str, ...], tuple[ToolSpec, ...]]:
+    """The entry's ``tools:``: the sandbox tools and groups it names, and the other tools (by class, import path or group)."""
+    value = entry.get("tools") or []
+    where = entry.where("tools")
+    if not isinstance(value, list):
+        value = [value]
+    sandbox: list[str] = []
+    library: list[ToolSpec] = []
+    for item in value:
+        if isinstance(item, YamlMapping):
+            known_keys(item, {"tool", "args"}, f"a tool of {what}")
+            name, args = item.get("tool"), item.get("args") or YamlMapping()
+            if not isinstance(args, YamlMapping):
+                raise ConfigError(f"{item.where('args')}: the args of tool '{name}' of {what} must be a mapping of argument names to values.")
+            if isinstance(name, str) and (name in TOOLS or name in TOOL_GROUPS or name in LIBRARY_GROUPS):
+                raise ConfigError(f"{item.where('args')}: tool '{name}' of {what} takes no args; name it alone.")
+            item_where, args = item.where(), dict(args)
+        else:
+            name, args, item_where = item, {}, where
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{item_where}: each tool of {what} is a name, or a mapping with 'tool' and 'args'.")
+        if name in TOOLS or name in TOOL_GROUPS:
+            sandbox.append(name)
+        elif name in LIBRARY_GROUPS or _CLASS_NAME.fullmatch(name) or _IMPORT_PATH.fullmatch(name):
+            library.append(ToolSpec(name, args, item_where))
+        else:
+            known = ", ".join([*TOOLS, *TOOL_GROUPS, *LIBRARY_GROUPS])
+            raise ConfigError(
+                f"{item_where}: {what} names unknown tool '{name}'; use one of: {known}, a crewai-tools class such as SerperDevTool, "
+                "or a tool of your project as package.module:name."
+            )
+    return tuple(sandbox), tuple(library)
 
 
 def expand_tools(names: tuple[str, ...], browser: bool) -> tuple[str, ...]:
@@ -200,7 +240,7 @@ def _sandbox(doc: YamlMapping, what: str) -> SandboxSpec:
         return SandboxSpec(kind=value)
     if not isinstance(value, YamlMapping):
         raise ConfigError(f"{doc.where('sandbox')}: 'sandbox' of {what} is a kind (research, development, ...) or a mapping.")
-    _unknown(value, {"kind", "backend", "reuse", "network"}, f"the sandbox of {what}")
+    known_keys(value, {"kind", "backend", "reuse", "network"}, f"the sandbox of {what}")
     backend = value.get("backend")
     if backend not in (None, "local", "scrapybara"):
         raise ConfigError(f"{value.where('backend')}: sandbox backend of {what} must be local or scrapybara.")
@@ -230,19 +270,12 @@ def _entry(entries: YamlMapping, key: str, what: str) -> YamlMapping:
     return value
 
 
-def _unknown(entry: YamlMapping, known: set[str] | frozenset[str], what: str) -> None:
-    for key in entry:
-        if key not in known:
-            allowed = ", ".join(sorted(known))
-            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {allowed}.")
-
-
 # ---------------------------------------------------------------- parsers
 
 
 def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
     what = f"agent '{agent_id}'"
-    _unknown(entry, CREWAI_AGENT_KEYS | AGENT_FIELDS | {"tier", "temperature"}, what)
+    known_keys(entry, CREWAI_AGENT_KEYS | AGENT_FIELDS | {"tier", "temperature"}, what)
     tier = entry.get("tier", "balanced")
     if tier not in TIERS:
         raise ConfigError(f"{entry.where('tier')}: tier '{tier}' of {what} is not one of {', '.join(TIERS)}.")
@@ -251,6 +284,7 @@ def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
         raise ConfigError(f"{entry.where('temperature')}: temperature of {what} must be a number from 0 to 2.")
     own = {"role", "goal", "backstory", "tier", "temperature", "llm", "tools", "function_calling_llm"}
     options, refs = _fields(entry, own, AGENT_REFS, what)
+    tools, library = _tool_list(entry, what)
     return AgentSpec(
         id=agent_id,
         role=_text(entry, "role", what) or "",
@@ -259,7 +293,8 @@ def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
         tier=tier,
         temperature=float(temperature),
         llm=_text(entry, "llm", what, required=False),
-        tools=_tool_list(entry, what),
+        tools=tools,
+        library=library,
         options=options,
         refs=refs,
         function_calling_llm=_text(entry, "function_calling_llm", what, required=False),
@@ -289,11 +324,12 @@ def _fields(entry: YamlMapping, own: set[str], ref_keys: frozenset[str], what: s
 
 def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
     what = f"task '{task_id}'"
-    _unknown(entry, CREWAI_TASK_KEYS | TASK_FIELDS | {"complexity"}, what)
+    known_keys(entry, CREWAI_TASK_KEYS | TASK_FIELDS | {"complexity"}, what)
     complexity = entry.get("complexity")
     if complexity is not None and (isinstance(complexity, bool) or not isinstance(complexity, int) or not 1 <= complexity <= 10):
         raise ConfigError(f"{entry.where('complexity')}: complexity of {what} must be a whole number from 1 to 10.")
     options, refs = _fields(entry, {"description", "expected_output", "agent", "context", "complexity", "tools"}, TASK_REFS, what)
+    tools, library = _tool_list(entry, what)
     return TaskSpec(
         id=task_id,
         description=_text(entry, "description", what) or "",
@@ -303,7 +339,8 @@ def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
         complexity=complexity,
         options=options,
         refs=refs,
-        tools=_tool_list(entry, what),
+        tools=tools,
+        library=library,
         source=entry.where(),
         text_sources=(entry.where("description"), entry.where("expected_output")),
     )
@@ -319,7 +356,7 @@ def _parse_inputs(doc: YamlMapping, what: str) -> tuple[InputSpec, ...]:
             item_map: dict[str, Any] = {"name": item}
             where = doc.where("inputs")
         elif isinstance(item, YamlMapping):
-            _unknown(item, {"name", "description", "required", "default"}, f"an input of {what}")
+            known_keys(item, {"name", "description", "required", "default"}, f"an input of {what}")
             item_map, where = item, item.where()
         else:
             raise ConfigError(f"{doc.where('inputs')}: each input of {what} needs a name.")
@@ -341,7 +378,7 @@ def _parse_inputs(doc: YamlMapping, what: str) -> tuple[InputSpec, ...]:
 def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]) -> CrewSpec:
     doc = _mapping(doc, path, f"crew file {path.name}")
     what = f"crew '{name}'"
-    _unknown(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox", "tools"}, what)
+    known_keys(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox", "tools"}, what)
     process = doc.get("process", "sequential")
     if process not in PROCESSES:
         raise ConfigError(f"{doc.where('process')}: process '{process}' of {what} is not one of {', '.join(PROCESSES)}.")
@@ -363,7 +400,7 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
     crew_tasks: list[CrewTask] = []
     for item in raw_tasks:
         if isinstance(item, YamlMapping):
-            _unknown(item, {"task", "agent"}, f"a task entry of {what}")
+            known_keys(item, {"task", "agent"}, f"a task entry of {what}")
             task_id, agent_override, where = item.get("task"), item.get("agent"), item.where()
         else:
             task_id, agent_override, where = item, None, doc.where("tasks")
@@ -396,6 +433,7 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
                 f"{spec.placeholder_source(missing) or doc.where('inputs')}: {who} uses {{{missing}}}, which {what} does not declare; "
                 f"add `- name: {missing}` to its inputs in {doc.where('inputs')}, then run it with -i {missing}=VALUE."
             )
+    tools, library = _tool_list(doc, what)
     memory = doc.get("memory", True)
     memory = {True: "shared", False: "off"}.get(memory, memory) if isinstance(memory, bool) else memory
     if memory not in MEMORY_MODES:
@@ -409,7 +447,8 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         inputs=inputs,
         manager=manager,
         memory=memory,
-        tools=_tool_list(doc, what),
+        tools=tools,
+        library=library,
         sandbox=_sandbox(doc, what),
         source=str(path),
     )

@@ -116,3 +116,10 @@ def layers(roots: list[Path], filename: str) -> Iterator[tuple[Any, Path]]:
         path = root / "config" / filename
         if path.is_file():
             yield load(path), path
+
+
+def known_keys(entry: YamlMapping, keys: set[str] | frozenset[str], what: str) -> None:
+    """A key of ``entry`` not in ``keys`` is an error at its line, listing the keys there are."""
+    for key in entry:
+        if key not in keys:
+            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")

@@ -206,7 +206,7 @@ class Attempt:
         from mamabear.engine.resume import with_stored_outputs
 
         ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
-        parts = AgentParts(plan, ws.settings, ws.models, self.control, self.link)
+        parts = AgentParts(plan, ws.settings, ws.models, self.control, self.link, ws.roots)
         if plan.memory != "off":
             self.phase("loading the memory model")
             parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from mamabear.config.catalog import Catalog, TaskSpec
+from mamabear.config.catalog import Catalog, TaskSpec, ToolSpec
 from mamabear.config.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
 from mamabear.config.settings import Settings
+from mamabear.config.toolset import ToolsConfig
 from mamabear.engine.plan import Plan, PlannedAgent
 
 
@@ -67,19 +69,30 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
 class AgentParts:
     """Builds every agent's LLM and sandbox tools for one run."""
 
-    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None) -> None:
+    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None, roots: list[Path] | None = None) -> None:
         self.plan, self.settings, self.models, self.control, self.link = plan, settings, models, control, link
+        self.roots = roots or []  # where a project's own tools are imported from
         self.memory: Any = None  # the crew's shared memory, or None when memory is off
+        self._tool_config: ToolsConfig | None = None
 
     def llm(self, planned: PlannedAgent) -> Any:
         return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control)
 
-    def tools(self, planned: PlannedAgent) -> list[Any]:
-        if not planned.tools or self.link is None:
-            return []
-        from mamabear.sandbox.tools import make_tools
+    def tools(self, planned: PlannedAgent, library: tuple[ToolSpec, ...] | None = None) -> list[Any]:
+        """The agent's sandbox tools, then its other tools (``library``: a task's own, instead of the agent's)."""
+        made: list[Any] = []
+        if planned.tools and self.link is not None:
+            from mamabear.sandbox.tools import make_tools
 
-        return make_tools(planned.tools, self.link, planned.id)
+            made += make_tools(planned.tools, self.link, planned.id)
+        specs = planned.library if library is None else library
+        if specs:
+            from mamabear.tools.library import make_tool
+
+            if self._tool_config is None:
+                self._tool_config = ToolsConfig.load(self.roots)
+            made += [make_tool(spec, self._tool_config, self.roots, self.settings.env, self.control.guard) for spec in specs]
+        return made
 
     def reattach(self, crew: Any) -> Built:
         """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
@@ -169,8 +182,9 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
         spec = catalog.tasks[planned_task.id]
         agent = by_planned[(planned_task.agent, planned_task.tier)] if planned_task.agent else None
         options = task_options(catalog, spec)
-        if planned_task.tools and planned_task.agent is not None:
-            options["tools"] = parts.tools(replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools))
+        if (planned_task.tools or planned_task.library) and planned_task.agent is not None:
+            own = replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools)
+            options["tools"] = parts.tools(own, planned_task.library)
         if spec.context:  # otherwise CrewAI hands each task the previous task's output
             options["context"] = [by_id[c] for c in spec.context]
         task = Task(description=spec.description, expected_output=spec.expected_output, agent=agent, **options)

@@ -10,11 +10,13 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from mamabear.config.catalog import AgentSpec, Catalog, CrewSpec, TaskSpec, expand_tools
+from mamabear.config.catalog import AgentSpec, Catalog, CrewSpec, TaskSpec, ToolSpec, expand_tools
 from mamabear.config.models import ModelTable, Route, tier_for
 from mamabear.config.settings import Settings
+from mamabear.config.toolset import ToolsConfig
 from mamabear.errors import UsageError
 from mamabear.sandbox.config import BACKENDS, SandboxConfig
+from mamabear.tools.library import plan_tools
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class PlannedAgent:
     route: Route
     tools: tuple[str, ...] = ()
     tool_route: Route | None = None  # its function_calling_llm, when it has one
+    library: tuple[ToolSpec, ...] = ()  # its tools from outside the sandbox (crewai-tools, the project's, web), checked
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PlannedTask:
     tier: str | None
     route: Route | None
     tools: tuple[str, ...] = ()  # the task's own tools, which replace its agent's for it
+    library: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class Plan:
                     "temperature": a.temperature,
                     "model": a.route.model,
                     "route": route(a.route),
-                    "tools": list(a.tools),
+                    "tools": [*a.tools, *(t.name for t in a.library)],
                 }
                 for a in self.agents
             ],
@@ -156,6 +160,10 @@ def make_plan(
         raise UsageError(f"--session {settings.session}: crew '{crew.name}' gives its agents no tools, so it works in no sandbox session.")
     sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
     browser = sandbox_plan is not None and sandbox_plan.backend == "scrapybara"
+    tool_config = ToolsConfig.load(catalog.roots)
+
+    def library(specs: tuple[ToolSpec, ...], owner: str) -> tuple[ToolSpec, ...]:
+        return plan_tools(specs, tool_config, settings.env, catalog.roots, owner) if specs else ()
 
     def planned(agent_id: str, tier: str) -> PlannedAgent:
         if (agent_id, tier) not in agents:
@@ -168,6 +176,7 @@ def make_plan(
                 route=table.route(tier, settings, pinned=spec.llm, strict=strict),
                 tools=expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else (),
                 tool_route=table.route(tier, settings, pinned=spec.function_calling_llm, strict=strict) if spec.function_calling_llm else None,
+                library=library(spec.library + crew.library, f"agent '{agent_id}'"),
             )
         return agents[(agent_id, tier)]
 
@@ -188,7 +197,8 @@ def make_plan(
         spec = catalog.tasks[item.task]
         tier = tier_for(catalog.agent(item.agent).tier, spec.complexity)
         own_tools = expand_tools(spec.tools, browser) if sandbox_plan else ()
-        tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route, own_tools))
+        own_library = library(spec.library, f"task '{spec.id}'")
+        tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route, own_tools, own_library))
     from mamabear.llm.pricing import Pricer
 
     plan = Plan(

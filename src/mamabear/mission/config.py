@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mamabear.config import yamlfile
-from mamabear.config.yamlfile import YamlMapping
+from mamabear.config.yamlfile import YamlMapping, known_keys
 from mamabear.errors import ConfigError
 
 
@@ -40,7 +40,7 @@ class MissionConfig:
             return self
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: missions.yaml must be a mapping.")
-        _known(doc, {f.name for f in fields(self)}, "missions.yaml")
+        known_keys(doc, {f.name for f in fields(self)}, "missions.yaml")
         values: dict[str, Any] = {}
         for key in ("planner", "judge"):
             if key in doc:
@@ -55,7 +55,7 @@ class MissionConfig:
             stuck = doc["stuck"]
             if not isinstance(stuck, YamlMapping):
                 raise ConfigError(f"{doc.where('stuck')}: 'stuck' must be a mapping of limits.")
-            _known(stuck, {f.name for f in fields(StuckLimits)}, "stuck")
+            known_keys(stuck, {f.name for f in fields(StuckLimits)}, "stuck")
             values["stuck"] = replace(self.stuck, **{key: _count(stuck, key, least=1) for key in stuck})
         return replace(self, **values)
 
@@ -66,12 +66,6 @@ class MissionConfig:
             for role, agent in (("planner", self.planner), ("judge", self.judge))
             if agent not in agents
         ]
-
-
-def _known(entry: YamlMapping, keys: set[str], what: str) -> None:
-    for key in entry:
-        if key not in keys:
-            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
 
 
 def _count(entry: YamlMapping, key: str, least: int = 0) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mamabear.config import yamlfile
 from mamabear.config.settings import Settings
-from mamabear.config.yamlfile import YamlMapping
+from mamabear.config.yamlfile import YamlMapping, known_keys
 from mamabear.errors import ConfigError, UsageError
 
 BACKENDS = ("local", "scrapybara")
@@ -93,7 +93,7 @@ class SandboxConfig:
             return
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: sandbox.yaml must be a mapping.")
-        _known(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy", "isolation", "network"}, "sandbox.yaml")
+        known_keys(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy", "isolation", "network"}, "sandbox.yaml")
         if "isolation" in doc:
             if doc["isolation"] not in ISOLATION:
                 raise ConfigError(f"{doc.where('isolation')}: isolation must be required or best-effort.")
@@ -116,7 +116,7 @@ class SandboxConfig:
             setup = entry.get("setup", []) if isinstance(entry, dict) else None
             if not isinstance(setup, list) or not all(isinstance(c, str) for c in setup):
                 raise ConfigError(f"{doc['kinds'].where(name)}: kind '{name}' needs 'setup', a list of commands.")
-            _known(entry, {"setup", "network", "host_ports"}, f"kind '{name}'")
+            known_keys(entry, {"setup", "network", "host_ports"}, f"kind '{name}'")
             self.kinds[name] = tuple(setup)
             if "network" in entry:
                 self.kind_network[name] = _flag(entry, "network")
@@ -126,17 +126,11 @@ class SandboxConfig:
                     raise ConfigError(f"{entry.where('host_ports')}: host_ports of kind '{name}' must be a list of port numbers.")
                 self.kind_ports[name] = tuple(ports)
         policy = _section(doc, "policy")
-        _known(policy, {"deny", "allow"}, "policy") if policy else None
+        known_keys(policy, {"deny", "allow"}, "policy") if policy else None
         if "deny" in policy:
             self.deny = _rules(policy, "deny")
         if "allow" in policy:
             self.allow = _rules(policy, "allow")
-
-
-def _known(entry: YamlMapping, keys: set[str], what: str) -> None:
-    for key in entry:
-        if key not in keys:
-            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
 
 
 def _section(doc: YamlMapping, key: str) -> YamlMapping:
@@ -164,7 +158,7 @@ def _number(entry: YamlMapping, key: str) -> float:
 def _numbers(doc: YamlMapping, key: str, kind: type, current: Any) -> Any:
     section = _section(doc, key)
     fields = current.__dataclass_fields__
-    _known(section, set(fields), key)
+    known_keys(section, set(fields), key)
     values: dict[str, Any] = {}
     for name in section:
         default = getattr(current, name)

@@ -1,0 +1,189 @@
+"""Tools from outside the sandbox, by name: crewai-tools classes, a project's own tools, the ``web`` group.
+
+``plan_tools`` runs before any model call (at ``validate``, ``--dry-run`` and a run's start): it spells out
+the ``web`` group by which keys are set, and refuses with one sentence at the file:line that named it a tool
+that does not exist, takes arguments it does not have, needs a package that is not installed or an API key
+that is not set. ``make_tool`` makes a checked tool for one agent, wrapped in the limits of
+``config/tools.yaml``: a call that runs too long is abandoned and the agent told, and long output is cut.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from mamabear.config.catalog import ToolSpec
+from mamabear.config.toolset import ToolsConfig
+from mamabear.errors import ConfigError
+
+
+def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[str, str], roots: list[Path], owner: str) -> tuple[ToolSpec, ...]:
+    """The tools ``specs`` names, the web group spelled out, each checked; duplicates (by name) dropped, the first kept."""
+    planned: dict[str, ToolSpec] = {}
+    for spec in specs:
+        for one in web_tools(spec, config, env, roots) if spec.name == "web" else [spec]:
+            if one.name not in planned:
+                check(one, config, env, roots, owner)
+                planned[one.name] = one
+    return tuple(planned.values())
+
+
+def crew_problems(catalog: Any, env: Mapping[str, str]) -> list[str]:
+    """For ``validate``: one sentence per tool of a crew's agents and tasks that cannot be used now."""
+    config = ToolsConfig.load(catalog.roots)
+    found: list[str] = []
+    for name in catalog.crew_files():
+        try:
+            crew = catalog.crew(name)
+        except ConfigError:
+            continue  # said already, by the catalog's own check
+        scope = catalog.scoped(crew)
+        owners = [(f"agent '{a}'", scope.agents[a].library + crew.library) for a in crew.agents]
+        owners += [(f"task '{t.task}'", scope.tasks[t.task].library) for t in crew.tasks]
+        for owner, specs in owners:
+            try:
+                plan_tools(specs, config, env, catalog.roots, owner)
+            except ConfigError as exc:
+                if exc.message not in found:
+                    found.append(exc.message)
+    return found
+
+
+def web_tools(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path]) -> list[ToolSpec]:
+    """The web group: the first search tool whose keys are set and whose packages are installed, then the reader."""
+    chosen = [ToolSpec(name, {}, spec.where) for name in config.search if not unusable(ToolSpec(name, {}, spec.where), config, env, roots)]
+    return [*chosen[:1], ToolSpec(config.reader, {}, spec.where)]
+
+
+def unusable(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path]) -> str | None:
+    """Why the tool cannot be used now (a missing key or package, bad arguments), or None."""
+    try:
+        check(spec, config, env, roots, "the web group")
+    except ConfigError as exc:
+        return exc.message
+    return None
+
+
+def check(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path], owner: str) -> None:
+    """A ConfigError at ``spec.where`` unless the tool can be made with its arguments and used now."""
+    found = resolve(spec, roots, owner)
+    if not isinstance(found, type):
+        if spec.args:
+            raise ConfigError(f"{spec.where}: tool '{spec.name}' of {owner} is a tool already made; it takes no args.")
+        return
+    for var in _env_vars(found):
+        if var.required and not env.get(var.name) and not var.default:
+            raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} needs {var.name} ({var.description}); set it, or remove the tool.")
+    _instance(found, spec, config, owner)
+
+
+def make_tool(spec: ToolSpec, config: ToolsConfig, roots: list[Path], env: Mapping[str, str], guard: Any = None) -> Any:
+    """The tool, made for one agent (a class gets the defaults of tools.yaml, then its own args), within the limits.
+    A key it reads from the environment that is set only in ``.env`` is put in this process's environment."""
+    found = resolve(spec, roots, "an agent")
+    if isinstance(found, type):
+        for var in _env_vars(found):
+            if env.get(var.name):
+                os.environ.setdefault(var.name, env[var.name])
+    tool = _instance(found, spec, config, "an agent") if isinstance(found, type) else found
+    return limited(tool, config, guard)
+
+
+def resolve(spec: ToolSpec, roots: list[Path], owner: str) -> Any:
+    """A crewai-tools class by its name, or a project's tool by import path: a BaseTool class or instance, or a function."""
+    from crewai.tools import BaseTool
+
+    if ":" in spec.name:
+        from mamabear.config.refs import Ref, project_path
+        from mamabear.config.refs import resolve as import_ref
+
+        with project_path(roots):
+            found = import_ref(Ref("tool", spec.name, spec.where), owner)
+        if isinstance(found, type) and issubclass(found, BaseTool) or isinstance(found, BaseTool):
+            return found
+        from crewai.tools import tool as as_tool
+
+        return as_tool(found)  # a plain function: CrewAI's own @tool makes it one
+    import crewai_tools
+
+    found = getattr(crewai_tools, spec.name, None)
+    if not (isinstance(found, type) and issubclass(found, BaseTool)):
+        names = [n for n in dir(crewai_tools) if n.endswith("Tool")]
+        close = get_close_matches(spec.name, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{spec.where}: {owner} names tool '{spec.name}', which crewai-tools does not have{hint}; `mamabear tools list` shows the tools.")
+    return found
+
+
+def _env_vars(cls: type) -> list[Any]:
+    field = getattr(cls, "model_fields", {}).get("env_vars")
+    if field is None or field.default_factory is None:
+        return []
+    return list(field.default_factory())
+
+
+def _instance(cls: type, spec: ToolSpec, config: ToolsConfig, owner: str) -> Any:
+    from pydantic import ValidationError
+
+    from mamabear.compat.crewai_tools import MissingPackage, no_install_prompts
+
+    args = {**config.defaults.get(spec.name, {}), **spec.args}
+    try:
+        with no_install_prompts():
+            return cls(**args)
+    except MissingPackage as exc:
+        packages = " ".join(exc.packages)
+        raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} needs {packages}, which is not installed; pip install {packages}.") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} does not take these args ({where}: {first['msg']}).") from exc
+    except (TypeError, ValueError, ImportError) as exc:
+        raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} cannot be made with these args: {exc}.") from exc
+
+
+def limited(tool: Any, config: ToolsConfig, guard: Any = None) -> Any:
+    """``tool`` as the agent sees it (same name, description and arguments), its calls bounded by the limits."""
+    from crewai.tools import BaseTool
+    from pydantic import PrivateAttr
+
+    class Limited(BaseTool):
+        _inner: Any = PrivateAttr(default=None)
+
+        def _run(self, **kwargs: Any) -> str:
+            stop = guard.stopping() if guard is not None else None
+            if stop is not None:  # no tool starts once the run is asked to stop
+                return f"not run: the run {stop.reason}."
+            return call_within(lambda: self._inner.run(**kwargs), config, self.name)
+
+    wrapped = Limited(name=tool.name, description=tool.description, args_schema=tool.args_schema, result_as_answer=tool.result_as_answer)
+    wrapped._inner = tool
+    return wrapped
+
+
+def call_within(call: Any, config: ToolsConfig, name: str) -> str:
+    """The call's output as text, cut at ``output_chars``; a call past ``timeout_s`` is left to finish unseen."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["out"] = call()
+        except Exception as exc:  # noqa: BLE001 - the agent reads what went wrong, as CrewAI would tell it
+            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=work, name=f"tool {name}", daemon=True)
+    worker.start()
+    worker.join(config.timeout_s)
+    if worker.is_alive():
+        return f"the tool {name} did not finish within {config.timeout_s:g}s and was abandoned; try something else."
+    if "error" in result:
+        return f"the tool {name} failed: {result['error']}"
+    text = str(result.get("out", ""))
+    if len(text) > config.output_chars:
+        cut = len(text) - config.output_chars
+        text = text[: config.output_chars] + f"\n[cut: {cut:,} more characters; ask for less, or for a part]"
+    return text
