@@ -162,4 +162,4 @@ def test_dry_run_shows_tools_and_the_backend_each_key_selects(cli, isolated, mon
     assert plan["sandbox"]["backend"] == "scrapybara" and "browser_navigate" in plan["agents"][0]["tools"]
     assert cli("run", "data_analysis", *QUESTION, "--dry-run", "--json", "--sandbox", "local").json()["sandbox"]["backend"] == "local"
     research = cli("run", "research", "-i", "topic=owls", "--dry-run", "--json").json()
-    assert research["sandbox"] is None and all(a["tools"] == [] for a in research["agents"])
+    assert research["sandbox"] is None and all(a["tools"] == ["ScrapeWebsiteTool"] for a in research["agents"])  # web: no key, no search

@@ -72,6 +72,8 @@ def render_plan(plan: Plan, json_out: bool) -> None:
             f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would count as $0 and no --budget-usd "
             f"could stop them; add it under prices: in config/models.yaml."
         )
+    for note in data["notes"]:
+        err.print(f"[dim]note: {escape(note)}[/]")
     err.print("[dim]dry run: no model was called[/]")
 
 

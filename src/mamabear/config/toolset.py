@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ from mamabear.errors import ConfigError
 
 @dataclass
 class ToolsConfig:
-    search: tuple[str, ...] = ("SerperDevTool", "TavilySearchTool", "BraveSearchTool", "EXASearchTool")
+    search: tuple[tuple[str, str], ...] = (  # (tool class, the key that makes it the one)
+        ("SerperDevTool", "SERPER_API_KEY"),
+        ("TavilySearchTool", "TAVILY_API_KEY"),
+        ("BraveSearchTool", "BRAVE_API_KEY"),
+        ("EXASearchTool", "EXA_API_KEY"),
+    )
     reader: str = "ScrapeWebsiteTool"
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool class -> its arguments
     timeout_s: float = 60.0
@@ -25,6 +31,14 @@ class ToolsConfig:
         for doc, path in yamlfile.layers(roots, "tools.yaml"):
             config._merge(doc, path)
         return config
+
+    def web(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """The web group's tools: the first search tool whose key is set, then the reader."""
+        found = [tool for tool, key in self.search if env.get(key)]
+        return (*found[:1], self.reader)
+
+    def search_keys(self) -> str:
+        return ", ".join(key for _, key in self.search)
 
     def _merge(self, doc: Any, path: Path) -> None:
         if doc is None:
@@ -39,9 +53,9 @@ class ToolsConfig:
             known_keys(web, {"search", "reader"}, "web")
             if "search" in web:
                 search = web["search"]
-                if not isinstance(search, list) or not all(isinstance(s, str) and s for s in search):
-                    raise ConfigError(f"{web.where('search')}: 'search' must be a list of tool class names, first choice first.")
-                self.search = tuple(search)
+                if not isinstance(search, list) or not all(isinstance(s, YamlMapping) and set(s) == {"tool", "key"} for s in search):
+                    raise ConfigError(f"{web.where('search')}: 'search' is a list of {{tool: CLASS, key: ENV_VAR}}, first choice first.")
+                self.search = tuple((str(s["tool"]), str(s["key"])) for s in search)
             if "reader" in web:
                 if not isinstance(web["reader"], str) or not web["reader"]:
                     raise ConfigError(f"{web.where('reader')}: 'reader' must be a tool class name, such as ScrapeWebsiteTool.")

@@ -63,6 +63,7 @@ class Plan:
     sandbox: SandboxPlan | None = None  # None: no agent has a tool
     memory: str = "shared"  # shared | read_only | isolated | off (the crew's mode, or off by --no-memory)
     unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls count as $0
+    notes: tuple[str, ...] = ()  # what the configuration leaves out (a web group with no search key)
 
     @property
     def models(self) -> list[str]:
@@ -84,6 +85,7 @@ class Plan:
             "inputs": self.inputs,
             "manager": self.manager.id if self.manager else None,
             "problems": self.problems,
+            "notes": list(self.notes),
             "unpriced": list(self.unpriced),
             "agents": [
                 {
@@ -210,4 +212,8 @@ def make_plan(
         sandbox=sandbox_plan,
         memory="off" if settings.no_memory else crew.memory,
     )
-    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)))
+    notes: tuple[str, ...] = ()
+    if any(t.name == "web" for t in crew.library) or any(t.name == "web" for a in crew.agents for t in catalog.agent(a).library):
+        if len(tool_config.web(settings.env)) == 1:
+            notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
+    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)), notes=notes)

@@ -10,7 +10,6 @@ that is not set. ``make_tool`` makes a checked tool for one agent, wrapped in th
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from difflib import get_close_matches
 from pathlib import Path
@@ -22,13 +21,19 @@ from mamabear.errors import ConfigError
 
 
 def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[str, str], roots: list[Path], owner: str) -> tuple[ToolSpec, ...]:
-    """The tools ``specs`` names, the web group spelled out, each checked; duplicates (by name) dropped, the first kept."""
+    """The tools ``specs`` names, the web group spelled out, duplicates (by name) dropped, the first kept.
+
+    A tool named in YAML is checked now (made once: its class, arguments, packages and keys). The web group's tools are
+    chosen by which key is set and checked when they are made for the run, so that a plan (``--dry-run``) of a crew
+    that only has ``web`` does not import crewai-tools."""
     planned: dict[str, ToolSpec] = {}
     for spec in specs:
-        for one in web_tools(spec, config, env, roots) if spec.name == "web" else [spec]:
-            if one.name not in planned:
-                check(one, config, env, roots, owner)
-                planned[one.name] = one
+        if spec.name == "web":
+            for name in config.web(env):
+                planned.setdefault(name, ToolSpec(name, {}, spec.where))
+        elif spec.name not in planned:
+            check(spec, config, env, roots, owner)
+            planned[spec.name] = spec
     return tuple(planned.values())
 
 
@@ -53,21 +58,6 @@ def crew_problems(catalog: Any, env: Mapping[str, str]) -> list[str]:
     return found
 
 
-def web_tools(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path]) -> list[ToolSpec]:
-    """The web group: the first search tool whose keys are set and whose packages are installed, then the reader."""
-    chosen = [ToolSpec(name, {}, spec.where) for name in config.search if not unusable(ToolSpec(name, {}, spec.where), config, env, roots)]
-    return [*chosen[:1], ToolSpec(config.reader, {}, spec.where)]
-
-
-def unusable(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path]) -> str | None:
-    """Why the tool cannot be used now (a missing key or package, bad arguments), or None."""
-    try:
-        check(spec, config, env, roots, "the web group")
-    except ConfigError as exc:
-        return exc.message
-    return None
-
-
 def check(spec: ToolSpec, config: ToolsConfig, env: Mapping[str, str], roots: list[Path], owner: str) -> None:
     """A ConfigError at ``spec.where`` unless the tool can be made with its arguments and used now."""
     found = resolve(spec, roots, owner)
@@ -90,6 +80,8 @@ def make_tool(spec: ToolSpec, config: ToolsConfig, roots: list[Path], env: Mappi
             if env.get(var.name):
                 os.environ.setdefault(var.name, env[var.name])
     tool = _instance(found, spec, config, "an agent") if isinstance(found, type) else found
+    from mamabear.tools.limited import limited
+
     return limited(tool, config, guard)
 
 
@@ -144,46 +136,3 @@ def _instance(cls: type, spec: ToolSpec, config: ToolsConfig, owner: str) -> Any
         raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} does not take these args ({where}: {first['msg']}).") from exc
     except (TypeError, ValueError, ImportError) as exc:
         raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} cannot be made with these args: {exc}.") from exc
-
-
-def limited(tool: Any, config: ToolsConfig, guard: Any = None) -> Any:
-    """``tool`` as the agent sees it (same name, description and arguments), its calls bounded by the limits."""
-    from crewai.tools import BaseTool
-    from pydantic import PrivateAttr
-
-    class Limited(BaseTool):
-        _inner: Any = PrivateAttr(default=None)
-
-        def _run(self, **kwargs: Any) -> str:
-            stop = guard.stopping() if guard is not None else None
-            if stop is not None:  # no tool starts once the run is asked to stop
-                return f"not run: the run {stop.reason}."
-            return call_within(lambda: self._inner.run(**kwargs), config, self.name)
-
-    wrapped = Limited(name=tool.name, description=tool.description, args_schema=tool.args_schema, result_as_answer=tool.result_as_answer)
-    wrapped._inner = tool
-    return wrapped
-
-
-def call_within(call: Any, config: ToolsConfig, name: str) -> str:
-    """The call's output as text, cut at ``output_chars``; a call past ``timeout_s`` is left to finish unseen."""
-    result: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            result["out"] = call()
-        except Exception as exc:  # noqa: BLE001 - the agent reads what went wrong, as CrewAI would tell it
-            result["error"] = f"{type(exc).__name__}: {exc}"
-
-    worker = threading.Thread(target=work, name=f"tool {name}", daemon=True)
-    worker.start()
-    worker.join(config.timeout_s)
-    if worker.is_alive():
-        return f"the tool {name} did not finish within {config.timeout_s:g}s and was abandoned; try something else."
-    if "error" in result:
-        return f"the tool {name} failed: {result['error']}"
-    text = str(result.get("out", ""))
-    if len(text) > config.output_chars:
-        cut = len(text) - config.output_chars
-        text = text[: config.output_chars] + f"\n[cut: {cut:,} more characters; ask for less, or for a part]"
-    return text
