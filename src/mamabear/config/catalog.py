@@ -53,6 +53,7 @@ TOOL_GROUPS = {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash
 TOOLS = TOOL_GROUPS["computer"]
 LIBRARY_GROUPS = ("web",)  # a search tool chosen by which key is set, and a page reader (config/tools.yaml)
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
+_MCP = re.compile(r"mcp:[A-Za-z0-9_.-]+")  # an MCP server of config/tools.yaml
 
 
 @dataclass(frozen=True)
@@ -215,13 +216,13 @@ def _tool_list(entry: YamlMapping, what: str) -> tuple[tuple[str, ...], tuple[To
             raise ConfigError(f"{item_where}: each tool of {what} is a name, or a mapping with 'tool' and 'args'.")
         if name in TOOLS or name in TOOL_GROUPS:
             sandbox.append(name)
-        elif name in LIBRARY_GROUPS or _CLASS_NAME.fullmatch(name) or _IMPORT_PATH.fullmatch(name):
+        elif name in LIBRARY_GROUPS or _CLASS_NAME.fullmatch(name) or _IMPORT_PATH.fullmatch(name) or _MCP.fullmatch(name):
             library.append(ToolSpec(name, args, item_where))
         else:
             known = ", ".join([*TOOLS, *TOOL_GROUPS, *LIBRARY_GROUPS])
             raise ConfigError(
                 f"{item_where}: {what} names unknown tool '{name}'; use one of: {known}, a crewai-tools class such as SerperDevTool, "
-                "or a tool of your project as package.module:name."
+                "a tool of your project as package.module:name, or an MCP server as mcp:NAME."
             )
     return tuple(sandbox), tuple(library)
 

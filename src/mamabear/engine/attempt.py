@@ -260,6 +260,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
         current = current.__cause__ or current.__context__
     names = {type(e).__name__ for e in chain}
     message = next((str(e) for e in chain if str(e)), type(exc).__name__).strip().splitlines()[0]
+    if "MCPConnectionError" in names:
+        return f"an MCP server could not be started or reached ({message}); check its entry under mcp_servers in config/tools.yaml.", EXIT_USAGE
     if names & {"APIConnectionError", "ConnectError", "ConnectionError", "ConnectTimeout"}:
         return f"cannot reach the model provider ({message}); check --base-url or your network.", EXIT_USAGE
     if names & {"AuthenticationError", "PermissionDeniedError"}:

@@ -85,14 +85,25 @@ class AgentParts:
             from mamabear.sandbox.tools import make_tools
 
             made += make_tools(planned.tools, self.link, planned.id)
-        specs = planned.library if library is None else library
+        specs = [s for s in (planned.library if library is None else library) if not s.name.startswith("mcp:")]
         if specs:
             from mamabear.tools.library import make_tool
 
-            if self._tool_config is None:
-                self._tool_config = ToolsConfig.load(self.roots)
-            made += [make_tool(spec, self._tool_config, self.roots, self.settings.env, self.control.guard) for spec in specs]
+            made += [make_tool(spec, self.tool_config(), self.roots, self.settings.env, self.control.guard) for spec in specs]
         return made
+
+    def mcps(self, planned: PlannedAgent) -> list[Any]:
+        """The MCP servers the agent has, as CrewAI's server configs (CrewAI starts and stops them)."""
+        from mamabear.tools.mcp import server_config
+
+        servers = [s.name[4:] for s in planned.library if s.name.startswith("mcp:")]
+        log = self.settings.home / "logs" / "mcp.log"
+        return [server_config(self.tool_config().mcp_servers[name], self.settings.env, log) for name in servers]
+
+    def tool_config(self) -> ToolsConfig:
+        if self._tool_config is None:
+            self._tool_config = ToolsConfig.load(self.roots)
+        return self._tool_config
 
     def reattach(self, crew: Any) -> Built:
         """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
@@ -112,6 +123,7 @@ class AgentParts:
             agent.llm = self.llm(planned)
             if agent is not crew.manager_agent:
                 agent.tools = self.tools(planned)  # the checkpoint's copies have no session
+                agent.mcps = self.mcps(planned) or None  # nor their servers' tool filters
             agent.max_retry_limit = self.models.retry.task_retries
             agents[str(agent.id)] = planned
         crew.memory = self.memory or False  # checkpoints keep no memory (see memory/shared.py)
@@ -135,6 +147,8 @@ def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manag
         options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
     else:
         options["tools"] = parts.tools(planned)
+        if any(s.name.startswith("mcp:") for s in planned.library):
+            options["mcps"] = parts.mcps(planned)
     return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
 
 

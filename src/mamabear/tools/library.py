@@ -10,6 +10,7 @@ that is not set. ``make_tool`` makes a checked tool for one agent, wrapped in th
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from difflib import get_close_matches
 from pathlib import Path
@@ -31,6 +32,16 @@ def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[st
         if spec.name == "web":
             for name in config.web(env):
                 planned.setdefault(name, ToolSpec(name, {}, spec.where))
+        elif spec.name.startswith("mcp:"):
+            server = config.mcp_servers.get(spec.name[4:])
+            if server is None:
+                declared = ", ".join(config.mcp_servers) or "none"
+                raise ConfigError(
+                    f"{spec.where}: {owner} names MCP server '{spec.name[4:]}', which config/tools.yaml does not declare (mcp_servers: {declared})."
+                )
+            if server.command is not None and shutil.which(server.command, path=env.get("PATH", os.environ.get("PATH"))) is None:
+                raise ConfigError(f"{server.where}: MCP server '{server.name}': its command '{server.command}' is not found; install it, or fix the command.")
+            planned.setdefault(spec.name, spec)
         elif spec.name not in planned:
             check(spec, config, env, roots, owner)
             planned[spec.name] = spec
