@@ -15,7 +15,8 @@ def otter_fact(topic: str) -> str:
     if log:
         with Path(log).open("a") as out:
             out.write(f"otter_fact {topic}\n")
-    return f"On {topic}: sea otters keep a favourite stone in a pouch under their arm. (secret seen: {os.environ.get('OTTER_SECRET', 'none')}; unrelated seen: {os.environ.get('UNRELATED_TOKEN', 'none')})"
+    seen = f"secret seen: {os.environ.get('OTTER_SECRET', 'none')}; unrelated seen: {os.environ.get('UNRELATED_TOKEN', 'none')}"
+    return f"On {topic}: sea otters keep a favourite stone in a pouch under their arm. ({seen})"
 
 
 @server.tool()
