@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mamabear.compat.versions import moved
 
@@ -21,7 +21,8 @@ def server_errors_to(path: Path) -> None:
     if path not in _opened:
         path.parent.mkdir(parents=True, exist_ok=True)
         _opened[path] = path.open("a", encoding="utf-8")
-    stdio.stdio_client.__wrapped__.__defaults__ = (_opened[path],)  # under its @asynccontextmanager
+    inner: Any = getattr(stdio.stdio_client, "__wrapped__")  # noqa: B009 - the function under its @asynccontextmanager
+    inner.__defaults__ = (_opened[path],)
 
 
 def problems() -> list[str]:
@@ -29,8 +30,8 @@ def problems() -> list[str]:
         from mcp.client import stdio
     except ImportError as exc:
         return [moved("mcp", f"module {exc.name}", "cannot be imported")]
-    inner = getattr(stdio.stdio_client, "__wrapped__", None)
+    inner: Any = getattr(stdio.stdio_client, "__wrapped__", None)
     params = list(inspect.signature(inner).parameters.values()) if inner is not None else []
-    if len(params) != 2 or params[1].name != "errlog" or inner.__defaults__ is None or len(inner.__defaults__) != 1:
+    if len(params) != 2 or params[1].name != "errlog" or len(getattr(inner, "__defaults__", None) or ()) != 1:
         return [moved("mcp", "stdio_client(server, errlog=sys.stderr)", "has changed")]
     return []

@@ -36,7 +36,7 @@ def server_config(server: McpServer, env: Mapping[str, str], log: Path) -> Any:
     def filled(values: dict[str, str]) -> dict[str, str]:
         return {k: _VAR.sub(lambda m: env.get(m.group(1), ""), v) for k, v in values.items()}
 
-    only = {"tool_filter": AllowedTools(names=list(server.tools))} if server.tools else {}
+    only: dict[str, Any] = {"tool_filter": AllowedTools(names=list(server.tools))} if server.tools else {}
     if server.transport == "stdio":
         from mamabear.compat.mcp import server_errors_to
 
