@@ -150,3 +150,30 @@ def test_a_tool_that_cannot_be_used_is_exit_2_at_its_file_and_line_before_any_mo
         result = cli(*args)
         assert result.code == 2 and message in result.err and "Traceback" not in result.err, (args, result.err)
     assert fake.chat_requests == []
+
+
+def test_tools_list_and_show_say_what_each_tool_needs_and_who_has_it(cli, isolated, monkeypatch):
+    monkeypatch.setenv("BRAVE_API_KEY", "brave-test-key")
+    write_project(
+        "[web, findproj.tools:count_letters, FileReadTool]", "mcp_servers:\n  otters: {command: otters-mcp, tools: [otter_fact]}\n", package="findproj"
+    )
+    rows = {r["name"]: r for r in cli("tools", "list", "--json").json()}
+    assert rows["web"]["detail"] == "search with BraveSearchTool; pages with ScrapeWebsiteTool" and rows["web"]["used_by"] == ["agent finder", "crew research"]
+    assert rows["SerperDevTool"]["usable"] == "needs SERPER_API_KEY" and rows["BraveSearchTool"]["usable"] == "yes"
+    assert rows["findproj.tools:count_letters"] == {
+        "name": "findproj.tools:count_letters",
+        "kind": "project",
+        "usable": "yes",
+        "detail": "",
+        "used_by": ["agent finder"],
+    }
+    assert rows["FileReadTool"]["kind"] == "crewai-tools" and rows["FileReadTool"]["usable"] == "yes"
+    assert rows["mcp:otters"]["detail"] == "stdio: otters-mcp; only otter_fact" and rows["browser"]["usable"] == "on the scrapybara backend only"
+    shown = cli("tools", "show", "findproj.tools:count_letters", "--json").json()
+    assert shown["arguments"] == ["word"] and shown["description"].endswith("Count the letters of a word.")
+    serper = cli("tools", "show", "SerperDevTool", "--json").json()
+    assert serper["keys"] == [{"name": "SERPER_API_KEY", "required": True, "set": False}] and serper["arguments"] == ["search_query"]
+    text = cli("tools", "show", "SerperDevTool").out
+    assert "SERPER_API_KEY (required, not set)" in text
+    unknown = cli("tools", "show", "SerperDevTol")
+    assert unknown.code == 2 and "did you mean SerperDevTool?" in unknown.err

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from mamabear import __version__
-from mamabear.cli import agents, crews, doctor, memory, mission, run, runs, sandbox, stats, validate
+from mamabear.cli import agents, crews, doctor, memory, mission, run, runs, sandbox, stats, tools, validate
 from mamabear.cli.options import debug_enabled, process_started, set_debug, set_started
 from mamabear.errors import EXIT_INTERRUPTED, EXIT_USAGE, MamabearError
 
@@ -26,6 +26,7 @@ app.add_typer(crews.app, name="crews")
 app.add_typer(runs.app, name="runs")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(memory.app, name="memory")
+app.add_typer(tools.app, name="tools")
 app.command("run")(run.run)
 app.command("resume")(run.resume)
 app.command("mission")(mission.mission)
