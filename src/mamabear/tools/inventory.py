@@ -95,7 +95,7 @@ def details(name: str, catalog: Catalog, config: ToolsConfig, env: Mapping[str, 
     doc["arguments"] = list(getattr(schema, "model_fields", {}) or {})
     doc["settings"] = {k: repr(f.default) for k, f in fields.items() if k not in _BASE_FIELDS and not k.startswith("_")}
     env_field = fields.get("env_vars")
-    keys = env_field.default_factory() if env_field is not None and env_field.default_factory is not None else []  # type: ignore[call-arg]  # a no-argument factory
+    keys = env_field.default_factory() if env_field is not None and env_field.default_factory is not None else []
     doc["keys"] = [{"name": v.name, "required": v.required, "set": bool(env.get(v.name))} for v in keys]
     doc["defaults"] = config.defaults.get(name, {})
     return doc
