@@ -352,3 +352,23 @@ def test_a_damaged_store_a_missing_config_dir_and_an_unknown_sandbox_are_one_sen
     monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(isolated / "nowhere"))
     nowhere = cli("crews", "list")
     assert nowhere.code == 2 and "MAMABEAR_CONFIG_DIR" in nowhere.err and "is not a directory" in nowhere.err
+
+
+def test_inputs_come_from_a_yaml_or_json_file_or_stdin_and_i_wins(cli, monkeypatch, tmp_path):
+    import io
+
+    (tmp_path / "in.yaml").write_text("topic: sea otters\naudience: children\n")
+    planned = cli("run", "research", "--inputs", str(tmp_path / "in.yaml"), "-i", "audience=divers", "--dry-run", "--json", "--model", "openai/gpt-4.1-mini")
+    assert planned.code == 0 and planned.json()["inputs"] == {"topic": "sea otters", "audience": "divers"}
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"topic": "owls", "audience": 7}'))
+    from_stdin = cli("run", "research", "--inputs", "-", "--dry-run", "--json", "--model", "openai/gpt-4.1-mini")
+    assert from_stdin.code == 0 and from_stdin.json()["inputs"] == {"topic": "owls", "audience": "7"}
+    (tmp_path / "list.yaml").write_text("- topic\n")
+    (tmp_path / "nested.json").write_text('{"topic": {"a": 1}}')
+    for name, message in (
+        ("list.yaml", "must be a mapping of input names to values"),
+        ("nested.json", "input 'topic' must be text or a number"),
+        ("nope.yaml", "cannot read it"),
+    ):
+        bad = cli("run", "research", "--inputs", str(tmp_path / name), "--dry-run")
+        assert bad.code == 2 and message in bad.err and "Traceback" not in bad.err

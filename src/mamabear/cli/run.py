@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from contextlib import nullcontext, redirect_stdout
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -36,6 +37,29 @@ def parse_inputs(pairs: list[str]) -> dict[str, str]:
             raise UsageError(f"-i {shown}: the value is not UTF-8 text; pass it as UTF-8.") from None
         given[key.strip()] = value
     return given
+
+
+def read_inputs(source: str | None, pairs: list[str]) -> dict[str, str]:
+    """Inputs from ``--inputs FILE`` (YAML or JSON, a mapping; ``-`` for stdin), then ``-i KEY=VALUE`` over them."""
+    given: dict[str, str] = {}
+    if source is not None:
+        import yaml
+
+        where = "stdin" if source == "-" else source
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+            doc = yaml.safe_load(text) if text.strip() else {}
+        except OSError as exc:
+            raise UsageError(f"--inputs {source}: cannot read it ({exc.strerror}).") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--inputs {where}: not YAML or JSON ({str(exc).splitlines()[0]}).") from exc
+        if not isinstance(doc, dict) or not all(isinstance(k, str) for k in doc):
+            raise UsageError(f"--inputs {where}: it must be a mapping of input names to values, such as topic: otters.")
+        bad = [k for k, v in doc.items() if isinstance(v, (dict, list)) or v is None]
+        if bad:
+            raise UsageError(f"--inputs {where}: input '{bad[0]}' must be text or a number, not a list, mapping or nothing.")
+        given = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in doc.items()}
+    return given | parse_inputs(pairs)
 
 
 def render_plan(plan: Plan, json_out: bool) -> None:
@@ -102,6 +126,7 @@ def complete_crew(incomplete: str) -> list[str]:
 def run(
     crew: str = typer.Argument(..., metavar="CREW", help="A crew name, see `mamabear crews list`.", autocompletion=complete_crew),
     inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="A crew input; repeat for more."),
+    inputs_file: Optional[str] = typer.Option(None, "--inputs", metavar="FILE", help="Inputs from a YAML or JSON mapping; - reads stdin (-i wins)."),
     model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
     budget_usd: Optional[float] = BUDGET_USD,
@@ -122,7 +147,7 @@ def run(
     from mamabear.engine.plan import make_plan
     from mamabear.engine.services import Services
 
-    given = parse_inputs(inputs)
+    given = read_inputs(inputs_file, inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
