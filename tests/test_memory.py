@@ -210,3 +210,38 @@ def test_secrets_never_reach_the_memory(cli, isolated, monkeypatch):
     cli("memory", "add", "the key for the bears API is sk-live-abcdef123456")
     stored = cli("memory", "list", "--json").json()[0]["content"]
     assert "sk-live" not in stored and "[REDACTED]" in stored
+
+
+def test_a_project_s_crews_recall_only_their_project_s_memories_unless_shared(cli, fake, isolated, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from mamabear.engine.services import Services
+    from mamabear.memory.shared import make_memory
+
+    cli("memory", "add", "otters hold hands", "--scope", "/crew/research")  # a packaged crew's memory, from earlier runs
+    cli("memory", "add", "otters use stones", "--scope", "/project/template/crew/mine")
+    cli("memory", "add", "the owl project ships on friday", "--scope", "/project/owls/crew/plan")
+    ws = Services()
+
+    def scopes(config, **how) -> set[str]:  # noqa: ANN001
+        memory = make_memory(ws.settings, config, crew="mine", **how)
+        return {m.record.scope for m in memory.recall("otters and owls", depth="shallow")}
+
+    assert scopes(ws.memory_config, project="template") == {"/project/template/crew/mine"}
+    assert scopes(ws.memory_config, project="template", mode="isolated") == {"/project/template/crew/mine"}
+    shared = replace(ws.memory_config, across_projects=True)
+    assert scopes(shared, project="template") == {"/crew/research", "/project/template/crew/mine", "/project/owls/crew/plan"}  # as a packaged crew
+    assert "/crew/research" in scopes(ws.memory_config)  # a packaged crew still recalls across crews
+
+    project = tmp_path / "template"  # a pasted template crew, run where it lives: it saves under its project
+    (project / "crews").mkdir(parents=True)
+    (project / "crews" / "mine.yaml").write_text("description: mine\nagents: [research_specialist]\ntasks: [research_topic]\ninputs: [topic, audience]\n")
+    monkeypatch.chdir(project)
+    fake.add(contains="You extract discrete, reusable memory statements", times=1, text=json.dumps({"memories": ["otters float on their backs"]}))
+    run = cli("run", "mine", "-i", "topic=otters", "-i", "audience=kids", "--base-url", fake.url, "--json", "--quiet")
+    assert run.code == 0, run.err
+    saved = [s["scope"] for s in run.json()["memory"]["saved"]]
+    assert saved and all(scope.startswith("/project/template/") for scope in saved)  # what it learned and its result
+    recalled = {i for r in run.json()["memory"]["recalled"] for i in r["ids"]}
+    packaged = {r["id"] for r in cli("memory", "list", "--scope", "/crew/research", "--json").json()}
+    assert not recalled & packaged  # nothing from the packaged crew's runs

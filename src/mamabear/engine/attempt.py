@@ -357,4 +357,5 @@ def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> 
         run_id=run_id,
         events=tracker,
         warm=True,
+        project=ws.settings.project_dir.name if plan.crew.scope > 0 and ws.settings.project_dir else None,  # a project's own crew
     )

@@ -19,6 +19,7 @@ class MemoryConfig:
     embedder: Any = LOCAL  # "local" or CrewAI's embedder spec {provider, config}
     query_analysis_threshold: int = 200
     save_wait_s: float = 120.0  # how long a recall waits for memories still being saved before it goes on without them
+    across_projects: bool = False  # a project's crews recall only their project's memories (/project/NAME) unless true
 
     @classmethod
     def load(cls, roots: list[Path]) -> MemoryConfig:
@@ -32,10 +33,14 @@ class MemoryConfig:
             return
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: memory.yaml must be a mapping.")
-        known = {"collection", "embedder", "query_analysis_threshold", "save_wait_s"}
+        known = {"collection", "embedder", "query_analysis_threshold", "save_wait_s", "across_projects"}
         for key in doc:
             if key not in known:
                 raise ConfigError(f"{doc.where(key)}: unknown field '{key}' in memory.yaml; use one of: {', '.join(sorted(known))}.")
+        if "across_projects" in doc:
+            if not isinstance(doc["across_projects"], bool):
+                raise ConfigError(f"{doc.where('across_projects')}: 'across_projects' must be true or false.")
+            self.across_projects = doc["across_projects"]
         if "collection" in doc:
             self.collection = str(doc["collection"])
         if "embedder" in doc:

@@ -79,8 +79,12 @@ def make_memory(
     run_id: str | None = None,
     events: MemoryEvents | None = None,
     warm: bool = False,
+    project: str | None = None,
 ) -> Any:
     """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode.
+
+    ``project``: the crew is a project's own; everything it saves is under ``/project/NAME/`` and it recalls only
+    its project's memories; with memory.yaml's ``across_projects`` it saves and recalls as a packaged crew does.
 
     ``warm``: load the embedding model now (a run, whose first task recalls), not at the first text to embed.
     """
@@ -94,7 +98,9 @@ def make_memory(
         storage.check_embedder()
     except EmbedderMismatchError as exc:
         raise ConfigError(str(exc)) from exc
-    crew_scope = f"/crew/{crew}" if crew else None
+    home = f"/project/{project}" if project and not config.across_projects else ""
+    crew_scope = f"{home}/crew/{crew}" if crew else None
+    recall_root = crew_scope if mode == "isolated" else (home or None)
     redact = Redactor.for_settings(settings)  # secrets and sensitive data never reach the memory
 
     class SharedMemory(Memory):
@@ -144,7 +150,7 @@ def make_memory(
         "storage": storage,
         "embedder": embedder,
         "read_only": mode == "read_only",
-        "root_scope": crew_scope if mode == "isolated" else None,
+        "root_scope": recall_root,
         "query_analysis_threshold": config.query_analysis_threshold,
     }
     options["llm"] = llm if llm is not None else no_model()
