@@ -118,21 +118,27 @@ def test_a_judged_criterion_goes_to_the_judge_with_the_evidence(cli, fake, isola
     assert "judged: it says hi there" in doc["output"]
 
 
-def test_a_mission_killed_in_the_middle_of_a_step_resumes_with_no_completed_step_repeated(cli, fake, isolated):
-    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # the item's first call hangs: SIGKILL then
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+def killed_in_the_greeting_then_resumed(cli, fake, isolated):  # noqa: ANN001, ANN201 - the fixtures; (run id, the resume's Result)
+    """The mission is SIGKILLed once the greeting item's first call reaches the server (a rule makes it hang), then resumed."""
     proc = start_mamabear(isolated, "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
     try:
-        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the item's first call")
+        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the greeting item's first call")
     finally:
         proc.kill()
         proc.wait(timeout=30)
     run_id = cli("runs", "list", "--json").json()[0]["id"]
     resumed = cli("resume", run_id, "--json", "--quiet")
     assert resumed.code == 0, resumed.err
+    return run_id, resumed
+
+
+def test_a_mission_killed_in_the_middle_of_a_step_resumes_with_no_completed_step_repeated(cli, fake, isolated):
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # the item's first call hangs: SIGKILL then
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    run_id, resumed = killed_in_the_greeting_then_resumed(cli, fake, isolated)
     planning = [r for r in fake.chat_requests if PLANNER in r["text"]]
     assert len(planning) == 1  # the planning step completed before the kill: its call is not made again
     doc = resumed.json()
@@ -222,15 +228,7 @@ def test_a_mission_killed_after_a_re_plan_resumes_on_the_second_plan_without_ask
     fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
     fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
-    proc = start_mamabear(isolated, "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
-    try:
-        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the second plan's first call")
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-    run_id = cli("runs", "list", "--json").json()[0]["id"]
-    resumed = cli("resume", run_id, "--json", "--quiet")
-    assert resumed.code == 0, resumed.err
+    run_id, resumed = killed_in_the_greeting_then_resumed(cli, fake, isolated)
     assert len([r for r in fake.chat_requests if PLANNER in r["text"] or "The plan must change" in r["text"]]) == 2  # no plan asked again
     mission = resumed.json()["mission"]
     assert [p["version"] for p in mission["plans"]] == [1, 2] and {i["id"]: i["status"] for i in mission["items"]} == {"fetch": "dropped", "hello": "done"}
