@@ -4,11 +4,14 @@ named by import path (output_pydantic, callbacks, guardrails), and each mistake 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from crewai import Agent, Task
 from crewai.project.crew_base import AgentConfig, TaskConfig
 
+from conftest import subprocess_env, wait_for
 from mamabear.config.catalog import AGENT_FIELDS, CREWAI_AGENT_KEYS, CREWAI_TASK_KEYS, TASK_FIELDS
 
 AGENTS = """\
@@ -62,11 +65,11 @@ def mentions_otters(output):
 CREW = "description: otter summary\nagents: [analyst]\ntasks: [summarise]\ninputs: [topic]\n"
 
 
-def write_project(root: Path, tasks: str = TASKS, agents: str = AGENTS, package: str = "otterproj") -> None:
+def write_project(root: Path, tasks: str = TASKS, agents: str = AGENTS, package: str = "otterproj", crew: str = CREW) -> None:
     files = {
         "config/agents.yaml": agents,
-        "config/tasks.yaml": tasks,
-        "crews/otters.yaml": CREW,
+        "config/tasks.yaml": tasks.replace("otterproj.", f"{package}."),  # each test its own package: none is cached for another
+        "crews/otters.yaml": crew,
         f"src/{package}/__init__.py": "",
         f"src/{package}/models.py": MODELS,
         f"src/{package}/hooks.py": HOOKS,
@@ -106,7 +109,7 @@ def test_a_crew_using_crewai_keys_runs_with_its_model_callback_and_guardrail_ret
 def test_a_name_that_cannot_be_imported_is_exit_2_at_its_file_and_line_before_any_model_call(cli, fake, isolated):
     write_project(Path.cwd(), tasks=TASKS.replace("otterproj.models:Summary", "otterproj.models:Sumary"), package="otterproj_typo")
     checked = cli("validate")
-    assert checked.code == 2 and "config/tasks.yaml:5: output_pydantic 'otterproj.models:Sumary' of task 'summarise'" in checked.err, checked.err
+    assert checked.code == 2 and "config/tasks.yaml:5: output_pydantic 'otterproj_typo.models:Sumary' of task 'summarise'" in checked.err, checked.err
     for args in (["--dry-run"], ["--base-url", fake.url]):
         result = cli("run", "otters", "-i", "topic=otters", *args)
         assert result.code == 2 and "config/tasks.yaml:5:" in result.err and "Traceback" not in result.err
@@ -119,7 +122,9 @@ def test_a_key_crewai_does_not_know_and_a_callback_that_is_not_callable_are_name
     assert checked.code == 2 and "config/agents.yaml:18: unknown field 'max_iterations' in agent 'analyst'" in checked.err
     write_project(Path.cwd(), tasks=TASKS.replace("otterproj.hooks:keep", "otterproj.models:BaseModel.model_config"), package="otterproj_bad")
     checked = cli("validate")
-    assert checked.code == 2 and "config/tasks.yaml:6: callback 'otterproj.models:BaseModel.model_config' of task 'summarise' must be callable" in checked.err
+    assert (
+        checked.code == 2 and "config/tasks.yaml:6: callback 'otterproj_bad.models:BaseModel.model_config' of task 'summarise' must be callable" in checked.err
+    )
 
 
 def test_human_input_off_a_terminal_is_exit_2_with_a_sentence(cli, fake, isolated):
@@ -127,3 +132,41 @@ def test_human_input_off_a_terminal_is_exit_2_with_a_sentence(cli, fake, isolate
     result = cli("run", "otters", "-i", "topic=otters", "--base-url", fake.url)
     assert result.code == 2 and "task 'summarise' asks a person to review its answer (human_input: true), and stdin is not a terminal" in result.err
     assert fake.chat_requests == []
+
+
+def test_a_crew_with_callbacks_guardrails_and_models_killed_mid_run_resumes_with_them(cli, fake, isolated, monkeypatch):
+    """A checkpoint holds no code (CrewAI would refuse to restore a callback): the resumed run gets it back from the YAML."""
+    publish = (
+        "publish:\n  description: Publish the summary about {topic}.\n  expected_output: The published summary.\n  agent: analyst\n"
+        "  output_pydantic: otterproj.models:Summary\n  callback: otterproj.hooks:keep\n  guardrail: otterproj.hooks:mentions_otters\n"
+    )
+    crew = "description: otter summary\nagents: [analyst]\ntasks: [summarise, publish]\ninputs: [topic]\n"
+    write_project(Path.cwd(), tasks=TASKS + publish, package="otterproj_resume", crew=crew)
+    out = Path.cwd() / "callback.txt"
+    monkeypatch.setenv("OTTERPROJ_OUT", str(out))
+    summary = {"title": "Otters", "points": ["otters hold hands", "otters use tools", "otters live by rivers"]}
+    fake.add(task="Summarise what is known", times=1, text=json.dumps(summary))
+    fake.add(task="Publish the summary", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
+    fake.add(task="Publish the summary", times=1, text='{"title": "Rivers", "points": []}')  # the guardrail refuses it
+    fake.add(task="Publish the summary", times=1, text=json.dumps({**summary, "title": "Otters, published"}))
+    args = [sys.executable, "-m", "mamabear", "run", "otters", "-i", "topic=otters", "--base-url", fake.url, "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=Path.cwd())
+    try:
+        wait_for(lambda: [r for r in fake.chat_requests if "Publish the summary" in r["task"]] or proc.poll() is not None, what="the second task's first call")
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert json.loads(out.read_text()) == summary  # the first task's callback, before the kill
+    checkpoints = list((isolated / "checkpoints").rglob("*.json"))
+    assert checkpoints and not any("otterproj_resume" in p.read_text() for p in checkpoints)  # no code in a checkpoint
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    doc = resumed.json()
+    assert doc["attempts"][-1]["checkpoint"]  # restored from CrewAI's checkpoint, not rebuilt
+    assert len([r for r in fake.chat_requests if "Summarise what is known" in r["task"]]) == 1  # not asked again
+    assert json.loads(doc["output"])["title"] == "Otters, published"  # the output model, after the guardrail's retry
+    assert json.loads(out.read_text())["title"] == "Otters, published"  # the callback, given back to the restored task
+    failed = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "guardrail_failed"]
+    assert [e["task_position"] for e in failed] == [2]

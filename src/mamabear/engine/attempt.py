@@ -217,7 +217,7 @@ class Attempt:
         self.phase("restoring the checkpoint" if self.restore_from is not None else "building the agents")
         with shared_tls():
             if self.restore_from is not None:
-                built = parts.reattach(checkpoints.restore(self.restore_from))
+                built = parts.reattach(checkpoints.restore(self.restore_from), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())

@@ -105,8 +105,9 @@ class AgentParts:
             self._tool_config = ToolsConfig.load(self.roots)
         return self._tool_config
 
-    def reattach(self, crew: Any) -> Built:
-        """Give a crew restored from a checkpoint its LLMs back; agents and tasks keep the plan's order."""
+    def reattach(self, crew: Any, catalog: Catalog) -> Built:
+        """Give a crew restored from a checkpoint its LLMs back, its tools, and the code its YAML names (callbacks,
+        guardrails, output models, MCP servers: never written in a checkpoint); agents and tasks keep the plan's order."""
         workers = [a for a in self.plan.agents if a is not self.plan.manager]
         if len(crew.agents) != len(workers) or len(crew.tasks) != len(self.plan.tasks):
             from mamabear.errors import UsageError
@@ -119,17 +120,31 @@ class AgentParts:
         pairs = list(zip(crew.agents, workers, strict=True))
         if self.plan.manager is not None and crew.manager_agent is not None:
             pairs.append((crew.manager_agent, self.plan.manager))
+        catalog = catalog.scoped(self.plan.crew)
         for agent, planned in pairs:
             agent.llm = self.llm(planned)
+            for key, value in catalog.objects(catalog.agent(planned.id)).items():
+                setattr(agent, key, value)
+            if planned.tool_route is not None:
+                agent.function_calling_llm = make_resilient_llm(planned.tool_route, planned.temperature, self.settings, self.models, self.control)
             if agent is not crew.manager_agent:
                 agent.tools = self.tools(planned)  # the checkpoint's copies have no session
-                agent.mcps = self.mcps(planned) or None  # nor their servers' tool filters
+                agent.mcps = self.mcps(planned) or None
             agent.max_retry_limit = self.models.retry.task_retries
             agents[str(agent.id)] = planned
         crew.memory = self.memory or False  # checkpoints keep no memory (see memory/shared.py)
         crew.create_crew_memory()
-        for task in crew.tasks:
-            if task.tools:  # CrewAI copied the agent's tools onto the task; those copies have no session either
+        by_agent = {(p.id, p.tier): p for p in self.plan.agents}
+        for task, planned_task in zip(crew.tasks, self.plan.tasks, strict=True):
+            spec = catalog.tasks[planned_task.id]
+            for key, value in task_options(catalog, spec).items():
+                if key not in ("name", "tools"):
+                    setattr(task, key, value)
+            task.ensure_guardrail_is_callable()  # CrewAI makes a guardrail (a function or a text for an LLM) usable here
+            if (planned_task.tools or planned_task.library) and planned_task.agent is not None:
+                own = replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools)
+                task.tools = self.tools(own, planned_task.library)
+            elif task.tools:  # CrewAI copied the agent's tools onto the task; those copies have no session either
                 task.tools = list(task.agent.tools or []) if task.agent is not None else []
         positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, self.plan.tasks, strict=True)}
         return Built(crew=crew, positions=positions, agents=agents)

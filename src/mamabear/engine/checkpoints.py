@@ -50,7 +50,7 @@ class SafeJsonProvider(JsonProvider):
     _events: Any = PrivateAttr(default=None)  # told why a checkpoint could not be written (CrewAI only logs it)
 
     def checkpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
-        text = data
+        text = without_code(data)
         if self._redact is not None:
             text = self._redact(text)
         path = checkpoint_path(location, branch, parent_id)
@@ -77,6 +77,36 @@ class SafeJsonProvider(JsonProvider):
 
     async def acheckpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
         return self.checkpoint(data, location, parent_id=parent_id, branch=branch)
+
+
+# What a checkpoint must not hold: Python code named by the YAML (CrewAI refuses to restore a callback path, and
+# drops a guardrail function), and MCP servers (their env and headers hold keys). A resumed run gives them back
+# from the plan (engine.build.AgentParts.reattach).
+AGENT_CODE = ("callbacks", "step_callback", "mcps", "function_calling_llm")
+TASK_CODE = ("callback", "guardrail", "guardrails", "converter_cls")
+
+
+def without_code(text: str) -> str:
+    """The checkpoint's JSON with every agent's and task's code-bearing fields emptied (unchanged if it is not JSON)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+
+    def clean(node: Any) -> None:
+        if isinstance(node, dict):
+            if "role" in node and "goal" in node and "backstory" in node:
+                node.update({k: None for k in AGENT_CODE if node.get(k)})
+            if "description" in node and "expected_output" in node:
+                node.update({k: None for k in TASK_CODE if node.get(k)})
+            for value in node.values():
+                clean(value)
+        elif isinstance(node, list):
+            for value in node:
+                clean(value)
+
+    clean(doc)
+    return json.dumps(doc)
 
 
 class Checkpoints:
