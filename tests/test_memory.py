@@ -244,4 +244,5 @@ def test_a_project_s_crews_recall_only_their_project_s_memories_unless_shared(cl
     assert saved and all(scope.startswith("/project/template/") for scope in saved)  # what it learned and its result
     recalled = {i for r in run.json()["memory"]["recalled"] for i in r["ids"]}
     packaged = {r["id"] for r in cli("memory", "list", "--scope", "/crew/research", "--json").json()}
-    assert not recalled & packaged  # nothing from the packaged crew's runs
+    own = {r["id"] for r in cli("memory", "list", "--scope", "/project/template", "--json").json()}
+    assert recalled & own and not recalled & packaged  # its project's memories, nothing from the packaged crew's runs

@@ -36,6 +36,10 @@ def slow_lookup(word: str) -> str:
     return "never"
 
 
+def undocumented(word: str) -> str:
+    return word
+
+
 def long_page(word: str) -> str:
     \"\"\"Read a very long page about a word.\"\"\"
     return word * 10000
@@ -80,15 +84,17 @@ def test_the_web_group_searches_with_serper_and_reads_the_page_it_found(cli, fak
     asks = [r for r in fake.chat_requests if "Find out about" in r["task"]]
     assert f"{apis.origin}/otters.html" in asks[1]["text"]  # the search result reached the model
     assert "hold hands while they sleep so that they do not drift apart" in asks[2]["text"]  # and so did the page
-    calls = cli("runs", "show", result.json()["run_id"], "--json").json()["tool_calls"]
-    assert [(c["tool"], c["ok"]) for c in calls] == [("search_the_internet_with_serper", True), ("read_website_content", True)]
-    assert "serper-test-key" not in json.dumps(calls)
+    shown = cli("runs", "show", result.json()["run_id"], "--json").json()
+    assert [(c["tool"], c["ok"]) for c in shown["tool_calls"]] == [("search_the_internet_with_serper", True), ("read_website_content", True)]
+    assert "serper-test-key" not in json.dumps(shown) + json.dumps(cli("runs", "logs", result.json()["run_id"], "--json").json())
 
 
 def test_brave_is_chosen_when_only_its_key_is_set_and_with_no_key_the_agent_still_reads_pages(cli, fake, apis, isolated, monkeypatch):
     write_project("[web]", f"defaults:\n  BraveSearchTool: {{search_url: '{apis.origin}/res/v1/web/search'}}\n")
+    monkeypatch.setenv("TAVILY_API_KEY", "tavily-test-key")  # its module (tavily-python) is not installed here: passed over
     alone = cli("run", "find", "-i", "topic=otters", "--dry-run", "--json", "--base-url", fake.url)
     assert alone.code == 0 and alone.json()["agents"][0]["tools"] == ["ScrapeWebsiteTool"]
+    assert alone.json()["notes"][0].startswith("the web group has no search tool: set one of SERPER_API_KEY")
     monkeypatch.setenv("BRAVE_API_KEY", "brave-test-key")
     fake.add(task="Find out about", times=1, tool_calls=[{"name": "brave_search", "arguments": {"q": "sea otters"}}])
     fake.add(task="Find out about", times=1, text="Otters hold hands.")
@@ -139,8 +145,9 @@ def test_a_project_tool_by_import_path_is_called_and_the_limits_cut_and_abandon(
         ),
         ("[findproj.tools:nothing_here]", {}, "config/agents.yaml:6: tool 'findproj.tools:nothing_here' of agent 'finder': module 'findproj.tools' has no"),
         ("[scissors]", {}, "config/agents.yaml:6: agent 'finder' names unknown tool 'scissors'"),
+        ("[findproj.tools:undocumented]", {}, "tool 'findproj.tools:undocumented' of agent 'finder' cannot be a tool: Function must have a docstring"),
     ],
-    ids=["unknown-class", "missing-key", "bad-arg", "missing-package", "bad-import-path", "not-a-tool-name"],
+    ids=["unknown-class", "missing-key", "bad-arg", "missing-package", "bad-import-path", "not-a-tool-name", "no-docstring"],
 )
 def test_a_tool_that_cannot_be_used_is_exit_2_at_its_file_and_line_before_any_model_call(cli, fake, isolated, monkeypatch, tools, env, message):
     for key, value in env.items():

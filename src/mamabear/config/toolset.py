@@ -31,11 +31,11 @@ class McpServer:
 
 @dataclass
 class ToolsConfig:
-    search: tuple[tuple[str, str], ...] = (  # (tool class, the key that makes it the one)
-        ("SerperDevTool", "SERPER_API_KEY"),
-        ("TavilySearchTool", "TAVILY_API_KEY"),
-        ("BraveSearchTool", "BRAVE_API_KEY"),
-        ("EXASearchTool", "EXA_API_KEY"),
+    search: tuple[tuple[str, str, str | None], ...] = (  # (tool class, the key that makes it the one, the module it needs)
+        ("SerperDevTool", "SERPER_API_KEY", None),
+        ("TavilySearchTool", "TAVILY_API_KEY", "tavily"),
+        ("BraveSearchTool", "BRAVE_API_KEY", None),
+        ("EXASearchTool", "EXA_API_KEY", "exa_py"),
     )
     reader: str = "ScrapeWebsiteTool"
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool class -> its arguments
@@ -51,12 +51,14 @@ class ToolsConfig:
         return config
 
     def web(self, env: Mapping[str, str]) -> tuple[str, ...]:
-        """The web group's tools: the first search tool whose key is set, then the reader."""
-        found = [tool for tool, key in self.search if env.get(key)]
+        """The web group's tools: the first search tool whose key is set and whose module is installed, then the reader."""
+        from importlib.util import find_spec
+
+        found = [tool for tool, key, needs in self.search if env.get(key) and (needs is None or find_spec(needs) is not None)]
         return (*found[:1], self.reader)
 
     def search_keys(self) -> str:
-        return ", ".join(key for _, key in self.search)
+        return ", ".join(key for _, key, _ in self.search)
 
     def _merge(self, doc: Any, path: Path) -> None:
         if doc is None:
@@ -77,9 +79,10 @@ class ToolsConfig:
             known_keys(web, {"search", "reader"}, "web")
             if "search" in web:
                 search = web["search"]
-                if not isinstance(search, list) or not all(isinstance(s, YamlMapping) and set(s) == {"tool", "key"} for s in search):
-                    raise ConfigError(f"{web.where('search')}: 'search' is a list of {{tool: CLASS, key: ENV_VAR}}, first choice first.")
-                self.search = tuple((str(s["tool"]), str(s["key"])) for s in search)
+                shape = {"tool", "key"}
+                if not isinstance(search, list) or not all(isinstance(s, YamlMapping) and shape <= set(s) <= shape | {"needs"} for s in search):
+                    raise ConfigError(f"{web.where('search')}: 'search' is a list of {{tool: CLASS, key: ENV_VAR, needs: MODULE}}, first choice first.")
+                self.search = tuple((str(s["tool"]), str(s["key"]), str(s["needs"]) if s.get("needs") else None) for s in search)
             if "reader" in web:
                 if not isinstance(web["reader"], str) or not web["reader"]:
                     raise ConfigError(f"{web.where('reader')}: 'reader' must be a tool class name, such as ScrapeWebsiteTool.")

@@ -134,7 +134,7 @@ class AgentParts:
             agents[str(agent.id)] = planned
         crew.memory = self.memory or False  # checkpoints keep no memory (see memory/shared.py)
         crew.create_crew_memory()
-        by_agent = {(p.id, p.tier): p for p in self.plan.agents}
+        by_agent: dict[tuple[str, str | None], PlannedAgent] = {(p.id, p.tier): p for p in self.plan.agents}
         for task, planned_task in zip(crew.tasks, self.plan.tasks, strict=True):
             spec = catalog.tasks[planned_task.id]
             for key, value in task_options(catalog, spec).items():

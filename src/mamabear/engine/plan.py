@@ -144,6 +144,7 @@ def make_plan(
 ) -> Plan:
     """``crew_name``: a crew of the catalog, or a crew made in code (a mission's team)."""
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
+    roots = catalog.roots  # every root: the project's tools.yaml holds for the packaged crews too
     catalog = catalog.scoped(crew)
     inputs = resolve_inputs(crew, given)
     specs: list[AgentSpec | TaskSpec] = [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]
@@ -162,10 +163,10 @@ def make_plan(
         raise UsageError(f"--session {settings.session}: crew '{crew.name}' gives its agents no tools, so it works in no sandbox session.")
     sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
     browser = sandbox_plan is not None and sandbox_plan.backend == "scrapybara"
-    tool_config = ToolsConfig.load(catalog.roots)
+    tool_config = ToolsConfig.load(roots)
 
     def library(specs: tuple[ToolSpec, ...], owner: str) -> tuple[ToolSpec, ...]:
-        return plan_tools(specs, tool_config, settings.env, catalog.roots, owner) if specs else ()
+        return plan_tools(specs, tool_config, settings.env, roots, owner) if specs else ()
 
     def planned(agent_id: str, tier: str) -> PlannedAgent:
         if (agent_id, tier) not in agents:

@@ -50,8 +50,11 @@ def inventory(catalog: Catalog, config: ToolsConfig, env: Mapping[str, str]) -> 
     web = config.web(env)
     search = f"search with {web[0]}" if len(web) > 1 else f"no search: set one of {config.search_keys()}"
     row("web", "group", "yes", f"{search}; pages with {config.reader}")
-    for tool, key in config.search:
-        row(tool, "crewai-tools", "yes" if env.get(key) else f"needs {key}", "a web search tool")
+    from importlib.util import find_spec
+
+    for tool, key, needs in config.search:
+        usable = f"needs {key}" if not env.get(key) else f"needs the module {needs} (pip install it)" if needs and find_spec(needs) is None else "yes"
+        row(tool, "crewai-tools", usable, "a web search tool")
     row(config.reader, "crewai-tools", "yes", "the web group's page reader")
     named = sorted(n for n in who if n not in TOOLS and n not in TOOL_GROUPS and n not in LIBRARY_GROUPS and not n.startswith("mcp:"))
     for name in named:

@@ -110,7 +110,10 @@ def resolve(spec: ToolSpec, roots: list[Path], owner: str) -> Any:
             return found
         from crewai.tools import tool as as_tool
 
-        return as_tool(found)  # a plain function: CrewAI's own @tool makes it one
+        try:
+            return as_tool(found)  # a plain function: CrewAI's own @tool makes it one
+        except Exception as exc:  # noqa: BLE001 - CrewAI says why it cannot (no docstring, ...)
+            raise ConfigError(f"{spec.where}: tool '{spec.name}' of {owner} cannot be a tool: {exc}.") from exc
     import crewai_tools
 
     found = getattr(crewai_tools, spec.name, None)
@@ -145,5 +148,5 @@ def _instance(cls: type, spec: ToolSpec, config: ToolsConfig, owner: str) -> Any
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} does not take these args ({where}: {first['msg']}).") from exc
-    except (TypeError, ValueError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the tool's own constructor raises is said in one sentence
         raise ConfigError(f"{spec.where}: tool {spec.name} of {owner} cannot be made with these args: {exc}.") from exc
