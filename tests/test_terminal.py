@@ -193,3 +193,29 @@ def test_review_plan_off_a_terminal_is_refused_with_exit_2(cli, isolated):
     result = cli("mission", "leave a greeting", "--review-plan")
     assert result.code == 2 and "--review-plan asks at a terminal" in result.err and "Traceback" not in result.err
     assert cli("runs", "list", "--json").json() == []
+
+
+def test_a_task_with_human_input_asks_at_the_terminal_and_takes_the_answer(fake, isolated, tmp_path):
+    project = tmp_path / "asking"
+    (project / "config").mkdir(parents=True)
+    (project / "crews").mkdir()
+    (project / "config" / "agents.yaml").write_text("writer:\n  role: Writer\n  goal: Write about {topic}\n  backstory: b\n  tier: fast\n")
+    (project / "config" / "tasks.yaml").write_text(
+        "draft:\n  description: Draft a line about {topic}.\n  expected_output: One line.\n  agent: writer\n  human_input: true\n"
+    )
+    (project / "crews" / "ask.yaml").write_text("description: ask\nagents: [writer]\ntasks: [draft]\ninputs: [topic]\n")
+    fake.add(task="Draft a line about", times=1, text="Otters hold hands.")
+    fake.add(contains="mention that they sleep", times=1, text="Otters hold hands while they sleep.")  # the answer to the feedback
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), TERM="xterm-256color", COLUMNS="160", LINES="40")
+    child = pexpect.spawn(sys.executable, ["-m", "mamabear", "run", "ask", "-i", "topic=otters", "--base-url", fake.url], env=env, cwd=str(project),
+                          dimensions=(40, 160), encoding="utf-8", codec_errors="replace", timeout=120)  # fmt: skip
+    child.expect("Human Feedback Required")
+    assert "Otters hold hands." in screen(child.before)  # the answer asked about is on the screen
+    child.sendline("mention that they sleep")
+    child.expect("Human Feedback Required")
+    child.sendline("")  # content: accept it
+    code, text = finish(child)
+    assert code == 0, text
+    assert "Otters hold hands while they sleep." in text
+    feedback = [r for r in fake.chat_requests if "mention that they sleep" in r["text"]]
+    assert len(feedback) == 1

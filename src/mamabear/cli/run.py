@@ -210,13 +210,13 @@ def resume(
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True, work=work)
 
 
-def progress_view(quiet: bool) -> LiveProgress | PlainProgress | None:
+def progress_view(quiet: bool, live: bool = True) -> LiveProgress | PlainProgress | None:
     """The progress view that suits where stderr goes: live on a terminal, plain lines otherwise, none when quiet."""
     from mamabear.cli.progress import LiveProgress, PlainProgress
 
     if quiet:
         return None
-    return LiveProgress(console(stderr=True)) if is_tty(sys.stderr) else PlainProgress()
+    return LiveProgress(console(stderr=True)) if live and is_tty(sys.stderr) else PlainProgress()
 
 
 def launch(
@@ -233,8 +233,8 @@ def launch(
     """Execute with the progress view that suits the terminal (or ``progress``, when given), then print the result."""
     from mamabear.engine.attempt import Attempt
 
-    if progress is False:
-        progress = progress_view(quiet)
+    if progress is False:  # a crew that asks a person writes plain lines: CrewAI's question has the terminal
+        progress = progress_view(quiet, live=not plan.asks_person)
     real_stdout = sys.stdout
 
     def abandon(result: RunResult) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
@@ -245,7 +245,7 @@ def launch(
 
     from mamabear.cli.options import command_started
 
-    with progress or nullcontext(), library_chatter_off():
+    with progress or nullcontext(), nullcontext() if plan.asks_person else library_chatter_off():
         observers: list[RunObserver] = [progress] if progress else []
         attempt = Attempt(ws, plan, observers, limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started(), work=work)
         result = attempt.run()

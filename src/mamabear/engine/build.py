@@ -211,6 +211,8 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
         spec = catalog.tasks[planned_task.id]
         agent = by_planned[(planned_task.agent, planned_task.tier)] if planned_task.agent else None
         options = task_options(catalog, spec)
+        if spec.options.get("human_input") and agent is not None:
+            agent.verbose = True  # CrewAI shows the answer it then asks a person about only for a verbose agent
         if (planned_task.tools or planned_task.library) and planned_task.agent is not None:
             own = replace(by_agent[(planned_task.agent, planned_task.tier)], tools=planned_task.tools)
             options["tools"] = parts.tools(own, planned_task.library)

@@ -64,6 +64,7 @@ class Plan:
     memory: str = "shared"  # shared | read_only | isolated | off (the crew's mode, or off by --no-memory)
     unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls count as $0
     notes: tuple[str, ...] = ()  # what the configuration leaves out (a web group with no search key)
+    asks_person: bool = False  # a task has human_input: CrewAI asks for feedback at the terminal
 
     @property
     def models(self) -> list[str]:
@@ -217,4 +218,5 @@ def make_plan(
     if any(t.name == "web" for t in crew.library) or any(t.name == "web" for a in crew.agents for t in catalog.agent(a).library):
         if len(tool_config.web(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
-    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)), notes=notes)
+    asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
+    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)), notes=notes, asks_person=asks)
