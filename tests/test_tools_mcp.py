@@ -65,7 +65,7 @@ def test_an_agent_calls_a_real_stdio_mcp_server_and_its_answer_reaches_the_model
     assert [(c["tool"], c["ok"]) for c in calls] == [(TOOL, True)]
 
 
-def test_an_undeclared_server_and_a_server_that_cannot_start_are_one_sentence_each(cli, fake, isolated, tmp_path):
+def test_an_undeclared_server_and_a_server_that_cannot_start_are_one_sentence_each(cli, fake, isolated, tmp_path, monkeypatch):
     write_project("mcp_servers: {}\n")
     undeclared = cli("run", "ask", "-i", "topic=otters", "--base-url", fake.url)
     assert undeclared.code == 2 and "config/agents.yaml:6: agent 'keeper' names MCP server 'otters', which config/tools.yaml does not declare" in undeclared.err
@@ -76,6 +76,12 @@ def test_an_undeclared_server_and_a_server_that_cannot_start_are_one_sentence_ea
     for args in (["validate"], ["run", "ask", "-i", "topic=otters", "--dry-run"]):
         missing = cli(*args)
         assert missing.code == 2 and "config/tools.yaml:3: MCP server 'otters': its command '/nonexistent/otter-server' is not found" in missing.err
+    unset = declared(tmp_path / "log").replace("${OTTER_SECRET}", "${OTTER_UNSET}")
+    write_project(unset)
+    on_path(tmp_path, monkeypatch)
+    missing_var = cli("run", "ask", "-i", "topic=otters", "--dry-run")
+    assert missing_var.code == 2 and "config/tools.yaml:3: MCP server 'otters': it takes ${OTTER_UNSET}, which is not set" in missing_var.err
+    monkeypatch.setenv("OTTER_SECRET", "given")
     write_project(declared(tmp_path / "log", command="'false'"))  # starts, and exits at once
     broken = cli("run", "ask", "-i", "topic=otters", "--base-url", fake.url)
     assert broken.code == 2 and "an MCP server could not be started or reached" in broken.err and "Traceback" not in broken.err

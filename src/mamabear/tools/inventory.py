@@ -8,7 +8,7 @@ from typing import Any
 from mamabear.config.catalog import BROWSER_TOOLS, LIBRARY_GROUPS, TOOL_GROUPS, TOOLS, Catalog, ToolSpec
 from mamabear.config.toolset import ToolsConfig
 from mamabear.errors import ConfigError
-from mamabear.tools.library import check, resolve
+from mamabear.tools.library import check, resolve, server_problem
 
 SANDBOX_NOTE = "yes, in the run's sandbox session"
 BROWSER_NOTE = "on the scrapybara backend only"
@@ -69,7 +69,7 @@ def inventory(catalog: Catalog, config: ToolsConfig, env: Mapping[str, str]) -> 
     for server in config.mcp_servers.values():
         target = server.command if server.command is not None else server.url
         only = f"; only {', '.join(server.tools)}" if server.tools else ""
-        row(f"mcp:{server.name}", "mcp", "yes", f"{server.transport}: {target}{only}")
+        row(f"mcp:{server.name}", "mcp", server_problem(server, env) or "yes", f"{server.transport}: {target}{only}")
     return rows
 
 
@@ -96,12 +96,22 @@ def details(name: str, catalog: Catalog, config: ToolsConfig, env: Mapping[str, 
     doc["kind"] = doc.get("kind") or ("project" if ":" in name else "crewai-tools")
     doc["description"] = value("description") or ""
     doc["arguments"] = list(getattr(schema, "model_fields", {}) or {})
-    doc["settings"] = {k: repr(f.default) for k, f in fields.items() if k not in _BASE_FIELDS and not k.startswith("_")}
+    doc["settings"] = {k: _shown(k, f.default) for k, f in fields.items() if k not in _BASE_FIELDS and not k.startswith("_")}
     env_field = fields.get("env_vars")
     keys = env_field.default_factory() if env_field is not None and env_field.default_factory is not None else []
     doc["keys"] = [{"name": v.name, "required": v.required, "set": bool(env.get(v.name))} for v in keys]
-    doc["defaults"] = config.defaults.get(name, {})
+    doc["defaults"] = {k: _shown(k, v) for k, v in config.defaults.get(name, {}).items()}
     return doc
+
+
+_SECRET_NAME = ("key", "token", "secret", "password", "auth")
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting as `tools show` prints it: a value under a name that says it is secret is never shown."""
+    if value and any(word in name.lower() for word in _SECRET_NAME):
+        return "(hidden)"
+    return repr(value)
 
 
 _BASE_FIELDS = {

@@ -10,6 +10,7 @@ that is not set. ``make_tool`` makes a checked tool for one agent, wrapped in th
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from difflib import get_close_matches
@@ -19,6 +20,8 @@ from typing import Any
 from mamabear.config.catalog import ToolSpec
 from mamabear.config.toolset import ToolsConfig
 from mamabear.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[str, str], roots: list[Path], owner: str) -> tuple[ToolSpec, ...]:
@@ -39,13 +42,24 @@ def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[st
                 raise ConfigError(
                     f"{spec.where}: {owner} names MCP server '{spec.name[4:]}', which config/tools.yaml does not declare (mcp_servers: {declared})."
                 )
-            if server.command is not None and shutil.which(server.command, path=env.get("PATH", os.environ.get("PATH"))) is None:
-                raise ConfigError(f"{server.where}: MCP server '{server.name}': its command '{server.command}' is not found; install it, or fix the command.")
+            why = server_problem(server, env)
+            if why:
+                raise ConfigError(f"{server.where}: MCP server '{server.name}': {why}.")
             planned.setdefault(spec.name, spec)
         elif spec.name not in planned:
             check(spec, config, env, roots, owner)
             planned[spec.name] = spec
     return tuple(planned.values())
+
+
+def server_problem(server: Any, env: Mapping[str, str]) -> str | None:
+    """Why an MCP server cannot be started now: its command is not installed, or a ${VAR} it takes is not set."""
+    if server.command is not None and shutil.which(server.command, path=env.get("PATH", os.environ.get("PATH"))) is None:
+        return f"its command '{server.command}' is not found; install it, or fix the command"
+    unset = sorted({name for value in [*server.env.values(), *server.headers.values()] for name in _VAR.findall(value) if not env.get(name)})
+    if unset:
+        return f"it takes ${{{unset[0]}}}, which is not set; set it, or write the value"
+    return None
 
 
 def crew_problems(catalog: Any, env: Mapping[str, str]) -> list[str]:
