@@ -124,7 +124,9 @@ def complete_crew(incomplete: str) -> list[str]:
 
 
 def run(
-    crew: str = typer.Argument(..., metavar="CREW", help="A crew name, see `mamabear crews list`.", autocompletion=complete_crew),
+    crew: Optional[str] = typer.Argument(
+        None, metavar="[CREW]", help="A crew name, see `mamabear crews list` (in a CrewAI project: its crew, by default).", autocompletion=complete_crew
+    ),
     inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="A crew input; repeat for more."),
     inputs_file: Optional[str] = typer.Option(None, "--inputs", metavar="FILE", help="Inputs from a YAML or JSON mapping; - reads stdin (-i wins)."),
     model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL)."),
@@ -150,6 +152,7 @@ def run(
     given = read_inputs(inputs_file, inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
+    crew = crew or ws.catalog.project_crew_name()
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
     if dry_run:
         render_plan(plan, json_out)

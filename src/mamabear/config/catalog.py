@@ -17,7 +17,7 @@ from typing import Any
 from mamabear.config import yamlfile
 from mamabear.config.refs import Ref
 from mamabear.config.yamlfile import YamlMapping, known_keys
-from mamabear.errors import ConfigError, NotFound
+from mamabear.errors import ConfigError, NotFound, UsageError
 
 TIERS = ("fast", "balanced", "pro")
 MEMORY_MODES = ("shared", "read_only", "isolated", "off")
@@ -163,11 +163,18 @@ def packaged_root() -> Path:
 
 
 def search_roots(project_dir: Path | None) -> list[Path]:
-    """Directories holding config/ and/or crews/, lowest precedence first."""
+    """Directories holding config/ and/or crews/, lowest precedence first: the packaged defaults, a CrewAI project's
+    ``src/<package>/`` (its config/agents.yaml and tasks.yaml, as ``crewai create crew`` lays them out), the project."""
     roots = [packaged_root()]
     if project_dir is not None and project_dir.resolve() != roots[0].resolve():
+        roots += [agents.parent.parent for agents in sorted(project_dir.glob("src/*/config/agents.yaml"))[:1]]
         roots.append(project_dir)
     return roots
+
+
+def crewai_package(root: Path) -> bool:
+    """Whether ``root`` is a CrewAI project's package (``src/<package>/`` with config/tasks.yaml and crew.py)."""
+    return root.parent.name == "src" and (root / "config" / "tasks.yaml").is_file() and (root / "crew.py").is_file()
 
 
 # ---------------------------------------------------------------- field helpers
@@ -541,6 +548,8 @@ class Catalog:
     def _crew_files(self) -> dict[str, tuple[Path, int]]:
         files: dict[str, tuple[Path, int]] = {}
         for scope, root in enumerate(self.roots):
+            if crewai_package(root):  # its crew is its tasks.yaml, in order, each on its own agent
+                files[root.name] = (root / "crew.py", scope)
             crews_dir = root / "crews"
             if crews_dir.is_dir():
                 for path in sorted(crews_dir.glob("*.y*ml")):
@@ -555,7 +564,8 @@ class Catalog:
         path, scope = files[name]
         depth = scope + 1
         agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
-        return replace(parse_crew(name, yamlfile.load(path), path, agents, tasks), scope=scope)
+        doc = project_crew(self._task_layer_list()[scope], agents, path) if path.name == "crew.py" else yamlfile.load(path)
+        return replace(parse_crew(name, doc, path, agents, tasks), scope=scope)
 
     def objects(self, spec: AgentSpec | TaskSpec) -> dict[str, Any]:
         """The Python objects an agent's or a task's YAML names, by key (lists for callbacks, knowledge_sources)."""
@@ -572,10 +582,34 @@ class Catalog:
                     found[ref.key] = value
         return found
 
+    def project_crew_name(self) -> str:
+        """The crew to run when none is named: a CrewAI project's own (run at its root)."""
+        names = [root.name for root in self.roots if crewai_package(root)]
+        if not names:
+            raise UsageError("run needs a crew: name one (`mamabear crews list` shows them), or run it at a CrewAI project's root.")
+        return names[0]
+
     def agent(self, agent_id: str) -> AgentSpec:
         if agent_id not in self.agents:
             raise NotFound(f"no agent named '{agent_id}'{_did_you_mean(agent_id, self.agents)}; known agents: {', '.join(self.agents)}.")
         return self.agents[agent_id]
+
+
+def project_crew(tasks: dict[str, TaskSpec], agents: dict[str, AgentSpec], crew_py: Path) -> YamlMapping:
+    """The crew of a CrewAI project as its YAML describes it: every task of its tasks.yaml in order, each on the agent
+    it names, and an input for every {placeholder}. Its crew.py is not read (see README, "Running a CrewAI project")."""
+    used = [a for a in dict.fromkeys(t.agent for t in tasks.values()) if a]
+    texts = "".join(t.description + t.expected_output for t in tasks.values()) + "".join(
+        agents[a].role + agents[a].goal + agents[a].backstory for a in used if a in agents
+    )
+    doc = YamlMapping(
+        description=f"the CrewAI project {crew_py.parent.name}: its tasks.yaml, in order (its crew.py is not read)",
+        agents=used,
+        tasks=list(tasks),
+        inputs=list(dict.fromkeys(_PLACEHOLDER.findall(texts))),  # each required
+    )
+    doc.path, doc.line, doc.key_lines = crew_py.parent / "config" / "tasks.yaml", 1, {}
+    return doc
 
 
 def _merged(layers: list[dict[str, Any]]) -> dict[str, Any]:

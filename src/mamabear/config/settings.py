@@ -58,7 +58,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
             from mamabear.errors import UsageError
 
             raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ or crews/) or unset it.")
-    elif (cwd / "config").is_dir() or (cwd / "crews").is_dir():
+    elif (cwd / "config").is_dir() or (cwd / "crews").is_dir() or any(cwd.glob("src/*/config/agents.yaml")):  # a `crewai create crew` project too
         project_dir = cwd
     else:
         project_dir = None
