@@ -586,7 +586,7 @@ class Catalog:
         """The crew to run when none is named: a CrewAI project's own (run at its root)."""
         names = [root.name for root in self.roots if crewai_package(root)]
         if not names:
-            raise UsageError("run needs a crew: name one (`mamabear crews list` shows them), or run it at a CrewAI project's root.")
+            raise UsageError("run needs a crew: name one (`mamabear crews list` shows them), or run it at a CrewAI project's root; see `mamabear run --help`.")
         return names[0]
 
     def agent(self, agent_id: str) -> AgentSpec:
