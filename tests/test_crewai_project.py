@@ -44,3 +44,93 @@ def test_a_missing_input_of_the_template_is_named_before_any_model_call(cli, fak
     result = cli("run", "-i", "topic=otters", "--base-url", fake.url)
     assert result.code == 2 and "current_year" in result.err and "Traceback" not in result.err
     assert fake.chat_requests == []
+
+
+CREW_PY = '''
+from crewai import Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, before_kickoff, crew, task
+from crewai.tools import tool
+
+
+@tool("count_letters")
+def count_letters(word: str) -> str:
+    """Count the letters of a word."""
+    return f"{word} has {len(word)} letters"
+
+
+@CrewBase
+class LatestAi:
+    agents: list
+    tasks: list
+
+    @before_kickoff
+    def shout(self, inputs):
+        inputs["topic"] = inputs["topic"].upper()
+        return inputs
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"], tools=[count_letters])
+
+    @agent
+    def reporting_analyst(self) -> Agent:
+        return Agent(config=self.agents_config["reporting_analyst"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"])
+
+    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"])
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+'''
+
+
+def test_the_project_s_crew_py_builds_its_crew_with_its_python_tool_and_hook_and_a_kill_resumes_it(cli, fake, template_project, isolated):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env, wait_for
+
+    (template_project / "src" / "latest_ai" / "crew.py").write_text(CREW_PY)
+    fake.add(task="Conduct a thorough research", times=1, tool_calls=[{"name": "count_letters", "arguments": {"word": "otters"}}])
+    fake.add(task="Conduct a thorough research", times=1, text="Otters: 6 letters, and they hold hands.")
+    fake.add(task="Review the context you got", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
+    fake.add(task="Review the context you got", times=1, text="# Otter report")
+    args = [sys.executable, "-m", "mamabear", "run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)))
+    try:
+        wait_for(lambda: [r for r in fake.chat_requests if "Review the context" in r["task"]] or proc.poll() is not None, what="the second task")
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    research = [r for r in fake.chat_requests if "Conduct a thorough research" in r["task"]]
+    assert "Conduct a thorough research about OTTERS" in research[0]["text"]  # crew.py's @before_kickoff hook ran
+    assert "otters has 6 letters" in research[1]["text"]  # its Python tool was called, and its answer reached the model
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    assert len([r for r in fake.chat_requests if "Conduct a thorough research" in r["task"]]) == 2  # the done task is not asked again
+    doc = resumed.json()
+    assert doc["output"] == "# Otter report" and [t["status"] for t in doc["tasks"]] == ["completed", "completed"]
+
+
+def test_a_crew_py_that_builds_other_tasks_than_its_yaml_is_one_sentence(cli, fake, template_project):
+    crew_py = template_project / "src" / "latest_ai" / "crew.py"
+    crew_py.write_text(
+        CREW_PY.replace(
+            """    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"])
+""",
+            "",
+        )
+    )
+    result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url)
+    assert result.code == 2 and "its crew's tasks are not config/tasks.yaml's" in result.err and "Traceback" not in result.err
+    assert fake.chat_requests == []

@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from mamabear.config.limits import Limits
@@ -109,7 +110,10 @@ class Attempt:
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact)
-        self.restore_from = checkpoints.latest() if self.resume else None
+        # A project's crew.py crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
+        # get their stored outputs, so none is asked again.
+        rebuilt = Path(plan.crew.source).name == "crew.py"
+        self.restore_from = checkpoints.latest() if self.resume and not rebuilt else None
         self.number = attempt = store.start_attempt(
             run_id,
             "resume" if self.resume else "run",
@@ -203,6 +207,7 @@ class Attempt:
     def _kickoff(self) -> str | None:
         from mamabear.compat.httpx import shared_tls
         from mamabear.engine.build import AgentParts, build
+        from mamabear.engine.project import build_project, crew_class
         from mamabear.engine.resume import with_stored_outputs
 
         ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
@@ -219,6 +224,8 @@ class Attempt:
             if self.restore_from is not None:
                 built = parts.reattach(checkpoints.restore(self.restore_from), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
+            elif (project := crew_class(plan.crew.source, ws.roots)) is not None:
+                built = build_project(project, plan, ws.catalog, parts, checkpoints.config())
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())
             if self.resume:
