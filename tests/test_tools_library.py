@@ -121,6 +121,8 @@ def test_a_project_tool_by_import_path_is_called_and_the_limits_cut_and_abandon(
     asks = [r["text"] for r in fake.chat_requests if "Find out about" in r["task"]]
     assert "otter has 5 letters" in asks[1]
     assert "the tool slow_lookup did not finish within 1s and was abandoned" in asks[2]
+    calls = cli("runs", "show", cli("runs", "list", "--json").json()[0]["id"], "--json").json()["tool_calls"]
+    assert [(c["tool"], c["ok"]) for c in calls] == [("count_letters", True), ("slow_lookup", False), ("long_page", True)]  # the abandoned call failed
     assert "[cut: 49,500 more characters; ask for less, or for a part]" in asks[3] and "otter" * 100 in asks[3]
 
 

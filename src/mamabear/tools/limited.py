@@ -28,29 +28,42 @@ class Limited(BaseTool):
         return call_within(lambda: self._inner.run(**kwargs), self._config, self.name)
 
 
+class ToolTimeout(Exception):
+    """A tool call ran past tools.yaml's timeout_s and was abandoned (it may still finish, unseen)."""
+
+
 def limited(tool: Any, config: ToolsConfig, guard: Any = None) -> Any:
-    wrapped = Limited(name=tool.name, description=tool.description, args_schema=tool.args_schema, result_as_answer=tool.result_as_answer)
+    """The wrapped tool keeps what CrewAI reads of the inner one: its arguments, its answer rule, its cache and usage limits."""
+    wrapped = Limited(
+        name=tool.name,
+        description=tool.description,
+        args_schema=tool.args_schema,
+        result_as_answer=tool.result_as_answer,
+        cache_function=tool.cache_function,
+        max_usage_count=tool.max_usage_count,
+    )
     wrapped._inner, wrapped._config, wrapped._guard = tool, config, guard
     return wrapped
 
 
 def call_within(call: Any, config: ToolsConfig, name: str) -> str:
-    """The call's output as text, cut at ``output_chars``; a call past ``timeout_s`` is left to finish unseen."""
+    """The call's output as text, cut at ``output_chars``. A call past ``timeout_s`` is left to finish unseen and raises
+    ToolTimeout; the tool's own failure is raised as it was. CrewAI then tells the agent, and the run records a failed call."""
     result: dict[str, Any] = {}
 
     def work() -> None:
         try:
             result["out"] = call()
-        except Exception as exc:  # noqa: BLE001 - the agent reads what went wrong, as CrewAI would tell it
-            result["error"] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread, below
+            result["error"] = exc
 
     worker = threading.Thread(target=work, name=f"tool {name}", daemon=True)
     worker.start()
     worker.join(config.timeout_s)
     if worker.is_alive():
-        return f"the tool {name} did not finish within {config.timeout_s:g}s and was abandoned; try something else."
+        raise ToolTimeout(f"the tool {name} did not finish within {config.timeout_s:g}s and was abandoned; try something else")
     if "error" in result:
-        return f"the tool {name} failed: {result['error']}"
+        raise result["error"]
     text = str(result.get("out", ""))
     if len(text) > config.output_chars:
         cut = len(text) - config.output_chars
