@@ -117,16 +117,28 @@ def store_for(home: Path):  # noqa: ANN201 - a mamabear.store.database.Store
     return Store.open(f"sqlite:///{home / 'mamabear.db'}")
 
 
-def start_mamabear(home: Path, *args: str) -> subprocess.Popen:
-    """`mamabear ARGS` in a process of its own, as a user starts it, on the given home."""
+def start_mamabear(home: Path, *args: str, cwd: Path = REPO) -> subprocess.Popen:
+    """`mamabear ARGS` in a process of its own, as a user starts it, on the given home (in ``cwd``: a project's root)."""
     return subprocess.Popen(
         [sys.executable, "-m", "mamabear", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(MAMABEAR_HOME=str(home)),
-        cwd=REPO,
+        cwd=cwd,
     )
+
+
+def killed_at(fake, home: Path, task: str, *args: str, cwd: Path = REPO) -> None:  # noqa: ANN001 - the fake model server
+    """`mamabear ARGS` started as a user starts it, SIGKILLed once the model server has the first call of ``task``
+    (a rule of the test makes that call hang); it must still be running then, or its stderr says why not."""
+    proc = start_mamabear(home, *args, cwd=cwd)
+    try:
+        wait_for(lambda: [r for r in fake.chat_requests if task in r["task"]] or proc.poll() is not None, what=f"the first call of '{task}'")
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201

@@ -4,14 +4,12 @@ named by import path (output_pydantic, callbacks, guardrails), and each mistake 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from crewai import Agent, Task
 from crewai.project.crew_base import AgentConfig, TaskConfig
 
-from conftest import subprocess_env, wait_for
+from conftest import killed_at
 from mamabear.config.catalog import AGENT_FIELDS, CREWAI_AGENT_KEYS, CREWAI_TASK_KEYS, TASK_FIELDS
 
 AGENTS = """\
@@ -149,14 +147,7 @@ def test_a_crew_with_callbacks_guardrails_and_models_killed_mid_run_resumes_with
     fake.add(task="Publish the summary", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
     fake.add(task="Publish the summary", times=1, text='{"title": "Rivers", "points": []}')  # the guardrail refuses it
     fake.add(task="Publish the summary", times=1, text=json.dumps({**summary, "title": "Otters, published"}))
-    args = [sys.executable, "-m", "mamabear", "run", "otters", "-i", "topic=otters", "--base-url", fake.url, "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)), cwd=Path.cwd())
-    try:
-        wait_for(lambda: [r for r in fake.chat_requests if "Publish the summary" in r["task"]] or proc.poll() is not None, what="the second task's first call")
-        assert proc.poll() is None, proc.communicate()[1]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    killed_at(fake, isolated, "Publish the summary", "run", "otters", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=Path.cwd())
     assert json.loads(out.read_text()) == summary  # the first task's callback, before the kill
     checkpoints = list((isolated / "checkpoints").rglob("*.json"))
     assert checkpoints and not any("otterproj_resume" in p.read_text() for p in checkpoints)  # no code in a checkpoint

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import killed_at
+
 TEMPLATE = Path(__import__("crewai_cli").__file__).parent / "templates" / "crew"
 
 
@@ -91,24 +93,12 @@ class LatestAi:
 
 
 def test_the_project_s_crew_py_builds_its_crew_with_its_python_tool_and_hook_and_a_kill_resumes_it(cli, fake, template_project, isolated):
-    import subprocess
-    import sys
-
-    from conftest import subprocess_env, wait_for
-
     (template_project / "src" / "latest_ai" / "crew.py").write_text(CREW_PY)
     fake.add(task="Conduct a thorough research", times=1, tool_calls=[{"name": "count_letters", "arguments": {"word": "otters"}}])
     fake.add(task="Conduct a thorough research", times=1, text="Otters: 6 letters, and they hold hands.")
     fake.add(task="Review the context you got", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
     fake.add(task="Review the context you got", times=1, text="# Otter report")
-    args = [sys.executable, "-m", "mamabear", "run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(MAMABEAR_HOME=str(isolated)))
-    try:
-        wait_for(lambda: [r for r in fake.chat_requests if "Review the context" in r["task"]] or proc.poll() is not None, what="the second task")
-        assert proc.poll() is None, proc.communicate()[1]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    killed_at(fake, isolated, "Review the context", "run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--quiet", cwd=Path.cwd())
     research = [r for r in fake.chat_requests if "Conduct a thorough research" in r["task"]]
     assert "Conduct a thorough research about OTTERS" in research[0]["text"]  # crew.py's @before_kickoff hook ran
     assert "otters has 6 letters" in research[1]["text"]  # its Python tool was called, and its answer reached the model

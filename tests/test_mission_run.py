@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import start_mamabear, wait_for
+from conftest import killed_at, wait_for
 from mamabear.engine.services import Services
 
 PLANNER = "Make the plan that reaches this goal"
@@ -120,12 +120,7 @@ def test_a_judged_criterion_goes_to_the_judge_with_the_evidence(cli, fake, isola
 
 def killed_in_the_greeting_then_resumed(cli, fake, isolated):  # noqa: ANN001, ANN201 - the fixtures; (run id, the resume's Result)
     """The mission is SIGKILLed once the greeting item's first call reaches the server (a rule makes it hang), then resumed."""
-    proc = start_mamabear(isolated, "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
-    try:
-        wait_for(lambda: [r for r in fake.chat_requests if "Write the greeting file" in r["task"]], what="the greeting item's first call")
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    killed_at(fake, isolated, "Write the greeting file", "mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--quiet", "--json")
     run_id = cli("runs", "list", "--json").json()[0]["id"]
     resumed = cli("resume", run_id, "--json", "--quiet")
     assert resumed.code == 0, resumed.err
