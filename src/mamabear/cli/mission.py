@@ -9,24 +9,39 @@ import typer
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, is_tty
-from mamabear.cli.run import BUDGET_TOKENS, BUDGET_USD, MAX_DURATION, QUIET, in_background, launch, limits_from, progress_view
+from mamabear.cli.run import (
+    BASE_URL,
+    BUDGET_TOKENS,
+    BUDGET_USD,
+    DETACH,
+    MAX_DURATION,
+    MODEL,
+    NO_CACHE,
+    NO_MEMORY,
+    QUIET,
+    RUN_ID,
+    in_background,
+    launch,
+    limits_from,
+    progress_view,
+)
 
 
 def mission(
     goal: str = typer.Argument(..., metavar="GOAL", help='What to achieve, e.g. "a CLI that converts CSV to JSON, with tests".'),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="At most this many model-driven steps (default: config/missions.yaml)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Use this model for every specialist (env MAMABEAR_MODEL)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
+    model: Optional[str] = MODEL,
+    base_url: Optional[str] = BASE_URL,
     budget_usd: Optional[float] = BUDGET_USD,
     budget_tokens: Optional[int] = BUDGET_TOKENS,
     max_duration: Optional[str] = MAX_DURATION,
-    no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories (env MAMABEAR_NO_MEMORY=1)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="No response cache (env MAMABEAR_NO_CACHE=1)."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Carry it out in the background; print the run id and return."),
+    no_memory: bool = NO_MEMORY,
+    no_cache: bool = NO_CACHE,
+    detach: bool = DETACH,
     review_plan: bool = typer.Option(False, "--review-plan", help="Show the first plan and ask: go, edit ($EDITOR on its YAML) or abort (needs a terminal)."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
-    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
+    run_id: Optional[str] = RUN_ID,
 ) -> None:
     """Carry out an open goal: the scout commander plans it, the specialists do each item, checks decide when it is done."""
     from mamabear.config.limits import Limits

@@ -105,6 +105,12 @@ BUDGET_USD = typer.Option(None, "--budget-usd", metavar="USD", help="Stop before
 BUDGET_TOKENS = typer.Option(None, "--budget-tokens", metavar="N", help="Stop before any model call once the run has used this many tokens.")
 MAX_DURATION = typer.Option(None, "--max-duration", metavar="SPAN", help="Stop at the next step after this long, e.g. 90s, 30m, 24h.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress output.")
+MODEL = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL).")
+BASE_URL = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL).")
+NO_MEMORY = typer.Option(False, "--no-memory", help="Neither recall nor save memories in this run (env MAMABEAR_NO_MEMORY=1).")
+NO_CACHE = typer.Option(False, "--no-cache", help="Send every model request to the provider; no response cache (env MAMABEAR_NO_CACHE=1).")
+DETACH = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return.")
+RUN_ID = typer.Option(None, "--run-id", hidden=True)  # given by --detach to its background process
 
 
 def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duration: str | None) -> dict:
@@ -129,20 +135,20 @@ def run(
     ),
     inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="A crew input; repeat for more."),
     inputs_file: Optional[str] = typer.Option(None, "--inputs", metavar="FILE", help="Inputs from a YAML or JSON mapping; - reads stdin (-i wins)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent (env MAMABEAR_MODEL)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="An OpenAI-compatible server (env MAMABEAR_BASE_URL)."),
+    model: Optional[str] = MODEL,
+    base_url: Optional[str] = BASE_URL,
     budget_usd: Optional[float] = BUDGET_USD,
     budget_tokens: Optional[int] = BUDGET_TOKENS,
     max_duration: Optional[str] = MAX_DURATION,
     sandbox: Optional[str] = typer.Option(None, "--sandbox", metavar="BACKEND", help="Where agents' tools run: local or scrapybara (env MAMABEAR_SANDBOX)."),
     session: Optional[str] = typer.Option(None, "--session", metavar="ID", help="Work in this existing sandbox session."),
-    no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor save memories in this run (env MAMABEAR_NO_MEMORY=1)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Send every model request to the provider; no response cache (env MAMABEAR_NO_CACHE=1)."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return."),
+    no_memory: bool = NO_MEMORY,
+    no_cache: bool = NO_CACHE,
+    detach: bool = DETACH,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
-    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True),  # given by --detach to its background process
+    run_id: Optional[str] = RUN_ID,
 ) -> None:
     """Run a crew."""
     from mamabear.config.limits import Limits
@@ -239,12 +245,13 @@ def launch(
     if progress is False:  # a crew that asks a person writes plain lines: CrewAI's question has the terminal
         progress = progress_view(quiet, live=not plan.asks_person)
     real_stdout = sys.stdout
+    mission = plan.crew.process == "mission"  # its result is its report
 
     def abandon(result: RunResult) -> None:  # a stop that cannot wait for CrewAI's worker thread: render, then exit
         if progress is not None:
             progress.__exit__(None, None, None)
         with redirect_stdout(real_stdout):
-            render_result(ws, result, json_out)
+            render_result(ws, result, json_out, mission)
 
     from mamabear.cli.options import command_started
 
@@ -252,18 +259,21 @@ def launch(
         observers: list[RunObserver] = [progress] if progress else []
         attempt = Attempt(ws, plan, observers, limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started(), work=work)
         result = attempt.run()
-    render_result(ws, result, json_out)
+    render_result(ws, result, json_out, mission)
     raise typer.Exit(result.exit_code)
 
 
-def render_result(ws: Services, result: RunResult, json_out: bool) -> None:
-    from mamabear.cli.mission_view import report_text, with_mission
-    from mamabear.store.report import run_report
-
-    mission = ws.store.run(result.run_id).process == "mission"
+def render_result(ws: Services, result: RunResult, json_out: bool, mission: bool = False) -> None:
+    """The run's result on stdout: its report with --json, a mission's report, or the crew's output."""
     if json_out or mission:
+        from mamabear.cli.mission_view import report_text, with_mission
+        from mamabear.store.report import run_report
+
         report = with_mission(ws.store, run_report(ws.store, result.run_id))
-        emit_json(report) if json_out else sys.stdout.write(report_text(report))
+        if json_out:
+            emit_json(report)
+        else:
+            sys.stdout.write(report_text(report))
     elif result.output is not None:
         sys.stdout.write(result.output.rstrip("\n") + "\n")
     if result.error:
