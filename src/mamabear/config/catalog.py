@@ -152,6 +152,11 @@ class CrewSpec:
     source: str = ""
     scope: int = -1  # the root its file is in (it sees that root's agents and tasks, and those below); -1: every root
 
+    @property
+    def in_crew_py(self) -> bool:
+        """A CrewAI project's crew: its crew.py builds it (the plan comes from its YAML)."""
+        return Path(self.source).name == CREW_PY
+
 
 def packaged_root() -> Path:
     """Where the default config/ and crews/ live: inside the wheel, or the source checkout."""
@@ -172,9 +177,12 @@ def search_roots(project_dir: Path | None) -> list[Path]:
     return roots
 
 
+CREW_PY = "crew.py"
+
+
 def crewai_package(root: Path) -> bool:
     """Whether ``root`` is a CrewAI project's package (``src/<package>/`` with config/tasks.yaml and crew.py)."""
-    return root.parent.name == "src" and (root / "config" / "tasks.yaml").is_file() and (root / "crew.py").is_file()
+    return root.parent.name == "src" and (root / "config" / "tasks.yaml").is_file() and (root / CREW_PY).is_file()
 
 
 # ---------------------------------------------------------------- field helpers
@@ -549,7 +557,7 @@ class Catalog:
         files: dict[str, tuple[Path, int]] = {}
         for scope, root in enumerate(self.roots):
             if crewai_package(root):  # its crew is its tasks.yaml, in order, each on its own agent
-                files[root.name] = (root / "crew.py", scope)
+                files[root.name] = (root / CREW_PY, scope)
             crews_dir = root / "crews"
             if crews_dir.is_dir():
                 for path in sorted(crews_dir.glob("*.y*ml")):
@@ -564,7 +572,7 @@ class Catalog:
         path, scope = files[name]
         depth = scope + 1
         agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
-        doc = project_crew(self._task_layer_list()[scope], agents, path) if path.name == "crew.py" else yamlfile.load(path)
+        doc = project_crew(self._task_layer_list()[scope], agents, path) if path.name == CREW_PY else yamlfile.load(path)
         return replace(parse_crew(name, doc, path, agents, tasks), scope=scope)
 
     def objects(self, spec: AgentSpec | TaskSpec) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import secrets
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from mamabear.config.limits import Limits
@@ -112,8 +111,7 @@ class Attempt:
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact)
         # A project's crew.py crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
-        rebuilt = Path(plan.crew.source).name == "crew.py"
-        self.restore_from = checkpoints.latest() if self.resume and not rebuilt else None
+        self.restore_from = checkpoints.latest() if self.resume and not plan.crew.in_crew_py else None
         self.number = attempt = store.start_attempt(
             run_id,
             "resume" if self.resume else "run",
@@ -224,7 +222,7 @@ class Attempt:
             if self.restore_from is not None:
                 built = parts.reattach(checkpoints.restore(self.restore_from), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
-            elif (project := crew_class(plan.crew.source, ws.roots)) is not None:
+            elif plan.crew.in_crew_py and (project := crew_class(plan.crew.source, ws.roots)) is not None:
                 built = build_project(project, plan, ws.catalog, parts, checkpoints.config())
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())

@@ -20,10 +20,8 @@ from mamabear.errors import UsageError
 
 
 def crew_class(source: str, roots: list[Path]) -> Any:
-    """The ``@CrewBase`` class of the project's crew.py, or None when the crew is not a project's crew.py."""
+    """The ``@CrewBase`` class of the project's crew.py (``source``), or None when it defines none."""
     path = Path(source)
-    if path.name != "crew.py":
-        return None
     with project_path(roots):
         try:
             name = f"{path.parent.name}.crew"
