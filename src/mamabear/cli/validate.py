@@ -35,7 +35,13 @@ def validate(json_out: bool = JSON) -> None:
     except ConfigError as exc:
         errors.append(exc.message)
     if catalog is not None:
+        from mamabear.config.json_crew import CREW_FILES
+        from mamabear.engine.project import json_problems
         from mamabear.tools.library import crew_problems
+
+        for path in catalog.crew_files().values():
+            if path.name in CREW_FILES:  # CrewAI's own checks of what it builds: tools, settings, Python references
+                errors += json_problems(str(path))
 
         try:
             errors += crew_problems(catalog, ws.settings.env)  # a missing key or package, a tool that does not exist

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mamabear.config import yamlfile
+from mamabear.config import json_crew, yamlfile
 from mamabear.config.refs import Ref
 from mamabear.config.yamlfile import YamlMapping, known_keys
 from mamabear.errors import ConfigError, NotFound, UsageError
@@ -153,9 +153,10 @@ class CrewSpec:
     scope: int = -1  # the root its file is in (it sees that root's agents and tasks, and those below); -1: every root
 
     @property
-    def in_crew_py(self) -> bool:
-        """A CrewAI project's crew: its crew.py builds it (the plan comes from its YAML)."""
-        return Path(self.source).name == CREW_PY
+    def built_by_project(self) -> bool:
+        """A CrewAI project's crew: its crew.py or CrewAI's loader of its crew.jsonc builds it (the plan comes from its
+        YAML or JSON)."""
+        return Path(self.source).name in (CREW_PY, *json_crew.CREW_FILES)
 
 
 def packaged_root() -> Path:
@@ -502,13 +503,12 @@ class Catalog:
         for root in self.roots:
             layer: dict[str, Any] = {}
             layers.append(layer)
-            path = root / "config" / filename
-            if not path.is_file():
-                continue
             try:
-                entries = _mapping(yamlfile.load(path), path, path.name)
+                entries = _root_entries(root, filename)
             except ConfigError as exc:
                 self._problem(exc)
+                continue
+            if entries is None:
                 continue
             for key in entries:
                 try:
@@ -558,6 +558,8 @@ class Catalog:
         for scope, root in enumerate(self.roots):
             if crewai_package(root):  # its crew is its tasks.yaml, in order, each on its own agent
                 files[root.name] = (root / CREW_PY, scope)
+            elif (json_file := json_crew.crew_file(root)) is not None:
+                files[root.name] = (json_file, scope)
             crews_dir = root / "crews"
             if crews_dir.is_dir():
                 for path in sorted(crews_dir.glob("*.y*ml")):
@@ -572,7 +574,16 @@ class Catalog:
         path, scope = files[name]
         depth = scope + 1
         agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
-        doc = project_crew(self._task_layer_list()[scope], agents, path) if path.name == CREW_PY else yamlfile.load(path)
+        if path.name == CREW_PY:
+            how = f"the CrewAI project {name}: its tasks.yaml, in order, built by its crew.py"
+            doc = project_crew(self._task_layer_list()[scope], agents, path.parent / "config" / "tasks.yaml", how)
+        elif path.name in json_crew.CREW_FILES:
+            process, defaults, where = json_crew.crew_settings(path.parent)
+            if process != "sequential":
+                raise ConfigError(f"{where}: its crew is {process}; mamabear runs a {path.name} crew only sequentially (write crews/NAME.yaml for others).")
+            doc = project_crew(self._task_layer_list()[scope], agents, path, f"the CrewAI project {name}: its {path.name}, in order", defaults)
+        else:
+            doc = yamlfile.load(path)
         return replace(parse_crew(name, doc, path, agents, tasks), scope=scope)
 
     def objects(self, spec: AgentSpec | TaskSpec) -> dict[str, Any]:
@@ -592,7 +603,7 @@ class Catalog:
 
     def project_crew_name(self) -> str:
         """The crew to run when none is named: a CrewAI project's own (run at its root)."""
-        names = [root.name for root in self.roots if crewai_package(root)]
+        names = [root.name for root in self.roots if crewai_package(root) or json_crew.crew_file(root)]
         if not names:
             raise UsageError("run needs a crew: name one (`mamabear crews list` shows them), or run it at a CrewAI project's root; see `mamabear run --help`.")
         return names[0]
@@ -603,21 +614,32 @@ class Catalog:
         return self.agents[agent_id]
 
 
-def project_crew(tasks: dict[str, TaskSpec], agents: dict[str, AgentSpec], crew_py: Path) -> YamlMapping:
-    """The crew of a CrewAI project as its YAML describes it: every task of its tasks.yaml in order, each on the agent
-    it names, and an input for every {placeholder}. Its crew.py is not read (see README, "Running a CrewAI project")."""
+def project_crew(
+    tasks: dict[str, TaskSpec], agents: dict[str, AgentSpec], where: Path, description: str, defaults: dict[str, Any] | None = None
+) -> YamlMapping:
+    """The crew of a CrewAI project as its YAML or JSON describes it: every task in order, each on the agent it names,
+    and an input for every {placeholder} (required unless ``defaults`` has it)."""
+    defaults = defaults or {}
     used = [a for a in dict.fromkeys(t.agent for t in tasks.values()) if a]
     texts = "".join(t.description + t.expected_output for t in tasks.values()) + "".join(
         agents[a].role + agents[a].goal + agents[a].backstory for a in used if a in agents
     )
-    doc = YamlMapping(
-        description=f"the CrewAI project {crew_py.parent.name}: its tasks.yaml, in order (its crew.py is not read)",
-        agents=used,
-        tasks=list(tasks),
-        inputs=list(dict.fromkeys(_PLACEHOLDER.findall(texts))),  # each required
-    )
-    doc.path, doc.line, doc.key_lines = crew_py.parent / "config" / "tasks.yaml", 1, {}
+    inputs = []
+    for name in dict.fromkeys(_PLACEHOLDER.findall(texts)):
+        item = YamlMapping(name=name, **({"default": defaults[name]} if name in defaults else {}))
+        item.path, item.line, item.key_lines = where, 1, {}
+        inputs.append(item)
+    doc = YamlMapping(description=description, agents=used, tasks=list(tasks), inputs=inputs)
+    doc.path, doc.line, doc.key_lines = where, 1, {}
     return doc
+
+
+def _root_entries(root: Path, filename: str) -> YamlMapping | None:
+    """``config/FILENAME`` of a root, or the agents or tasks of a JSON crew project's files; None: it has none."""
+    if json_crew.crew_file(root) is not None:
+        return json_crew.agent_entries(root) if filename == "agents.yaml" else json_crew.task_entries(root)
+    path = root / "config" / filename
+    return _mapping(yamlfile.load(path), path, path.name) if path.is_file() else None
 
 
 def _merged(layers: list[dict[str, Any]]) -> dict[str, Any]:

@@ -47,6 +47,13 @@ def _flag(value: str | None) -> bool | None:
     return (value or "").lower() in ("1", "true", "yes") or None
 
 
+def _crewai_project(cwd: Path) -> bool:
+    """A project `crewai create crew` made: src/<package>/config/ (classic) or crew.jsonc (its JSON layout)."""
+    from mamabear.config.json_crew import crew_file
+
+    return any(cwd.glob("src/*/config/agents.yaml")) or crew_file(cwd) is not None
+
+
 def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     cwd = cwd or Path.cwd()
     env = {**_dotenv(cwd), **(os.environ if environ is None else environ)}
@@ -58,7 +65,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
             from mamabear.errors import UsageError
 
             raise UsageError(f"MAMABEAR_CONFIG_DIR '{configured}' is not a directory; point it at a project folder (with config/ or crews/) or unset it.")
-    elif (cwd / "config").is_dir() or (cwd / "crews").is_dir() or any(cwd.glob("src/*/config/agents.yaml")):  # a `crewai create crew` project too
+    elif (cwd / "config").is_dir() or (cwd / "crews").is_dir() or _crewai_project(cwd):
         project_dir = cwd
     else:
         project_dir = None

@@ -84,6 +84,41 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 def load(path: Path) -> Any:
     """Parse one YAML file; syntax errors become a ConfigError naming file and line."""
+    return _parse(_read(path), path, "YAML")
+
+
+def load_jsonc(path: Path) -> Any:
+    """Parse one JSON or JSONC file (JSON with // and /* */ comments and trailing commas, CrewAI's ``crew.jsonc``),
+    remembering lines as YAML does: JSON is YAML's flow style once its comments are blanked out, lines kept."""
+    return _parse(strip_jsonc_comments(_read(path)), path, "JSON")
+
+
+def strip_jsonc_comments(text: str) -> str:
+    """``text`` with its comments blanked (newlines kept, so lines still count) and strings left as they are."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[i : end + 1])
+            i = end + 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append("\n" * text.count("\n", i, end))
+            i = end
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_BYTES:
             raise ConfigError(f"{path}: {path.stat().st_size:,} bytes is too large for a config file (at most {MAX_BYTES:,}).")
@@ -91,11 +126,13 @@ def load(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from exc
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8.") from exc
 
+
+def _parse(text: str, path: Path, kind: str) -> Any:
     class Loader(_LineLoader):
         source = path
 
@@ -104,10 +141,10 @@ def load(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{path}{at}: broken YAML, {problem}; fix the syntax there.") from exc
+        problem = exc.problem or exc.context or f"invalid {kind}"
+        raise ConfigError(f"{path}{at}: broken {kind}, {problem}; fix the syntax there.") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: broken YAML ({exc}).") from exc
+        raise ConfigError(f"{path}: broken {kind} ({exc}).") from exc
 
 
 def layers(roots: list[Path], filename: str) -> Iterator[tuple[Any, Path]]:

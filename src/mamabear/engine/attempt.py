@@ -109,9 +109,9 @@ class Attempt:
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact)
-        # A project's crew.py crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
+        # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
-        self.restore_from = checkpoints.latest() if self.resume and not plan.crew.in_crew_py else None
+        self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project else None
         self.number = attempt = store.start_attempt(
             run_id,
             "resume" if self.resume else "run",
@@ -205,7 +205,7 @@ class Attempt:
     def _kickoff(self) -> str | None:
         from mamabear.compat.httpx import shared_tls
         from mamabear.engine.build import AgentParts, build
-        from mamabear.engine.project import build_project, crew_class
+        from mamabear.engine.project import build_project, project_crew
         from mamabear.engine.resume import with_stored_outputs
 
         ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
@@ -222,7 +222,7 @@ class Attempt:
             if self.restore_from is not None:
                 built = parts.reattach(checkpoints.restore(self.restore_from), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
-            elif plan.crew.in_crew_py and (project := crew_class(plan.crew.source, ws.roots)) is not None:
+            elif plan.crew.built_by_project and (project := project_crew(plan.crew.source, ws.roots)) is not None:
                 built = build_project(project, plan, ws.catalog, parts, checkpoints.config())
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())
