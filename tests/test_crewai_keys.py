@@ -161,3 +161,32 @@ def test_a_crew_with_callbacks_guardrails_and_models_killed_mid_run_resumes_with
     assert json.loads(out.read_text())["title"] == "Otters, published"  # the callback, given back to the restored task
     failed = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "guardrail_failed"]
     assert [e["task_position"] for e in failed] == [2]
+
+
+def test_human_input_takes_its_feedback_from_answers_off_a_terminal(cli, fake, isolated, tmp_path):
+    """--answers: each round of feedback reaches the model, then the answer is accepted; each is an event of the run."""
+    project = Path.cwd()
+    (project / "config").mkdir()
+    (project / "crews").mkdir()
+    (project / "config" / "agents.yaml").write_text("writer:\n  role: Writer\n  goal: Write about {topic}\n  backstory: b\n  tier: fast\n")
+    (project / "config" / "tasks.yaml").write_text(
+        "draft:\n  description: Draft a line about {topic}.\n  expected_output: One line.\n  agent: writer\n  human_input: true\n"
+    )
+    (project / "crews" / "ask.yaml").write_text("description: ask\nagents: [writer]\ntasks: [draft]\ninputs: [topic]\n")
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("# what the reviewer would type\ndraft:\n  - mention that they sleep\n")
+    fake.add(task="Draft a line about", times=1, text="Otters hold hands.")
+    fake.add(contains="mention that they sleep", times=1, text="Otters hold hands while they sleep.")
+    result = cli("run", "ask", "-i", "topic=otters", "--base-url", fake.url, "--answers", str(answers), "--quiet")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "Otters hold hands while they sleep."
+    assert len([r for r in fake.chat_requests if "mention that they sleep" in r["text"]]) == 1
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    given = [e["data"] for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "feedback_given"]
+    assert given == [{"task": "draft", "feedback": "mention that they sleep"}, {"task": "draft", "feedback": ""}]
+
+    answers.write_text("draft: []\nreview: tighten it\n")
+    calls = len(fake.chat_requests)
+    result = cli("run", "ask", "-i", "topic=otters", "--base-url", fake.url, "--answers", str(answers))
+    assert result.code == 2 and f"{answers}:2: task 'review' does not ask for feedback in this crew; the tasks that do: draft" in result.err
+    assert len(fake.chat_requests) == calls

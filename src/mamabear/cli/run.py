@@ -111,6 +111,9 @@ NO_MEMORY = typer.Option(False, "--no-memory", help="Neither recall nor save mem
 NO_CACHE = typer.Option(False, "--no-cache", help="Send every model request to the provider; no response cache (env MAMABEAR_NO_CACHE=1).")
 DETACH = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return.")
 RUN_ID = typer.Option(None, "--run-id", hidden=True)  # given by --detach to its background process
+ANSWERS = typer.Option(
+    None, "--answers", metavar="FILE", help="Feedback for tasks with human_input, from a YAML mapping of task id to its rounds (no terminal needed)."
+)
 
 
 def limits_from(budget_usd: float | None, budget_tokens: int | None, max_duration: str | None) -> dict:
@@ -146,6 +149,7 @@ def run(
     no_cache: bool = NO_CACHE,
     detach: bool = DETACH,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
+    answers_file: Optional[str] = ANSWERS,
     quiet: bool = QUIET,
     json_out: bool = JSON,
     run_id: Optional[str] = RUN_ID,
@@ -159,7 +163,8 @@ def run(
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
     crew = crew or ws.catalog.project_crew_name()
-    plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox)
+    answers = read_answers(answers_file)
+    plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
     if dry_run:
         render_plan(plan, json_out)
         return
@@ -168,10 +173,20 @@ def run(
         args += ["--no-memory"] if no_memory else []
         args += ["--no-cache"] if no_cache else []
         flags: dict[str, Any] = {"--model": model, "--base-url": base_url, "--sandbox": sandbox, "--session": session}
+        flags["--answers"] = str(Path(answers_file).expanduser().resolve()) if answers_file else None
         flags |= {"--budget-usd": budget_usd, "--budget-tokens": budget_tokens, "--max-duration": max_duration}
         in_background(ws, args, flags, quiet, json_out)
         return
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
+
+
+def read_answers(path: str | None) -> Any:
+    """--answers FILE, read (None without it)."""
+    if path is None:
+        return None
+    from mamabear.config.answers import Answers
+
+    return Answers.load(path)
 
 
 def in_background(ws: Services, args: list[str], flags: dict[str, Any], quiet: bool, json_out: bool, last: tuple[str, ...] = ()) -> None:
@@ -198,6 +213,7 @@ def resume(
     budget_usd: Optional[float] = BUDGET_USD,
     budget_tokens: Optional[int] = BUDGET_TOKENS,
     max_duration: Optional[str] = MAX_DURATION,
+    answers_file: Optional[str] = ANSWERS,
     quiet: bool = QUIET,
     json_out: bool = JSON,
 ) -> None:
@@ -209,7 +225,8 @@ def resume(
     from mamabear.engine.resume import prepare_resume
     from mamabear.mission.runner import crew_of
 
-    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, **limits_from(budget_usd, budget_tokens, max_duration))
+    limit_flags = limits_from(budget_usd, budget_tokens, max_duration)
+    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, answers=read_answers(answers_file), **limit_flags)
     work = None
     if plan.crew.process == "mission":
         from mamabear.mission.config import MissionConfig

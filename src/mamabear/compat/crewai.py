@@ -132,6 +132,30 @@ def pending_saves(memory: Any) -> list[Any]:
         return list(memory._pending_saves)
 
 
+@contextmanager
+def human_input_answers(answer: Any) -> Iterator[None]:
+    """While the block runs, a task with ``human_input`` takes its feedback from ``answer(task_name)`` (the next
+    answer, "" to accept) instead of ``input()`` at the terminal. CrewAI's provider keeps its loop (feedback, a new
+    answer, until an empty one); only its private prompt is replaced."""
+    from crewai.core.providers.human_input import SyncHumanInputProvider, reset_provider, set_provider
+
+    class Answers(SyncHumanInputProvider):
+        task_name = ""
+
+        def handle_feedback(self, formatted_answer: Any, context: Any) -> Any:
+            self.task_name = str(getattr(getattr(context, "task", None), "name", "") or "")
+            return super().handle_feedback(formatted_answer, context)
+
+        def _prompt_input(self, crew: Any) -> str:  # type: ignore[override]  # a static method in CrewAI
+            return answer(self.task_name)
+
+    token = set_provider(Answers())
+    try:
+        yield
+    finally:
+        reset_provider(token)
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -141,6 +165,7 @@ def problems() -> list[str]:
 
     try:
         from crewai import LLM, Crew
+        from crewai.core.providers.human_input import SyncHumanInputProvider
         from crewai.events.event_bus import CrewAIEventsBus
         from crewai.llms import retry
         from crewai.llms.base_llm import BaseLLM
@@ -159,4 +184,8 @@ def problems() -> list[str]:
     need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
     need({"_pending_saves", "_pending_lock"} <= set(Memory.__private_attributes__), "Memory._pending_saves and ._pending_lock")
+    need(
+        "_prompt_input" in vars(SyncHumanInputProvider) and "self._prompt_input(context.crew)" in inspect.getsource(SyncHumanInputProvider.handle_feedback),
+        "SyncHumanInputProvider._prompt_input, called by its handle_feedback",
+    )
     return found

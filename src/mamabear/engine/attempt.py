@@ -202,6 +202,25 @@ class Attempt:
         assert settled is not None
         return settled
 
+    def _answers(self) -> Any:
+        """--answers: a task that asks for feedback takes it from the file, and each round is an event of the run."""
+        from contextlib import nullcontext
+
+        from mamabear.compat.crewai import human_input_answers
+
+        answers = self.plan.answers
+        if answers is None:
+            return nullcontext()
+        positions = {t.id: t.position for t in self.plan.tasks}
+
+        def answer(task: str) -> str:
+            feedback = answers.next(task)
+            said = f"feedback for task {task} from --answers: {feedback}" if feedback else f"task {task}'s answer accepted (--answers)"
+            self.tracker.event("feedback_given", said, positions.get(task), data={"task": task, "feedback": feedback})
+            return feedback
+
+        return human_input_answers(answer)
+
     def _kickoff(self) -> str | None:
         from mamabear.compat.httpx import shared_tls
         from mamabear.engine.build import AgentParts, build
@@ -232,7 +251,8 @@ class Attempt:
         guard.start_clock()
         self.watchdog.start()
         guard.check()
-        result: Any = built.crew.kickoff(inputs=None if self.restore_from else plan.inputs)
+        with self._answers():
+            result: Any = built.crew.kickoff(inputs=None if self.restore_from else plan.inputs)
         self.signals.armed = False
         tracker.detach()
         for position, task_output in enumerate(result.tasks_output, start=1):

@@ -7,9 +7,10 @@ with no API key at all. The run engine builds CrewAI objects from the plan.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mamabear.config.answers import Answers
 from mamabear.config.catalog import AgentSpec, Catalog, CrewSpec, TaskSpec, ToolSpec, expand_tools
 from mamabear.config.models import ModelTable, Route, tier_for
 from mamabear.config.settings import Settings
@@ -65,6 +66,7 @@ class Plan:
     unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls count as $0
     notes: tuple[str, ...] = ()  # what the configuration leaves out (a web group with no search key)
     asks_person: bool = False  # a task has human_input: CrewAI asks for feedback at the terminal
+    answers: Answers | None = field(default=None, compare=False)  # --answers: the feedback comes from a file instead
 
     @property
     def models(self) -> list[str]:
@@ -142,6 +144,7 @@ def make_plan(
     settings: Settings,
     strict: bool = True,
     sandbox: SandboxConfig | None = None,
+    answers: Answers | None = None,
 ) -> Plan:
     """``crew_name``: a crew of the catalog, or a crew made in code (a mission's team)."""
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
@@ -151,11 +154,13 @@ def make_plan(
     specs: list[AgentSpec | TaskSpec] = [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]
     for spec in specs:
         catalog.objects(spec)  # what the YAML names by import path exists and fits, before any model call
-        if strict and spec.options.get("human_input") and not sys.stdin.isatty():
+        if strict and spec.options.get("human_input") and answers is None and not sys.stdin.isatty():
             raise UsageError(
                 f"{spec.source}: task '{spec.id}' asks a person to review its answer (human_input: true), and stdin is not a terminal; "
-                "run it at a terminal, or set human_input: false."
+                "run it at a terminal, give the feedback with --answers FILE, or set human_input: false."
             )
+    if answers is not None:
+        answers.check({t.task: catalog.tasks[t.task].source for t in crew.tasks if catalog.tasks[t.task].options.get("human_input")})
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
         raise UsageError(f"--sandbox {settings.sandbox} (or MAMABEAR_SANDBOX): the backends are {', '.join(BACKENDS)}.")
     agents: dict[tuple[str, str], PlannedAgent] = {}
@@ -219,4 +224,4 @@ def make_plan(
         if len(tool_config.web(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
     asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
-    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)), notes=notes, asks_person=asks)
+    return replace(plan, unpriced=tuple(Pricer(table.prices).unpriced(plan.models)), notes=notes, asks_person=asks and answers is None, answers=answers)

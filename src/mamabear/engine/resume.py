@@ -14,7 +14,12 @@ from mamabear.store.rows import TaskRow
 
 
 def prepare_resume(
-    run_id: str, model: str | None = None, base_url: str | None = None, crew_for: Any = None, **limit_flags: float | int | None
+    run_id: str,
+    model: str | None = None,
+    base_url: str | None = None,
+    crew_for: Any = None,
+    answers: Any = None,
+    **limit_flags: float | int | None,
 ) -> tuple[Services, Plan, Limits, str]:
     """Check the run can be resumed and re-plan it with its stored options, overridden by the flags given.
 
@@ -44,7 +49,7 @@ def prepare_resume(
 
     inputs = {k: dereferenced(v, ws.settings.env, f"input {k} of run {run_id}") if isinstance(v, str) else v for k, v in (run.inputs or {}).items()}
     made = crew_for(run) if crew_for is not None else None
-    plan = make_plan(ws.catalog, ws.models, made or run.crew, inputs, ws.settings, sandbox=ws.sandbox)
+    plan = make_plan(ws.catalog, ws.models, made or run.crew, inputs, ws.settings, sandbox=ws.sandbox, answers=answers)
     if made is None and [t.id for t in plan.tasks] != [t.task for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run.crew}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
     return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
