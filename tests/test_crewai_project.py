@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,59 @@ def test_a_crew_py_that_builds_other_tasks_than_its_yaml_is_one_sentence(cli, fa
     result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url)
     assert result.code == 2 and "its crew's tasks are not config/tasks.yaml's" in result.err and "Traceback" not in result.err
     assert fake.chat_requests == []
+
+
+PUBLIC_STYLE_CREW_PY = """
+from crewai import Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, crew, task
+from pydantic import BaseModel
+
+
+class Brief(BaseModel):
+    title: str
+    points: list[str]
+
+
+@CrewBase
+class LatestAi:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"], verbose=True)
+
+    @agent
+    def reporting_analyst(self) -> Agent:
+        return Agent(config=self.agents_config["reporting_analyst"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"])
+
+    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"], output_pydantic=Brief)
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential, verbose=True)
+"""
+
+
+def test_a_public_style_crew_py_keeps_its_output_model_context_and_per_agent_llm(cli, fake, template_project):
+    """As the public examples write it: the output model set in Python, context and an agent's llm in the YAML."""
+    package = template_project / "src" / "latest_ai"
+    (package / "crew.py").write_text(PUBLIC_STYLE_CREW_PY)
+    agents = package / "config" / "agents.yaml"
+    agents.write_text(agents.read_text().replace("reporting_analyst:\n", "reporting_analyst:\n  llm: openai/gpt-4o-mini\n", 1))
+    tasks = package / "config" / "tasks.yaml"
+    tasks.write_text(tasks.read_text() + "  context: [research_task]\n")
+    fake.add(task="Conduct a thorough research", times=1, text="Otters hold hands; otters use tools.")
+    fake.add(task="Review the context you got", times=1, text='{"title": "Otters", "points": ["hold hands", "use tools"]}')
+    result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    report = next(r for r in fake.chat_requests if "Review the context you got" in r["task"])
+    assert "Otters hold hands; otters use tools." in report["text"] and report["model"] == "gpt-4o-mini"
+    assert '"points"' in report["text"]  # CrewAI told the model the output model's schema
+    assert json.loads(result.json()["output"]) == {"title": "Otters", "points": ["hold hands", "use tools"]}
