@@ -141,6 +141,15 @@ def killed_at(fake, home: Path, task: str, *args: str, cwd: Path = REPO) -> None
         proc.wait(timeout=30)
 
 
+def resumed_without_repeats(cli, fake, done_task: str, calls: int) -> dict:  # noqa: ANN001 - the CLI runner and the model server
+    """Resume the last run; ``done_task`` (a task done before the kill) must still have had only ``calls`` calls."""
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    resumed = cli("resume", run_id, "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    assert len([r for r in fake.chat_requests if done_task in r["task"]]) == calls  # the done task is not asked again
+    return resumed.json()
+
+
 def wait_for(condition, timeout: float = 90.0, what: str = "condition"):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

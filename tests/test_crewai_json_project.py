@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import killed_at
+from conftest import killed_at, resumed_without_repeats
 
 LETTERS_TOOL = """
 from crewai.tools import BaseTool
@@ -79,11 +79,7 @@ def test_a_crewai_json_project_runs_at_its_root_with_its_custom_tool_and_a_kill_
     assert "otters has 6 letters" in research[1]["text"]  # its tools/letters.py was called, and its answer reached the model
     brief = next(r for r in fake.chat_requests if "Write the brief" in r["task"])
     assert "they hold hands" in brief["text"]  # the context the JSON names
-    run_id = cli("runs", "list", "--json").json()[0]["id"]
-    resumed = cli("resume", run_id, "--json", "--quiet")
-    assert resumed.code == 0, resumed.err
-    assert len([r for r in fake.chat_requests if "Research sea otters" in r["task"]]) == 2  # the done task is not asked again
-    doc = resumed.json()
+    doc = resumed_without_repeats(cli, fake, "Research sea otters", 2)
     assert doc["output"] == "# Sea otter brief" and [t["status"] for t in doc["tasks"]] == ["completed", "completed"]
     models = {r["model"] for r in fake.chat_requests if "Write the brief" in r["task"]}
     assert models == {"gpt-4o-mini"}  # the editor's llm, in the object form

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import killed_at
+from conftest import killed_at, resumed_without_repeats
 
 TEMPLATE = Path(__import__("crewai_cli").__file__).parent / "templates" / "crew"
 
@@ -103,11 +103,7 @@ def test_the_project_s_crew_py_builds_its_crew_with_its_python_tool_and_hook_and
     research = [r for r in fake.chat_requests if "Conduct a thorough research" in r["task"]]
     assert "Conduct a thorough research about OTTERS" in research[0]["text"]  # crew.py's @before_kickoff hook ran
     assert "otters has 6 letters" in research[1]["text"]  # its Python tool was called, and its answer reached the model
-    run_id = cli("runs", "list", "--json").json()[0]["id"]
-    resumed = cli("resume", run_id, "--json", "--quiet")
-    assert resumed.code == 0, resumed.err
-    assert len([r for r in fake.chat_requests if "Conduct a thorough research" in r["task"]]) == 2  # the done task is not asked again
-    doc = resumed.json()
+    doc = resumed_without_repeats(cli, fake, "Conduct a thorough research", 2)
     assert doc["output"] == "# Otter report" and [t["status"] for t in doc["tasks"]] == ["completed", "completed"]
 
 

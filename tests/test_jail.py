@@ -61,6 +61,16 @@ class World:
         return done.stdout + done.stderr
 
 
+def _unbase64(word: str) -> bytes:
+    """What ``word`` decodes to as base64 (its padding made up), or nothing when it is not base64."""
+    import binascii
+
+    try:
+        return base64.b64decode(word.rstrip("=") + "=" * (-len(word.rstrip("=")) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def _rows_leak(world: World) -> list[tuple[str, str, object]]:
     """(name, command, held): ``held(output, world)`` is True when the attempt failed."""
     db = world.home / "mamabear.db"
@@ -269,9 +279,9 @@ def test_an_agents_bash_tool_cannot_take_keys_or_the_run_store_out_of_the_jail(f
     answers = [r["text"] for r in fake.chat_requests if "Turn the question" in r["task"]][1:4]  # what each command gave back
     assert len(answers) == 3 and all("[exit code" in a for a in answers), answers
     seen = "\n".join(answers)
-    encoded = [base64.b64decode(w)[::-1] for w in seen.split() if len(w) > 20 and w.isascii() and w.replace("=", "").isalnum()]
-    assert KEY not in seen and not any(KEY.encode() in e for e in encoded)
-    assert "SQLite format" not in seen and not any(b"SQLite format" in base64.b64decode(w + "==", validate=False) for w in seen.split() if len(w) > 20)
+    words = [w for w in seen.split() if len(w) > 20 and w.isascii()]
+    assert KEY not in seen and not any(KEY.encode() in _unbase64(w)[::-1] for w in words)
+    assert "SQLite format" not in seen and not any(b"SQLite format" in _unbase64(w) for w in words)
     assert "root:" not in seen and "65534" in seen
     assert KEY.encode() not in db.read_bytes()  # nor in the run store (the audit keeps what each command printed)
 

@@ -86,3 +86,20 @@ def test_an_undeclared_server_and_a_server_that_cannot_start_are_one_sentence_ea
     broken = cli("run", "ask", "-i", "topic=otters", "--base-url", fake.url)
     assert broken.code == 2 and "an MCP server could not be started or reached" in broken.err and "Traceback" not in broken.err
     assert fake.chat_requests == []
+
+
+def test_a_plain_connection_error_from_crewai_s_mcp_client_is_still_the_mcp_sentence():
+    """Seen under load: CrewAI's MCP client gave up with a ConnectionError, not its MCPConnectionError, and the run said
+    the model provider could not be reached. Where it was raised decides, not only its class."""
+    from crewai.mcp.exceptions import raise_connection_failure
+
+    from mamabear.engine.attempt import describe_failure
+
+    try:
+        raise_connection_failure("Failed to connect to MCP server")
+    except ConnectionError as exc:
+        assert type(exc) is ConnectionError
+        message, code = describe_failure(exc)
+    assert code == 2 and message.startswith("an MCP server could not be started or reached (Failed to connect to MCP server)")
+    message, code = describe_failure(ConnectionError("Connection refused"))
+    assert code == 2 and message.startswith("cannot reach the model provider")

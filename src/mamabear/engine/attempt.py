@@ -285,7 +285,7 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
         current = current.__cause__ or current.__context__
     names = {type(e).__name__ for e in chain}
     message = next((str(e) for e in chain if str(e)), type(exc).__name__).strip().splitlines()[0]
-    if "MCPConnectionError" in names:
+    if "MCPConnectionError" in names or any(_raised_in_mcp(e) for e in chain):  # CrewAI's MCP client also raises plain ConnectionErrors
         return f"an MCP server could not be started or reached ({message}); check its entry under mcp_servers in config/tools.yaml.", EXIT_USAGE
     if names & {"APIConnectionError", "ConnectError", "ConnectionError", "ConnectTimeout"}:
         return f"cannot reach the model provider ({message}); check --base-url or your network.", EXIT_USAGE
@@ -294,6 +294,16 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
     if "NotFoundError" in names:
         return f"the model provider does not know the model ({message}); check --model or config/models.yaml.", EXIT_USAGE
     return message, EXIT_FAILED
+
+
+def _raised_in_mcp(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the code of an MCP client (CrewAI's, or the mcp SDK's), not by a model call."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(("crewai.mcp", "mcp.")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def run_options(ws: Services, plan: Plan, limits: Limits) -> dict[str, Any]:

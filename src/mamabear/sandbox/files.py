@@ -31,7 +31,10 @@ def inside(root: Path, path: str) -> Path:
     if os.path.isabs(path) or path.startswith("~"):
         raise Refused(f"'{path}' is an absolute path; give a path relative to the workspace.")
     base = root.resolve()
-    target = Path(os.path.realpath(base / path))  # follows every symlink on the way
+    try:
+        target = Path(os.path.realpath(base / path))  # follows every symlink on the way
+    except OSError as exc:  # a link on the way was swapped for a file or a folder while it was read (EINVAL)
+        raise Refused(f"'{path}' changed while it was being resolved ({exc.strerror}); try again.") from exc
     if target != base and base not in target.parents:
         raise Refused(f"'{path}' is outside the workspace; only files inside it can be used.")
     return target
