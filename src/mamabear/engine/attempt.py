@@ -123,7 +123,7 @@ class Attempt:
         )
         state.attempt = attempt
         spent_usd, spent_tokens = store.spent(run_id)
-        self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
+        self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.beat(run_id))  # the poll beats too
         pricer = Pricer(ws.models.prices)
         self.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]

@@ -9,7 +9,7 @@ from mamabear.engine.plan import Plan, make_plan
 from mamabear.engine.services import Services
 from mamabear.errors import UsageError
 from mamabear.status import RESUMABLE, Status
-from mamabear.store.liveness import running_here, settle_orphans
+from mamabear.store.liveness import heartbeat_age, running_here, settle_orphans, stale_after_s
 from mamabear.store.rows import TaskRow
 
 
@@ -32,7 +32,12 @@ def prepare_resume(
     if running_here(run):
         raise UsageError(f"run {run_id} is still running (pid {run.pid}); stop it with `mamabear runs cancel {run_id}` first.")
     if run.status == Status.RUNNING:
-        raise UsageError(f"run {run_id} is marked running on {run.host or 'another machine'}; it can only be resumed where it ran.")
+        age = heartbeat_age(run)
+        beat = f"its last heartbeat was {age:.0f}s ago" if age is not None else "it has no heartbeat"
+        raise UsageError(
+            f"run {run_id} is running on {run.host or 'another machine'} ({beat}); resume it where it runs, "
+            f"or here once its heartbeat is {stale_after_s():.0f}s old (the machine is then taken as lost)."
+        )
     if run.status not in RESUMABLE:
         raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
     options = run.options or {}

@@ -41,6 +41,7 @@ runs = sa.Table(
     sa.Column("attempt", sa.Integer),  # the attempt running now or last
     sa.Column("cancel_requested", sa.Boolean),
     sa.Column("session_id", sa.String(32)),  # the sandbox session the run works in, once it has one
+    sa.Column("heartbeat_at", sa.Float),  # when its running process last said it is alive (see store/liveness.py)
 )
 
 attempts = sa.Table(
@@ -221,7 +222,12 @@ def m004_cache(conn: Connection) -> None:
     _add_columns(conn, llm_calls, ("cache_hit", "saved_usd", "cached_tokens"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache]
+def m005_heartbeat(conn: Connection) -> None:
+    """A running run's heartbeat, so a run on a machine that died can be told from one still running there."""
+    _add_columns(conn, runs, ("heartbeat_at",))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache, m005_heartbeat]
 
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
@@ -381,6 +387,7 @@ class Store:
                     error=None,
                     finished_at=None,
                     cancel_requested=False,
+                    heartbeat_at=time.time(),
                 )
             )
         return number
@@ -396,6 +403,12 @@ class Store:
 
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=True)
+
+    def beat(self, run_id: str) -> bool:
+        """The running run's heartbeat; returns whether a cancel is flagged (the same poll does both)."""
+        with self.tx() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=time.time()))
+            return bool(conn.execute(sa.select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar())
 
     def cancel_requested(self, run_id: str) -> bool:
         with self.tx() as conn:

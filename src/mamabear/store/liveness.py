@@ -40,9 +40,32 @@ def running_here(run: RunRow) -> bool:
     return run.status == Status.RUNNING and run.host == this_host() and pid_alive(run.pid)
 
 
+# A running run's process beats (in the store) every CANCEL_POLL_S (2 s) while it runs, from its watchdog thread and
+# before each model call. A run on another machine sharing the store whose heartbeat is older than this is lost.
+HEARTBEAT_STALE_S = 60.0
+
+
+def stale_after_s() -> float:
+    """How old a heartbeat may get before its run is taken as lost (MAMABEAR_HEARTBEAT_STALE_S overrides it)."""
+    try:
+        return max(5.0, float(os.environ.get("MAMABEAR_HEARTBEAT_STALE_S") or HEARTBEAT_STALE_S))
+    except ValueError:
+        return HEARTBEAT_STALE_S
+
+
+def heartbeat_age(run: RunRow) -> float | None:
+    return None if run.heartbeat_at is None else max(0.0, time.time() - run.heartbeat_at)
+
+
 def is_orphan(run: RunRow) -> bool:
-    """Marked running, but its process on this machine is gone (killed, crashed, machine rebooted)."""
-    return run.status == Status.RUNNING and run.host == this_host() and not pid_alive(run.pid)
+    """Marked running, but its process is gone: on this machine, its pid has ended (killed, crashed, rebooted); on
+    another machine (a shared store), its heartbeat stopped (the process or the machine died, or lost the store)."""
+    if run.status != Status.RUNNING:
+        return False
+    if run.host == this_host():
+        return not pid_alive(run.pid)
+    age = heartbeat_age(run)
+    return age is not None and age > stale_after_s()
 
 
 def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
@@ -50,7 +73,12 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
     settled = []
     for run in runs:
         if is_orphan(run):
-            error = f"its process (pid {run.pid}) ended without finishing; `mamabear resume {run.id}` continues it"
+            if run.host == this_host():
+                error = f"its process (pid {run.pid}) ended without finishing; `mamabear resume {run.id}` continues it"
+            else:
+                error = (
+                    f"its machine {run.host} stopped beating {heartbeat_age(run) or 0:.0f}s ago (pid {run.pid}); `mamabear resume {run.id}` continues it here"
+                )
             if run.attempt:
                 store.finish_attempt(run.id, run.attempt, Status.INTERRUPTED, error)
             else:

@@ -36,6 +36,7 @@ class RunRow:
     attempt: int | None = None  # the attempt running now or last
     cancel_requested: bool | None = None
     session_id: str | None = None
+    heartbeat_at: float | None = None  # when its running process last said it is alive
     # The run's usage, over all its attempts (sandbox hours included in its cost); ``seconds`` in a listing only.
     tokens_in: int = 0
     tokens_out: int = 0

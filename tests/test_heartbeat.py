@@ -1,0 +1,49 @@
+"""A run on another machine that shares the store (PostgreSQL, or one SQLite file on a shared disk): its process beats
+in the store while it runs, so one that died is told from one still working, and can be resumed elsewhere.
+
+The run here is a real process on this machine, SIGKILLed; its row then names another host ("worker-b"), which is
+what a run started on another machine looks like from here."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from conftest import resumed_without_repeats, start_mamabear, wait_for
+
+
+def _store():  # noqa: ANN202
+    from mamabear.engine.services import Services
+
+    return Services().store
+
+
+def test_a_run_on_another_machine_beats_while_it_runs_and_is_resumed_here_once_its_heartbeat_stops(cli, fake, isolated, monkeypatch):
+    monkeypatch.setenv("MAMABEAR_HEARTBEAT_STALE_S", "6")
+    fake.add(task="Check every claim", delay=60, times=1)  # the second task's first call hangs
+    proc = start_mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
+    try:
+        wait_for(lambda: any("Check every claim" in r["task"] for r in fake.chat_requests) or proc.poll() is not None, what="the hanging call")
+        assert proc.poll() is None, proc.communicate()[1]
+        store = _store()
+        run_id = store.list_runs()[0].id
+        store.update_run(run_id, host="worker-b")
+        first = store.run(run_id).heartbeat_at
+        wait_for(lambda: store.run(run_id).heartbeat_at > first, timeout=10, what="a new heartbeat while a model call hangs")
+        listed = cli("runs", "list", "--json").json()[0]
+        assert listed["status"] == "running"  # beating: still running over there
+        refused = cli("resume", run_id)
+        assert refused.code == 2 and f"run {run_id} is running on worker-b (its last heartbeat was" in refused.err
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    killed = time.time()
+    settled = wait_for(lambda: (row := cli("runs", "list", "--json").json()[0])["status"] != "running" and row, timeout=30, what="the run settled")
+    elapsed = time.time() - killed
+    assert 6 - 2.5 <= elapsed <= 6 + 10 and settled["status"] == "interrupted"  # not before the stale time (less a beat), nor long after
+    assert "its machine worker-b stopped beating" in settled["error"]
+    checkpoints = isolated / "checkpoints" / run_id
+    assert any(checkpoints.glob("*/*.json"))
+    shutil.rmtree(checkpoints)  # they were files on worker-b: this machine has none
+    doc = resumed_without_repeats(cli, fake, "Research", 1)
+    assert doc["status"] == "completed" and [t["status"] for t in doc["tasks"]] == ["completed"] * 3
