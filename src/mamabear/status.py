@@ -7,6 +7,7 @@ from enum import Enum
 
 class Status(str, Enum):
     PENDING = "pending"  # a task not started yet
+    QUEUED = "queued"  # a run waiting for a worker (`--queue`)
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -21,6 +22,6 @@ class Status(str, Enum):
     __format__ = str.__format__  # type: ignore[assignment]  # str's, on purpose: the value, not Status.X
 
 
-FINAL = tuple(s for s in Status if s not in (Status.PENDING, Status.RUNNING))  # a run or attempt that has ended
+FINAL = tuple(s for s in Status if s not in (Status.PENDING, Status.QUEUED, Status.RUNNING))  # a run or attempt that has ended
 RESUMABLE = tuple(s for s in FINAL if s != Status.COMPLETED)
 STOPPED = (Status.INTERRUPTED, Status.TIME_LIMIT, Status.BUDGET_EXHAUSTED, Status.CANCELLED)  # ended by a stop, not by its work

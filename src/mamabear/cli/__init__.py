@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Optional
@@ -9,8 +10,8 @@ from typing import Optional
 import typer
 
 from mamabear import __version__
-from mamabear.cli import agents, crews, doctor, memory, mission, run, runs, sandbox, stats, tools, validate
-from mamabear.cli.options import debug_enabled, process_started, set_debug, set_started
+from mamabear.cli import agents, crews, doctor, memory, mission, run, runs, sandbox, stats, tools, validate, worker
+from mamabear.cli.options import debug_enabled, process_started, set_debug, set_started, with_optional_values
 from mamabear.errors import EXIT_INTERRUPTED, EXIT_USAGE, MamabearError
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ app.command("mission")(mission.mission)
 app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 app.command("stats")(stats.stats)
+app.command("worker")(worker.worker)
+app.command("workers")(worker.workers)
 
 
 def _version(value: bool) -> None:
@@ -81,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
     set_started(process_started() if argv is None else time.time())  # in-process callers (tests) run many commands
     apply_privacy_defaults()
+    if argv is None and os.environ.get("MAMABEAR_WORKER_PID"):  # a run a worker started ends with its worker
+        from mamabear.workers.execute import die_with_worker
+
+        die_with_worker()
     _quiet_libraries()
-    args = sys.argv[1:] if argv is None else argv
+    args = with_optional_values(sys.argv[1:] if argv is None else argv)
     try:
         returned = command().main(args=args, prog_name="mamabear", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0

@@ -38,3 +38,19 @@ def set_debug(value: bool) -> None:
 def debug_enabled() -> bool:
     """True when the root --debug flag was given."""
     return _state["debug"]
+
+
+# Options whose value may be left out (`--queue` alone means `--queue default`): Typer cannot declare them, so the
+# arguments are completed before parsing. A value is taken when the next argument is not an option.
+OPTIONAL_VALUES = {"--queue": "default"}
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--":
+            return out + args[i + 1 :]
+        if arg in OPTIONAL_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out

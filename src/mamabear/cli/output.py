@@ -84,6 +84,7 @@ def table(*columns: str, title: str | None = None) -> Any:
 
 STATUS_STYLE = {  # keyed by value: a status read back from the store is a plain str
     Status.PENDING.value: "dim",
+    Status.QUEUED.value: "blue",
     Status.RUNNING.value: "yellow",
     Status.COMPLETED.value: "green",
     Status.FAILED.value: "red",

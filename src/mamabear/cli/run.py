@@ -111,6 +111,14 @@ NO_MEMORY = typer.Option(False, "--no-memory", help="Neither recall nor save mem
 NO_CACHE = typer.Option(False, "--no-cache", help="Send every model request to the provider; no response cache (env MAMABEAR_NO_CACHE=1).")
 DETACH = typer.Option(False, "--detach", "-d", help="Run in the background; print the run id and return.")
 RUN_ID = typer.Option(None, "--run-id", hidden=True)  # given by --detach to its background process
+QUEUE = typer.Option(
+    None,
+    "--queue",
+    is_flag=False,
+    flag_value="default",
+    metavar="[QUEUE]",
+    help="Send the run to the worker pool (MAMABEAR_BROKER_URL), on QUEUE (default); print its id.",
+)
 ANSWERS = typer.Option(
     None, "--answers", metavar="FILE", help="Feedback for tasks with human_input, from a YAML mapping of task id to its rounds (no terminal needed)."
 )
@@ -148,6 +156,7 @@ def run(
     no_memory: bool = NO_MEMORY,
     no_cache: bool = NO_CACHE,
     detach: bool = DETACH,
+    queue: Optional[str] = QUEUE,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
     answers_file: Optional[str] = ANSWERS,
     quiet: bool = QUIET,
@@ -168,6 +177,9 @@ def run(
     if dry_run:
         render_plan(plan, json_out)
         return
+    if queue is not None:
+        to_workers(ws, plan, limits, queue, json_out)
+        return
     if detach:
         args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")]]
         args += ["--no-memory"] if no_memory else []
@@ -178,6 +190,21 @@ def run(
         in_background(ws, args, flags, quiet, json_out)
         return
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
+
+
+def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool) -> None:
+    """Queue the run for the worker pool; print its id (follow it with `runs logs ID --follow`)."""
+    from mamabear.engine.queued import queue_run
+    from mamabear.workers.app import broker_url, make_app, reachable, send
+
+    app = make_app(broker_url(ws.settings.env))
+    reachable(app)  # before the run is recorded: an unreachable broker leaves no queued run behind
+    run_id = queue_run(ws, plan, limits, queue)
+    send(app, run_id, queue)
+    if json_out:
+        emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue})
+    else:
+        sys.stdout.write(run_id + "\n")
 
 
 def read_answers(path: str | None) -> Any:

@@ -47,12 +47,14 @@ def list_runs(
     if json_out:
         emit_json(rows_for_json(rows))
         return
-    out = table("id", "crew", "status", "started", "took", "calls", "tokens in/out", "cost")
+    pool = any(r.worker for r in rows)  # runs on workers: say which holds each
+    out = table("id", "crew", "status", *(["worker"] if pool else []), "started", "took", "calls", "tokens in/out", "cost")
     for r in rows:
         out.add_row(
             r.id,
             r.crew,
             status_text(r.status),
+            *([r.worker or "-"] if pool else []),
             when(r.created_at),
             fmt_seconds(r.seconds) if r.status != Status.RUNNING else "-",
             str(r.llm_calls),
@@ -64,7 +66,8 @@ def list_runs(
 
 def rows_for_json(rows: list[RunRow]) -> list[dict]:
     keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd")
-    return [{k: getattr(r, k) for k in keep} for r in rows]
+    where = ("host", "worker", "heartbeat_at")  # where it runs or ran (a worker pool, or machines sharing the store)
+    return [{k: getattr(r, k) for k in (*keep, *where)} for r in rows]
 
 
 @app.command("show")

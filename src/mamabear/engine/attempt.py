@@ -66,26 +66,14 @@ class Attempt:
             run_id = self._record_run(run_id)
         assert run_id is not None
         self.run_id = run_id
+        if resume and (queue := (self.store.run(run_id).options or {}).get("queue")):
+            self.options["queue"] = queue  # a queued run stays one: if its worker is lost, it is queued again
         self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
 
     def _record_run(self, run_id: str | None) -> str:
-        plan, store = self.plan, self.store
-        if run_id is not None and store.has_run(run_id):
+        if run_id is not None and self.store.has_run(run_id):
             raise UsageError(f"--run-id {run_id}: a run with that id exists already.")
-        run_id = run_id or new_run_id()
-        store.create_run(
-            run_id,
-            plan.crew.name,
-            plan.crew.process,
-            self.redact.referenced_data(plan.inputs),
-            self.redact.referenced_data(plan.to_dict()),
-            [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None} for t in plan.tasks],
-            self.options,
-            created_at=self.started_at,
-            pid=os.getpid(),
-            host=this_host(),
-        )
-        return run_id
+        return record_run(self.store, self.plan, self.options, self.redact, run_id or new_run_id(), self.started_at, os.getpid(), this_host())
 
     def phase(self, activity: str) -> None:
         """What the run is doing before its first task: the live view says so."""
@@ -112,14 +100,17 @@ class Attempt:
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
         self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project else None
+        self.first = not self.resume or store.run(run_id).attempt == 0  # a queued run's first start is its run, not a resume
+        self.worker = ws.settings.env.get("MAMABEAR_WORKER") or None
         self.number = attempt = store.start_attempt(
             run_id,
-            "resume" if self.resume else "run",
+            "run" if self.first else "resume",
             os.getpid(),
             this_host(),
             self.options,
             str(self.restore_from) if self.restore_from else None,
             started_at=self.started_at,
+            worker=self.worker,
         )
         state.attempt = attempt
         spent_usd, spent_tokens = store.spent(run_id)
@@ -159,7 +150,8 @@ class Attempt:
 
     def _announce(self) -> None:
         plan, run_id, tracker = self.plan, self.run_id, self.tracker
-        if self.resume:
+        on = f" on worker {self.worker}" if self.worker else ""
+        if self.resume and not self.first:
             done = sum(t.status == Status.COMPLETED for t in self.state.tasks)
             source = (
                 ", from its last checkpoint)"
@@ -168,12 +160,12 @@ class Attempt:
                 if done
                 else ")"
             )
-            tracker.event("run_resumed", f"run {run_id} resumed (attempt {self.number}, {done} of {len(plan.tasks)} tasks done" + source)
+            tracker.event("run_resumed", f"run {run_id} resumed{on} (attempt {self.number}, {done} of {len(plan.tasks)} tasks done" + source)
         elif self.work is not None:
-            tracker.event("run_started", f"run {run_id} started: {self.work}")
+            tracker.event("run_started", f"run {run_id} started{on}: {self.work}")
         else:
             tasks = f"{len(plan.tasks)} task" + ("" if len(plan.tasks) == 1 else "s")
-            tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started ({tasks}, {plan.crew.process})")
+            tracker.event("run_started", f"run {run_id} of crew {plan.crew.name} started{on} ({tasks}, {plan.crew.process})")
 
     def run(self) -> RunResult:
         """Build or restore the crew, kick it off, and settle how the attempt ended."""
@@ -269,6 +261,26 @@ def add_step(attempt: Attempt, task: str, agent: str | None, model: str | None) 
     attempt.store.add_task(attempt.run_id, step.position, task, agent, model)
     state.tasks.append(step)
     return step
+
+
+def record_run(
+    store: Any, plan: Plan, options: dict, redact: Any, run_id: str, created_at: float, pid: int | None, host: str | None, status: Status = Status.RUNNING
+) -> str:
+    """The run's row and its tasks' rows, before anything else of it happens (its inputs and plan redacted)."""
+    store.create_run(
+        run_id,
+        plan.crew.name,
+        plan.crew.process,
+        redact.referenced_data(plan.inputs),
+        redact.referenced_data(plan.to_dict()),
+        [{"position": t.position, "task": t.id, "agent": t.agent, "model": t.route.model if t.route else None} for t in plan.tasks],
+        options,
+        created_at=created_at,
+        pid=pid,
+        host=host,
+        status=status,
+    )
+    return run_id
 
 
 def new_run_id() -> str:

@@ -6,6 +6,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 from mamabear.config.settings import PRIVACY_DEFAULTS
 from mamabear.engine.services import Services
@@ -166,4 +167,23 @@ def _observability(ws: Services) -> list[Check]:
         checks.append(Check("quotas", "ok", quotas or "none"))
     except MamabearError as exc:
         checks.append(Check("cache", "fail", exc.message))
+    checks.append(_broker(ws.settings.env))
     return checks
+
+
+def _broker(env: Any) -> Check:
+    """The worker pool's Redis broker, when one is set (MAMABEAR_BROKER_URL)."""
+    url = env.get("MAMABEAR_BROKER_URL")
+    if not url:
+        return Check("broker", "ok", "off: runs stay on this machine (set MAMABEAR_BROKER_URL for `mamabear worker` and `--queue`)")
+    from urllib.parse import urlsplit
+
+    import redis
+
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or 6379}{parts.path}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except (redis.RedisError, ValueError) as exc:
+        return Check("broker", "fail", f"cannot reach {where} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up")
+    return Check("broker", "ok", f"redis at {where}")

@@ -38,7 +38,7 @@ def prepare_resume(
             f"run {run_id} is running on {run.host or 'another machine'} ({beat}); resume it where it runs, "
             f"or here once its heartbeat is {stale_after_s():.0f}s old (the machine is then taken as lost)."
         )
-    if run.status not in RESUMABLE:
+    if run.status not in (*RESUMABLE, Status.QUEUED):  # a queued run is started by a worker the same way
         raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
     options = run.options or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.

@@ -42,6 +42,7 @@ runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean),
     sa.Column("session_id", sa.String(32)),  # the sandbox session the run works in, once it has one
     sa.Column("heartbeat_at", sa.Float),  # when its running process last said it is alive (see store/liveness.py)
+    sa.Column("worker", sa.String(200)),  # the worker (`mamabear worker`) that runs it now or ran it last
 )
 
 attempts = sa.Table(
@@ -223,8 +224,9 @@ def m004_cache(conn: Connection) -> None:
 
 
 def m005_heartbeat(conn: Connection) -> None:
-    """A running run's heartbeat, so a run on a machine that died can be told from one still running there."""
-    _add_columns(conn, runs, ("heartbeat_at",))
+    """A running run's heartbeat, so a run on a machine that died can be told from one still running there, and the
+    worker that holds it."""
+    _add_columns(conn, runs, ("heartbeat_at", "worker"))
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache, m005_heartbeat]
@@ -330,14 +332,16 @@ class Store:
         created_at: float | None = None,
         pid: int | None = None,
         host: str | None = None,
+        status: Status = Status.RUNNING,
     ) -> None:
-        """``pid``/``host``: the process that owns the run from its first moment, so a kill during start-up is noticed."""
+        """``pid``/``host``: the process that owns the run from its first moment, so a kill during start-up is noticed.
+        ``status``: queued for a run a worker is to start (``--queue``)."""
         with self.tx() as conn:
             conn.execute(
                 runs.insert().values(
                     id=run_id,
                     crew=crew,
-                    status=Status.RUNNING,
+                    status=status,
                     process=process,
                     inputs=inputs,
                     plan=plan,
@@ -352,9 +356,32 @@ class Store:
             for row in task_rows:
                 conn.execute(tasks.insert().values(run_id=run_id, status=Status.PENDING, **row))
 
-    def start_attempt(self, run_id: str, kind: str, pid: int, host: str, options: dict, checkpoint: str | None, started_at: float | None = None) -> int:
-        """Open the next attempt of a run and mark the run running under this process."""
+    def start_attempt(
+        self,
+        run_id: str,
+        kind: str,
+        pid: int,
+        host: str,
+        options: dict,
+        checkpoint: str | None,
+        started_at: float | None = None,
+        worker: str | None = None,
+    ) -> int:
+        """Open the next attempt of a run and mark the run running under this process. The run is claimed in the same
+        transaction: a run another process is running already (two workers given the same run) is a UsageError."""
         with self.tx() as conn:
+            claimed = conn.execute(
+                runs.update()
+                .where(
+                    runs.c.id == run_id,
+                    sa.or_(runs.c.status != Status.RUNNING, runs.c.pid.is_(None), sa.and_(runs.c.pid == pid, runs.c.host == host)),
+                )
+                .values(status=Status.RUNNING, pid=pid, host=host)
+            ).rowcount
+            if not claimed:
+                holder = conn.execute(sa.select(runs.c.host, runs.c.pid).where(runs.c.id == run_id)).first()
+                where = f"on {holder.host} (pid {holder.pid})" if holder else "elsewhere"
+                raise UsageError(f"run {run_id} is already running {where}; it is not started twice.")
             # Calls the last attempt's process never saw finish (it was killed) did not finish.
             conn.execute(
                 llm_calls.update()
@@ -388,6 +415,7 @@ class Store:
                     finished_at=None,
                     cancel_requested=False,
                     heartbeat_at=time.time(),
+                    worker=worker,
                 )
             )
         return number
@@ -403,6 +431,22 @@ class Store:
 
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=True)
+
+    def cancel_queued(self, run_id: str) -> bool:
+        """A queued run is cancelled before any worker starts it; False when a worker took it meanwhile."""
+        with self.tx() as conn:
+            return bool(
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id, runs.c.status == Status.QUEUED)
+                    .values(status=Status.CANCELLED, error="cancelled while it waited for a worker", finished_at=time.time())
+                ).rowcount
+            )
+
+    def requeue(self, run_id: str) -> bool:
+        """An interrupted run goes back to the queue; False when someone else did it first (or it is no longer interrupted)."""
+        with self.tx() as conn:
+            return bool(conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == Status.INTERRUPTED).values(status=Status.QUEUED)).rowcount)
 
     def beat(self, run_id: str) -> bool:
         """The running run's heartbeat; returns whether a cancel is flagged (the same poll does both)."""

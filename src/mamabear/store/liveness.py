@@ -96,6 +96,8 @@ def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> RunRow:
     another machine sees the flag before its next model call.
     """
     run = settle_orphans(store, [store.run(run_id)])[0]
+    if run.status == Status.QUEUED and store.cancel_queued(run_id):  # no worker has started it: it never will
+        return store.run(run_id)
     if run.status != Status.RUNNING:
         raise UsageError(f"run {run_id} is {run.status}, not running; there is nothing to cancel.")
     store.request_cancel(run_id)

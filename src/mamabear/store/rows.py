@@ -37,6 +37,7 @@ class RunRow:
     cancel_requested: bool | None = None
     session_id: str | None = None
     heartbeat_at: float | None = None  # when its running process last said it is alive
+    worker: str | None = None  # the worker that runs it now or ran it last (`mamabear worker`)
     # The run's usage, over all its attempts (sandbox hours included in its cost); ``seconds`` in a listing only.
     tokens_in: int = 0
     tokens_out: int = 0

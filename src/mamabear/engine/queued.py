@@ -1,0 +1,28 @@
+"""A run sent to the worker pool (``--queue``): recorded queued, with the options a worker starts it with."""
+
+from __future__ import annotations
+
+import time
+
+from mamabear.config.limits import Limits
+from mamabear.config.redact import Redactor
+from mamabear.engine.attempt import new_run_id, record_run, run_options
+from mamabear.engine.plan import Plan
+from mamabear.engine.services import Services
+from mamabear.errors import UsageError
+from mamabear.status import Status
+
+
+def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str) -> str:
+    """Record the run as queued on ``queue``; a worker starts it (as ``mamabear resume ID`` would) and the store
+    says where it is from then on."""
+    if limits.budget_usd is not None and plan.unpriced:
+        raise UsageError(f"--budget-usd {limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}.")
+    if plan.asks_person or plan.answers is not None:
+        raise UsageError(
+            "a task of this crew asks a person for feedback (human_input), which a queued run cannot take yet; run it with --detach --answers FILE."
+        )
+    if plan.sandbox is not None and plan.sandbox.backend == "local" and plan.sandbox.session:
+        raise UsageError(f"--session {plan.sandbox.session} is a local sandbox on this machine; a queued run may start on any worker.")
+    options = {**run_options(ws, plan, limits), "queue": queue}
+    return record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=Status.QUEUED)

@@ -1,0 +1,70 @@
+"""The Celery app of mamabear's workers, configured for hours-long work that must survive a worker's loss."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from mamabear.errors import UsageError
+
+EXECUTE = "mamabear.execute"  # the one task: start or continue run ID
+DEFAULT_QUEUE = "default"
+# How long the broker waits for a delivered message's ack before it hands the message to another worker. A worker
+# acks when its run ends (acks_late), so this is longer than the longest run; a lost worker's run is noticed sooner,
+# by its heartbeat (sweeper.py), and a message handed out again for a run that is going on is dropped (execute.py).
+VISIBILITY_TIMEOUT_S = 24 * 3600
+
+
+def broker_url(env: Mapping[str, str]) -> str:
+    url = env.get("MAMABEAR_BROKER_URL") or ""
+    if not url:
+        raise UsageError("no worker pool is configured: set MAMABEAR_BROKER_URL to the Redis broker (redis://HOST:6379/0) the workers use.")
+    if not url.startswith(("redis://", "rediss://", "redis+socket://")):
+        raise UsageError(f"MAMABEAR_BROKER_URL '{where(url)}' is not a redis:// URL; the workers use a Redis broker.")
+    return url
+
+
+def where(url: str) -> str:
+    """The broker's host, port and database, without its scheme or password (for messages)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}" or url.split("@")[-1]
+
+
+def make_app(url: str) -> Any:
+    from celery import Celery
+
+    app = Celery("mamabear", broker=url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,  # a message is acked when its run ends, not when it is taken
+        task_reject_on_worker_lost=True,  # a pool process that dies hands its message back at once
+        worker_prefetch_multiplier=1,  # a worker takes no more runs than it has room for
+        task_default_queue=DEFAULT_QUEUE,
+        task_ignore_result=True,  # results live in the run store
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={"visibility_timeout": int(os.environ.get("MAMABEAR_VISIBILITY_TIMEOUT_S") or VISIBILITY_TIMEOUT_S)},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        worker_enable_remote_control=True,  # `mamabear workers` asks them who is up and what each runs
+    )
+    return app
+
+
+def reachable(app: Any) -> None:
+    """A UsageError naming the broker when it cannot be reached (before a run is queued, so none is left behind)."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
+        raise UsageError(
+            f"cannot reach the broker at {where(str(app.conf.broker_url))} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up."
+        ) from exc
+
+
+def send(app: Any, run_id: str, queue: str) -> None:
+    app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})

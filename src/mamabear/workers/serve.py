@@ -1,0 +1,40 @@
+"""`mamabear worker`: a Celery worker that runs queued runs, with the sweeper for lost ones."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from mamabear.workers.app import EXECUTE, broker_url, make_app, reachable, send
+
+
+def serve(services: Any, name: str | None, concurrency: int, queues: list[str], loglevel: str = "INFO") -> None:
+    from celery import signals
+
+    from mamabear.workers.execute import execute, stop_children
+    from mamabear.workers.sweeper import Sweeper
+
+    app = make_app(broker_url(services.settings.env))
+    reachable(app)
+    store, home = services.store, services.settings.home
+    hostname = f"{name or 'mamabear'}@{socket.gethostname()}"
+
+    @app.task(name=EXECUTE, bind=True)
+    def run_task(self: Any, run_id: str) -> str:
+        return execute(store, home, self.request.hostname or hostname, run_id)
+
+    sweeper = Sweeper(store, lambda run_id, queue: send(app, run_id, queue))
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(**_: Any) -> None:
+        sweeper.start()
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _shutting_down(**_: Any) -> None:
+        sweeper.stopped.set()
+        stop_children()
+
+    # The threads pool: a task only starts a run's process and waits for it, so threads are enough, and each run is
+    # a child of this process (it ends with it: execute.die_with_worker).
+    argv = ["worker", f"--hostname={hostname}", f"--concurrency={concurrency}", "--pool=threads", f"--queues={','.join(queues)}"]
+    app.worker_main([*argv, f"--loglevel={loglevel}", "--without-mingle", "--without-gossip"])
