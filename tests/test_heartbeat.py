@@ -47,3 +47,32 @@ def test_a_run_on_another_machine_beats_while_it_runs_and_is_resumed_here_once_i
     shutil.rmtree(checkpoints)  # they were files on worker-b: this machine has none
     doc = resumed_without_repeats(cli, fake, "Research", 1)
     assert doc["status"] == "completed" and [t["status"] for t in doc["tasks"]] == ["completed"] * 3
+
+
+def test_a_run_is_claimed_only_as_it_was_seen_and_a_lost_attempt_cannot_clobber_its_successor(tmp_path):
+    """What two workers (or a worker and `runs cancel`) do to one run between reading it and starting it."""
+    import pytest
+
+    from mamabear.errors import UsageError
+    from mamabear.status import Status
+    from mamabear.store.database import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_run("r1", "note", "sequential", {}, {}, [{"position": 1, "task": "note", "agent": "a"}], {"queue": "default"}, status=Status.QUEUED)
+    assert store.cancel_queued("r1")  # cancelled while a worker's process was importing CrewAI
+    with pytest.raises(UsageError, match="run r1 is cancelled now \\(it was queued\\); it is not started"):
+        store.start_attempt("r1", "run", pid=101, host="w1", options={}, checkpoint=None, expected=Status.QUEUED)
+
+    store.create_run("r2", "note", "sequential", {}, {}, [{"position": 1, "task": "note", "agent": "a"}], {"queue": "default"}, status=Status.QUEUED)
+    first = store.start_attempt("r2", "run", pid=101, host="w1", options={}, checkpoint=None, expected=Status.QUEUED)
+    with pytest.raises(UsageError, match="already running on w1 \\(pid 101\\)"):  # the same message, taken twice
+        store.start_attempt("r2", "run", pid=202, host="w2", options={}, checkpoint=None, expected=Status.QUEUED)
+    assert store.beat("r2", first)
+    store.finish_attempt("r2", first, Status.INTERRUPTED, "its machine w1 stopped beating")  # taken as lost by a sweeper
+    assert store.requeue("r2") and not store.requeue("r2")  # one sweeper of several sends it
+    second = store.start_attempt("r2", "resume", pid=202, host="w2", options={}, checkpoint=None, expected=Status.QUEUED)
+    assert not store.beat("r2", first)  # the first attempt (alive after all) learns it lost the run, and stops
+    store.finish_attempt("r2", first, Status.INTERRUPTED, "lost the run")
+    run = store.run("r2")
+    assert (run.status, run.attempt, run.pid) == (Status.RUNNING, second, 202)  # its successor's run is untouched
+    assert store.beat("r2", second)

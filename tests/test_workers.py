@@ -3,7 +3,9 @@ run store they share, and the scripted model server. A worker's machine is lost 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import store_for, subprocess_env, wait_for
+from conftest import REPO, store_for, subprocess_env, wait_for
 from redisserver import RedisServer
 
 AGENTS = "noter:\n  role: Noter\n  goal: Note facts about {topic}\n  backstory: Keeps notes.\n  tier: fast\n"
@@ -120,7 +123,8 @@ def test_a_lost_worker_s_run_completes_on_the_other_with_no_completed_task_repea
     listed = {w["name"]: w for w in cli("workers", "--json").json()}
     assert [r["id"] for r in listed[f"{holder}@{HOST}"]["runs"]] == [run_id]  # `workers` says who holds it
     if lost == "machine":
-        os.killpg(workers[holder].pid, signal.SIGKILL)  # the worker and the run's process with it
+        os.killpg(workers[holder].pid, signal.SIGKILL)  # the worker,
+        os.kill(store.run(run_id).pid, signal.SIGKILL)  # and the run's process (in a session of its own) with it
     else:
         workers[holder].kill()
     lost_at = time.time()
@@ -165,3 +169,59 @@ def test_queue_without_a_broker_or_with_one_down_is_one_sentence_and_leaves_no_r
     result = cli("run", "research", "-i", "topic=otters", "--queue", "--base-url", fake.url)
     assert result.code == 2 and f"cannot reach the broker at 127.0.0.1:{port}/0" in result.err and "Traceback" not in result.err
     assert cli("runs", "list", "--json").json() == []
+
+
+UNITS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "ratio"}
+
+
+def prometheus_series(points: list[dict]) -> tuple[set[str], set[str]]:
+    """The series and label names Prometheus has for these OTLP points, as the collector's prometheus exporter names
+    them: dots to underscores, the unit as a suffix ({annotations} dropped, s -> seconds), counters with _total,
+    histograms as _bucket/_sum/_count."""
+    names, labels = set(), {"le"}
+    for point in points:
+        name = re.sub(r"[^a-zA-Z0-9_:]", "_", point["name"])
+        unit = "" if point["unit"].startswith("{") else UNITS.get(point["unit"], point["unit"])
+        name += f"_{unit}" if unit and not name.endswith(f"_{unit}") else ""
+        suffixes = {"sum": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}[point["kind"]]
+        names |= {name + suffix for suffix in suffixes}
+        labels |= {re.sub(r"[^a-zA-Z0-9_]", "_", key) for key in point["attributes"]}
+    return names, labels
+
+
+def queries() -> list[tuple[str, str]]:
+    """(where, PromQL) of every dashboard panel and alert rule."""
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "mamabear.json").read_text())
+    found = [(f"panel '{p['title']}'", t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+    alerts = yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text())
+    return found + [(f"alert {r['alert']}", r["expr"]) for g in alerts["groups"] for r in g["rules"]]
+
+
+def test_every_dashboard_panel_and_alert_queries_only_series_a_worker_and_its_runs_export(cli, fake, pool, isolated, monkeypatch):
+    from otlpreceiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_url)
+        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")
+        worker = pool("w1")
+        up(cli, "w1")
+        fake.add(status=500, times=1)  # one failed model call (then retried): the errors series
+        first = queued(cli, "note", "otters", fake)
+        store = store_for(isolated)
+        wait_for(lambda: store.run(first).status == "completed", timeout=120, what="the first run")
+        second = queued(cli, "note", "otters", fake)  # the same calls again: answered by the response cache (savings)
+        wait_for(lambda: store.run(second).status == "completed", timeout=120, what="the second run")
+        worker.terminate()  # its gauges are flushed as it stops
+        worker.wait(timeout=60)
+        names, labels = prometheus_series(receiver.metrics)
+    assert {"mamabear_queue_depth", "mamabear_worker_busy", "mamabear_runs_total", "mamabear_cache_saved_USD_total", "mamabear_errors_total"} <= names
+    for where, expr in queries():
+        used_labels = {name.strip() for group in re.findall(r"by \(([^)]*)\)", expr) for name in group.split(",")}
+        used_labels |= {m for group in re.findall(r"\{([^}]*)\}", expr) for m in re.findall(r"(\w+)\s*[!=]~?", group)}
+        bare = re.sub(r"\{[^}]*\}|by \([^)]*\)", "", expr)
+        used = set(re.findall(r"\b((?:mamabear|gen_ai)_\w+)\b", bare))
+        assert used and used <= names, f"{where} queries {sorted(used - names)}, which nothing exports"
+        assert used_labels <= labels, f"{where} groups by {sorted(used_labels - labels)}, which no series has"
+    titles = " | ".join(w for w, _ in queries()).lower()
+    for wanted in ("spend per hour by model", "by agent", "runs by status", "success rate", "p50 / p95", "errors", "cache savings", "queue depth", "busy workers"):
+        assert wanted in titles

@@ -15,19 +15,27 @@ def worker(
     queues: str = typer.Option("default", "--queues", "-Q", metavar="NAMES", help="The queues it takes runs from, comma-separated."),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Its name (NAME@host); default mamabear@host."),
 ) -> None:
-    """Work on queued runs (`run --queue`, `mission --queue`) as a Celery worker on MAMABEAR_BROKER_URL, until stopped."""
+    """Work on queued runs (`run --queue`) as a Celery worker on MAMABEAR_BROKER_URL, until stopped."""
     from mamabear.engine.services import Services
     from mamabear.workers.serve import serve
 
     serve(Services(), name, concurrency, [q.strip() for q in queues.split(",") if q.strip()] or ["default"])
 
 
-def workers(json_out: bool = JSON) -> None:
+def workers(
+    ping: bool = typer.Option(False, "--ping", help="Exit 0 if a worker on this machine answers, 1 if none does (a container's probe)."),
+    json_out: bool = JSON,
+) -> None:
     """The workers that are up: their queues, and the runs each works on now."""
     from mamabear.engine.services import Services
+    from mamabear.workers.inventory import ping_here
     from mamabear.workers.inventory import workers as listed
 
     ws = Services()
+    if ping:
+        answered = ping_here(ws.settings.env)
+        console(stderr=not answered).print(f"up: {', '.join(answered)}" if answered else "no worker on this machine answered.")
+        raise typer.Exit(0 if answered else 1)
     found = listed(ws.settings.env, ws.store)
     if json_out:
         emit_json(found)

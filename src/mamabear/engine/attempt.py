@@ -66,8 +66,12 @@ class Attempt:
             run_id = self._record_run(run_id)
         assert run_id is not None
         self.run_id = run_id
-        if resume and (queue := (self.store.run(run_id).options or {}).get("queue")):
-            self.options["queue"] = queue  # a queued run stays one: if its worker is lost, it is queued again
+        self.expected: str | None = None  # the status a resume saw: the run is claimed only if it still has it
+        if resume:
+            seen = self.store.run(run_id)
+            self.expected = str(seen.status)
+            if (queue := (seen.options or {}).get("queue")) and ws.settings.env.get("MAMABEAR_WORKER"):
+                self.options["queue"] = queue  # a worker's run stays queued: if its worker is lost, it is queued again
         self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
 
     def _record_run(self, run_id: str | None) -> str:
@@ -87,7 +91,7 @@ class Attempt:
         # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
         from mamabear.compat.crewai import apply_checkpoint_patches
         from mamabear.engine.checkpoints import Checkpoints
-        from mamabear.engine.stopping import STOP_GRACE_S, Signals, Watchdog
+        from mamabear.engine.stopping import STOP_GRACE_S, Heartbeat, Signals, Watchdog
         from mamabear.engine.tracker import Tracker
         from mamabear.llm.guard import Guard
         from mamabear.llm.pricing import Pricer
@@ -111,10 +115,17 @@ class Attempt:
             str(self.restore_from) if self.restore_from else None,
             started_at=self.started_at,
             worker=self.worker,
+            expected=self.expected,
         )
         state.attempt = attempt
         spent_usd, spent_tokens = store.spent(run_id)
-        self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.beat(run_id))  # the poll beats too
+        self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
+
+        def lost() -> None:
+            guard.request_stop(Status.INTERRUPTED, "lost the run: its heartbeat was missed and the run was handed to another process")
+            on_stop()
+
+        self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost)
         pricer = Pricer(ws.models.prices)
         self.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
@@ -143,7 +154,7 @@ class Attempt:
 
         def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
             if self.on_abandon is not None:
-                end.abandon_after(STOP_GRACE_S, self.on_abandon)
+                self.end.abandon_after(STOP_GRACE_S, self.on_abandon)
 
         self.signals = Signals(guard, on_stop)
         self.watchdog = end.watchdog = Watchdog(guard, on_stop)
@@ -170,6 +181,7 @@ class Attempt:
     def run(self) -> RunResult:
         """Build or restore the crew, kick it off, and settle how the attempt ended."""
         self.start()
+        self.heartbeat.start()  # from now until the attempt settles, building the crew included
         with self.signals.installed():
             output: str | None = None
             error: str | None = None
@@ -188,6 +200,7 @@ class Attempt:
                     error = self.tracker.redact(error)
             finally:
                 self.signals.armed = False
+                self.heartbeat.end()
             settled = self.end.settle(status, error, exit_code, output)
         if settled is None:  # the abandon timer settled it and is exiting the process
             threading.Event().wait()

@@ -123,3 +123,34 @@ class Watchdog:
                     self.on_stop()
                 return
             self.guard.sleep(CANCEL_POLL_S)
+
+
+HEARTBEAT_S = 2.0  # how often a running attempt says, in the store, that it is alive (store/liveness.py reads it)
+
+
+class Heartbeat:
+    """Beats for a running attempt, from the moment it owns the run (before the crew is built, which can be slow),
+    in a thread of its own. A beat the store refuses means the attempt no longer owns the run (it was taken as lost
+    and handed on): ``on_lost`` then stops it, and its end leaves the run to its new owner."""
+
+    def __init__(self, beat: Callable[[], bool], on_lost: Callable[[], None]) -> None:
+        self.beat, self.on_lost = beat, on_lost
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mamabear-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def end(self) -> None:
+        self._ended.set()
+
+    def _run(self) -> None:
+        while not self._ended.wait(HEARTBEAT_S):
+            try:
+                owned = self.beat()
+            except Exception:  # noqa: BLE001 - a store that cannot be written now: beat again later
+                continue
+            if not owned and not self._ended.is_set():
+                self.on_lost()
+                return

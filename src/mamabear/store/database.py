@@ -366,22 +366,23 @@ class Store:
         checkpoint: str | None,
         started_at: float | None = None,
         worker: str | None = None,
+        expected: str | None = None,
     ) -> int:
         """Open the next attempt of a run and mark the run running under this process. The run is claimed in the same
-        transaction: a run another process is running already (two workers given the same run) is a UsageError."""
+        transaction, only if it is as its caller saw it (``expected``: the status a resume checked) or is this
+        process's own new run: a run another process took meanwhile (two workers given the same run), or cancelled
+        meanwhile, is a UsageError and is not started."""
         with self.tx() as conn:
+            own_new = sa.and_(runs.c.status == Status.RUNNING, sa.or_(runs.c.pid.is_(None), sa.and_(runs.c.pid == pid, runs.c.host == host)))
+            as_seen = runs.c.status == expected if expected is not None else sa.false()
             claimed = conn.execute(
-                runs.update()
-                .where(
-                    runs.c.id == run_id,
-                    sa.or_(runs.c.status != Status.RUNNING, runs.c.pid.is_(None), sa.and_(runs.c.pid == pid, runs.c.host == host)),
-                )
-                .values(status=Status.RUNNING, pid=pid, host=host)
+                runs.update().where(runs.c.id == run_id, sa.or_(own_new, as_seen)).values(status=Status.RUNNING, pid=pid, host=host)
             ).rowcount
             if not claimed:
-                holder = conn.execute(sa.select(runs.c.host, runs.c.pid).where(runs.c.id == run_id)).first()
-                where = f"on {holder.host} (pid {holder.pid})" if holder else "elsewhere"
-                raise UsageError(f"run {run_id} is already running {where}; it is not started twice.")
+                now = conn.execute(sa.select(runs.c.status, runs.c.host, runs.c.pid).where(runs.c.id == run_id)).first()
+                if now is not None and now.status == Status.RUNNING:
+                    raise UsageError(f"run {run_id} is already running on {now.host} (pid {now.pid}); it is not started twice.")
+                raise UsageError(f"run {run_id} is {now.status if now else 'gone'} now (it was {expected}); it is not started.")
             # Calls the last attempt's process never saw finish (it was killed) did not finish.
             conn.execute(
                 llm_calls.update()
@@ -426,8 +427,9 @@ class Store:
         stopped = Status.INTERRUPTED if status in (Status.COMPLETED, Status.RUNNING) else status
         with self.tx() as conn:
             conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(status=status, error=error, finished_at=now))
-            conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, error=error, output=output, finished_at=now))
-            conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.status == Status.RUNNING).values(status=stopped, finished_at=now))
+            owner = runs.c.attempt == number  # a newer attempt (another worker's) owns the run now: leave it and its tasks alone
+            if conn.execute(runs.update().where(runs.c.id == run_id, owner).values(status=status, error=error, output=output, finished_at=now)).rowcount:
+                conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.status == Status.RUNNING).values(status=stopped, finished_at=now))
 
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=True)
@@ -448,11 +450,45 @@ class Store:
         with self.tx() as conn:
             return bool(conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == Status.INTERRUPTED).values(status=Status.QUEUED)).rowcount)
 
-    def beat(self, run_id: str) -> bool:
-        """The running run's heartbeat; returns whether a cancel is flagged (the same poll does both)."""
+    def beat(self, run_id: str, attempt: int) -> bool:
+        """The running attempt's heartbeat; False when the attempt no longer owns the run (it was taken as lost, and
+        another process has it or is to have it)."""
         with self.tx() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=time.time()))
-            return bool(conn.execute(sa.select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar())
+            return bool(
+                conn.execute(
+                    runs.update().where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING).values(heartbeat_at=time.time())
+                ).rowcount
+            )
+
+    def mark_taken(self, run_id: str, worker: str) -> bool:
+        """A worker took a queued run's message: noted (its heartbeat is when), so a run taken and never started
+        (its worker lost at that moment) is sent again (``resend_taken``); False when it is no longer queued."""
+        with self.tx() as conn:
+            taken = runs.update().where(runs.c.id == run_id, runs.c.status == Status.QUEUED).values(heartbeat_at=time.time(), worker=worker)
+            return bool(conn.execute(taken).rowcount)
+
+    def resend_taken(self, older_than: float) -> list[RunRow]:
+        """Queued runs a worker took before ``older_than`` and never started: each returned once (of all callers)."""
+        with self.tx() as conn:
+            seen = conn.execute(sa.select(runs).where(runs.c.status == Status.QUEUED, runs.c.heartbeat_at < older_than)).fetchall()
+            again = []
+            for row in seen:
+                mine = runs.update().where(runs.c.id == row.id, runs.c.status == Status.QUEUED, runs.c.heartbeat_at == row.heartbeat_at)
+                if conn.execute(mine.values(heartbeat_at=None)).rowcount:
+                    again.append(RunRow.of(dict(row._mapping)))
+            return again
+
+    def set_status_if(self, run_id: str, was: str, status: str, error: str | None = None) -> bool:
+        """The run's status, changed only if it is ``was`` (one of several writers wins)."""
+        with self.tx() as conn:
+            changed = runs.update().where(runs.c.id == run_id, runs.c.status == was).values(status=status, error=error, finished_at=time.time())
+            return bool(conn.execute(changed).rowcount)
+
+    def runs_with_status(self, status: str, limit: int = 1000) -> list[RunRow]:
+        """Runs in one status, without their usage (light: the sweeper asks every few seconds)."""
+        with self.tx() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.status == status).order_by(runs.c.created_at).limit(limit)).fetchall()
+        return [RunRow.of(dict(r._mapping)) for r in rows]
 
     def cancel_requested(self, run_id: str) -> bool:
         with self.tx() as conn:

@@ -54,7 +54,9 @@ def stale_after_s() -> float:
 
 
 def heartbeat_age(run: RunRow) -> float | None:
-    return None if run.heartbeat_at is None else max(0.0, time.time() - run.heartbeat_at)
+    """How long ago the run's process last beat (or, running and never beating, was created)."""
+    since = run.heartbeat_at if run.heartbeat_at is not None else run.created_at if run.status == Status.RUNNING else None
+    return None if since is None else max(0.0, time.time() - since)
 
 
 def is_orphan(run: RunRow) -> bool:
@@ -98,6 +100,10 @@ def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> RunRow:
     run = settle_orphans(store, [store.run(run_id)])[0]
     if run.status == Status.QUEUED and store.cancel_queued(run_id):  # no worker has started it: it never will
         return store.run(run_id)
+    if run.status == Status.INTERRUPTED and (run.options or {}).get("queue"):  # its worker was lost: not queued again
+        if store.set_status_if(run_id, Status.INTERRUPTED, Status.CANCELLED, "cancelled after its worker was lost"):
+            return store.run(run_id)
+    run = store.run(run_id)  # a worker may have taken it meanwhile
     if run.status != Status.RUNNING:
         raise UsageError(f"run {run_id} is {run.status}, not running; there is nothing to cancel.")
     store.request_cancel(run_id)

@@ -30,6 +30,7 @@ class RunMeters:
             "mamabear.task.duration", unit="s", description="Task duration", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
         )
         self.errors = meter.create_counter("mamabear.errors", unit="{error}", description="Failed model calls, tool calls and tasks")
+        self.runs = meter.create_counter("mamabear.runs", unit="{run}", description="Run attempts ended, by crew and status")
 
     def llm_call(self, attrs: dict[str, Any], tokens_in: int, tokens_out: int, cost: float, seconds: float | None, error: str | None, saved: float) -> None:
         if error is not None:
@@ -48,5 +49,38 @@ class RunMeters:
         if failed:
             self.errors.add(1, {**attrs, "error.type": "task"})
 
+    def run_ended(self, attrs: dict[str, Any]) -> None:
+        self.runs.add(1, attrs)
+
     def tool_error(self, attrs: dict[str, Any]) -> None:
         self.errors.add(1, {**attrs, "error.type": "tool"})
+
+
+def pool_meters(env: Any, queue_depth: Any, busy: Any, worker: str, interval_s: float = 15.0) -> Any:
+    """A worker's gauges, sent where the environment sends metrics (none: None): ``mamabear.queue.depth`` per queue
+    (``queue_depth()`` -> {queue: runs waiting}) and ``mamabear.worker.busy`` (``busy()`` -> runs it works on)."""
+    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    from mamabear import __version__
+    from mamabear.telemetry.sinks import metric_exporter
+    from mamabear.telemetry.targets import targets
+
+    found = [t for t in targets(env) if t.signal == "metrics"]
+    if not found:
+        return None
+    readers = [PeriodicExportingMetricReader(metric_exporter(t), export_interval_millis=int(interval_s * 1000)) for t in found]
+    provider = MeterProvider(resource=Resource.create({"service.name": "mamabear", "service.version": __version__}), metric_readers=readers)
+    meter = provider.get_meter("mamabear")
+
+    def depth(_: CallbackOptions) -> list[Observation]:
+        return [Observation(n, {"mamabear.queue": q}) for q, n in queue_depth().items()]
+
+    def working(_: CallbackOptions) -> list[Observation]:
+        return [Observation(busy(), {"mamabear.worker": worker})]
+
+    meter.create_observable_gauge("mamabear.queue.depth", [depth], unit="{run}", description="Runs waiting in each queue")
+    meter.create_observable_gauge("mamabear.worker.busy", [working], unit="{run}", description="Runs a worker works on now")
+    return provider

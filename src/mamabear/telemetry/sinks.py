@@ -60,7 +60,7 @@ def _span_exporter(target: Target) -> SpanExporter:
     return HttpExporter(endpoint=target.endpoint, headers=target.headers or None)
 
 
-def _metric_exporter(target: Target) -> Any:
+def metric_exporter(target: Target) -> Any:
     if target.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
@@ -90,7 +90,7 @@ class Sinks:
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            readers = [PeriodicExportingMetricReader(_metric_exporter(t)) for t in metric_targets]
+            readers = [PeriodicExportingMetricReader(metric_exporter(t)) for t in metric_targets]
             sinks.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         return sinks
 

@@ -323,6 +323,8 @@ class RunTrace(RunObserver):
             self.end(key, now, {"mamabear.task.status": str(status)} if key[0] == "task" else None, error or status)
         failed = status != Status.COMPLETED
         self.end(("run",), now, {"mamabear.status": str(status), **totals}, error or status if failed else None)
+        if self.meters is not None:
+            self.meters.run_ended({"mamabear.crew": self.crew, "mamabear.status": str(status)})
         return self.sinks.close()
 
 

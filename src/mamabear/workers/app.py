@@ -68,3 +68,12 @@ def reachable(app: Any) -> None:
 
 def send(app: Any, run_id: str, queue: str) -> None:
     app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+
+
+def queue_depth(url: str, queues: list[str]) -> dict[str, int]:
+    """Runs waiting in each queue: the lengths of kombu's Redis lists for it (one per priority step)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    steps = ("", *(f"\x06\x16{p}" for p in (3, 6, 9)))  # kombu's default priority steps 0, 3, 6, 9
+    return {q: sum(int(client.llen(f"{q}{step}")) for step in steps) for q in queues}

@@ -18,7 +18,8 @@ from typing import Any
 
 from mamabear.status import Status
 
-_children: set[subprocess.Popen] = set()
+_children: dict[subprocess.Popen, bool] = {}  # each run's process, and whether it was asked to stop
+STOPPED_CODES = (130, -signal.SIGTERM, -signal.SIGINT, -signal.SIGKILL)  # stopped before it started: the sweeper sends it again
 _lock = threading.Lock()
 
 
@@ -27,7 +28,7 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
     from mamabear.store.liveness import settle_orphans
 
     run = settle_orphans(store, [store.run(run_id)])[0]
-    if run.status != Status.QUEUED:
+    if run.status != Status.QUEUED or not store.mark_taken(run_id, worker):
         return f"run {run_id} is {run.status}: left alone"  # going on elsewhere, ended, or to be queued again by the sweeper
     log = home / "logs" / f"{run_id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -39,23 +40,35 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
             stderr=out,
             env={**os.environ, "MAMABEAR_WORKER": worker, "MAMABEAR_WORKER_PID": str(os.getpid()), "NO_COLOR": "1"},
             close_fds=True,
+            start_new_session=True,  # a Ctrl-C at the worker's terminal is the worker's; its runs hear of it from it, once
         )
     with _lock:
-        _children.add(child)
+        _children[child] = False
     try:
         code = child.wait()
     finally:
         with _lock:
-            _children.discard(child)
+            _children.pop(child, None)
+    if store.run(run_id).status == Status.QUEUED and code not in STOPPED_CODES:  # it never started: say why, once
+        last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+        store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"worker {worker} could not start it (exit code {code}): {last}")
     return f"run {run_id} ended with exit code {code}: {store.run(run_id).status}"
+
+
+def busy() -> int:
+    """How many runs this worker works on now."""
+    with _lock:
+        return sum(child.poll() is None for child in _children)
 
 
 def stop_children() -> None:
     """The worker is shutting down: each run it holds stops as on Ctrl-C (checkpointed, interrupted); another worker
     continues it."""
     with _lock:
-        children = list(_children)
-    for child in children:
+        asked = [child for child, stopping in _children.items() if not stopping]
+        for child in asked:
+            _children[child] = True  # once: a second SIGTERM would make it exit at once, unrecorded
+    for child in asked:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
 

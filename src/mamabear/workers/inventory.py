@@ -27,3 +27,13 @@ def workers(env: Any, store: Any, timeout_s: float = 2.0) -> list[dict[str, Any]
             }
         )
     return found
+
+
+def ping_here(env: Any, timeout_s: float = 5.0) -> list[str]:
+    """The workers on this machine that answer (a container's probe: its own worker)."""
+    import socket
+
+    app = make_app(broker_url(env))
+    reachable(app)
+    host = socket.gethostname()
+    return sorted(name for reply in app.control.ping(timeout=timeout_s) or [] for name in reply if name.endswith(f"@{host}"))

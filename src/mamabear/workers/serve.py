@@ -5,16 +5,18 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from mamabear.workers.app import EXECUTE, broker_url, make_app, reachable, send
+from mamabear.workers.app import EXECUTE, broker_url, make_app, queue_depth, reachable, send
 
 
 def serve(services: Any, name: str | None, concurrency: int, queues: list[str], loglevel: str = "INFO") -> None:
     from celery import signals
 
-    from mamabear.workers.execute import execute, stop_children
+    from mamabear.telemetry.meters import pool_meters
+    from mamabear.workers.execute import busy, execute, stop_children
     from mamabear.workers.sweeper import Sweeper
 
-    app = make_app(broker_url(services.settings.env))
+    url = broker_url(services.settings.env)
+    app = make_app(url)
     reachable(app)
     store, home = services.store, services.settings.home
     hostname = f"{name or 'mamabear'}@{socket.gethostname()}"
@@ -24,6 +26,7 @@ def serve(services: Any, name: str | None, concurrency: int, queues: list[str], 
         return execute(store, home, self.request.hostname or hostname, run_id)
 
     sweeper = Sweeper(store, lambda run_id, queue: send(app, run_id, queue))
+    meters = pool_meters(services.settings.env, lambda: queue_depth(url, queues), busy, hostname)  # OTEL_* set: gauges for the dashboard
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_: Any) -> None:
@@ -33,6 +36,8 @@ def serve(services: Any, name: str | None, concurrency: int, queues: list[str], 
     def _shutting_down(**_: Any) -> None:
         sweeper.stopped.set()
         stop_children()
+        if meters is not None:
+            meters.shutdown()
 
     # The threads pool: a task only starts a run's process and waits for it, so threads are enough, and each run is
     # a child of this process (it ends with it: execute.die_with_worker).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from mamabear.status import Status
@@ -23,17 +24,27 @@ log = logging.getLogger("mamabear.workers")
 
 def sweep(store: Any, send: Any) -> list[str]:
     """Queue again the queued runs that were lost; their ids."""
-    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.liveness import settle_orphans, stale_after_s
 
-    settle_orphans(store, store.list_runs(limit=1000, status=Status.RUNNING))
+    settle_orphans(store, store.runs_with_status(Status.RUNNING))
     sent = []
-    for run in store.list_runs(limit=1000, status=Status.INTERRUPTED):
+    for run in store.runs_with_status(Status.INTERRUPTED):
         queue = (run.options or {}).get("queue")
         if queue and (run.attempt or 0) < MAX_ATTEMPTS and store.requeue(run.id):
-            send(run.id, queue)
-            sent.append(run.id)
-            log.warning("run %s was lost (%s); queued again on %s", run.id, run.error, queue)
+            sent += _send(store, send, run.id, queue, f"was lost ({run.error})")
+    for run in store.resend_taken(time.time() - stale_after_s()):  # taken by a worker that was lost before starting it
+        sent += _send(store, send, run.id, (run.options or {}).get("queue") or "default", f"was taken by {run.worker} and not started")
     return sent
+
+
+def _send(store: Any, send: Any, run_id: str, queue: str, why: str) -> list[str]:
+    try:
+        send(run_id, queue)
+    except Exception:  # noqa: BLE001 - the broker is down: the next sweep tries again
+        store.set_status_if(run_id, Status.QUEUED, Status.INTERRUPTED, f"could not be queued again: the broker did not take it ({why})")
+        raise
+    log.warning("run %s %s; queued again on %s", run_id, why, queue)
+    return [run_id]
 
 
 class Sweeper(threading.Thread):
