@@ -30,7 +30,8 @@ def make_run(
     store.create_run(run_id, crew, "sequential", {}, {}, [{"position": i, "task": f"t{i}", "agent": "a"} for i in range(1, len(task_rows) + 1)])
     finished = None
     for kind, status, finished in tries:
-        number = store.start_attempt(run_id, kind, pid=1, host="elsewhere", options={}, checkpoint=None)
+        seen = store.run(run_id).status  # what a resume checks before it claims the run
+        number = store.start_attempt(run_id, kind, pid=1, host="elsewhere", options={}, checkpoint=None, expected=seen)
         if status != "running":
             store.finish_attempt(run_id, number, status, None if status == "completed" else f"{status} on try {number}")
         with store.tx() as conn:
