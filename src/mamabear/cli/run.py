@@ -192,15 +192,23 @@ def run(
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
 
 
-def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool) -> None:
-    """Queue the run for the worker pool; print its id (follow it with `runs logs ID --follow`)."""
-    from mamabear.engine.queued import queue_run
+def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool, run_id: str | None = None) -> None:
+    """Queue the run (``run_id``: a stopped run, to continue) for the worker pool; print its id (follow it with
+    `runs logs ID --follow`)."""
+    from mamabear.engine.queued import queue_resume, queue_run
     from mamabear.workers.app import broker_url, make_app, reachable, send
 
     app = make_app(broker_url(ws.settings.env))
     reachable(app)  # before the run is recorded: an unreachable broker leaves no queued run behind
-    run_id = queue_run(ws, plan, limits, queue)
-    send(app, run_id, queue)
+    if run_id is None:
+        run_id = queue_run(ws, plan, limits, queue)
+    else:
+        queue_resume(ws, plan, limits, run_id, queue)
+    try:
+        send(app, run_id, queue)
+    except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
+        ws.store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"the broker did not take it ({type(exc).__name__})")
+        raise UsageError(f"the broker did not take run {run_id} ({type(exc).__name__}); it is marked failed, `mamabear resume {run_id}` continues it.") from exc
     if json_out:
         emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue})
     else:
@@ -241,6 +249,7 @@ def resume(
     budget_tokens: Optional[int] = BUDGET_TOKENS,
     max_duration: Optional[str] = MAX_DURATION,
     answers_file: Optional[str] = ANSWERS,
+    queue: Optional[str] = QUEUE,
     quiet: bool = QUIET,
     json_out: bool = JSON,
 ) -> None:
@@ -254,6 +263,9 @@ def resume(
 
     limit_flags = limits_from(budget_usd, budget_tokens, max_duration)
     ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, answers=read_answers(answers_file), **limit_flags)
+    if queue is not None:
+        to_workers(ws, plan, limits, queue, json_out, run_id=full_id)
+        return
     work = None
     if plan.crew.process == "mission":
         from mamabear.mission.config import MissionConfig

@@ -26,3 +26,15 @@ def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str) -> str:
         raise UsageError(f"--session {plan.sandbox.session} is a local sandbox on this machine; a queued run may start on any worker.")
     options = {**run_options(ws, plan, limits), "queue": queue}
     return record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=Status.QUEUED)
+
+
+def queue_resume(ws: Services, plan: Plan, limits: Limits, run_id: str, queue: str) -> None:
+    """``resume ID --queue``: the run goes back to the queue with the options its resume was given (model, server,
+    limits), for a worker to continue it; only if it is still as ``prepare_resume`` found it."""
+    if plan.crew.process == "mission":
+        raise UsageError("a mission is not sent to the workers yet; resume it here, without --queue.")
+    run = ws.store.run(run_id)
+    options = {**(run.options or {}), **run_options(ws, plan, limits), "queue": queue}
+    ws.store.update_run(run_id, options=options)
+    if not ws.store.set_status_if(run_id, str(run.status), Status.QUEUED, None):
+        raise UsageError(f"run {run_id} changed meanwhile (it is {ws.store.run(run_id).status} now); it is not queued.")
