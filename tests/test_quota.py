@@ -269,7 +269,7 @@ def _book_many(path: str, count: int, start: multiprocessing.synchronize.Event, 
         last[0] = time.time()
         return last[0]
 
-    quotas = QuotaBook(Path(path), {"openai": Quota(rpm=1200)}, clock=clock)
+    quotas = QuotaBook(path if path.startswith("redis://") else Path(path), {"openai": Quota(rpm=1200)}, clock=clock)
     start.wait()
     booked = []
     for _ in range(count):
@@ -293,3 +293,28 @@ def test_two_processes_share_one_spacing(tmp_path: Path) -> None:
     assert len(stamps) == 2 * count
     gaps = [b - a for a, b in pairwise(stamps)]
     assert min(gaps) >= 0.05 - 1e-4, gaps
+
+
+def test_with_a_broker_two_processes_share_one_spacing_through_redis(tmp_path: Path) -> None:
+    """The worker pool's quota: the buckets live in the broker's Redis, so two workers (here two processes) share them."""
+    from redisserver import RedisServer
+
+    with RedisServer() as server:
+        ctx = multiprocessing.get_context("spawn")
+        start, out = ctx.Event(), ctx.Queue()
+        count = 8
+        workers = [ctx.Process(target=_book_many, args=(server.url, count, start, out)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        start.set()
+        stamps = sorted(out.get(timeout=60) + out.get(timeout=60))
+        for worker in workers:
+            worker.join(timeout=30)
+            assert worker.exitcode == 0
+        import redis
+
+        assert redis.Redis.from_url(server.url).hget("mamabear:quota:openai", "next_at")  # booked there, not in a file
+    assert len(stamps) == 2 * count
+    gaps = [b - a for a, b in pairwise(stamps)]
+    assert min(gaps) >= 0.05 - 1e-4, gaps
+    assert not list(tmp_path.rglob("*.db"))  # no quota file was made

@@ -164,7 +164,8 @@ def _observability(ws: Services) -> list[Check]:
         if cache:
             cache.close()
         quotas = ", ".join(f"{name} {q.rpm or '-'} rpm / {q.tpm or '-'} tpm" for name, q in ws.models.quotas.items())
-        checks.append(Check("quotas", "ok", quotas or "none"))
+        shared = " (shared by the workers, in the broker's Redis)" if ws.settings.env.get("MAMABEAR_BROKER_URL") else ""
+        checks.append(Check("quotas", "ok", (quotas + shared) if quotas else "none"))
     except MamabearError as exc:
         checks.append(Check("cache", "fail", exc.message))
     checks.append(_broker(ws.settings.env))

@@ -69,12 +69,13 @@ class Services:
         return open_cache(self.settings.cache_url or self.models.cache.url, self.settings.home)
 
     def quota_book(self) -> Any:
-        """The machine-wide quota book, shared by every run through one file; None when no provider has a quota."""
+        """The quota book every run shares: one file on this machine, or the worker pool's Redis broker when one is set
+        (MAMABEAR_BROKER_URL), so quotas hold across workers; None when no provider has a quota."""
         if not self.models.quotas:
             return None
         from mamabear.llm.quota import QuotaBook
 
-        return QuotaBook(self.settings.home / "quotas.db", self.models.quotas)
+        return QuotaBook(self.settings.env.get("MAMABEAR_BROKER_URL") or self.settings.home / "quotas.db", self.models.quotas)
 
     @cached_property
     def memory_config(self) -> MemoryConfig:

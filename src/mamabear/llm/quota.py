@@ -1,9 +1,11 @@
-"""Client-side rate limits per provider (requests and tokens per minute), shared by every run on the machine.
+"""Client-side rate limits per provider (requests and tokens per minute), shared by every run on the machine, or,
+with a worker pool, by every worker.
 
-Each limited provider has one row in a small SQLite file: when its next request may go
-(requests are evenly spaced, a GCRA bucket of capacity one) and how full its token bucket
-is. Every reservation is one ``BEGIN IMMEDIATE`` transaction, so two processes can never
-both take the last slot, and a run waits for its turn instead of collecting HTTP 429s.
+Each limited provider has one row in a small SQLite file (or one hash in Redis, the pool's broker): when its next
+request may go (requests are evenly spaced, a GCRA bucket of capacity one) and how full its token bucket is. Every
+reservation is one transaction (SQLite's ``BEGIN IMMEDIATE``; Redis' WATCH/MULTI, tried again when another process
+wrote first), so two processes can never both take the last slot, and a run waits for its turn instead of
+collecting HTTP 429s. Across machines, the bookings are stamped by each machine's clock: keep them in step (NTP).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mamabear.config.models import Quota
 from mamabear.errors import ConfigError, UsageError
@@ -38,7 +40,8 @@ T = TypeVar("T")
 class QuotaBook:
     """Token buckets per provider, shared by every process through one SQLite file."""
 
-    def __init__(self, path: Path, quotas: Mapping[str, Quota], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | str, quotas: Mapping[str, Quota], clock: Callable[[], float] = time.time) -> None:
+        """``path``: the SQLite file, or a redis:// URL (the worker pool's broker) to share the buckets across machines."""
         for name, quota in quotas.items():
             if not isinstance(name, str) or not name.strip():
                 raise ConfigError(f"quota for provider {name!r}: a quota needs the provider's name.")
@@ -46,12 +49,14 @@ class QuotaBook:
                 # `not value > 0` also refuses NaN; infinity would turn the bucket arithmetic into NaN
                 if value is not None and (not value > 0 or value == float("inf")):
                     raise ConfigError(f"quota for '{name}': {field} {value:g} must be a number more than zero (leave it out for no limit).")
-        self.path = Path(path)
+        self.url = path if isinstance(path, str) and path.startswith(("redis://", "rediss://")) else None
+        self.path = Path(path) if self.url is None else Path("redis")
         self.clock = clock
         self._quotas = {name: quota for name, quota in quotas.items() if quota.limited}
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()  # one connection per book, shared by the run's threads
+        self._redis: Any = None
 
     def limits(self, provider: str) -> Quota | None:
         """The provider's quota, or None when it is not limited."""
@@ -68,13 +73,13 @@ class QuotaBook:
             return
         tpm = quota.tpm
 
-        def correct(conn: sqlite3.Connection) -> None:
+        def correct(conn: _Buckets) -> None:
             now = self.clock()
-            next_at, level, updated = self._load(conn, provider, now)
+            next_at, level, updated = conn.load(provider, now)
             level = min(tpm, _refilled(quota, level, updated, now) + (estimated - actual))
-            conn.execute(_SAVE, (provider, next_at, level, now))
+            conn.save(provider, next_at, level, now)
 
-        self._transaction(correct)
+        self._transaction(provider, correct)
 
     def acquire(self, provider: str, tokens: int, wait: Callable[[float, str], None]) -> float:
         """reserve() until booked; between tries calls wait(seconds, reason) — reason is one human sentence fragment such as
@@ -96,10 +101,10 @@ class QuotaBook:
             return 0.0, ""
         tokens = max(0, tokens)
 
-        def book(conn: sqlite3.Connection) -> tuple[float, str]:
+        def book(conn: _Buckets) -> tuple[float, str]:
             # The clock is read inside the write lock, so bookings are stamped in the order they are made.
             now = self.clock()
-            next_at, level, updated = self._load(conn, provider, now)
+            next_at, level, updated = conn.load(provider, now)
             request_wait = token_wait = 0.0
             if quota.rpm is not None:
                 interval = 60.0 / quota.rpm
@@ -115,34 +120,28 @@ class QuotaBook:
                     next_at = max(now, next_at) + 60.0 / quota.rpm
                 if quota.tpm is not None and level is not None:  # refilled above: a number whenever tpm is set
                     level -= tokens
-                conn.execute(_SAVE, (provider, next_at, level, updated))
+                conn.save(provider, next_at, level, updated)
                 return 0.0, ""
             # Saved even when nothing is booked: the refill is then measured from this clock reading.
-            conn.execute(_SAVE, (provider, next_at, level, updated))
+            conn.save(provider, next_at, level, updated)
             if token_wait > request_wait:
                 return token_wait, f"{provider} quota: {_num(quota.tpm or 0)} tokens/min"
             return request_wait, f"{provider} quota: {_num(quota.rpm or 0)} requests/min"
 
-        return self._transaction(book)
-
-    def _load(self, conn: sqlite3.Connection, provider: str, now: float) -> tuple[float, float | None, float]:
-        """next_at, level (None = full) and updated of a provider's row; a fresh provider may go at once with a full bucket."""
-        row = conn.execute("SELECT next_at, level, updated FROM buckets WHERE provider = ?", (provider,)).fetchone()
-        if row is None:
-            return 0.0, None, now
-        next_at, level, updated = row
-        return (0.0 if next_at is None else next_at), level, (now if updated is None else updated)
+        return self._transaction(provider, book)
 
     # ------------------------------------------------------------ the file
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, provider: str, work: Callable[[_Buckets], T]) -> T:
+        if self.url is not None:
+            return self._redis_transaction(provider, work)
         for attempt in range(LOCK_TRIES):
             with self._lock:
                 conn = self._connect()
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        result = work(conn)
+                        result = work(_SqliteBuckets(conn))
                         conn.execute("COMMIT")
                         return result
                     except BaseException:
@@ -197,6 +196,70 @@ class QuotaBook:
                 pass
             self._conn = None
         return UsageError(f"the quota file {self.path} is unreadable ({exc}); delete it and the next run starts a fresh one.")
+
+    def _redis_transaction(self, provider: str, work: Callable[[_Buckets], T]) -> T:
+        import redis
+
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.url or "", socket_timeout=10)
+        key = f"mamabear:quota:{provider}"
+        for attempt in range(LOCK_TRIES * 20):
+            try:
+                with self._redis.pipeline() as pipe:
+                    pipe.watch(key)
+                    buckets = _RedisBuckets(pipe, key)
+                    result = work(buckets)
+                    pipe.multi()
+                    pipe.hset(key, mapping=buckets.saved)
+                    pipe.expire(key, 3600)  # a provider no one books for an hour starts afresh (a full bucket)
+                    pipe.execute()
+                    return result
+            except redis.WatchError:  # another process booked first: book again on what it left
+                time.sleep(random.uniform(0.001, 0.01) * min(attempt + 1, 10))
+            except redis.RedisError as exc:
+                raise UsageError(f"the quota buckets in Redis cannot be used ({type(exc).__name__}: {exc}); check MAMABEAR_BROKER_URL.") from exc
+        raise UsageError("the quota buckets in Redis were contended for too long; too many processes book one provider at once.")
+
+
+class _Buckets:
+    """One provider's bucket state, inside a transaction: ``load`` then ``save``."""
+
+    def load(self, provider: str, now: float) -> tuple[float, float | None, float]:
+        """next_at, level (None = full) and updated; a fresh provider may go at once with a full bucket."""
+        raise NotImplementedError
+
+    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
+        raise NotImplementedError
+
+
+class _SqliteBuckets(_Buckets):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def load(self, provider: str, now: float) -> tuple[float, float | None, float]:
+        row = self.conn.execute("SELECT next_at, level, updated FROM buckets WHERE provider = ?", (provider,)).fetchone()
+        if row is None:
+            return 0.0, None, now
+        next_at, level, updated = row
+        return (0.0 if next_at is None else next_at), level, (now if updated is None else updated)
+
+    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
+        self.conn.execute(_SAVE, (provider, next_at, level, updated))
+
+
+class _RedisBuckets(_Buckets):
+    def __init__(self, pipe: Any, key: str) -> None:
+        self.pipe, self.key = pipe, key
+        self.saved: dict[str, str] = {}
+
+    def load(self, provider: str, now: float) -> tuple[float, float | None, float]:
+        next_at, level, updated = self.pipe.hmget(self.key, "next_at", "level", "updated")  # read under WATCH
+        if next_at is None:
+            return 0.0, None, now
+        return float(next_at), (float(level) if level not in (None, b"") else None), float(updated) if updated else now
+
+    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
+        self.saved = {"next_at": repr(next_at), "level": "" if level is None else repr(level), "updated": repr(updated)}
 
 
 def _refilled(quota: Quota, level: float | None, updated: float, now: float) -> float:
