@@ -47,6 +47,9 @@ def test_a_run_on_another_machine_beats_while_it_runs_and_is_resumed_here_once_i
     shutil.rmtree(checkpoints)  # they were files on worker-b: this machine has none
     doc = resumed_without_repeats(cli, fake, "Research", 1)
     assert doc["status"] == "completed" and [t["status"] for t in doc["tasks"]] == ["completed"] * 3
+    resumed = [e["message"] for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "run_resumed"]
+    assert len(resumed) == 1 and "from its last checkpoint" in resumed[0]  # the copy in the run store
+    assert _store().checkpoint_bodies(run_id) == [] and not checkpoints.exists()  # a completed run keeps none
 
 
 def test_a_run_is_claimed_only_as_it_was_seen_and_a_lost_attempt_cannot_clobber_its_successor(tmp_path):

@@ -235,6 +235,12 @@ def test_with_no_readable_checkpoint_a_resume_takes_completed_outputs_from_the_s
     proc.wait(timeout=30)
     for path in checkpoint_files(isolated, run_id):
         path.write_text('{"entities": [')  # every checkpoint torn, as a damaged disk would leave them
+    from mamabear.store.database import checkpoints
+
+    store = store_for(isolated)
+    assert len(store.checkpoint_bodies(run_id)) == 3
+    with store.tx() as conn:  # and their copies in the run store too
+        conn.execute(checkpoints.update().where(checkpoints.c.run_id == run_id).values(body='{"entities": ['))
     before = len(fake.chat_requests)
     resumed = cli("resume", run_id, "--json", "--quiet")
     assert resumed.code == 0, resumed.err

@@ -100,7 +100,7 @@ class Attempt:
 
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
-        self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact)
+        self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact, store=store)
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
         self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project else None

@@ -48,6 +48,7 @@ class SafeJsonProvider(JsonProvider):
     provider_type: Literal["json"] = "json"
     _redact: Any = PrivateAttr(default=None)
     _events: Any = PrivateAttr(default=None)  # told why a checkpoint could not be written (CrewAI only logs it)
+    _mirror: Any = PrivateAttr(default=None)  # also given each checkpoint written: (its path, its text), for the run store
 
     def checkpoint(self, data: str, location: str, *, parent_id: str | None = None, branch: str = "main") -> str:
         text = without_code(data)
@@ -63,6 +64,8 @@ class SafeJsonProvider(JsonProvider):
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
+            if self._mirror is not None:
+                self._mirror(path, text)
         except BaseException as exc:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
@@ -110,16 +113,31 @@ def without_code(text: str) -> str:
 
 
 class Checkpoints:
-    def __init__(self, home: Path, run_id: str, redact: Redactor, events: CheckpointEvents | None = None) -> None:
+    """A run's checkpoints: files on this machine, and a copy of each in the run store (``store``), so a run
+    continued on another machine (a worker pool sharing a PostgreSQL store) restores its own."""
+
+    def __init__(self, home: Path, run_id: str, redact: Redactor, events: CheckpointEvents | None = None, store: Any = None) -> None:
         self.dir = home / "checkpoints" / run_id
+        self.run_id = run_id
         self.redact = redact
         self.events = events
+        self.store = store
 
     def config(self) -> CheckpointConfig:
         provider = SafeJsonProvider()
         provider._redact = self.redact
         provider._events = self.events
+        provider._mirror = self._mirror if self.store is not None else None
         return CheckpointConfig(location=str(self.dir), on_events=["task_completed"], provider=provider, max_checkpoints=KEEP)
+
+    def _mirror(self, path: Path, text: str) -> None:
+        try:
+            self.store.save_checkpoint(self.run_id, str(path.relative_to(self.dir)), text, KEEP)
+        except Exception as exc:  # noqa: BLE001 - the file is written: a store that failed now costs only another machine's resume
+            if self.events is not None:
+                self.events.note(
+                    "checkpoint_failed", f"warning: the checkpoint could not be copied to the run store ({exc}); it is a file on this machine only"
+                )
 
     def files(self) -> list[Path]:
         """Complete checkpoint files, oldest first."""
@@ -127,20 +145,36 @@ class Checkpoints:
         return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def latest(self) -> Path | None:
-        """The newest checkpoint that parses into a crew's state (a torn, empty, ``{}`` or ``null`` one is passed over)."""
+        """The newest checkpoint that parses into a crew's state (a torn, empty, ``{}`` or ``null`` one is passed over);
+        with none on this machine, the newest in the run store, written here first."""
         for path in reversed(self.files()):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                if _usable(path.read_text(encoding="utf-8")):
+                    return path
+            except (OSError, ValueError):  # pruned meanwhile, or not text
                 continue
-            if isinstance(data, dict) and isinstance(data.get("entities"), list) and data["entities"]:
+        for name, body in self.store.checkpoint_bodies(self.run_id) if self.store is not None else []:
+            path = self.dir / name
+            if _usable(body) and path.resolve().is_relative_to(self.dir.resolve()):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(body, encoding="utf-8")
                 return path
         return None
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.store is not None:
+            self.store.drop_checkpoints(self.run_id)
 
     def restore(self, path: Path) -> Any:
         from crewai import Crew
 
         return Crew.from_checkpoint(CheckpointConfig(restore_from=str(path)))
+
+
+def _usable(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("entities"), list) and bool(data["entities"])

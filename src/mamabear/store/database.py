@@ -178,6 +178,15 @@ sandbox_usage = sa.Table(
     sa.Column("ended_at", sa.Float, nullable=False),
 )
 
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),  # its path under the run's checkpoint folder (branch/file.json)
+    sa.Column("body", sa.Text, nullable=False),  # CrewAI's checkpoint JSON, redacted and without code, as the file holds it
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 migrations_table = sa.Table(
     "_migrations",
     metadata,
@@ -229,7 +238,12 @@ def m005_heartbeat(conn: Connection) -> None:
     _add_columns(conn, runs, ("heartbeat_at", "worker"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache, m005_heartbeat]
+def m006_checkpoints(conn: Connection) -> None:
+    """Checkpoints in the store too, so a run continued on another machine restores its own."""
+    checkpoints.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache, m005_heartbeat, m006_checkpoints]
 
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
@@ -444,6 +458,28 @@ class Store:
                     .values(status=Status.CANCELLED, error="cancelled while it waited for a worker", finished_at=time.time())
                 ).rowcount
             )
+
+    def save_checkpoint(self, run_id: str, name: str, body: str, keep: int) -> None:
+        """One of the run's checkpoints (the newest ``keep`` are kept)."""
+        with self.tx() as conn:
+            conn.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id, checkpoints.c.name == name))
+            conn.execute(checkpoints.insert().values(run_id=run_id, name=name, body=body, created_at=time.time()))
+            old = sa.select(checkpoints.c.name).where(checkpoints.c.run_id == run_id).order_by(checkpoints.c.created_at.desc()).offset(keep)
+            stale = [row.name for row in conn.execute(old)]
+            if stale:
+                conn.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id, checkpoints.c.name.in_(stale)))
+
+    def checkpoint_bodies(self, run_id: str) -> list[tuple[str, str]]:
+        """The run's checkpoints in the store, newest first: (name, body)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                sa.select(checkpoints.c.name, checkpoints.c.body).where(checkpoints.c.run_id == run_id).order_by(checkpoints.c.created_at.desc())
+            )
+            return [(row.name, row.body) for row in rows]
+
+    def drop_checkpoints(self, run_id: str) -> None:
+        with self.tx() as conn:
+            conn.execute(checkpoints.delete().where(checkpoints.c.run_id == run_id))
 
     def requeue(self, run_id: str) -> bool:
         """An interrupted run goes back to the queue; False when someone else did it first (or it is no longer interrupted)."""
