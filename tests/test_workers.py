@@ -230,3 +230,25 @@ def test_every_dashboard_panel_and_alert_queries_only_series_a_worker_and_its_ru
     titles = " | ".join(w for w, _ in queries()).lower()
     wanted = ("spend per hour by model", "by agent", "runs by status", "success rate", "p50 / p95", "errors", "cache savings", "queue depth", "busy workers")
     assert [w for w in wanted if w not in titles] == []
+
+
+def test_a_queued_mission_is_carried_out_by_a_worker_with_its_step_limit(cli, fake, pool, isolated):
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    pool("w1")
+    up(cli, "w1")
+    result = cli("mission", "leave a greeting in hello.txt", "--max-steps", "7", "--queue", "--base-url", fake.url, "--json")
+    assert result.code == 0, result.err
+    run_id = result.json()["run_id"]
+    store = store_for(isolated)
+    wait_for(lambda: store.run(run_id).status in ("completed", "failed"), timeout=180, what="the mission ended")
+    run = store.run(run_id)
+    assert (run.status, run.worker, run.options["max_steps"]) == ("completed", f"w1@{HOST}", 7), run.error
+    state = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "mission_state"][-1]["data"]
+    assert state["max_steps"] == 7  # the limit it was queued with holds on the worker
+    refused = cli("mission", "leave a greeting", "--queue", "--review-plan")
+    assert refused.code == 2 and "--review-plan asks at a terminal and cannot with --queue" in refused.err

@@ -18,6 +18,7 @@ from mamabear.cli.run import (
     MODEL,
     NO_CACHE,
     NO_MEMORY,
+    QUEUE,
     QUIET,
     RUN_ID,
     in_background,
@@ -38,6 +39,7 @@ def mission(
     no_memory: bool = NO_MEMORY,
     no_cache: bool = NO_CACHE,
     detach: bool = DETACH,
+    queue: Optional[str] = QUEUE,
     review_plan: bool = typer.Option(False, "--review-plan", help="Show the first plan and ask: go, edit ($EDITOR on its YAML) or abort (needs a terminal)."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
@@ -53,8 +55,8 @@ def mission(
 
     if not goal.strip():
         raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
-    if review_plan and (detach or not (is_tty(sys.stdin) and is_tty(sys.stderr))):
-        where = "with --detach" if detach else "here: stdin and stderr are not a terminal"
+    if review_plan and (detach or queue is not None or not (is_tty(sys.stdin) and is_tty(sys.stderr))):
+        where = "with --detach" if detach else "with --queue" if queue is not None else "here: stdin and stderr are not a terminal"
         raise UsageError(f"--review-plan asks at a terminal and cannot {where}; run without it, or at a terminal")
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
@@ -63,6 +65,11 @@ def mission(
     if wrong:
         raise UsageError(wrong[0])
     plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
+    if queue is not None:
+        from mamabear.cli.run import to_workers
+
+        to_workers(ws, plan, limits, queue, json_out, extra={"max_steps": max_steps})
+        return
     if detach:
         flags = {"--max-steps": max_steps, "--model": model, "--base-url": base_url, "--budget-usd": budget_usd, "--budget-tokens": budget_tokens}
         flags["--max-duration"] = max_duration

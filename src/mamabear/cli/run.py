@@ -192,7 +192,7 @@ def run(
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
 
 
-def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool, run_id: str | None = None) -> None:
+def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool, run_id: str | None = None, extra: dict | None = None) -> None:
     """Queue the run (``run_id``: a stopped run, to continue) for the worker pool; print its id (follow it with
     `runs logs ID --follow`)."""
     from mamabear.engine.queued import queue_resume, queue_run
@@ -201,7 +201,7 @@ def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: b
     app = make_app(broker_url(ws.settings.env))
     reachable(app)  # before the run is recorded: an unreachable broker leaves no queued run behind
     if run_id is None:
-        run_id = queue_run(ws, plan, limits, queue)
+        run_id = queue_run(ws, plan, limits, queue, extra)
     else:
         queue_resume(ws, plan, limits, run_id, queue)
     try:

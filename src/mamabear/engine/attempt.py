@@ -72,6 +72,8 @@ class Attempt:
             self.expected = str(seen.status)
             if (queue := (seen.options or {}).get("queue")) and ws.settings.env.get("MAMABEAR_WORKER"):
                 self.options["queue"] = queue  # a worker's run stays queued: if its worker is lost, it is queued again
+            if (max_steps := (seen.options or {}).get("max_steps")) is not None:
+                self.options["max_steps"] = max_steps  # a queued mission's step limit, for a later attempt too
         self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
 
     def _record_run(self, run_id: str | None) -> str:

@@ -13,7 +13,7 @@ from mamabear.errors import UsageError
 from mamabear.status import Status
 
 
-def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str) -> str:
+def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str, extra: dict | None = None) -> str:
     """Record the run as queued on ``queue``; a worker starts it (as ``mamabear resume ID`` would) and the store
     says where it is from then on."""
     if limits.budget_usd is not None and plan.unpriced:
@@ -24,15 +24,13 @@ def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str) -> str:
         )
     if plan.sandbox is not None and plan.sandbox.backend == "local" and plan.sandbox.session:
         raise UsageError(f"--session {plan.sandbox.session} is a local sandbox on this machine; a queued run may start on any worker.")
-    options = {**run_options(ws, plan, limits), "queue": queue}
+    options = {**run_options(ws, plan, limits), **{k: v for k, v in (extra or {}).items() if v is not None}, "queue": queue}
     return record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=Status.QUEUED)
 
 
 def queue_resume(ws: Services, plan: Plan, limits: Limits, run_id: str, queue: str) -> None:
     """``resume ID --queue``: the run goes back to the queue with the options its resume was given (model, server,
     limits), for a worker to continue it; only if it is still as ``prepare_resume`` found it."""
-    if plan.crew.process == "mission":
-        raise UsageError("a mission is not sent to the workers yet; resume it here, without --queue.")
     run = ws.store.run(run_id)
     options = {**(run.options or {}), **run_options(ws, plan, limits), "queue": queue}
     ws.store.update_run(run_id, options=options)

@@ -257,7 +257,9 @@ class Mission(RunObserver):
                 f"mission {run_id} was aborted at its plan review, so it is not resumed; start a new mission (`mamabear runs show {run_id}` has its plan)."
             )
         saved = store.last_event(run_id, "mission_state")
-        if saved is not None:
+        if saved is None:  # not started yet (a queued mission): the limits it was queued with
+            mission.config = with_limits(config, (run.options or {}).get("max_steps"))
+        else:
             data = saved["data"] or {}
             mission.config = config = with_limits(config, data.get("max_steps"))  # --max-steps holds for the whole mission
             course = data["course"]
