@@ -278,11 +278,12 @@ def _book_many(path: str, count: int, start: multiprocessing.synchronize.Event, 
     out.put(booked)
 
 
-def test_two_processes_share_one_spacing(tmp_path: Path) -> None:
+def _two_processes_book(where: str, count: int = 8) -> list[float]:
+    """Two processes book ``count`` requests each through the quota at ``where`` (a file, or a redis:// URL); the
+    bookings' clock readings, sorted, checked to be at least the spacing apart."""
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    count = 8
-    workers = [ctx.Process(target=_book_many, args=(str(tmp_path / "quotas.db"), count, start, out)) for _ in range(2)]
+    workers = [ctx.Process(target=_book_many, args=(where, count, start, out)) for _ in range(2)]
     for worker in workers:
         worker.start()
     start.set()
@@ -293,28 +294,20 @@ def test_two_processes_share_one_spacing(tmp_path: Path) -> None:
     assert len(stamps) == 2 * count
     gaps = [b - a for a, b in pairwise(stamps)]
     assert min(gaps) >= 0.05 - 1e-4, gaps
+    return stamps
+
+
+def test_two_processes_share_one_spacing(tmp_path: Path) -> None:
+    _two_processes_book(str(tmp_path / "quotas.db"))
 
 
 def test_with_a_broker_two_processes_share_one_spacing_through_redis(tmp_path: Path) -> None:
     """The worker pool's quota: the buckets live in the broker's Redis, so two workers (here two processes) share them."""
+    import redis
+
     from redisserver import RedisServer
 
     with RedisServer() as server:
-        ctx = multiprocessing.get_context("spawn")
-        start, out = ctx.Event(), ctx.Queue()
-        count = 8
-        workers = [ctx.Process(target=_book_many, args=(server.url, count, start, out)) for _ in range(2)]
-        for worker in workers:
-            worker.start()
-        start.set()
-        stamps = sorted(out.get(timeout=60) + out.get(timeout=60))
-        for worker in workers:
-            worker.join(timeout=30)
-            assert worker.exitcode == 0
-        import redis
-
+        _two_processes_book(server.url)
         assert redis.Redis.from_url(server.url).hget("mamabear:quota:openai", "next_at")  # booked there, not in a file
-    assert len(stamps) == 2 * count
-    gaps = [b - a for a, b in pairwise(stamps)]
-    assert min(gaps) >= 0.05 - 1e-4, gaps
     assert not list(tmp_path.rglob("*.db"))  # no quota file was made
