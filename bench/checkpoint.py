@@ -20,6 +20,8 @@ from pathlib import Path
 
 from offline import CREW, INPUTS, REPO, FakeLLM
 
+os.environ["MAMABEAR_NO_CACHE"] = "1"  # every round asks the model the same: the response cache would answer it all
+
 ROUNDS = 3
 
 
@@ -72,7 +74,7 @@ def restore_in_process(run_id: str) -> float:
 
     start = time.perf_counter()
     with shared_tls():
-        AgentParts(plan, ws.settings, ws.models, control=None).reattach(checkpoints.restore(checkpoints.latest()))
+        AgentParts(plan, ws.settings, ws.models, control=None).reattach(checkpoints.restore(checkpoints.latest()), ws.catalog)
     return time.perf_counter() - start
 
 
