@@ -79,3 +79,27 @@ def test_a_run_is_claimed_only_as_it_was_seen_and_a_lost_attempt_cannot_clobber_
     run = store.run("r2")
     assert (run.status, run.attempt, run.pid) == (Status.RUNNING, second, 202)  # its successor's run is untouched
     assert store.beat("r2", second)
+
+
+def test_a_newer_checkpoint_from_another_machine_is_restored_before_this_machine_s_older_one(tmp_path):
+    import json
+
+    from mamabear.config.redact import Redactor
+    from mamabear.engine.checkpoints import Checkpoints
+    from mamabear.store.database import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_run("r1", "note", "sequential", {}, {}, [])
+    state = json.dumps({"entities": [{"type": "crew"}]})
+    here = Checkpoints(tmp_path / "home-a", "r1", Redactor({}), store=store)
+    (here.dir / "main").mkdir(parents=True)
+    (here.dir / "main" / "1.json").write_text(state)  # this machine's, after task 1
+    store.save_checkpoint("r1", "main/1.json", state, keep=5)
+    store.save_checkpoint("r1", "main/2.json", state.replace("crew", "crew2"), keep=5)  # another machine's, after task 2
+    assert here.latest() == here.dir / "main" / "2.json" and "crew2" in (here.dir / "main" / "2.json").read_text()
+    store.save_checkpoint("r1", "main/3.json", "{torn", keep=5)
+    elsewhere = Checkpoints(tmp_path / "home-b", "r1", Redactor({}), store=store)  # no files: the store's newest usable one
+    assert elsewhere.latest() == elsewhere.dir / "main" / "2.json"
+    for n in range(4, 9):
+        store.save_checkpoint("r1", f"main/{n}.json", state, keep=5)
+    assert [name for name, _ in store.checkpoint_bodies("r1")] == [f"main/{n}.json" for n in range(8, 3, -1)]  # the newest 5

@@ -311,3 +311,17 @@ def test_with_a_broker_two_processes_share_one_spacing_through_redis(tmp_path: P
         _two_processes_book(server.url)
         assert redis.Redis.from_url(server.url).hget("mamabear:quota:openai", "next_at")  # booked there, not in a file
     assert not list(tmp_path.rglob("*.db"))  # no quota file was made
+
+
+def test_buckets_in_a_redis_that_is_down_are_one_sentence_before_the_run(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    quotas = QuotaBook(f"redis://127.0.0.1:{port}/0", {"openai": Quota(rpm=60, tpm=1000)})
+    with pytest.raises(UsageError, match="the quota buckets in Redis cannot be used"):
+        quotas.check()
+    quotas.settle("openai", 10, 20)  # after a paid call, a Redis that went away costs the bucket's accuracy, not the call
+    assert QuotaBook("redis+socket:///tmp/r.sock?virtual_host=2", {}).url == "unix:///tmp/r.sock?db=2"
+    assert QuotaBook(str(tmp_path / "q.db"), {}).url is None

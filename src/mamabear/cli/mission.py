@@ -66,8 +66,10 @@ def mission(
         raise UsageError(wrong[0])
     plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
     if queue is not None:
-        from mamabear.cli.run import to_workers
+        from mamabear.cli.run import BOTH_BACKGROUNDS, to_workers
 
+        if detach:
+            raise UsageError(BOTH_BACKGROUNDS)
         to_workers(ws, plan, limits, queue, json_out, extra={"max_steps": max_steps})
         return
     if detach:

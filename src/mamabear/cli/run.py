@@ -119,6 +119,7 @@ QUEUE = typer.Option(
     metavar="[QUEUE]",
     help="Send the run to the worker pool (MAMABEAR_BROKER_URL), on QUEUE (default); print its id.",
 )
+BOTH_BACKGROUNDS = "--queue and --detach both run it in the background (--queue on a worker, --detach here); give one."
 ANSWERS = typer.Option(
     None, "--answers", metavar="FILE", help="Feedback for tasks with human_input, from a YAML mapping of task id to its rounds (no terminal needed)."
 )
@@ -178,6 +179,8 @@ def run(
         render_plan(plan, json_out)
         return
     if queue is not None:
+        if detach:
+            raise UsageError(BOTH_BACKGROUNDS)
         to_workers(ws, plan, limits, queue, json_out)
         return
     if detach:

@@ -60,6 +60,9 @@ class Attempt:
             )
         self.trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
         self.cache = ws.response_cache()  # so is an unreachable cache
+        self.quotas = ws.quota_book()
+        if self.quotas is not None:
+            self.quotas.check()  # and quota buckets in a Redis that is down
         if plan.sandbox is not None and plan.sandbox.session:
             ws.sessions().get(plan.sandbox.session)  # an unknown --session is an error now, not at the first tool call
         if not resume:
@@ -142,7 +145,7 @@ class Attempt:
             events=tracker,
             cache=self.cache,
             cache_ttl_s=ws.models.cache.ttl_s,
-            quotas=ws.quota_book(),
+            quotas=self.quotas,
             secret=self.redact.holds_secret,
         )
         self._announce()

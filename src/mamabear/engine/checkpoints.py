@@ -145,26 +145,48 @@ class Checkpoints:
         return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def latest(self) -> Path | None:
-        """The newest checkpoint that parses into a crew's state (a torn, empty, ``{}`` or ``null`` one is passed over);
-        with none on this machine, the newest in the run store, written here first."""
+        """The newest checkpoint that parses into a crew's state (a torn, empty, ``{}`` or ``null`` one is passed over).
+        The run store's newest comes first when this machine does not have it (another machine's attempt went
+        further); it is written here first."""
+        stored = self._stored()
+        if stored and not (self.dir / stored[0][0]).is_file() and (path := self._written(*stored[0])) is not None:
+            return path
         for path in reversed(self.files()):
             try:
                 if _usable(path.read_text(encoding="utf-8")):
                     return path
             except (OSError, ValueError):  # pruned meanwhile, or not text
                 continue
-        for name, body in self.store.checkpoint_bodies(self.run_id) if self.store is not None else []:
-            path = self.dir / name
-            if _usable(body) and path.resolve().is_relative_to(self.dir.resolve()):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(body, encoding="utf-8")
-                return path
-        return None
+        return next((path for name, body in stored if (path := self._written(name, body)) is not None), None)
+
+    def _stored(self) -> list[tuple[str, str]]:
+        if self.store is None:
+            return []
+        try:
+            return self.store.checkpoint_bodies(self.run_id)
+        except Exception:  # noqa: BLE001 - a store that cannot be read now: the files, then the stored outputs
+            return []
+
+    def _written(self, name: str, body: str) -> Path | None:
+        """A stored checkpoint as a file here (the restore reads files); None when it is unusable or cannot be written."""
+        path = self.dir / name
+        if not _usable(body) or not path.resolve().is_relative_to(self.dir.resolve()):
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body, encoding="utf-8")
+        except OSError:
+            return None
+        return path
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.store is not None:
-            self.store.drop_checkpoints(self.run_id)
+            try:
+                self.store.drop_checkpoints(self.run_id)
+            except Exception:  # noqa: BLE001 - the run is recorded completed; stale copies cost only space
+                if self.events is not None:
+                    self.events.note("checkpoint_failed", f"warning: the completed run's checkpoints could not be dropped from the run store ({self.run_id})")
 
     def restore(self, path: Path) -> Any:
         from crewai import Crew

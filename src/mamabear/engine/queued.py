@@ -13,9 +13,8 @@ from mamabear.errors import UsageError
 from mamabear.status import Status
 
 
-def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str, extra: dict | None = None) -> str:
-    """Record the run as queued on ``queue``; a worker starts it (as ``mamabear resume ID`` would) and the store
-    says where it is from then on."""
+def check_queueable(plan: Plan, limits: Limits) -> None:
+    """What a worker cannot do for a run, said before it is queued."""
     if limits.budget_usd is not None and plan.unpriced:
         raise UsageError(f"--budget-usd {limits.budget_usd:g} cannot be held: no price is known for {', '.join(plan.unpriced)}.")
     if plan.asks_person or plan.answers is not None:
@@ -23,16 +22,23 @@ def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str, extra: dict 
             "a task of this crew asks a person for feedback (human_input), which a queued run cannot take yet; run it with --detach --answers FILE."
         )
     if plan.sandbox is not None and plan.sandbox.backend == "local" and plan.sandbox.session:
-        raise UsageError(f"--session {plan.sandbox.session} is a local sandbox on this machine; a queued run may start on any worker.")
+        raise UsageError(f"the run works in the local sandbox session {plan.sandbox.session}, on this machine; a queued run may start on any worker.")
+
+
+def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str, extra: dict | None = None) -> str:
+    """Record the run as queued on ``queue``; a worker starts it (as ``mamabear resume ID`` would) and the store
+    says where it is from then on."""
+    check_queueable(plan, limits)
     options = {**run_options(ws, plan, limits), **{k: v for k, v in (extra or {}).items() if v is not None}, "queue": queue}
     return record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=Status.QUEUED)
 
 
 def queue_resume(ws: Services, plan: Plan, limits: Limits, run_id: str, queue: str) -> None:
     """``resume ID --queue``: the run goes back to the queue with the options its resume was given (model, server,
-    limits), for a worker to continue it; only if it is still as ``prepare_resume`` found it."""
+    limits), for a worker to continue it; only if it is still as ``prepare_resume`` found it (options and status in
+    one update)."""
+    check_queueable(plan, limits)
     run = ws.store.run(run_id)
     options = {**(run.options or {}), **run_options(ws, plan, limits), "queue": queue}
-    ws.store.update_run(run_id, options=options)
-    if not ws.store.set_status_if(run_id, str(run.status), Status.QUEUED, None):
+    if not ws.store.queue_again(run_id, str(run.status), options):
         raise UsageError(f"run {run_id} changed meanwhile (it is {ws.store.run(run_id).status} now); it is not queued.")

@@ -73,9 +73,10 @@ class Services:
         (MAMABEAR_BROKER_URL), so quotas hold across workers; None when no provider has a quota."""
         if not self.models.quotas:
             return None
-        from mamabear.llm.quota import QuotaBook
+        from mamabear.llm.quota import QuotaBook, redis_url
 
-        return QuotaBook(self.settings.env.get("MAMABEAR_BROKER_URL") or self.settings.home / "quotas.db", self.models.quotas)
+        broker = self.settings.env.get("MAMABEAR_BROKER_URL") or ""
+        return QuotaBook(broker if redis_url(broker) else self.settings.home / "quotas.db", self.models.quotas)
 
     @cached_property
     def memory_config(self) -> MemoryConfig:

@@ -49,7 +49,7 @@ class QuotaBook:
                 # `not value > 0` also refuses NaN; infinity would turn the bucket arithmetic into NaN
                 if value is not None and (not value > 0 or value == float("inf")):
                     raise ConfigError(f"quota for '{name}': {field} {value:g} must be a number more than zero (leave it out for no limit).")
-        self.url = path if isinstance(path, str) and path.startswith(("redis://", "rediss://")) else None
+        self.url = redis_url(path) if isinstance(path, str) else None
         self.path = Path(path) if self.url is None else Path("redis")
         self.clock = clock
         self._quotas = {name: quota for name, quota in quotas.items() if quota.limited}
@@ -57,6 +57,11 @@ class QuotaBook:
         self._pid = 0
         self._lock = threading.Lock()  # one connection per book, shared by the run's threads
         self._redis: Any = None
+
+    def check(self) -> None:
+        """A UsageError now, before a run starts, when the buckets cannot be reached (Redis down)."""
+        if self.url is not None and self._quotas:
+            self._redis_transaction(next(iter(self._quotas)), lambda buckets: None)
 
     def limits(self, provider: str) -> Quota | None:
         """The provider's quota, or None when it is not limited."""
@@ -79,7 +84,12 @@ class QuotaBook:
             level = min(tpm, _refilled(quota, level, updated, now) + (estimated - actual))
             conn.save(provider, next_at, level, now)
 
-        self._transaction(provider, correct)
+        try:
+            self._transaction(provider, correct)
+        except UsageError:
+            if self.url is None:
+                raise
+            # Redis failed after the call was made and paid: the bucket stays at its estimate rather than fail the call.
 
     def acquire(self, provider: str, tokens: int, wait: Callable[[float, str], None]) -> float:
         """reserve() until booked; between tries calls wait(seconds, reason) — reason is one human sentence fragment such as
@@ -122,8 +132,9 @@ class QuotaBook:
                     level -= tokens
                 conn.save(provider, next_at, level, updated)
                 return 0.0, ""
-            # Saved even when nothing is booked: the refill is then measured from this clock reading.
-            conn.save(provider, next_at, level, updated)
+            # Saved even when nothing is booked: the refill is then measured from this clock reading (in Redis it is
+            # not: the refill is linear and capped, so it comes out the same, and a write would break others' WATCH).
+            conn.save(provider, next_at, level, updated, booked=False)
             if token_wait > request_wait:
                 return token_wait, f"{provider} quota: {_num(quota.tpm or 0)} tokens/min"
             return request_wait, f"{provider} quota: {_num(quota.rpm or 0)} requests/min"
@@ -209,6 +220,9 @@ class QuotaBook:
                     pipe.watch(key)
                     buckets = _RedisBuckets(pipe, key)
                     result = work(buckets)
+                    if not buckets.saved:  # nothing booked: nothing to write
+                        pipe.unwatch()
+                        return result
                     pipe.multi()
                     pipe.hset(key, mapping=buckets.saved)
                     pipe.expire(key, 3600)  # a provider no one books for an hour starts afresh (a full bucket)
@@ -221,6 +235,15 @@ class QuotaBook:
         raise UsageError("the quota buckets in Redis were contended for too long; too many processes book one provider at once.")
 
 
+def redis_url(path: str) -> str | None:
+    """The redis-py URL of a broker URL (kombu's redis+socket:// is a unix socket), or None for anything else."""
+    if path.startswith(("redis://", "rediss://", "unix://")):
+        return path
+    if path.startswith("redis+socket://"):
+        return "unix://" + path.removeprefix("redis+socket://").replace("virtual_host=", "db=")
+    return None
+
+
 class _Buckets:
     """One provider's bucket state, inside a transaction: ``load`` then ``save``."""
 
@@ -228,7 +251,7 @@ class _Buckets:
         """next_at, level (None = full) and updated; a fresh provider may go at once with a full bucket."""
         raise NotImplementedError
 
-    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
+    def save(self, provider: str, next_at: float, level: float | None, updated: float, booked: bool = True) -> None:
         raise NotImplementedError
 
 
@@ -243,7 +266,7 @@ class _SqliteBuckets(_Buckets):
         next_at, level, updated = row
         return (0.0 if next_at is None else next_at), level, (now if updated is None else updated)
 
-    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
+    def save(self, provider: str, next_at: float, level: float | None, updated: float, booked: bool = True) -> None:
         self.conn.execute(_SAVE, (provider, next_at, level, updated))
 
 
@@ -256,10 +279,11 @@ class _RedisBuckets(_Buckets):
         next_at, level, updated = self.pipe.hmget(self.key, "next_at", "level", "updated")  # read under WATCH
         if next_at is None:
             return 0.0, None, now
-        return float(next_at), (float(level) if level not in (None, b"") else None), float(updated) if updated else now
+        return float(next_at), (float(level) if level else None), float(updated) if updated else now
 
-    def save(self, provider: str, next_at: float, level: float | None, updated: float) -> None:
-        self.saved = {"next_at": repr(next_at), "level": "" if level is None else repr(level), "updated": repr(updated)}
+    def save(self, provider: str, next_at: float, level: float | None, updated: float, booked: bool = True) -> None:
+        if booked:
+            self.saved = {"next_at": repr(next_at), "level": "" if level is None else repr(level), "updated": repr(updated)}
 
 
 def _refilled(quota: Quota, level: float | None, updated: float, now: float) -> float:

@@ -514,6 +514,12 @@ class Store:
                     again.append(RunRow.of(dict(row._mapping)))
             return again
 
+    def queue_again(self, run_id: str, was: str, options: dict) -> bool:
+        """A stopped run, queued with new options, if it is still ``was``."""
+        with self.tx() as conn:
+            again = runs.update().where(runs.c.id == run_id, runs.c.status == was)
+            return bool(conn.execute(again.values(status=Status.QUEUED, options=options, heartbeat_at=None, pid=None, error=None)).rowcount)
+
     def set_status_if(self, run_id: str, was: str, status: str, error: str | None = None) -> bool:
         """The run's status, changed only if it is ``was`` (one of several writers wins)."""
         with self.tx() as conn:
