@@ -33,9 +33,26 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+_PORTS_USED: set[int] = set()  # by this process's servers so far
+
+
+def _fresh_server(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on a port no earlier server of this process had. A test's background work that outlives it (CrewAI's
+    memory saves, retried with backoff) must not reach a later test's server because the kernel gave it the same
+    port: seen once as two unexplained requests in another test's count."""
+    for _ in range(50):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        port = server.server_address[1]
+        if port not in _PORTS_USED:
+            _PORTS_USED.add(port)
+            return server
+        server.server_close()
+    raise RuntimeError("no fresh loopback port after 50 tries")
+
+
 class LoopbackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _fresh_server(handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
