@@ -129,3 +129,17 @@ def sensitive(project_dir: Path | None) -> tuple[tuple[str, ...], tuple[str, ...
             except re.error as exc:
                 raise ConfigError(f"{section.where('patterns')}: pattern '{pattern}' is not a valid regular expression ({exc}).") from None
     return tuple(names), tuple(patterns)
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages: the password (in the userinfo or a ?password= parameter) becomes ***. Plain string
+    work, not urlsplit: a password with an unescaped '#', '?' or '@' must not leak through a misparse."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    if "@" in rest and not rest.startswith("/"):
+        userinfo, tail = rest.rsplit("@", 1)
+        if ":" in userinfo:
+            rest = f"{userinfo.split(':', 1)[0]}:***@{tail}"
+    rest = re.sub(r"([?&]password=)[^&#]*", r"\1***", rest, flags=re.IGNORECASE)
+    return head + sep + rest

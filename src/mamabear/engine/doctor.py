@@ -177,14 +177,13 @@ def _broker(env: Any) -> Check:
     url = env.get("MAMABEAR_BROKER_URL")
     if not url:
         return Check("broker", "ok", "off: runs stay on this machine (set MAMABEAR_BROKER_URL for `mamabear worker` and `--queue`)")
-    from urllib.parse import urlsplit
-
     import redis
 
-    parts = urlsplit(url)
-    where = f"{parts.hostname}:{parts.port or 6379}{parts.path}"
+    from mamabear.config.redact import shown_url
+
+    where = shown_url(url)
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except (redis.RedisError, ValueError) as exc:
         return Check("broker", "fail", f"cannot reach {where} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up")
-    return Check("broker", "ok", f"redis at {where}")
+    return Check("broker", "ok", f"{where}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from mamabear.config.redact import shown_url
 from mamabear.errors import UsageError
 
 REDIS_PREFIX = "mamabear:cache:"
@@ -188,20 +189,6 @@ class SqliteCache:
 # ------------------------------------------------------------------ Redis
 
 
-def _shown(url: str) -> str:
-    """The URL for messages: the password (in the userinfo or a ?password= parameter) becomes ***. Plain string
-    work, not urlsplit: a password with an unescaped '#', '?' or '@' must not leak through a misparse."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        head, rest = "", url
-    if "@" in rest and not rest.startswith("/"):
-        userinfo, tail = rest.rsplit("@", 1)
-        if ":" in userinfo:
-            rest = f"{userinfo.split(':', 1)[0]}:***@{tail}"
-    rest = re.sub(r"([?&]password=)[^&#]*", r"\1***", rest, flags=re.IGNORECASE)
-    return head + sep + rest
-
-
 def _secret(url: str) -> str | None:
     try:
         return urlsplit(url).password
@@ -218,7 +205,7 @@ class RedisCache:
         from redis.retry import Retry
 
         self._url = url
-        self.location = _shown(url)
+        self.location = shown_url(url)
         try:
             self._client = redis.Redis.from_url(
                 url,
@@ -310,11 +297,11 @@ def open_cache(url: str | None, home: Path) -> ResponseCache:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         if not url.lower().startswith("sqlite:///") or not url[len("sqlite:///") :]:
-            raise UsageError(f"MAMABEAR_CACHE_URL '{_shown(url)}' names no file; use sqlite:///relative/cache.db or sqlite:////absolute/cache.db.")
+            raise UsageError(f"MAMABEAR_CACHE_URL '{shown_url(url)}' names no file; use sqlite:///relative/cache.db or sqlite:////absolute/cache.db.")
         return SqliteCache(Path(url[len("sqlite:///") :]))
     if scheme in REDIS_SCHEMES:
         return RedisCache(url)
     raise UsageError(
-        f"MAMABEAR_CACHE_URL '{_shown(url)}' is not a response cache URL; "
+        f"MAMABEAR_CACHE_URL '{shown_url(url)}' is not a response cache URL; "
         f"use sqlite:///PATH, redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH/redis.sock."
     )

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from mamabear.config.redact import shown_url
 from mamabear.errors import UsageError
 
 EXECUTE = "mamabear.execute"  # the one task: start or continue run ID
@@ -21,16 +22,13 @@ def broker_url(env: Mapping[str, str]) -> str:
     if not url:
         raise UsageError("no worker pool is configured: set MAMABEAR_BROKER_URL to the Redis broker (redis://HOST:6379/0) the workers use.")
     if not url.startswith(("redis://", "rediss://", "redis+socket://")):
-        raise UsageError(f"MAMABEAR_BROKER_URL '{where(url)}' is not a redis:// URL; the workers use a Redis broker.")
+        raise UsageError(f"MAMABEAR_BROKER_URL '{_where(url)}' is not a redis:// URL; the workers use a Redis broker.")
     return url
 
 
-def where(url: str) -> str:
-    """The broker's host, port and database, without its scheme or password (for messages)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}" or url.split("@")[-1]
+def _where(url: str) -> str:
+    """The broker for messages: its host, port and database, its password masked."""
+    return shown_url(url).split("://", 1)[-1]
 
 
 def make_app(url: str) -> Any:
@@ -62,7 +60,7 @@ def reachable(app: Any) -> None:
             conn.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
     except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
         raise UsageError(
-            f"cannot reach the broker at {where(str(app.conf.broker_url))} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up."
+            f"cannot reach the broker at {_where(str(app.conf.broker_url))} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up."
         ) from exc
 
 
