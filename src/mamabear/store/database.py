@@ -450,14 +450,7 @@ class Store:
 
     def cancel_queued(self, run_id: str) -> bool:
         """A queued run is cancelled before any worker starts it; False when a worker took it meanwhile."""
-        with self.tx() as conn:
-            return bool(
-                conn.execute(
-                    runs.update()
-                    .where(runs.c.id == run_id, runs.c.status == Status.QUEUED)
-                    .values(status=Status.CANCELLED, error="cancelled while it waited for a worker", finished_at=time.time())
-                ).rowcount
-            )
+        return self.set_status_if(run_id, Status.QUEUED, Status.CANCELLED, "cancelled while it waited for a worker")
 
     def save_checkpoint(self, run_id: str, name: str, body: str, keep: int) -> None:
         """One of the run's checkpoints (the newest ``keep`` are kept)."""
@@ -483,8 +476,7 @@ class Store:
 
     def requeue(self, run_id: str) -> bool:
         """An interrupted run goes back to the queue; False when someone else did it first (or it is no longer interrupted)."""
-        with self.tx() as conn:
-            return bool(conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == Status.INTERRUPTED).values(status=Status.QUEUED)).rowcount)
+        return self.queue_again(run_id, Status.INTERRUPTED)
 
     def beat(self, run_id: str, attempt: int) -> bool:
         """The running attempt's heartbeat; False when the attempt no longer owns the run (it was taken as lost, and
@@ -514,11 +506,14 @@ class Store:
                     again.append(RunRow.of(dict(row._mapping)))
             return again
 
-    def queue_again(self, run_id: str, was: str, options: dict) -> bool:
-        """A stopped run, queued with new options, if it is still ``was``."""
+    def queue_again(self, run_id: str, was: str, options: dict | None = None) -> bool:
+        """The run queued again (with new ``options``, if given), if it is still ``was``; its last process's heartbeat
+        and pid are cleared, so it is not taken for a run a worker took and never started."""
+        values: dict[str, Any] = {"status": Status.QUEUED, "heartbeat_at": None, "pid": None, "error": None}
+        if options is not None:
+            values["options"] = options
         with self.tx() as conn:
-            again = runs.update().where(runs.c.id == run_id, runs.c.status == was)
-            return bool(conn.execute(again.values(status=Status.QUEUED, options=options, heartbeat_at=None, pid=None, error=None)).rowcount)
+            return bool(conn.execute(runs.update().where(runs.c.id == run_id, runs.c.status == was).values(**values)).rowcount)
 
     def set_status_if(self, run_id: str, was: str, status: str, error: str | None = None) -> bool:
         """The run's status, changed only if it is ``was`` (one of several writers wins)."""
