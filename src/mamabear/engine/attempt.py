@@ -70,9 +70,10 @@ class Attempt:
         assert run_id is not None
         self.run_id = run_id
         self.expected: str | None = None  # the status a resume saw: the run is claimed only if it still has it
+        self.first = True  # the run's first attempt (a queued run's first start is its run, not a resume)
         if resume:
             seen = self.store.run(run_id)
-            self.expected = str(seen.status)
+            self.expected, self.first = str(seen.status), not seen.attempt
             if (queue := (seen.options or {}).get("queue")) and ws.settings.env.get("MAMABEAR_WORKER"):
                 self.options["queue"] = queue  # a worker's run stays queued: if its worker is lost, it is queued again
             if (max_steps := (seen.options or {}).get("max_steps")) is not None:
@@ -109,7 +110,6 @@ class Attempt:
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
         self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project else None
-        self.first = not self.resume or store.run(run_id).attempt == 0  # a queued run's first start is its run, not a resume
         self.worker = ws.settings.env.get("MAMABEAR_WORKER") or None
         self.number = attempt = store.start_attempt(
             run_id,
