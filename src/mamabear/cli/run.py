@@ -199,10 +199,9 @@ def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: b
     """Queue the run (``run_id``: a stopped run, to continue) for the worker pool; print its id (follow it with
     `runs logs ID --follow`)."""
     from mamabear.engine.queued import queue_resume, queue_run
-    from mamabear.workers.app import broker_url, make_app, reachable, send
+    from mamabear.workers.app import connected, send
 
-    app = make_app(broker_url(ws.settings.env))
-    reachable(app)  # before the run is recorded: an unreachable broker leaves no queued run behind
+    app = connected(ws.settings.env)  # before the run is recorded: an unreachable broker leaves no queued run behind
     if run_id is None:
         run_id = queue_run(ws, plan, limits, queue, extra)
     else:

@@ -64,6 +64,13 @@ def reachable(app: Any) -> None:
         ) from exc
 
 
+def connected(env: Mapping[str, str]) -> Any:
+    """The app on the configured broker, once the broker answers (a UsageError otherwise)."""
+    app = make_app(broker_url(env))
+    reachable(app)
+    return app
+
+
 def send(app: Any, run_id: str, queue: str) -> None:
     app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mamabear.workers.app import broker_url, make_app, reachable
+from mamabear.workers.app import connected
 
 
 def workers(env: Any, store: Any, timeout_s: float = 2.0) -> list[dict[str, Any]]:
-    app = make_app(broker_url(env))
-    reachable(app)
+    app = connected(env)
     inspect = app.control.inspect(timeout=timeout_s)
     stats = inspect.stats() or {}
     active = inspect.active() or {}
@@ -33,7 +32,6 @@ def ping_here(env: Any, timeout_s: float = 5.0) -> list[str]:
     """The workers on this machine that answer (a container's probe: its own worker)."""
     import socket
 
-    app = make_app(broker_url(env))
-    reachable(app)
+    app = connected(env)
     host = socket.gethostname()
     return sorted(name for reply in app.control.ping(timeout=timeout_s) or [] for name in reply if name.endswith(f"@{host}"))
