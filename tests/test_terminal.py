@@ -170,9 +170,9 @@ def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked
 
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
     editor = r"sed -i -e s/devops_specialist/chef/ -e s/depends_on:.*/depends_on:\ [hello]/"
-    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, "--max-duration", "3s", editor=editor)
+    child = spawn(isolated, "mission", "leave a greeting", "--review-plan", "--base-url", fake.url, "--max-duration", "8s", editor=editor)
     child.expect(PROMPT)
-    time.sleep(4)  # longer than the time limit: a person reading the plan is not the run's time
+    time.sleep(9)  # longer than the time limit (which leaves room for start-up and the plan on a loaded machine)
     child.sendline("edit")
     child.expect(r"the edited plan cannot be used: item 'hello' names specialist 'chef'.*in a cycle: hello -> hello")
     child.expect(PROMPT)
