@@ -252,3 +252,49 @@ def test_a_queued_mission_is_carried_out_by_a_worker_with_its_step_limit(cli, fa
     assert state["max_steps"] == 7  # the limit it was queued with holds on the worker
     refused = cli("mission", "leave a greeting", "--queue", "--review-plan")
     assert refused.code == 2 and "--review-plan asks at a terminal and cannot with --queue" in refused.err
+
+
+TWO_ITEMS = {
+    "items": [
+        {
+            "id": name,
+            "title": f"Write the {name} file",
+            "specialist": "devops_specialist",
+            "instructions": f"Create {name}.txt containing the word {name}.",
+            "criteria": [{"kind": "command", "check": f"grep -q {name} {name}.txt"}],
+        }
+        for name in ("alpha", "beta")
+    ]
+}
+
+
+def test_a_queued_missions_independent_items_run_on_both_workers_at_once(cli, fake, pool, isolated):
+    """Each worker works on one thing at a time: the mission holds one, so its second item can only go to the other."""
+    from test_mission_run import CONFIRM, PLANNER
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps(TWO_ITEMS))
+    for name, delay in (("alpha", 20), ("beta", 0)):  # alpha's first answer takes 20 s: beta is done meanwhile, if at once
+        write = [{"name": "file_create", "arguments": {"path": f"{name}.txt", "file_text": f"{name}\n"}}]
+        fake.add(task=f"Write the {name} file", times=1, delay=delay, tool_calls=write)
+        fake.add(task=f"Write the {name} file", times=1, text=f"Wrote {name}.txt.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "both files hold their word"}')
+    pool("w1", concurrency=1)
+    pool("w2", concurrency=1)
+    up(cli, "w1", "w2")
+    result = cli("mission", "leave two words", "--queue", "--base-url", fake.url, "--json")
+    assert result.code == 0, result.err
+    run_id = result.json()["run_id"]
+    store = store_for(isolated)
+    wait_for(lambda: store.run(run_id).status in ("completed", "failed", "interrupted"), timeout=240, what="the mission ended")
+    run = store.run(run_id)
+    assert run.status == "completed", (run.error, pool.log("w1")[-3000:], pool.log("w2")[-3000:])
+    steps = {t.task: t for t in store.tasks(run_id)}
+    assert list(steps) == ["plan v1", "alpha (try 1)", "beta (try 1)", "confirm the goal"]
+    alpha, beta = steps["alpha (try 1)"], steps["beta (try 1)"]
+    assert alpha.worker == run.worker and {alpha.worker, beta.worker} == {f"w1@{HOST}", f"w2@{HOST}"}  # one item on each worker
+    assert alpha.started_at < beta.started_at < beta.finished_at < alpha.finished_at  # beta ran while alpha's step went on
+    assert (alpha.llm_calls, beta.llm_calls) == (2, 2) and len(fake.chat_requests) == 6  # nothing asked twice
+    doc = cli("runs", "show", run_id, "--json").json()
+    assert [(t["task"], t["worker"]) for t in doc["tasks"]][1:3] == [("alpha (try 1)", alpha.worker), ("beta (try 1)", beta.worker)]
+    sent = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "mission_step_sent"]
+    assert [e["data"]["item"] for e in sent] == ["alpha", "beta"]

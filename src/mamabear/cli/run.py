@@ -274,7 +274,31 @@ def resume(
         from mamabear.mission.runner import Mission
 
         work = Mission.resumed(ws.store, full_id, MissionConfig.load(ws.roots), ws.catalog)
+        if ws.settings.env.get("MAMABEAR_WORKER"):  # on a worker: its independent items go to the pool too
+            from mamabear.workers.app import mission_pool
+
+            work.pool = mission_pool(ws.settings.env, (ws.store.run(full_id).options or {}).get("queue"), plan.sandbox.backend if plan.sandbox else None)
     launch(ws, plan, limits, quiet, json_out, run_id=full_id, resume=True, work=work)
+
+
+def step(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    position: int = typer.Argument(..., metavar="POSITION"),
+) -> None:
+    """Carry out one step a mission on the worker pool sent out (a worker starts it; not for use by hand)."""
+    from mamabear.cli.options import command_started
+    from mamabear.engine.attempt import Attempt
+    from mamabear.engine.resume import prepare_step
+    from mamabear.mission.runner import crew_of
+    from mamabear.mission.step import SentStep
+
+    ws, plan, limits = prepare_step(run_id, crew_for=crew_of)
+    work = SentStep(ws.store, run_id, position, ws.catalog)
+    with library_chatter_off():
+        result = Attempt(ws, plan, [], limits, run_id=run_id, resume=True, started_at=command_started(), work=work, step=position).run()
+    if result.error:
+        print_error(f"step {position} of run {run_id} {result.status}: {result.error}")
+    raise typer.Exit(result.exit_code)
 
 
 def progress_view(quiet: bool, live: bool = True) -> LiveProgress | PlainProgress | None:

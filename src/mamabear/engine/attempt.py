@@ -40,14 +40,18 @@ class Attempt:
         on_abandon: Any = None,
         started_at: float | None = None,
         work: Any = None,
+        step: int | None = None,
     ) -> None:
         """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
         besides the store and the tracer (a progress view); ``on_abandon(result)`` renders the result when a stop
-        must exit the process early; ``started_at`` is when the command started."""
+        must exit the process early; ``started_at`` is when the command started. ``step``: the position of the one
+        step this attempt carries out for the attempt that holds the run (a mission's step sent to another worker):
+        it claims nothing, beats on the step's row, and settles only that row."""
         from mamabear.telemetry.targets import targets
 
         self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
         self.work = work  # what the attempt runs instead of the plan's crew: ``work.kickoff(attempt, parts)`` (a mission)
+        self.step = step
         self.store = ws.store
         self.started_at = started_at or time.time()
         self.limits = limits or Limits()
@@ -73,12 +77,14 @@ class Attempt:
         self.first = True  # the run's first attempt (a queued run's first start is its run, not a resume)
         if resume:
             seen = self.store.run(run_id)
-            self.expected, self.first = str(seen.status), not seen.attempt
+            self.expected, self.first = str(seen.status), not seen.attempt and step is None
             if (queue := (seen.options or {}).get("queue")) and ws.settings.env.get("MAMABEAR_WORKER"):
                 self.options["queue"] = queue  # a worker's run stays queued: if its worker is lost, it is queued again
             if (max_steps := (seen.options or {}).get("max_steps")) is not None:
                 self.options["max_steps"] = max_steps  # a queued mission's step limit, for a later attempt too
         self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
+        if step is not None and (task := self.state.task(step)) is not None:
+            task.status, task.finished_at = Status.PENDING, None  # claimed for this attempt, which starts it now
 
     def _record_run(self, run_id: str | None) -> str:
         if run_id is not None and self.store.has_run(run_id):
@@ -109,30 +115,27 @@ class Attempt:
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact, store=store)
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
-        self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project else None
+        self.restore_from = checkpoints.latest() if self.resume and not plan.crew.built_by_project and self.step is None else None
         self.worker = ws.settings.env.get("MAMABEAR_WORKER") or None
-        self.number = attempt = store.start_attempt(
-            run_id,
-            "run" if self.first else "resume",
-            os.getpid(),
-            this_host(),
-            self.options,
-            str(self.restore_from) if self.restore_from else None,
-            started_at=self.started_at,
-            worker=self.worker,
-            expected=self.expected,
-        )
+        self.number = attempt = self._claim()
         state.attempt = attempt
         spent_usd, spent_tokens = store.spent(run_id)
         self.guard = guard = Guard(self.limits, spent_usd, spent_tokens, cancel_requested=lambda: store.cancel_requested(run_id))
 
         def lost() -> None:
-            guard.request_stop(Status.INTERRUPTED, "lost the run: its heartbeat was missed and the run was handed to another process")
+            why = "lost the run: its heartbeat was missed and the run was handed to another process"
+            if self.step is not None:
+                why = "stopped: the attempt that sent this step out has ended or was handed on"
+            guard.request_stop(Status.INTERRUPTED, why)
             on_stop()
 
-        self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost)
+        step, worker = self.step, self.worker or ""
+        if step is None:
+            self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost)
+        else:
+            self.heartbeat = Heartbeat(lambda: store.beat_step(run_id, step, worker, attempt), lost)
         pricer = Pricer(ws.models.prices)
-        self.trace = _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
+        self.trace = None if self.step is not None else _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
         if isinstance(self.work, RunObserver):  # a mission follows its own steps (their tool calls)
             observers.append(self.work)
@@ -153,21 +156,41 @@ class Attempt:
         if plan.sandbox is not None:
             from mamabear.engine.link import SessionLink
 
-            self.link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, tracker, guard)
+            self.link = SessionLink(ws.sessions(), plan.sandbox, run_id, attempt, tracker, guard, borrowed=self.step is not None)
             tracker.after_task.append(self.link.save)
-        self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link, self.trace)
+        self.end = end = AttemptEnd(store, tracker, guard, attempt, checkpoints, self.link, self.trace, whole_run=self.step is None)
 
         def on_stop() -> None:  # a stop was asked: the run gets a grace to end by itself, then the process ends it
-            if self.on_abandon is not None:
+            if self.on_abandon is not None or self.step is not None:
                 self.end.abandon_after(STOP_GRACE_S, self.on_abandon)
 
         self.signals = Signals(guard, on_stop)
         self.watchdog = end.watchdog = Watchdog(guard, on_stop)
 
+    def _claim(self) -> int:
+        """The attempt's number: a new attempt that owns the run, or, for a step, the attempt that sent it out."""
+        store, run_id = self.store, self.run_id
+        if self.step is not None:
+            return int(store.run(run_id).attempt or 0)
+        return store.start_attempt(
+            run_id,
+            "run" if self.first else "resume",
+            os.getpid(),
+            this_host(),
+            self.options,
+            str(self.restore_from) if self.restore_from else None,
+            started_at=self.started_at,
+            worker=self.worker,
+            expected=self.expected,
+        )
+
     def _announce(self) -> None:
         plan, run_id, tracker = self.plan, self.run_id, self.tracker
         on = f" on worker {self.worker}" if self.worker else ""
-        if self.resume and not self.first:
+        if self.step is not None:
+            step = self.state.task(self.step)
+            tracker.event("step_started", f"step {self.step} ({step.task if step else '?'}) of run {run_id} started{on}", self.step)
+        elif self.resume and not self.first:
             done = sum(t.status == Status.COMPLETED for t in self.state.tasks)
             source = (
                 ", from its last checkpoint)"

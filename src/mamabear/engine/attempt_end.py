@@ -39,9 +39,13 @@ class AttemptEnd:
     stop (the checkpoint of the last completed task is already on disk) and exits.
     """
 
-    def __init__(self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None, trace: Any = None) -> None:
+    def __init__(
+        self, store: Any, tracker: Any, guard: Any, attempt: int, checkpoints: Any, link: Any = None, trace: Any = None, whole_run: bool = True
+    ) -> None:
+        """``whole_run``: False for an attempt that carried out one step for the attempt holding the run; its end
+        settles that step's row, and leaves the run, its session and its checkpoints to their holder."""
         self.store, self.tracker, self.guard, self.attempt, self.checkpoints = store, tracker, guard, attempt, checkpoints
-        self.link, self.trace = link, trace
+        self.link, self.trace, self.whole_run = link, trace, whole_run
         self.memory: Any = None  # the run's shared memory: what it is still saving is waited for, however the run ends
         self.watchdog: Any = None
         self._lock = threading.Lock()
@@ -58,7 +62,7 @@ class AttemptEnd:
             tracker, state, run_id = self.tracker, self.tracker.state, self.tracker.state.run_id
             _drain(self.memory, drain_s)  # CrewAI saves memories on a background thread; the process exits hard
             tracker.detach()  # also waits for the last checkpoint write
-            if self.link is not None:
+            if self.link is not None and self.whole_run:
                 self.link.close()  # bill the sandbox time; an unpooled cloud session is paused
             if self.guard.stop is not None:
                 status, error, exit_code = self.guard.stop.status, self.guard.stop.reason, self.guard.stop.exit_code
@@ -69,7 +73,8 @@ class AttemptEnd:
                 if status == Status.FAILED and task is not None:
                     error = f"task {task.position} {task.task} failed: {error}"
                 state.status, state.activity, state.finished_at = status, status, time.time()
-                self.store.finish_attempt(run_id, self.attempt, status, error, output)
+                if self.whole_run:
+                    self.store.finish_attempt(run_id, self.attempt, status, error, output)
             except StorageError as exc:  # not recorded: the next command finds its process gone and records it interrupted
                 if exc.message not in (error or ""):
                     error = exc.message if error is None else f"{error}; {exc.message}"
@@ -85,6 +90,8 @@ class AttemptEnd:
                     },
                 ):
                     tracker.event("trace_export_failed", f"warning: {problem}")
+            if not self.whole_run:
+                return RunResult(run_id, status, output, error, state, exit_code)
             if status == Status.COMPLETED:
                 self.checkpoints.discard()  # a completed run is never resumed
             tracker.event("run_finished", f"{ending_line(run_id, status, error)} ({_summary(state)})", data={"status": status})

@@ -33,8 +33,10 @@ class LinkEvents(Protocol):
 
 
 class SessionLink:
-    def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int, events: LinkEvents, guard: Any = None) -> None:
-        self.sessions, self.plan, self.run_id, self.attempt = sessions, plan, run_id, attempt
+    def __init__(self, sessions: Sessions, plan: SandboxPlan, run_id: str, attempt: int, events: LinkEvents, guard: Any = None, borrowed: bool = False) -> None:
+        """``borrowed``: the session is another process's (the attempt holding the run, for whom this one carries out
+        a step): it is used, never paused or released from here."""
+        self.sessions, self.plan, self.run_id, self.attempt, self.borrowed = sessions, plan, run_id, attempt, borrowed
         self.events = events
         self.guard = guard
         self.session_id: str | None = None
@@ -53,8 +55,9 @@ class SessionLink:
                 if self.session_id is None:
                     session = self._open(self.context(agent))
                     self.session_id = session["id"]
-                    self.sessions.ledger.link_run(self.run_id, session["id"])
-                    self._start_watch()
+                    if not self.borrowed:
+                        self.sessions.ledger.link_run(self.run_id, session["id"])
+                        self._start_watch()
                     return session
                 return self.sessions.ledger.session(self.session_id)  # a paused one is resumed by the next action
             except SandboxError as exc:

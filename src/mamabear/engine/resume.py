@@ -40,6 +40,24 @@ def prepare_resume(
         )
     if run.status not in (*RESUMABLE, Status.QUEUED):  # a queued run is started by a worker the same way
         raise UsageError(f"run {run_id} is {run.status}; only a {', '.join(RESUMABLE)} run can be resumed.")
+    ws, plan = _replanned(base, run, model, base_url, crew_for, answers)
+    return ws, plan, Limits.from_dict(run.options or {}).overridden(**limit_flags), run_id
+
+
+def prepare_step(run_id: str, crew_for: Any) -> tuple[Services, Plan, Limits]:
+    """The run a step sent to the pool belongs to, planned as its holding attempt planned it (its session, model and
+    limits); only while that attempt holds it."""
+    base = Services()
+    run = base.store.run(run_id)
+    if run.status != Status.RUNNING:
+        raise UsageError(f"run {run_id} is {run.status}: its steps are not carried out now.")
+    ws, plan = _replanned(base, run, None, None, crew_for, None)
+    return ws, plan, Limits.from_dict(run.options or {})
+
+
+def _replanned(base: Services, run: Any, model: str | None, base_url: str | None, crew_for: Any, answers: Any) -> tuple[Services, Plan]:
+    """The run planned again with its stored options, overridden by the flags given."""
+    run_id, store = run.id, base.store
     options = run.options or {}
     # The run keeps its sandbox backend; a run that had a session reattaches to it.
     ws = base.rerouted(
@@ -57,7 +75,7 @@ def prepare_resume(
     plan = make_plan(ws.catalog, ws.models, made or run.crew, inputs, ws.settings, sandbox=ws.sandbox, answers=answers)
     if made is None and [t.id for t in plan.tasks] != [t.task for t in store.tasks(run_id)]:
         raise UsageError(f"crew '{run.crew}' has changed since run {run_id} started (its tasks differ); restore its YAML to resume.")
-    return ws, plan, Limits.from_dict(options).overridden(**limit_flags), run_id
+    return ws, plan
 
 
 def with_stored_outputs(crew: Any, rows: list[TaskRow]) -> Any:

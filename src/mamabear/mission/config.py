@@ -25,6 +25,7 @@ class MissionConfig:
     max_steps: int = 200  # model-driven steps in all (--max-steps)
     item_retries: int = 2  # a failed item is tried again this many times, with the failure fed back
     replans: int = 3  # then the planner remakes the remaining plan, at most this many times
+    parallel_items: int = 4  # on a worker pool: independent items run at once, on several workers (1: one at a time)
     stuck: StuckLimits = field(default_factory=StuckLimits)
     origin: dict[str, str] = field(default_factory=dict, compare=False)  # planner/judge -> the file:line that set it
 
@@ -48,9 +49,9 @@ class MissionConfig:
                     raise ConfigError(f"{doc.where(key)}: '{key}' must be an agent id, such as scout_commander.")
                 values[key] = doc[key]
                 values["origin"] = {**values.get("origin", self.origin), key: doc.where(key)}
-        for key in ("max_steps", "item_retries", "replans"):
+        for key in ("max_steps", "item_retries", "replans", "parallel_items"):
             if key in doc:
-                values[key] = _count(doc, key)
+                values[key] = _count(doc, key, least=1 if key == "parallel_items" else 0)
         if "stuck" in doc:
             stuck = doc["stuck"]
             if not isinstance(stuck, YamlMapping):

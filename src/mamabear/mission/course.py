@@ -114,6 +114,22 @@ class Course:
             return Confirm()
         return Finish("failed", "no item can be started: each waits on one that failed")
 
+    def ready(self, most: int) -> list[RunItem]:
+        """When ``next()`` is a RunItem: it and the other items that can start now (their dependencies done), at most
+        ``most`` and no more than the steps left, to run at once. Each is told back one by one, as for ``next()``."""
+        first = self.next()
+        if not isinstance(first, RunItem) or self.plan is None:
+            return []
+        room = max(1, min(most, self.config.max_steps - self.steps))
+        batch = [first]
+        for item in order(self.plan, self.done()):
+            record = self.items[item.id]
+            if len(batch) >= room:
+                break
+            if item.id != first.item.id and record.status == "pending" and all(self.items[d].status == "done" for d in item.depends_on):
+                batch.append(RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None))
+        return batch
+
     def done(self) -> set[str]:
         """The ids of the items done, in this plan version or an earlier one (a re-plan may depend on them)."""
         return {i for i, record in self.items.items() if record.status == "done"}

@@ -18,8 +18,10 @@ from mamabear.mission import prompts
 from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
+from mamabear.mission.fanout import Pool, Sent, carry_out
 from mamabear.mission.plan import MissionPlan, PlanError, markdown, problems, read
 from mamabear.mission.report import FILES_SHOWN
+from mamabear.mission.step import SENT, run_step
 from mamabear.observe import RunObserver, ToolUse
 from mamabear.sandbox.backend import CommandResult
 from mamabear.status import Status
@@ -53,9 +55,10 @@ Review = Callable[[MissionPlan, Callable[[MissionPlan], list[str]]], "MissionPla
 class Mission(RunObserver):
     """The mission's work, and an observer of its run: it counts the tool calls of the step in hand (a loop)."""
 
-    def __init__(self, goal: str, config: MissionConfig, catalog: Any, review: Review | None = None) -> None:
-        """``review``: shown the first plan, it answers with the plan to carry out (edited or not), or None to abort."""
-        self.goal, self.config, self.catalog, self.review = goal, config, catalog, review
+    def __init__(self, goal: str, config: MissionConfig, catalog: Any, review: Review | None = None, pool: Pool | None = None) -> None:
+        """``review``: shown the first plan, it answers with the plan to carry out (edited or not), or None to abort.
+        ``pool``: on a worker pool, where independent items go to run at once (fanout.py)."""
+        self.goal, self.config, self.catalog, self.review, self.pool = goal, config, catalog, review, pool
         self.course = Course(goal, config)
         self.calls: Counter[tuple[str, str]] = Counter()  # (tool, arguments) of the step in hand
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
@@ -71,7 +74,7 @@ class Mission(RunObserver):
         team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in attempt.plan.agents]
         if self.course.plan is not None:  # resumed: the live view learns the plan it carries on with
             data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._state()}
-            self._note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
+            self.note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
         while True:
             attempt.guard.check()
             action = self.course.next()
@@ -83,15 +86,22 @@ class Mission(RunObserver):
                 assert self.course.plan is not None
                 self._plan(*prompts.replan_task(self.goal, team, self.course.plan, self.results, action.reason))
             elif isinstance(action, RunItem):
-                self._item(action)
+                batch = self.course.ready(self.config.parallel_items) if self.pool is not None else [action]
+                if len(batch) > 1 and self.pool is not None:
+                    if self.attempt.link is not None:
+                        self.attempt.link.session(self.config.planner)  # the steps sent out work in the run's session
+                    carry_out(self, self.pool, [self.add_item_step(a, sent=True) for a in batch])
+                else:
+                    self.fold_here(self.add_item_step(action))
             elif isinstance(action, Confirm):
                 answer = self._step("confirm the goal", self.config.planner, *prompts.confirm_task(self.goal, self.evidence))
                 verdict = prompts.read_judgement(answer)
                 self.course.confirmation(verdict.passed, verdict.reason)
-            self._save()
+            if not isinstance(action, RunItem):  # an item's step is saved as it is folded in
+                self._save()
 
     def _finish(self, action: Finish) -> str:
-        self._note("mission_finished", f"mission {action.status}: {action.reason}", {"status": action.status, "reason": action.reason, "files": self._files()})
+        self.note("mission_finished", f"mission {action.status}: {action.reason}", {"status": action.status, "reason": action.reason, "files": self._files()})
         if action.status == "stuck":
             raise MissionEnded(action.reason.removeprefix("stuck: "), Status.STUCK)
         if action.status != "completed":
@@ -105,12 +115,12 @@ class Mission(RunObserver):
             plan = read(answer)
         except PlanError as exc:
             self.course.unusable_answer(str(exc))
-            self._note("mission_plan_unusable", f"the plan could not be used: {exc}")
+            self.note("mission_plan_unusable", f"the plan could not be used: {exc}")
             return
         found = problems(plan, {a.id for a in self.attempt.plan.agents}, self.course.done())
         self.course.planned(plan, found)
         if found:
-            self._note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
+            self.note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
             return
         if self.review is not None and self.course.version == 1:
             self._reviewed(plan)
@@ -121,7 +131,7 @@ class Mission(RunObserver):
         count = f"{len(plan.items)} item" + ("" if len(plan.items) == 1 else "s")
         what = f"plan v{self.course.version}" + (" (edited at the review)" if edited else "")
         data = {"plan": plan.model_dump(), "version": self.course.version, "edited": edited}
-        self._note("mission_plan", f"{what}: {count} ({', '.join(i.id for i in plan.items)})", data)
+        self.note("mission_plan", f"{what}: {count} ({', '.join(i.id for i in plan.items)})", data)
         self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version, self.course.done()))
 
     def _reviewed(self, plan: MissionPlan) -> MissionPlan:
@@ -132,20 +142,36 @@ class Mission(RunObserver):
         with self.attempt.guard.held():  # a person reads and edits: the time limit waits
             answer = self.review(plan, lambda edited: problems(edited, specialists, self.course.done()))
         if answer is None:
-            self._note("mission_aborted", "the plan was aborted at its review")
+            self.note("mission_aborted", "the plan was aborted at its review")
             raise MissionEnded("was cancelled at its plan review", Status.CANCELLED)
         if answer != plan:
             self.course.revised(answer)
             self._announce(answer, edited=True)
         return answer
 
-    def _item(self, action: RunItem) -> None:
+    def add_item_step(self, action: RunItem, sent: bool = False) -> Sent:
+        """The step row of an item's try; ``sent``: what it asks is recorded for a worker that takes it."""
         item = action.item
         data = {"item": item.id, "try": action.attempt}
-        self._note("mission_item_started", f"item {item.id}: try {action.attempt}, {item.specialist}: {item.title}", {**data, "specialist": item.specialist})
-        answer = self._step(f"{item.id} (try {action.attempt})", item.specialist, *prompts.item_task(item, self.results, action.feedback))
-        position = self.position  # the item's step (a judge's step may follow)
-        looped = self._loop()
+        self.note("mission_item_started", f"item {item.id}: try {action.attempt}, {item.specialist}: {item.title}", {**data, "specialist": item.specialist})
+        description, expected = prompts.item_task(item, self.results, action.feedback)
+        step = self._add_step(f"{item.id} (try {action.attempt})", item.specialist)
+        if sent:
+            spec = {**data, "agent": item.specialist, "description": description, "expected": expected}
+            self.note(SENT, f"step {step.position} ({step.task}) sent to the worker pool", spec, step.position)
+        return Sent(action, step.position, description, expected)
+
+    def fold_here(self, sent: Sent) -> None:
+        """Carry out an item's step in this attempt, then fold it into the course."""
+        self.position = sent.position
+        self.calls.clear()
+        answer = run_step(self.attempt, self.parts, self.catalog, sent.position, sent.action.item.specialist, sent.description, sent.expected)
+        self.fold(sent.action, answer, sent.position, self._loop(self.calls))
+
+    def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None:
+        """An item's step is done (here or on another worker): its checks and judge decide whether the item is."""
+        item = action.item
+        data = {"item": item.id, "try": action.attempt}
         link = self.attempt.link
         verdicts, judged = run_checks(link.sessions, link.session(item.specialist), item, link.context(item.specialist)) if link else ([], [])
         feedback = looped or failure(verdicts)
@@ -158,7 +184,7 @@ class Mission(RunObserver):
         if feedback is None:
             self.results[item.id], self.evidence[item.id] = answer, evidence
             self.course.item_done(item.id)
-            self._note(
+            self.note(
                 "mission_item_done",
                 f"item {item.id} done: {evidence.splitlines()[0] if evidence else 'no checks'}",
                 {**data, "verdicts": evidence.splitlines()},
@@ -167,18 +193,24 @@ class Mission(RunObserver):
         else:
             self.course.item_failed(item.id, feedback)
             data |= {"verdicts": evidence.splitlines(), "feedback": feedback}
-            self._note("mission_item_failed", f"item {item.id} failed its checks: {feedback}", data, position)
+            self.note("mission_item_failed", f"item {item.id} failed its checks: {feedback}", data, position)
         if self.course.plan is not None:
             self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version, self.course.done()))
+        self._save()
 
     def tool_ended(self, tool: ToolUse) -> None:
         self.calls[(tool.tool, tool.arguments or "")] += 1
 
-    def _loop(self) -> str | None:
-        """The step's tool call repeated with the same arguments often enough to be a loop, as the failure to feed back."""
-        if not self.calls:
+    def loop_in_store(self, position: int) -> str | None:
+        """As ``_loop``, for a step another worker carried out: its tool calls as the store has them."""
+        calls = Counter((c["tool"], c["arguments"] or "") for c in self.attempt.store.tool_calls(self.attempt.run_id) if c["task_position"] == position)
+        return self._loop(calls)
+
+    def _loop(self, calls: Counter[tuple[str, str]]) -> str | None:
+        """A step's tool call repeated with the same arguments often enough to be a loop, as the failure to feed back."""
+        if not calls:
             return None
-        (tool, arguments), times = self.calls.most_common(1)[0]
+        (tool, arguments), times = calls.most_common(1)[0]
         if not self.course.looping(times):
             return None
         return f"the same tool call was made {times} times in one step: {tool} {' '.join(arguments.split())[:120]}"
@@ -186,26 +218,16 @@ class Mission(RunObserver):
     # ------------------------------------------------------------ one step: one task for one specialist
 
     def _step(self, name: str, agent_id: str, description: str, expected: str) -> str:
-        from crewai import Crew, Process, Task
+        step = self._add_step(name, agent_id)
+        self.position = step.position  # the run's task row of the step in hand
+        self.calls.clear()
+        return run_step(self.attempt, self.parts, self.catalog, step.position, agent_id, description, expected)
 
+    def _add_step(self, name: str, agent_id: str) -> Any:
         from mamabear.engine.attempt import add_step
-        from mamabear.engine.build import Built, make_agent
 
         planned = next(a for a in self.attempt.plan.agents if a.id == agent_id)
-        step = add_step(self.attempt, name, agent_id, planned.route.model)
-        self.position = step.position  # the run's task row of the step in hand
-        agent = make_agent(self.catalog, self.parts, planned)
-        task = Task(name=name, description=description, expected_output=expected, agent=agent)
-        crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=self.parts.memory or False)
-        tracker = self.attempt.tracker
-        self.calls.clear()
-        tracker.attach(Built(crew=crew, positions={str(task.id): step.position}, agents={str(agent.id): planned}))
-        try:
-            result: Any = crew.kickoff()
-        finally:
-            tracker.detach()
-        tracker.complete_task(step.position, result.raw)
-        return str(result.raw or "")
+        return add_step(self.attempt, name, agent_id, planned.route.model)
 
     # ------------------------------------------------------------ records
 
@@ -233,7 +255,7 @@ class Mission(RunObserver):
             return None
         return [line for line in result.output.splitlines() if line.strip()]
 
-    def _note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None:
+    def note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None:
         self.attempt.tracker.event(kind, message, position=position, data=data)
 
     def _save(self) -> None:

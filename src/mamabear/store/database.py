@@ -74,6 +74,8 @@ tasks = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
+    sa.Column("worker", sa.String(200)),  # a mission step run by a worker other than its run's (see mission/fanout.py)
+    sa.Column("heartbeat_at", sa.Float),  # when that worker last said the step goes on
 )
 
 llm_calls = sa.Table(
@@ -243,7 +245,20 @@ def m006_checkpoints(conn: Connection) -> None:
     checkpoints.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_attempts, m003_sandbox, m004_cache, m005_heartbeat, m006_checkpoints]
+def m007_step_workers(conn: Connection) -> None:
+    """A mission's steps on several workers at once: which worker holds each step, and its heartbeat."""
+    _add_columns(conn, tasks, ("worker", "heartbeat_at"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    m001_initial,
+    m002_attempts,
+    m003_sandbox,
+    m004_cache,
+    m005_heartbeat,
+    m006_checkpoints,
+    m007_step_workers,
+]
 
 TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_in), 0).label("tokens_in"),
@@ -539,6 +554,33 @@ class Store:
         """A task decided while the run goes (a mission's step), pending."""
         with self.tx() as conn:
             conn.execute(tasks.insert().values(run_id=run_id, position=position, task=task, agent=agent, model=model, status=Status.PENDING))
+
+    def claim_step(self, run_id: str, position: int, worker: str) -> bool:
+        """A pending step taken by ``worker`` (one of the run's own attempt and the workers it was sent to wins)."""
+        with self.tx() as conn:
+            mine = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.status == Status.PENDING)
+            return bool(conn.execute(mine.values(status=Status.RUNNING, worker=worker, heartbeat_at=time.time(), started_at=time.time())).rowcount)
+
+    def beat_step(self, run_id: str, position: int, worker: str, attempt: int | None = None) -> bool:
+        """The heartbeat of a step a worker runs (for attempt ``attempt`` of its run, when given); False when that
+        attempt no longer holds the run (it ended, or was lost and handed on) or the step is no longer this worker's:
+        the step stops."""
+        with self.tx() as conn:
+            held = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING)
+            if attempt is not None and conn.execute(held).first() is None:
+                return False
+            step = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.worker == worker, tasks.c.status == Status.RUNNING)
+            return bool(conn.execute(step.values(heartbeat_at=time.time())).rowcount)
+
+    def set_task_status_if(self, run_id: str, position: int, was: str, status: str, error: str | None = None) -> bool:
+        """A task's status, changed only if it is ``was`` (a lost step, settled by whoever notices first)."""
+        with self.tx() as conn:
+            changed = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.status == was)
+            return bool(conn.execute(changed.values(status=status, error=error, finished_at=time.time())).rowcount)
+
+    def task(self, run_id: str, position: int) -> TaskRow | None:
+        """One task's row with its usage (what a step run elsewhere spent)."""
+        return next((row for row in self.tasks(run_id) if row.position == position), None)
 
     def update_task(self, run_id: str, position: int, **values: Any) -> None:
         with self.tx() as conn:

@@ -67,6 +67,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
                 "cost_usd": round(t.cost_usd, 6),
                 "llm_calls": t.llm_calls,
                 "seconds": _seconds(t.started_at, t.finished_at),
+                "worker": t.worker,  # a mission's step another worker carried out
             }
             for t in tasks
         ],

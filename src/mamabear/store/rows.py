@@ -69,6 +69,8 @@ class TaskRow:
     tokens_out: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    worker: str | None = None  # the worker that ran it, when not its run's own (a mission's step sent out)
+    heartbeat_at: float | None = None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> TaskRow:

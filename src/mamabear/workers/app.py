@@ -9,7 +9,8 @@ from typing import Any
 from mamabear.config.redact import shown_url
 from mamabear.errors import UsageError
 
-EXECUTE = "mamabear.execute"  # the one task: start or continue run ID
+EXECUTE = "mamabear.execute"  # start or continue run ID
+EXECUTE_STEP = "mamabear.step"  # carry out step POSITION a mission (run ID) sent to the pool
 DEFAULT_QUEUE = "default"
 # How long the broker waits for a delivered message's ack before it hands the message to another worker. A worker
 # acks when its run ends (acks_late), so this is longer than the longest run; a lost worker's run is noticed sooner,
@@ -73,6 +74,31 @@ def connected(env: Mapping[str, str]) -> Any:
 
 def send(app: Any, run_id: str, queue: str) -> None:
     app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+
+
+def send_step(app: Any, run_id: str, position: int, queue: str) -> None:
+    app.send_task(EXECUTE_STEP, args=[run_id, position], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
+
+
+def host_queue(host: str) -> str:
+    """The queue every worker on machine ``host`` takes from besides its own: for steps that must stay on it (their
+    run works in a local sandbox, whose files are on that machine)."""
+    return f"mamabear.host.{host}"
+
+
+def mission_pool(env: Mapping[str, str], queue: str | None, sandbox_backend: str | None) -> Any:
+    """Where a mission run by a worker sends its independent items (mission.fanout.Pool); None when it does not run on
+    a worker. With a local sandbox the items stay on this machine (any of its workers); otherwise any worker of the
+    run's queue takes them."""
+    from mamabear.mission.fanout import Pool
+    from mamabear.store.liveness import this_host
+
+    worker = env.get("MAMABEAR_WORKER")
+    if not worker or not queue:
+        return None
+    app = make_app(broker_url(env))
+    target = host_queue(this_host()) if sandbox_backend == "local" else queue
+    return Pool(send=lambda run_id, position: send_step(app, run_id, position, target), worker=worker)
 
 
 def queue_depth(url: str, queues: list[str]) -> dict[str, int]:

@@ -31,10 +31,35 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
     if run.status != Status.QUEUED or not store.mark_taken(run_id, worker):
         return f"run {run_id} is {run.status}: left alone"  # going on elsewhere, ended, or to be queued again by the sweeper
     log = home / "logs" / f"{run_id}.log"
+    code = _child(["resume", run_id], log, worker)
+    if store.run(run_id).status == Status.QUEUED and code not in STOPPED_CODES:  # it never started: say why, once
+        store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"worker {worker} could not start it (exit code {code}): {_last_line(log)}")
+    return f"run {run_id} ended with exit code {code}: {store.run(run_id).status}"
+
+
+def execute_step(store: Any, home: Path, worker: str, run_id: str, position: int) -> str:
+    """Carry out step ``position`` a mission sent to the pool, unless it was taken (by its mission's own attempt or
+    another worker). This thread beats on the step's row while its process lives, starting up included."""
+    if not store.claim_step(run_id, position, worker):
+        return f"step {position} of run {run_id} was taken: left alone"
+    log = home / "logs" / f"{run_id}.step{position}.log"
+    code = _child(["step", run_id, str(position)], log, worker, beat=lambda: store.beat_step(run_id, position, worker))
+    row = store.task(run_id, position)
+    if row is not None and row.status == Status.RUNNING and row.worker == worker:  # it ended without settling its row
+        status, error = (Status.INTERRUPTED, "was stopped") if code in STOPPED_CODES else (Status.FAILED, f"exit code {code}: {_last_line(log)}")
+        store.set_task_status_if(run_id, position, Status.RUNNING, status, error)
+    return f"step {position} of run {run_id} ended with exit code {code}"
+
+
+def _child(args: list[str], log: Path, worker: str, beat: Any = None) -> int:
+    """`mamabear ARGS` as a process of its own, its output in ``log``; its exit code. ``beat()`` is called every few
+    seconds while it runs."""
+    from mamabear.engine.stopping import HEARTBEAT_S
+
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "mamabear", "resume", run_id],
+            [sys.executable, "-m", "mamabear", *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
@@ -45,14 +70,21 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
     with _lock:
         _children[child] = False
     try:
-        code = child.wait()
+        while True:
+            try:
+                return child.wait(timeout=HEARTBEAT_S if beat is not None else None)
+            except subprocess.TimeoutExpired:
+                try:
+                    beat()
+                except Exception:  # noqa: BLE001 - a store that cannot be written now: beat again later
+                    pass
     finally:
         with _lock:
             _children.pop(child, None)
-    if store.run(run_id).status == Status.QUEUED and code not in STOPPED_CODES:  # it never started: say why, once
-        last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
-        store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"worker {worker} could not start it (exit code {code}): {last}")
-    return f"run {run_id} ended with exit code {code}: {store.run(run_id).status}"
+
+
+def _last_line(log: Path) -> str:
+    return (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
 
 
 def busy() -> int:
