@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,51 @@ def test_a_queued_missions_independent_items_run_on_both_workers_at_once(cli, fa
     assert [(t["task"], t["worker"]) for t in doc["tasks"]][1:3] == [("alpha (try 1)", alpha.worker), ("beta (try 1)", beta.worker)]
     sent = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "mission_step_sent"]
     assert [e["data"]["item"] for e in sent] == ["alpha", "beta"]
+
+
+def write(name: str) -> list[dict]:
+    return [{"name": "file_create", "arguments": {"path": f"{name}.txt", "file_text": f"{name}\n"}}]
+
+
+def step_process(run_id: str) -> int:
+    """The pid of the `mamabear step RUN_ID ...` process a worker started."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"step" in argv and run_id.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no step process of run {run_id}")
+
+
+def test_a_step_whose_machine_is_lost_is_done_again_by_the_mission_and_nothing_done_is_asked_again(cli, fake, pool, isolated):
+    from test_mission_run import CONFIRM, PLANNER
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps(TWO_ITEMS))
+    fake.add(task="Write the alpha file", times=1, delay=15, tool_calls=write("alpha"))  # the mission's own step
+    fake.add(task="Write the alpha file", times=1, text="Wrote alpha.txt.")
+    fake.add(task="Write the beta file", times=1, delay=120, text="never seen")  # on the other worker: lost then
+    fake.add(task="Write the beta file", times=1, tool_calls=write("beta"))
+    fake.add(task="Write the beta file", times=1, text="Wrote beta.txt.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "both files hold their word"}')
+    workers = {"w1": pool("w1", concurrency=1), "w2": pool("w2", concurrency=1)}
+    up(cli, "w1", "w2")
+    run_id = cli("mission", "leave two words", "--queue", "--base-url", fake.url, "--json").json()["run_id"]
+    wait_for(lambda: any("Write the beta file" in r["task"] for r in fake.chat_requests), timeout=120, what="beta's hanging call")
+    store = store_for(isolated)
+    holder, other = store.run(run_id).worker, next(t.worker for t in store.tasks(run_id) if t.task == "beta (try 1)")
+    assert other != holder
+    os.killpg(workers[other.split("@")[0]].pid, signal.SIGKILL)  # the worker,
+    os.kill(step_process(run_id), signal.SIGKILL)  # and the step's process with it: nothing settles the step
+    lost_at = time.time()
+    wait_for(lambda: store.run(run_id).status in ("completed", "failed"), timeout=120, what="the mission ended")
+    assert store.run(run_id).status == "completed", store.run(run_id).error
+    steps = [(t.task, str(t.status), t.worker) for t in store.tasks(run_id)][1:4]
+    assert steps == [("alpha (try 1)", "completed", holder), ("beta (try 1)", "interrupted", other), ("beta (try 1)", "completed", holder)]
+    asked = Counter("plan" if PLANNER in r["text"] else "alpha" if "Write the alpha file" in r["task"] else "other" for r in fake.chat_requests)
+    assert (asked["plan"], asked["alpha"]) == (1, 2)  # what was done is not asked again
+    redone = [r for r in fake.chat_requests if "Write the beta file" in r["task"]][1]
+    assert redone["time"] - lost_at <= 15 + STALE_S + 10  # after the mission's own step, once the heartbeat is stale (README)
+    again = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "mission_step_again"]
+    assert len(again) == 1 and f"worker {other} stopped beating" in again[0]["message"]

@@ -14,11 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.errors import MamabearError
 from mamabear.mission.course import RunItem
 from mamabear.status import Status
+
+if TYPE_CHECKING:
+    from mamabear.mission.runner import Mission
 
 POLL_S = 0.5
 
@@ -41,7 +44,7 @@ class Sent:
     expected: str
 
 
-def carry_out(mission: Any, pool: Pool, steps: list[Sent]) -> None:
+def carry_out(mission: Mission, pool: Pool, steps: list[Sent]) -> None:
     """Every step of ``steps`` carried out, here or on other workers, and folded into the mission's course."""
     from mamabear.store.liveness import stale_after_s
 
@@ -86,10 +89,10 @@ def carry_out(mission: Any, pool: Pool, steps: list[Sent]) -> None:
             attempt.guard.sleep(POLL_S)
 
 
-def _again(mission: Any, pool: Pool, row: Any, sent: Sent, why: str) -> None:
+def _again(mission: Mission, pool: Pool, row: Any, sent: Sent, why: str) -> None:
     """A step cut short elsewhere is carried out here, as a new step of the same try."""
     mission.attempt.tracker.ended_elsewhere(row)
-    mission._note("mission_step_again", f"step {sent.position} ({row.task}) is done again here: {why}", {"item": sent.action.item.id}, sent.position)
+    mission.note("mission_step_again", f"step {sent.position} ({row.task}) is done again here: {why}", {"item": sent.action.item.id}, sent.position)
     again = mission.add_item_step(sent.action)
     mission.attempt.store.claim_step(mission.attempt.run_id, again.position, pool.worker)
     mission.fold_here(again)
