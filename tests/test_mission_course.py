@@ -192,3 +192,16 @@ def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_l
     course.confirmation(False, "the README is missing")
     course.planned(plan("a"), ["item 'a' names specialist 'chef'"])
     assert course.next() == Replan("the goal is not met yet: the README is missing; the last re-plan was not usable: item 'a' names specialist 'chef'")
+
+
+def test_the_items_that_can_start_now_are_offered_together_within_the_limit_and_the_steps_left():
+    course = Course("three files and a report", replace(CONFIG, max_steps=4))
+    items = [*plan("a", "b", "c", chain=False).items, *plan("a", "report").items[1:]]  # report waits on a
+    course.planned(MissionPlan(items=items), [])
+    assert [(r.item.id, r.attempt) for r in course.ready(most=4)] == [("a", 1), ("b", 1), ("c", 1)]  # not report
+    assert [r.item.id for r in course.ready(most=2)] == ["a", "b"]
+    course.item_failed("b", "no b")
+    course.item_done("a")  # 3 steps taken of 4: one more fits
+    assert [(r.item.id, r.feedback) for r in course.ready(most=4)] == [("b", "no b")]
+    course.item_done("b")
+    assert course.ready(most=4) == []  # the step limit is reached: no item is offered
