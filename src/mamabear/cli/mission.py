@@ -20,11 +20,15 @@ from mamabear.cli.run import (
     NO_MEMORY,
     QUEUE,
     QUIET,
+    RECORD,
+    REPLAY,
     RUN_ID,
+    check_tape,
     in_background,
     launch,
     limits_from,
     progress_view,
+    tape_paths,
 )
 
 
@@ -40,6 +44,8 @@ def mission(
     no_cache: bool = NO_CACHE,
     detach: bool = DETACH,
     queue: Optional[str] = QUEUE,
+    record: Optional[str] = RECORD,
+    replay: Optional[str] = REPLAY,
     review_plan: bool = typer.Option(False, "--review-plan", help="Show the first plan and ask: go, edit ($EDITOR on its YAML) or abort (needs a terminal)."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
@@ -59,7 +65,8 @@ def mission(
         where = "with --detach" if detach else "with --queue" if queue is not None else "here: stdin and stderr are not a terminal"
         raise UsageError(f"--review-plan asks at a terminal and cannot {where}; run without it, or at a terminal")
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
-    ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None)
+    check_tape(record, replay, queue)
+    ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None, record=record, replay=replay)
     config = with_limits(MissionConfig.load(ws.roots), max_steps)
     wrong = config.check_agents(set(TEAM) & set(ws.catalog.agents))  # they plan and judge among the mission's team
     if wrong:
@@ -75,6 +82,7 @@ def mission(
     if detach:
         flags = {"--max-steps": max_steps, "--model": model, "--base-url": base_url, "--budget-usd": budget_usd, "--budget-tokens": budget_tokens}
         flags["--max-duration"] = max_duration
+        flags |= tape_paths(record, replay)
         args = ["mission", *(["--no-memory"] if no_memory else []), *(["--no-cache"] if no_cache else [])]
         in_background(ws, args, flags, quiet, json_out, last=(goal,))  # after --: a goal may start with a dash
         return

@@ -119,6 +119,8 @@ QUEUE = typer.Option(
     metavar="[QUEUE]",
     help="Send the run to the worker pool (MAMABEAR_BROKER_URL), on QUEUE (default); print its id.",
 )
+RECORD = typer.Option(None, "--record", metavar="FILE", help="Write every model request and answer to FILE (JSONL, secrets redacted).")
+REPLAY = typer.Option(None, "--replay", metavar="FILE", help="Take every answer from FILE (made by --record); call no model (env MAMABEAR_REPLAY).")
 BOTH_BACKGROUNDS = "--queue and --detach both run it in the background (--queue on a worker, --detach here); give one."
 ANSWERS = typer.Option(
     None, "--answers", metavar="FILE", help="Feedback for tasks with human_input, from a YAML mapping of task id to its rounds (no terminal needed)."
@@ -160,6 +162,8 @@ def run(
     queue: Optional[str] = QUEUE,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and call no model."),
     answers_file: Optional[str] = ANSWERS,
+    record: Optional[str] = RECORD,
+    replay: Optional[str] = REPLAY,
     quiet: bool = QUIET,
     json_out: bool = JSON,
     run_id: Optional[str] = RUN_ID,
@@ -171,7 +175,9 @@ def run(
 
     given = read_inputs(inputs_file, inputs)
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
+    check_tape(record, replay, queue)
     ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
+    ws = ws.rerouted(record=record, replay=replay)
     crew = crew or ws.catalog.project_crew_name()
     answers = read_answers(answers_file)
     plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
@@ -189,6 +195,7 @@ def run(
         args += ["--no-cache"] if no_cache else []
         flags: dict[str, Any] = {"--model": model, "--base-url": base_url, "--sandbox": sandbox, "--session": session}
         flags["--answers"] = str(Path(answers_file).expanduser().resolve()) if answers_file else None
+        flags |= tape_paths(record, replay)
         flags |= {"--budget-usd": budget_usd, "--budget-tokens": budget_tokens, "--max-duration": max_duration}
         in_background(ws, args, flags, quiet, json_out)
         return
@@ -215,6 +222,17 @@ def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: b
         emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue})
     else:
         sys.stdout.write(run_id + "\n")
+
+
+def check_tape(record: str | None, replay: str | None, queue: str | None) -> None:
+    """--record/--replay are refused with --queue (the file is on this machine, the run on a worker)."""
+    if (record or replay) and queue is not None:
+        raise UsageError(f"--{'record' if record else 'replay'} reads or writes a file here and cannot with --queue; run it here, or with --detach.")
+
+
+def tape_paths(record: str | None, replay: str | None) -> dict[str, str | None]:
+    """The --record/--replay flags for a background process, as absolute paths."""
+    return {flag: str(Path(path).expanduser().resolve()) if path else None for flag, path in (("--record", record), ("--replay", replay))}
 
 
 def read_answers(path: str | None) -> Any:

@@ -203,11 +203,11 @@ class ModelTable:
         if forced:
             provider = provider_of(forced)
             env = self.key_env(provider, settings)
-            if env is None:
+            if env is None and not settings.replay:  # a replay calls no model: it needs no key
                 wanted = " or ".join(self.providers.get(provider, ())) or f"the API key for '{provider}'"
                 raise NoUsableModel(f"model '{forced}' needs {wanted} to be set, or pass --base-url URL for an OpenAI-compatible server.")
             return Route(model=forced, provider=provider, key_env=env)
-        usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings)]
+        usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings) or settings.replay]
         if not usable:
             raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
         provider = provider_of(usable[0])

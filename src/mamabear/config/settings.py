@@ -26,6 +26,8 @@ class Settings:
     no_memory: bool | None = None  # --no-memory: this run neither recalls nor saves memories
     no_cache: bool | None = None  # --no-cache: every model request goes to the provider, and nothing is cached
     cache_url: str | None = None  # the response cache: a redis:// URL to share one, else $MAMABEAR_HOME/cache.db
+    record: str | None = None  # --record FILE: every model request and answer written to FILE (llm/tape.py)
+    replay: str | None = None  # --replay FILE: every answer from FILE, no model called
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # environment + .env, for provider keys
 
     def with_flags(self, **flags: object) -> Settings:
@@ -80,6 +82,7 @@ def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> S
         no_memory=_flag(env.get("MAMABEAR_NO_MEMORY")),
         no_cache=_flag(env.get("MAMABEAR_NO_CACHE")),
         cache_url=env.get("MAMABEAR_CACHE_URL") or None,
+        replay=env.get("MAMABEAR_REPLAY") or None,
         env=env,
     )
 

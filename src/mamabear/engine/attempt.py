@@ -63,7 +63,11 @@ class Attempt:
                 "add it under prices: in config/models.yaml (USD per million tokens, input and output)."
             )
         self.trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
-        self.cache = ws.response_cache()  # so is an unreachable cache
+        from mamabear.llm.tape import Tape
+
+        self.tape = Tape.for_flags(ws.settings.record, ws.settings.replay, self.redact)  # so is a recording that cannot be read
+        replaying = self.tape is not None and self.tape.replaying
+        self.cache = None if replaying else ws.response_cache()  # and an unreachable cache (a replay asks only its file)
         self.quotas = ws.quota_book()
         if self.quotas is not None:
             self.quotas.check()  # and quota buckets in a Redis that is down
@@ -150,6 +154,7 @@ class Attempt:
             cache_ttl_s=ws.models.cache.ttl_s,
             quotas=self.quotas,
             secret=self.redact.holds_secret,
+            tape=self.tape,
         )
         self._announce()
         self.link = None

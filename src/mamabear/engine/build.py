@@ -33,6 +33,8 @@ def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s:
         kwargs["api_key"] = settings.api_key or LOCAL_KEY
     elif route.key_env:
         kwargs["api_key"] = settings.env[route.key_env]
+    elif settings.replay:
+        kwargs["api_key"] = LOCAL_KEY  # --replay: every answer comes from the recording; the client is never used
     if route.provider in (COMPATIBLE, "anthropic"):
         kwargs["max_retries"] = 0  # mamabear retries, visibly; the SDK would retry unseen
     return kwargs

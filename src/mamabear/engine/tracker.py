@@ -489,7 +489,7 @@ class Tracker:
             self.state.cache_hits += 1
             self.state.saved_usd += hit.saved_usd
             self._tell("call_ended", call)
-            message = f"{agent} <- cache ({hit.answered_by}): saved ${hit.saved_usd:.4f}"
+            message = f"{agent} <- {hit.source} ({hit.answered_by}): saved ${hit.saved_usd:.4f}"
             self.event("llm_cache_hit", message, position, agent, {"call_id": call.call_id}, ts=finished)
 
     # ------------------------------------------------------------ tool calls

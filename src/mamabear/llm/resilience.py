@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 from mamabear.compat.crewai import call_arguments, own_rate_limit_retry_off, token_usage
 from mamabear.config.models import RetryPolicy, provider_of
-from mamabear.errors import MamabearError
+from mamabear.errors import EXIT_USAGE, MamabearError
 from mamabear.llm.guard import Guard, RunStopped
 from mamabear.llm.pricing import Pricer
+from mamabear.status import Status
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 TRANSIENT_NAMES = {
@@ -126,6 +127,7 @@ class CacheHit:
     tokens_out: int
     saved_usd: float  # what the cached answer cost when it was bought
     seconds: float
+    source: str = "cache"  # or "recording" (--replay)
 
 
 class CallEvents(Protocol):
@@ -164,6 +166,7 @@ class CallControl:
     quotas: Any = None  # quota.QuotaBook, or None when no provider has a quota
     notes: dict[str, str] = field(default_factory=dict)  # task id -> error to tell the agent on its retry
     secret: Callable[[str], bool] = lambda _text: False  # does this text hold a secret? Such a request or answer is never cached
+    tape: Any = None  # tape.Tape: --record writes each exchange to it, --replay answers only from it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -205,6 +208,8 @@ class ResilientCalls:
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
         args, kwargs = self._with_retry_note(control, args, kwargs)
         named = call_arguments(args, kwargs)
+        if control.tape is not None and control.tape.replaying:
+            return self._from_tape(control, named)
         key = self._cache_key(control, named)
         if key is not None:
             cached = self._from_cache(control, key, named)  # a hit is recorded under CALLER too
@@ -214,6 +219,66 @@ class ResilientCalls:
             result, answered_by, tokens_in, tokens_out, cost = self._call_chain(control, args, kwargs)
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out, cost)
+        if control.tape is not None:
+            self._to_tape(control, named, result, answered_by, tokens_in, tokens_out, cost)
+        return result
+
+    # ------------------------------------------------------------ recordings (--record, --replay)
+
+    def _tape_request(self, named: dict[str, Any]) -> dict[str, Any]:
+        """The request as a recording holds it: who asked, and what (the recording keys it without the server)."""
+        task, agent = named.get("from_task"), named.get("from_agent")
+        response_model = named.get("response_model")
+        return {
+            "task": getattr(task, "name", None) or (str(getattr(task, "description", ""))[:60] or None),
+            "agent": getattr(agent, "role", None),
+            "model": self._mb_model_id,
+            "messages": named.get("messages"),
+            "tools": [t.get("function", t).get("name") if isinstance(t, dict) else str(t) for t in named.get("tools") or []],
+            "tool_schemas": named.get("tools"),
+            "response_model": response_model.model_json_schema() if response_model is not None else None,
+            "sampling": {name: getattr(self, name, None) for name in SAMPLING},
+        }
+
+    def _to_tape(self, control: CallControl, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int, cost: float) -> None:
+        from mamabear.llm.cached_reply import encode
+
+        reply = encode(result, named.get("response_model"))
+        if reply is not None and control.tape is not None:
+            control.tape.record(self._tape_request(named), reply, answered_by, tokens_in, tokens_out, cost)
+
+    def _from_tape(self, control: CallControl, named: dict[str, Any]) -> Any:
+        """The recorded answer; a request the recording does not hold stops the run (exit 2), saying where it differs."""
+        from mamabear.llm.cached_reply import decode
+        from mamabear.llm.tape import ReplayMiss
+
+        assert control.tape is not None
+        control.guard.check()
+        started = time.perf_counter()
+        request = self._tape_request(named)
+        try:
+            entry = control.tape.answer(request)
+        except ReplayMiss as exc:
+            control.guard.request_stop(Status.FAILED, f"--replay: {exc}", EXIT_USAGE)
+            control.guard.check()
+            raise
+        result = decode(entry["reply"], named.get("response_model"))
+        if result is None:
+            control.guard.request_stop(Status.FAILED, f"--replay: the answer recorded for task '{request['task']}' cannot be read back here", EXIT_USAGE)
+            control.guard.check()
+        control.events.cache_hit(
+            CacheHit(
+                model=self._mb_model_id,
+                answered_by=str(entry.get("model") or self._mb_model_id),
+                task=named.get("from_task"),
+                agent=named.get("from_agent"),
+                tokens_in=int(entry.get("tokens_in") or 0),
+                tokens_out=int(entry.get("tokens_out") or 0),
+                saved_usd=float(entry.get("cost_usd") or 0.0),
+                seconds=time.perf_counter() - started,
+                source="recording",
+            )
+        )
         return result
 
     # ------------------------------------------------------------ response cache

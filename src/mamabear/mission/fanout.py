@@ -14,14 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mamabear.errors import MamabearError
 from mamabear.mission.course import RunItem
 from mamabear.status import Status
-
-if TYPE_CHECKING:
-    from mamabear.mission.runner import Mission
 
 POLL_S = 0.5
 
@@ -44,7 +41,23 @@ class Sent:
     expected: str
 
 
-def carry_out(mission: Mission, pool: Pool, steps: list[Sent]) -> None:
+class Holder(Protocol):
+    """What the mission's holding attempt does with its steps (mission.runner.Mission)."""
+
+    attempt: Any
+
+    def note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None: ...
+
+    def add_item_step(self, action: RunItem, sent: bool = False) -> Sent: ...
+
+    def fold_here(self, sent: Sent) -> None: ...
+
+    def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None: ...
+
+    def loop_in_store(self, position: int) -> str | None: ...
+
+
+def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
     """Every step of ``steps`` carried out, here or on other workers, and folded into the mission's course."""
     from mamabear.store.liveness import stale_after_s
 
@@ -89,7 +102,7 @@ def carry_out(mission: Mission, pool: Pool, steps: list[Sent]) -> None:
             attempt.guard.sleep(POLL_S)
 
 
-def _again(mission: Mission, pool: Pool, row: Any, sent: Sent, why: str) -> None:
+def _again(mission: Holder, pool: Pool, row: Any, sent: Sent, why: str) -> None:
     """A step cut short elsewhere is carried out here, as a new step of the same try."""
     mission.attempt.tracker.ended_elsewhere(row)
     mission.note("mission_step_again", f"step {sent.position} ({row.task}) is done again here: {why}", {"item": sent.action.item.id}, sent.position)
