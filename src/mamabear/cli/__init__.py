@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from mamabear import __version__
-from mamabear.cli import agents, crews, doctor, memory, mission, run, runs, sandbox, stats, tools, validate, worker
+from mamabear.cli import agents, crews, doctor, evals, memory, mission, run, runs, sandbox, stats, tools, validate, worker
 from mamabear.cli.options import debug_enabled, process_started, set_debug, set_started, with_optional_values
 from mamabear.errors import EXIT_INTERRUPTED, EXIT_USAGE, MamabearError
 
@@ -35,6 +35,7 @@ app.command("mission")(mission.mission)
 app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 app.command("stats")(stats.stats)
+app.command("eval")(evals.eval_command)
 app.command("worker")(worker.worker)
 app.command("workers")(worker.workers)
 

@@ -41,12 +41,16 @@ class Attempt:
         started_at: float | None = None,
         work: Any = None,
         step: int | None = None,
+        tape: Any = None,
+        tags: dict | None = None,
     ) -> None:
         """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
         besides the store and the tracer (a progress view); ``on_abandon(result)`` renders the result when a stop
         must exit the process early; ``started_at`` is when the command started. ``step``: the position of the one
         step this attempt carries out for the attempt that holds the run (a mission's step sent to another worker):
-        it claims nothing, beats on the step's row, and settles only that row."""
+        it claims nothing, beats on the step's row, and settles only that row. ``tape``: a recording shared by several
+        attempts (an eval's runs), instead of the settings' --record/--replay; ``tags``: kept in the run's options (the
+        eval and case a run belongs to)."""
         from mamabear.telemetry.targets import targets
 
         self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
@@ -55,7 +59,7 @@ class Attempt:
         self.store = ws.store
         self.started_at = started_at or time.time()
         self.limits = limits or Limits()
-        self.options = run_options(ws, plan, self.limits)
+        self.options = {**run_options(ws, plan, self.limits), **(tags or {})}
         self.redact = Redactor.for_settings(ws.settings)
         if self.limits.budget_usd is not None and plan.unpriced:  # a budget that cannot count is no budget
             raise UsageError(
@@ -65,7 +69,7 @@ class Attempt:
         self.trace_targets = targets(ws.settings.env)  # a bad OTEL_/LANGFUSE_ setting is an error before the run exists
         from mamabear.llm.tape import Tape
 
-        self.tape = Tape.for_flags(ws.settings.record, ws.settings.replay, self.redact)  # so is a recording that cannot be read
+        self.tape = tape or Tape.for_flags(ws.settings.record, ws.settings.replay, self.redact)  # so is a recording that cannot be read
         replaying = self.tape is not None and self.tape.replaying
         self.cache = None if replaying else ws.response_cache()  # and an unreachable cache (a replay asks only its file)
         self.quotas = ws.quota_book()

@@ -230,7 +230,7 @@ class ResilientCalls:
         task, agent = named.get("from_task"), named.get("from_agent")
         response_model = named.get("response_model")
         return {
-            "task": getattr(task, "name", None) or (str(getattr(task, "description", ""))[:60] or None),
+            "task": getattr(task, "name", None) or (str(getattr(task, "description", ""))[:60] or self._mb_role),
             "agent": getattr(agent, "role", None),
             "model": self._mb_model_id,
             "messages": named.get("messages"),

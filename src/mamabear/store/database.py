@@ -189,6 +189,23 @@ checkpoints = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+eval_results = sa.Table(
+    "eval_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("eval", sa.String(200), nullable=False),  # the case file's name (evals/NAME.yaml)
+    sa.Column("crew", sa.String(200), nullable=False),
+    sa.Column("case_name", sa.String(200), nullable=False),
+    sa.Column("repeat", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id")),
+    sa.Column("passed", sa.Boolean, nullable=False),  # every check passed
+    sa.Column("score", sa.Float),  # the judged checks' mean score (1-10), when it has any
+    sa.Column("cost_usd", sa.Float, nullable=False),  # the run's and the judge's
+    sa.Column("seconds", sa.Float),
+    sa.Column("checks", sa.JSON),  # each check: what, passed, score, reason
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 migrations_table = sa.Table(
     "_migrations",
     metadata,
@@ -250,6 +267,11 @@ def m007_step_workers(conn: Connection) -> None:
     _add_columns(conn, tasks, ("worker", "heartbeat_at"))
 
 
+def m008_eval_results(conn: Connection) -> None:
+    """Eval results: one row per case and repeat, with its run and every check's verdict."""
+    eval_results.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_attempts,
@@ -258,6 +280,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m005_heartbeat,
     m006_checkpoints,
     m007_step_workers,
+    m008_eval_results,
 ]
 
 TOKEN_SUMS = (
@@ -577,6 +600,18 @@ class Store:
         with self.tx() as conn:
             changed = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.status == was)
             return bool(conn.execute(changed.values(status=status, error=error, finished_at=time.time())).rowcount)
+
+    def add_eval_result(self, **values: Any) -> None:
+        with self.tx() as conn:
+            conn.execute(eval_results.insert().values(created_at=time.time(), **values))
+
+    def eval_results(self, eval_name: str | None = None, since: float = 0.0) -> list[dict]:
+        """Eval results, oldest first (of one eval, when named)."""
+        query = sa.select(eval_results).where(eval_results.c.created_at >= since).order_by(eval_results.c.id)
+        if eval_name is not None:
+            query = query.where(eval_results.c.eval == eval_name)
+        with self.tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def task(self, run_id: str, position: int) -> TaskRow | None:
         """One task's row with its usage (what a step run elsewhere spent)."""

@@ -1,0 +1,100 @@
+"""mamabear eval: measure a crew (or missions) on a case file; compare with a baseline for CI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from mamabear.cli.options import JSON
+from mamabear.cli.output import console, emit_json, print_error, table
+from mamabear.cli.run import BASE_URL, MODEL, QUIET, RECORD, REPLAY, check_tape
+
+
+def eval_command(
+    crew: Optional[str] = typer.Argument(None, metavar="[CREW]", help="The crew measured (default: the case file's `crew:`)."),
+    cases_file: str = typer.Option(..., "--cases", metavar="FILE", help="The case file, evals/NAME.yaml."),
+    repeat: int = typer.Option(1, "--repeat", min=1, metavar="N", help="Run each case N times (pass rates over N)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", metavar="FILE", help="Exit 1 when the pass rate or score falls below FILE's beyond the margin."),
+    save_baseline: Optional[str] = typer.Option(None, "--save-baseline", metavar="FILE", help="Write these results as the baseline to FILE."),
+    model: Optional[str] = MODEL,
+    base_url: Optional[str] = BASE_URL,
+    record: Optional[str] = RECORD,
+    replay: Optional[str] = REPLAY,
+    quiet: bool = QUIET,
+    json_out: bool = JSON,
+) -> None:
+    """Run each case of a case file, check its output, and show pass rate, score, cost and time per case and check."""
+    from mamabear.config.redact import Redactor
+    from mamabear.engine.services import Services
+    from mamabear.evals.cases import load
+    from mamabear.evals.runner import EvalRun
+    from mamabear.evals.summary import load_baseline, regressions, summary, write_baseline
+    from mamabear.llm.tape import Tape
+
+    check_tape(record, replay, None)
+    ws = Services(model=model, base_url=base_url, replay=replay, no_cache=True)  # each repeat is a sample, not a cached answer
+    cases = load(Path(cases_file))
+    base = load_baseline(Path(baseline)) if baseline else None  # a missing baseline is found before any run
+    tape = Tape.for_flags(record, replay, Redactor.for_settings(ws.settings))
+    err = console(stderr=True)
+
+    def told(result: Any) -> None:
+        if not quiet:
+            mark = "passed" if result.passed else "failed"
+            err.print(f"[dim]{result.case} #{result.repeat}: {mark} (run {result.run_id}, {result.status}, ${result.cost_usd:.4f}, {result.seconds:.1f}s)[/]")
+
+    with _library_quiet():
+        results = EvalRun(ws, cases, crew, repeat, tape=tape, on_result=told).run()
+    doc = summary(cases.name, results)
+    doc["runs_detail"] = [
+        {"case": r.case, "repeat": r.repeat, "run_id": r.run_id, "status": r.status, "passed": r.passed, "score": r.score}
+        | {"checks": [v.to_dict() for v in r.verdicts]}
+        for r in results
+    ]
+    if save_baseline:
+        write_baseline(Path(save_baseline), doc)
+    found = regressions(doc, base, cases.margin_pass_rate, cases.margin_score) if base is not None else []
+    if base is not None:
+        doc["baseline"] = {"file": baseline, "pass_rate": base["pass_rate"], "score": base.get("score"), "regressions": found}
+    if json_out:
+        emit_json(doc)
+    else:
+        _render(doc)
+    if found:
+        print_error(f"eval {cases.name} regressed against {baseline}: " + "; ".join(found) + ".")
+        raise typer.Exit(1)
+
+
+def _render(doc: dict[str, Any]) -> None:
+    rows = table("case / check", "runs", "pass rate", "score", "cost", "per pass", "time")
+    for name, case in doc["cases"].items():
+        money = (_usd(case["cost_usd"]), _usd(case["cost_per_pass_usd"]))
+        rows.add_row(name, str(case["runs"]), _pct(case["pass_rate"]), _score(case["score"]), *money, f"{case['seconds']:.1f}s")
+        for label, check in case["checks"].items():
+            rows.add_row(f"  {label}", "", _pct(check["pass_rate"]), _score(check["score"]), "", "", "")
+    rows.add_row("all", str(doc["runs"]), _pct(doc["pass_rate"]), _score(doc["score"]), _usd(doc["cost_usd"]), _usd(doc["cost_per_pass_usd"]), "")
+    console().print(rows)
+    failing = [(name, label, check["last"]) for name, case in doc["cases"].items() for label, check in case["checks"].items() if check["pass_rate"] < 1]
+    for name, label, why in failing:
+        sys.stdout.write(f"{name}: {label} failed: {why}\n")
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def _score(score: float | None) -> str:
+    return "-" if score is None else f"{score:.1f}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def _library_quiet() -> Any:
+    from mamabear.cli.run import library_chatter_off
+
+    return library_chatter_off()

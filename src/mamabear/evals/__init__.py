@@ -1,0 +1,1 @@
+"""Evals: case files, checks, runs measured and stored, baselines."""

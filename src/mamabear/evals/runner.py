@@ -1,0 +1,157 @@
+"""`mamabear eval`: each case of a case file run (``repeat`` times) as an ordinary run, tagged with its eval and case,
+then checked; every result is stored (``eval_results``) for `stats`, baselines and the tuner.
+
+Every case is planned before any runs, so a missing input or an unknown crew is found before money is spent. The
+judged checks are scored by the judge's model (the case file's ``judge``, or missions.yaml's) through the same
+resilient calls as a run's, so ``--record``/``--replay`` hold them too: an eval replayed in CI costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mamabear.config.limits import Limits
+from mamabear.engine.services import Services
+from mamabear.evals.cases import Case, CaseFile
+from mamabear.evals.checks import Verdict, judge_with, verdicts
+from mamabear.status import Status
+
+
+@dataclass
+class CaseResult:
+    case: str
+    repeat: int
+    run_id: str
+    status: str
+    verdicts: list[Verdict]
+    cost_usd: float  # the run's and the judge's
+    seconds: float
+    output: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def score(self) -> float | None:
+        scores = [v.score for v in self.verdicts if v.score is not None]
+        return sum(scores) / len(scores) if scores else None
+
+
+@dataclass
+class Planned:
+    case: Case
+    plan: Any
+    work: Any = None  # a mission's work is made afresh for each run
+    goal: str | None = None
+
+
+@dataclass
+class EvalRun:
+    """One eval: ``ws`` (with --model, --base-url...), the case file, the crew, how many runs per case."""
+
+    ws: Services
+    cases: CaseFile
+    crew: str | None
+    repeat: int = 1
+    tape: Any = None
+    overlay: Any = None  # a candidate change (the tuner's): applied to each plan before it runs
+    on_result: Any = None  # told each CaseResult as it comes (the live table)
+    results: list[CaseResult] = field(default_factory=list)
+
+    def planned(self) -> list[Planned]:
+        from mamabear.engine.plan import make_plan
+        from mamabear.errors import UsageError
+        from mamabear.mission.runner import mission_crew
+
+        ws, plans = self.ws, []
+        for case in self.cases.cases:
+            if case.mission:
+                plan = make_plan(ws.catalog, ws.models, mission_crew(case.mission), {"goal": case.mission}, ws.settings, sandbox=ws.sandbox)
+            else:
+                crew = self.crew or self.cases.crew
+                if not crew:
+                    raise UsageError(f"{self.cases.path}: case '{case.name}' names no crew; give CREW, or `crew:` in the case file.")
+                plan = make_plan(ws.catalog, ws.models, crew, case.inputs, ws.settings, sandbox=ws.sandbox)
+            plans.append(Planned(case, self.overlay(plan) if self.overlay else plan, goal=case.mission))
+        return plans
+
+    def run(self) -> list[CaseResult]:
+        planned = self.planned()
+        judge = self._judge() if any(c.kind == "judge" for p in planned for c in p.case.checks) else None
+        for p in planned:
+            for n in range(1, self.repeat + 1):
+                result = self._one(p, n, judge)
+                self.results.append(result)
+                if self.on_result is not None:
+                    self.on_result(result)
+        return self.results
+
+    def _one(self, p: Planned, repeat: int, judge: Any) -> CaseResult:
+        from mamabear.engine.attempt import Attempt
+
+        ws, started = self.ws, time.time()
+        work = None
+        if p.goal is not None:
+            from mamabear.mission.config import MissionConfig
+            from mamabear.mission.runner import Mission
+
+            work = Mission(p.goal, MissionConfig.load(ws.roots), ws.catalog)
+        tags = {"eval": self.cases.name, "case": p.case.name}
+        ended = Attempt(ws, p.plan, [], Limits(), work=work, tape=self.tape, tags=tags).run()
+        spent_before = judge.spent() if judge else 0.0
+        failed = None if ended.status == Status.COMPLETED else f"{ended.status}: {ended.error or ''}".strip(": ")
+        found = verdicts(p.case.checks, ended.output, lambda cmd: _in_sandbox(ws, ended.run_id, cmd), judge, failed)
+        cost = ws.store.spent(ended.run_id)[0] + ((judge.spent() - spent_before) if judge else 0.0)
+        result = CaseResult(p.case.name, repeat, ended.run_id, str(ended.status), found, cost, time.time() - started, ended.output)
+        ws.store.add_eval_result(
+            eval=self.cases.name,
+            crew=p.plan.crew.name,
+            case_name=p.case.name,
+            repeat=repeat,
+            run_id=ended.run_id,
+            passed=result.passed,
+            score=result.score,
+            cost_usd=cost,
+            seconds=result.seconds,
+            checks=[v.to_dict() for v in found],
+        )
+        return result
+
+    def _judge(self) -> Any:
+        """The judge: a callable with ``spent()``, its model the judge agent's route."""
+        from mamabear.config.redact import Redactor
+        from mamabear.engine.build import make_resilient_llm
+        from mamabear.llm.guard import Guard
+        from mamabear.llm.pricing import Pricer
+        from mamabear.llm.resilience import CallControl
+        from mamabear.mission.config import MissionConfig
+
+        ws = self.ws
+        agent = ws.catalog.agent(self.cases.judge or MissionConfig.load(ws.roots).judge)
+        route = ws.models.route(agent.tier, ws.settings, pinned=agent.llm)
+        guard = Guard(Limits())
+        redact = Redactor.for_settings(ws.settings)
+        control = CallControl(guard=guard, policy=ws.models.retry, pricer=Pricer(ws.models.prices), tape=self.tape, secret=redact.holds_secret)
+        llm = make_resilient_llm(route, 0.0, ws.settings, ws.models, control)
+        llm._mb_role = "judge"
+        judge = judge_with(llm)
+        judge.spent = lambda: guard.spent_usd
+        return judge
+
+
+def _in_sandbox(ws: Services, run_id: str, command: str) -> tuple[int, str]:
+    """``command`` in the run's sandbox session: its exit code and the end of its output."""
+    from mamabear.sandbox.backend import CommandResult
+    from mamabear.sandbox.sessions import Context
+
+    run = ws.store.run(run_id)
+    if not run.session_id:
+        return 127, "the run had no sandbox session to run it in"
+    sessions = ws.sessions()
+    result = sessions.exec(sessions.get(run.session_id), command, None, context=Context(run_id, run.attempt or 1, None, "eval"))
+    if not isinstance(result, CommandResult):
+        return 126, str(result)
+    return (result.exit_code if result.exit_code is not None else -1), result.output.strip()[-600:]
