@@ -95,6 +95,10 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
     )
     if report["inputs"]:
         out.print("inputs: " + escape(", ".join(f"{k}={v!r}" for k, v in report["inputs"].items())))
+    if report["parent"]:
+        out.print(f"forked from run {report['parent']['run_id']} at task {escape(report['parent']['from_task'])}")
+    for child in report["forks"]:
+        out.print(f"fork: run {child['run_id']} from task {escape(child['from_task'] or '?')} ({child['status']})")
     if report["error"]:
         out.print(f"[red]error:[/] {escape(report['error'])}")
     tasks = table("#", "task", "agent", "model", "status", "took", "calls", "tokens in/out", "cost", title="tasks")
@@ -317,3 +321,34 @@ def cancel(
         console().print(f"cancel requested; run {run.id} stops before its next model call.")
     else:
         console().print(f"run {run.id} {run.status}; `mamabear resume {run.id}` continues it.")
+
+
+@app.command("fork")
+def fork(
+    run_id: str = typer.Argument(..., metavar="RUN_ID"),
+    from_task: str = typer.Option(..., "--from", metavar="TASK", help="The task the fork starts at (its id or position); the ones before keep their outputs."),
+    inputs: list[str] = typer.Option([], "-i", "--input", metavar="KEY=VALUE", help="An input that differs from the parent's; repeat for more."),
+    model: Optional[str] = typer.Option(None, "--model", help="Use this model for every agent of the fork."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Send the fork's requests to this OpenAI-compatible server."),
+    queue: Optional[str] = typer.Option(None, "--queue", is_flag=False, flag_value="default", metavar="[QUEUE]", help="Send the fork to the worker pool."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    json_out: bool = JSON,
+) -> None:
+    """Start a new run from one task of a run: the tasks before it keep their outputs (no model is asked for them)."""
+    from mamabear.cli.run import launch, read_inputs
+    from mamabear.engine.fork import prepare_fork, record_fork
+
+    ws, plan, limits, parent, start = prepare_fork(run_id, from_task, read_inputs(None, inputs), model, base_url)
+    if queue is None:
+        fork_id = record_fork(ws, plan, limits, parent, start)
+        launch(ws, plan, limits, quiet, json_out, run_id=fork_id, resume=True)
+        return
+    from mamabear.workers.app import connected, send
+
+    app = connected(ws.settings.env)  # before the fork is recorded: an unreachable broker leaves no queued run behind
+    fork_id = record_fork(ws, plan, limits, parent, start, queue=queue)
+    send(app, fork_id, queue)
+    if json_out:
+        emit_json({"run_id": fork_id, "status": Status.QUEUED, "queue": queue, "parent": parent.id})
+    else:
+        console().print(fork_id)

@@ -43,6 +43,8 @@ runs = sa.Table(
     sa.Column("session_id", sa.String(32)),  # the sandbox session the run works in, once it has one
     sa.Column("heartbeat_at", sa.Float),  # when its running process last said it is alive (see store/liveness.py)
     sa.Column("worker", sa.String(200)),  # the worker (`mamabear worker`) that runs it now or ran it last
+    sa.Column("parent_id", sa.String(32)),  # the run it was forked from (`runs fork`)
+    sa.Column("forked_from", sa.String(200)),  # the parent's task it started from
 )
 
 attempts = sa.Table(
@@ -272,6 +274,11 @@ def m008_eval_results(conn: Connection) -> None:
     eval_results.create(conn, checkfirst=True)
 
 
+def m009_forks(conn: Connection) -> None:
+    """Forks: a run started from another's task, its earlier tasks' outputs kept."""
+    _add_columns(conn, runs, ("parent_id", "forked_from"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_attempts,
@@ -281,6 +288,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m006_checkpoints,
     m007_step_workers,
     m008_eval_results,
+    m009_forks,
 ]
 
 TOKEN_SUMS = (
@@ -612,6 +620,18 @@ class Store:
             query = query.where(eval_results.c.eval == eval_name)
         with self.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def keep_outputs(self, run_id: str, rows: list[TaskRow]) -> None:
+        """A fork's earlier tasks, completed with its parent's outputs (no call of theirs is counted again)."""
+        with self.tx() as conn:
+            for row in rows:
+                done = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == row.position)
+                conn.execute(done.values(status=Status.COMPLETED, output=row.output, started_at=row.started_at, finished_at=row.finished_at))
+
+    def forks(self, run_id: str) -> list[RunRow]:
+        with self.tx() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.parent_id == run_id).order_by(runs.c.created_at)).fetchall()
+        return [RunRow.of(dict(r._mapping)) for r in rows]
 
     def task(self, run_id: str, position: int) -> TaskRow | None:
         """One task's row with its usage (what a step run elsewhere spent)."""

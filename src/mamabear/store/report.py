@@ -53,6 +53,8 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
         "error": run.error,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
+        "parent": {"run_id": run.parent_id, "from_task": run.forked_from} if run.parent_id else None,
+        "forks": [{"run_id": f.id, "from_task": f.forked_from, "status": f.status} for f in store.forks(run.id)],
         "tasks": [
             {
                 "position": t.position,

@@ -38,6 +38,8 @@ class RunRow:
     session_id: str | None = None
     heartbeat_at: float | None = None  # when its running process last said it is alive
     worker: str | None = None  # the worker that runs it now or ran it last (`mamabear worker`)
+    parent_id: str | None = None  # the run it was forked from
+    forked_from: str | None = None  # the parent's task it started from
     # The run's usage, over all its attempts (sandbox hours included in its cost); ``seconds`` in a listing only.
     tokens_in: int = 0
     tokens_out: int = 0
