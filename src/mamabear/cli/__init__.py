@@ -36,6 +36,7 @@ app.command("validate")(validate.validate)
 app.command("doctor")(doctor.doctor)
 app.command("stats")(stats.stats)
 app.command("eval")(evals.eval_command)
+app.command("tune")(evals.tune_command)
 app.command("worker")(worker.worker)
 app.command("workers")(worker.workers)
 

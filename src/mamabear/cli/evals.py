@@ -98,3 +98,75 @@ def _library_quiet() -> Any:
     from mamabear.cli.run import library_chatter_off
 
     return library_chatter_off()
+
+
+def tune_command(
+    crew: Optional[str] = typer.Argument(None, metavar="[CREW]", help="The crew tuned (default: the case file's `crew:`)."),
+    cases_file: str = typer.Option(..., "--cases", metavar="FILE", help="The case file the candidates are measured on."),
+    repeat: int = typer.Option(1, "--repeat", min=1, metavar="N", help="Run each case N times per candidate."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", metavar="USD", help="Try no more candidates once this much is spent."),
+    apply: bool = typer.Option(False, "--apply", help="Write the winning change into the project's config/ (nothing is changed without it)."),
+    model: Optional[str] = MODEL,
+    base_url: Optional[str] = BASE_URL,
+    quiet: bool = QUIET,
+    json_out: bool = JSON,
+) -> None:
+    """Propose cheaper or better versions of a crew, measure each on the cases, and keep what holds its quality."""
+    from mamabear.engine.services import Services
+    from mamabear.evals.cases import load
+    from mamabear.evals.edits import diff, write
+    from mamabear.evals.tuner import Tuner, winner
+
+    ws = Services(model=model, base_url=base_url, no_cache=True)
+    cases = load(Path(cases_file))
+    name = crew or cases.crew
+    if not name:
+        from mamabear.errors import UsageError
+
+        raise UsageError(f"{cases.path} names no crew; give CREW, or `crew:` in the case file.")
+    err = console(stderr=True)
+    tuner = Tuner(
+        ws,
+        cases,
+        name,
+        repeat,
+        budget_usd,
+        on_result=None if quiet else lambda r: err.print(f"[dim]{r.case} #{r.repeat}: {'passed' if r.passed else 'failed'}[/]"),
+    )
+    with _library_quiet():
+        found, past = tuner.run()
+    best = winner(found)
+    root = tuner.root
+    change = diff(best.edit, root) if best is not None and best.edit is not None else None
+    if apply and best is not None and best.edit is not None:
+        write(best.edit)
+    if json_out:
+        emit_json(
+            {
+                "crew": name,
+                "eval": cases.name,
+                "spent_usd": round(tuner.spent, 6),
+                "history": past,
+                "candidates": [
+                    {
+                        "what": c.what,
+                        "kept": c.kept,
+                        "verdict": c.verdict,
+                        **{k: c.figures.get(k) for k in ("pass_rate", "score", "cost_usd", "cost_per_pass_usd")},
+                    }
+                    for c in found
+                ],
+                "winner": {"what": best.what, "diff": change, "applied": apply} if best is not None else None,
+            }
+        )
+        return
+    rows = table("candidate", "pass rate", "score", "cost per pass", "cost", "verdict")
+    for c in found:
+        f = c.figures
+        rows.add_row(c.what, _pct(f["pass_rate"]) if f else "-", _score(f.get("score")), _usd(f.get("cost_per_pass_usd")), _usd(f.get("cost_usd")), c.verdict)
+    console().print(rows)
+    if best is None:
+        sys.stdout.write("no candidate held the baseline's quality at a lower cost; nothing to change.\n")
+        return
+    sys.stdout.write(f"\nwinner: {best.what}\n{change}")
+    sys.stdout.write(f"written to {best.edit.path}\n" if apply and best.edit else "run again with --apply to write it.\n")

@@ -57,7 +57,7 @@ class EvalRun:
     crew: str | None
     repeat: int = 1
     tape: Any = None
-    overlay: Any = None  # a candidate change (the tuner's): applied to each plan before it runs
+    tag: str | None = None  # stored with the eval's name ("facts [tune]"), so trials are told from evals
     on_result: Any = None  # told each CaseResult as it comes (the live table)
     results: list[CaseResult] = field(default_factory=list)
 
@@ -75,7 +75,7 @@ class EvalRun:
                 if not crew:
                     raise UsageError(f"{self.cases.path}: case '{case.name}' names no crew; give CREW, or `crew:` in the case file.")
                 plan = make_plan(ws.catalog, ws.models, crew, case.inputs, ws.settings, sandbox=ws.sandbox)
-            plans.append(Planned(case, self.overlay(plan) if self.overlay else plan, goal=case.mission))
+            plans.append(Planned(case, plan, goal=case.mission))
         return plans
 
     def run(self) -> list[CaseResult]:
@@ -107,7 +107,7 @@ class EvalRun:
         cost = ws.store.spent(ended.run_id)[0] + ((judge.spent() - spent_before) if judge else 0.0)
         result = CaseResult(p.case.name, repeat, ended.run_id, str(ended.status), found, cost, time.time() - started, ended.output)
         ws.store.add_eval_result(
-            eval=self.cases.name,
+            eval=self.cases.name + (f" [{self.tag}]" if self.tag else ""),
             crew=p.plan.crew.name,
             case_name=p.case.name,
             repeat=repeat,
