@@ -129,3 +129,17 @@ def test_a_bad_case_file_is_one_sentence_and_exit_2_before_any_run(cli, fake, is
     result = cli("eval", "note", "--cases", "evals/facts.yaml", "--base-url", fake.url)
     assert result.code == 2 and said in result.err and "Traceback" not in result.err, result.err
     assert fake.chat_requests == [] and cli("runs", "list", "--json").json() == []
+
+
+def test_stats_show_each_evals_pass_rate_and_cost_per_passing_run_by_day(cli, fake, isolated, project):
+    import time
+
+    answers(fake)
+    assert cli("eval", "--cases", "evals/facts.yaml", "--repeat", "2", "--base-url", fake.url, "--quiet").code == 0
+    rows = store_for(isolated).eval_results("facts")
+    [figures] = cli("stats", "--json").json()["evals"]
+    assert figures["eval"] == "facts" and figures["day"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert (figures["runs"], figures["pass_rate"], figures["score"]) == (4, 0.5, 8.5)
+    assert figures["cost_per_pass_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows) / 2, abs=1e-6)
+    shown = cli("stats").out
+    assert "evals" in shown and any(line.split()[:4] == ["facts", figures["day"], "4", "50.0%"] for line in shown.splitlines()), shown

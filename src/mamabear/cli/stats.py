@@ -84,3 +84,10 @@ def stats(
     )
     rows.add_row("cache", f"{_n(llm['cache_hits'], 'hit')}, saved {_usd(llm['saved_usd'])}")
     out.print(rows)
+    if doc["evals"]:
+        evals = table("eval", "day", "runs", "pass rate", "score", "cost per pass", title="evals")
+        for e in doc["evals"]:
+            evals.add_row(
+                e["eval"], e["day"], str(e["runs"]), _pct(e["pass_rate"]), "-" if e["score"] is None else f"{e['score']:.1f}", _usd(e["cost_per_pass_usd"])
+            )
+        out.print(evals)

@@ -150,7 +150,34 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
             "tokens_in": int(llm.tokens_in),
             "tokens_out": int(llm.tokens_out),
         },
+        "evals": eval_stats(store, 0.0 if since_s is None else now - since_s, crew),
     }
+
+
+def eval_stats(store: Store, since: float, crew: str | None = None) -> list[dict[str, Any]]:
+    """Per eval and day (UTC): runs, pass rate and cost per passing run, oldest day first: how a crew's quality and
+    cost move over time. Tuner trials (``NAME [tune]``) are listed apart, under their own name."""
+    days: dict[tuple[str, str], list[dict]] = {}
+    for row in store.eval_results(since=since):
+        if crew is None or row["crew"] == crew:
+            day = time.strftime("%Y-%m-%d", time.gmtime(row["created_at"]))
+            days.setdefault((row["eval"], day), []).append(row)
+    found = []
+    for (name, day), rows in sorted(days.items(), key=lambda item: (item[0][0], item[0][1])):
+        passed = sum(bool(r["passed"]) for r in rows)
+        cost = sum(r["cost_usd"] for r in rows)
+        scores = [r["score"] for r in rows if r["score"] is not None]
+        found.append(
+            {
+                "eval": name,
+                "day": day,
+                "runs": len(rows),
+                "pass_rate": _rate(passed, len(rows)),
+                "score": _round(_mean(scores), 2),
+                "cost_per_pass_usd": _round(cost / passed, USD_DIGITS) if passed else None,
+            }
+        )
+    return found
 
 
 def _autonomous(conn: Connection, conditions: list) -> int:
