@@ -143,3 +143,26 @@ def test_stats_show_each_evals_pass_rate_and_cost_per_passing_run_by_day(cli, fa
     assert figures["cost_per_pass_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows) / 2, abs=1e-6)
     shown = cli("stats").out
     assert "evals" in shown and any(line.split()[:4] == ["facts", figures["day"], "4", "50.0%"] for line in shown.splitlines()), shown
+
+
+def test_a_mission_case_is_checked_in_its_sandbox_and_replays_from_its_recording(cli, fake, isolated, project, tmp_path):
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+
+    (project / "evals" / "greet.yaml").write_text(
+        "cases:\n  - name: greeting\n    mission: leave a greeting in hello.txt\n"
+        "    checks: [{command: grep -q hi hello.txt}, {command: test -f goodbye.txt}]\n"
+    )
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    tape, model = tmp_path / "greet.jsonl", ["--model", "openai/gpt-4.1-mini"]
+    recorded = cli("eval", "--cases", "evals/greet.yaml", *model, "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
+    assert recorded.code == 0, recorded.err
+    checks = recorded.json()["cases"]["greeting"]["checks"]
+    assert checks["command: grep -q hi hello.txt"]["pass_rate"] == 1.0  # in the mission's own workspace
+    assert checks["command: test -f goodbye.txt"] == {"pass_rate": 0.0, "score": None, "last": "exit code 1"}
+    asked = len(fake.chat_requests)
+    replayed = cli("eval", "--cases", "evals/greet.yaml", *model, "--replay", str(tape), "--json", "--quiet")
+    assert replayed.code == 0, replayed.err
+    assert replayed.json()["cases"]["greeting"]["checks"] == checks and len(fake.chat_requests) == asked
