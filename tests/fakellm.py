@@ -54,8 +54,9 @@ def request_text(body: dict[str, Any]) -> str:
 
 
 def task_line(body: dict[str, Any]) -> str:
-    """The first line of the last user message: CrewAI puts "Current Task: <description>" there."""
-    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    """The first line of the last user message: CrewAI puts "Current Task: <description>" there. (A message of
+    screenshots that follows a tool's answer is not the task's.)"""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user" and isinstance(m.get("content"), str)]
     content = users[-1].get("content", "") if users else ""
     content = content if isinstance(content, str) else request_text({"messages": [users[-1]]})
     return content.strip().split("\n", 1)[0]

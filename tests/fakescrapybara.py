@@ -482,6 +482,7 @@ class FakeScrapybara(LoopbackServer):
         self.api_key = api_key  # None: accept any key
         self.bash_timeout = bash_timeout  # used when a bash request has no timeout
         self.inactive_status = 400  # status for tool calls on paused / terminated instances
+        self.screen_b64 = PNG_B64  # what a screenshot shows: a 1x1 PNG unless a test gives a screen of its own
         self.map_home_in_bash = True
         self.env: dict[str, str] = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -534,6 +535,7 @@ class FakeScrapybara(LoopbackServer):
         with self._lock:
             self.rules.clear()
             self.requests.clear()
+            self.screen_b64 = PNG_B64
 
     # -- inspection
 
@@ -688,7 +690,7 @@ def _stop(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any
 
 def _screenshot(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any]:
     fake._active(instance_id)
-    return {"base64_image": PNG_B64}
+    return {"base64_image": fake.screen_b64}
 
 
 def _computer(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any]:
@@ -710,7 +712,7 @@ def _computer(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str,
     elif action == "get_cursor_position":
         output = f"x={inst.cursor[0]}, y={inst.cursor[1]}"
     wants_image = action == "take_screenshot" or (action != "get_cursor_position" and body.get("screenshot") is not False)
-    return tool_result(output, image=PNG_B64 if wants_image else None)
+    return tool_result(output, image=fake.screen_b64 if wants_image else None)
 
 
 def _typed(inst: Instance, text: str) -> None:

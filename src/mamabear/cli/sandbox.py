@@ -148,3 +148,15 @@ def list_sessions(
             s["remote_id"] or s["workdir"],
         )
     console().print(out)
+
+
+@app.command("stream")
+def stream(session_id: str = SESSION_ID, json_out: bool = JSON) -> None:
+    """Print the live view of a Scrapybara session's screen (a URL to open in a browser)."""
+    sessions = _sessions()
+    session = sessions.get(session_id)
+    url = sessions.stream_url(session)
+    if json_out:
+        emit_json({"id": session["id"], "stream_url": url})
+        return
+    sys.stdout.write(url + "\n")

@@ -49,8 +49,9 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # a guardrail wri
 # The sandbox tools an agent can be given (``tools:``), and the groups that name several.
 FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
 BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")
+SCREEN_TOOLS = ("computer_use",)  # the screen, mouse and keyboard, screenshots shown to the model: named on its own
 TOOL_GROUPS = {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS)}
-TOOLS = TOOL_GROUPS["computer"]
+TOOLS = (*TOOL_GROUPS["computer"], *SCREEN_TOOLS)
 LIBRARY_GROUPS = ("web",)  # a search tool chosen by which key is set, and a page reader (config/tools.yaml)
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _MCP = re.compile(r"mcp:[A-Za-z0-9_.-]+")  # an MCP server of config/tools.yaml
@@ -246,7 +247,7 @@ def _tool_list(entry: YamlMapping, what: str) -> tuple[tuple[str, ...], tuple[To
 def expand_tools(names: tuple[str, ...], browser: bool) -> tuple[str, ...]:
     """Groups spelled out, duplicates dropped; browser tools only where the backend has a browser."""
     tools = [t for name in names for t in TOOL_GROUPS.get(name, (name,))]
-    return tuple(t for t in dict.fromkeys(tools) if browser or t not in BROWSER_TOOLS)
+    return tuple(t for t in dict.fromkeys(tools) if browser or t not in (*BROWSER_TOOLS, *SCREEN_TOOLS))
 
 
 def _sandbox(doc: YamlMapping, what: str) -> SandboxSpec:

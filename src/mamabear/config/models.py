@@ -115,6 +115,7 @@ class ModelTable:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     quotas: dict[str, Any] = field(default_factory=dict)  # provider -> quota.Quota (requests and tokens per minute)
     cache: CachePolicy = field(default_factory=CachePolicy)
+    vision: tuple[str, ...] = ()  # models that take images, besides those litellm's model table says do
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
@@ -144,6 +145,11 @@ class ModelTable:
                     raise ConfigError(f"{entry.where(key)}: provider '{name}' {key} must be a number above zero (per minute).")
             if limits:
                 self.quotas[name] = Quota(**limits)
+        vision = doc.get("vision")
+        if vision is not None:
+            if not isinstance(vision, list) or not all(isinstance(m, str) for m in vision):
+                raise ConfigError(f"{doc.where('vision')}: 'vision' must be a list of model ids that take images.")
+            self.vision = (*self.vision, *vision)
         for tier, models in (doc.get("tiers") or {}).items():
             if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
                 raise ConfigError(f"{doc['tiers'].where(tier)}: tier '{tier}' must be a list of model ids.")
@@ -158,6 +164,10 @@ class ModelTable:
         cache = doc.get("cache")
         if cache is not None:
             self.cache = _cache_policy(self.cache, cache, path)
+
+    def takes_images(self, model: str) -> bool:
+        """Whether ``model`` can be shown an image: listed under ``vision:``, or so in litellm's model table."""
+        return model in self.vision or model.split("/", 1)[-1] in self.vision or _vision_in_litellm(model)
 
     def key_env(self, provider: str, settings: Settings) -> str | None:
         """The first variable that holds a key for the provider, or None."""
@@ -212,6 +222,32 @@ class ModelTable:
             raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
         provider = provider_of(usable[0])
         return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))
+
+
+def _vision_in_litellm(model: str) -> bool:
+    """litellm's bundled model table (read as a file: importing litellm is slow, and would fetch its table online)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    table = _litellm_table(spec.submodule_search_locations[0])
+    name = model.split("/", 1)[-1]
+    return any(bool(table.get(key, {}).get("supports_vision")) for key in (model, name))
+
+
+_TABLES: dict[str, dict] = {}
+
+
+def _litellm_table(folder: str) -> dict:
+    import json
+
+    if folder not in _TABLES:
+        try:
+            _TABLES[folder] = json.loads((Path(folder) / "model_prices_and_context_window_backup.json").read_text())
+        except (OSError, ValueError):
+            _TABLES[folder] = {}
+    return _TABLES[folder]
 
 
 def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:

@@ -159,6 +159,7 @@ class Attempt:
             quotas=self.quotas,
             secret=self.redact.holds_secret,
             tape=self.tape,
+            images_keep=ws.sandbox.screen.keep,
         )
         self._announce()
         self.link = None

@@ -136,6 +136,19 @@ def plan_sandbox(crew: CrewSpec, config: SandboxConfig, settings: Settings) -> S
     return SandboxPlan(backend=backend, kind=crew.sandbox.kind, session=settings.session, reuse=reuse, network=network)
 
 
+def _sees(route: Route, tools: tuple[str, ...], table: ModelTable, agent_id: str, strict: bool) -> Route:
+    """An agent with ``computer_use`` is shown screenshots: its model must take images."""
+    if "computer_use" not in tools or route.problem or table.takes_images(route.model):
+        return route
+    why = (
+        f"agent '{agent_id}' has the computer_use tool, which shows it screenshots, but its model {route.model} cannot take images; "
+        "give it a model that can (--model, or its `llm`), list the model under `vision:` in config/models.yaml if it can, or take computer_use away"
+    )
+    if strict:
+        raise UsageError(why + ".")
+    return replace(route, problem=why)
+
+
 def make_plan(
     catalog: Catalog,
     table: ModelTable,
@@ -177,13 +190,14 @@ def make_plan(
     def planned(agent_id: str, tier: str) -> PlannedAgent:
         if (agent_id, tier) not in agents:
             spec = catalog.agent(agent_id)
+            tools = expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else ()
             agents[(agent_id, tier)] = PlannedAgent(
                 id=agent_id,
                 role=spec.role,
                 tier=tier,
                 temperature=spec.temperature,
-                route=table.route(tier, settings, pinned=spec.llm, strict=strict),
-                tools=expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else (),
+                route=_sees(table.route(tier, settings, pinned=spec.llm, strict=strict), tools, table, agent_id, strict),
+                tools=tools,
                 tool_route=table.route(tier, settings, pinned=spec.function_calling_llm, strict=strict) if spec.function_calling_llm else None,
                 library=library(spec.library + crew.library, f"agent '{agent_id}'"),
             )

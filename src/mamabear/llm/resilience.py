@@ -167,6 +167,7 @@ class CallControl:
     notes: dict[str, str] = field(default_factory=dict)  # task id -> error to tell the agent on its retry
     secret: Callable[[str], bool] = lambda _text: False  # does this text hold a secret? Such a request or answer is never cached
     tape: Any = None  # tape.Tape: --record writes each exchange to it, --replay answers only from it
+    images_keep: int = 3  # screenshots a request carries (the latest), of those the tools took (images.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -207,6 +208,7 @@ class ResilientCalls:
 
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
         args, kwargs = self._with_retry_note(control, args, kwargs)
+        args, kwargs = _with_images(args, kwargs, control.images_keep)
         named = call_arguments(args, kwargs)
         if control.tape is not None and control.tape.replaying:
             return self._from_tape(control, named)
@@ -467,6 +469,19 @@ class ResilientCalls:
 
 
 _classes: dict[type, type] = {}
+
+
+def _with_images(args: tuple, kwargs: dict, keep: int) -> tuple[tuple, dict]:
+    """The call's messages with the screenshots its tools took as images (images.py); unchanged without any."""
+    from mamabear.llm.images import with_images
+
+    messages = call_arguments(args, kwargs).get("messages")
+    shown = with_images(messages, keep)
+    if shown is messages:
+        return args, kwargs
+    if "messages" in kwargs:
+        return args, {**kwargs, "messages": shown}
+    return (shown, *args[1:]), kwargs
 
 
 def resilient_class(native: type) -> type:

@@ -173,6 +173,22 @@ class CloudBackend:
         path.write_bytes(image)
         return f"saved a screenshot ({len(image)} bytes) to {path}"
 
+    def computer(self, session: dict, action: str, **params: Any) -> tuple[str, bytes | None]:
+        """One of the instance's own computer actions (scrapybara's ``computer``): what it said, with the cursor's
+        position, and the screenshot it took (PNG bytes), if any."""
+        instance = self._instance(session)
+        response = self._call(action.replace("_", " "), partial(instance.computer, action=action, **params))
+        if getattr(response, "error", None):
+            return f"the computer said: {response.error}", None
+        cursor = self._call("read the cursor", partial(instance.computer, action="get_cursor_position"))
+        said = " ".join(x for x in (getattr(response, "output", None), f"cursor at {getattr(cursor, 'output', None) or 'unknown'}") if x)
+        image = getattr(response, "base_64_image", None)
+        return said, base64.b64decode(image) if image else None
+
+    def stream_url(self, session: dict) -> str:
+        response = self._call("give the live view", lambda: self._instance(session).get_stream_url())
+        return str(getattr(response, "stream_url", ""))
+
     # ------------------------------------------------------------ saved workspace
 
     def _saved(self, session: dict) -> Path:

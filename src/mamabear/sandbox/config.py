@@ -37,6 +37,16 @@ class CloudOptions:
 
 
 @dataclass(frozen=True)
+class ScreenOptions:
+    """Screenshots shown to the model (the ``computer_use`` tool): their size, and a run's image budget."""
+
+    width: int = 1024  # screenshots are scaled down to this width (pixels) before the model sees them
+    max_images: int = 60  # screenshots in one run, over all its attempts: the run stops cleanly after them
+    max_mib: float = 30.0  # and their bytes (as sent to the model)
+    keep: int = 3  # screenshots in one model request: the latest ones
+
+
+@dataclass(frozen=True)
 class Rule:
     pattern: str
     regex: re.Pattern[str]
@@ -49,6 +59,7 @@ class SandboxConfig:
     idle_pause_minutes: float = 10.0
     reuse_by_kind: bool = False
     scrapybara: CloudOptions = field(default_factory=CloudOptions)
+    screen: ScreenOptions = field(default_factory=ScreenOptions)
     kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> set-up commands
     isolation: str = field(default_factory=lambda: "required" if sys.platform.startswith("linux") else "best-effort")
     network: bool = True  # a local session's commands reach the internet (never the host's loopback)
@@ -93,7 +104,9 @@ class SandboxConfig:
             return
         if not isinstance(doc, YamlMapping):
             raise ConfigError(f"{path}:1: sandbox.yaml must be a mapping.")
-        known_keys(doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "kinds", "policy", "isolation", "network"}, "sandbox.yaml")
+        known_keys(
+            doc, {"backend", "limits", "idle_pause_minutes", "reuse_by_kind", "scrapybara", "screen", "kinds", "policy", "isolation", "network"}, "sandbox.yaml"
+        )
         if "isolation" in doc:
             if doc["isolation"] not in ISOLATION:
                 raise ConfigError(f"{doc.where('isolation')}: isolation must be required or best-effort.")
@@ -108,6 +121,8 @@ class SandboxConfig:
             self.limits = _numbers(doc, "limits", CommandLimits, self.limits)
         if "scrapybara" in doc:
             self.scrapybara = _numbers(doc, "scrapybara", CloudOptions, self.scrapybara)
+        if "screen" in doc:
+            self.screen = _numbers(doc, "screen", ScreenOptions, self.screen)
         if "idle_pause_minutes" in doc:
             self.idle_pause_minutes = _number(doc, "idle_pause_minutes")
         if "reuse_by_kind" in doc:

@@ -19,6 +19,7 @@ from mamabear.errors import UsageError
 from mamabear.sandbox.backend import Backend, CommandResult, Lost, Refused, SandboxError
 from mamabear.sandbox.config import SandboxConfig
 from mamabear.sandbox.policy import refusal
+from mamabear.sandbox.screens import Shot
 from mamabear.store.database import Store
 from mamabear.store.ledger import Ledger
 
@@ -254,6 +255,43 @@ class Sessions:
             session["id"], action, target, True, exit_code=0, duration_ms=(time.monotonic() - started) * 1000, output=text, context=context.columns()
         )
         return text
+
+    def screen(self, session: dict, action: str, target: str, context: Context = CLI, **params: Any) -> tuple[str, Shot | None]:
+        """A computer action (mouse, keyboard, screenshot) on a backend that has a screen, audited with the
+        screenshot it took (its bytes and thumbnail); what it said, and the shot kept for the model."""
+        from mamabear.sandbox.screens import keep
+
+        session = self._ready(session, context)
+        computer = getattr(self.backend(session["backend"]), "computer", None)
+        if computer is None:
+            return f"computer_use is not available on the {session['backend']} sandbox.", None
+        started = time.monotonic()
+        try:
+            said, image = computer(session, action, **params)
+        except Lost:
+            return self._lost(session, context), None
+        shot = keep(self.settings.home / "sandboxes" / session["id"] / "screenshots", image, self.config.screen.width) if image else None
+        said = self.redact(said) or ""
+        self.ledger.record(
+            session["id"],
+            "computer",
+            target,
+            True,
+            exit_code=0,
+            duration_ms=(time.monotonic() - started) * 1000,
+            output=said,
+            context=context.columns(),
+            image_bytes=shot.bytes if shot else None,
+            thumbnail=str(shot.thumbnail) if shot else None,
+        )
+        return said, shot
+
+    def stream_url(self, session: dict) -> str:
+        """The live view of a cloud session's screen (resumed first, if paused)."""
+        method = getattr(self.backend(session["backend"]), "stream_url", None)
+        if method is None:
+            raise UsageError(f"session {session['id']} is a {session['backend']} session; only a Scrapybara session has a live view.")
+        return method(self._ready(session, CLI))
 
     def _run(self, session: dict, action: str, command: str, timeout_s: float, context: Context) -> CommandResult:
         result = self.backend(session["backend"]).bash(session, command, timeout_s)

@@ -7,12 +7,13 @@ the agent reads: the output, or one sentence saying why nothing was done.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from crewai.tools import BaseTool
 from pydantic import BaseModel, Field, PrivateAttr
 
 from mamabear.sandbox.backend import CommandResult, SandboxError
+from mamabear.status import Status
 
 
 class _Tool(BaseTool):
@@ -148,6 +149,101 @@ class ScreenshotTool(_Tool):
         return sessions.act(session, "screenshot", "screen", context)
 
 
+class ComputerArgs(BaseModel):
+    action: Literal["screenshot", "move", "click", "double_click", "right_click", "drag", "type", "key", "scroll", "wait", "cursor"] = Field(
+        description="What to do: screenshot, move/click/double_click/right_click (at x, y), drag (x, y to to_x, to_y), "
+        "type (text), key (keys, e.g. ['ctrl', 'l']), scroll (at x, y by scroll_x, scroll_y), wait (seconds), cursor (where it is)."
+    )
+    x: int | None = Field(default=None, description="Horizontal position, in pixels of the latest screenshot.")
+    y: int | None = Field(default=None, description="Vertical position, in pixels of the latest screenshot.")
+    to_x: int | None = Field(default=None, description="Where a drag ends (x).")
+    to_y: int | None = Field(default=None, description="Where a drag ends (y).")
+    text: str | None = Field(default=None, description="The text to type.")
+    keys: list[str] | None = Field(default=None, description="Keys pressed together, e.g. ['Return'] or ['ctrl', 'a'].")
+    scroll_x: int = Field(default=0, description="How far to scroll right (negative: left).")
+    scroll_y: int = Field(default=0, description="How far to scroll down (negative: up).")
+    seconds: float | None = Field(default=None, description="How long to wait.")
+
+
+class ComputerTool(_Tool):
+    name: str = "computer_use"
+    description: str = (
+        "See and work your sandbox computer's screen: take a screenshot (you are shown it), move and click the mouse, "
+        "drag, type text, press keys, scroll, wait. Every action but `cursor` shows you the screen afterwards. "
+        "Give positions in pixels of the latest screenshot."
+    )
+    args_schema: type[BaseModel] = ComputerArgs
+    _shot: Any = PrivateAttr(default=None)  # the latest screenshot: its scale turns the model's positions into the screen's
+
+    def _use(self, action: str, **given: Any) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
+        from mamabear.llm.images import image_marker
+
+        sessions, session, context = self._session()
+        over = self._over_budget(sessions)
+        if over is not None:
+            return over
+        try:
+            name, params, target = self._action(action, given)
+        except ValueError as exc:
+            return f"not done: {exc}"
+        said, shot = sessions.screen(session, name, target, context, **params)
+        if shot is None:
+            return f"{action}: {said}"
+        self._shot = shot
+        return f"{action} done: {said}. The screen now: {shot.describe()}. {image_marker(shot.path)}"
+
+    def _over_budget(self, sessions: Any) -> str | None:
+        """A run that has shown its model as many screenshots (or bytes) as its budget allows stops, cleanly."""
+        screen = sessions.config.screen
+        count, size = sessions.ledger.images(self._link.run_id)
+        if count < screen.max_images and size < screen.max_mib * 1024 * 1024:
+            return None
+        why = f"reached its image budget: {count} screenshots, {size / 1024 / 1024:.1f} MiB (screen: max_images, max_mib in config/sandbox.yaml)"
+        if self._link.guard is not None:
+            self._link.guard.request_stop(Status.BUDGET_EXHAUSTED, why)
+        return f"not done: the run {why}."
+
+    def _at(self, given: dict[str, Any], x: str = "x", y: str = "y") -> list[int]:
+        if given.get(x) is None or given.get(y) is None:
+            raise ValueError(f"give {x} and {y}, in pixels of the latest screenshot")
+        position = (int(given[x]), int(given[y]))
+        return list(self._shot.to_screen(*position) if self._shot is not None else position)
+
+    def _action(self, action: str, given: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+        """scrapybara's action, its parameters (positions on the screen), and what the audit says was done."""
+        if action == "screenshot":
+            return "take_screenshot", {}, "screenshot"
+        if action == "cursor":
+            return "get_cursor_position", {}, "cursor"
+        if action == "move":
+            at = self._at(given)
+            return "move_mouse", {"coordinates": at}, f"move to {at}"
+        if action in ("click", "double_click", "right_click"):
+            params: dict[str, Any] = {"button": "right" if action == "right_click" else "left", "num_clicks": 2 if action == "double_click" else 1}
+            if given.get("x") is not None:
+                params["coordinates"] = self._at(given)
+            return "click_mouse", params, f"{action} at {params.get('coordinates', 'the cursor')}"
+        if action == "drag":
+            path = [self._at(given), self._at(given, "to_x", "to_y")]
+            return "drag_mouse", {"path": path}, f"drag {path[0]} to {path[1]}"
+        if action == "type":
+            if not given.get("text"):
+                raise ValueError("give the text to type")
+            return "type_text", {"text": given["text"]}, f"type {len(given['text'])} characters"
+        if action == "key":
+            if not given.get("keys"):
+                raise ValueError("give the keys to press, e.g. ['Return']")
+            return "press_key", {"keys": list(given["keys"])}, f"key {'+'.join(given['keys'])}"
+        if action == "scroll":
+            params = {"delta_x": float(given.get("scroll_x") or 0), "delta_y": float(given.get("scroll_y") or 0)}
+            if given.get("x") is not None:
+                params["coordinates"] = self._at(given)
+            return "scroll", params, f"scroll by ({params['delta_x']:g}, {params['delta_y']:g})"
+        if action == "wait":
+            return "wait", {"duration": float(given.get("seconds") or 1.0)}, f"wait {float(given.get('seconds') or 1.0):g}s"
+        raise ValueError(f"unknown action '{action}'")
+
+
 TOOL_CLASSES: dict[str, type[_Tool]] = {
     "bash": BashTool,
     "file_view": FileViewTool,
@@ -156,6 +252,7 @@ TOOL_CLASSES: dict[str, type[_Tool]] = {
     "file_insert": FileInsertTool,
     "browser_navigate": NavigateTool,
     "browser_screenshot": ScreenshotTool,
+    "computer_use": ComputerTool,
 }
 
 

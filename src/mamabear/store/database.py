@@ -169,6 +169,8 @@ sandbox_actions = sa.Table(
     sa.Column("duration_ms", sa.Float),
     sa.Column("output", sa.Text),  # truncated and redacted
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("image_bytes", sa.Integer),  # a screenshot shown to the model: its size (the run's image budget)
+    sa.Column("thumbnail", sa.Text),  # and where its thumbnail is
 )
 
 sandbox_usage = sa.Table(
@@ -279,6 +281,11 @@ def m009_forks(conn: Connection) -> None:
     _add_columns(conn, runs, ("parent_id", "forked_from"))
 
 
+def m010_screenshots(conn: Connection) -> None:
+    """Screenshots in the sandbox audit: their bytes and thumbnails."""
+    _add_columns(conn, sandbox_actions, ("image_bytes", "thumbnail"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_attempts,
@@ -289,6 +296,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m007_step_workers,
     m008_eval_results,
     m009_forks,
+    m010_screenshots,
 ]
 
 TOKEN_SUMS = (

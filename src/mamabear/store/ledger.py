@@ -71,6 +71,8 @@ class Ledger:
         duration_ms: float | None = None,
         output: str | None = None,
         context: dict | None = None,
+        image_bytes: int | None = None,
+        thumbnail: str | None = None,
     ) -> None:
         if output is not None and len(output) > OUTPUT_CAP:
             output = output[:OUTPUT_CAP] + f"\n[... {len(output) - OUTPUT_CAP} more characters not kept]"
@@ -86,10 +88,19 @@ class Ledger:
                     duration_ms=duration_ms,
                     output=output,
                     created_at=now,
+                    image_bytes=image_bytes,
+                    thumbnail=thumbnail,
                     **(context or {}),
                 )
             )
             conn.execute(sessions.update().where(sessions.c.id == session_id).values(last_used_at=now))
+
+    def images(self, run_id: str) -> tuple[int, int]:
+        """Screenshots a run has shown its model so far, over all its attempts: how many, and their bytes."""
+        query = sa.select(sa.func.count(sandbox_actions.c.image_bytes), sa.func.coalesce(sa.func.sum(sandbox_actions.c.image_bytes), 0))
+        with self.store.tx() as conn:
+            count, size = conn.execute(query.where(sandbox_actions.c.run_id == run_id, sandbox_actions.c.image_bytes.is_not(None))).one()
+        return int(count), int(size)
 
     def actions(self, run_id: str | None = None, session_id: str | None = None) -> list[dict]:
         query = sa.select(sandbox_actions).order_by(sandbox_actions.c.id)

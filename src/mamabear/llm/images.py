@@ -1,0 +1,77 @@
+"""Screenshots to the model: a tool's answer names an image file, and the request carries the image itself.
+
+CrewAI hands a tool's answer to the model as the text of a ``tool`` message, which cannot hold an image. A tool that
+took a screenshot answers with text that ends in an image marker (``image_marker(path)``). Just before each model
+request, ``with_images`` turns the markers of the latest ``keep`` screenshots into image parts of a user message after
+the tool messages (OpenAI's ``image_url`` with a data URI; CrewAI's Anthropic and Gemini classes convert it), and
+the older ones into a line saying where they are. The run's own history, its checkpoints and memory hold only the
+marker: the path, never the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"\[mamabear-image: ([^\]\n]+)\]")
+KEEP = 3  # screenshots shown to the model in one request: the latest ones (each costs about a thousand tokens)
+
+
+def image_marker(path: Path | str) -> str:
+    return f"[mamabear-image: {path}]"
+
+
+def with_images(messages: Any, keep: int = KEEP) -> Any:
+    """``messages`` with their image markers made into images (the latest ``keep``) or notes; the same object when
+    none has a marker."""
+    if not isinstance(messages, list) or not any(_marked(m) for m in messages):
+        return messages
+    paths = [p for m in messages for p in MARKER.findall(_text(m))]
+    shown = set(paths[-keep:]) if keep > 0 else set()
+    out: list[Any] = []
+    pending: list[str] = []  # images of the tool messages just passed, shown once they end
+    for message in messages:
+        if pending and not (isinstance(message, dict) and message.get("role") == "tool"):
+            out.append(_image_message(pending))
+            pending = []
+        if not _marked(message):
+            out.append(message)
+            continue
+        text = _text(message)
+        for path in MARKER.findall(text):
+            if path in shown and Path(path).is_file():
+                pending.append(path)
+        note = MARKER.sub(lambda m: _note(m.group(1), shown), text)
+        out.append({**message, "content": note})
+    if pending:
+        out.append(_image_message(pending))
+    return out
+
+
+def _note(path: str, shown: set[str]) -> str:
+    if path in shown and Path(path).is_file():
+        return "(the image follows)"
+    return f"(an earlier image, not shown again: {path})"
+
+
+def _marked(message: Any) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("content"), str) and MARKER.search(message["content"]) is not None
+
+
+def _text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _image_message(paths: list[str]) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"type": "text", "text": "The screenshot" + ("s" if len(paths) > 1 else "") + " the tool took:"}]
+    for path in paths:
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{_media_type(path)};base64,{data}"}})
+    return {"role": "user", "content": parts}
+
+
+def _media_type(path: str) -> str:
+    return "image/jpeg" if path.lower().endswith((".jpg", ".jpeg")) else "image/png"
