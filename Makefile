@@ -8,22 +8,22 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP) jail
 
-# The local sandbox's jail (bubblewrap, slirp4netns for its network) from the system's package manager, as root or with
-# sudo that asks no password; otherwise it says what to run. Without a jail the local sandbox refuses to run commands
-# (isolation: required) or runs them unjailed (isolation: best-effort in config/sandbox.yaml).
+# The local sandbox's jail (bubblewrap, slirp4netns for its network) and its browser (Chromium) from the system's package
+# manager, as root or with sudo that asks no password; otherwise it says what to run. Without a jail the local sandbox
+# refuses to run commands (isolation: required) or runs them unjailed (isolation: best-effort in config/sandbox.yaml).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 jail:
-	@if command -v bwrap >/dev/null && command -v slirp4netns >/dev/null; then \
-		echo "The sandbox jail is installed: $$(bwrap --version), $$(slirp4netns --version | head -1)."; \
+	@if command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v chromium >/dev/null; then \
+		echo "The sandbox jail is installed: $$(bwrap --version), $$(slirp4netns --version | head -1), $$(chromium --version 2>/dev/null)."; \
 	elif command -v apt-get >/dev/null; then \
-		echo "Installing the sandbox jail: bubblewrap and slirp4netns (apt-get)."; \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap slirp4netns \
-		|| ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap slirp4netns) \
-		|| echo "Could not install them: run 'sudo apt-get install bubblewrap slirp4netns'."; \
+		echo "Installing the sandbox jail and browser: bubblewrap, slirp4netns and chromium (apt-get)."; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap slirp4netns chromium \
+		|| ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap slirp4netns chromium) \
+		|| echo "Could not install them: run 'sudo apt-get install bubblewrap slirp4netns chromium'."; \
 	elif command -v dnf >/dev/null; then \
-		$(SUDO) dnf install -y bubblewrap slirp4netns || echo "Could not install them: run 'sudo dnf install bubblewrap slirp4netns'."; \
+		$(SUDO) dnf install -y bubblewrap slirp4netns chromium || echo "Could not install them: run 'sudo dnf install bubblewrap slirp4netns chromium'."; \
 	else \
-		echo "Install bubblewrap and slirp4netns with your package manager for the sandbox jail (Linux only)."; \
+		echo "Install bubblewrap, slirp4netns and chromium with your package manager for the sandbox (Linux only)."; \
 	fi
 
 $(STAMP): pyproject.toml

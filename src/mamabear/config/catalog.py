@@ -48,10 +48,19 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # a guardrail wri
 
 # The sandbox tools an agent can be given (``tools:``), and the groups that name several.
 FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
-BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")
+BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")  # Scrapybara's browser, driven through its screen
+LOCAL_BROWSER_TOOLS = ("browser_open", "browser_read", "browser_click", "browser_type", "browser_screenshot")  # Chromium in the jail
 SCREEN_TOOLS = ("computer_use",)  # the screen, mouse and keyboard, screenshots shown to the model: named on its own
-TOOL_GROUPS = {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS)}
-TOOLS = (*TOOL_GROUPS["computer"], *SCREEN_TOOLS)
+TOOL_GROUPS = {
+    "files": FILE_TOOLS,
+    "browser": tuple(dict.fromkeys((*BROWSER_TOOLS, *LOCAL_BROWSER_TOOLS))),  # each backend's own
+    "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS),
+}
+TOOLS = tuple(dict.fromkeys((*TOOL_GROUPS["computer"], *LOCAL_BROWSER_TOOLS, *SCREEN_TOOLS)))
+ONLY_ON = {  # tools only one backend has
+    **{t: "scrapybara" for t in (*BROWSER_TOOLS, *SCREEN_TOOLS) if t not in LOCAL_BROWSER_TOOLS},
+    **{t: "local" for t in LOCAL_BROWSER_TOOLS if t not in BROWSER_TOOLS},
+}
 LIBRARY_GROUPS = ("web",)  # a search tool chosen by which key is set, and a page reader (config/tools.yaml)
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*")
 _MCP = re.compile(r"mcp:[A-Za-z0-9_.-]+")  # an MCP server of config/tools.yaml
@@ -244,10 +253,10 @@ def _tool_list(entry: YamlMapping, what: str) -> tuple[tuple[str, ...], tuple[To
     return tuple(sandbox), tuple(library)
 
 
-def expand_tools(names: tuple[str, ...], browser: bool) -> tuple[str, ...]:
-    """Groups spelled out, duplicates dropped; browser tools only where the backend has a browser."""
+def expand_tools(names: tuple[str, ...], backend: str) -> tuple[str, ...]:
+    """Groups spelled out, duplicates dropped; a backend's own tools (its browser, its screen) only on it."""
     tools = [t for name in names for t in TOOL_GROUPS.get(name, (name,))]
-    return tuple(t for t in dict.fromkeys(tools) if browser or t not in (*BROWSER_TOOLS, *SCREEN_TOOLS))
+    return tuple(t for t in dict.fromkeys(tools) if ONLY_ON.get(t, backend) == backend)
 
 
 def _sandbox(doc: YamlMapping, what: str) -> SandboxSpec:

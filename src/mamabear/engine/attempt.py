@@ -160,6 +160,7 @@ class Attempt:
             secret=self.redact.holds_secret,
             tape=self.tape,
             images_keep=ws.sandbox.screen.keep,
+            sees=ws.models.takes_images,
         )
         self._announce()
         self.link = None

@@ -181,7 +181,6 @@ def make_plan(
     if settings.session and not uses_tools:
         raise UsageError(f"--session {settings.session}: crew '{crew.name}' gives its agents no tools, so it works in no sandbox session.")
     sandbox_plan = plan_sandbox(crew, sandbox or SandboxConfig.load(catalog.roots), settings) if uses_tools else None
-    browser = sandbox_plan is not None and sandbox_plan.backend == "scrapybara"
     tool_config = ToolsConfig.load(roots)
 
     def library(specs: tuple[ToolSpec, ...], owner: str) -> tuple[ToolSpec, ...]:
@@ -190,7 +189,7 @@ def make_plan(
     def planned(agent_id: str, tier: str) -> PlannedAgent:
         if (agent_id, tier) not in agents:
             spec = catalog.agent(agent_id)
-            tools = expand_tools(spec.tools + crew.tools, browser) if sandbox_plan else ()
+            tools = expand_tools(spec.tools + crew.tools, sandbox_plan.backend) if sandbox_plan else ()
             agents[(agent_id, tier)] = PlannedAgent(
                 id=agent_id,
                 role=spec.role,
@@ -219,7 +218,7 @@ def make_plan(
             continue
         spec = catalog.tasks[item.task]
         tier = tier_for(catalog.agent(item.agent).tier, spec.complexity)
-        own_tools = expand_tools(spec.tools, browser) if sandbox_plan else ()
+        own_tools = expand_tools(spec.tools, sandbox_plan.backend) if sandbox_plan else ()
         own_library = library(spec.library, f"task '{spec.id}'")
         tasks.append(PlannedTask(position, item.task, item.agent, tier, planned(item.agent, tier).route, own_tools, own_library))
     from mamabear.llm.pricing import Pricer

@@ -23,13 +23,13 @@ def image_marker(path: Path | str) -> str:
     return f"[mamabear-image: {path}]"
 
 
-def with_images(messages: Any, keep: int = KEEP) -> Any:
+def with_images(messages: Any, keep: int = KEEP, blind: bool = False) -> Any:
     """``messages`` with their image markers made into images (the latest ``keep``) or notes; the same object when
-    none has a marker."""
+    none has a marker. ``blind``: the model takes no images, so each marker becomes a note of where the image is."""
     if not isinstance(messages, list) or not any(_marked(m) for m in messages):
         return messages
     paths = [p for m in messages for p in MARKER.findall(_text(m))]
-    shown = set(paths[-keep:]) if keep > 0 else set()
+    shown = set(paths[-keep:]) if keep > 0 and not blind else set()
     out: list[Any] = []
     pending: list[str] = []  # images of the tool messages just passed, shown once they end
     for message in messages:
@@ -43,14 +43,16 @@ def with_images(messages: Any, keep: int = KEEP) -> Any:
         for path in MARKER.findall(text):
             if path in shown and Path(path).is_file():
                 pending.append(path)
-        note = MARKER.sub(lambda m: _note(m.group(1), shown), text)
+        note = MARKER.sub(lambda m: _note(m.group(1), shown, blind), text)
         out.append({**message, "content": note})
     if pending:
         out.append(_image_message(pending))
     return out
 
 
-def _note(path: str, shown: set[str]) -> str:
+def _note(path: str, shown: set[str], blind: bool) -> str:
+    if blind:
+        return f"(the image is saved at {path}; this model is not shown images)"
     if path in shown and Path(path).is_file():
         return "(the image follows)"
     return f"(an earlier image, not shown again: {path})"

@@ -168,6 +168,7 @@ class CallControl:
     secret: Callable[[str], bool] = lambda _text: False  # does this text hold a secret? Such a request or answer is never cached
     tape: Any = None  # tape.Tape: --record writes each exchange to it, --replay answers only from it
     images_keep: int = 3  # screenshots a request carries (the latest), of those the tools took (images.py)
+    sees: Callable[[str], bool] = lambda _model: True  # does this model take images? (a blind one is told where they are)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -208,7 +209,7 @@ class ResilientCalls:
 
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
         args, kwargs = self._with_retry_note(control, args, kwargs)
-        args, kwargs = _with_images(args, kwargs, control.images_keep)
+        args, kwargs = _with_images(args, kwargs, control.images_keep, not control.sees(self._mb_model_id))
         named = call_arguments(args, kwargs)
         if control.tape is not None and control.tape.replaying:
             return self._from_tape(control, named)
@@ -471,12 +472,12 @@ class ResilientCalls:
 _classes: dict[type, type] = {}
 
 
-def _with_images(args: tuple, kwargs: dict, keep: int) -> tuple[tuple, dict]:
+def _with_images(args: tuple, kwargs: dict, keep: int, blind: bool) -> tuple[tuple, dict]:
     """The call's messages with the screenshots its tools took as images (images.py); unchanged without any."""
     from mamabear.llm.images import with_images
 
     messages = call_arguments(args, kwargs).get("messages")
-    shown = with_images(messages, keep)
+    shown = with_images(messages, keep, blind)
     if shown is messages:
         return args, kwargs
     if "messages" in kwargs:

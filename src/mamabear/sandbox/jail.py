@@ -120,6 +120,12 @@ class Layout:
         return cls(work, base / "state", base / "tmp", base / "control")
 
 
+def relay_line(host_ports: tuple[int, ...]) -> str:
+    """The shell line that opens the host ports inside a jail (the relay returns once they listen)."""
+    named = " ".join(map(str, host_ports))
+    return f"python3 {CONTROL}/relay.py {CONTROL}/ports {named} || echo '[the host ports ({named}) could not be opened]' >&2"
+
+
 def jail_user() -> int | None:
     """The user a root caller's commands run as (None: the caller's own)."""
     return NOBODY if os.geteuid() == 0 else None
@@ -144,10 +150,11 @@ def own_tree(root: Path) -> None:
         own([Path(top)] + [Path(top) / n for n in dirs + names])
 
 
-def options(layout: Layout, network: str, support: Support, fds: tuple[int, int] | None = None, relay: bool = False) -> list[str]:
+def options(layout: Layout, network: str, support: Support, fds: tuple[int, int] | None = None, relay: bool = False, binds: tuple[Path, ...] = ()) -> list[str]:
     """bwrap's options that jail a command. ``network``: a ``network_mode``; ``fds`` (info, block): bwrap tells the
     jailed process's pid on the first and waits to start it until the second is written (slirp); ``relay``: the
-    port relay and its sockets are shown, read-only."""
+    port relay and its sockets are shown, read-only; ``binds``: folders of the workspace shown at their own path
+    too (a browser's profile, which its driver outside names by that path)."""
     args: list[str] = []
     for path in SYSTEM_RO:
         args += ["--ro-bind-try", path, path]
@@ -158,6 +165,8 @@ def options(layout: Layout, network: str, support: Support, fds: tuple[int, int]
             args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/var/tmp", "--perms", "0755", "--dir", "/run"]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
+    for shown in binds:
+        args += ["--bind", str(shown), str(shown)]
     if relay:
         args += ["--perms", "0755", "--dir", CONTROL]
         args += ["--ro-bind", str(Path(relay_module.__file__)), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / "ports"), f"{CONTROL}/ports"]
@@ -203,8 +212,20 @@ class Launched:
         return self.notes
 
 
-def launch(layout: Layout, command: list[str], mode: str, support: Support, env: dict[str, str], host_ports: tuple[int, ...]) -> Launched:
-    """Start ``command`` in the session's jail, its output on one pipe. OSError when it cannot start; nothing is left open."""
+def launch(
+    layout: Layout,
+    command: list[str],
+    mode: str,
+    support: Support,
+    env: dict[str, str],
+    host_ports: tuple[int, ...],
+    keep_fds: tuple[int, ...] = (),
+    capture: bool = True,
+    binds: tuple[Path, ...] = (),
+) -> Launched:
+    """Start ``command`` in the session's jail, its output on one pipe (``capture``; else this process's). ``keep_fds``:
+    this process's descriptors it inherits (a browser's pipe to its driver). OSError when it cannot start; nothing is
+    left open."""
     assert support.bwrap is not None
     for folder in (layout.work, layout.state, layout.tmp):
         own_tree(folder)  # a session made before it was jailed, once
@@ -229,16 +250,16 @@ def launch(layout: Layout, command: list[str], mode: str, support: Support, env:
         args_r, args_w = os.pipe()
         theirs.append(args_r)
         with os.fdopen(args_w, "wb") as pipe:
-            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None)))
+            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None, binds=binds)))
         proc = subprocess.Popen(
             [support.bwrap, "--args", str(args_r), "--", *dropped(support), *command],
             cwd="/",
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
             start_new_session=True,
-            pass_fds=tuple(theirs),
+            pass_fds=(*theirs, *keep_fds),
         )
     except BaseException:
         for fd in ours:

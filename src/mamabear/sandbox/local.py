@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from mamabear.sandbox import files, jail
 from mamabear.sandbox.backend import CommandResult, Lost, SandboxError
@@ -53,6 +54,9 @@ class LocalBackend:
         self.limits = limits
         self.isolation = isolation
         self._running: set[int] = set()  # process groups of the commands running now
+        from mamabear.sandbox.browser import Browsers
+
+        self.browsers = Browsers()  # each session's Chromium, started at its first use
 
     def create(self, session_id: str, network: bool = True, host_ports: tuple[int, ...] = ()) -> tuple[str | None, str]:
         self._jail()  # refused before anything is made, when a jail is required and none can be made
@@ -112,10 +116,7 @@ class LocalBackend:
         support = self._jail()
         limits = self.limits
         network, host_ports = self._settings(session) if support is not None else (True, ())
-        relay = ""
-        if host_ports:
-            named = " ".join(map(str, host_ports))
-            relay = f"python3 {jail.CONTROL}/relay.py {jail.CONTROL}/ports {named} || echo '[the host ports ({named}) could not be opened]' >&2"
+        relay = jail.relay_line(host_ports) if host_ports else ""
         script = _SCRIPT.format(relay=relay, cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
         argv = ["bash", "--noprofile", "--norc", "-c", script, "bash", command]
         env = self.environment(session, jailed=support is not None)
@@ -160,6 +161,7 @@ class LocalBackend:
         """Stop every command running now, with what it started (a run that is stopped exits without waiting for them)."""
         for pgid in list(self._running):
             _kill_group(pgid)
+        self.browsers.close()
 
     def _note(self, code: int | None, timed_out_after: float | None) -> str:
         if timed_out_after is not None:
@@ -194,7 +196,12 @@ class LocalBackend:
         self._require(session)
 
     def stop(self, session: dict) -> None:
-        """The workspace is kept: stopping a session never deletes the user's files."""
+        """The workspace is kept: stopping a session never deletes the user's files. Its browser is closed."""
+        self.browsers.close(session["id"])
+
+    def browse(self, session: dict, action: str, **params: Any) -> tuple[str, bytes | None]:
+        """An action in the session's browser (browser.py): what the agent reads, and a screenshot, if it took one."""
+        return self.browsers.act(self, session, action, **params)
 
     def alive(self, session: dict) -> str:
         return "running" if Path(session["workdir"]).is_dir() else "lost"

@@ -256,15 +256,16 @@ class Sessions:
         )
         return text
 
-    def screen(self, session: dict, action: str, target: str, context: Context = CLI, **params: Any) -> tuple[str, Shot | None]:
-        """A computer action (mouse, keyboard, screenshot) on a backend that has a screen, audited with the
-        screenshot it took (its bytes and thumbnail); what it said, and the shot kept for the model."""
+    def screen(self, session: dict, action: str, target: str, context: Context = CLI, via: str = "computer", **params: Any) -> tuple[str, Shot | None]:
+        """An action on the session's screen (``via`` computer: Scrapybara's mouse, keyboard and screenshots) or in its
+        browser (``via`` browse: the local Chromium), audited with the screenshot it took (its bytes and thumbnail);
+        what it said, and the shot kept for the model."""
         from mamabear.sandbox.screens import keep
 
         session = self._ready(session, context)
-        computer = getattr(self.backend(session["backend"]), "computer", None)
+        computer = getattr(self.backend(session["backend"]), via, None)
         if computer is None:
-            return f"computer_use is not available on the {session['backend']} sandbox.", None
+            return f"this tool is not available on the {session['backend']} sandbox.", None
         started = time.monotonic()
         try:
             said, image = computer(session, action, **params)
@@ -274,7 +275,7 @@ class Sessions:
         said = self.redact(said) or ""
         self.ledger.record(
             session["id"],
-            "computer",
+            "computer" if via == "computer" else "browser",
             target,
             True,
             exit_code=0,

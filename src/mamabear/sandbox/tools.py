@@ -139,14 +139,82 @@ class ScreenshotArgs(BaseModel):
     pass
 
 
+def _shown(said: str, shot: Any) -> str:
+    """What a tool that took a screenshot tells the agent: what it did, and the image (as a marker, see llm.images)."""
+    from mamabear.llm.images import image_marker
+
+    if shot is None:
+        return said
+    return f"{said}. The screen: {shot.describe()}. {image_marker(shot.path)}"
+
+
 class ScreenshotTool(_Tool):
     name: str = "browser_screenshot"
-    description: str = "Take a screenshot of your sandbox computer's screen; returns where the image was saved."
+    description: str = "Take a screenshot of your sandbox computer's screen (or its browser's page); you are shown it."
     args_schema: type[BaseModel] = ScreenshotArgs
 
     def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
-        return sessions.act(session, "screenshot", "screen", context)
+        local = session["backend"] == "local"
+        said, shot = sessions.screen(session, "screenshot" if local else "take_screenshot", "screenshot", context, via="browse" if local else "computer")
+        return _shown(said, shot)
+
+
+class OpenArgs(BaseModel):
+    url: str = Field(description="The address to open, e.g. https://example.org/ or http://127.0.0.1:8000/.")
+
+
+class BrowserOpenTool(_Tool):
+    name: str = "browser_open"
+    description: str = "Open a web page in your sandbox's browser (headless Chromium) and read it: its title, text and links."
+    args_schema: type[BaseModel] = OpenArgs
+
+    def _use(self, url: str) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
+        sessions, session, context = self._session()
+        return sessions.screen(session, "open", url, context, via="browse", url=url)[0]
+
+
+class BrowserReadTool(_Tool):
+    name: str = "browser_read"
+    description: str = "Read the page open in your sandbox's browser: its title, address, text and links."
+    args_schema: type[BaseModel] = ScreenshotArgs
+
+    def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
+        sessions, session, context = self._session()
+        return sessions.screen(session, "read", "page", context, via="browse")[0]
+
+
+class ClickArgs(BaseModel):
+    text: str | None = Field(default=None, description="The text shown on the link or button to click.")
+    selector: str | None = Field(default=None, description="Or a CSS selector of the element.")
+
+
+class BrowserClickTool(_Tool):
+    name: str = "browser_click"
+    description: str = "Click a link or button of the page open in your sandbox's browser, by the text shown on it or a CSS selector."
+    args_schema: type[BaseModel] = ClickArgs
+
+    def _use(self, text: str | None = None, selector: str | None = None) -> str:  # type: ignore[override]  # each tool takes its own arguments
+        sessions, session, context = self._session()
+        return sessions.screen(session, "click", selector or text or "?", context, via="browse", text=text, selector=selector)[0]
+
+
+class TypeArgs(BaseModel):
+    value: str = Field(description="What to type into the field.")
+    text: str | None = Field(default=None, description="The field's label or placeholder.")
+    selector: str | None = Field(default=None, description="Or a CSS selector of the field.")
+    submit: bool = Field(default=False, description="Press Enter afterwards (submit the form).")
+
+
+class BrowserTypeTool(_Tool):
+    name: str = "browser_type"
+    description: str = "Type into a field of the page open in your sandbox's browser (by its label, placeholder or a CSS selector)."
+    args_schema: type[BaseModel] = TypeArgs
+
+    def _use(self, value: str, text: str | None = None, selector: str | None = None, submit: bool = False) -> str:  # type: ignore[override]
+        sessions, session, context = self._session()
+        where = selector or text or "?"
+        return sessions.screen(session, "type", where, context, via="browse", value=value, text=text, selector=selector, submit=submit)[0]
 
 
 class ComputerArgs(BaseModel):
@@ -176,8 +244,6 @@ class ComputerTool(_Tool):
     _shot: Any = PrivateAttr(default=None)  # the latest screenshot: its scale turns the model's positions into the screen's
 
     def _use(self, action: str, **given: Any) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
-        from mamabear.llm.images import image_marker
-
         sessions, session, context = self._session()
         over = self._over_budget(sessions)
         if over is not None:
@@ -190,7 +256,7 @@ class ComputerTool(_Tool):
         if shot is None:
             return f"{action}: {said}"
         self._shot = shot
-        return f"{action} done: {said}. The screen now: {shot.describe()}. {image_marker(shot.path)}"
+        return _shown(f"{action} done: {said}", shot)
 
     def _over_budget(self, sessions: Any) -> str | None:
         """A run that has shown its model as many screenshots (or bytes) as its budget allows stops, cleanly."""
@@ -252,6 +318,10 @@ TOOL_CLASSES: dict[str, type[_Tool]] = {
     "file_insert": FileInsertTool,
     "browser_navigate": NavigateTool,
     "browser_screenshot": ScreenshotTool,
+    "browser_open": BrowserOpenTool,
+    "browser_read": BrowserReadTool,
+    "browser_click": BrowserClickTool,
+    "browser_type": BrowserTypeTool,
     "computer_use": ComputerTool,
 }
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mamabear.config.catalog import BROWSER_TOOLS, LIBRARY_GROUPS, SCREEN_TOOLS, TOOL_GROUPS, TOOLS, Catalog, ToolSpec
+from mamabear.config.catalog import LIBRARY_GROUPS, ONLY_ON, SCREEN_TOOLS, TOOL_GROUPS, TOOLS, Catalog, ToolSpec
 from mamabear.config.toolset import ToolsConfig
 from mamabear.errors import ConfigError
 from mamabear.tools.library import check, resolve, server_problem
 
 SANDBOX_NOTE = "yes, in the run's sandbox session"
 BROWSER_NOTE = "on the scrapybara backend only"
+LOCAL_NOTE = "on the local backend only (Chromium in the jail)"
 SCREEN_NOTE = "on the scrapybara backend, for a model that takes images"
 
 
@@ -45,9 +46,10 @@ def inventory(catalog: Catalog, config: ToolsConfig, env: Mapping[str, str]) -> 
         rows.append({"name": name, "kind": kind, "usable": usable, "detail": detail, "used_by": who.get(name, [])})
 
     for name in TOOLS:
-        row(name, "sandbox", BROWSER_NOTE if name in BROWSER_TOOLS else SCREEN_NOTE if name in SCREEN_TOOLS else SANDBOX_NOTE)
+        on = ONLY_ON.get(name)
+        row(name, "sandbox", SCREEN_NOTE if name in SCREEN_TOOLS else BROWSER_NOTE if on == "scrapybara" else LOCAL_NOTE if on == "local" else SANDBOX_NOTE)
     for name, members in TOOL_GROUPS.items():
-        row(name, "group", BROWSER_NOTE if name == "browser" else SANDBOX_NOTE, ", ".join(members))
+        row(name, "group", "each backend's own browser" if name == "browser" else SANDBOX_NOTE, ", ".join(members))
     web = config.web(env)
     search = f"search with {web[0]}" if len(web) > 1 else f"no search: set one of {config.search_keys()}"
     row("web", "group", "yes", f"{search}; pages with {config.reader}")
