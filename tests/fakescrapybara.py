@@ -124,6 +124,7 @@ class Instance:
     sessions: dict[int, Session] = field(default_factory=dict)
     pgids: set[int] = field(default_factory=set)  # process groups of bash runs, killed on stop
     browser_started: bool = False
+    authenticated_with: str | None = None  # the auth state applied to its browser
     current_url: str = "about:blank"
     typed: str = ""
     cursor: tuple[int, int] = (0, 0)
@@ -483,6 +484,7 @@ class FakeScrapybara(LoopbackServer):
         self.bash_timeout = bash_timeout  # used when a bash request has no timeout
         self.inactive_status = 400  # status for tool calls on paused / terminated instances
         self.screen_b64 = PNG_B64  # what a screenshot shows: a 1x1 PNG unless a test gives a screen of its own
+        self.auth_states: dict[str, dict[str, Any]] = {}  # saved browser log-ins (browser/save_auth)
         self.map_home_in_bash = True
         self.env: dict[str, str] = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -762,6 +764,22 @@ def _browser_url(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[s
     return {"current_url": _browser_running(fake, instance_id).current_url}
 
 
+def _browser_save_auth(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any]:
+    inst = _browser_running(fake, instance_id)
+    auth_id = f"auth-{len(fake.auth_states) + 1}"
+    fake.auth_states[auth_id] = {"name": req.query.get("name"), "from": inst.id}
+    return {"status": "saved", "auth_state_id": auth_id, "name": req.query.get("name")}
+
+
+def _browser_authenticate(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any]:
+    inst = _browser_running(fake, instance_id)
+    auth_id = str(req.query.get("auth_state_id") or req.json.get("auth_state_id") or "")
+    if auth_id not in fake.auth_states:
+        raise HttpError(404, f"auth state {auth_id} not found")
+    inst.authenticated_with = auth_id
+    return {"status": "authenticated"}
+
+
 def _browser_stop(fake: FakeScrapybara, instance_id: str, req: Request) -> dict[str, Any]:
     inst = fake._active(instance_id, "ubuntu", "browser")
     inst.browser_started = False
@@ -784,6 +802,8 @@ INSTANCE_ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "browser/cdp_url"): _browser_cdp,
     ("GET", "browser/current_url"): _browser_url,
     ("POST", "browser/stop"): _browser_stop,
+    ("POST", "browser/save_auth"): _browser_save_auth,
+    ("POST", "browser/authenticate"): _browser_authenticate,
 }
 
 

@@ -117,3 +117,19 @@ def test_sandbox_stream_prints_the_instances_live_view_url(cli, server, isolated
     shown = cli("sandbox", "stream", started["id"])
     assert shown.code == 0 and shown.out.strip() == f"{server.url}/stream/{started['remote_id']}"
     assert json.loads(cli("sandbox", "stream", started["id"], "--json").out)["stream_url"].endswith(started["remote_id"])
+
+
+def test_a_kinds_saved_browser_log_ins_are_applied_to_each_new_session_of_it(cli, server, isolated, project):
+    first = cli("sandbox", "start", "--kind", "research", "--backend", "scrapybara", "--json").json()
+    saved = cli("sandbox", "save-auth", first["id"], "--name", "otter-portal")
+    assert saved.code == 0, saved.err
+    auth = saved.out.strip()
+    assert server.auth_states[auth] == {"name": "otter-portal", "from": first["remote_id"]}
+    (project / "config" / "sandbox.yaml").write_text(f"kinds:\n  research:\n    setup: []\n    auth_state: {auth}\n")
+    second = cli("sandbox", "start", "--kind", "research", "--backend", "scrapybara", "--json").json()
+    assert server.instances[second["remote_id"]].authenticated_with == auth
+    audit = Services().sessions().ledger.actions(session_id=second["id"])
+    assert [(a["action"], a["target"]) for a in audit] == [("authenticate", auth)]
+    local = cli("sandbox", "start", "--kind", "development", "--backend", "local", "--json").json()
+    refused = cli("sandbox", "save-auth", local["id"])
+    assert refused.code == 2 and "browser log-ins are saved on Scrapybara sessions" in refused.err

@@ -177,7 +177,7 @@ def test_tools_list_and_show_say_what_each_tool_needs_and_who_has_it(cli, isolat
         "used_by": ["agent finder"],
     }
     assert rows["FileReadTool"]["kind"] == "crewai-tools" and rows["FileReadTool"]["usable"] == "yes"
-    assert rows["mcp:otters"]["detail"] == "stdio: otters-mcp; only otter_fact" and rows["browser"]["usable"] == "on the scrapybara backend only"
+    assert rows["mcp:otters"]["detail"] == "stdio: otters-mcp; only otter_fact" and rows["browser"]["usable"] == "each backend's own browser"
     shown = cli("tools", "show", "findproj.tools:count_letters", "--json").json()
     assert shown["arguments"] == ["word"] and shown["description"].endswith("Count the letters of a word.")
     serper = cli("tools", "show", "SerperDevTool", "--json").json()

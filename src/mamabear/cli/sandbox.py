@@ -160,3 +160,19 @@ def stream(session_id: str = SESSION_ID, json_out: bool = JSON) -> None:
         emit_json({"id": session["id"], "stream_url": url})
         return
     sys.stdout.write(url + "\n")
+
+
+@app.command("save-auth")
+def save_auth(
+    session_id: str = SESSION_ID,
+    name: Optional[str] = typer.Option(None, "--name", help="A name to know it by."),
+    json_out: bool = JSON,
+) -> None:
+    """Save a Scrapybara session's browser log-ins; prints the id to give a kind as `auth_state` in config/sandbox.yaml."""
+    sessions = _sessions()
+    session = sessions.get(session_id)
+    auth_state = sessions.save_auth(session, name)
+    if json_out:
+        emit_json({"id": session["id"], "auth_state": auth_state, "name": name})
+        return
+    sys.stdout.write(auth_state + "\n")

@@ -51,11 +51,11 @@ FILE_TOOLS = ("file_view", "file_create", "file_str_replace", "file_insert")
 BROWSER_TOOLS = ("browser_navigate", "browser_screenshot")  # Scrapybara's browser, driven through its screen
 LOCAL_BROWSER_TOOLS = ("browser_open", "browser_read", "browser_click", "browser_type", "browser_screenshot")  # Chromium in the jail
 SCREEN_TOOLS = ("computer_use",)  # the screen, mouse and keyboard, screenshots shown to the model: named on its own
-TOOL_GROUPS = {
-    "files": FILE_TOOLS,
-    "browser": tuple(dict.fromkeys((*BROWSER_TOOLS, *LOCAL_BROWSER_TOOLS))),  # each backend's own
-    "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS),
+GROUPS_ON = {  # what a group gives on each backend: its own browser; the computer group has Scrapybara's screen browser
+    "scrapybara": {"files": FILE_TOOLS, "browser": BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS, *BROWSER_TOOLS)},
+    "local": {"files": FILE_TOOLS, "browser": LOCAL_BROWSER_TOOLS, "computer": ("bash", *FILE_TOOLS)},
 }
+TOOL_GROUPS = {name: tuple(dict.fromkeys(t for groups in GROUPS_ON.values() for t in groups[name])) for name in GROUPS_ON["scrapybara"]}
 TOOLS = tuple(dict.fromkeys((*TOOL_GROUPS["computer"], *LOCAL_BROWSER_TOOLS, *SCREEN_TOOLS)))
 ONLY_ON = {  # tools only one backend has
     **{t: "scrapybara" for t in (*BROWSER_TOOLS, *SCREEN_TOOLS) if t not in LOCAL_BROWSER_TOOLS},
@@ -255,7 +255,8 @@ def _tool_list(entry: YamlMapping, what: str) -> tuple[tuple[str, ...], tuple[To
 
 def expand_tools(names: tuple[str, ...], backend: str) -> tuple[str, ...]:
     """Groups spelled out, duplicates dropped; a backend's own tools (its browser, its screen) only on it."""
-    tools = [t for name in names for t in TOOL_GROUPS.get(name, (name,))]
+    groups = GROUPS_ON.get(backend, TOOL_GROUPS)
+    tools = [t for name in names for t in groups.get(name, (name,))]
     return tuple(t for t in dict.fromkeys(tools) if ONLY_ON.get(t, backend) == backend)
 
 

@@ -24,7 +24,10 @@ def main() -> None:
     command = [spec["chromium"], *sys.argv[1:]]
     if host_ports:
         command = ["bash", "-c", jail.relay_line(host_ports) + '\nexec "$@"', "bash", *command]
-    launched = jail.launch(layout, command, spec["mode"], support, spec["env"], host_ports, keep_fds=(3, 4), capture=False, binds=(Path(spec["profile"]),))
+    profile = (Path(spec["profile"]),)
+    launched = jail.launch(
+        layout, command, spec["mode"], support, spec["env"], host_ports, keep_fds=(3, 4), capture=False, binds=profile, ports="browser-ports"
+    )
     code = launched.proc.wait()
     launched.close()
     sys.exit(code if code >= 0 else 128 - code)

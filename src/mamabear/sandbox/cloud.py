@@ -185,6 +185,19 @@ class CloudBackend:
         image = getattr(response, "base_64_image", None)
         return said, base64.b64decode(image) if image else None
 
+    def authenticate(self, session: dict, auth_state: str) -> str:
+        """The browser started with a saved auth state's log-ins."""
+        instance = self._instance(session)
+        self._call("start the browser", lambda: instance.browser.start())
+        self._call("apply the saved browser log-ins", lambda: instance.browser.authenticate(auth_state_id=auth_state))
+        return f"the browser is logged in with auth state {auth_state}"
+
+    def save_auth(self, session: dict, name: str | None) -> str:
+        instance = self._instance(session)
+        self._call("start the browser", lambda: instance.browser.start())
+        response = self._call("save the browser's log-ins", lambda: instance.browser.save_auth(name=name))
+        return str(response.auth_state_id)
+
     def stream_url(self, session: dict) -> str:
         response = self._call("give the live view", lambda: self._instance(session).get_stream_url())
         return str(getattr(response, "stream_url", ""))

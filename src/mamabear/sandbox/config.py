@@ -65,6 +65,7 @@ class SandboxConfig:
     network: bool = True  # a local session's commands reach the internet (never the host's loopback)
     kind_network: dict[str, bool] = field(default_factory=dict)  # a kind's own network setting
     kind_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # host loopback ports a kind's jail may reach
+    kind_auth: dict[str, str] = field(default_factory=dict)  # a kind's saved Scrapybara browser log-ins (auth state id)
     deny: tuple[Rule, ...] = ()
     allow: tuple[Rule, ...] = ()
 
@@ -131,7 +132,11 @@ class SandboxConfig:
             setup = entry.get("setup", []) if isinstance(entry, dict) else None
             if not isinstance(setup, list) or not all(isinstance(c, str) for c in setup):
                 raise ConfigError(f"{doc['kinds'].where(name)}: kind '{name}' needs 'setup', a list of commands.")
-            known_keys(entry, {"setup", "network", "host_ports"}, f"kind '{name}'")
+            known_keys(entry, {"setup", "network", "host_ports", "auth_state"}, f"kind '{name}'")
+            if "auth_state" in entry:
+                if not isinstance(entry["auth_state"], str) or not entry["auth_state"]:
+                    raise ConfigError(f"{entry.where('auth_state')}: auth_state of kind '{name}' is the id `mamabear sandbox save-auth` printed.")
+                self.kind_auth[name] = entry["auth_state"]
             self.kinds[name] = tuple(setup)
             if "network" in entry:
                 self.kind_network[name] = _flag(entry, "network")

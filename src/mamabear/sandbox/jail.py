@@ -150,11 +150,20 @@ def own_tree(root: Path) -> None:
         own([Path(top)] + [Path(top) / n for n in dirs + names])
 
 
-def options(layout: Layout, network: str, support: Support, fds: tuple[int, int] | None = None, relay: bool = False, binds: tuple[Path, ...] = ()) -> list[str]:
+def options(
+    layout: Layout,
+    network: str,
+    support: Support,
+    fds: tuple[int, int] | None = None,
+    relay: bool = False,
+    binds: tuple[Path, ...] = (),
+    ports: str = "ports",
+) -> list[str]:
     """bwrap's options that jail a command. ``network``: a ``network_mode``; ``fds`` (info, block): bwrap tells the
     jailed process's pid on the first and waits to start it until the second is written (slirp); ``relay``: the
     port relay and its sockets are shown, read-only; ``binds``: folders of the workspace shown at their own path
-    too (a browser's profile, which its driver outside names by that path)."""
+    too (a browser's profile, which its driver outside names by that path); ``ports``: the folder of the control
+    folder whose sockets the relay uses (a browser's jail lives beside the session's commands: each has its own)."""
     args: list[str] = []
     for path in SYSTEM_RO:
         args += ["--ro-bind-try", path, path]
@@ -169,7 +178,7 @@ def options(layout: Layout, network: str, support: Support, fds: tuple[int, int]
         args += ["--bind", str(shown), str(shown)]
     if relay:
         args += ["--perms", "0755", "--dir", CONTROL]
-        args += ["--ro-bind", str(Path(relay_module.__file__)), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / "ports"), f"{CONTROL}/ports"]
+        args += ["--ro-bind", str(Path(relay_module.__file__)), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / ports), f"{CONTROL}/ports"]
     args += ["--chdir", WORK, "--hostname", "sandbox", *_unshare(), "--die-with-parent", "--new-session"]
     if network != "host":
         args.append("--unshare-net")
@@ -222,6 +231,7 @@ def launch(
     keep_fds: tuple[int, ...] = (),
     capture: bool = True,
     binds: tuple[Path, ...] = (),
+    ports: str = "ports",
 ) -> Launched:
     """Start ``command`` in the session's jail, its output on one pipe (``capture``; else this process's). ``keep_fds``:
     this process's descriptors it inherits (a browser's pipe to its driver). OSError when it cannot start; nothing is
@@ -233,7 +243,7 @@ def launch(
     if host_ports:
         layout.control.mkdir(exist_ok=True)
         try:
-            forwarding = HostPorts(layout.control / "ports", host_ports, jail_user())
+            forwarding = HostPorts(layout.control / ports, host_ports, jail_user())
         except OSError as exc:
             notes.append(f"the host ports could not be opened here: {exc.strerror or exc}")
     theirs: list[int] = []  # the child's ends, closed here once it has them
@@ -250,7 +260,7 @@ def launch(
         args_r, args_w = os.pipe()
         theirs.append(args_r)
         with os.fdopen(args_w, "wb") as pipe:
-            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None, binds=binds)))
+            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None, binds=binds, ports=ports)))
         proc = subprocess.Popen(
             [support.bwrap, "--args", str(args_r), "--", *dropped(support), *command],
             cwd="/",

@@ -44,10 +44,13 @@ def keep(folder: Path, image: bytes, width: int) -> Shot:
     with Image.open(io.BytesIO(image)) as picture:
         picture.load()
         screen = picture.size
-        shown = picture if picture.width <= width else picture.resize((width, max(1, round(picture.height * width / picture.width))), Image.Resampling.LANCZOS)
+        shown = picture
+        if picture.width > width:  # scaled down, then to 128 colours: scaling blends text into many shades PNG keeps badly
+            size = (width, max(1, round(picture.height * width / picture.width)))
+            shown = picture.convert("RGB").resize(size, Image.Resampling.LANCZOS).quantize(colors=128, method=Image.Quantize.FASTOCTREE)
         path = folder / f"{stem}.png"
         shown.save(path, "PNG", optimize=True)
-        thumb = shown.copy()
+        thumb = shown.convert("RGB")
         thumb.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 4))
         thumbnail = folder / f"{stem}.thumb.png"
         thumb.save(thumbnail, "PNG")

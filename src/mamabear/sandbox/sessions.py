@@ -90,7 +90,18 @@ class Sessions:
                     f"sandbox session {session_id}: set-up command `{command}` of kind '{kind}' failed "
                     f"({result.for_model().splitlines()[-1].strip('[]')}); fix it in config/sandbox.yaml."
                 )
+        auth_state = self.config.kind_auth.get(kind)
+        if auth_state:
+            self.act(session, "authenticate", auth_state, context, auth_state=auth_state)  # the kind's saved browser log-ins
         return self.ledger.session(session_id)
+
+    def save_auth(self, session: dict, name: str | None) -> str:
+        """The browser's log-ins (cookies, storage) of a Scrapybara session, saved for new sessions of a kind to reuse;
+        their id (``auth_state`` of the kind in config/sandbox.yaml)."""
+        method = getattr(self.backend(session["backend"]), "save_auth", None)
+        if method is None:
+            raise UsageError(f"session {session['id']} is a {session['backend']} session; browser log-ins are saved on Scrapybara sessions.")
+        return method(self._ready(session, CLI), name)
 
     def caveat(self, session: dict) -> str | None:
         """What a person should know about where the session's commands run (a local session that is not jailed)."""
