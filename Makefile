@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/memory_run.py
 	$(PY) bench/tracing.py
 	$(PY) bench/pool.py
+	$(PY) bench/screen.py
 	$(PY) bench/kill_trials.py 40  # ~15 min: SIGKILLs at random moments, then resume
 
 clean:

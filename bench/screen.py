@@ -38,6 +38,11 @@ class Page(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def row(what: str, samples: list[float], baseline: str, base: list[float]) -> None:
+    ratio = statistics.median(samples) / statistics.median(base)
+    print(f"{what:32} {ms(samples)}   | baseline {baseline:24} {ms(base)}   ratio {ratio:.1f}x")
+
+
 def ms(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1000:7.1f} ms, p90 {sorted(samples)[int(len(samples) * 0.9) - 1] * 1000:7.1f} ms"
 
@@ -82,12 +87,8 @@ def local(url: str) -> None:
     import httpx
 
     fetches = [timed(lambda: httpx.get(url).text) for _ in range(N)]
-    print(
-        f"local    screenshot round trip {ms(shots)}   | baseline `true` in the jail {ms(commands)}   ratio {statistics.median(shots) / statistics.median(commands):.1f}x"
-    )
-    print(
-        f"local    page open + read      {ms(opens)}   | baseline httpx GET here     {ms(fetches)}   ratio {statistics.median(opens) / statistics.median(fetches):.1f}x"
-    )
+    row("local screenshot round trip", shots, "`true` in the jail", commands)
+    row("local page open + read", opens, "httpx GET here", fetches)
 
 
 def cloud(png: bytes) -> None:
@@ -103,16 +104,13 @@ def cloud(png: bytes) -> None:
         session = sessions.start("scrapybara", "research")
         commands = [timed(lambda: sessions.exec(session, "true")) for _ in range(N)]
         shots = [timed(lambda: sessions.screen(session, "take_screenshot", "screenshot")) for _ in range(N)]
-        print(
-            f"scripted screenshot round trip {ms(shots)}   | baseline `true` on it      {ms(commands)}   ratio {statistics.median(shots) / statistics.median(commands):.1f}x"
-        )
+        row("scripted screenshot round trip", shots, "`true` on the instance", commands)
         _, shot = sessions.screen(session, "take_screenshot", "screenshot")
         assert shot is not None
         added = len(base64.b64encode(shot.path.read_bytes())) + len('{"type":"image_url","image_url":{"url":"data:image/png;base64,"}}')
         full = len(base64.b64encode(png))
-        print(
-            f"bytes per screenshot in a request: {added:,} at {shot.size[0]}x{shot.size[1]} | baseline the screen's own PNG {full:,} at 1280x800   ratio {added / full:.2f}"
-        )
+        at = f"{shot.size[0]}x{shot.size[1]}"
+        print(f"bytes per screenshot in a request: {added:,} at {at} | baseline the screen's own PNG (base64) {full:,} at 1280x800, ratio {added / full:.2f}")
 
 
 def main() -> None:
