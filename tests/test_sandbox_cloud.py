@@ -67,9 +67,8 @@ def test_file_tools_and_browser_go_through_the_sdk(cloud):
     assert sessions.act(session, "navigate", "https://example.org", url="https://example.org") == "the browser is at https://example.org"
     actions = cloud.instances[session["remote_id"]].actions
     assert [a.get("action") for a in actions][-3:] == ["press_key", "type_text", "press_key"]
-    shot = sessions.act(session, "screenshot", "screen")
-    saved = shot.rsplit(" to ", 1)[1]
-    assert open(saved, "rb").read().startswith(b"\x89PNG")
+    said, shot = sessions.screen(session, "take_screenshot", "screenshot")
+    assert shot is not None and shot.path.read_bytes().startswith(b"\x89PNG") and "cursor at" in said
 
 
 def test_pause_saves_the_workspace_and_a_command_resumes_the_instance(cloud):

@@ -164,15 +164,6 @@ class CloudBackend:
         current = self._call("read the browser's address", lambda: instance.browser.get_current_url())
         return f"the browser is at {getattr(current, 'current_url', url)}"
 
-    def screenshot(self, session: dict) -> str:
-        response = self._call("take a screenshot", lambda: self._instance(session).screenshot())
-        image = base64.b64decode(response.base_64_image)
-        folder = self.home / session["id"] / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(folder.iterdir())) + 1}.png"
-        path.write_bytes(image)
-        return f"saved a screenshot ({len(image)} bytes) to {path}"
-
     def computer(self, session: dict, action: str, **params: Any) -> tuple[str, bytes | None]:
         """One of the instance's own computer actions (scrapybara's ``computer``): what it said, with the cursor's
         position, and the screenshot it took (PNG bytes), if any."""

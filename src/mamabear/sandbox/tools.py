@@ -148,6 +148,18 @@ def _shown(said: str, shot: Any) -> str:
     return f"{said}. The screen: {shot.describe()}. {image_marker(shot.path)}"
 
 
+def _over_budget(link: Any, sessions: Any) -> str | None:
+    """A run that has shown its model as many screenshots (or bytes) as its budget allows stops, cleanly."""
+    screen = sessions.config.screen
+    count, size = sessions.ledger.images(link.run_id)
+    if count < screen.max_images and size < screen.max_mib * 1024 * 1024:
+        return None
+    why = f"reached its image budget: {count} screenshots, {size / 1024 / 1024:.1f} MiB (screen: max_images, max_mib in config/sandbox.yaml)"
+    if link.guard is not None:
+        link.guard.request_stop(Status.BUDGET_EXHAUSTED, why)
+    return f"not done: the run {why}."
+
+
 class ScreenshotTool(_Tool):
     name: str = "browser_screenshot"
     description: str = "Take a screenshot of your sandbox computer's screen (or its browser's page); you are shown it."
@@ -155,6 +167,9 @@ class ScreenshotTool(_Tool):
 
     def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
+        over = _over_budget(self._link, sessions)
+        if over is not None:
+            return over
         local = session["backend"] == "local"
         said, shot = sessions.screen(session, "screenshot" if local else "take_screenshot", "screenshot", context, via="browse" if local else "computer")
         return _shown(said, shot)
@@ -245,7 +260,7 @@ class ComputerTool(_Tool):
 
     def _use(self, action: str, **given: Any) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
-        over = self._over_budget(sessions)
+        over = _over_budget(self._link, sessions)
         if over is not None:
             return over
         try:
@@ -257,17 +272,6 @@ class ComputerTool(_Tool):
             return f"{action}: {said}"
         self._shot = shot
         return _shown(f"{action} done: {said}", shot)
-
-    def _over_budget(self, sessions: Any) -> str | None:
-        """A run that has shown its model as many screenshots (or bytes) as its budget allows stops, cleanly."""
-        screen = sessions.config.screen
-        count, size = sessions.ledger.images(self._link.run_id)
-        if count < screen.max_images and size < screen.max_mib * 1024 * 1024:
-            return None
-        why = f"reached its image budget: {count} screenshots, {size / 1024 / 1024:.1f} MiB (screen: max_images, max_mib in config/sandbox.yaml)"
-        if self._link.guard is not None:
-            self._link.guard.request_stop(Status.BUDGET_EXHAUSTED, why)
-        return f"not done: the run {why}."
 
     def _at(self, given: dict[str, Any], x: str = "x", y: str = "y") -> list[int]:
         if given.get(x) is None or given.get(y) is None:
