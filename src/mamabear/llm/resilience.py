@@ -269,19 +269,7 @@ class ResilientCalls:
         if result is None:
             control.guard.request_stop(Status.FAILED, f"--replay: the answer recorded for task '{request['task']}' cannot be read back here", EXIT_USAGE)
             control.guard.check()
-        control.events.cache_hit(
-            CacheHit(
-                model=self._mb_model_id,
-                answered_by=str(entry.get("model") or self._mb_model_id),
-                task=named.get("from_task"),
-                agent=named.get("from_agent"),
-                tokens_in=int(entry.get("tokens_in") or 0),
-                tokens_out=int(entry.get("tokens_out") or 0),
-                saved_usd=float(entry.get("cost_usd") or 0.0),
-                seconds=time.perf_counter() - started,
-                source="recording",
-            )
-        )
+        control.events.cache_hit(self._hit(named, entry, started, "recording"))
         return result
 
     # ------------------------------------------------------------ response cache
@@ -323,19 +311,22 @@ class ResilientCalls:
         if result is None:
             return None
         control.guard.check()  # a cancelled or stopped run stops here too
-        control.events.cache_hit(
-            CacheHit(
-                model=self._mb_model_id,
-                answered_by=str(entry.get("model") or self._mb_model_id),
-                task=named.get("from_task"),
-                agent=named.get("from_agent"),
-                tokens_in=int(entry.get("tokens_in") or 0),
-                tokens_out=int(entry.get("tokens_out") or 0),
-                saved_usd=float(entry.get("cost_usd") or 0.0),
-                seconds=time.perf_counter() - started,
-            )
-        )
+        control.events.cache_hit(self._hit(named, entry, started, "cache"))
         return result
+
+    def _hit(self, named: dict[str, Any], entry: dict[str, Any], started: float, source: str) -> CacheHit:
+        """A call answered without the provider (the cache's or a recording's ``entry``), as the run records it."""
+        return CacheHit(
+            model=self._mb_model_id,
+            answered_by=str(entry.get("model") or self._mb_model_id),
+            task=named.get("from_task"),
+            agent=named.get("from_agent"),
+            tokens_in=int(entry.get("tokens_in") or 0),
+            tokens_out=int(entry.get("tokens_out") or 0),
+            saved_usd=float(entry.get("cost_usd") or 0.0),
+            seconds=time.perf_counter() - started,
+            source=source,
+        )
 
     def _to_cache(
         self, control: CallControl, key: str, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int, cost: float
