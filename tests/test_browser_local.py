@@ -14,7 +14,9 @@ from mamabear.engine.services import Services
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (make install installs Debian's chromium)")
 
 PAGES = {
-    "/": "<html><head><title>Otter facts</title></head><body><h1>Otters</h1><p>Otters hold hands.</p><a href='/more'>More about otters</a></body></html>",
+    "/": "<html><head><title>Otter facts</title></head><body><h1>Otters</h1><p>Otters hold hands.</p><a href='/more'>More about otters</a>"
+    "<a href='/notes.txt' download>Get the notes</a></body></html>",
+    "/notes.txt": "otters: 13 species\n",
     "/more": "<html><head><title>Sea otters at rest</title></head><body><p>They sleep floating.</p>"
     "<form action='/found'><input name='q' placeholder='Search'></form></body></html>",
     "/found": "<html><head><title>Found</title></head><body>results</body></html>",
@@ -26,7 +28,7 @@ class Pages(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         body = PAGES.get(self.path.split("?")[0], "<title>Missing</title>").encode()
         self.send_response(200 if self.path.split("?")[0] in PAGES else 404)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", "text/plain" if self.path.endswith(".txt") else "text/html")
         self.send_header("Set-Cookie", "visited=yes; Max-Age=3600; Path=/")
         self.end_headers()
         self.wfile.write(body)
@@ -70,6 +72,7 @@ def said(request: dict) -> str:
 def test_an_agent_opens_a_local_page_reads_it_clicks_a_link_and_reports_the_second_pages_title(cli, fake, site, isolated, project):
     url = f"http://127.0.0.1:{site.server_address[1]}/"
     fake.add(task=TASK, times=1, tool_calls=tool("browser_open", url=url))
+    fake.add(task=TASK, times=1, tool_calls=tool("browser_click", text="Get the notes"))
     fake.add(task=TASK, times=1, tool_calls=tool("browser_click", text="More about otters"))
     fake.add(task=TASK, times=1, tool_calls=tool("browser_read"))
     fake.add(task=TASK, times=1, tool_calls=tool("browser_type", text="Search", value="otters", submit=True))
@@ -79,20 +82,30 @@ def test_an_agent_opens_a_local_page_reads_it_clicks_a_link_and_reports_the_seco
     assert result.code == 0, result.err
     requests = fake.chat_requests
     assert "# Otter facts" in said(requests[1]) and "Otters hold hands." in said(requests[1]) and "[More about otters](" in said(requests[1])
+    assert "downloaded notes.txt to downloads/notes.txt in the workspace" in said(requests[2])
+    requests = requests[:2] + requests[3:]  # the download's turn, checked
     assert "the page is now 'Sea otters at rest'" in said(requests[2])
     assert said(requests[3]).startswith("# Sea otters at rest\nURL: " + url + "more")
     assert "submitted; the page is now 'Found'" in said(requests[4])
     images = [p for m in requests[5]["body"]["messages"] if isinstance(m.get("content"), list) for p in m["content"] if p.get("type") == "image_url"]
     assert len(images) == 1 and images[0]["image_url"]["url"].startswith("data:image/png;base64,")
-    assert [p for p in site.seen if p != "/favicon.ico"] == ["/", "/more", "/found?q=otters"]  # a real browser, through the relay
+    assert [p for p in site.seen if p != "/favicon.ico"] == ["/", "/notes.txt", "/more", "/found?q=otters"]  # a real browser, through the relay
     assert result.json()["output"] == "The second page is called Sea otters at rest."
     run_id = result.json()["run_id"]
     audit = [(a["action"], a["target"]) for a in Services().sessions().ledger.actions(run_id=run_id) if a["action"] == "browser"]
-    assert audit == [("browser", url), ("browser", "More about otters"), ("browser", "page"), ("browser", "Search"), ("browser", "screenshot")]
+    assert audit == [
+        ("browser", url),
+        ("browser", "Get the notes"),
+        ("browser", "More about otters"),
+        ("browser", "page"),
+        ("browser", "Search"),
+        ("browser", "screenshot"),
+    ]
     work = Services().sessions().get(result.json()["session_id"])["workdir"]
     from pathlib import Path
 
     assert (Path(work) / ".browser").is_dir()  # its profile (cookies) is in the workspace
+    assert (Path(work) / "downloads" / "notes.txt").read_text() == "otters: 13 species\n"  # and what it downloaded
 
 
 def test_the_browser_follows_the_sessions_network_rule(cli, fake, site, isolated, project):

@@ -23,6 +23,8 @@ from mamabear.sandbox.backend import SandboxError
 CHROMIUM = ("chromium", "chromium-browser")
 START_S = 60.0
 ACTION_S = 45.0
+CLICK_SETTLE_MS = 300
+IDLE_S = 0.2  # how often an idle browser lets Playwright's loop run (downloads, events)
 PAGE_CHARS = 12_000  # of a page's text handed to the model
 LINKS = 60
 
@@ -38,8 +40,9 @@ def chromium() -> str | None:
 
 
 class Browser:
-    def __init__(self, control: Path, spec: dict[str, Any] | None, profile: Path) -> None:
-        """``spec``: how to jail it (chromium_jail.py), or None to run Chromium as it is (no jail on this machine)."""
+    def __init__(self, control: Path, spec: dict[str, Any] | None, profile: Path, downloads: Path) -> None:
+        """``spec``: how to jail it (chromium_jail.py), or None to run Chromium as it is (no jail on this machine);
+        ``profile`` and ``downloads``: folders of the workspace, shown in the jail at their own path too."""
         found = chromium()
         if found is None:
             raise SandboxError("the local browser needs Chromium: install Debian's package (apt install chromium).")
@@ -48,7 +51,7 @@ class Browser:
         executable = Path(found)
         if spec is not None:
             control.mkdir(parents=True, exist_ok=True)
-            (control / "browser.json").write_text(json.dumps({**spec, "chromium": found, "profile": str(profile)}))
+            (control / "browser.json").write_text(json.dumps({**spec, "chromium": found, "binds": [str(profile), str(downloads)]}))
             executable = control / "chromium-in-jail"
             executable.write_text(f'#!/bin/sh\nexec {sys.executable} -m mamabear.sandbox.chromium_jail "$@"\n')
             executable.chmod(0o700)
@@ -58,6 +61,8 @@ class Browser:
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.downloads = downloads
+        self.notes: list[str] = []  # what happened besides the action (a download), told with its answer
         self._thread = threading.Thread(target=self._serve, args=(executable, env, profile), name="mamabear-browser", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_S) or self._error is not None:
@@ -70,12 +75,21 @@ class Browser:
             with sync_playwright() as driver:
                 args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"]
                 context = driver.chromium.launch_persistent_context(
-                    str(profile), executable_path=str(executable), args=args, env=env, accept_downloads=True, headless=True
+                    str(profile), executable_path=str(executable), args=args, env=env, accept_downloads=True, downloads_path=str(self.downloads), headless=True
                 )
                 context.set_default_timeout(ACTION_S * 1000 * 0.6)
+                context.on("page", lambda opened: opened.on("download", self._downloaded))
                 page = context.pages[0] if context.pages else context.new_page()
+                page.on("download", self._downloaded)
                 self._ready.set()
-                while (job := self._jobs.get()) is not None:
+                while True:
+                    try:
+                        job = self._jobs.get(timeout=IDLE_S)
+                    except queue.Empty:
+                        page.wait_for_timeout(10)  # Playwright's loop runs only inside its calls: a download goes on here
+                        continue
+                    if job is None:
+                        break
                     action, box = job
                     try:
                         if page.is_closed():
@@ -89,6 +103,13 @@ class Browser:
             self._error = exc
             self._ready.set()
 
+    def _downloaded(self, download: Any) -> None:
+        """A file the page sent: kept in the workspace's downloads/ under its own name."""
+        name = Path(download.suggested_filename).name or "download"
+        download.save_as(self.downloads / name)
+        download.delete()  # the browser's own copy, named by a number
+        self.notes.append(f"downloaded {name} to downloads/{name} in the workspace")
+
     def run(self, action: Callable[[Any], Any]) -> Any:
         """``action(page)`` on the browser's thread; its result, or a SandboxError saying what went wrong."""
         if self._error is not None or not self._thread.is_alive():
@@ -101,6 +122,8 @@ class Browser:
             raise SandboxError(f"the browser did not finish in {ACTION_S:.0f}s.") from None
         if not ok:
             raise _said(value)
+        if self.notes and isinstance(value, str):
+            value, self.notes = value + "\n" + "\n".join(self.notes), []
         return value
 
     @property
@@ -160,6 +183,7 @@ class Browsers:
             def click(page: Any) -> str:
                 target(page, selector, text).click()
                 page.wait_for_load_state("load")
+                page.wait_for_timeout(CLICK_SETTLE_MS)  # a download the click started is saved meanwhile, and said with it
                 return f"clicked; the page is now '{page.title()}' at {page.url}"
 
             return browser.run(click), None
@@ -196,10 +220,11 @@ class Browsers:
                 env = {**backend.environment(session, jailed=True), "HOME": jail.WORK}
                 folders = {k: str(getattr(layout, k)) for k in ("work", "state", "tmp", "control")}
                 spec = {**folders, "mode": jail.network_mode(network, support), "host_ports": list(host_ports), "env": env}
-            profile = work / ".browser"
-            profile.mkdir(exist_ok=True)
-            jail.own([profile])
-            browser = self._open[session["id"]] = Browser(layout.control, spec, profile)
+            profile, downloads = work / ".browser", work / "downloads"
+            for folder in (profile, downloads):
+                folder.mkdir(exist_ok=True)
+            jail.own([profile, downloads])
+            browser = self._open[session["id"]] = Browser(layout.control, spec, profile, downloads)
             return browser
 
     def close(self, session_id: str | None = None) -> None:

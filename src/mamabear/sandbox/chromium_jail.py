@@ -2,7 +2,7 @@
 
 Playwright runs this file's script as the browser's executable (``Browser`` in browser.py writes the script and a
 spec beside it, in the session's control folder, which the jail never sees). It starts Chromium in the jail with the
-session's network rule (slirp4netns, or none), its host ports relayed, its profile in the workspace, and Playwright's
+session's network rule (slirp4netns, or none), its host ports relayed, its profile and downloads in the workspace, and Playwright's
 pipe (descriptors 3 and 4) passed through; it ends when Chromium does, and Chromium with it (``--die-with-parent``).
 """
 
@@ -24,10 +24,8 @@ def main() -> None:
     command = [spec["chromium"], *sys.argv[1:]]
     if host_ports:
         command = ["bash", "-c", jail.relay_line(host_ports) + '\nexec "$@"', "bash", *command]
-    profile = (Path(spec["profile"]),)
-    launched = jail.launch(
-        layout, command, spec["mode"], support, spec["env"], host_ports, keep_fds=(3, 4), capture=False, binds=profile, ports="browser-ports"
-    )
+    binds = tuple(Path(p) for p in spec["binds"])  # its profile and downloads, at the paths its driver names them by
+    launched = jail.launch(layout, command, spec["mode"], support, spec["env"], host_ports, keep_fds=(3, 4), capture=False, binds=binds, ports="browser-ports")
     code = launched.proc.wait()
     launched.close()
     sys.exit(code if code >= 0 else 128 - code)

@@ -175,6 +175,9 @@ def options(
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/var/tmp", "--perms", "0755", "--dir", "/run"]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
     for shown in binds:
+        for folder in reversed(shown.parents[:-1]):  # the folders leading to it, which the jail's user can pass
+            if str(folder) not in ("/tmp", "/run", "/var", "/var/tmp", *SYSTEM_RO, *MERGED):
+                args += ["--perms", "0755", "--dir", str(folder)]
         args += ["--bind", str(shown), str(shown)]
     if relay:
         args += ["--perms", "0755", "--dir", CONTROL]
