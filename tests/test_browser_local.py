@@ -65,8 +65,11 @@ def tool(name: str, **arguments: object) -> list[dict]:
     return [{"name": name, "arguments": arguments}]
 
 
-def said(request: dict) -> str:
-    return next(m["content"] for m in reversed(request["body"]["messages"]) if m.get("role") == "tool")
+def answers(fake) -> list[str]:  # noqa: ANN001
+    """What the tools answered, in order: the tool messages of the task's longest conversation (its last request)."""
+    asked = [r for r in fake.chat_requests if TASK in r["text"]]
+    last = max(asked, key=lambda r: len(r["body"]["messages"]))
+    return [m["content"] for m in last["body"]["messages"] if m.get("role") == "tool"]
 
 
 def test_an_agent_opens_a_local_page_reads_it_clicks_a_link_and_reports_the_second_pages_title(cli, fake, site, isolated, project):
@@ -80,14 +83,14 @@ def test_an_agent_opens_a_local_page_reads_it_clicks_a_link_and_reports_the_seco
     fake.add(task=TASK, times=1, text="The second page is called Sea otters at rest.")
     result = cli("run", "surf", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
-    requests = fake.chat_requests
-    assert "# Otter facts" in said(requests[1]) and "Otters hold hands." in said(requests[1]) and "[More about otters](" in said(requests[1])
-    assert "downloaded notes.txt to downloads/notes.txt in the workspace" in said(requests[2])
-    requests = requests[:2] + requests[3:]  # the download's turn, checked
-    assert "the page is now 'Sea otters at rest'" in said(requests[2])
-    assert said(requests[3]).startswith("# Sea otters at rest\nURL: " + url + "more")
-    assert "submitted; the page is now 'Found'" in said(requests[4])
-    images = [p for m in requests[5]["body"]["messages"] if isinstance(m.get("content"), list) for p in m["content"] if p.get("type") == "image_url"]
+    opened, downloaded, clicked, read, typed, shot = answers(fake)
+    assert "# Otter facts" in opened and "Otters hold hands." in opened and "[More about otters](" in opened
+    assert "downloaded notes.txt to downloads/notes.txt in the workspace" in downloaded
+    assert "the page is now 'Sea otters at rest'" in clicked
+    assert read.startswith("# Sea otters at rest\nURL: " + url + "more")
+    assert "submitted; the page is now 'Found'" in typed and "(the image follows)" in shot
+    last = [r for r in fake.chat_requests if TASK in r["text"]][-1]
+    images = [p for m in last["body"]["messages"] if isinstance(m.get("content"), list) for p in m["content"] if p.get("type") == "image_url"]
     assert len(images) == 1 and images[0]["image_url"]["url"].startswith("data:image/png;base64,")
     assert [p for p in site.seen if p != "/favicon.ico"] == ["/", "/notes.txt", "/more", "/found?q=otters"]  # a real browser, through the relay
     assert result.json()["output"] == "The second page is called Sea otters at rest."
@@ -115,4 +118,4 @@ def test_the_browser_follows_the_sessions_network_rule(cli, fake, site, isolated
     fake.add(task=TASK, times=1, text="It did not open.")
     result = cli("run", "surf", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
-    assert "the browser could not do it" in said(fake.chat_requests[1]) and site.seen == []
+    assert "the browser could not do it" in answers(fake)[0] and site.seen == []

@@ -302,6 +302,7 @@ def resume(
 def step(
     run_id: str = typer.Argument(..., metavar="RUN_ID"),
     position: int = typer.Argument(..., metavar="POSITION"),
+    attempt: int = typer.Argument(..., metavar="ATTEMPT"),
 ) -> None:
     """Carry out one step a mission on the worker pool sent out (a worker starts it; not for use by hand)."""
     from mamabear.cli.options import command_started
@@ -310,7 +311,7 @@ def step(
     from mamabear.mission.runner import crew_of
     from mamabear.mission.step import SentStep
 
-    ws, plan, limits = prepare_step(run_id, crew_for=crew_of)
+    ws, plan, limits = prepare_step(run_id, attempt, crew_for=crew_of)
     work = SentStep(ws.store, run_id, position, ws.catalog)
     with library_chatter_off():
         result = Attempt(ws, plan, [], limits, run_id=run_id, resume=True, started_at=command_started(), work=work, step=position).run()

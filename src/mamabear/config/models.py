@@ -217,11 +217,31 @@ class ModelTable:
                 wanted = " or ".join(self.providers.get(provider, ())) or f"the API key for '{provider}'"
                 raise NoUsableModel(f"model '{forced}' needs {wanted} to be set, or pass --base-url URL for an OpenAI-compatible server.")
             return Route(model=forced, provider=provider, key_env=env)
-        usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings) or settings.replay]
+        if settings.replay:  # no key is needed, and the models are those the recording asked
+            recorded = _recorded_models(settings.replay)
+            usable = [m for m in self.tiers[tier] if m in recorded] or list(self.tiers[tier])
+        else:
+            usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings)]
         if not usable:
             raise NoUsableModel(f"no model provider is usable for tier '{tier}': {self.fix_hint()}.")
         provider = provider_of(usable[0])
         return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))
+
+
+def _recorded_models(path: str) -> frozenset[str]:
+    """The models a recording (``--replay FILE``) holds answers of; none when it cannot be read (the replay says why)."""
+    import json
+
+    found = set()
+    try:
+        for line in Path(path).expanduser().read_text().splitlines():
+            try:
+                found.add(str(json.loads(line)["request"]["model"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    except OSError:
+        pass
+    return frozenset(found)
 
 
 def _vision_in_litellm(model: str) -> bool:

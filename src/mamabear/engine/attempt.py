@@ -70,8 +70,8 @@ class Attempt:
         from mamabear.llm.tape import Tape
 
         self.tape = tape or Tape.for_flags(ws.settings.record, ws.settings.replay, self.redact)  # so is a recording that cannot be read
-        replaying = self.tape is not None and self.tape.replaying
-        self.cache = None if replaying else ws.response_cache()  # and an unreachable cache (a replay asks only its file)
+        # And an unreachable cache; a recording has none (each request is asked and kept), nor has a replay (its file answers).
+        self.cache = None if self.tape is not None else ws.response_cache()
         self.quotas = ws.quota_book()
         if self.quotas is not None:
             self.quotas.check()  # and quota buckets in a Redis that is down
@@ -138,10 +138,15 @@ class Attempt:
             on_stop()
 
         step, worker = self.step, self.worker or ""
-        if step is None:
-            self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost)
-        else:
-            self.heartbeat = Heartbeat(lambda: store.beat_step(run_id, step, worker, attempt), lost)
+
+        def beat_step() -> bool:  # a step's beat also learns what the run's other steps have spent: one budget
+            assert step is not None
+            if not store.beat_step(run_id, step, worker, attempt):
+                return False
+            guard.spent_is(*store.spent(run_id))
+            return True
+
+        self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost) if step is None else Heartbeat(beat_step, lost)
         pricer = Pricer(ws.models.prices)
         self.trace = None if self.step is not None else _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
@@ -161,6 +166,7 @@ class Attempt:
             tape=self.tape,
             images_keep=ws.sandbox.screen.keep,
             sees=ws.models.takes_images,
+            images_root=ws.settings.home / "sandboxes",
         )
         self._announce()
         self.link = None

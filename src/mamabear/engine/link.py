@@ -40,6 +40,7 @@ class SessionLink:
         self.events = events
         self.guard = guard
         self.session_id: str | None = None
+        self.last_shot: Any = None  # the session's latest screenshot (computer_use): positions are given in it
         self._busy = 0  # tool calls in progress: an instance is never paused under one
         self._lock = threading.RLock()
         self._closed = threading.Event()

@@ -44,13 +44,13 @@ def prepare_resume(
     return ws, plan, Limits.from_dict(run.options or {}).overridden(**limit_flags), run_id
 
 
-def prepare_step(run_id: str, crew_for: Any) -> tuple[Services, Plan, Limits]:
+def prepare_step(run_id: str, attempt: int, crew_for: Any) -> tuple[Services, Plan, Limits]:
     """The run a step sent to the pool belongs to, planned as its holding attempt planned it (its session, model and
-    limits); only while that attempt holds it."""
+    limits); only while attempt ``attempt``, which sent it, holds it."""
     base = Services()
     run = base.store.run(run_id)
-    if run.status != Status.RUNNING:
-        raise UsageError(f"run {run_id} is {run.status}: its steps are not carried out now.")
+    if run.status != Status.RUNNING or run.attempt != attempt:
+        raise UsageError(f"run {run_id} is {run.status} (attempt {run.attempt}): the step attempt {attempt} sent is not carried out now.")
     ws, plan = _replanned(base, run, None, None, crew_for, None)
     return ws, plan, Limits.from_dict(run.options or {})
 

@@ -321,17 +321,15 @@ class Tracker:
 
     def ended_elsewhere(self, row: Any) -> None:
         """A step another worker carried out (a mission's step sent to the pool) as the store has it: its status,
-        output and usage come into this run's state, for the view and the guard (its events are its own attempt's)."""
+        output and usage come into this run's state, for the view (its events are its own attempt's; the guard reads
+        the run's spend from the store)."""
         with self._lock:
             task = self.state.task(row.position)
             if task is None:
                 return
             task.status, task.output, task.error = row.status, row.output, row.error
             task.started_at, task.finished_at = row.started_at, row.finished_at
-            added = (row.cost_usd - task.cost_usd, row.tokens_in + row.tokens_out - task.tokens_in - task.tokens_out)
             task.tokens_in, task.tokens_out, task.cost_usd, task.llm_calls = row.tokens_in, row.tokens_out, row.cost_usd, row.llm_calls
-        if self.guard is not None:
-            self.guard.add(*added)
         self.changed()
 
     def _task_failed(self, event: Any) -> None:

@@ -95,7 +95,16 @@ def judge_with(llm: Any) -> Any:
     """``judge(rubric, output) -> (score, reason)`` asking ``llm`` (a CrewAI LLM)."""
 
     def judge(rubric: str, output: str) -> tuple[int, str]:
-        answer = llm.call([{"role": "user", "content": JUDGE_PROMPT.format(rubric=rubric, output=output[:OUTPUT_CHARS])}])
+        from mamabear.errors import UsageError
+        from mamabear.llm.guard import RunStopped
+
+        try:
+            answer = llm.call([{"role": "user", "content": JUDGE_PROMPT.format(rubric=rubric, output=output[:OUTPUT_CHARS])}])
+        except RunStopped as exc:  # a replay that misses: the eval stops, exit 2, with the sentence
+            raise UsageError(f"the judge's call: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a judge that cannot answer fails its check, in a sentence
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return 1, f"the judge could not score it: {first[:200]}"
         return judged(str(answer))
 
     return judge

@@ -151,7 +151,11 @@ def _in_sandbox(ws: Services, run_id: str, command: str) -> tuple[int, str]:
     if not run.session_id:
         return 127, "the run had no sandbox session to run it in"
     sessions = ws.sessions()
-    result = sessions.exec(sessions.get(run.session_id), command, None, context=Context(run_id, run.attempt or 1, None, "eval"))
+    session = sessions.get(run.session_id)
+    try:
+        result = sessions.exec(session, command, None, context=Context(run_id, run.attempt or 1, None, "eval"))
+    finally:
+        sessions.release(session)  # a cloud session the check resumed is paused again, not left billing
     if not isinstance(result, CommandResult):
         return 126, str(result)
     return (result.exit_code if result.exit_code is not None else -1), result.output.strip()[-600:]

@@ -128,8 +128,12 @@ class Tuner:
         llm = make_resilient_llm(ws.models.route(agent.tier, ws.settings, pinned=agent.llm), 0.2, ws.settings, ws.models, control)
         llm._mb_role = "tuner"
         description = ws.catalog.tasks[task_id].description
-        answer = str(llm.call([{"role": "user", "content": REVISE_PROMPT.format(description=description, failures="\n".join(failed[:20]))}]))
-        self.spent += guard.spent_usd
+        try:
+            answer = str(llm.call([{"role": "user", "content": REVISE_PROMPT.format(description=description, failures="\n".join(failed[:20]))}]))
+        except Exception:  # noqa: BLE001 - no revision to try: the other candidates still are
+            return None
+        finally:
+            self.spent += guard.spent_usd
         text = answer.strip().strip("`").strip()
         return text if text and text != description.strip() else None
 

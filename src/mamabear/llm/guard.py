@@ -64,6 +64,12 @@ class Guard:
             if deadline is not None:
                 self.deadline = deadline + (time.monotonic() - started)
 
+    def spent_is(self, usd: float, tokens: int) -> None:
+        """The run's spend as the store has it: what other processes of the run (a mission's steps on other
+        workers) have spent counts here too."""
+        with self._lock:
+            self.spent_usd, self.spent_tokens = max(self.spent_usd, usd), max(self.spent_tokens, tokens)
+
     def add(self, usd: float, tokens: int) -> None:
         with self._lock:
             self.spent_usd += usd

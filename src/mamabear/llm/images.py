@@ -23,12 +23,14 @@ def image_marker(path: Path | str) -> str:
     return f"[mamabear-image: {path}]"
 
 
-def with_images(messages: Any, keep: int = KEEP, blind: bool = False) -> Any:
+def with_images(messages: Any, keep: int = KEEP, blind: bool = False, root: Path | None = None) -> Any:
     """``messages`` with their image markers made into images (the latest ``keep``) or notes; the same object when
-    none has a marker. ``blind``: the model takes no images, so each marker becomes a note of where the image is."""
-    if not isinstance(messages, list) or not any(_marked(m) for m in messages):
+    none has a marker. ``blind``: the model takes no images, so each marker becomes a note of where the image is.
+    Only a tool's answer can carry an image, and only of a file under ``root`` (the sandboxes' screenshots): a marker
+    that a web page or an input holds is text, never a file read from this machine."""
+    if root is None or not isinstance(messages, list) or not any(_marked(m, root) for m in messages):
         return messages
-    paths = [p for m in messages for p in MARKER.findall(_text(m))]
+    paths = [p for m in messages if _marked(m, root) for p in MARKER.findall(_text(m)) if _inside(p, root)]
     shown = set(paths[-keep:]) if keep > 0 and not blind else set()
     out: list[Any] = []
     pending: list[str] = []  # images of the tool messages just passed, shown once they end
@@ -36,14 +38,14 @@ def with_images(messages: Any, keep: int = KEEP, blind: bool = False) -> Any:
         if pending and not (isinstance(message, dict) and message.get("role") == "tool"):
             out.append(_image_message(pending))
             pending = []
-        if not _marked(message):
+        if not _marked(message, root):
             out.append(message)
             continue
         text = _text(message)
         for path in MARKER.findall(text):
-            if path in shown and Path(path).is_file():
+            if path in shown and _inside(path, root) and Path(path).is_file():
                 pending.append(path)
-        note = MARKER.sub(lambda m: _note(m.group(1), shown, blind), text)
+        note = MARKER.sub(lambda m: _note(m.group(1), shown, blind) if _inside(m.group(1), root) else m.group(0), text)
         out.append({**message, "content": note})
     if pending:
         out.append(_image_message(pending))
@@ -58,8 +60,29 @@ def _note(path: str, shown: set[str], blind: bool) -> str:
     return f"(an earlier image, not shown again: {path})"
 
 
-def _marked(message: Any) -> bool:
-    return isinstance(message, dict) and isinstance(message.get("content"), str) and MARKER.search(message["content"]) is not None
+def _marked(message: Any, root: Path) -> bool:
+    """A tool's answer naming a screenshot of the sandboxes'."""
+    if not (isinstance(message, dict) and message.get("role") == "tool" and isinstance(message.get("content"), str)):
+        return False
+    return any(_inside(path, root) for path in MARKER.findall(message["content"]))
+
+
+def _inside(path: str, root: Path) -> bool:
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+    return resolved.is_relative_to(root.resolve()) and resolved.parent.name == "screenshots" and resolved.suffix.lower() in (".png", ".jpg", ".jpeg")
+
+
+def unmarked(messages: Any) -> Any:
+    """``messages`` with each image marker reduced to the word: what a recording keys and keeps (a path changes from
+    one run to the next, and an image is never written to the recording)."""
+    if not isinstance(messages, list):
+        return messages
+    return [
+        {**m, "content": MARKER.sub("[mamabear-image]", m["content"])} if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in messages
+    ]
 
 
 def _text(message: Any) -> str:

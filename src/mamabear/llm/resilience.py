@@ -169,6 +169,7 @@ class CallControl:
     tape: Any = None  # tape.Tape: --record writes each exchange to it, --replay answers only from it
     images_keep: int = 3  # screenshots a request carries (the latest), of those the tools took (images.py)
     sees: Callable[[str], bool] = lambda _model: True  # does this model take images? (a blind one is told where they are)
+    images_root: Any = None  # Path: only screenshots under it are shown (the sandboxes' folder); None shows none
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -209,10 +210,11 @@ class ResilientCalls:
 
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
         args, kwargs = self._with_retry_note(control, args, kwargs)
-        args, kwargs = _with_images(args, kwargs, control.images_keep, not control.sees(self._mb_model_id))
+        asked = call_arguments(args, kwargs)  # before screenshots are attached: what a recording keys and keeps
+        args, kwargs = _with_images(args, kwargs, control.images_keep, not control.sees(self._mb_model_id), control.images_root)
         named = call_arguments(args, kwargs)
         if control.tape is not None and control.tape.replaying:
-            return self._from_tape(control, named)
+            return self._from_tape(control, named, asked)
         key = self._cache_key(control, named)
         if key is not None:
             cached = self._from_cache(control, key, named)  # a hit is recorded under CALLER too
@@ -223,20 +225,22 @@ class ResilientCalls:
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out, cost)
         if control.tape is not None:
-            self._to_tape(control, named, result, answered_by, tokens_in, tokens_out, cost)
+            self._to_tape(control, asked, result, answered_by, tokens_in, tokens_out, cost)
         return result
 
     # ------------------------------------------------------------ recordings (--record, --replay)
 
     def _tape_request(self, named: dict[str, Any]) -> dict[str, Any]:
         """The request as a recording holds it: who asked, and what (the recording keys it without the server)."""
+        from mamabear.llm.images import unmarked
+
         task, agent = named.get("from_task"), named.get("from_agent")
         response_model = named.get("response_model")
         return {
             "task": getattr(task, "name", None) or (str(getattr(task, "description", ""))[:60] or self._mb_role),
             "agent": getattr(agent, "role", None),
             "model": self._mb_model_id,
-            "messages": named.get("messages"),
+            "messages": unmarked(named.get("messages")),
             "tools": [t.get("function", t).get("name") if isinstance(t, dict) else str(t) for t in named.get("tools") or []],
             "tool_schemas": named.get("tools"),
             "response_model": response_model.model_json_schema() if response_model is not None else None,
@@ -250,15 +254,16 @@ class ResilientCalls:
         if reply is not None and control.tape is not None:
             control.tape.record(self._tape_request(named), reply, answered_by, tokens_in, tokens_out, cost)
 
-    def _from_tape(self, control: CallControl, named: dict[str, Any]) -> Any:
-        """The recorded answer; a request the recording does not hold stops the run (exit 2), saying where it differs."""
+    def _from_tape(self, control: CallControl, named: dict[str, Any], asked: dict[str, Any]) -> Any:
+        """The recorded answer; a request the recording does not hold stops the run (exit 2), saying where it differs.
+        ``asked``: the request before screenshots were attached, as recordings key it."""
         from mamabear.llm.cached_reply import decode
         from mamabear.llm.tape import ReplayMiss
 
         assert control.tape is not None
         control.guard.check()
         started = time.perf_counter()
-        request = self._tape_request(named)
+        request = self._tape_request(asked)
         try:
             entry = control.tape.answer(request)
         except ReplayMiss as exc:
@@ -463,12 +468,12 @@ class ResilientCalls:
 _classes: dict[type, type] = {}
 
 
-def _with_images(args: tuple, kwargs: dict, keep: int, blind: bool) -> tuple[tuple, dict]:
+def _with_images(args: tuple, kwargs: dict, keep: int, blind: bool, root: Any) -> tuple[tuple, dict]:
     """The call's messages with the screenshots its tools took as images (images.py); unchanged without any."""
     from mamabear.llm.images import with_images
 
     messages = call_arguments(args, kwargs).get("messages")
-    shown = with_images(messages, keep, blind)
+    shown = with_images(messages, keep, blind, root)
     if shown is messages:
         return args, kwargs
     if "messages" in kwargs:

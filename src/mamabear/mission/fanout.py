@@ -25,9 +25,10 @@ POLL_S = 0.5
 
 @dataclass(frozen=True)
 class Pool:
-    """Where the steps go: ``send(run_id, position)`` queues one for the workers; ``worker`` names this attempt's."""
+    """Where the steps go: ``send(run_id, position, attempt)`` queues one for the workers; ``worker`` names this
+    attempt's."""
 
-    send: Callable[[str, int], None]
+    send: Callable[[str, int, int], None]
     worker: str
 
 
@@ -66,11 +67,11 @@ def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
     first, *rest = steps
     store.claim_step(run_id, first.position, pool.worker)  # its own, before the others go out
     for sent in rest:
-        pool.send(run_id, sent.position)
+        pool.send(run_id, sent.position, attempt.number)
     mission.fold_here(first)
     waiting = list(rest)
     while waiting:
-        attempt.guard.check()
+        _checked(attempt)
         for sent in list(waiting):
             row = store.task(run_id, sent.position)
             if row is None:
@@ -93,13 +94,19 @@ def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
             if row.status == Status.COMPLETED:
                 mission.fold(sent.action, row.output or "", sent.position, mission.loop_in_store(sent.position))
                 continue
-            attempt.guard.check()  # a stop of the run (a cancel, the budget) is the run's, not the step's
+            _checked(attempt)  # a stop of the run (a cancel, the budget) is the run's, not the step's: not done again
             if row.status == Status.FAILED:
                 raise MamabearError(f"step {row.position} {row.task} failed on worker {row.worker}: {row.error}")
             _again(mission, pool, row, sent, f"it was {row.status} on worker {row.worker}")
             break
         if waiting:
             attempt.guard.sleep(POLL_S)
+
+
+def _checked(attempt: Any) -> None:
+    """The run's guard, with what every step of the run has spent (on any worker), checked."""
+    attempt.guard.spent_is(*attempt.store.spent(attempt.run_id))
+    attempt.guard.check()
 
 
 def _again(mission: Holder, pool: Pool, row: Any, sent: Sent, why: str) -> None:

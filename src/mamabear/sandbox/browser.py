@@ -162,6 +162,27 @@ def target(page: Any, selector: str | None, text: str | None) -> Any:
     raise SandboxError("give a selector, or the text shown on the element.")
 
 
+_held: dict[str, Any] = {}  # the profile locks this process holds, by control folder
+
+
+def _profile(control: Path) -> str:
+    """The session's browser profile, or one of this process's own when another process of the run (a mission's
+    step on this machine) has the session's: Chromium allows one browser per profile."""
+    import fcntl
+
+    if str(control) in _held:
+        return ".browser"
+    control.mkdir(parents=True, exist_ok=True)
+    lock = open(control / "browser.lock", "w")  # noqa: SIM115 - held while this process lives
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return f".browser-{os.getpid()}"
+    _held[str(control)] = lock
+    return ".browser"
+
+
 class Browsers:
     """The browsers of a local backend's sessions: one each, in this process, started at first use."""
 
@@ -220,7 +241,7 @@ class Browsers:
                 env = {**backend.environment(session, jailed=True), "HOME": jail.WORK}
                 folders = {k: str(getattr(layout, k)) for k in ("work", "state", "tmp", "control")}
                 spec = {**folders, "mode": jail.network_mode(network, support), "host_ports": list(host_ports), "env": env}
-            profile, downloads = work / ".browser", work / "downloads"
+            profile, downloads = work / _profile(layout.control), work / "downloads"
             for folder in (profile, downloads):
                 folder.mkdir(exist_ok=True)
             jail.own([profile, downloads])

@@ -8,6 +8,7 @@ a checkpoint or memory: those keep its path.
 from __future__ import annotations
 
 import io
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ def keep(folder: Path, image: bytes, width: int) -> Shot:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(folder.glob('*.png'))) + 1}"
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"  # several processes may shoot one session at once
     with Image.open(io.BytesIO(image)) as picture:
         picture.load()
         screen = picture.size

@@ -256,7 +256,6 @@ class ComputerTool(_Tool):
         "Give positions in pixels of the latest screenshot."
     )
     args_schema: type[BaseModel] = ComputerArgs
-    _shot: Any = PrivateAttr(default=None)  # the latest screenshot: its scale turns the model's positions into the screen's
 
     def _use(self, action: str, **given: Any) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
@@ -270,14 +269,15 @@ class ComputerTool(_Tool):
         said, shot = sessions.screen(session, name, target, context, **params)
         if shot is None:
             return f"{action}: {said}"
-        self._shot = shot
+        self._link.last_shot = shot  # every agent's positions are in the latest screenshot of the session
         return _shown(f"{action} done: {said}", shot)
 
     def _at(self, given: dict[str, Any], x: str = "x", y: str = "y") -> list[int]:
         if given.get(x) is None or given.get(y) is None:
             raise ValueError(f"give {x} and {y}, in pixels of the latest screenshot")
         position = (int(given[x]), int(given[y]))
-        return list(self._shot.to_screen(*position) if self._shot is not None else position)
+        shot = getattr(self._link, "last_shot", None)
+        return list(shot.to_screen(*position) if shot is not None else position)
 
     def _action(self, action: str, given: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
         """scrapybara's action, its parameters (positions on the screen), and what the audit says was done."""

@@ -594,9 +594,13 @@ class Store:
         with self.tx() as conn:
             conn.execute(tasks.insert().values(run_id=run_id, position=position, task=task, agent=agent, model=model, status=Status.PENDING))
 
-    def claim_step(self, run_id: str, position: int, worker: str) -> bool:
-        """A pending step taken by ``worker`` (one of the run's own attempt and the workers it was sent to wins)."""
+    def claim_step(self, run_id: str, position: int, worker: str, attempt: int | None = None) -> bool:
+        """A pending step taken by ``worker`` (one of the run's own attempt and the workers it was sent to wins); with
+        ``attempt``, only while that attempt of the run holds it (a step sent by an attempt since lost is left alone)."""
         with self.tx() as conn:
+            held = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING)
+            if attempt is not None and conn.execute(held).first() is None:
+                return False
             mine = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.status == Status.PENDING)
             return bool(conn.execute(mine.values(status=Status.RUNNING, worker=worker, heartbeat_at=time.time(), started_at=time.time())).rowcount)
 

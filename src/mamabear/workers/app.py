@@ -76,8 +76,8 @@ def send(app: Any, run_id: str, queue: str) -> None:
     app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 
 
-def send_step(app: Any, run_id: str, position: int, queue: str) -> None:
-    app.send_task(EXECUTE_STEP, args=[run_id, position], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
+def send_step(app: Any, run_id: str, position: int, attempt: int, queue: str) -> None:
+    app.send_task(EXECUTE_STEP, args=[run_id, position, attempt], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
 
 
 def host_queue(host: str) -> str:
@@ -98,7 +98,7 @@ def mission_pool(env: Mapping[str, str], queue: str | None, sandbox_backend: str
         return None
     app = make_app(broker_url(env))
     target = host_queue(this_host()) if sandbox_backend == "local" else queue
-    return Pool(send=lambda run_id, position: send_step(app, run_id, position, target), worker=worker)
+    return Pool(send=lambda run_id, position, attempt: send_step(app, run_id, position, attempt, target), worker=worker)
 
 
 def queue_depth(url: str, queues: list[str]) -> dict[str, int]:

@@ -37,17 +37,19 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
     return f"run {run_id} ended with exit code {code}: {store.run(run_id).status}"
 
 
-def execute_step(store: Any, home: Path, worker: str, run_id: str, position: int) -> str:
-    """Carry out step ``position`` a mission sent to the pool, unless it was taken (by its mission's own attempt or
-    another worker). This thread beats on the step's row while its process lives, starting up included."""
-    if not store.claim_step(run_id, position, worker):
-        return f"step {position} of run {run_id} was taken: left alone"
+def execute_step(store: Any, home: Path, worker: str, run_id: str, position: int, attempt: int) -> str:
+    """Carry out step ``position`` that attempt ``attempt`` of a mission sent to the pool, unless it was taken (by the
+    mission's own attempt or another worker) or that attempt no longer holds the run. This thread beats on the step's
+    row while its process lives, starting up included."""
+    if not store.claim_step(run_id, position, worker, attempt):
+        return f"step {position} of run {run_id} was taken, or its attempt {attempt} is over: left alone"
     log = home / "logs" / f"{run_id}.step{position}.log"
-    code = _child(["step", run_id, str(position)], log, worker, beat=lambda: store.beat_step(run_id, position, worker))
+    code = _child(["step", run_id, str(position), str(attempt)], log, worker, beat=lambda: store.beat_step(run_id, position, worker))
     row = store.task(run_id, position)
     if row is not None and row.status == Status.RUNNING and row.worker == worker:  # it ended without settling its row
-        status, error = (Status.INTERRUPTED, "was stopped") if code in STOPPED_CODES else (Status.FAILED, f"exit code {code}: {_last_line(log)}")
-        store.set_task_status_if(run_id, position, Status.RUNNING, status, error)
+        # Interrupted, not failed: the mission's attempt carries it out itself (it may work there, as on one machine).
+        why = "was stopped" if code in STOPPED_CODES else f"could not be carried out on worker {worker} (exit code {code}: {_last_line(log)})"
+        store.set_task_status_if(run_id, position, Status.RUNNING, Status.INTERRUPTED, why)
     return f"step {position} of run {run_id} ended with exit code {code}"
 
 

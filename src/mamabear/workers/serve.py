@@ -26,8 +26,8 @@ def serve(services: Any, name: str | None, concurrency: int, queues: list[str], 
         return execute(store, home, self.request.hostname or hostname, run_id)
 
     @app.task(name=EXECUTE_STEP, bind=True)
-    def step_task(self: Any, run_id: str, position: int) -> str:
-        return execute_step(store, home, self.request.hostname or hostname, run_id, position)
+    def step_task(self: Any, run_id: str, position: int, attempt: int) -> str:
+        return execute_step(store, home, self.request.hostname or hostname, run_id, position, attempt)
 
     sweeper = Sweeper(store, lambda run_id, queue: send(app, run_id, queue))
     meters = pool_meters(services.settings.env, lambda: queue_depth(url, queues), busy, hostname)  # OTEL_* set: gauges for the dashboard
