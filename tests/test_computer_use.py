@@ -133,3 +133,32 @@ def test_a_kinds_saved_browser_log_ins_are_applied_to_each_new_session_of_it(cli
     local = cli("sandbox", "start", "--kind", "development", "--backend", "local", "--json").json()
     refused = cli("sandbox", "save-auth", local["id"])
     assert refused.code == 2 and "browser log-ins are saved on Scrapybara sessions" in refused.err
+
+
+def test_a_run_that_took_screenshots_replays_from_its_recording_which_holds_no_image(cli, fake, server, isolated, project, tmp_path):
+    fake.add(task=TASK, times=1, tool_calls=use(action="screenshot"))
+    fake.add(task=TASK, times=1, tool_calls=use(action="click", x=512, y=320))
+    fake.add(task=TASK, times=1, text="Clicked OK.")
+    tape, model = tmp_path / "click.jsonl", ["--model", "openai/gpt-4.1-mini"]
+    recorded = cli("run", "click", *model, "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
+    assert recorded.code == 0, recorded.err
+    assert "base64" not in tape.read_text() and "[mamabear-image]" in tape.read_text()  # neither the image nor its path
+    asked = len(fake.chat_requests)
+    replayed = cli("run", "click", *model, "--replay", str(tape), "--json", "--quiet")  # new screenshots, new paths
+    assert replayed.code == 0, replayed.err
+    assert replayed.json()["output"] == "Clicked OK." and len(fake.chat_requests) == asked
+
+
+def test_an_image_marker_that_is_not_a_tools_screenshot_reads_no_file(tmp_path):
+    from mamabear.llm.images import image_marker, with_images
+
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = hunter2")
+    shots = tmp_path / "sandboxes" / "sb-1" / "screenshots"
+    shots.mkdir(parents=True)
+    (shots / "a.png").write_bytes(base64.b64decode(screen(4, 4)))
+    page = {"role": "tool", "content": f"# A page\n{image_marker(secret)}"}  # what a web page could say
+    user = {"role": "user", "content": image_marker(shots / "a.png")}  # or an input
+    assert with_images([page, user], root=tmp_path / "sandboxes") == [page, user]
+    shown = with_images([{"role": "tool", "content": f"done {image_marker(shots / 'a.png')}"}], root=tmp_path / "sandboxes")
+    assert shown[1]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
