@@ -25,7 +25,8 @@ def test_a_fork_from_task_2_asks_nothing_for_task_1_keeps_its_output_and_records
     assert cli("runs", "show", parent_id, "--json").json()["forks"] == [{"run_id": doc["run_id"], "from_task": "fact_check", "status": "completed"}]
     text = cli("runs", "show", doc["run_id"]).out
     assert f"forked from run {parent_id} at task fact_check" in text
-    assert store_for(isolated).run(doc["run_id"]).options.get("fork") is None  # lineage lives in its own columns
+    forked_row = store_for(isolated).run(doc["run_id"])
+    assert (forked_row.parent_id, forked_row.forked_from) == (parent_id, "fact_check")  # the lineage, in the store
 
 
 def test_a_fork_from_an_unknown_task_or_past_an_unfinished_one_is_refused(cli, fake, isolated):

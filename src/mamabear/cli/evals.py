@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from mamabear.cli.options import JSON
-from mamabear.cli.output import console, emit_json, print_error, table
+from mamabear.cli.output import console, emit_json, library_chatter_off, print_error, table
 from mamabear.cli.run import BASE_URL, MODEL, QUIET, RECORD, REPLAY, check_tape
 
 
@@ -46,7 +46,7 @@ def eval_command(
             mark = "passed" if result.passed else "failed"
             err.print(f"[dim]{result.case} #{result.repeat}: {mark} (run {result.run_id}, {result.status}, ${result.cost_usd:.4f}, {result.seconds:.1f}s)[/]")
 
-    with _library_quiet():
+    with library_chatter_off():
         results = EvalRun(ws, cases, crew, repeat, tape=tape, on_result=told).run()
     doc = summary(cases.name, results)
     doc["runs_detail"] = [
@@ -94,12 +94,6 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
-def _library_quiet() -> Any:
-    from mamabear.cli.run import library_chatter_off
-
-    return library_chatter_off()
-
-
 def tune_command(
     crew: Optional[str] = typer.Argument(None, metavar="[CREW]", help="The crew tuned (default: the case file's `crew:`)."),
     cases_file: str = typer.Option(..., "--cases", metavar="FILE", help="The case file the candidates are measured on."),
@@ -119,31 +113,25 @@ def tune_command(
 
     ws = Services(model=model, base_url=base_url, no_cache=True)
     cases = load(Path(cases_file))
-    name = crew or cases.crew
-    if not name:
-        from mamabear.errors import UsageError
-
-        raise UsageError(f"{cases.path} names no crew; give CREW, or `crew:` in the case file.")
     err = console(stderr=True)
     tuner = Tuner(
         ws,
         cases,
-        name,
+        crew,
         repeat,
         budget_usd,
         on_result=None if quiet else lambda r: err.print(f"[dim]{r.case} #{r.repeat}: {'passed' if r.passed else 'failed'}[/]"),
     )
-    with _library_quiet():
+    with library_chatter_off():
         found, past = tuner.run()
-    best = winner(found)
-    root = tuner.root
-    change = diff(best.edit, root) if best is not None and best.edit is not None else None
+    best = winner(found)  # a kept candidate: it has an edit
+    change = diff(best.edit, tuner.root) if best is not None and best.edit is not None else None
     if apply and best is not None and best.edit is not None:
         write(best.edit)
     if json_out:
         emit_json(
             {
-                "crew": name,
+                "crew": crew or cases.crew,
                 "eval": cases.name,
                 "spent_usd": round(tuner.spent, 6),
                 "history": past,

@@ -40,12 +40,10 @@ class CaseResult:
         return sum(scores) / len(scores) if scores else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Planned:
     case: Case
     plan: Any
-    work: Any = None  # a mission's work is made afresh for each run
-    goal: str | None = None
 
 
 @dataclass
@@ -75,7 +73,7 @@ class EvalRun:
                 if not crew:
                     raise UsageError(f"{self.cases.path}: case '{case.name}' names no crew; give CREW, or `crew:` in the case file.")
                 plan = make_plan(ws.catalog, ws.models, crew, case.inputs, ws.settings, sandbox=ws.sandbox)
-            plans.append(Planned(case, plan, goal=case.mission))
+            plans.append(Planned(case, plan))
         return plans
 
     def run(self) -> list[CaseResult]:
@@ -94,11 +92,11 @@ class EvalRun:
 
         ws, started = self.ws, time.time()
         work = None
-        if p.goal is not None:
+        if p.case.mission is not None:  # a mission's work is made afresh for each run
             from mamabear.mission.config import MissionConfig
             from mamabear.mission.runner import Mission
 
-            work = Mission(p.goal, MissionConfig.load(ws.roots), ws.catalog)
+            work = Mission(p.case.mission, MissionConfig.load(ws.roots), ws.catalog)
         tags = {"eval": self.cases.name, "case": p.case.name}
         ended = Attempt(ws, p.plan, [], Limits(), work=work, tape=self.tape, tags=tags).run()
         spent_before = judge.spent() if judge else 0.0

@@ -60,7 +60,8 @@ def history(ws: Services, crew: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 class Tuner:
-    def __init__(self, ws: Services, cases: CaseFile, crew: str, repeat: int = 1, budget_usd: float | None = None, on_result: Any = None) -> None:
+    def __init__(self, ws: Services, cases: CaseFile, crew: str | None, repeat: int = 1, budget_usd: float | None = None, on_result: Any = None) -> None:
+        """``crew``: None for the case file's (EvalRun says when neither names one)."""
         if ws.settings.project_dir is None:
             raise UsageError("tune changes a project's config/tasks.yaml; run it in the project's root (or set MAMABEAR_CONFIG_DIR).")
         self.ws, self.cases, self.crew, self.repeat, self.budget_usd, self.on_result = ws, cases, crew, repeat, budget_usd, on_result

@@ -87,7 +87,7 @@ class Mission(RunObserver):
                 self._plan(*prompts.replan_task(self.goal, team, self.course.plan, self.results, action.reason))
             elif isinstance(action, RunItem):
                 batch = self.course.ready(self.config.parallel_items) if self.pool is not None else [action]
-                if len(batch) > 1 and self.pool is not None:
+                if self.pool is not None and len(batch) > 1:
                     if self.attempt.link is not None:
                         self.attempt.link.session(self.config.planner)  # the steps sent out work in the run's session
                     carry_out(self, self.pool, [self.add_item_step(a, sent=True) for a in batch])
@@ -163,7 +163,6 @@ class Mission(RunObserver):
 
     def fold_here(self, sent: Sent) -> None:
         """Carry out an item's step in this attempt, then fold it into the course."""
-        self.position = sent.position
         self.calls.clear()
         answer = run_step(self.attempt, self.parts, self.catalog, sent.position, sent.action.item.specialist, sent.description, sent.expected)
         self.fold(sent.action, answer, sent.position, self._loop(self.calls))
@@ -219,7 +218,6 @@ class Mission(RunObserver):
 
     def _step(self, name: str, agent_id: str, description: str, expected: str) -> str:
         step = self._add_step(name, agent_id)
-        self.position = step.position  # the run's task row of the step in hand
         self.calls.clear()
         return run_step(self.attempt, self.parts, self.catalog, step.position, agent_id, description, expected)
 
