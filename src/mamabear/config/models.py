@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,7 @@ class ModelTable:
                 raise NoUsableModel(f"model '{forced}' needs {wanted} to be set, or pass --base-url URL for an OpenAI-compatible server.")
             return Route(model=forced, provider=provider, key_env=env)
         if settings.replay:  # no key is needed, and the models are those the recording asked
-            recorded = _recorded_models(settings.replay)
+            recorded = _recorded_models(settings.replay, _changed_at(settings.replay))
             usable = [m for m in self.tiers[tier] if m in recorded] or list(self.tiers[tier])
         else:
             usable = [m for m in self.tiers[tier] if self.key_env(provider_of(m), settings)]
@@ -228,8 +229,17 @@ class ModelTable:
         return Route(model=usable[0], provider=provider, key_env=self.key_env(provider, settings), fallbacks=tuple(usable[1:]))
 
 
-def _recorded_models(path: str) -> frozenset[str]:
-    """The models a recording (``--replay FILE``) holds answers of; none when it cannot be read (the replay says why)."""
+def _changed_at(path: str) -> int:
+    try:
+        return Path(path).expanduser().stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@lru_cache(maxsize=8)
+def _recorded_models(path: str, changed_at: int) -> frozenset[str]:
+    """The models a recording (``--replay FILE``) holds answers of, read once for each agent's route (``changed_at``:
+    the file's, so one recorded again is read again); none when it cannot be read (the replay says why)."""
     import json
 
     found = set()
@@ -245,29 +255,24 @@ def _recorded_models(path: str) -> frozenset[str]:
 
 
 def _vision_in_litellm(model: str) -> bool:
-    """litellm's bundled model table (read as a file: importing litellm is slow, and would fetch its table online)."""
-    from importlib.util import find_spec
-
-    spec = find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    table = _litellm_table(spec.submodule_search_locations[0])
+    """litellm's bundled model table (read as a file, once: importing litellm is slow, and would fetch its table online)."""
+    table = _litellm_table()
     name = model.split("/", 1)[-1]
     return any(bool(table.get(key, {}).get("supports_vision")) for key in (model, name))
 
 
-_TABLES: dict[str, dict] = {}
-
-
-def _litellm_table(folder: str) -> dict:
+@lru_cache(maxsize=1)
+def _litellm_table() -> dict:
     import json
+    from importlib.util import find_spec
 
-    if folder not in _TABLES:
-        try:
-            _TABLES[folder] = json.loads((Path(folder) / "model_prices_and_context_window_backup.json").read_text())
-        except (OSError, ValueError):
-            _TABLES[folder] = {}
-    return _TABLES[folder]
+    spec = find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    try:
+        return json.loads((Path(spec.submodule_search_locations[0]) / "model_prices_and_context_window_backup.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +29,34 @@ def with_images(messages: Any, keep: int = KEEP, blind: bool = False, root: Path
     none has a marker. ``blind``: the model takes no images, so each marker becomes a note of where the image is.
     Only a tool's answer can carry an image, and only of a file under ``root`` (the sandboxes' screenshots): a marker
     that a web page or an input holds is text, never a file read from this machine."""
-    if root is None or not isinstance(messages, list) or not any(_marked(m, root) for m in messages):
+    if root is None or not isinstance(messages, list):
         return messages
-    paths = [p for m in messages if _marked(m, root) for p in MARKER.findall(_text(m)) if _inside(p, root)]
+    root = root.resolve()
+    found = [_screenshots(message, root) for message in messages]  # each message's screenshots, looked at once
+    if not any(found):
+        return messages
+    paths = [path for shots in found for path in shots]
     shown = set(paths[-keep:]) if keep > 0 and not blind else set()
     out: list[Any] = []
     pending: list[str] = []  # images of the tool messages just passed, shown once they end
-    for message in messages:
+    for message, shots in zip(messages, found, strict=True):
         if pending and not (isinstance(message, dict) and message.get("role") == "tool"):
             out.append(_image_message(pending))
             pending = []
-        if not _marked(message, root):
+        if not shots:
             out.append(message)
             continue
-        text = _text(message)
-        for path in MARKER.findall(text):
-            if path in shown and _inside(path, root) and Path(path).is_file():
-                pending.append(path)
-        note = MARKER.sub(lambda m: _note(m.group(1), shown, blind) if _inside(m.group(1), root) else m.group(0), text)
+        pending += [path for path in shots if path in shown and Path(path).is_file()]
+        note = MARKER.sub(partial(_noted, shots=shots, shown=shown, blind=blind), message["content"])
         out.append({**message, "content": note})
     if pending:
         out.append(_image_message(pending))
     return out
+
+
+def _noted(marker: re.Match[str], shots: list[str], shown: set[str], blind: bool) -> str:
+    """A marker of a screenshot the tool took, as the note the model reads; any other marker is left as it is."""
+    return _note(marker.group(1), shown, blind) if marker.group(1) in shots else marker.group(0)
 
 
 def _note(path: str, shown: set[str], blind: bool) -> str:
@@ -60,11 +67,11 @@ def _note(path: str, shown: set[str], blind: bool) -> str:
     return f"(an earlier image, not shown again: {path})"
 
 
-def _marked(message: Any, root: Path) -> bool:
-    """A tool's answer naming a screenshot of the sandboxes'."""
+def _screenshots(message: Any, root: Path) -> list[str]:
+    """The screenshots a tool's answer names, of those under ``root`` (none for any other message)."""
     if not (isinstance(message, dict) and message.get("role") == "tool" and isinstance(message.get("content"), str)):
-        return False
-    return any(_inside(path, root) for path in MARKER.findall(message["content"]))
+        return []
+    return [path for path in MARKER.findall(message["content"]) if _inside(path, root)]
 
 
 def _inside(path: str, root: Path) -> bool:
@@ -72,7 +79,7 @@ def _inside(path: str, root: Path) -> bool:
         resolved = Path(path).resolve()
     except (OSError, ValueError):
         return False
-    return resolved.is_relative_to(root.resolve()) and resolved.parent.name == "screenshots" and resolved.suffix.lower() in (".png", ".jpg", ".jpeg")
+    return resolved.is_relative_to(root) and resolved.parent.name == "screenshots" and resolved.suffix.lower() in (".png", ".jpg", ".jpeg")
 
 
 def unmarked(messages: Any) -> Any:
@@ -83,11 +90,6 @@ def unmarked(messages: Any) -> Any:
     return [
         {**m, "content": MARKER.sub("[mamabear-image]", m["content"])} if isinstance(m, dict) and isinstance(m.get("content"), str) else m for m in messages
     ]
-
-
-def _text(message: Any) -> str:
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else ""
 
 
 def _image_message(paths: list[str]) -> dict[str, Any]:

@@ -72,8 +72,9 @@ def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
     waiting = list(rest)
     while waiting:
         _checked(attempt)
+        rows = {row.position: row for row in store.tasks(run_id)}  # one read a pass, for every step waited on
         for sent in list(waiting):
-            row = store.task(run_id, sent.position)
+            row = rows.get(sent.position)
             if row is None:
                 continue
             if row.status == Status.PENDING:
