@@ -77,8 +77,12 @@ class EvalRun:
         return plans
 
     def run(self) -> list[CaseResult]:
+        from mamabear.mission.config import MissionConfig
+
         planned = self.planned()
-        judge = self._judge() if any(c.kind == "judge" for p in planned for c in p.case.checks) else None
+        judge = None
+        if any(c.kind == "judge" for p in planned for c in p.case.checks):
+            judge = side_llm(self.ws, self.cases.judge or MissionConfig.load(self.ws.roots).judge, "judge", 0.0, self.tape)
         for p in planned:
             for n in range(1, self.repeat + 1):
                 result = self._one(p, n, judge)
@@ -87,7 +91,7 @@ class EvalRun:
                     self.on_result(result)
         return self.results
 
-    def _one(self, p: Planned, repeat: int, judge: Any) -> CaseResult:
+    def _one(self, p: Planned, repeat: int, judge: SideLLM | None) -> CaseResult:
         from mamabear.engine.attempt import Attempt
 
         ws, started = self.ws, time.time()
@@ -99,10 +103,10 @@ class EvalRun:
             work = Mission(p.case.mission, MissionConfig.load(ws.roots), ws.catalog)
         tags = {"eval": self.cases.name, "case": p.case.name}
         ended = Attempt(ws, p.plan, [], Limits(), work=work, tape=self.tape, tags=tags).run()
-        spent_before = judge.spent() if judge else 0.0
+        spent_before = judge.guard.spent_usd if judge else 0.0
         failed = None if ended.status == Status.COMPLETED else f"{ended.status}: {ended.error or ''}".strip(": ")
-        found = verdicts(p.case.checks, ended.output, lambda cmd: _in_sandbox(ws, ended.run_id, cmd), judge, failed)
-        cost = ws.store.spent(ended.run_id)[0] + ((judge.spent() - spent_before) if judge else 0.0)
+        found = verdicts(p.case.checks, ended.output, lambda cmd: _in_sandbox(ws, ended.run_id, cmd), judge_with(judge.llm) if judge else None, failed)
+        cost = ws.store.spent(ended.run_id)[0] + ((judge.guard.spent_usd - spent_before) if judge else 0.0)
         result = CaseResult(p.case.name, repeat, ended.run_id, str(ended.status), found, cost, time.time() - started, ended.output)
         ws.store.add_eval_result(
             eval=self.cases.name + (f" [{self.tag}]" if self.tag else ""),
@@ -118,26 +122,32 @@ class EvalRun:
         )
         return result
 
-    def _judge(self) -> Any:
-        """The judge: a callable with ``spent()``, its model the judge agent's route."""
-        from mamabear.config.redact import Redactor
-        from mamabear.engine.build import make_resilient_llm
-        from mamabear.llm.guard import Guard
-        from mamabear.llm.pricing import Pricer
-        from mamabear.llm.resilience import CallControl
-        from mamabear.mission.config import MissionConfig
 
-        ws = self.ws
-        agent = ws.catalog.agent(self.cases.judge or MissionConfig.load(ws.roots).judge)
-        route = ws.models.route(agent.tier, ws.settings, pinned=agent.llm)
-        guard = Guard(Limits())
-        redact = Redactor.for_settings(ws.settings)
-        control = CallControl(guard=guard, policy=ws.models.retry, pricer=Pricer(ws.models.prices), tape=self.tape, secret=redact.holds_secret)
-        llm = make_resilient_llm(route, 0.0, ws.settings, ws.models, control)
-        llm._mb_role = "judge"
-        judge = judge_with(llm)
-        judge.spent = lambda: guard.spent_usd
-        return judge
+@dataclass(frozen=True)
+class SideLLM:
+    """A model asked outside any run (the judge, the tuner's rewriter), and the guard that counts what it spends."""
+
+    llm: Any
+    guard: Any
+
+
+def side_llm(ws: Services, agent_id: str, role: str, temperature: float, tape: Any = None) -> SideLLM:
+    """Agent ``agent_id``'s model with the run's retries, fallback, redaction and recording, under a guard of its own;
+    ``role`` names its calls in a recording."""
+    from mamabear.config.redact import Redactor
+    from mamabear.engine.build import make_resilient_llm
+    from mamabear.llm.guard import Guard
+    from mamabear.llm.pricing import Pricer
+    from mamabear.llm.resilience import CallControl
+
+    agent = ws.catalog.agent(agent_id)
+    guard = Guard(Limits())
+    control = CallControl(
+        guard=guard, policy=ws.models.retry, pricer=Pricer(ws.models.prices), tape=tape, secret=Redactor.for_settings(ws.settings).holds_secret
+    )
+    llm = make_resilient_llm(ws.models.route(agent.tier, ws.settings, pinned=agent.llm), temperature, ws.settings, ws.models, control)
+    llm._mb_role = role
+    return SideLLM(llm, guard)
 
 
 def _in_sandbox(ws: Services, run_id: str, command: str) -> tuple[int, str]:

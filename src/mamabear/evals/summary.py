@@ -60,11 +60,21 @@ def load_baseline(path: Path) -> dict[str, Any]:
     return doc
 
 
-def regressions(now: dict[str, Any], baseline: dict[str, Any], margin_pass_rate: float, margin_score: float) -> list[str]:
-    """What dropped beyond its margin, as sentences (none: no regression)."""
+def drops(now: dict[str, Any], baseline: dict[str, Any], margin_pass_rate: float, margin_score: float) -> list[tuple[str, float, float, float]]:
+    """What fell beyond its margin: (``pass_rate`` or ``score``, now, in the baseline, the margin); none when nothing did."""
     found = []
     if now["pass_rate"] < baseline["pass_rate"] - margin_pass_rate - 1e-9:
-        found.append(f"the pass rate fell to {now['pass_rate']:.0%} from {baseline['pass_rate']:.0%} (margin {margin_pass_rate:.0%})")
+        found.append(("pass_rate", now["pass_rate"], baseline["pass_rate"], margin_pass_rate))
     if now.get("score") is not None and baseline.get("score") is not None and now["score"] < baseline["score"] - margin_score - 1e-9:
-        found.append(f"the mean score fell to {now['score']:.1f} from {baseline['score']:.1f} (margin {margin_score:g})")
+        found.append(("score", now["score"], baseline["score"], margin_score))
     return found
+
+
+def regressions(now: dict[str, Any], baseline: dict[str, Any], margin_pass_rate: float, margin_score: float) -> list[str]:
+    """What dropped beyond its margin, as sentences (none: no regression)."""
+    return [
+        f"the pass rate fell to {was:.0%} from {base:.0%} (margin {margin:.0%})"
+        if what == "pass_rate"
+        else f"the mean score fell to {was:.1f} from {base:.1f} (margin {margin:g})"
+        for what, was, base, margin in drops(now, baseline, margin_pass_rate, margin_score)
+    ]

@@ -20,8 +20,8 @@ from mamabear.engine.services import Services
 from mamabear.errors import UsageError
 from mamabear.evals.cases import CaseFile
 from mamabear.evals.edits import Edit, write
-from mamabear.evals.runner import EvalRun
-from mamabear.evals.summary import summary
+from mamabear.evals.runner import EvalRun, side_llm
+from mamabear.evals.summary import drops, summary
 
 REVISE_PROMPT = (
     "You improve the instructions of one task of an AI crew. Cases of an evaluation failed with the reasons below. "
@@ -115,26 +115,14 @@ class Tuner:
 
     def _revised(self, task_id: str, failed: list[str]) -> str | None:
         """The last task's description as the model coordinator rewrites it from the failed checks."""
-        from mamabear.config.limits import Limits
-        from mamabear.config.redact import Redactor
-        from mamabear.engine.build import make_resilient_llm
-        from mamabear.llm.guard import Guard
-        from mamabear.llm.pricing import Pricer
-        from mamabear.llm.resilience import CallControl
-
-        ws = self.ws
-        agent = ws.catalog.agent("model_coordinator")
-        guard = Guard(Limits())
-        control = CallControl(guard=guard, policy=ws.models.retry, pricer=Pricer(ws.models.prices), secret=Redactor.for_settings(ws.settings).holds_secret)
-        llm = make_resilient_llm(ws.models.route(agent.tier, ws.settings, pinned=agent.llm), 0.2, ws.settings, ws.models, control)
-        llm._mb_role = "tuner"
-        description = ws.catalog.tasks[task_id].description
+        rewriter = side_llm(self.ws, "model_coordinator", "tuner", 0.2)
+        description = self.ws.catalog.tasks[task_id].description
         try:
-            answer = str(llm.call([{"role": "user", "content": REVISE_PROMPT.format(description=description, failures="\n".join(failed[:20]))}]))
+            answer = str(rewriter.llm.call([{"role": "user", "content": REVISE_PROMPT.format(description=description, failures="\n".join(failed[:20]))}]))
         except Exception:  # noqa: BLE001 - no revision to try: the other candidates still are
             return None
         finally:
-            self.spent += guard.spent_usd
+            self.spent += rewriter.guard.spent_usd
         text = answer.strip().strip("`").strip()
         return text if text and text != description.strip() else None
 
@@ -148,10 +136,10 @@ class Tuner:
 def judge(base: dict[str, Any], now: dict[str, Any], cases: CaseFile) -> tuple[bool, str]:
     """Whether a candidate holds the baseline's quality within the margins at a lower cost per passing run, or
     raises it at no more cost; and why, in a few words."""
-    if now["pass_rate"] < base["pass_rate"] - cases.margin_pass_rate - 1e-9:
-        return False, f"pass rate {now['pass_rate']:.0%} against {base['pass_rate']:.0%}"
-    if base.get("score") is not None and now.get("score") is not None and now["score"] < base["score"] - cases.margin_score - 1e-9:
-        return False, f"score {now['score']:.1f} against {base['score']:.1f}"
+    fell = drops(now, base, cases.margin_pass_rate, cases.margin_score)
+    if fell:
+        what, was, then, _ = fell[0]
+        return False, f"pass rate {was:.0%} against {then:.0%}" if what == "pass_rate" else f"score {was:.1f} against {then:.1f}"
     cheaper = now["cost_per_pass_usd"] is not None and (base["cost_per_pass_usd"] is None or now["cost_per_pass_usd"] < base["cost_per_pass_usd"])
     better = now["pass_rate"] > base["pass_rate"] or (now.get("score") or 0) > (base.get("score") or 0)
     if cheaper:

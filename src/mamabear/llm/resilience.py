@@ -460,9 +460,7 @@ class ResilientCalls:
         last = dict(noted[users[-1]])
         last["content"] = f"{last['content']}\n\n{RETRY_NOTE.format(error=error)}"
         noted[users[-1]] = last
-        if args:
-            return (noted, *args[1:]), kwargs
-        return args, {**kwargs, "messages": noted}
+        return _with_messages(args, kwargs, noted)
 
 
 _classes: dict[type, type] = {}
@@ -474,11 +472,14 @@ def _with_images(args: tuple, kwargs: dict, keep: int, blind: bool, root: Any) -
 
     messages = call_arguments(args, kwargs).get("messages")
     shown = with_images(messages, keep, blind, root)
-    if shown is messages:
-        return args, kwargs
-    if "messages" in kwargs:
-        return args, {**kwargs, "messages": shown}
-    return (shown, *args[1:]), kwargs
+    return (args, kwargs) if shown is messages else _with_messages(args, kwargs, shown)
+
+
+def _with_messages(args: tuple, kwargs: dict, messages: Any) -> tuple[tuple, dict]:
+    """The call's arguments with other messages, passed as they were (first positional, or by name)."""
+    if "messages" in kwargs or not args:
+        return args, {**kwargs, "messages": messages}
+    return (messages, *args[1:]), kwargs
 
 
 def resilient_class(native: type) -> type:

@@ -135,7 +135,7 @@ class NavigateTool(_Tool):
         return sessions.act(session, "navigate", url, context, url=url)
 
 
-class ScreenshotArgs(BaseModel):
+class NoArgs(BaseModel):
     pass
 
 
@@ -163,7 +163,7 @@ def _over_budget(link: Any, sessions: Any) -> str | None:
 class ScreenshotTool(_Tool):
     name: str = "browser_screenshot"
     description: str = "Take a screenshot of your sandbox computer's screen (or its browser's page); you are shown it."
-    args_schema: type[BaseModel] = ScreenshotArgs
+    args_schema: type[BaseModel] = NoArgs
 
     def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
         sessions, session, context = self._session()
@@ -179,39 +179,9 @@ class OpenArgs(BaseModel):
     url: str = Field(description="The address to open, e.g. https://example.org/ or http://127.0.0.1:8000/.")
 
 
-class BrowserOpenTool(_Tool):
-    name: str = "browser_open"
-    description: str = "Open a web page in your sandbox's browser (headless Chromium) and read it: its title, text and links."
-    args_schema: type[BaseModel] = OpenArgs
-
-    def _use(self, url: str) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
-        sessions, session, context = self._session()
-        return sessions.screen(session, "open", url, context, via="browse", url=url)[0]
-
-
-class BrowserReadTool(_Tool):
-    name: str = "browser_read"
-    description: str = "Read the page open in your sandbox's browser: its title, address, text and links."
-    args_schema: type[BaseModel] = ScreenshotArgs
-
-    def _use(self) -> str:  # type: ignore[override]  # each tool takes its own arguments, checked by its args_schema
-        sessions, session, context = self._session()
-        return sessions.screen(session, "read", "page", context, via="browse")[0]
-
-
 class ClickArgs(BaseModel):
     text: str | None = Field(default=None, description="The text shown on the link or button to click.")
     selector: str | None = Field(default=None, description="Or a CSS selector of the element.")
-
-
-class BrowserClickTool(_Tool):
-    name: str = "browser_click"
-    description: str = "Click a link or button of the page open in your sandbox's browser, by the text shown on it or a CSS selector."
-    args_schema: type[BaseModel] = ClickArgs
-
-    def _use(self, text: str | None = None, selector: str | None = None) -> str:  # type: ignore[override]  # each tool takes its own arguments
-        sessions, session, context = self._session()
-        return sessions.screen(session, "click", selector or text or "?", context, via="browse", text=text, selector=selector)[0]
 
 
 class TypeArgs(BaseModel):
@@ -221,15 +191,43 @@ class TypeArgs(BaseModel):
     submit: bool = Field(default=False, description="Press Enter afterwards (submit the form).")
 
 
-class BrowserTypeTool(_Tool):
+class _BrowserTool(_Tool):
+    """An action in the local sandbox's browser; the audit names its address, its element, or the page."""
+
+    action: str = ""
+
+    def _use(self, **arguments: Any) -> str:
+        sessions, session, context = self._session()
+        target = arguments.get("url") or arguments.get("selector") or arguments.get("text") or "page"
+        return sessions.screen(session, self.action, target, context, via="browse", **arguments)[0]
+
+
+class BrowserOpenTool(_BrowserTool):
+    name: str = "browser_open"
+    description: str = "Open a web page in your sandbox's browser (headless Chromium) and read it: its title, text and links."
+    args_schema: type[BaseModel] = OpenArgs
+    action: str = "open"
+
+
+class BrowserReadTool(_BrowserTool):
+    name: str = "browser_read"
+    description: str = "Read the page open in your sandbox's browser: its title, address, text and links."
+    args_schema: type[BaseModel] = NoArgs
+    action: str = "read"
+
+
+class BrowserClickTool(_BrowserTool):
+    name: str = "browser_click"
+    description: str = "Click a link or button of the page open in your sandbox's browser, by the text shown on it or a CSS selector."
+    args_schema: type[BaseModel] = ClickArgs
+    action: str = "click"
+
+
+class BrowserTypeTool(_BrowserTool):
     name: str = "browser_type"
     description: str = "Type into a field of the page open in your sandbox's browser (by its label, placeholder or a CSS selector)."
     args_schema: type[BaseModel] = TypeArgs
-
-    def _use(self, value: str, text: str | None = None, selector: str | None = None, submit: bool = False) -> str:  # type: ignore[override]
-        sessions, session, context = self._session()
-        where = selector or text or "?"
-        return sessions.screen(session, "type", where, context, via="browse", value=value, text=text, selector=selector, submit=submit)[0]
+    action: str = "type"
 
 
 class ComputerArgs(BaseModel):
