@@ -46,7 +46,6 @@ class Browser:
         found = chromium()
         if found is None:
             raise SandboxError("the local browser needs Chromium: install Debian's package (apt install chromium).")
-        profile.mkdir(parents=True, exist_ok=True)
         env: dict[str, str | float | bool] = {"HOME": str(profile.parent), "PATH": os.defpath}
         executable = Path(found)
         if spec is not None:
@@ -112,7 +111,7 @@ class Browser:
 
     def run(self, action: Callable[[Any], Any]) -> Any:
         """``action(page)`` on the browser's thread; its result, or a SandboxError saying what went wrong."""
-        if self._error is not None or not self._thread.is_alive():
+        if not self.alive:
             raise SandboxError(f"the local browser has stopped ({self._error or 'it exited'}); the next action starts a new one.")
         box: queue.Queue[Any] = queue.Queue()
         self._jobs.put((action, box))
@@ -232,15 +231,8 @@ class Browsers:
             found = self._open.get(session["id"])
             if found is not None and found.alive:
                 return found
-            work = backend._require(session)
-            layout = jail.Layout.of(work)
-            support = backend._jail()
-            spec = None
-            if support is not None:
-                network, host_ports = backend._settings(session)
-                env = {**backend.environment(session, jailed=True), "HOME": jail.WORK}
-                folders = {k: str(getattr(layout, k)) for k in ("work", "state", "tmp", "control")}
-                spec = {**folders, "mode": jail.network_mode(network, support), "host_ports": list(host_ports), "env": env}
+            layout, spec = backend.browser_jail(session)
+            work = layout.work
             profile, downloads = work / _profile(layout.control), work / "downloads"
             for folder in (profile, downloads):
                 folder.mkdir(exist_ok=True)

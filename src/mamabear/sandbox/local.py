@@ -199,6 +199,18 @@ class LocalBackend:
         """The workspace is kept: stopping a session never deletes the user's files. Its browser is closed."""
         self.browsers.close(session["id"])
 
+    def browser_jail(self, session: dict) -> tuple[jail.Layout, dict[str, Any] | None]:
+        """The session's folders, and how its browser is jailed (chromium_jail.py): its network rule, host ports and
+        environment; None when this machine has no jail (isolation: best-effort)."""
+        layout = jail.Layout.of(self._require(session))
+        support = self._jail()
+        if support is None:
+            return layout, None
+        network, host_ports = self._settings(session)
+        env = {**self.environment(session, jailed=True), "HOME": jail.WORK}
+        folders = {k: str(getattr(layout, k)) for k in ("work", "state", "tmp", "control")}
+        return layout, {**folders, "mode": jail.network_mode(network, support), "host_ports": list(host_ports), "env": env}
+
     def browse(self, session: dict, action: str, **params: Any) -> tuple[str, bytes | None]:
         """An action in the session's browser (browser.py): what the agent reads, and a screenshot, if it took one."""
         return self.browsers.act(self, session, action, **params)

@@ -252,41 +252,35 @@ class Sessions:
         return text
 
     def act(self, session: dict, action: str, target: str, context: Context = CLI, **arguments: Any) -> str:
-        """A backend-specific action (browser navigate, screenshot), audited like the rest."""
-        session = self._ready(session, context)
-        method = getattr(self.backend(session["backend"]), action, None)
-        if method is None:
-            return f"{action} is not available on the {session['backend']} sandbox."
-        started = time.monotonic()
-        try:
-            text = self.redact(method(session, **arguments)) or ""
-        except Lost:
-            return self._lost(session, context)
-        self.ledger.record(
-            session["id"], action, target, True, exit_code=0, duration_ms=(time.monotonic() - started) * 1000, output=text, context=context.columns()
-        )
-        return text
+        """A backend-specific action (browser navigate, a kind's saved log-ins), audited like the rest."""
+        return self._perform(session, action, action, target, context, lambda method, ready: (method(ready, **arguments), None))[0]
 
     def screen(self, session: dict, action: str, target: str, context: Context = CLI, via: str = "computer", **params: Any) -> tuple[str, Shot | None]:
         """An action on the session's screen (``via`` computer: Scrapybara's mouse, keyboard and screenshots) or in its
         browser (``via`` browse: the local Chromium), audited with the screenshot it took (its bytes and thumbnail);
         what it said, and the shot kept for the model."""
+        audited = "computer" if via == "computer" else "browser"
+        return self._perform(session, via, audited, target, context, lambda method, ready: method(ready, action, **params))
+
+    def _perform(self, session: dict, name: str, audited: str, target: str, context: Context, call: Any) -> tuple[str, Shot | None]:
+        """``call(method, session)`` of the backend's method ``name``, which gives what it said and an image (or None);
+        redacted, the image kept as a screenshot, and audited as ``audited`` on ``target``."""
         from mamabear.sandbox.screens import keep
 
         session = self._ready(session, context)
-        computer = getattr(self.backend(session["backend"]), via, None)
-        if computer is None:
-            return f"this tool is not available on the {session['backend']} sandbox.", None
+        method = getattr(self.backend(session["backend"]), name, None)
+        if method is None:
+            return f"{name} is not available on the {session['backend']} sandbox.", None
         started = time.monotonic()
         try:
-            said, image = computer(session, action, **params)
+            said, image = call(method, session)
         except Lost:
             return self._lost(session, context), None
         shot = keep(self.settings.home / "sandboxes" / session["id"] / "screenshots", image, self.config.screen.width) if image else None
         said = self.redact(said) or ""
         self.ledger.record(
             session["id"],
-            "computer" if via == "computer" else "browser",
+            audited,
             target,
             True,
             exit_code=0,
