@@ -306,7 +306,7 @@ def step(
 ) -> None:
     """Carry out one step a mission on the worker pool sent out (a worker starts it; not for use by hand)."""
     from mamabear.cli.options import command_started
-    from mamabear.engine.attempt import Attempt
+    from mamabear.engine.attempt import Attempt, StepOf
     from mamabear.engine.resume import prepare_step
     from mamabear.mission.runner import crew_of
     from mamabear.mission.step import SentStep
@@ -314,7 +314,7 @@ def step(
     ws, plan, limits = prepare_step(run_id, attempt, crew_for=crew_of)
     work = SentStep(ws.store, run_id, position, ws.catalog)
     with library_chatter_off():
-        result = Attempt(ws, plan, [], limits, run_id=run_id, resume=True, started_at=command_started(), work=work, step=position).run()
+        result = Attempt(ws, plan, [], limits, run_id=run_id, resume=True, started_at=command_started(), work=work, step=StepOf(position, attempt)).run()
     if result.error:
         print_error(f"step {position} of run {run_id} {result.status}: {result.error}")
     raise typer.Exit(result.exit_code)

@@ -14,6 +14,7 @@ import os
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,14 @@ from mamabear.status import Status
 from mamabear.store.liveness import this_host
 
 
+@dataclass(frozen=True)
+class StepOf:
+    """The one step an attempt carries out for the attempt that holds its run (a mission's step sent to a worker)."""
+
+    position: int
+    attempt: int  # the holding attempt's number, which sent it: the step is its, and beats only while it holds the run
+
+
 class Attempt:
     def __init__(
         self,
@@ -40,15 +49,15 @@ class Attempt:
         on_abandon: Any = None,
         started_at: float | None = None,
         work: Any = None,
-        step: int | None = None,
+        step: StepOf | None = None,
         tape: Any = None,
         tags: dict | None = None,
     ) -> None:
         """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
         besides the store and the tracer (a progress view); ``on_abandon(result)`` renders the result when a stop
-        must exit the process early; ``started_at`` is when the command started. ``step``: the position of the one
-        step this attempt carries out for the attempt that holds the run (a mission's step sent to another worker):
-        it claims nothing, beats on the step's row, and settles only that row. ``tape``: a recording shared by several
+        must exit the process early; ``started_at`` is when the command started. ``step``: the one step this attempt
+        carries out for the attempt that holds the run (a mission's step sent to another worker): it claims nothing,
+        beats on the step's row, and settles only that row. ``tape``: a recording shared by several
         attempts (an eval's runs), instead of the settings' --record/--replay; ``tags``: kept in the run's options (the
         eval and case a run belongs to)."""
         from mamabear.telemetry.targets import targets
@@ -91,7 +100,7 @@ class Attempt:
             if (max_steps := (seen.options or {}).get("max_steps")) is not None:
                 self.options["max_steps"] = max_steps  # a queued mission's step limit, for a later attempt too
         self.state = _state(self.store, run_id, plan, 0, self.started_at)  # its attempt number comes with start()
-        if step is not None and (task := self.state.task(step)) is not None:
+        if step is not None and (task := self.state.task(step.position)) is not None:
             task.status, task.finished_at = Status.PENDING, None  # claimed for this attempt, which starts it now
 
     def _record_run(self, run_id: str | None) -> str:
@@ -141,7 +150,7 @@ class Attempt:
 
         def beat_step() -> bool:  # a step's beat also learns what the run's other steps have spent: one budget
             assert step is not None
-            if not store.beat_step(run_id, step, worker, attempt):
+            if not store.beat_step(run_id, step.position, worker, attempt):
                 return False
             guard.spent_is(*store.spent(run_id))
             return True
@@ -188,7 +197,7 @@ class Attempt:
         """The attempt's number: a new attempt that owns the run, or, for a step, the attempt that sent it out."""
         store, run_id = self.store, self.run_id
         if self.step is not None:
-            return int(store.run(run_id).attempt or 0)
+            return self.step.attempt
         return store.start_attempt(
             run_id,
             "run" if self.first else "resume",
@@ -205,8 +214,9 @@ class Attempt:
         plan, run_id, tracker = self.plan, self.run_id, self.tracker
         on = f" on worker {self.worker}" if self.worker else ""
         if self.step is not None:
-            step = self.state.task(self.step)
-            tracker.event("step_started", f"step {self.step} ({step.task if step else '?'}) of run {run_id} started{on}", self.step)
+            position = self.step.position
+            step = self.state.task(position)
+            tracker.event("step_started", f"step {position} ({step.task if step else '?'}) of run {run_id} started{on}", position)
         elif self.resume and not self.first:
             done = sum(t.status == Status.COMPLETED for t in self.state.tasks)
             source = (
