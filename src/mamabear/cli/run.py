@@ -206,20 +206,30 @@ def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: b
     """Queue the run (``run_id``: a stopped run, to continue) for the worker pool; print its id (follow it with
     `runs logs ID --follow`)."""
     from mamabear.engine.queued import queue_resume, queue_run
+
+    def queued() -> str:
+        if run_id is None:
+            return queue_run(ws, plan, limits, queue, extra)
+        queue_resume(ws, plan, limits, run_id, queue)
+        return run_id
+
+    send_queued(ws, queue, json_out, queued)
+
+
+def send_queued(ws: Services, queue: str, json_out: bool, queued: Any, shown: dict | None = None) -> None:
+    """Once the broker answers, ``queued()`` records a run queued and gives its id, which is sent to the pool and
+    printed (``shown``: more for --json). A run the broker does not take is marked failed, to resume."""
     from mamabear.workers.app import connected, send
 
     app = connected(ws.settings.env)  # before the run is recorded: an unreachable broker leaves no queued run behind
-    if run_id is None:
-        run_id = queue_run(ws, plan, limits, queue, extra)
-    else:
-        queue_resume(ws, plan, limits, run_id, queue)
+    run_id = queued()
     try:
         send(app, run_id, queue)
     except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
         ws.store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"the broker did not take it ({type(exc).__name__})")
         raise UsageError(f"the broker did not take run {run_id} ({type(exc).__name__}); it is marked failed, `mamabear resume {run_id}` continues it.") from exc
     if json_out:
-        emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue})
+        emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue, **(shown or {})})
     else:
         sys.stdout.write(run_id + "\n")
 

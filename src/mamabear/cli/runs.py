@@ -335,20 +335,11 @@ def fork(
     json_out: bool = JSON,
 ) -> None:
     """Start a new run from one task of a run: the tasks before it keep their outputs (no model is asked for them)."""
-    from mamabear.cli.run import launch, read_inputs
+    from mamabear.cli.run import launch, read_inputs, send_queued
     from mamabear.engine.fork import prepare_fork, record_fork
 
-    ws, plan, limits, parent, start = prepare_fork(run_id, from_task, read_inputs(None, inputs), model, base_url)
+    ws, plan, limits, fork = prepare_fork(run_id, from_task, read_inputs(None, inputs), model, base_url)
     if queue is None:
-        fork_id = record_fork(ws, plan, limits, parent, start)
-        launch(ws, plan, limits, quiet, json_out, run_id=fork_id, resume=True)
-        return
-    from mamabear.workers.app import connected, send
-
-    app = connected(ws.settings.env)  # before the fork is recorded: an unreachable broker leaves no queued run behind
-    fork_id = record_fork(ws, plan, limits, parent, start, queue=queue)
-    send(app, fork_id, queue)
-    if json_out:
-        emit_json({"run_id": fork_id, "status": Status.QUEUED, "queue": queue, "parent": parent.id})
+        launch(ws, plan, limits, quiet, json_out, run_id=record_fork(ws, plan, limits, fork), resume=True)
     else:
-        console().print(fork_id)
+        send_queued(ws, queue, json_out, lambda: record_fork(ws, plan, limits, fork, queue=queue), shown={"parent": fork.parent.id})

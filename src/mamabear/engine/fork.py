@@ -10,6 +10,7 @@ purpose on any machine.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from mamabear.config.limits import Limits
@@ -19,8 +20,15 @@ from mamabear.errors import UsageError
 from mamabear.status import Status
 
 
-def prepare_fork(run_id: str, from_task: str, inputs: dict[str, str], model: str | None, base_url: str | None) -> tuple[Services, Plan, Limits, Any, Any]:
-    """The fork's workspace and plan, its limits, its parent's row and the parent's task row it starts at."""
+@dataclass(frozen=True)
+class Fork:
+    parent: Any  # the parent's run row
+    start: Any  # the parent's task row the fork starts at
+    kept: list[Any]  # the parent's task rows before it, completed: their outputs are the fork's
+
+
+def prepare_fork(run_id: str, from_task: str, inputs: dict[str, str], model: str | None, base_url: str | None) -> tuple[Services, Plan, Limits, Fork]:
+    """The fork's workspace and plan, its limits, and where in its parent it starts."""
     from mamabear.config.redact import dereferenced
 
     base = Services()
@@ -48,10 +56,10 @@ def prepare_fork(run_id: str, from_task: str, inputs: dict[str, str], model: str
     plan = make_plan(ws.catalog, ws.models, parent.crew, {**kept, **inputs}, ws.settings, sandbox=ws.sandbox)
     if [t.id for t in plan.tasks] != [r.task for r in rows]:
         raise UsageError(f"crew '{parent.crew}' has changed since run {parent.id} (its tasks differ); a fork keeps the parent's tasks.")
-    return ws, plan, Limits.from_dict(options), parent, start
+    return ws, plan, Limits.from_dict(options), Fork(parent, start, rows[: start.position - 1])
 
 
-def record_fork(ws: Services, plan: Plan, limits: Limits, parent: Any, start: Any, queue: str | None = None) -> str:
+def record_fork(ws: Services, plan: Plan, limits: Limits, fork: Fork, queue: str | None = None) -> str:
     """The fork's run, waiting to start (interrupted here, queued for a worker), its earlier tasks done."""
     from mamabear.config.redact import Redactor
     from mamabear.engine.attempt import new_run_id, record_run, run_options
@@ -63,6 +71,7 @@ def record_fork(ws: Services, plan: Plan, limits: Limits, parent: Any, start: An
         options["queue"] = queue
     status = Status.QUEUED if queue is not None else Status.INTERRUPTED
     fork_id = record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=status)
+    parent, start = fork.parent, fork.start
     ws.store.update_run(fork_id, parent_id=parent.id, forked_from=start.task, error=None if queue else f"forked from {parent.id} at {start.task}")
-    ws.store.keep_outputs(fork_id, ws.store.tasks(parent.id)[: start.position - 1])
+    ws.store.keep_outputs(fork_id, fork.kept)
     return fork_id
