@@ -266,6 +266,12 @@ def m006_checkpoints(conn: Connection) -> None:
     checkpoints.create(conn, checkfirst=True)
 
 
+def _holds(conn: Connection, run_id: str, attempt: int) -> bool:
+    """Whether attempt ``attempt`` holds the run now: it is the run's, and the run is running."""
+    held = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING)
+    return conn.execute(held).first() is not None
+
+
 def m007_step_workers(conn: Connection) -> None:
     """A mission's steps on several workers at once: which worker holds each step, and its heartbeat."""
     _add_columns(conn, tasks, ("worker", "heartbeat_at"))
@@ -598,8 +604,7 @@ class Store:
         """A pending step taken by ``worker`` (one of the run's own attempt and the workers it was sent to wins); with
         ``attempt``, only while that attempt of the run holds it (a step sent by an attempt since lost is left alone)."""
         with self.tx() as conn:
-            held = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING)
-            if attempt is not None and conn.execute(held).first() is None:
+            if attempt is not None and not _holds(conn, run_id, attempt):
                 return False
             mine = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.status == Status.PENDING)
             return bool(conn.execute(mine.values(status=Status.RUNNING, worker=worker, heartbeat_at=time.time(), started_at=time.time())).rowcount)
@@ -609,8 +614,7 @@ class Store:
         attempt no longer holds the run (it ended, or was lost and handed on) or the step is no longer this worker's:
         the step stops."""
         with self.tx() as conn:
-            held = sa.select(runs.c.id).where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.status == Status.RUNNING)
-            if attempt is not None and conn.execute(held).first() is None:
+            if attempt is not None and not _holds(conn, run_id, attempt):
                 return False
             step = tasks.update().where(tasks.c.run_id == run_id, tasks.c.position == position, tasks.c.worker == worker, tasks.c.status == Status.RUNNING)
             return bool(conn.execute(step.values(heartbeat_at=time.time())).rowcount)
