@@ -49,13 +49,9 @@ def eval_command(
     with library_chatter_off():
         results = EvalRun(ws, cases, crew, repeat, tape=tape, on_result=told).run()
     doc = summary(cases.name, results)
-    doc["runs_detail"] = [
-        {"case": r.case, "repeat": r.repeat, "run_id": r.run_id, "status": r.status, "passed": r.passed, "score": r.score}
-        | {"checks": [v.to_dict() for v in r.verdicts]}
-        for r in results
-    ]
     if save_baseline:
         write_baseline(Path(save_baseline), doc)
+    doc["runs_detail"] = [r.to_dict() for r in results]
     found = regressions(doc, base, cases.margin_pass_rate, cases.margin_score) if base is not None else []
     if base is not None:
         doc["baseline"] = {"file": baseline, "pass_rate": base["pass_rate"], "score": base.get("score"), "regressions": found}

@@ -39,6 +39,10 @@ class CaseResult:
         scores = [v.score for v in self.verdicts if v.score is not None]
         return sum(scores) / len(scores) if scores else None
 
+    def to_dict(self) -> dict[str, Any]:
+        shown = {"case": self.case, "repeat": self.repeat, "run_id": self.run_id, "status": self.status, "passed": self.passed, "score": self.score}
+        return {**shown, "checks": [v.to_dict() for v in self.verdicts]}
+
 
 @dataclass(frozen=True)
 class Planned:

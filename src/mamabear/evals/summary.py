@@ -43,7 +43,7 @@ def summary(name: str, results: list[Any]) -> dict[str, Any]:
 
 def write_baseline(path: Path, doc: dict[str, Any]) -> None:
     try:
-        path.write_text(json.dumps({k: v for k, v in doc.items() if k != "runs_detail"}, indent=2) + "\n")
+        path.write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as exc:
         raise UsageError(f"cannot write the baseline {path} ({exc.strerror or exc}).") from exc
 
