@@ -46,3 +46,14 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_task_s_text_guardrails_are_found_with_the_llm_its_agent_had():
+    from crewai import LLM, Agent, Task
+
+    llm = LLM(model="openai/gpt-4.1-mini", api_key="test-key")
+    agent = Agent(role="r", goal="g", backstory="b", llm=llm)
+    one = Task(description="d", expected_output="e", agent=agent, guardrail="names a fact")
+    many = Task(description="d", expected_output="e", agent=agent, guardrails=["names a fact", lambda out: (True, out)])
+    assert [g.llm for g in crewai_compat.llm_guardrails(one)] == [llm]
+    assert [g.description for g in crewai_compat.llm_guardrails(many)] == ["names a fact"]  # the function is not an LLM's

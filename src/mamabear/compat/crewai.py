@@ -156,6 +156,15 @@ def human_input_answers(answer: Any) -> Iterator[None]:
         reset_provider(token)
 
 
+def llm_guardrails(task: Any) -> list[Any]:
+    """A task's guardrails that ask a model (CrewAI's ``LLMGuardrail``, made from a guardrail's text with the LLM its
+    agent had then), from its private ``_guardrail`` and ``_guardrails``."""
+    from crewai.tasks.llm_guardrail import LLMGuardrail
+
+    held = [task._guardrail, *(task._guardrails or [])]
+    return [g for g in held if isinstance(g, LLMGuardrail)]
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -172,6 +181,8 @@ def problems() -> list[str]:
         from crewai.memory.unified_memory import Memory
         from crewai.state.event_record import EventRecord
         from crewai.state.provider import json_provider
+        from crewai.task import Task
+        from crewai.tasks.llm_guardrail import LLMGuardrail
     except ImportError as exc:
         return [moved("crewai", f"module {exc.name}", "cannot be imported")]
     need("_lock" in EventRecord.__private_attributes__ and "nodes" in EventRecord.model_fields, "EventRecord._lock and .nodes")
@@ -188,4 +199,6 @@ def problems() -> list[str]:
         "_prompt_input" in vars(SyncHumanInputProvider) and "self._prompt_input(context.crew)" in inspect.getsource(SyncHumanInputProvider.handle_feedback),
         "SyncHumanInputProvider._prompt_input, called by its handle_feedback",
     )
+    need({"_guardrail", "_guardrails"} <= set(Task.__private_attributes__), "Task._guardrail and ._guardrails")
+    need("llm" in inspect.signature(LLMGuardrail.__init__).parameters, "LLMGuardrail(llm=...)")
     return found

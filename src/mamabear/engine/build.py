@@ -47,8 +47,9 @@ def make_llm(route: Route, temperature: float, settings: Settings, timeout_s: fl
     return LLM(**_llm_kwargs(route, temperature, settings, timeout_s))
 
 
-def make_resilient_llm(route: Route, temperature: float, settings: Settings, models: ModelTable, control: Any) -> Any:
-    """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard."""
+def make_resilient_llm(route: Route, temperature: float, settings: Settings, models: ModelTable, control: Any, serves: str | None = None) -> Any:
+    """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard, whatever the
+    route: a native CrewAI class or LiteLLM. ``serves``: the specialist it is made for (its side calls are its)."""
     from crewai import LLM
 
     from mamabear.compat.crewai import resolve_route
@@ -58,13 +59,14 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
     kwargs = _llm_kwargs(route, temperature, settings, timeout_s)
     model = kwargs.pop("model")
     target = resolve_route(model, kwargs)
-    if target.native_class is None:  # a LiteLLM-only model: CrewAI's own handling applies
-        return LLM(model=model, **kwargs)
-    if target.custom_openai:
-        kwargs["custom_openai"] = True
-    llm = resilient_class(target.native_class)(model=target.model, provider=target.provider, **kwargs)
+    if target.native_class is None:  # a LiteLLM-only model (groq/, mistral/, xai/ ...): CrewAI's LiteLLM class, guarded the same
+        llm = resilient_class(LLM)(model=model, **kwargs)
+    else:
+        if target.custom_openai:
+            kwargs["custom_openai"] = True
+        llm = resilient_class(target.native_class)(model=target.model, provider=target.provider, **kwargs)
     fallbacks = [(m, partial(make_llm, models.fallback_route(route, m, settings), temperature, settings, timeout_s)) for m in route.fallbacks]
-    llm.configure(control, route.model, fallbacks)
+    llm.configure(control, route.model, fallbacks, serves)
     return llm
 
 
@@ -78,7 +80,7 @@ class AgentParts:
         self._tool_config: ToolsConfig | None = None
 
     def llm(self, planned: PlannedAgent) -> Any:
-        return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control)
+        return make_resilient_llm(planned.route, planned.temperature, self.settings, self.models, self.control, planned.id)
 
     def tools(self, planned: PlannedAgent, library: tuple[ToolSpec, ...] | None = None) -> list[Any]:
         """The agent's sandbox tools, then its other tools (``library``: a task's own, instead of the agent's)."""
@@ -128,7 +130,7 @@ class AgentParts:
             for key, value in catalog.objects(catalog.agent(planned.id)).items():
                 setattr(agent, key, value)
             if planned.tool_route is not None:
-                agent.function_calling_llm = make_resilient_llm(planned.tool_route, planned.temperature, self.settings, self.models, self.control)
+                agent.function_calling_llm = make_resilient_llm(planned.tool_route, planned.temperature, self.settings, self.models, self.control, planned.id)
             if agent is not crew.manager_agent:
                 agent.tools = self.tools(planned)  # the checkpoint's copies have no session
                 agent.mcps = self.mcps(planned) or None
@@ -148,8 +150,24 @@ class AgentParts:
                 task.tools = self.tools(own, planned_task.library)
             elif task.tools:  # CrewAI copied the agent's tools onto the task; those copies have no session either
                 task.tools = list(task.agent.tools or []) if task.agent is not None else []
+        guard_side_calls(crew)
         positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, self.plan.tasks, strict=True)}
         return Built(crew=crew, positions=positions, agents=agents)
+
+
+def guard_side_calls(crew: Any) -> None:
+    """Every model a crew's tasks call besides their agents' own turns goes through the agent's guarded LLM: a
+    guardrail written as text holds the LLM its agent had when the task was made (a project's crew.py makes it
+    before mamabear routes the agent), which would call its provider unguarded and unrecorded. (A conversion to
+    ``output_pydantic`` and a knowledge query use the agent's LLM at call time; one to ``output_json`` is made to.)"""
+    from mamabear.compat.crewai import llm_guardrails
+    from mamabear.engine.conversion import guarded_conversions
+
+    for task in crew.tasks:
+        guarded_conversions(task)
+        if task.agent is not None:
+            for guardrail in llm_guardrails(task):
+                guardrail.llm = task.agent.llm
 
 
 def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manager: bool = False) -> Any:
@@ -159,7 +177,7 @@ def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manag
     spec = catalog.agent(planned.id)
     options = {"verbose": False, "allow_delegation": False, "max_retry_limit": parts.models.retry.task_retries, **spec.options, **catalog.objects(spec)}
     if planned.tool_route is not None:
-        options["function_calling_llm"] = make_resilient_llm(planned.tool_route, planned.temperature, parts.settings, parts.models, parts.control)
+        options["function_calling_llm"] = make_resilient_llm(planned.tool_route, planned.temperature, parts.settings, parts.models, parts.control, planned.id)
     if manager:
         options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
     else:
@@ -234,4 +252,5 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
         checkpoint=checkpoint,
         memory=parts.memory or False,
     )
+    guard_side_calls(crew)
     return Built(crew=crew, positions=positions, agents=agent_map)

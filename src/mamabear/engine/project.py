@@ -86,7 +86,7 @@ def build_project(crew: Any, plan: Any, catalog: Catalog, parts: Any, checkpoint
     """The crew the project built, each agent on its routed model (with its YAML's tools added), checked against the plan."""
     from crewai import Process
 
-    from mamabear.engine.build import Built
+    from mamabear.engine.build import Built, guard_side_calls
 
     source = plan.crew.source
     catalog = catalog.scoped(plan.crew)
@@ -109,6 +109,7 @@ def build_project(crew: Any, plan: Any, catalog: Catalog, parts: Any, checkpoint
     written = [task.description.strip() for task in crew.tasks]
     if written != wanted:
         raise UsageError(f"{source}: its crew's tasks are not config/tasks.yaml's, in its order; crew.py must build them from there, in that order.")
+    guard_side_calls(crew)
     crew.checkpoint = checkpoint
     crew.memory = parts.memory or False
     crew.create_crew_memory()

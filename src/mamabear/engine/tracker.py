@@ -97,6 +97,7 @@ class Tracker:
         self._handlers: list[tuple[type, Callable]] = []
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.guard = guard
+        self.unguarded_calls = 0  # calls made by an LLM that is not mamabear's (see _unguarded)
 
     # ------------------------------------------------------------ wiring
 
@@ -236,14 +237,14 @@ class Tracker:
 
     @staticmethod
     def _caller(agent: str | None, called: str | None) -> tuple[str | None, str | None]:
-        """A call with no agent of ours: named by the role its LLM was made for (the memory's), with its configured id."""
+        """A call with no agent of ours: the memory's (its role), or a side call of a specialist's LLM (a conversion,
+        a guardrail's judge, a knowledge query): that specialist's. With its configured model id."""
         from mamabear.llm.resilience import CALLER
 
         caller = CALLER.get()
-        if caller is None or agent is not None:
+        if caller is None:
             return agent, called
-        role, chain = caller
-        return role or agent, _configured(chain, called)
+        return caller.role or caller.serves or agent, _configured(caller.chain, called)
 
     def _step(self, event: Any, agent: str | None = None) -> Step:
         """Where an event happened: its task, its specialist, and CrewAI's ids that place it in the step tree."""
@@ -444,6 +445,7 @@ class Tracker:
         call.tokens_in, call.tokens_out = usage_tokens(event.usage)
         call.cached_tokens = cached_tokens(event.usage)
         call.cost_usd = self.pricer.cost(call.model or "", call.tokens_in, call.tokens_out, call.cached_tokens)
+        self._unguarded(call)
         call.finish_reason, call.response_id = event.finish_reason, event.response_id
         self._count(call)
         self.state.activity = f"{call.step.agent} thinking"
@@ -451,6 +453,18 @@ class Tracker:
         took = f" in {call.latency_ms:.0f}ms" if call.latency_ms is not None else ""
         message = f"{call.step.agent} <- {call.model}: {call.tokens_in}+{call.tokens_out} tokens, ${call.cost_usd:.4f}{took}"
         self.event("llm_call", message, call.step.position, call.step.agent, {"call_id": call.call_id}, ts=call.finished_at)
+
+    def _unguarded(self, call: Call) -> None:
+        """A call that did not pass the guarded path (an LLM a library made itself): a defect, but one whose spend is
+        still the run's. Counted against the budget here, after the fact, and said once."""
+        from mamabear.llm.resilience import CALLER
+
+        if CALLER.get() is not None or self.guard is None:
+            return
+        self.guard.add(call.cost_usd, call.tokens_in + call.tokens_out)
+        if not self.unguarded_calls:
+            self.event("llm_unguarded", f"warning: a model call to {call.model} did not go through mamabear's guarded path (counted, not limited)", call.step.position)
+        self.unguarded_calls += 1
 
     def _llm_failed(self, event: Any) -> None:
         if event.call_id in self._failed_calls:

@@ -181,28 +181,39 @@ def estimate_tokens(messages: Any) -> int:
     return max(1, len(json.dumps(messages, default=str, ensure_ascii=False)) // 4)
 
 
-# Who a model call is made for, in the thread that makes it: (role, configured model ids of its chain).
-# CrewAI's event handlers run in a copy of that thread's context, so the tracker can attribute a call that
-# carries no agent (the memory's own analysis calls) to its role and configured model id.
-CALLER: ContextVar[tuple[str | None, tuple[str, ...]] | None] = ContextVar("mamabear_llm_caller", default=None)
+@dataclass(frozen=True)
+class Caller:
+    """Who a model call is made for, in the thread that makes it. CrewAI's event handlers run in a copy of that
+    thread's context, so the tracker can attribute a call whose event names no agent of the run (a conversion to the
+    task's output model, a guardrail's judge, a knowledge query's rewrite, the memory's analysis) to the agent whose
+    LLM made it, and tell a call that did not pass this path (``CALLER`` unset) from one that did."""
+
+    role: str | None  # "memory" for the memory's own model; None for an agent's
+    chain: tuple[str, ...]  # configured model ids: the route's own, then its fallbacks
+    serves: str | None = None  # the specialist (planned agent id) whose LLM this is
+
+
+CALLER: ContextVar[Caller | None] = ContextVar("mamabear_llm_caller", default=None)
 
 
 class ResilientCalls:
     """Mixed in front of a CrewAI provider class; see ``resilient_class``."""
 
     _mb_role: str | None  # "memory" for the memory's own model; None for an agent's (a pydantic private attribute)
+    _mb_serves: str | None  # the specialist whose LLM this is (a pydantic private attribute)
 
-    def configure(self, control: CallControl, model_id: str, fallbacks: list[tuple[str, Callable[[], Any]]]) -> None:
+    def configure(self, control: CallControl, model_id: str, fallbacks: list[tuple[str, Callable[[], Any]]], serves: str | None = None) -> None:
         self._mb_control = control
         self._mb_model_id = model_id
         self._mb_fallbacks = fallbacks  # (configured model id, factory building its LLM), built on first need
         self._mb_built: dict[str, Any] = {}
+        self._mb_serves = serves
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         control: CallControl | None = self._mb_control
         if control is None:
             return super().call(*args, **kwargs)  # type: ignore[misc]  # a mixin: the provider class comes after it
-        caller = CALLER.set((self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks))))
+        caller = CALLER.set(Caller(self._mb_role, (self._mb_model_id, *(m for m, _ in self._mb_fallbacks)), self._mb_serves))
         try:
             return self._resilient_call(control, args, kwargs)
         finally:
@@ -489,12 +500,13 @@ def resilient_class(native: type) -> type:
 
         namespace: dict[str, Any] = {
             "__module__": __name__,
-            "__annotations__": {"_mb_control": Any, "_mb_model_id": str, "_mb_fallbacks": Any, "_mb_built": Any, "_mb_role": Any},
+            "__annotations__": {"_mb_control": Any, "_mb_model_id": str, "_mb_fallbacks": Any, "_mb_built": Any, "_mb_role": Any, "_mb_serves": Any},
             "_mb_role": PrivateAttr(default=None),  # "memory" for the memory's own model; None for an agent's
             "_mb_control": PrivateAttr(default=None),
             "_mb_model_id": PrivateAttr(default=""),
             "_mb_fallbacks": PrivateAttr(default_factory=list),
             "_mb_built": PrivateAttr(default_factory=dict),
+            "_mb_serves": PrivateAttr(default=None),
         }
         _classes[native] = type(f"Resilient{native.__name__}", (ResilientCalls, native), namespace)
     return _classes[native]

@@ -1,0 +1,157 @@
+"""Every model call a run makes goes through one guarded, recorded path: whatever the route, whatever made it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import store_for
+
+TEMPLATE = Path(__import__("crewai_cli").__file__).parent / "templates" / "crew"
+
+JSON_CREW_PY = """
+from crewai import Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, crew, task
+from crewai.tools import tool
+from pydantic import BaseModel
+
+
+@tool("count_letters")
+def count_letters(word: str) -> str:
+    '''Count the letters of a word.'''
+    return str(len(word))
+
+
+class Brief(BaseModel):
+    title: str
+    points: list[str]
+
+
+def short_enough(output):
+    return (True, output.raw) if len(output.raw) < 4000 else (False, "too long")
+
+
+@CrewBase
+class LatestAi:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"], tools=[count_letters])
+
+    @agent
+    def reporting_analyst(self) -> Agent:
+        return Agent(config=self.agents_config["reporting_analyst"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"], output_json=Brief, guardrail=GUARDRAIL)
+
+    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"], output_pydantic=Brief)
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+"""
+
+
+@pytest.fixture
+def project(isolated, monkeypatch, tmp_path) -> Path:  # noqa: ANN001
+    root = tmp_path / "latest_ai"
+    package = root / "src" / "latest_ai"
+    (package / "config").mkdir(parents=True)
+    for name in ("agents.yaml", "tasks.yaml"):
+        (package / "config" / name).write_text((TEMPLATE / "config" / name).read_text())
+    (package / "__init__.py").write_text("")
+    monkeypatch.chdir(root)
+    return root
+
+
+def _write_crew(project: Path, guardrail: str) -> None:
+    (project / "src" / "latest_ai" / "crew.py").write_text(JSON_CREW_PY.replace("GUARDRAIL", guardrail))
+
+
+def _answered(fake) -> int:  # noqa: ANN001
+    return len([r for r in fake.chat_requests if r["status"] == 200])
+
+
+@pytest.mark.parametrize("guardrail", ["short_enough", '"The answer names at least one fact about otters."'])
+def test_conversion_and_guardrail_calls_are_in_the_store_with_their_task_and_agent(cli, fake, project, isolated, guardrail):
+    _write_crew(project, guardrail)
+    fake.add(contains="complies with the given guardrail", text='{"valid": true, "feedback": null}')  # a guardrail's judge
+    fake.add(task="Conduct a thorough research", tool_calls=[{"name": "count_letters", "arguments": {"word": "otter"}}], times=1)
+    fake.add(task="Conduct a thorough research", text="Otters hold hands while they sleep.", times=1)  # after a tool: converted
+    fake.add(text='{"title": "Otters", "points": ["hold hands"]}')
+    result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    calls = store_for(isolated).llm_calls(result.json()["run_id"])
+    conversions = [r for r in fake.chat_requests if r["task"].startswith("Otters hold hands")]
+    assert conversions and len(calls) == _answered(fake)  # CrewAI converted the answer, and every call made is recorded
+    assert all(c["agent"] in ("researcher", "reporting_analyst") and c["task_position"] in (1, 2) for c in calls), calls
+
+
+
+XAI = """
+providers:
+  xai: {env: [XAI_API_KEY]}
+prices:
+  xai/grok-3: {input: 3.0, output: 15.0}
+"""
+
+
+@pytest.fixture
+def xai(fake, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
+    """A LiteLLM-only provider (CrewAI has no native class for xai/), as a project adds one: its key, its price, its server."""
+    (tmp_path / "work" / "config").mkdir(exist_ok=True)
+    (tmp_path / "work" / "config" / "models.yaml").write_text(XAI)
+    monkeypatch.setenv("XAI_API_KEY", "xai-test-key")
+    monkeypatch.setenv("XAI_API_BASE", fake.url)
+    return fake
+
+
+def test_a_litellm_only_route_is_guarded_counted_and_stopped_by_its_budget(cli, xai, isolated):
+    from mamabear.compat.crewai import resolve_route
+
+    assert resolve_route("xai/grok-3", {}).native_class is None  # the route this test is about
+    result = cli("run", "research", "-i", "topic=bees", "--model", "xai/grok-3", "--no-cache", "--budget-tokens", "50", "--json", "--quiet")
+    assert result.code == 3, result.err
+    assert len(xai.chat_requests) == 1  # the first call spent the budget; no second call was made
+    doc = result.json()
+    calls = store_for(isolated).llm_calls(doc["run_id"])
+    assert [(c["agent"], c["model"], c["outcome"]) for c in calls] == [("research_specialist", "xai/grok-3", "ok")]
+    assert calls[0]["tokens_in"] == xai.chat_requests[0]["usage"]["prompt_tokens"] and calls[0]["cost_usd"] > 0
+
+
+def test_a_litellm_only_route_is_retried_and_answered_from_the_cache(cli, xai, isolated):
+    xai.add(status=503, times=1)  # one transient fault: retried by mamabear, visibly
+    first = cli("run", "research", "-i", "topic=bees", "--model", "xai/grok-3", "--json", "--quiet")
+    assert first.code == 0, first.err
+    outcomes = [c["outcome"] for c in store_for(isolated).llm_calls(first.json()["run_id"])]
+    assert len(xai.chat_requests) == 4 and sorted(outcomes) == ["error", "ok", "ok", "ok"]  # litellm made no retry of its own
+    again = cli("run", "research", "-i", "topic=bees", "--model", "xai/grok-3", "--json", "--quiet")
+    assert again.code == 0 and len(xai.chat_requests) == 4  # every call answered from the response cache
+
+
+
+
+def test_a_budget_stops_a_conversion_call_as_it_stops_an_agent_s_turn(cli, fake, project, isolated):
+    _write_crew(project, "short_enough")
+    fake.add(task="Conduct a thorough research", tool_calls=[{"name": "count_letters", "arguments": {"word": "otter"}}], times=1)
+    fake.add(task="Conduct a thorough research", text="Otters hold hands while they sleep.", times=1)
+    fake.add(text='{"title": "Otters", "points": ["hold hands"]}')
+    args = ("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--no-cache", "--json", "--quiet")
+    first = cli(*args)
+    assert first.code == 0, first.err
+    calls = sorted(store_for(isolated).llm_calls(first.json()["run_id"]), key=lambda c: c["started_at"])
+    turns = 2  # the tool call and the answer; the conversion comes next
+    spent = sum(c["tokens_in"] + c["tokens_out"] for c in calls[:turns])
+    fake.reset()
+    fake.add(task="Conduct a thorough research", tool_calls=[{"name": "count_letters", "arguments": {"word": "otter"}}], times=1)
+    fake.add(task="Conduct a thorough research", text="Otters hold hands while they sleep.", times=1)
+    stopped = cli(*args, "--budget-tokens", str(spent))
+    assert stopped.code == 3, stopped.err
+    assert len(fake.chat_requests) == turns  # the conversion was refused before it left: the budget counted both turns
