@@ -94,7 +94,6 @@ def test_conversion_and_guardrail_calls_are_in_the_store_with_their_task_and_age
     assert all(c["agent"] in ("researcher", "reporting_analyst") and c["task_position"] in (1, 2) for c in calls), calls
 
 
-
 XAI = """
 providers:
   xai: {env: [XAI_API_KEY]}
@@ -134,8 +133,6 @@ def test_a_litellm_only_route_is_retried_and_answered_from_the_cache(cli, xai, i
     assert len(xai.chat_requests) == 4 and sorted(outcomes) == ["error", "ok", "ok", "ok"]  # litellm made no retry of its own
     again = cli("run", "research", "-i", "topic=bees", "--model", "xai/grok-3", "--json", "--quiet")
     assert again.code == 0 and len(xai.chat_requests) == 4  # every call answered from the response cache
-
-
 
 
 def test_a_budget_stops_a_conversion_call_as_it_stops_an_agent_s_turn(cli, fake, project, isolated):

@@ -463,7 +463,8 @@ class Tracker:
             return
         self.guard.add(call.cost_usd, call.tokens_in + call.tokens_out)
         if not self.unguarded_calls:
-            self.event("llm_unguarded", f"warning: a model call to {call.model} did not go through mamabear's guarded path (counted, not limited)", call.step.position)
+            said = f"warning: a model call to {call.model} did not go through mamabear's guarded path (counted, not limited)"
+            self.event("llm_unguarded", said, call.step.position)
         self.unguarded_calls += 1
 
     def _llm_failed(self, event: Any) -> None:
