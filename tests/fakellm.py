@@ -7,6 +7,12 @@ text, in order; a rule can reply with text, with tool calls, with an HTTP error
 (and headers such as ``Retry-After``), after a delay, or by dropping the
 connection. With no matching rule the server answers with text that quotes the
 start of the last user message, so every task gets a distinct, predictable output.
+
+``strict = True`` validates each request as llama-cpp-python's server does (its pydantic request models): an
+assistant message's ``content`` must be a string (null beside ``tool_calls`` is refused, upstream #1805), a tool
+message needs its ``tool_call_id``, and the refusal is an HTTP 500 whose body is the validation report.
+``json_schema = False`` refuses ``response_format: {"type": "json_schema"}`` the same way (llama-cpp-python takes only
+``text`` and ``json_object``). ``served`` lists the model ids ``GET /v1/models`` answers.
 """
 
 from __future__ import annotations
@@ -73,6 +79,9 @@ class FakeLLM(LoopbackServer):
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self.requests: list[dict[str, Any]] = []
+        self.strict = False
+        self.json_schema = True
+        self.served = ["fake-model"]
         self._lock = threading.Lock()
         super().__init__(_handler_for(self))
 
@@ -90,6 +99,7 @@ class FakeLLM(LoopbackServer):
         with self._lock:
             self.rules.clear()
             self.requests.clear()
+            self.strict, self.json_schema, self.served = False, True, ["fake-model"]
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -104,6 +114,23 @@ class FakeLLM(LoopbackServer):
         return None
 
 
+def validation_errors(body: dict[str, Any], json_schema: bool) -> list[dict[str, Any]]:
+    """What llama-cpp-python's request models refuse in ``body``, as pydantic reports it."""
+    errors = []
+    for i, message in enumerate(body.get("messages") or []):
+        role, content = message.get("role"), message.get("content")
+        if role in ("system", "assistant", "tool") and not isinstance(content, str):
+            loc = ("body", "messages", i, "typed-dict", "content")
+            errors.append({"type": "string_type", "loc": loc, "msg": "Input should be a valid string", "input": content})
+        if role == "tool" and not message.get("tool_call_id"):
+            errors.append({"type": "missing", "loc": ("body", "messages", i, "typed-dict", "tool_call_id"), "msg": "Field required", "input": message})
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and not json_schema and response_format.get("type") not in ("text", "json_object"):
+        loc = ("body", "response_format", "type")
+        errors.append({"type": "literal_error", "loc": loc, "msg": "Input should be 'text' or 'json_object'", "input": response_format.get("type")})
+    return errors
+
+
 def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
     prompt = max(1, len(request_text(body)) // 4)
     completion = max(1, len(reply) // 4)
@@ -116,7 +143,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             with fake._lock:
                 fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
             if self.path.rstrip("/").endswith("/models"):
-                self._send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+                self._send_json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "me"} for m in fake.served]})
             else:
                 self._send_json(404, {"error": {"message": "not found"}})
 
@@ -139,6 +166,11 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 fake.requests.append(self.record)
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"unknown path {self.path}"}})
+                return
+            errors = validation_errors(body, fake.json_schema) if fake.strict or not fake.json_schema else []
+            if errors:
+                self.record["status"] = 500
+                self._send_json(500, {"error": {"message": str(errors), "type": "internal_server_error", "param": None, "code": None}})
                 return
             rule = fake._pick(text, body.get("model"), self.record["task"])
             if rule and rule.delay:

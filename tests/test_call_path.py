@@ -152,3 +152,42 @@ def test_a_budget_stops_a_conversion_call_as_it_stops_an_agent_s_turn(cli, fake,
     stopped = cli(*args, "--budget-tokens", str(spent))
     assert stopped.code == 3, stopped.err
     assert len(fake.chat_requests) == turns  # the conversion was refused before it left: the budget counted both turns
+
+
+def test_a_tool_using_crew_runs_against_a_server_that_validates_requests_as_llama_cpp_does(cli, fake):
+    from test_sandbox_crew import FRAME, QUESTION, script_file_work
+
+    fake.strict = True
+    script_file_work(fake)
+    result = cli("run", "data_analysis", *QUESTION, "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    assert [r["status"] for r in fake.chat_requests] == [200] * len(fake.chat_requests)  # not one request was refused
+    answered = [r for r in fake.chat_requests if FRAME in r["task"]][-1]
+    sent_back = [m for m in answered["body"]["messages"] if m["role"] == "assistant"]
+    assert len(sent_back) == 4 and all(m["content"] == "" and m["tool_calls"] for m in sent_back)
+
+
+@pytest.mark.memory_on
+def test_memory_runs_against_a_server_without_json_schema_by_asking_in_words_once_learnt(cli, fake, isolated):
+    fake.strict, fake.json_schema = True, False  # llama-cpp-python: text and json_object only
+    fake.add(contains="It must match this JSON schema", text='Here it is:\n```json\n{"keep": true, "memories": [],}\n```')
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    refused = [r for r in fake.chat_requests if r["status"] == 500]
+    asked_in_words = [r for r in fake.chat_requests if "It must match this JSON schema" in r["text"]]
+    assert len(refused) == 1 and refused[0]["body"]["response_format"]["type"] == "json_schema"  # learnt once, not per call
+    assert asked_in_words and not any("response_format" in r["body"] for r in asked_in_words)
+    calls = store_for(isolated).llm_calls(result.json()["run_id"])
+    assert len(calls) == len(fake.chat_requests)  # the refused request is in the store too
+    assert "does not take a json_schema response format" in cli("runs", "logs", result.json()["run_id"]).out
+
+
+def test_a_request_the_server_refuses_as_invalid_is_not_retried_and_is_said_in_one_sentence(cli, fake):
+    report = "[{'type': 'missing', 'loc': ('body', 'messages', 0, 'typed-dict', 'name'), 'msg': 'Field required', 'input': {}}]"
+    fake.add(status=500, text=report)
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--no-cache")
+    assert result.code == 1
+    tries = 2  # the task and its one retry (task_retries: 1); no transient retries within either
+    assert len(fake.chat_requests) == tries
+    error = next(line for line in result.err.splitlines() if line.startswith("error:"))
+    assert "the model server refused the request as invalid (HTTP 500: messages.0.name: Field required)" in error and len(error) < 300

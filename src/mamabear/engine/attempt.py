@@ -364,6 +364,11 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     names = {type(e).__name__ for e in chain}
+    from mamabear.llm.wire import refusal
+
+    refused = refusal(exc)
+    if refused is not None:
+        return f"{refused}; mamabear doctor probes what the server takes.", EXIT_FAILED
     message = next((str(e) for e in chain if str(e)), type(exc).__name__).strip().splitlines()[0]
     if "MCPConnectionError" in names or any(_raised_in_mcp(e) for e in chain):  # CrewAI's MCP client also raises plain ConnectionErrors
         return f"an MCP server could not be started or reached ({message}); check its entry under mcp_servers in config/tools.yaml.", EXIT_USAGE

@@ -66,7 +66,12 @@ def _status(exc: BaseException) -> int | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A fault worth another try: rate limits, server errors, timeouts, dropped connections."""
+    """A fault worth another try: rate limits, server errors, timeouts, dropped connections; never a request the server
+    refused as invalid (a 5xx whose body is a validation report is such a refusal: llama-cpp-python's) or one too long."""
+    from mamabear.llm.wire import overflowed, refusal
+
+    if refusal(exc) is not None or overflowed(exc):
+        return False
     for item in _chain(exc):
         status = _status(item)
         if status is not None:
@@ -170,6 +175,7 @@ class CallControl:
     images_keep: int = 3  # screenshots a request carries (the latest), of those the tools took (images.py)
     sees: Callable[[str], bool] = lambda _model: True  # does this model take images? (a blind one is told where they are)
     images_root: Any = None  # Path: only screenshots under it are shown (the sandboxes' folder); None shows none
+    in_words: set[tuple[str, str | None]] = field(default_factory=set)  # (model, server) routes that refused json_schema
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -220,6 +226,12 @@ class ResilientCalls:
             CALLER.reset(caller)
 
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
+        from mamabear.llm.wire import normalised
+
+        messages = call_arguments(args, kwargs).get("messages")
+        fixed = normalised(messages)
+        if fixed is not messages:
+            args, kwargs = _with_messages(args, kwargs, fixed)
         args, kwargs = self._with_retry_note(control, args, kwargs)
         asked = call_arguments(args, kwargs)  # before screenshots are attached: what a recording keys and keeps
         args, kwargs = _with_images(args, kwargs, control.images_keep, not control.sees(self._mb_model_id), control.images_root)
@@ -391,13 +403,16 @@ class ResilientCalls:
         for model_id, factory in chain:
             llm = self._mb_built.get(model_id) or factory()
             self._mb_built[model_id] = llm
-            for attempt in range(1, control.policy.attempts + 1):
+            attempt = 1
+            while attempt <= control.policy.attempts:
                 control.guard.check()
                 try:
                     return self._attempt(control, llm, model_id, args, kwargs)
                 except RunStopped:
                     raise
                 except Exception as exc:
+                    if self._learn_in_words(control, llm, model_id, args, kwargs, exc):
+                        continue  # asked again at once, the schema in words: not a retry of a fault
                     if not is_transient(exc):
                         self._remember_failure(control, kwargs, exc)
                         raise
@@ -406,9 +421,26 @@ class ResilientCalls:
                         break
                     delay = backoff(attempt, control.policy, retry_after(exc))
                     _wait(control, delay, f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})", "llm_retry")
+                    attempt += 1
         assert last is not None
         self._remember_failure(control, kwargs, last)
         raise last
+
+    @staticmethod
+    def _route_key(llm: Any, model_id: str) -> tuple[str, str | None]:
+        return model_id, getattr(llm, "base_url", None) or getattr(llm, "api_base", None)
+
+    def _learn_in_words(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict, exc: BaseException) -> bool:
+        """A server that refused ``json_schema`` is asked with the schema in words from now on (this run, this route)."""
+        from mamabear.llm.wire import structured_refused
+
+        key = self._route_key(llm, model_id)
+        if call_arguments(args, kwargs).get("response_model") is None or key in control.in_words or not structured_refused(exc):
+            return False
+        with control.lock:
+            control.in_words.add(key)
+        control.events.note("structured_in_words", f"{model_id} does not take a json_schema response format; asking with the schema in the prompt")
+        return True
 
     def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
         """One try of one model: its result, and what it cost, priced once (the guard's spend and the cache's record)."""
@@ -416,10 +448,20 @@ class ResilientCalls:
             llm.stop = list(self.stop)  # type: ignore[attr-defined]  # every CrewAI provider LLM has stop
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
+        named = call_arguments(args, kwargs)
+        wanted = named.get("response_model")
+        in_words = wanted is not None and self._route_key(llm, model_id) in control.in_words
+        if in_words:
+            from mamabear.llm.wire import with_schema
+
+            named = {**named, "response_model": None, "messages": with_schema(named.get("messages"), wanted)}
         before = token_usage(llm)
         tokens_in = tokens_out = cached = 0
         try:
-            result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
+            if in_words:
+                result = super().call(**named) if llm is self else llm.call(**named)  # type: ignore[misc]  # a mixin, as below
+            else:
+                result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
             after = token_usage(llm)
             tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
             tokens_out = after["completion_tokens"] - before["completion_tokens"]
@@ -429,6 +471,10 @@ class ResilientCalls:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)
         cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
         control.guard.add(cost, tokens_in + tokens_out)
+        if in_words:
+            from mamabear.llm.wire import read_structured
+
+            result = read_structured(result, wanted)  # a model's answer that does not read as the schema fails the call
         return result, model_id, tokens_in, tokens_out, cost
 
     @staticmethod
