@@ -191,3 +191,17 @@ def test_a_request_the_server_refuses_as_invalid_is_not_retried_and_is_said_in_o
     assert len(fake.chat_requests) == tries
     error = next(line for line in result.err.splitlines() if line.startswith("error:"))
     assert "the model server refused the request as invalid (HTTP 500: messages.0.name: Field required)" in error and len(error) < 300
+
+
+def test_every_request_carries_its_tier_s_output_cap_which_a_project_can_change(cli, fake, tmp_path):
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--no-cache")
+    assert result.code == 0, result.err
+    assert {r["body"].get("max_tokens") for r in fake.chat_requests} == {8192}  # the research crew's agents are on the pro tier
+    fake.reset()
+    (tmp_path / "work" / "config").mkdir()
+    (tmp_path / "work" / "config" / "models.yaml").write_text("max_tokens:\n  pro: 512\n")
+    assert cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--no-cache").code == 0
+    assert {r["body"].get("max_tokens") for r in fake.chat_requests} == {512}
+    (tmp_path / "work" / "config" / "models.yaml").write_text("max_tokens:\n  pro: lots\n")
+    bad = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url)
+    assert bad.code == 2 and "models.yaml:2: max_tokens of tier 'pro' must be a whole number above zero." in bad.err

@@ -40,6 +40,7 @@ class Route:
     key_env: str | None = None  # the variable the key is read from; the key itself never lands here
     fallbacks: tuple[str, ...] = ()
     problem: str | None = None  # set when no provider is usable (only a dry run gets such a route)
+    max_tokens: int | None = None  # the most tokens one answer may have (``max_tokens:`` per tier in models.yaml)
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -108,6 +109,11 @@ class CachePolicy:
     url: str | None = None  # redis://... to share one cache; default: a SQLite file in $MAMABEAR_HOME
 
 
+# The output cap of an answer when models.yaml gives none for a tier. Without one, a small local model on llama.cpp
+# rambled 7,799 tokens in one call (459 s), and the next prompt overflowed its 8,192-token context.
+DEFAULT_MAX_TOKENS = {"fast": 4096, "balanced": 8192, "pro": 8192}
+
+
 @dataclass
 class ModelTable:
     providers: dict[str, tuple[str, ...]]  # provider -> environment variables holding its key
@@ -117,6 +123,7 @@ class ModelTable:
     quotas: dict[str, Any] = field(default_factory=dict)  # provider -> quota.Quota (requests and tokens per minute)
     cache: CachePolicy = field(default_factory=CachePolicy)
     vision: tuple[str, ...] = ()  # models that take images, besides those litellm's model table says do
+    max_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))  # tier -> output cap
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
@@ -159,6 +166,10 @@ class ModelTable:
             if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
                 raise ConfigError(f"{doc['prices'].where(model)}: price of '{model}' needs numeric 'input' and 'output' (USD per million tokens).")
             self.prices[model] = (float(price["input"]), float(price["output"]))
+        for tier, cap in (doc.get("max_tokens") or {}).items():
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ConfigError(f"{doc['max_tokens'].where(tier)}: max_tokens of tier '{tier}' must be a whole number above zero.")
+            self.max_tokens[tier] = cap
         retry = doc.get("retry")
         if retry is not None:
             self.retry = _retry_policy(self.retry, retry, path)
@@ -180,9 +191,9 @@ class ModelTable:
     def fallback_route(self, route: Route, model: str, settings: Settings) -> Route:
         """The route for one of ``route``'s fallback models."""
         if route.base_url:
-            return Route(model=model, provider=COMPATIBLE, base_url=route.base_url)
+            return Route(model=model, provider=COMPATIBLE, base_url=route.base_url, max_tokens=route.max_tokens)
         provider = provider_of(model)
-        return Route(model=model, provider=provider, key_env=self.key_env(provider, settings))
+        return Route(model=model, provider=provider, key_env=self.key_env(provider, settings), max_tokens=route.max_tokens)
 
     def fix_hint(self) -> str:
         names = [" or ".join(env) for env in self.providers.values()]
@@ -195,7 +206,7 @@ class ModelTable:
         so a dry run can show the plan on a machine with no key at all.
         """
         try:
-            return self._route(tier, settings, pinned)
+            return replace(self._route(tier, settings, pinned), max_tokens=self.max_tokens.get(tier, DEFAULT_MAX_TOKENS["balanced"]))
         except NoUsableModel as exc:
             if strict:
                 raise

@@ -37,6 +37,13 @@ def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s:
         kwargs["api_key"] = LOCAL_KEY  # --replay: every answer comes from the recording; the client is never used
     if route.provider in (COMPATIBLE, "anthropic"):
         kwargs["max_retries"] = 0  # mamabear retries, visibly; the SDK would retry unseen
+    if route.max_tokens is not None:
+        # Every answer is capped. Gemini's class calls it max_output_tokens; OpenAI's reasoning models take only
+        # max_completion_tokens, which an OpenAI-compatible server (llama.cpp, vLLM, Ollama) may not know.
+        name = {"gemini": "max_output_tokens"}.get(route.provider, "max_tokens")
+        if route.provider == COMPATIBLE and not route.base_url:
+            name = "max_completion_tokens"
+        kwargs[name] = route.max_tokens
     return kwargs
 
 

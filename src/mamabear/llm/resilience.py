@@ -179,7 +179,7 @@ class CallControl:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop", "response_format", "reasoning_effort")
+SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "seed", "stop", "response_format", "reasoning_effort")
 
 
 def estimate_tokens(messages: Any) -> int:
