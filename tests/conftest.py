@@ -63,6 +63,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fi
     monkeypatch.setenv("MAMABEAR_HOME", str(home))
     monkeypatch.setenv("CREWAI_STORAGE_DIR", str(tmp_path / "crewai"))
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # The scripted server stands in for a gateway to the providers' own models, priced as theirs (a --base-url server's
+    # models are otherwise priced by prices: alone); tests of that default remove it.
+    monkeypatch.setenv("MAMABEAR_BASE_URL_PRICES", "litellm")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

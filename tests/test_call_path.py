@@ -205,3 +205,19 @@ def test_every_request_carries_its_tier_s_output_cap_which_a_project_can_change(
     (tmp_path / "work" / "config" / "models.yaml").write_text("max_tokens:\n  pro: lots\n")
     bad = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url)
     assert bad.code == 2 and "models.yaml:2: max_tokens of tier 'pro' must be a whole number above zero." in bad.err
+
+
+def test_a_base_url_model_is_priced_only_by_prices_and_an_unpriced_one_is_never_shown_as_zero(cli, fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("MAMABEAR_BASE_URL_PRICES")
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--no-cache", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["totals"]["cost_usd"] is None and doc["totals"]["unpriced_calls"] == 3  # a local model named gpt-4.1 is not GPT-4.1
+    assert all(t["cost_usd"] is None for t in doc["tasks"]) and doc["cost_by"]["agent"][0]["cost_usd"] is None
+    assert "unpriced" in result.err.splitlines()[-1] and "$0.0000" not in result.err
+    listed = cli("runs", "list", "--json").json()[0]
+    assert listed["unpriced_calls"] == 3 and "unpriced" in cli("runs", "list").out and "unpriced" in cli("runs", "show", doc["run_id"]).out
+    (tmp_path / "work" / "config").mkdir()
+    (tmp_path / "work" / "config" / "models.yaml").write_text("prices:\n  openai/gpt-4.1: {input: 0, output: 0}\n")  # a local model is free
+    free = cli("run", "research", "-i", "topic=owls", "--base-url", fake.url, "--no-cache", "--json", "--quiet").json()
+    assert free["totals"]["cost_usd"] == 0.0 and free["totals"]["unpriced_calls"] == 0

@@ -161,11 +161,11 @@ def test_precedence_flag_over_environment_over_dotenv(cli, monkeypatch):
         return result.json()["agents"][0]["route"]
 
     extra: list[str] = []
-    assert route() == {"model": "from-dotenv", "provider": "openai", "base_url": "http://127.0.0.1:1111/v1"}
+    assert route() == {"model": "from-dotenv", "provider": "openai", "base_url": "http://127.0.0.1:1111/v1", "max_tokens": 8192}
     monkeypatch.setenv("MAMABEAR_MODEL", "from-env")
     assert route()["model"] == "from-env"
     extra = ["--model", "from-flag", "--base-url", "http://127.0.0.1:2222/v1"]
-    assert route() == {"model": "from-flag", "provider": "openai", "base_url": "http://127.0.0.1:2222/v1"}
+    assert route() == {"model": "from-flag", "provider": "openai", "base_url": "http://127.0.0.1:2222/v1", "max_tokens": 8192}
 
 
 @pytest.mark.parametrize(

@@ -38,10 +38,12 @@ def test_importing_mamabear_changes_no_library_until_the_run_engine_applies_it()
     code = """
 from crewai.state.event_record import EventRecord
 import mamabear.engine.checkpoints, mamabear.engine.attempt, mamabear.cli
+from crewai.utilities.converter import Converter
 assert not getattr(EventRecord.model_dump, "mamabear_skeleton", False), "patched on import"
-from mamabear.compat.crewai import apply_checkpoint_patches
-apply_checkpoint_patches(); apply_checkpoint_patches()
-assert EventRecord.model_dump.mamabear_skeleton
+assert not getattr(Converter.to_json, "mamabear_guarded", False), "patched on import"
+from mamabear.compat.crewai import apply_checkpoint_patches, apply_conversion_patch
+apply_checkpoint_patches(); apply_checkpoint_patches(); apply_conversion_patch(); apply_conversion_patch()
+assert EventRecord.model_dump.mamabear_skeleton and Converter.to_json.mamabear_guarded
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=120)

@@ -28,6 +28,7 @@ class TaskState:
     tokens_out: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    unpriced_calls: int = 0  # answered calls of a model with no known price: their cost is not in cost_usd
     output: str | None = None
     error: str | None = None
 
@@ -74,6 +75,10 @@ class RunState:
     def llm_calls(self) -> int:
         return sum(t.llm_calls for t in self.tasks)
 
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(t.unpriced_calls for t in self.tasks)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -106,6 +111,7 @@ class Call:
     error: str | None = None
     cache_hit: bool = False
     saved_usd: float = 0.0
+    unpriced: bool = False  # answered, with tokens, by a model that has no known price
 
     @property
     def latency_ms(self) -> float | None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from mamabear.config.money import fmt_usd
 from mamabear.cli.output import status_text
 from mamabear.config.durations import fmt_seconds
 from mamabear.observe import Event, RunObserver, RunState
@@ -59,7 +60,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
             status_text(task.status),
             fmt_seconds(task.seconds),
             f"{task.tokens_in:,}/{task.tokens_out:,}",
-            f"${task.cost_usd:.4f}",
+            fmt_usd(None if task.unpriced_calls and task.unpriced_calls == task.llm_calls else task.cost_usd, task.unpriced_calls),
         )
     table.add_section()
     table.add_row(
@@ -70,7 +71,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
         status_text(state.status),
         fmt_seconds(state.seconds),
         f"{state.tokens_in:,}/{state.tokens_out:,}",
-        f"${state.cost_usd:.4f}",
+        fmt_usd(None if state.unpriced_calls and state.unpriced_calls == state.llm_calls else state.cost_usd, state.unpriced_calls),
     )
     return table
 

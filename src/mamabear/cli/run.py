@@ -93,7 +93,7 @@ def render_plan(plan: Plan, json_out: bool) -> None:
         err.print(f"[yellow]warning:[/] {escape(problem)}")
     for model in data["unpriced"]:
         err.print(
-            f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would count as $0 and no --budget-usd "
+            f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would be shown as unpriced and no --budget-usd "
             f"could stop them; add it under prices: in config/models.yaml."
         )
     for note in data["notes"]:

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
+from mamabear.config.money import fmt_usd
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
 from mamabear.config.durations import fmt_seconds
@@ -59,13 +60,13 @@ def list_runs(
             fmt_seconds(r.seconds) if r.status != Status.RUNNING else "-",
             str(r.llm_calls),
             f"{r.tokens_in:,}/{r.tokens_out:,}",
-            f"${r.cost_usd:.4f}",
+            fmt_usd(None if r.unpriced_calls and r.unpriced_calls == r.llm_calls else r.cost_usd, r.unpriced_calls),
         )
     console().print(out)
 
 
 def rows_for_json(rows: list[RunRow]) -> list[dict]:
-    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd")
+    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd", "unpriced_calls")
     where = ("host", "worker", "heartbeat_at")  # where it runs or ran (a worker pool, or machines sharing the store)
     return [{k: getattr(r, k) for k in (*keep, *where)} for r in rows]
 
@@ -112,7 +113,7 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
             "-" if t["seconds"] is None else f"{t['seconds']:.1f}s",
             str(t["llm_calls"]),
             f"{t['tokens_in']:,}/{t['tokens_out']:,}",
-            f"${t['cost_usd']:.4f}",
+            fmt_usd(t["cost_usd"], t["unpriced_calls"]),
         )
     if len(report["attempts"]) > 1:
         attempts = table("attempt", "kind", "status", "started", "took", "error", title="attempts")
@@ -131,7 +132,7 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
 
         print_tables(out, report["mission"])
     tot = report["totals"]
-    tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", f"${tot['cost_usd']:.4f}")
+    tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", fmt_usd(tot["cost_usd"], tot["unpriced_calls"]))
     out.print(tasks)
     calls = table("#", "try", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
     for i, c in enumerate(report["llm_calls"], start=1):
@@ -147,7 +148,7 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
             outcome,
             latency,
             f"{c['tokens_in']:,}/{c['tokens_out']:,}",
-            f"${c['cost_usd']:.4f}",
+            "unpriced" if c.get("unpriced") else f"${c['cost_usd']:.4f}",
         )
     out.print(calls)
     _print_costs(out, report)
@@ -183,7 +184,7 @@ def _print_costs(out: Any, report: dict) -> None:
                 str(r["llm_calls"]),
                 str(r["errors"]),
                 f"{r['tokens_in']:,}/{r['tokens_out']:,}",
-                f"${r['cost_usd']:.4f}",
+                fmt_usd(r["cost_usd"], r["unpriced_calls"]),
                 str(r["cache_hits"]),
                 f"${r['saved_usd']:.4f}",
             )

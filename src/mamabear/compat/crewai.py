@@ -74,6 +74,42 @@ def apply_checkpoint_patches() -> None:
         CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]  # the patch itself
 
 
+def apply_conversion_patch() -> None:
+    """A task's answer converted to its ``output_json`` model goes through the agent's own LLM; idempotent.
+
+    ``Converter.to_json`` hands an LLM that supports function calling to ``InternalInstructor``, which makes a client
+    of its own from the LLM's model, URL and key and calls the provider directly: no guard, retries, cache, recording
+    or store (a crew.py with three output_json tasks: 1 of 6 calls unrecorded). ``Converter.to_pydantic`` already asks
+    ``llm.call(response_model=...)``; ``to_json`` is made to answer through it. (A task's public ``converter_cls`` is no
+    way in: with one set, CrewAI converts every answer with a model call, even one that is valid JSON already.)
+    """
+    from crewai.hooks.dispatch import HookAborted
+    from crewai.utilities.converter import Converter, ConverterError
+
+    to_json = Converter.to_json
+    if getattr(to_json, "mamabear_guarded", False):
+        return
+
+    def guarded_to_json(self: Any, current_attempt: int = 1) -> Any:
+        if not self.llm.supports_function_calling():
+            return to_json(self, current_attempt)  # CrewAI's own path calls llm.call already
+        try:
+            return self.to_pydantic(current_attempt).model_dump_json()
+        except HookAborted:  # a run that was stopped (its budget, its time, a cancel) stops here too
+            raise
+        except Exception as exc:  # noqa: BLE001 - as CrewAI's to_json: the error is returned, the task decides
+            return ConverterError(f"Failed to convert text into JSON, error: {exc}.")
+
+    async def guarded_ato_json(self: Any, current_attempt: int = 1) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(guarded_to_json, self, current_attempt)
+
+    guarded_to_json.mamabear_guarded = True  # type: ignore[attr-defined]  # a marker: applied once
+    Converter.to_json = guarded_to_json  # type: ignore[method-assign]  # the patch itself
+    Converter.ato_json = guarded_ato_json  # type: ignore[method-assign]
+
+
 def checkpoint_path(location: str, branch: str, parent_id: str | None) -> Path:
     """Where CrewAI's JSON provider puts a checkpoint (its private ``_build_path``)."""
     from crewai.state.provider.json_provider import _build_path
@@ -183,6 +219,7 @@ def problems() -> list[str]:
         from crewai.state.provider import json_provider
         from crewai.task import Task
         from crewai.tasks.llm_guardrail import LLMGuardrail
+        from crewai.utilities.converter import Converter
     except ImportError as exc:
         return [moved("crewai", f"module {exc.name}", "cannot be imported")]
     need("_lock" in EventRecord.__private_attributes__ and "nodes" in EventRecord.model_fields, "EventRecord._lock and .nodes")
@@ -201,4 +238,8 @@ def problems() -> list[str]:
     )
     need({"_guardrail", "_guardrails"} <= set(Task.__private_attributes__), "Task._guardrail and ._guardrails")
     need("llm" in inspect.signature(LLMGuardrail.__init__).parameters, "LLMGuardrail(llm=...)")
+    need(
+        all(callable(getattr(Converter, n, None)) for n in ("to_json", "ato_json", "to_pydantic")) and "_create_instructor" in vars(Converter),
+        "Converter.to_json, .ato_json, .to_pydantic (and its instructor path)",
+    )
     return found

@@ -124,6 +124,7 @@ class ModelTable:
     cache: CachePolicy = field(default_factory=CachePolicy)
     vision: tuple[str, ...] = ()  # models that take images, besides those litellm's model table says do
     max_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))  # tier -> output cap
+    base_url_prices: str = "listed"  # a --base-url server's models: priced by prices: only, or "litellm" for a gateway
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
@@ -170,6 +171,11 @@ class ModelTable:
             if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
                 raise ConfigError(f"{doc['max_tokens'].where(tier)}: max_tokens of tier '{tier}' must be a whole number above zero.")
             self.max_tokens[tier] = cap
+        gateway = doc.get("base_url_prices")
+        if gateway is not None:
+            if gateway not in ("listed", "litellm"):
+                raise ConfigError(f"{doc.where('base_url_prices')}: base_url_prices must be 'listed' (prices: only) or 'litellm' (a gateway).")
+            self.base_url_prices = gateway
         retry = doc.get("retry")
         if retry is not None:
             self.retry = _retry_policy(self.retry, retry, path)

@@ -118,7 +118,7 @@ class Attempt:
         """Import CrewAI and wire the attempt's parts; the attempt is recorded in the store."""
         self.phase("importing CrewAI")
         # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
-        from mamabear.compat.crewai import apply_checkpoint_patches
+        from mamabear.compat.crewai import apply_checkpoint_patches, apply_conversion_patch
         from mamabear.engine.checkpoints import Checkpoints
         from mamabear.engine.stopping import STOP_GRACE_S, Heartbeat, Signals, Watchdog
         from mamabear.engine.tracker import Tracker
@@ -129,6 +129,7 @@ class Attempt:
 
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
+        apply_conversion_patch()
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact, store=store)
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.
@@ -156,7 +157,7 @@ class Attempt:
             return True
 
         self.heartbeat = Heartbeat(lambda: store.beat(run_id, attempt), lost) if step is None else Heartbeat(beat_step, lost)
-        pricer = Pricer(ws.models.prices)
+        pricer = Pricer.for_run(ws.models, ws.settings)
         self.trace = None if self.step is not None else _trace(ws, run_id, plan, attempt, self.redact, self.trace_targets, self.started_at)
         observers = [StoreWriter(store, run_id, attempt), *([self.trace] if self.trace is not None else []), *self.observers]
         if isinstance(self.work, RunObserver):  # a mission follows its own steps (their tool calls)
@@ -415,6 +416,7 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
         row = rows.get(position)
         if row is not None:
             state.tokens_in, state.tokens_out, state.cost_usd, state.llm_calls = row.tokens_in, row.tokens_out, row.cost_usd, row.llm_calls
+            state.unpriced_calls = row.unpriced_calls
             if row.status == Status.COMPLETED:
                 state.status, state.output, state.started_at, state.finished_at = Status.COMPLETED, row.output, row.started_at, row.finished_at
             elif position > len(plan.tasks):  # a step cut short: it is not run again as such (its action is, as a new step)

@@ -166,12 +166,11 @@ def guard_side_calls(crew: Any) -> None:
     """Every model a crew's tasks call besides their agents' own turns goes through the agent's guarded LLM: a
     guardrail written as text holds the LLM its agent had when the task was made (a project's crew.py makes it
     before mamabear routes the agent), which would call its provider unguarded and unrecorded. (A conversion to
-    ``output_pydantic`` and a knowledge query use the agent's LLM at call time; one to ``output_json`` is made to.)"""
+    ``output_pydantic`` or ``output_json`` and a knowledge query use the agent's LLM at call time: see
+    ``compat.crewai.apply_conversion_patch``.)"""
     from mamabear.compat.crewai import llm_guardrails
-    from mamabear.engine.conversion import guarded_conversions
 
     for task in crew.tasks:
-        guarded_conversions(task)
         if task.agent is not None:
             for guardrail in llm_guardrails(task):
                 guardrail.llm = task.agent.llm

@@ -60,12 +60,12 @@ def run_checks(ws: Services) -> list[Check]:
         from mamabear.llm.pricing import Pricer
 
         chain = list(dict.fromkeys(m for r in routes for m in r.chain))
-        unpriced = Pricer(table.prices).unpriced(chain)
+        unpriced = Pricer.for_run(table, ws.settings).unpriced(chain)
         checks.append(
             Check(
                 "prices",
-                "fail" if unpriced else "ok",
-                f"no price known for {', '.join(unpriced)}: their calls would count as $0; add them under prices: in config/models.yaml"
+                ("warn" if ws.settings.base_url else "fail") if unpriced else "ok",  # a local server's model is often free
+                f"no price known for {', '.join(unpriced)}: their calls would be shown as unpriced; add them under prices: in config/models.yaml"
                 if unpriced
                 else f"{len(chain)} routed models priced",
             )

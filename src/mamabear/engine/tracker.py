@@ -305,10 +305,13 @@ class Tracker:
             if task.started_at is None:
                 task.started_at = task.finished_at
             self._tell("task_ended", self.state, task)
+            from mamabear.config.money import fmt_usd
+
+            cost = fmt_usd(None if task.unpriced_calls and task.unpriced_calls == task.llm_calls else task.cost_usd, task.unpriced_calls)
             self.event(
                 "task_completed",
                 f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
-                f"({task.tokens_in}+{task.tokens_out} tokens, ${task.cost_usd:.4f})",
+                f"({task.tokens_in}+{task.tokens_out} tokens, {cost})",
                 position,
                 task.agent,
                 ts=task.finished_at,
@@ -331,6 +334,7 @@ class Tracker:
             task.status, task.output, task.error = row.status, row.output, row.error
             task.started_at, task.finished_at = row.started_at, row.finished_at
             task.tokens_in, task.tokens_out, task.cost_usd, task.llm_calls = row.tokens_in, row.tokens_out, row.cost_usd, row.llm_calls
+            task.unpriced_calls = row.unpriced_calls
         self.changed()
 
     def _task_failed(self, event: Any) -> None:
@@ -439,19 +443,22 @@ class Tracker:
             task.tokens_out += call.tokens_out
             task.cost_usd += call.cost_usd
             task.llm_calls += 1
+            task.unpriced_calls += 1 if call.unpriced else 0
 
     def _llm_completed(self, event: Any) -> None:
         call = self._ended_call(event, "ok")
         call.tokens_in, call.tokens_out = usage_tokens(event.usage)
         call.cached_tokens = cached_tokens(event.usage)
         call.cost_usd = self.pricer.cost(call.model or "", call.tokens_in, call.tokens_out, call.cached_tokens)
+        call.unpriced = call.tokens_in + call.tokens_out > 0 and self.pricer.per_token(call.model or "") is None
         self._unguarded(call)
         call.finish_reason, call.response_id = event.finish_reason, event.response_id
         self._count(call)
         self.state.activity = f"{call.step.agent} thinking"
         self._tell("call_ended", call)
         took = f" in {call.latency_ms:.0f}ms" if call.latency_ms is not None else ""
-        message = f"{call.step.agent} <- {call.model}: {call.tokens_in}+{call.tokens_out} tokens, ${call.cost_usd:.4f}{took}"
+        cost = "unpriced" if call.unpriced else f"${call.cost_usd:.4f}"
+        message = f"{call.step.agent} <- {call.model}: {call.tokens_in}+{call.tokens_out} tokens, {cost}{took}"
         self.event("llm_call", message, call.step.position, call.step.agent, {"call_id": call.call_id}, ts=call.finished_at)
 
     def _unguarded(self, call: Call) -> None:

@@ -147,7 +147,7 @@ def side_llm(ws: Services, agent_id: str, role: str, temperature: float, tape: A
     agent = ws.catalog.agent(agent_id)
     guard = Guard(Limits())
     control = CallControl(
-        guard=guard, policy=ws.models.retry, pricer=Pricer(ws.models.prices), tape=tape, secret=Redactor.for_settings(ws.settings).holds_secret
+        guard=guard, policy=ws.models.retry, pricer=Pricer.for_run(ws.models, ws.settings), tape=tape, secret=Redactor.for_settings(ws.settings).holds_secret
     )
     llm = make_resilient_llm(ws.models.route(agent.tier, ws.settings, pinned=agent.llm), temperature, ws.settings, ws.models, control)
     llm._mb_role = role

@@ -6,16 +6,29 @@ and without fetching anything from the internet.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mamabear.compat.litellm import cost_map
 
 
 class Pricer:
-    def __init__(self, overrides: dict[str, tuple[float, float]]) -> None:
+    def __init__(self, overrides: dict[str, tuple[float, float]], local: bool = False) -> None:
         self.overrides = overrides  # model -> USD per million tokens (input, output)
+        # A --base-url server is priced only by models.yaml's prices: a local model named gpt-4.1 is not GPT-4.1.
+        self.local = local
 
-    @staticmethod
-    def _known(model: str, field: str) -> dict | None:
+    @classmethod
+    def for_run(cls, table: Any, settings: Any) -> Pricer:
+        """The run's prices (``table``: its ModelTable). A --base-url server's models are priced by ``prices:`` alone,
+        unless it is a gateway to the providers' own models (``base_url_prices: litellm`` in models.yaml, or
+        MAMABEAR_BASE_URL_PRICES=litellm): then litellm's map prices them as it prices the providers'."""
+        gateway = (settings.env.get("MAMABEAR_BASE_URL_PRICES") or table.base_url_prices) == "litellm"
+        return cls(table.prices, local=bool(settings.base_url) and not gateway)
+
+    def _known(self, model: str, field: str) -> dict | None:
         """The cost map's entry for the model (as configured, or without its provider prefix) that has ``field``."""
+        if self.local:
+            return None
         known = cost_map()
         for key in (model, model.partition("/")[2]):
             entry = known.get(key) if key else None
@@ -32,7 +45,7 @@ class Pricer:
         return (float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token", 0.0))) if entry else None
 
     def unpriced(self, models: list[str]) -> list[str]:
-        """The models whose calls would be counted as $0 because no price is known for them."""
+        """The models whose calls would be shown as unpriced (and held by no --budget-usd): no price is known for them."""
         return [m for m in models if self.per_token(m) is None]
 
     def cached_per_token(self, model: str) -> float | None:

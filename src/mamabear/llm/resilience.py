@@ -179,7 +179,16 @@ class CallControl:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "max_output_tokens", "seed", "stop", "response_format", "reasoning_effort")
+SAMPLING = ("temperature", "top_p", "seed", "stop", "response_format", "reasoning_effort")
+OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")  # one cap, named as each provider's class takes it
+
+
+def sampling(llm: Any) -> dict[str, Any]:
+    """How an LLM samples, as a recording and the cache key it: the output cap under one name, whichever the class
+    takes (a run recorded against a --base-url server replays without one, where OpenAI's class names it otherwise)."""
+    found = {name: getattr(llm, name, None) for name in SAMPLING}
+    found["max_tokens"] = next((cap for cap in (getattr(llm, name, None) for name in OUTPUT_CAPS) if cap is not None), None)
+    return found
 
 
 def estimate_tokens(messages: Any) -> int:
@@ -267,7 +276,7 @@ class ResilientCalls:
             "tools": [t.get("function", t).get("name") if isinstance(t, dict) else str(t) for t in named.get("tools") or []],
             "tool_schemas": named.get("tools"),
             "response_model": response_model.model_json_schema() if response_model is not None else None,
-            "sampling": {name: getattr(self, name, None) for name in SAMPLING},
+            "sampling": sampling(self),
         }
 
     def _to_tape(self, control: CallControl, named: dict[str, Any], result: Any, answered_by: str, tokens_in: int, tokens_out: int, cost: float) -> None:
@@ -319,7 +328,7 @@ class ResilientCalls:
                 "messages": named.get("messages"),
                 "tools": named.get("tools"),
                 "response_model": response_model.model_json_schema() if response_model is not None else None,
-                "sampling": {name: getattr(self, name, None) for name in SAMPLING},
+                "sampling": sampling(self),
             }
         )
 

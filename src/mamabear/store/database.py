@@ -101,6 +101,7 @@ llm_calls = sa.Table(
     sa.Column("cache_hit", sa.Boolean),  # answered from the response cache: no request, no cost
     sa.Column("saved_usd", sa.Float),  # what a cache hit would have cost
     sa.Column("cached_tokens", sa.Integer),  # input tokens the provider served from its prompt cache
+    sa.Column("unpriced", sa.Boolean),  # answered by a model with no known price: its cost is unknown, not $0
 )
 
 tool_calls = sa.Table(
@@ -292,6 +293,11 @@ def m010_screenshots(conn: Connection) -> None:
     _add_columns(conn, sandbox_actions, ("image_bytes", "thumbnail"))
 
 
+def m011_unpriced(conn: Connection) -> None:
+    """Calls of a model with no known price, so their cost is shown as unknown rather than $0."""
+    _add_columns(conn, llm_calls, ("unpriced",))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_attempts,
@@ -303,6 +309,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m008_eval_results,
     m009_forks,
     m010_screenshots,
+    m011_unpriced,
 ]
 
 TOKEN_SUMS = (
@@ -310,6 +317,7 @@ TOKEN_SUMS = (
     sa.func.coalesce(sa.func.sum(llm_calls.c.tokens_out), 0).label("tokens_out"),
     sa.func.coalesce(sa.func.sum(llm_calls.c.cost_usd), 0.0).label("cost_usd"),
     sa.func.count(llm_calls.c.id).label("llm_calls"),
+    sa.func.coalesce(sa.func.sum(sa.case((llm_calls.c.unpriced.is_(True), 1), else_=0)), 0).label("unpriced_calls"),
 )
 
 
@@ -723,6 +731,7 @@ class Store:
                 usage.c.tokens_out,
                 (sa.func.coalesce(usage.c.cost_usd, 0.0) + sa.func.coalesce(hours.c.sandbox_usd, 0.0)).label("cost_usd"),
                 usage.c.llm_calls,
+                usage.c.unpriced_calls,
                 took.c.seconds,
             )
             .outerjoin(usage, usage.c.run_id == runs.c.id)
@@ -752,7 +761,7 @@ class Store:
     def tasks(self, run_id: str) -> list[TaskRow]:
         usage = sa.select(llm_calls.c.task_position, *TOKEN_SUMS).where(llm_calls.c.run_id == run_id).group_by(llm_calls.c.task_position).subquery()
         query = (
-            sa.select(tasks, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls)
+            sa.select(tasks, usage.c.tokens_in, usage.c.tokens_out, usage.c.cost_usd, usage.c.llm_calls, usage.c.unpriced_calls)
             .outerjoin(usage, usage.c.task_position == tasks.c.position)
             .where(tasks.c.run_id == run_id)
             .order_by(tasks.c.position)

@@ -21,12 +21,18 @@ def run_seconds(run: RunRow, attempts: list[dict[str, Any]]) -> float | None:
     return _seconds(run.created_at, run.finished_at)  # unfinished, or recorded before attempts were
 
 
+def priced(cost: float, unpriced_calls: int, calls: int) -> float | None:
+    """A cost as a report gives it: None (unknown, never $0) when every call it adds up was of a model with no price."""
+    return None if unpriced_calls and unpriced_calls == calls else round(cost, 6)
+
+
 def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Calls, tokens, cost and cache savings per agent, model or task position, costliest first."""
     groups: dict[Any, dict[str, Any]] = {}
     for c in calls:
         row = groups.setdefault(
-            c[key], {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cache_hits": 0, "saved_usd": 0.0, "errors": 0}
+            c[key],
+            {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cache_hits": 0, "saved_usd": 0.0, "errors": 0, "unpriced_calls": 0},
         )
         row["llm_calls"] += 1
         row["tokens_in"] += c["tokens_in"] or 0
@@ -35,9 +41,14 @@ def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         row["cache_hits"] += 1 if c["cache_hit"] else 0
         row["saved_usd"] += c["saved_usd"] or 0.0
         row["errors"] += 1 if c["outcome"] == "error" else 0
+        row["unpriced_calls"] += 1 if c.get("unpriced") else 0
     for row in groups.values():
-        row["cost_usd"], row["saved_usd"] = round(row["cost_usd"], 6), round(row["saved_usd"], 6)
-    return sorted(groups.values(), key=lambda r: (-r["cost_usd"], str(r[key])))
+        row["cost_usd"], row["saved_usd"] = priced(row["cost_usd"], row["unpriced_calls"], _answered(row)), round(row["saved_usd"], 6)
+    return sorted(groups.values(), key=lambda r: (-(r["cost_usd"] or 0.0), str(r[key])))
+
+
+def _answered(row: dict[str, Any]) -> int:
+    return row["llm_calls"] - row["errors"] - row["cache_hits"]
 
 
 def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, Any]:
@@ -77,16 +88,25 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     attempts = store.attempts(run_id)
     report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")} for a in attempts]
     calls = store.llm_calls(run_id)
+    by_task = {row["task_position"]: row for row in breakdown(calls, "task_position")}
+    for task in report["tasks"]:
+        row = by_task.get(task["position"])
+        task["unpriced_calls"] = row["unpriced_calls"] if row else 0
+        if row and row["cost_usd"] is None:
+            task["cost_usd"] = None
     tools = store.tool_calls(run_id)
     ledger = Ledger(store)
     usage = ledger.usage(run_id)
     actions = ledger.actions(run_id=run_id)
     sandbox_usd = sum(u["cost_usd"] for u in usage)
     report["session_id"] = run.session_id
+    unpriced = sum(1 for c in calls if c.get("unpriced"))
+    answered = sum(1 for c in calls if c["outcome"] == "ok" and not c["cache_hit"])
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),
-        "cost_usd": round(sum(c["cost_usd"] for c in calls) + sandbox_usd, 6),  # models and sandbox hours
+        "cost_usd": priced(sum(c["cost_usd"] for c in calls) + sandbox_usd, unpriced, answered + len(usage)),  # models and sandbox hours
+        "unpriced_calls": unpriced,  # calls of a model with no known price: not in cost_usd
         "sandbox_usd": round(sandbox_usd, 6),
         "sandbox_seconds": round(sum(u["seconds"] for u in usage), 3),
         "llm_calls": len(calls),

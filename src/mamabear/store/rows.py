@@ -12,7 +12,7 @@ from mamabear.status import Status
 def _values(cls: type, row: Mapping[str, Any]) -> dict[str, Any]:
     """A record from a row: its status an enum member; no calls (an outer join's NULL sums) means zero."""
     values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-    for key in ("tokens_in", "tokens_out", "llm_calls"):
+    for key in ("tokens_in", "tokens_out", "llm_calls", "unpriced_calls"):
         values[key] = int(values.get(key) or 0)
     values["cost_usd"] = float(values.get("cost_usd") or 0.0)
     return {**values, "status": Status(row["status"])}
@@ -45,6 +45,7 @@ class RunRow:
     tokens_out: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    unpriced_calls: int = 0  # calls of a model with no known price: not in cost_usd
     seconds: float | None = None
 
     @classmethod
@@ -71,6 +72,7 @@ class TaskRow:
     tokens_out: int = 0
     cost_usd: float = 0.0
     llm_calls: int = 0
+    unpriced_calls: int = 0
     worker: str | None = None  # the worker that ran it, when not its run's own (a mission's step sent out)
     heartbeat_at: float | None = None
 

@@ -56,6 +56,7 @@ class StoreWriter(RunObserver):
                 "cost_usd": call.cost_usd,
                 "finish_reason": call.finish_reason,
                 "cached_tokens": call.cached_tokens or None,
+                "unpriced": call.unpriced or None,
             }
         else:
             values["error"] = call.error
