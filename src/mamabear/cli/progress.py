@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from mamabear.config.money import fmt_usd
 from mamabear.cli.output import status_text
 from mamabear.config.durations import fmt_seconds
+from mamabear.config.money import fmt_usd
 from mamabear.observe import Event, RunObserver, RunState
 
 

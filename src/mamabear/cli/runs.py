@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from mamabear.config.money import fmt_usd
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, status_text, table, when
 from mamabear.config.durations import fmt_seconds
+from mamabear.config.money import fmt_usd
 from mamabear.status import Status
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def list_runs(
 
 
 def rows_for_json(rows: list[RunRow]) -> list[dict]:
-    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds", "llm_calls", "tokens_in", "tokens_out", "cost_usd", "unpriced_calls")
+    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds")
+    keep += ("llm_calls", "tokens_in", "tokens_out", "cost_usd", "unpriced_calls")
     where = ("host", "worker", "heartbeat_at")  # where it runs or ran (a worker pool, or machines sharing the store)
     return [{k: getattr(r, k) for k in (*keep, *where)} for r in rows]
 
@@ -132,7 +133,8 @@ def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool
 
         print_tables(out, report["mission"])
     tot = report["totals"]
-    tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), f"{tot['tokens_in']:,}/{tot['tokens_out']:,}", fmt_usd(tot["cost_usd"], tot["unpriced_calls"]))
+    tokens = f"{tot['tokens_in']:,}/{tot['tokens_out']:,}"
+    tasks.add_row("", "total", "", "", "", "", str(tot["llm_calls"]), tokens, fmt_usd(tot["cost_usd"], tot["unpriced_calls"]))
     out.print(tasks)
     calls = table("#", "try", "task", "agent", "model", "outcome", "latency", "tokens in/out", "cost", title="LLM calls")
     for i, c in enumerate(report["llm_calls"], start=1):

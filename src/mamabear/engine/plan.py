@@ -237,4 +237,5 @@ def make_plan(
         if len(tool_config.web(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
     asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
-    return replace(plan, unpriced=tuple(Pricer.for_run(table, settings).unpriced(plan.models)), notes=notes, asks_person=asks and answers is None, answers=answers)
+    unpriced = tuple(Pricer.for_run(table, settings).unpriced(plan.models))
+    return replace(plan, unpriced=unpriced, notes=notes, asks_person=asks and answers is None, answers=answers)

@@ -310,8 +310,7 @@ class Tracker:
             cost = fmt_usd(None if task.unpriced_calls and task.unpriced_calls == task.llm_calls else task.cost_usd, task.unpriced_calls)
             self.event(
                 "task_completed",
-                f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s "
-                f"({task.tokens_in}+{task.tokens_out} tokens, {cost})",
+                f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s ({task.tokens_in}+{task.tokens_out} tokens, {cost})",
                 position,
                 task.agent,
                 ts=task.finished_at,

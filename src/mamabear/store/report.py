@@ -32,7 +32,8 @@ def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     for c in calls:
         row = groups.setdefault(
             c[key],
-            {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cache_hits": 0, "saved_usd": 0.0, "errors": 0, "unpriced_calls": 0},
+            {key: c[key], "llm_calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "cache_hits": 0, "saved_usd": 0.0, "errors": 0}
+            | {"unpriced_calls": 0},
         )
         row["llm_calls"] += 1
         row["tokens_in"] += c["tokens_in"] or 0
