@@ -221,3 +221,10 @@ def test_a_base_url_model_is_priced_only_by_prices_and_an_unpriced_one_is_never_
     (tmp_path / "work" / "config" / "models.yaml").write_text("prices:\n  openai/gpt-4.1: {input: 0, output: 0}\n")  # a local model is free
     free = cli("run", "research", "-i", "topic=owls", "--base-url", fake.url, "--no-cache", "--json", "--quiet").json()
     assert free["totals"]["cost_usd"] == 0.0 and free["totals"]["unpriced_calls"] == 0
+
+
+def test_a_run_says_at_its_start_when_the_server_does_not_list_its_model(cli, fake):
+    fake.served = ["smollm2"]
+    result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url)
+    assert result.code == 0, result.err  # it answers any name, as llama.cpp does
+    assert "warning: " in result.err and "lists smollm2, not openai/gpt-4.1" in result.err and "Pass --model smollm2" in result.err

@@ -245,11 +245,26 @@ def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
     assert [c["name"] for c in failed] == [f"provider {dead}"] and "cannot reach" in failed[0]["detail"]
     unparsable = cli("doctor", "--base-url", "http://[::1")  # a URL that cannot even be parsed: a sentence, not a traceback
     assert unparsable.code == 2 and "is not a server URL" in unparsable.out and "Traceback" not in unparsable.err
+    fake.served = ["gpt-4.1-mini"]
+    fake.add(contains="Call the ping tool", tool_calls=[{"name": "ping", "arguments": {}}])
     up = cli("doctor", "--base-url", fake.url, "--model", "openai/gpt-4.1-mini", "--json")
     assert up.code == 0, up.out
-    assert [r["path"] for r in fake.requests] == ["/v1/models"]  # one small request, to the server given
+    # Small requests, to the server given only: its models list (reachable; what it serves), a tool call, a json_schema answer.
+    assert [r["path"] for r in fake.requests] == ["/v1/models", "/v1/models", "/v1/chat/completions", "/v1/chat/completions"]
+    assert all(r["body"]["max_tokens"] == 16 for r in fake.chat_requests)
     checks = {c["name"]: c for c in up.json()["checks"]}
     assert checks[f"provider {fake.url}"]["status"] == "ok" and checks["models.pro"]["detail"].startswith("openai/gpt-4.1-mini")
+    assert checks["served models"]["status"] == "ok" and checks[f"tool calls at {fake.url}"]["status"] == "ok"
+
+
+def test_doctor_says_a_model_the_server_does_not_serve_and_what_it_cannot_take(cli, fake):
+    fake.served, fake.json_schema = ["smollm2"], False  # llama-cpp-python: one model, no json_schema
+    doc = cli("doctor", "--base-url", fake.url, "--model", "openai/nonexistent-model", "--json").json()
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["served models"]["status"] == "warn" and "lists smollm2, not openai/nonexistent-model" in checks["served models"]["detail"]
+    assert "Pass --model smollm2" in checks["served models"]["detail"]
+    assert checks[f"structured output at {fake.url}"]["status"] == "warn" and "HTTP 500" in checks[f"structured output at {fake.url}"]["detail"]
+    assert checks[f"tool calls at {fake.url}"]["status"] == "warn"  # the scripted model answered in words
 
 
 def test_dry_run_warnings_go_to_stderr_and_stdout_stays_the_plan(cli):
@@ -331,8 +346,9 @@ def test_a_model_without_a_price_is_loud_and_a_budget_that_cannot_count_refuses_
 
     # litellm's cost map gone (moved or renamed by an upgrade): every price is unknown, and it says so instead of $0
     monkeypatch.setattr(pricing, "cost_map", lambda: {})
+    asked = len(fake.chat_requests)  # doctor's two probes of what the server takes
     gone = cli("run", "research", "-i", "topic=x", "--budget-usd", "1", "--base-url", fake.url)
-    assert gone.code == 2 and "no price is known for openai/gpt-4.1" in gone.err and fake.chat_requests == []
+    assert gone.code == 2 and "no price is known for openai/gpt-4.1" in gone.err and len(fake.chat_requests) == asked
 
 
 def test_a_damaged_store_a_missing_config_dir_and_an_unknown_sandbox_are_one_sentence(cli, isolated, monkeypatch):

@@ -51,6 +51,7 @@ def test_a_second_identical_run_is_answered_from_the_cache_without_one_request(c
             "cache_hits": 3,
             "saved_usd": pytest.approx(cost),
             "errors": 0,
+            "unpriced_calls": 0,
         }
     ]
     shown = cli("runs", "show", run_id).out

@@ -253,3 +253,18 @@ def test_with_no_readable_checkpoint_a_resume_takes_completed_outputs_from_the_s
     logs = cli("runs", "logs", run_id).out
     assert "no readable checkpoint" in logs
     assert resumed.json()["status"] == "completed" and [t["status"] for t in resumed.json()["tasks"]] == ["completed"] * 7
+
+
+def test_a_detached_run_is_given_every_option_it_was_given_here(cli, fake, isolated, tmp_path):
+    (tmp_path / "inputs.yaml").write_text("topic: owls\n")
+    args = ("run", "research", "--inputs", str(tmp_path / "inputs.yaml"), "--base-url", fake.url, "--no-cache", "--budget-tokens", "50")
+    started = cli(*args, "--max-duration", "5m", "--detach", "--json")
+    assert started.code == 0, started.err
+    run_id = started.json()["run_id"]
+    followed = cli("runs", "logs", run_id, "--follow")
+    assert "token budget" in followed.out  # its budget stopped it, in the background too
+    run = store_for(isolated).run(run_id)
+    assert run.status == "budget_exhausted"
+    assert run.inputs["topic"] == "owls" and run.options["no_cache"] is True  # --inputs FILE, read here
+    assert run.options["budget_tokens"] == 50 and run.options["max_duration_s"] == 300
+    assert len(fake.chat_requests) == 1

@@ -28,11 +28,11 @@ from mamabear.cli.run import (
     launch,
     limits_from,
     progress_view,
-    tape_paths,
 )
 
 
 def mission(
+    ctx: typer.Context,
     goal: str = typer.Argument(..., metavar="GOAL", help='What to achieve, e.g. "a CLI that converts CSV to JSON, with tests".'),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="At most this many model-driven steps (default: config/missions.yaml)."),
     model: Optional[str] = MODEL,
@@ -80,11 +80,9 @@ def mission(
         to_workers(ws, plan, limits, queue, json_out, extra={"max_steps": max_steps})
         return
     if detach:
-        flags = {"--max-steps": max_steps, "--model": model, "--base-url": base_url, "--budget-usd": budget_usd, "--budget-tokens": budget_tokens}
-        flags["--max-duration"] = max_duration
-        flags |= tape_paths(record, replay)
-        args = ["mission", *(["--no-memory"] if no_memory else []), *(["--no-cache"] if no_cache else [])]
-        in_background(ws, args, flags, quiet, json_out, last=(goal,))  # after --: a goal may start with a dash
+        from mamabear.cli.options import background_args
+
+        in_background(ws, background_args(ctx), {}, quiet, json_out, last=(goal,))  # after --: a goal may start with a dash
         return
     progress = progress_view(quiet)
     review = None

@@ -144,6 +144,7 @@ def complete_crew(incomplete: str) -> list[str]:
 
 
 def run(
+    ctx: typer.Context,
     crew: Optional[str] = typer.Argument(
         None, metavar="[CREW]", help="A crew name, see `mamabear crews list` (in a CrewAI project: its crew, by default).", autocompletion=complete_crew
     ),
@@ -190,14 +191,9 @@ def run(
         to_workers(ws, plan, limits, queue, json_out)
         return
     if detach:
-        args = ["run", crew, *[a for k, v in given.items() for a in ("-i", f"{k}={v}")]]
-        args += ["--no-memory"] if no_memory else []
-        args += ["--no-cache"] if no_cache else []
-        flags: dict[str, Any] = {"--model": model, "--base-url": base_url, "--sandbox": sandbox, "--session": session}
-        flags["--answers"] = str(Path(answers_file).expanduser().resolve()) if answers_file else None
-        flags |= tape_paths(record, replay)
-        flags |= {"--budget-usd": budget_usd, "--budget-tokens": budget_tokens, "--max-duration": max_duration}
-        in_background(ws, args, flags, quiet, json_out)
+        from mamabear.cli.options import background_args
+
+        in_background(ws, background_args(ctx, given, crew=crew), {}, quiet, json_out)
         return
     launch(ws, plan, limits, quiet, json_out, run_id=run_id)
 
@@ -238,11 +234,6 @@ def check_tape(record: str | None, replay: str | None, queue: str | None) -> Non
     """--record/--replay are refused with --queue (the file is on this machine, the run on a worker)."""
     if (record or replay) and queue is not None:
         raise UsageError(f"--{'record' if record else 'replay'} reads or writes a file here and cannot with --queue; run it here, or with --detach.")
-
-
-def tape_paths(record: str | None, replay: str | None) -> dict[str, str | None]:
-    """The --record/--replay flags for a background process, as absolute paths."""
-    return {flag: str(Path(path).expanduser().resolve()) if path else None for flag, path in (("--record", record), ("--replay", replay))}
 
 
 def read_answers(path: str | None) -> Any:

@@ -66,7 +66,7 @@ def list_runs(
 
 
 def rows_for_json(rows: list[RunRow]) -> list[dict]:
-    keep = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds")
+    keep: tuple[str, ...] = ("id", "crew", "status", "process", "inputs", "error", "created_at", "finished_at", "seconds")
     keep += ("llm_calls", "tokens_in", "tokens_out", "cost_usd", "unpriced_calls")
     where = ("host", "worker", "heartbeat_at")  # where it runs or ran (a worker pool, or machines sharing the store)
     return [{k: getattr(r, k) for k in (*keep, *where)} for r in rows]

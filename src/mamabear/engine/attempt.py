@@ -14,9 +14,10 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.config.limits import Limits
 from mamabear.config.redact import Redactor
@@ -27,6 +28,10 @@ from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, 
 from mamabear.observe import RunObserver, RunState, TaskState
 from mamabear.status import Status
 from mamabear.store.liveness import this_host
+
+if TYPE_CHECKING:
+    from mamabear.engine.context import RunContext, Work
+    from mamabear.llm.tape import Tape
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,11 @@ class Attempt:
         limits: Limits | None = None,
         run_id: str | None = None,
         resume: bool = False,
-        on_abandon: Any = None,
+        on_abandon: Callable[[RunResult], None] | None = None,
         started_at: float | None = None,
-        work: Any = None,
+        work: Work | None = None,
         step: StepOf | None = None,
-        tape: Any = None,
+        tape: Tape | None = None,
         tags: dict | None = None,
     ) -> None:
         """Check the attempt can start and record its run (a first attempt). ``observers``: who follows the run
@@ -63,7 +68,7 @@ class Attempt:
         from mamabear.telemetry.targets import targets
 
         self.ws, self.plan, self.observers, self.resume, self.on_abandon = ws, plan, observers, resume, on_abandon
-        self.work = work  # what the attempt runs instead of the plan's crew: ``work.kickoff(attempt, parts)`` (a mission)
+        self.work = work  # what the attempt runs instead of the plan's crew: ``work.kickoff(RunContext)`` (a mission)
         self.step = step
         self.store = ws.store
         self.started_at = started_at or time.time()
@@ -289,14 +294,22 @@ class Attempt:
         from mamabear.engine.resume import with_stored_outputs
 
         ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
+        if ws.settings.base_url and not ws.settings.replay and self.step is None:  # one models list, 2 s at most
+            from mamabear.llm.probe import unlisted
+
+            for line in unlisted([a.route for a in plan.agents if a.route is not None], ws.settings):
+                tracker.event("model_not_listed", f"warning: {line}")
         parts = AgentParts(plan, ws.settings, ws.models, self.control, self.link, ws.roots)
         if plan.memory != "off":
             self.phase("loading the memory model")
             parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker)
         if self.work is not None:
+            from mamabear.engine.context import RunContext
+
             guard.start_clock()
             self.watchdog.start()
-            return self.work.kickoff(self, parts)
+            ctx = RunContext(self.run_id, self.number, plan, self.state, self.store, guard, tracker, parts, self.control, self.link)
+            return self.work.kickoff(ctx)
         self.phase("restoring the checkpoint" if self.restore_from is not None else "building the agents")
         with shared_tls():
             if self.restore_from is not None:
@@ -323,11 +336,11 @@ class Attempt:
         return output
 
 
-def add_step(attempt: Attempt, task: str, agent: str | None, model: str | None) -> TaskState:
+def add_step(ctx: RunContext, task: str, agent: str | None, model: str | None) -> TaskState:
     """A task decided while the run goes (a mission's step): in the run's state and the store, pending."""
-    state = attempt.state
+    state = ctx.state
     step = TaskState(position=len(state.tasks) + 1, task=task, agent=agent, model=model)
-    attempt.store.add_task(attempt.run_id, step.position, task, agent, model)
+    ctx.store.add_task(ctx.run_id, step.position, task, agent, model)
     state.tasks.append(step)
     return step
 

@@ -60,20 +60,26 @@ def run_checks(ws: Services) -> list[Check]:
         from mamabear.llm.pricing import Pricer
 
         chain = list(dict.fromkeys(m for r in routes for m in r.chain))
-        unpriced = Pricer.for_run(table, ws.settings).unpriced(chain)
+        pricer = Pricer.for_run(table, ws.settings)
+        unpriced = pricer.unpriced(chain)
         checks.append(
             Check(
                 "prices",
-                ("warn" if ws.settings.base_url else "fail") if unpriced else "ok",  # a local server's model is often free
+                ("warn" if pricer.local else "fail") if unpriced else "ok",  # a local server's model is often free
                 f"no price known for {', '.join(unpriced)}: their calls would be shown as unpriced; add them under prices: in config/models.yaml"
                 if unpriced
                 else f"{len(chain)} routed models priced",
             )
         )
-        from mamabear.llm.probe import probe
+        from mamabear.llm.probe import capabilities, probe, unlisted
 
-        for answer in probe(routes, ws.settings):  # the configuration is one thing; a server that answers is another
+        answers = probe(routes, ws.settings)  # the configuration is one thing; a server that answers is another
+        for answer in answers:
             checks.append(Check(f"provider {answer.target}", answer.status, answer.detail))
+        if ws.settings.base_url and all(a.status == "ok" for a in answers):
+            not_served = unlisted(routes, ws.settings)
+            checks.append(Check("served models", "warn" if not_served else "ok", " ".join(not_served) or "the server lists every routed model"))
+            checks.extend(Check(p.target, p.status, p.detail) for p in capabilities(routes[-1], ws.settings))
     except MamabearError as exc:
         checks.append(Check("models", "fail", exc.message))
 

@@ -1,6 +1,10 @@
 """Is a model provider answering? One small request each (its models list), with a short timeout: for `doctor`.
 
-Only `doctor` calls this: a run never contacts a provider before its first model call.
+An OpenAI-compatible --base-url server is asked more, as it is the user's own and costs nothing: whether it serves
+the model ids the tiers route to it (llama.cpp answers any name, and a run would be recorded under a model it is not),
+and, with two requests capped at a few tokens, whether tool calls and json_schema structured output come back. A run
+asks a --base-url server for its models list once at its start (``unlisted``). A provider's own API is never asked for
+more than its models list.
 """
 
 from __future__ import annotations
@@ -62,6 +66,75 @@ def _ask(target: str, url: str, headers: dict, params: dict) -> Probe:
     if not response.is_success:  # a server without a models list (404) still answered
         return Probe(target, "ok", f"{target} answered in {took} (HTTP {code} for its models list)")
     return Probe(target, "ok", f"{target} answered in {took}")
+
+
+def _served(url: str, headers: dict, timeout: float) -> list[str] | None:
+    """The model ids a server's models list names; None when it gives none."""
+    import httpx
+
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout)
+        data = response.json().get("data") if response.is_success else None
+    except Exception:  # noqa: BLE001 - unreachable or not JSON: the reachability probe says so
+        return None
+    return [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id")] if isinstance(data, list) else None
+
+
+def _bare(model: str) -> str:
+    return model.removeprefix("openai/")
+
+
+def unlisted(routes: list[Route], settings: Settings, timeout: float = 2.0) -> list[str]:
+    """Sentences for the --base-url models the server does not list (none when it lists none or cannot be asked)."""
+    found = []
+    for base in dict.fromkeys(r.base_url for r in routes if r.base_url):
+        request = _request(next(r for r in routes if r.base_url == base), settings)
+        if not isinstance(request, tuple):
+            continue
+        served = _served(request[1], request[2], timeout)
+        wanted = [m for m in dict.fromkeys(m for r in routes if r.base_url == base for m in r.chain) if _bare(m) not in (served or [])]
+        if served and wanted:
+            found.append(
+                f"{base} lists {', '.join(served[:5])}, not {', '.join(wanted)}; a server that answers any name (llama.cpp) "
+                f"runs its own model under that name. Pass --model {served[0]}."
+            )
+    return found
+
+
+def capabilities(route: Route, settings: Settings) -> list[Probe]:
+    """Whether the --base-url server's model gives tool calls and takes json_schema output (two tiny requests)."""
+    import httpx
+
+    request = _request(route, settings)
+    if not route.base_url or not isinstance(request, tuple):
+        return []
+    url = route.base_url.rstrip("/") + "/chat/completions"
+    model = _bare(route.model)
+    tool = {"type": "function", "function": {"name": "ping", "description": "Answer a ping.", "parameters": {"type": "object", "properties": {}}}}
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    asks: dict[str, dict[str, Any]] = {
+        "tool calls": {"messages": [{"role": "user", "content": "Call the ping tool."}], "tools": [tool], "tool_choice": "required"},
+        "structured output": {
+            "messages": [{"role": "user", "content": 'Answer {"ok": true}.'}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "probe", "schema": schema}},
+        },
+    }
+    found = []
+    for what, body in asks.items():
+        try:
+            response = httpx.post(url, headers=request[2], json={"model": model, "max_tokens": 16, **body}, timeout=TIMEOUT_S * 6)
+            message = (response.json().get("choices") or [{}])[0].get("message") or {} if response.is_success else None
+        except Exception as exc:  # noqa: BLE001 - the reachability probe reports a server that is down
+            found.append(Probe(f"{what} at {route.base_url}", "warn", f"not checked ({type(exc).__name__})"))
+            continue
+        if message is None:
+            how = "mamabear asks with the schema in the prompt" if what == "structured output" else "agents with tools cannot work with it"
+            found.append(Probe(f"{what} at {route.base_url}", "warn", f"{model} refused it (HTTP {response.status_code}); {how}"))
+        elif what == "tool calls" and not message.get("tool_calls"):
+            found.append(Probe(f"{what} at {route.base_url}", "warn", f"{model} answered with text, not a tool call; agents with tools may not work"))
+        else:
+            found.append(Probe(f"{what} at {route.base_url}", "ok", f"{model} gives them"))
+    return found
 
 
 def probe(routes: list[Route], settings: Settings) -> list[Probe]:

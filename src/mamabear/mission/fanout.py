@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mamabear.engine.context import RunContext
 from mamabear.errors import MamabearError
 from mamabear.mission.course import RunItem
 from mamabear.status import Status
@@ -45,7 +46,7 @@ class Sent:
 class Holder(Protocol):
     """What the mission's holding attempt does with its steps (mission.runner.Mission)."""
 
-    attempt: Any
+    ctx: RunContext
 
     def note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None: ...
 
@@ -62,16 +63,16 @@ def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
     """Every step of ``steps`` carried out, here or on other workers, and folded into the mission's course."""
     from mamabear.store.liveness import stale_after_s
 
-    attempt = mission.attempt
-    store, run_id = attempt.store, attempt.run_id
+    ctx = mission.ctx
+    store, run_id = ctx.store, ctx.run_id
     first, *rest = steps
     store.claim_step(run_id, first.position, pool.worker)  # its own, before the others go out
     for sent in rest:
-        pool.send(run_id, sent.position, attempt.number)
+        pool.send(run_id, sent.position, ctx.attempt)
     mission.fold_here(first)
     waiting = list(rest)
     while waiting:
-        _checked(attempt)
+        _checked(ctx)
         rows = {row.position: row for row in store.tasks(run_id)}  # one read a pass, for every step waited on
         for sent in list(waiting):
             row = rows.get(sent.position)
@@ -90,30 +91,30 @@ def carry_out(mission: Holder, pool: Pool, steps: list[Sent]) -> None:
                         _again(mission, pool, store.task(run_id, sent.position), sent, why)
                         break
                 continue
-            attempt.tracker.ended_elsewhere(row)
+            ctx.tracker.ended_elsewhere(row)
             waiting.remove(sent)
             if row.status == Status.COMPLETED:
                 mission.fold(sent.action, row.output or "", sent.position, mission.loop_in_store(sent.position))
                 continue
-            _checked(attempt)  # a stop of the run (a cancel, the budget) is the run's, not the step's: not done again
+            _checked(ctx)  # a stop of the run (a cancel, the budget) is the run's, not the step's: not done again
             if row.status == Status.FAILED:
                 raise MamabearError(f"step {row.position} {row.task} failed on worker {row.worker}: {row.error}")
             _again(mission, pool, row, sent, f"it was {row.status} on worker {row.worker}")
             break
         if waiting:
-            attempt.guard.sleep(POLL_S)
+            ctx.guard.sleep(POLL_S)
 
 
-def _checked(attempt: Any) -> None:
+def _checked(ctx: RunContext) -> None:
     """The run's guard, with what every step of the run has spent (on any worker), checked."""
-    attempt.guard.spent_is(*attempt.store.spent(attempt.run_id))
-    attempt.guard.check()
+    ctx.guard.spent_is(*ctx.store.spent(ctx.run_id))
+    ctx.guard.check()
 
 
 def _again(mission: Holder, pool: Pool, row: Any, sent: Sent, why: str) -> None:
     """A step cut short elsewhere is carried out here, as a new step of the same try."""
-    mission.attempt.tracker.ended_elsewhere(row)
+    mission.ctx.tracker.ended_elsewhere(row)
     mission.note("mission_step_again", f"step {sent.position} ({row.task}) is done again here: {why}", {"item": sent.action.item.id}, sent.position)
     again = mission.add_item_step(sent.action)
-    mission.attempt.store.claim_step(mission.attempt.run_id, again.position, pool.worker)
+    mission.ctx.store.claim_step(mission.ctx.run_id, again.position, pool.worker)
     mission.fold_here(again)

@@ -1,6 +1,6 @@
 """A mission carried out on the run engine: each action of its course is one small crew (one task, one specialist).
 
-``Mission.kickoff`` is the attempt's work (``engine.attempt.Attempt(work=...)``): the attempt has
+``Mission.kickoff`` is the attempt's work (``engine.attempt.Attempt(work=...)``, given the run's ``RunContext``): the attempt has
 recorded the run and wired its guard, tracker, sandbox link, memory and stops; each step is a
 task row of the run, tracked like a crew's task, and after each step the course is saved with
 the run's events (``mission_state``), so the store has every plan version and verdict.
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from mamabear.engine.context import RunContext
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError, UsageError
 from mamabear.mission import prompts
 from mamabear.mission.checks import failure, run_checks
@@ -69,14 +70,14 @@ class Mission(RunObserver):
 
     # ------------------------------------------------------------ the loop
 
-    def kickoff(self, attempt: Any, parts: Any) -> str:
-        self.attempt, self.parts = attempt, parts
-        team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in attempt.plan.agents]
+    def kickoff(self, ctx: RunContext) -> str:
+        self.ctx = ctx
+        team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in ctx.plan.agents]
         if self.course.plan is not None:  # resumed: the live view learns the plan it carries on with
             data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._state()}
             self.note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
         while True:
-            attempt.guard.check()
+            ctx.guard.check()
             action = self.course.next()
             if isinstance(action, Finish):
                 return self._finish(action)
@@ -88,8 +89,8 @@ class Mission(RunObserver):
             elif isinstance(action, RunItem):
                 batch = self.course.ready(self.config.parallel_items) if self.pool is not None else [action]
                 if self.pool is not None and len(batch) > 1:
-                    if self.attempt.link is not None:
-                        self.attempt.link.session(self.config.planner)  # the steps sent out work in the run's session
+                    if self.ctx.link is not None:
+                        self.ctx.link.session(self.config.planner)  # the steps sent out work in the run's session
                     carry_out(self, self.pool, [self.add_item_step(a, sent=True) for a in batch])
                 else:
                     self.fold_here(self.add_item_step(action))
@@ -117,7 +118,7 @@ class Mission(RunObserver):
             self.course.unusable_answer(str(exc))
             self.note("mission_plan_unusable", f"the plan could not be used: {exc}")
             return
-        found = problems(plan, {a.id for a in self.attempt.plan.agents}, self.course.done())
+        found = problems(plan, {a.id for a in self.ctx.plan.agents}, self.course.done())
         self.course.planned(plan, found)
         if found:
             self.note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
@@ -137,9 +138,9 @@ class Mission(RunObserver):
     def _reviewed(self, plan: MissionPlan) -> MissionPlan:
         """The first plan as the person at the terminal let it go: as it is, edited (a new version), or not at all."""
         assert self.review is not None
-        specialists = {a.id for a in self.attempt.plan.agents}
+        specialists = {a.id for a in self.ctx.plan.agents}
         self._announce(plan)
-        with self.attempt.guard.held():  # a person reads and edits: the time limit waits
+        with self.ctx.guard.held():  # a person reads and edits: the time limit waits
             answer = self.review(plan, lambda edited: problems(edited, specialists, self.course.done()))
         if answer is None:
             self.note("mission_aborted", "the plan was aborted at its review")
@@ -164,14 +165,14 @@ class Mission(RunObserver):
     def fold_here(self, sent: Sent) -> None:
         """Carry out an item's step in this attempt, then fold it into the course."""
         self.calls.clear()
-        answer = run_step(self.attempt, self.parts, self.catalog, sent.position, sent.action.item.specialist, sent.description, sent.expected)
+        answer = run_step(self.ctx, self.catalog, sent.position, sent.action.item.specialist, sent.description, sent.expected)
         self.fold(sent.action, answer, sent.position, self._loop(self.calls))
 
     def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None:
         """An item's step is done (here or on another worker): its checks and judge decide whether the item is."""
         item = action.item
         data = {"item": item.id, "try": action.attempt}
-        link = self.attempt.link
+        link = self.ctx.link
         verdicts, judged = run_checks(link.sessions, link.session(item.specialist), item, link.context(item.specialist)) if link else ([], [])
         feedback = looped or failure(verdicts)
         evidence = "\n".join(v.line() for v in verdicts)
@@ -202,7 +203,7 @@ class Mission(RunObserver):
 
     def loop_in_store(self, position: int) -> str | None:
         """As ``_loop``, for a step another worker carried out: its tool calls as the store has them."""
-        calls = Counter((c["tool"], c["arguments"] or "") for c in self.attempt.store.tool_calls(self.attempt.run_id) if c["task_position"] == position)
+        calls = Counter((c["tool"], c["arguments"] or "") for c in self.ctx.store.tool_calls(self.ctx.run_id) if c["task_position"] == position)
         return self._loop(calls)
 
     def _loop(self, calls: Counter[tuple[str, str]]) -> str | None:
@@ -219,13 +220,13 @@ class Mission(RunObserver):
     def _step(self, name: str, agent_id: str, description: str, expected: str) -> str:
         step = self._add_step(name, agent_id)
         self.calls.clear()
-        return run_step(self.attempt, self.parts, self.catalog, step.position, agent_id, description, expected)
+        return run_step(self.ctx, self.catalog, step.position, agent_id, description, expected)
 
     def _add_step(self, name: str, agent_id: str) -> Any:
         from mamabear.engine.attempt import add_step
 
-        planned = next(a for a in self.attempt.plan.agents if a.id == agent_id)
-        return add_step(self.attempt, name, agent_id, planned.route.model)
+        planned = next(a for a in self.ctx.plan.agents if a.id == agent_id)
+        return add_step(self.ctx, name, agent_id, planned.route.model)
 
     # ------------------------------------------------------------ records
 
@@ -233,14 +234,14 @@ class Mission(RunObserver):
         return {i: ("done" if r.status == "done" else "failed" if r.failures else "pending") for i, r in self.course.items.items()}
 
     def _write(self, path: str, text: str) -> None:
-        link = self.attempt.link
+        link = self.ctx.link
         if link is not None:
             agent = self.config.planner
             link.sessions.edit(link.session(agent), "create", path, link.context(agent), file_text=text)
 
     def _files(self) -> list[str] | None:
         """The files in the mission's workspace (not hidden ones), for the report; None without a sandbox or when it cannot tell."""
-        link = self.attempt.link
+        link = self.ctx.link
         if link is None:
             return None
         agent = self.config.planner
@@ -254,7 +255,7 @@ class Mission(RunObserver):
         return [line for line in result.output.splitlines() if line.strip()]
 
     def note(self, kind: str, message: str, data: dict | None = None, position: int | None = None) -> None:
-        self.attempt.tracker.event(kind, message, position=position, data=data)
+        self.ctx.tracker.event(kind, message, position=position, data=data)
 
     def _save(self) -> None:
         course = self.course
@@ -262,7 +263,7 @@ class Mission(RunObserver):
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
         results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
         data = {"course": self._state(), "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
-        self.attempt.tracker.event("mission_state", progress, data=data, replaces=True)  # the mission's checkpoint: the latest is kept
+        self.ctx.tracker.event("mission_state", progress, data=data, replaces=True)  # the mission's checkpoint: the latest is kept
 
     def _state(self) -> dict[str, Any]:
         return {k: v for k, v in self.course.to_dict().items() if k != "plan"}  # each plan version is in its mission_plan event

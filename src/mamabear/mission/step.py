@@ -9,23 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from mamabear.engine.context import RunContext
 from mamabear.errors import UsageError
 
 SENT = "mission_step_sent"  # the event that holds a step sent to the pool: its agent, description, expected output
 
 
-def run_step(attempt: Any, parts: Any, catalog: Any, position: int, agent_id: str, description: str, expected: str) -> str:
+def run_step(ctx: RunContext, catalog: Any, position: int, agent_id: str, description: str, expected: str) -> str:
     """Carry out the step at ``position`` (its row exists) for ``agent_id``; its answer."""
     from crewai import Crew, Process, Task
 
     from mamabear.engine.build import Built, make_agent
 
-    planned = next(a for a in attempt.plan.agents if a.id == agent_id)
-    step = attempt.state.task(position)
+    parts = ctx.parts
+    planned = next(a for a in ctx.plan.agents if a.id == agent_id)
+    step = ctx.state.task(position)
+    assert step is not None  # its row was added before it was run
     agent = make_agent(catalog, parts, planned)
     task = Task(name=step.task, description=description, expected_output=expected, agent=agent)
     crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=parts.memory or False)
-    tracker = attempt.tracker
+    tracker = ctx.tracker
     tracker.attach(Built(crew=crew, positions={str(task.id): position}, agents={str(agent.id): planned}))
     try:
         result: Any = crew.kickoff()
@@ -47,6 +50,6 @@ class SentStep:
     def __str__(self) -> str:
         return f"step {self.position}"
 
-    def kickoff(self, attempt: Any, parts: Any) -> str:
-        attempt.guard.check()
-        return run_step(attempt, parts, self.catalog, self.position, self.spec["agent"], self.spec["description"], self.spec["expected"])
+    def kickoff(self, ctx: RunContext) -> str:
+        ctx.guard.check()
+        return run_step(ctx, self.catalog, self.position, self.spec["agent"], self.spec["description"], self.spec["expected"])
