@@ -53,25 +53,18 @@ def mission(
 ) -> None:
     """Carry out an open goal: the scout commander plans it, the specialists do each item, checks decide when it is done."""
     from mamabear.config.limits import Limits
-    from mamabear.engine.plan import make_plan
     from mamabear.engine.services import Services
     from mamabear.errors import UsageError
-    from mamabear.mission.config import MissionConfig
-    from mamabear.mission.runner import TEAM, Mission, mission_crew, with_limits
+    from mamabear.mission.start import for_mission
 
-    if not goal.strip():
-        raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
     if review_plan and (detach or queue is not None or not (is_tty(sys.stdin) and is_tty(sys.stderr))):
         where = "with --detach" if detach else "with --queue" if queue is not None else "here: stdin and stderr are not a terminal"
         raise UsageError(f"--review-plan asks at a terminal and cannot {where}; run without it, or at a terminal")
     limits = Limits(**limits_from(budget_usd, budget_tokens, max_duration))
     check_tape(record, replay, queue)
     ws = Services(model=model, base_url=base_url, no_memory=no_memory or None, no_cache=no_cache or None, record=record, replay=replay)
-    config = with_limits(MissionConfig.load(ws.roots), max_steps)
-    wrong = config.check_agents(set(TEAM) & set(ws.catalog.agents))  # they plan and judge among the mission's team
-    if wrong:
-        raise UsageError(wrong[0])
-    plan = make_plan(ws.catalog, ws.models, mission_crew(goal), {"goal": goal}, ws.settings, sandbox=ws.sandbox)
+    start = for_mission(ws, goal, max_steps)
+    plan = start.plan
     if queue is not None:
         from mamabear.cli.run import BOTH_BACKGROUNDS, to_workers
 
@@ -91,4 +84,4 @@ def mission(
 
         review = TerminalReview(console(stderr=True))
         review.pause = getattr(progress, "paused", None)
-    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=Mission(goal, config, ws.catalog, review=review), progress=progress)
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=start.work(review), progress=progress)

@@ -289,10 +289,9 @@ def resume(
         return
     work = None
     if plan.crew.process == "mission":
-        from mamabear.mission.config import MissionConfig
-        from mamabear.mission.runner import Mission
+        from mamabear.mission.start import resumed
 
-        work = Mission.resumed(ws.store, full_id, MissionConfig.load(ws.roots), ws.catalog)
+        work = resumed(ws, full_id)
         if ws.settings.env.get("MAMABEAR_WORKER"):  # on a worker: its independent items go to the pool too
             from mamabear.workers.app import mission_pool
 

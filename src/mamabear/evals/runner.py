@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.config.limits import Limits
 from mamabear.engine.services import Services
 from mamabear.evals.cases import Case, CaseFile
 from mamabear.evals.checks import Verdict, judge_with, verdicts
 from mamabear.status import Status
+
+if TYPE_CHECKING:
+    from mamabear.engine.plan import Plan
+    from mamabear.mission.start import MissionStart
 
 
 @dataclass
@@ -47,7 +51,8 @@ class CaseResult:
 @dataclass(frozen=True)
 class Planned:
     case: Case
-    plan: Any
+    plan: Plan
+    mission: MissionStart | None = None  # a mission case's start
 
 
 @dataclass
@@ -66,18 +71,20 @@ class EvalRun:
     def planned(self) -> list[Planned]:
         from mamabear.engine.plan import make_plan
         from mamabear.errors import UsageError
-        from mamabear.mission.runner import mission_crew
+        from mamabear.mission.start import for_mission
 
         ws, plans = self.ws, []
         for case in self.cases.cases:
+            start = None
             if case.mission:
-                plan = make_plan(ws.catalog, ws.models, mission_crew(case.mission), {"goal": case.mission}, ws.settings, sandbox=ws.sandbox)
+                start = for_mission(ws, case.mission)  # the checks `mamabear mission` makes
+                plan = start.plan
             else:
                 crew = self.crew or self.cases.crew
                 if not crew:
                     raise UsageError(f"{self.cases.path}: case '{case.name}' names no crew; give CREW, or `crew:` in the case file.")
                 plan = make_plan(ws.catalog, ws.models, crew, case.inputs, ws.settings, sandbox=ws.sandbox)
-            plans.append(Planned(case, plan))
+            plans.append(Planned(case, plan, start))
         return plans
 
     def run(self) -> list[CaseResult]:
@@ -99,12 +106,7 @@ class EvalRun:
         from mamabear.engine.attempt import Attempt
 
         ws, started = self.ws, time.time()
-        work = None
-        if p.case.mission is not None:  # a mission's work is made afresh for each run
-            from mamabear.mission.config import MissionConfig
-            from mamabear.mission.runner import Mission
-
-            work = Mission(p.case.mission, MissionConfig.load(ws.roots), ws.catalog)
+        work = p.mission.work() if p.mission is not None else None  # a mission's work is made afresh for each run
         tags = {"eval": self.cases.name, "case": p.case.name}
         ended = Attempt(ws, p.plan, [], Limits(), work=work, tape=self.tape, tags=tags).run()
         spent_before = judge.guard.spent_usd if judge else 0.0
