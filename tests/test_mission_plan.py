@@ -88,6 +88,9 @@ def test_missions_yaml_is_checked_with_file_and_line(cli, isolated, tmp_path, mo
     assert result.code == 2 and "missions.yaml:2: judge 'chef' is not an agent" in result.err
     result = cli("mission", "leave a greeting")  # refused before the run starts, at the same place
     assert result.code == 2 and "missions.yaml:2: judge 'chef' is not an agent" in result.err and cli("runs", "list", "--json").json() == []
+    (project / "cases.yaml").write_text("cases:\n  - name: greet\n    mission: leave a greeting\n    checks: [{contains: hello}]\n")
+    result = cli("eval", "--cases", str(project / "cases.yaml"))  # an eval's mission case is started as `mission` is
+    assert result.code == 2 and "missions.yaml:2: judge 'chef' is not an agent" in result.err and cli("runs", "list", "--json").json() == []
     missions.write_text("replans: 1\nstuck:\n  steps_without_progress: 4\n")
     assert cli("validate").code == 0
     loaded = MissionConfig.load([Path(__file__).resolve().parents[1], project])
