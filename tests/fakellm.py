@@ -114,21 +114,41 @@ class FakeLLM(LoopbackServer):
         return None
 
 
+MESSAGE_MODELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool", "function": "Function"}
+
+
 def validation_errors(body: dict[str, Any], json_schema: bool) -> list[dict[str, Any]]:
-    """What llama-cpp-python's request models refuse in ``body``, as pydantic reports it."""
+    """What llama-cpp-python's request models refuse in ``body``, as pydantic reports it: a message is checked against
+    each model of its union, so a bad one is reported once per model (a wrong role for each other one), as its
+    server does (7 errors for an assistant message whose content is null)."""
     errors = []
     for i, message in enumerate(body.get("messages") or []):
         role, content = message.get("role"), message.get("content")
+        problems = []
         if role in ("system", "assistant", "tool") and not isinstance(content, str):
-            loc = ("body", "messages", i, "typed-dict", "content")
-            errors.append({"type": "string_type", "loc": loc, "msg": "Input should be a valid string", "input": content})
+            problems.append({"type": "string_type", "field": "content", "msg": "Input should be a valid string", "input": content})
         if role == "tool" and not message.get("tool_call_id"):
-            errors.append({"type": "missing", "loc": ("body", "messages", i, "typed-dict", "tool_call_id"), "msg": "Field required", "input": message})
+            problems.append({"type": "missing", "field": "tool_call_id", "msg": "Field required", "input": message})
+        if not problems:
+            continue
+        for each, model in MESSAGE_MODELS.items():
+            where = ("body", "messages", i, f"ChatCompletionRequest{model}Message")
+            if each != role:
+                errors.append({"type": "literal_error", "loc": (*where, "role"), "msg": f"Input should be '{each}'", "input": role})
+            else:
+                errors += [{"type": p["type"], "loc": (*where, p["field"]), "msg": p["msg"], "input": p["input"]} for p in problems]
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and not json_schema and response_format.get("type") not in ("text", "json_object"):
         loc = ("body", "response_format", "type")
         errors.append({"type": "literal_error", "loc": loc, "msg": "Input should be 'text' or 'json_object'", "input": response_format.get("type")})
     return errors
+
+
+def validation_report(errors: list[dict[str, Any]]) -> str:
+    """The error message llama-cpp-python's server sends with its HTTP 500."""
+    head = f"{len(errors)} validation error{'s' if len(errors) != 1 else ''}:"
+    lines = "\n".join(f"  {e}" for e in errors)
+    return f"{head}\n{lines}\n\n  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions"
 
 
 def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
@@ -170,7 +190,7 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             errors = validation_errors(body, fake.json_schema) if fake.strict or not fake.json_schema else []
             if errors:
                 self.record["status"] = 500
-                self._send_json(500, {"error": {"message": str(errors), "type": "internal_server_error", "param": None, "code": None}})
+                self._send_json(500, {"error": {"message": validation_report(errors), "type": "internal_server_error", "param": None, "code": None}})
                 return
             rule = fake._pick(text, body.get("model"), self.record["task"])
             if rule and rule.delay:

@@ -31,7 +31,7 @@ def eval_command(
     from mamabear.engine.services import Services
     from mamabear.evals.cases import load
     from mamabear.evals.runner import EvalRun
-    from mamabear.evals.summary import load_baseline, regressions, summary, write_baseline
+    from mamabear.evals.summary import judged, load_baseline
     from mamabear.llm.tape import Tape
 
     check_tape(record, replay, None)
@@ -48,19 +48,13 @@ def eval_command(
 
     with library_chatter_off():
         results = EvalRun(ws, cases, crew, repeat, tape=tape, on_result=told).run()
-    doc = summary(cases.name, results)
-    if save_baseline:
-        write_baseline(Path(save_baseline), doc)
-    doc["runs_detail"] = [r.to_dict() for r in results]
-    found = regressions(doc, base, cases.margin_pass_rate, cases.margin_score) if base is not None else []
-    if base is not None:
-        doc["baseline"] = {"file": baseline, "pass_rate": base["pass_rate"], "score": base.get("score"), "regressions": found}
+    doc, regressed = judged(cases.name, results, cases, baseline, base, save_baseline)
     if json_out:
         emit_json(doc)
     else:
         _render(doc)
-    if found:
-        print_error(f"eval {cases.name} regressed against {baseline}: " + "; ".join(found) + ".")
+    if regressed:
+        print_error(regressed)
         raise typer.Exit(1)
 
 

@@ -215,15 +215,11 @@ def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: b
 def send_queued(ws: Services, queue: str, json_out: bool, queued: Any, shown: dict | None = None) -> None:
     """Once the broker answers, ``queued()`` records a run queued and gives its id, which is sent to the pool and
     printed (``shown``: more for --json). A run the broker does not take is marked failed, to resume."""
-    from mamabear.workers.app import connected, send
+    from mamabear.workers.app import connected, send_or_fail
 
     app = connected(ws.settings.env)  # before the run is recorded: an unreachable broker leaves no queued run behind
     run_id = queued()
-    try:
-        send(app, run_id, queue)
-    except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
-        ws.store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"the broker did not take it ({type(exc).__name__})")
-        raise UsageError(f"the broker did not take run {run_id} ({type(exc).__name__}); it is marked failed, `mamabear resume {run_id}` continues it.") from exc
+    send_or_fail(app, ws.store, run_id, queue)
     if json_out:
         emit_json({"run_id": run_id, "status": Status.QUEUED, "queue": queue, **(shown or {})})
     else:

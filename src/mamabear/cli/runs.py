@@ -40,11 +40,9 @@ def list_runs(
     json_out: bool = JSON,
 ) -> None:
     """List recent runs with their status, tokens and cost."""
-    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.liveness import current_runs
 
-    store = _store()
-    settle_orphans(store, store.list_runs(limit=limit, status=Status.RUNNING))
-    rows = store.list_runs(limit=limit, status=status, crew=crew)
+    rows = current_runs(_store(), limit, status, crew)
     if json_out:
         emit_json(rows_for_json(rows))
         return
@@ -76,12 +74,12 @@ def rows_for_json(rows: list[RunRow]) -> list[dict]:
 def show_run(run_id: str = typer.Argument(..., metavar="RUN_ID"), json_out: bool = JSON) -> None:
     """Show one run: its tasks, every LLM and tool call, and its output."""
     from mamabear.cli.mission_view import with_mission
-    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.liveness import current_run
     from mamabear.store.report import run_report
 
     store = _store()
     run_id = store.resolve_run_id(run_id)
-    settle_orphans(store, [store.run(run_id)])
+    current_run(store, run_id)
     report = with_mission(store, run_report(store, run_id, details=True))
     if json_out:
         emit_json(report)
@@ -247,10 +245,10 @@ def logs(
     for event in events:
         _print_event(event, json_out)
     last = events[-1]["id"] if events else 0
-    from mamabear.store.liveness import settle_orphans
+    from mamabear.store.liveness import current_run
 
     while follow:
-        finished = settle_orphans(store, [store.run(run_id)])[0].status != Status.RUNNING
+        finished = current_run(store, run_id).status != Status.RUNNING
         new = store.events(run_id, after_id=last)
         for event in new:
             _print_event(event, json_out)

@@ -8,7 +8,6 @@ import typer
 
 from mamabear.cli.options import JSON
 from mamabear.cli.output import console, emit_json, table, when
-from mamabear.status import Status
 
 
 def _pct(rate: float | None) -> str:
@@ -38,13 +37,10 @@ def stats(
     from mamabear.config.durations import fmt_seconds
     from mamabear.config.limits import parse_duration
     from mamabear.engine.services import Services
-    from mamabear.store.liveness import settle_orphans
     from mamabear.store.stats import fleet_stats
 
     since_s = None if since.strip().lower() == "all" else parse_duration(since, flag="--since")
-    store = Services().store
-    settle_orphans(store, store.list_runs(limit=100_000, status=Status.RUNNING))  # a run whose process died is not running
-    doc = fleet_stats(store, since_s, crew=crew)
+    doc = fleet_stats(Services().store, since_s, crew=crew)  # runs whose process died are settled first
     if json_out:
         emit_json(doc)
         return

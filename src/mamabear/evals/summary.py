@@ -78,3 +78,17 @@ def regressions(now: dict[str, Any], baseline: dict[str, Any], margin_pass_rate:
         else f"the mean score fell to {was:.1f} from {base:.1f} (margin {margin:g})"
         for what, was, base, margin in drops(now, baseline, margin_pass_rate, margin_score)
     ]
+
+
+def judged(name: str, results: list[Any], cases: Any, baseline: str | None, base: dict[str, Any] | None, save_baseline: str | None) -> tuple[dict, str | None]:
+    """An eval's document (its baseline written first, when asked) and, when it regressed against ``base`` (read from
+    ``baseline``), the sentence that says how: the eval's exit code is 1 then, 0 otherwise."""
+    doc = summary(name, results)
+    if save_baseline:
+        write_baseline(Path(save_baseline), doc)
+    doc["runs_detail"] = [r.to_dict() for r in results]
+    if base is None:
+        return doc, None
+    found = regressions(doc, base, cases.margin_pass_rate, cases.margin_score)
+    doc["baseline"] = {"file": baseline, "pass_rate": base["pass_rate"], "score": base.get("score"), "regressions": found}
+    return doc, (f"eval {name} regressed against {baseline}: " + "; ".join(found) + ".") if found else None

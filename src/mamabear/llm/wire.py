@@ -45,17 +45,28 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+REPORT_ENTRY = re.compile(r"'type': '(\w+)', 'loc': \(([^)]*)\),\s*'msg': (['\"])(.*?)\3")
+
+
 def _validation_report(text: str) -> str | None:
-    """The first problem of a pydantic report in a server's error text: "messages.2.content: Input should be a valid string"."""
-    found = re.search(r"'loc': \(([^)]*)\),\s*'msg': ['\"]([^'\"]*)['\"]", text)
-    if found is None:
+    """The problem a pydantic report in a server's error text names: "messages.1.content: Input should be a valid
+    string". A message is checked against each message model of a union (system, user, assistant, tool, function), so
+    the report lists a wrong role for every other model (llama-cpp-python: 7 errors for one null content); the model
+    whose role matched holds the real problem."""
+    entries = []
+    for kind, loc_text, _quote, msg in REPORT_ENTRY.findall(text):
+        try:
+            loc = ast.literal_eval(f"({loc_text},)")
+        except (ValueError, SyntaxError):
+            loc = (loc_text,)
+        entries.append((kind, tuple(loc), msg))
+    if not entries:
         return None
-    try:
-        loc = ast.literal_eval(f"({found.group(1)},)")
-    except (ValueError, SyntaxError):
-        return found.group(2)
-    parts = [str(p) for p in loc if p not in ("body", "typed-dict", "function-after[validate(), typed-dict]")]
-    return f"{'.'.join(parts)}: {found.group(2)}"
+    wrong_role = {loc[:-1] for kind, loc, _ in entries if kind == "literal_error" and loc[-1:] == ("role",)}
+    real = [e for e in entries if not any(e[1][: len(w)] == w for w in wrong_role)] or entries
+    _kind, loc, msg = real[0]
+    parts = [str(p) for p in loc if p != "body" and not (isinstance(p, str) and (p.startswith("ChatCompletionRequest") or "typed-dict" in p))]
+    return f"{'.'.join(parts)}: {msg}"
 
 
 def refusal(exc: BaseException) -> str | None:

@@ -91,6 +91,17 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
     return settled
 
 
+def current_runs(store: Store, limit: int = 20, status: str | None = None, crew: str | None = None) -> list[RunRow]:
+    """The newest runs as they are: a run whose process died is recorded interrupted first, not listed running."""
+    settle_orphans(store, store.list_runs(limit=limit, status=Status.RUNNING))
+    return store.list_runs(limit=limit, status=status, crew=crew)
+
+
+def current_run(store: Store, run_id: str) -> RunRow:
+    """Run ``run_id`` as it is (settled first when its process died)."""
+    return settle_orphans(store, [store.run(run_id)])[0]
+
+
 def cancel_run(store: Store, run_id: str, wait_s: float = 30.0) -> RunRow:
     """Ask a running run to stop: flag it in the store and signal its process; wait for it to settle.
 

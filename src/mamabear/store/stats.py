@@ -67,6 +67,9 @@ def fleet_stats(store: Store, since_s: float | None, crew: str | None = None, no
     Rates are floats in 0..1 (4 decimals) or None when there is nothing to divide by; dollars have 6 decimals,
     seconds 3, milliseconds 1.
     """
+    from mamabear.store.liveness import settle_orphans
+
+    settle_orphans(store, store.list_runs(limit=100_000, status=Status.RUNNING))  # a run whose process died is not running
     now = time.time() if now is None else now
     since = None if since_s is None else now - since_s
     conditions = []

@@ -76,6 +76,18 @@ def send(app: Any, run_id: str, queue: str) -> None:
     app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 
 
+def send_or_fail(app: Any, store: Any, run_id: str, queue: str) -> None:
+    """Send queued run ``run_id`` to the pool; a run the broker does not take is marked failed (resumable), and said."""
+    from mamabear.errors import UsageError
+    from mamabear.status import Status
+
+    try:
+        send(app, run_id, queue)
+    except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
+        store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"the broker did not take it ({type(exc).__name__})")
+        raise UsageError(f"the broker did not take run {run_id} ({type(exc).__name__}); it is marked failed, `mamabear resume {run_id}` continues it.") from exc
+
+
 def send_step(app: Any, run_id: str, position: int, attempt: int, queue: str) -> None:
     app.send_task(EXECUTE_STEP, args=[run_id, position, attempt], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
 
