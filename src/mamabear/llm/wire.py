@@ -54,6 +54,7 @@ def _validation_report(text: str) -> str | None:
     the report lists a wrong role for every other model (llama-cpp-python: 7 errors for one null content); the model
     whose role matched holds the real problem."""
     entries = []
+    text = text.replace("\\'", "'").replace('\\"', '"')  # the report inside an SDK's repr of the error body
     for kind, loc_text, _quote, msg in REPORT_ENTRY.findall(text):
         try:
             loc = ast.literal_eval(f"({loc_text},)")
