@@ -176,7 +176,7 @@ def test_memory_runs_against_a_server_without_json_schema_by_asking_in_words_onc
     refused = [r for r in fake.chat_requests if r["status"] == 500]
     asked_in_words = [r for r in fake.chat_requests if "It must match this JSON schema" in r["text"]]
     assert len(refused) == 1 and refused[0]["body"]["response_format"]["type"] == "json_schema"  # learnt once, not per call
-    assert asked_in_words and not any("response_format" in r["body"] for r in asked_in_words)
+    assert asked_in_words and all(r["body"]["response_format"]["type"] == "json_object" for r in asked_in_words)
     calls = store_for(isolated).llm_calls(result.json()["run_id"])
     assert len(calls) == len(fake.chat_requests)  # the refused request is in the store too
     assert "does not take a json_schema response format" in cli("runs", "logs", result.json()["run_id"]).out

@@ -175,7 +175,9 @@ class CallControl:
     images_keep: int = 3  # screenshots a request carries (the latest), of those the tools took (images.py)
     sees: Callable[[str], bool] = lambda _model: True  # does this model take images? (a blind one is told where they are)
     images_root: Any = None  # Path: only screenshots under it are shown (the sandboxes' folder); None shows none
-    in_words: set[tuple[str, str | None]] = field(default_factory=set)  # (model, server) routes that refused json_schema
+    # How a route that refused json_schema is asked for structured output instead: (model, server) -> "json_object"
+    # (the schema in the prompt and a JSON-only answer, which llama.cpp constrains to the schema), then "words".
+    structured: dict[tuple[str, str | None], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -440,15 +442,18 @@ class ResilientCalls:
         return model_id, getattr(llm, "base_url", None) or getattr(llm, "api_base", None)
 
     def _learn_in_words(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict, exc: BaseException) -> bool:
-        """A server that refused ``json_schema`` is asked with the schema in words from now on (this run, this route)."""
+        """A server that refused ``json_schema`` is asked for a JSON object with the schema in the prompt from now on
+        (this run, this route); one that refuses that too, with the schema in words only."""
         from mamabear.llm.wire import structured_refused
 
         key = self._route_key(llm, model_id)
-        if call_arguments(args, kwargs).get("response_model") is None or key in control.in_words or not structured_refused(exc):
+        level = control.structured.get(key)
+        if call_arguments(args, kwargs).get("response_model") is None or level == "words" or not structured_refused(exc):
             return False
         with control.lock:
-            control.in_words.add(key)
-        control.events.note("structured_in_words", f"{model_id} does not take a json_schema response format; asking with the schema in the prompt")
+            control.structured[key] = "words" if level == "json_object" else "json_object"
+        how = "a JSON object" if level is None else "words only"
+        control.events.note("structured_in_words", f"{model_id} does not take a {level or 'json_schema'} response format; asking with the schema in the prompt, for {how}")
         return True
 
     def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
@@ -459,19 +464,22 @@ class ResilientCalls:
         estimate = self._take_quota(control, provider, args, kwargs)
         named = call_arguments(args, kwargs)
         wanted = named.get("response_model")
-        in_words = wanted is not None and self._route_key(llm, model_id) in control.in_words
-        if in_words:
+        level = control.structured.get(self._route_key(llm, model_id)) if wanted is not None else None
+        target = llm
+        if level is not None:
             from mamabear.llm.wire import with_schema
 
             named = {**named, "response_model": None, "messages": with_schema(named.get("messages"), wanted)}
-        before = token_usage(llm)
+            if level == "json_object":  # a copy, so the agent's own calls are not changed; llama.cpp honours "schema"
+                target = llm.model_copy(update={"response_format": {"type": "json_object", "schema": wanted.model_json_schema()}})
+        before = token_usage(target)
         tokens_in = tokens_out = cached = 0
         try:
-            if in_words:
-                result = super().call(**named) if llm is self else llm.call(**named)  # type: ignore[misc]  # a mixin, as below
+            if level is not None:
+                result = super(ResilientCalls, target).call(**named) if isinstance(target, ResilientCalls) else target.call(**named)
             else:
                 result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
-            after = token_usage(llm)
+            after = token_usage(target)
             tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
             tokens_out = after["completion_tokens"] - before["completion_tokens"]
             cached = after.get("cached_prompt_tokens", 0) - before.get("cached_prompt_tokens", 0)  # at the provider's cached rate
@@ -480,7 +488,7 @@ class ResilientCalls:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)
         cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
         control.guard.add(cost, tokens_in + tokens_out)
-        if in_words:
+        if level is not None:
             from mamabear.llm.wire import read_structured
 
             result = read_structured(result, wanted)  # a model's answer that does not read as the schema fails the call
