@@ -148,7 +148,7 @@ def validation_report(errors: list[dict[str, Any]]) -> str:
     """The error message llama-cpp-python's server sends with its HTTP 500."""
     head = f"{len(errors)} validation error{'s' if len(errors) != 1 else ''}:"
     lines = "\n".join(f"  {e}" for e in errors)
-    return f"{head}\n{lines}\n\n  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions"
+    return f'{head}\n{lines}\n\n  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions'
 
 
 def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:

@@ -232,17 +232,7 @@ def test_a_run_says_at_its_start_when_the_server_does_not_list_its_model(cli, fa
 
 # What llama-cpp-python 0.3.36's server answered (HTTP 500) to CrewAI's assistant message with null content beside
 # its tool_calls: one problem, reported against each model of the message union.
-LLAMA_CPP_REPORT = """7 validation errors:
-  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestSystemMessage', 'role'), 'msg': "Input should be 'system'", 'input': 'assistant', 'ctx': {'expected': "'system'"}}
-  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestUserMessage', 'role'), 'msg': "Input should be 'user'", 'input': 'assistant', 'ctx': {'expected': "'user'"}}
-  {'type': 'string_type', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestAssistantMessage', 'content'), 'msg': 'Input should be a valid string', 'input': None}
-  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestToolMessage', 'role'), 'msg': "Input should be 'tool'", 'input': 'assistant', 'ctx': {'expected': "'tool'"}}
-  {'type': 'missing', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestToolMessage', 'tool_call_id'), 'msg': 'Field required', 'input': {'role': 'assistant', 'content': None}}
-  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestFunctionMessage', 'role'), 'msg': "Input should be 'function'", 'input': 'assistant', 'ctx': {'expected': "'function'"}}
-  {'type': 'missing', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestFunctionMessage', 'name'), 'msg': 'Field required', 'input': {'role': 'assistant', 'content': None}}
-
-  File "/tmp/llama/lib/python3.11/site-packages/llama_cpp/server/app.py", line 376, in create_chat_completion
-    POST /v1/chat/completions"""
+LLAMA_CPP_REPORT = (Path(__file__).parent / "data" / "llama_cpp_report.txt").read_text()
 
 
 def test_a_real_server_s_validation_report_is_read_for_its_one_problem_and_is_not_transient():

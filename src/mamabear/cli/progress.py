@@ -60,7 +60,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
             status_text(task.status),
             fmt_seconds(task.seconds),
             f"{task.tokens_in:,}/{task.tokens_out:,}",
-            fmt_usd(None if task.unpriced_calls and task.unpriced_calls == task.llm_calls else task.cost_usd, task.unpriced_calls),
+            fmt_usd(task.cost_usd, task.unpriced_calls),
         )
     table.add_section()
     table.add_row(
@@ -71,7 +71,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
         status_text(state.status),
         fmt_seconds(state.seconds),
         f"{state.tokens_in:,}/{state.tokens_out:,}",
-        fmt_usd(None if state.unpriced_calls and state.unpriced_calls == state.llm_calls else state.cost_usd, state.unpriced_calls),
+        fmt_usd(state.cost_usd, state.unpriced_calls),
     )
     return table
 

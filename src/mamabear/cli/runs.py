@@ -58,7 +58,7 @@ def list_runs(
             fmt_seconds(r.seconds) if r.status != Status.RUNNING else "-",
             str(r.llm_calls),
             f"{r.tokens_in:,}/{r.tokens_out:,}",
-            fmt_usd(None if r.unpriced_calls and r.unpriced_calls == r.llm_calls else r.cost_usd, r.unpriced_calls),
+            fmt_usd(r.cost_usd, r.unpriced_calls),
         )
     console().print(out)
 

@@ -166,7 +166,7 @@ def _summary(state: RunState) -> str:
     calls = f"{state.llm_calls} model call" + ("" if state.llm_calls == 1 else "s")
     from mamabear.config.money import fmt_usd
 
-    cost = fmt_usd(None if state.unpriced_calls and state.unpriced_calls == state.llm_calls else state.cost_usd, state.unpriced_calls)
+    cost = fmt_usd(state.cost_usd, state.unpriced_calls)
     line = f"{fmt_seconds(state.seconds)}, {calls}, {state.tokens_in:,}+{state.tokens_out:,} tokens, {cost}"
     if state.cache_hits:
         line += f"; {state.cache_hits} answered from the cache, ${state.saved_usd:.4f} saved"

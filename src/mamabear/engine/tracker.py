@@ -307,7 +307,7 @@ class Tracker:
             self._tell("task_ended", self.state, task)
             from mamabear.config.money import fmt_usd
 
-            cost = fmt_usd(None if task.unpriced_calls and task.unpriced_calls == task.llm_calls else task.cost_usd, task.unpriced_calls)
+            cost = fmt_usd(task.cost_usd, task.unpriced_calls)
             self.event(
                 "task_completed",
                 f"task {position}/{len(self.state.tasks)} {task.task} completed in {task.seconds:.1f}s ({task.tokens_in}+{task.tokens_out} tokens, {cost})",

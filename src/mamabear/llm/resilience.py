@@ -453,7 +453,8 @@ class ResilientCalls:
         with control.lock:
             control.structured[key] = "words" if level == "json_object" else "json_object"
         how = "a JSON object" if level is None else "words only"
-        control.events.note("structured_in_words", f"{model_id} does not take a {level or 'json_schema'} response format; asking with the schema in the prompt, for {how}")
+        said = f"{model_id} does not take a {level or 'json_schema'} response format; asking with the schema in the prompt, for {how}"
+        control.events.note("structured_in_words", said)
         return True
 
     def _attempt(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
@@ -463,7 +464,7 @@ class ResilientCalls:
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
         named = call_arguments(args, kwargs)
-        wanted = named.get("response_model")
+        wanted: Any = named.get("response_model")
         level = control.structured.get(self._route_key(llm, model_id)) if wanted is not None else None
         target = llm
         if level is not None:
@@ -476,7 +477,8 @@ class ResilientCalls:
         tokens_in = tokens_out = cached = 0
         try:
             if level is not None:
-                result = super(ResilientCalls, target).call(**named) if isinstance(target, ResilientCalls) else target.call(**named)
+                native = isinstance(target, ResilientCalls)  # the provider class's own call, past this mixin
+                result = super(ResilientCalls, target).call(**named) if native else target.call(**named)  # type: ignore[misc]  # a mixin, as below
             else:
                 result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
             after = token_usage(target)

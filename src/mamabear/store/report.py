@@ -21,9 +21,9 @@ def run_seconds(run: RunRow, attempts: list[dict[str, Any]]) -> float | None:
     return _seconds(run.created_at, run.finished_at)  # unfinished, or recorded before attempts were
 
 
-def priced(cost: float, unpriced_calls: int, calls: int) -> float | None:
-    """A cost as a report gives it: None (unknown, never $0) when every call it adds up was of a model with no price."""
-    return None if unpriced_calls and unpriced_calls == calls else round(cost, 6)
+def priced(cost: float, unpriced_calls: int) -> float | None:
+    """A cost as a report gives it: None (unknown, never $0) when nothing of it has a price and calls had none."""
+    return None if unpriced_calls and not cost else round(cost, 6)
 
 
 def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -44,12 +44,8 @@ def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         row["errors"] += 1 if c["outcome"] == "error" else 0
         row["unpriced_calls"] += 1 if c.get("unpriced") else 0
     for row in groups.values():
-        row["cost_usd"], row["saved_usd"] = priced(row["cost_usd"], row["unpriced_calls"], _answered(row)), round(row["saved_usd"], 6)
+        row["cost_usd"], row["saved_usd"] = priced(row["cost_usd"], row["unpriced_calls"]), round(row["saved_usd"], 6)
     return sorted(groups.values(), key=lambda r: (-(r["cost_usd"] or 0.0), str(r[key])))
-
-
-def _answered(row: dict[str, Any]) -> int:
-    return row["llm_calls"] - row["errors"] - row["cache_hits"]
 
 
 def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, Any]:
@@ -102,11 +98,10 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     sandbox_usd = sum(u["cost_usd"] for u in usage)
     report["session_id"] = run.session_id
     unpriced = sum(1 for c in calls if c.get("unpriced"))
-    answered = sum(1 for c in calls if c["outcome"] == "ok" and not c["cache_hit"])
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),
-        "cost_usd": priced(sum(c["cost_usd"] for c in calls) + sandbox_usd, unpriced, answered + len(usage)),  # models and sandbox hours
+        "cost_usd": priced(sum(c["cost_usd"] for c in calls) + sandbox_usd, unpriced),  # models and sandbox hours
         "unpriced_calls": unpriced,  # calls of a model with no known price: not in cost_usd
         "sandbox_usd": round(sandbox_usd, 6),
         "sandbox_seconds": round(sum(u["seconds"] for u in usage), 3),
