@@ -268,3 +268,28 @@ def test_a_detached_run_is_given_every_option_it_was_given_here(cli, fake, isola
     assert run.inputs["topic"] == "owls" and run.options["no_cache"] is True  # --inputs FILE, read here
     assert run.options["budget_tokens"] == 50 and run.options["max_duration_s"] == 300
     assert len(fake.chat_requests) == 1
+
+
+def test_a_run_whose_pid_another_process_took_is_settled_as_interrupted(cli, isolated):
+    """After a reboot (or a long time), a dead run's pid may belong to a new process: that process started after the
+    run last beat, so it is not the run's."""
+    import subprocess
+    import time
+
+    from mamabear.store.liveness import this_host
+
+    store = store_for(isolated)
+    store.create_run("reused", "research", "sequential", {}, {}, [])
+    store.start_attempt("reused", "run", pid=1, host=this_host(), options={}, checkpoint=None)  # its beat: now
+    time.sleep(4)  # past the slack, and the second a process's start time may be off by (its boot time is in seconds)
+    other = subprocess.Popen(["sleep", "30"])  # a process born after the run's last beat
+    try:
+        store.update_run("reused", pid=other.pid)
+        listed = {r["id"]: r["status"] for r in cli("runs", "list", "--json").json()}
+        assert listed["reused"] == "interrupted"
+        store.create_run("alive", "research", "sequential", {}, {}, [])
+        store.start_attempt("alive", "run", pid=other.pid, host=this_host(), options={}, checkpoint=None)  # a process that beats
+        assert {r["id"]: r["status"] for r in cli("runs", "list", "--json").json()}["alive"] == "running"
+    finally:
+        other.kill()
+        other.wait()

@@ -7,7 +7,6 @@ import signal
 import socket
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from mamabear.errors import UsageError
 from mamabear.status import Status
@@ -19,25 +18,36 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def pid_alive(pid: int | None) -> bool:
+# A run's process stamps its row when it starts and beats every 2 s; its own start is before both. A pid whose process
+# started later than that (plus this much clock slack) was reused by another process: after a reboot, say.
+PID_REUSE_SLACK_S = 2.0  # and a process start time read from /proc may be a second off (boot time in whole seconds)
+
+
+def pid_alive(pid: int | None, since: float | None = None) -> bool:
+    """Whether process ``pid`` runs (a zombie has ended); ``since``: when the run's process was last known to run, so a
+    pid reused by a process started after that is not taken for it."""
+    import psutil
+
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return since is None or process.create_time() <= since + PID_REUSE_SLACK_S
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True  # someone else's process holds that pid
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except (OSError, IndexError):
-        return True
+
+
+def _known_at(run: RunRow) -> float:
+    return max(run.heartbeat_at or 0.0, run.created_at)
 
 
 def running_here(run: RunRow) -> bool:
     """The run is marked running and its process on this machine is alive."""
-    return run.status == Status.RUNNING and run.host == this_host() and pid_alive(run.pid)
+    return run.status == Status.RUNNING and run.host == this_host() and pid_alive(run.pid, _known_at(run))
 
 
 # A running run's process beats (in the store) every CANCEL_POLL_S (2 s) while it runs, from its watchdog thread and
@@ -65,7 +75,7 @@ def is_orphan(run: RunRow) -> bool:
     if run.status != Status.RUNNING:
         return False
     if run.host == this_host():
-        return not pid_alive(run.pid)
+        return not pid_alive(run.pid, _known_at(run))
     age = heartbeat_age(run)
     return age is not None and age > stale_after_s()
 
