@@ -246,3 +246,25 @@ def test_a_real_server_s_validation_report_is_read_for_its_one_problem_and_is_no
     assert refusal(refused) == "the model server refused the request as invalid (HTTP 500: messages.1.content: Input should be a valid string)"
     assert not is_transient(refused)
     assert is_transient(ServerError("Error code: 500 - {'error': {'message': 'CUDA out of memory'}}"))  # a server's own fault is retried
+
+
+def test_a_context_overflow_is_not_retried_but_a_rate_limit_that_mentions_tokens_is():
+    from mamabear.llm.resilience import is_transient
+
+    class Refused(Exception):
+        def __init__(self, status: int, text: str) -> None:
+            super().__init__(text)
+            self.status_code = status
+
+    assert not is_transient(Refused(400, "Requested tokens (9001) exceed context window of 8192"))
+    assert not is_transient(Refused(500, "the request exceeds the available context size, try increasing it"))  # llama.cpp's server
+    assert is_transient(Refused(429, "Rate limit reached: the maximum context of your tier, 30000 tokens per min"))
+
+
+def test_null_content_is_sent_as_empty_text_and_nothing_else_changes():
+    from mamabear.llm.wire import normalised
+
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}]
+    assert normalised(messages) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "c"}]}]
+    untouched = [{"role": "user", "content": "hi"}]
+    assert normalised(untouched) is untouched

@@ -19,7 +19,7 @@ from typing import Any
 
 VALIDATION_MARKERS = ("Input should be", "Field required", "validation error", "Extra inputs are not permitted", "invalid_request_error")
 STRUCTURED_MARKERS = ("response_format", "json_schema", "'text' or 'json_object'", "structured output")
-CONTEXT_MARKERS = ("context length", "context_length", "context window", "exceeds the available context", "maximum context", "too many tokens")
+CONTEXT_MARKERS = ("context length", "context_length", "context window", "exceeds the available context", "maximum context")
 
 
 def normalised(messages: Any) -> Any:
@@ -86,8 +86,8 @@ def refusal(exc: BaseException) -> str | None:
 
 
 def overflowed(exc: BaseException) -> bool:
-    """Whether the server said the prompt does not fit the model's context."""
-    return any(marker in str(item).lower() for item in _chain(exc) for marker in CONTEXT_MARKERS)
+    """Whether the server said the prompt does not fit the model's context (not a rate limit, which is waited out)."""
+    return any(_status(item) != 429 and any(marker in str(item).lower() for marker in CONTEXT_MARKERS) for item in _chain(exc))
 
 
 def structured_refused(exc: BaseException) -> bool:
