@@ -151,6 +151,18 @@ def validation_report(errors: list[dict[str, Any]]) -> str:
     return f'{head}\n{lines}\n\n  File "llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions'
 
 
+def embedding(text: str, size: int = 16) -> list[float]:
+    """A deterministic unit vector for a text (its words hashed into buckets): like texts land near each other."""
+    import hashlib
+    import math
+
+    vector = [0.0] * size
+    for word in text.lower().split():
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % size] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
 def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
     prompt = max(1, len(request_text(body)) // 4)
     completion = max(1, len(reply) // 4)
@@ -184,6 +196,12 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             }
             with fake._lock:
                 fake.requests.append(self.record)
+            if self.path.rstrip("/").endswith("/embeddings"):  # for a knowledge source's embedder: a vector per text
+                texts = body.get("input") if isinstance(body.get("input"), list) else [body.get("input")]
+                self.record["status"] = 200
+                data = [{"object": "embedding", "index": i, "embedding": embedding(str(t))} for i, t in enumerate(texts)]
+                self._send_json(200, {"object": "list", "data": data, "model": body.get("model"), "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+                return
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send_json(404, {"error": {"message": f"unknown path {self.path}"}})
                 return

@@ -268,3 +268,50 @@ def test_null_content_is_sent_as_empty_text_and_nothing_else_changes():
     assert normalised(messages) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "c"}]}]
     untouched = [{"role": "user", "content": "hi"}]
     assert normalised(untouched) is untouched
+
+
+KNOWLEDGE_CREW_PY = """
+from crewai import Agent, Crew, Process, Task
+from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSource
+from crewai.project import CrewBase, agent, crew, task
+
+FACTS = StringKnowledgeSource(content="Otters hold hands while they sleep. Sea otters use stones as tools.")
+EMBEDDER = {"provider": "openai", "config": {"api_key": "not-needed", "api_base": "URL", "model_name": "text-embedding-3-small"}}
+
+
+@CrewBase
+class LatestAi:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"], knowledge_sources=[FACTS], embedder=EMBEDDER)
+
+    @agent
+    def reporting_analyst(self) -> Agent:
+        return Agent(config=self.agents_config["reporting_analyst"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"])
+
+    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"])
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+"""
+
+
+def test_a_knowledge_query_s_rewrite_is_recorded_under_its_task_and_agent(cli, fake, project, isolated):
+    (project / "src" / "latest_ai" / "crew.py").write_text(KNOWLEDGE_CREW_PY.replace("URL", fake.url))
+    result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    rewrites = [r for r in fake.chat_requests if r["body"]["messages"][0]["content"].startswith("Your goal is to rewrite the user query")]
+    assert rewrites, [r["body"]["messages"][0]["content"][:80] for r in fake.chat_requests]
+    calls = store_for(isolated).llm_calls(result.json()["run_id"])
+    assert len(calls) == _answered(fake)  # the rewrite is in the store, as every call made
+    assert sum(1 for c in calls if (c["agent"], c["task_position"]) == ("researcher", 1)) == 2  # its rewrite, then its turn

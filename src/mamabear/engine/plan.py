@@ -63,7 +63,7 @@ class Plan:
     manager: PlannedAgent | None
     sandbox: SandboxPlan | None = None  # None: no agent has a tool
     memory: str = "shared"  # shared | read_only | isolated | off (the crew's mode, or off by --no-memory)
-    unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls count as $0
+    unpriced: tuple[str, ...] = ()  # routed models (fallbacks included) without a known price: their calls are shown as unpriced
     notes: tuple[str, ...] = ()  # what the configuration leaves out (a web group with no search key)
     asks_person: bool = False  # a task has human_input: CrewAI asks for feedback at the terminal
     answers: Answers | None = field(default=None, compare=False)  # --answers: the feedback comes from a file instead
