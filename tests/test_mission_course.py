@@ -205,3 +205,13 @@ def test_the_items_that_can_start_now_are_offered_together_within_the_limit_and_
     assert [(r.item.id, r.feedback) for r in course.ready(most=4)] == [("b", "no b")]
     course.item_done("b")
     assert course.ready(most=4) == []  # the step limit is reached: no item is offered
+
+
+def test_a_saved_mission_state_is_read_by_one_typed_reader_old_states_too():
+    from mamabear.mission.state import MissionState
+
+    old = {"course": {"goal": "g", "plan": {"items": []}, "version": 1, "items": {"i1": {"status": "pending", "attempts": 2, "failures": ["no file"]}}}}
+    state = MissionState.read(old)  # saved before plans had versions, before max_steps and confirmation were kept
+    assert state is not None and state.course.plan == {"items": []} and state.max_steps is None and state.course.confirmed is False
+    assert state.item_states() == {"i1": "failed"} and MissionState.read(None) is None
+    assert MissionState.read(state.model_dump(mode="json")) == state

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mamabear.cli.output import table
+from mamabear.mission.state import MissionState
 from mamabear.observe import Event, RunState
 
 MARKS = {"pending": "[ ]", "running": "[~]", "done": "[x]", "failed": "[!]", "dropped": "[-]"}
@@ -48,16 +49,15 @@ class Checklist:
             self.items, self.version = data["plan"]["items"], data.get("version", self.version + 1)
             self.states = {item["id"]: self.states.get(item["id"], "pending") for item in self.items}
             if "course" in data:
-                self._course(data["course"], self.max_steps)
+                self._course(MissionState.read({"course": data["course"], "max_steps": self.max_steps}))
         elif event.kind == "mission_item_started":
             self.states[data["item"]] = "running"
         elif event.kind == "mission_state":
-            self._course(data["course"], data.get("max_steps"))
+            self._course(MissionState.read(data))
 
-    def _course(self, course: dict[str, Any], max_steps: int | None) -> None:
-        self.steps, self.max_steps = course["steps"], max_steps
-        failed = {i for i, r in course["items"].items() if r["failures"]}
-        self.states = {i: r["status"] if r["status"] != "pending" or i not in failed else "failed" for i, r in course["items"].items()}
+    def _course(self, state: MissionState | None) -> None:
+        if state is not None:
+            self.steps, self.max_steps, self.states = state.course.steps, state.max_steps, state.item_states()
 
     def render(self, state: RunState) -> Any:
         steps = f"step {self.steps}" + (f" of {self.max_steps}" if self.max_steps else "")

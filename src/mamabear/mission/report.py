@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mamabear.mission.state import MissionState
 from mamabear.store.report import breakdown
 
 FILES_SHOWN = 200  # the files of the workspace listed in the report, at most
@@ -23,10 +24,9 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
     for n, e in enumerate((e for e in events if e["kind"] == "mission_plan" and e["data"]), start=1):
         by_version[e["data"].get("version", n)] = dict(e["data"], ts=e["ts"], version=e["data"].get("version", n))
     plans = list(by_version.values())
-    state = (store.last_event(run_id, "mission_state") or {}).get("data") or {}
+    state = MissionState.read((store.last_event(run_id, "mission_state") or {}).get("data")) or MissionState()
     finished = next((e["data"] for e in reversed(events) if e["kind"] == "mission_finished" and e["data"]), None)
-    course = state.get("course", {})
-    records = course.get("items", {})
+    course, records = state.course, state.course.items
     items: dict[str, dict[str, Any]] = {}
     for plan in plans:  # every item any version planned, as the latest version that has it describes it
         for item in plan["plan"]["items"]:
@@ -36,7 +36,7 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
                 "specialist": item["specialist"],
                 "criteria": item["criteria"],
                 "plan_version": plan["version"],
-                "status": records.get(item["id"], {}).get("status", "dropped" if records else "pending"),
+                "status": records[item["id"]].status if item["id"] in records else "dropped" if records else "pending",
                 "tries": items.get(item["id"], {}).get("tries", []),
             }
     for e in events:
@@ -60,9 +60,9 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
         "goal": str((run.inputs or {}).get("goal", "")),
         "status": str(run.status),
         "achieved": finished["reason"] if finished else (run.error or str(run.status)),
-        "steps": course.get("steps", 0),
-        "max_steps": state.get("max_steps"),
-        "replans": course.get("replans", 0),
+        "steps": course.steps,
+        "max_steps": state.max_steps,
+        "replans": course.replans,
         "plans": [{"version": p["version"], "edited": p.get("edited", False), "items": p["plan"]["items"], "ts": p["ts"]} for p in plans],
         "items": list(items.values()),
         "given_up": given_up,

@@ -22,6 +22,7 @@ from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, R
 from mamabear.mission.fanout import Pool, Sent, carry_out
 from mamabear.mission.plan import MissionPlan, PlanError, markdown, problems, read
 from mamabear.mission.report import FILES_SHOWN
+from mamabear.mission.state import CourseState, MissionState
 from mamabear.mission.step import SENT, run_step
 from mamabear.observe import RunObserver, ToolUse
 from mamabear.sandbox.backend import CommandResult
@@ -74,7 +75,7 @@ class Mission(RunObserver):
         self.ctx = ctx
         team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in ctx.plan.agents]
         if self.course.plan is not None:  # resumed: the live view learns the plan it carries on with
-            data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._state()}
+            data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._course_state().model_dump(mode="json")}
             self.note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
         while True:
             ctx.guard.check()
@@ -262,11 +263,11 @@ class Mission(RunObserver):
         done = sum(record.status == "done" for record in course.items.values())
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
         results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
-        data = {"course": self._state(), "results": results, "evidence": self.evidence, "max_steps": self.config.max_steps}
-        self.ctx.tracker.event("mission_state", progress, data=data, replaces=True)  # the mission's checkpoint: the latest is kept
+        state = MissionState(course=self._course_state(), results=results, evidence=self.evidence, max_steps=self.config.max_steps)
+        self.ctx.tracker.event("mission_state", progress, data=state.model_dump(mode="json"), replaces=True)  # the mission's checkpoint
 
-    def _state(self) -> dict[str, Any]:
-        return {k: v for k, v in self.course.to_dict().items() if k != "plan"}  # each plan version is in its mission_plan event
+    def _course_state(self) -> CourseState:
+        return CourseState.model_validate({k: v for k, v in self.course.to_dict().items() if k != "plan"})  # each plan version is in its event
 
     @classmethod
     def resumed(cls, store: Any, run_id: str, config: MissionConfig, catalog: Any) -> Mission:
@@ -281,15 +282,15 @@ class Mission(RunObserver):
         if saved is None:  # not started yet (a queued mission): the limits it was queued with
             mission.config = with_limits(config, (run.options or {}).get("max_steps"))
         else:
-            data = saved["data"] or {}
-            mission.config = config = with_limits(config, data.get("max_steps"))  # --max-steps holds for the whole mission
-            course = data["course"]
+            state = MissionState.read(saved["data"]) or MissionState()
+            mission.config = config = with_limits(config, state.max_steps)  # --max-steps holds for the whole mission
+            course = state.course
             plans = {(e["data"] or {}).get("version", n): e["data"]["plan"] for n, e in enumerate(store.events(run_id, kinds=("mission_plan",)), start=1)}
-            plan = plans.get(course["version"]) or course.get("plan")  # states saved before plans had versions carried the plan
-            if course["version"] and plan is None:
-                raise UsageError(f"mission {run_id} cannot be resumed: plan v{course['version']} is missing from the run store.")
-            mission.course = Course.from_dict({**course, "plan": plan}, config)
-            mission.results, mission.evidence = dict(data.get("results", {})), dict(data.get("evidence", {}))
+            plan = plans.get(course.version) or course.plan  # states saved before plans had versions carried the plan
+            if course.version and plan is None:
+                raise UsageError(f"mission {run_id} cannot be resumed: plan v{course.version} is missing from the run store.")
+            mission.course = Course.from_dict({**course.model_dump(mode="json"), "plan": plan}, config)
+            mission.results, mission.evidence = dict(state.results), dict(state.evidence)
         return mission
 
 
