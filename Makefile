@@ -42,6 +42,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:xdist tests/test_seams.py  # the run path's seams: typed, no Any
 
 bench: $(STAMP)
 	$(PY) bench/startup.py

@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.config.catalog import Catalog, TaskSpec, ToolSpec
 from mamabear.config.models import COMPATIBLE, LOCAL_KEY, ModelTable, Route
 from mamabear.config.settings import Settings
 from mamabear.config.toolset import ToolsConfig
 from mamabear.engine.plan import Plan, PlannedAgent
+
+if TYPE_CHECKING:
+    from mamabear.engine.link import SessionLink
+    from mamabear.llm.resilience import CallControl
 
 
 @dataclass
@@ -54,7 +58,7 @@ def make_llm(route: Route, temperature: float, settings: Settings, timeout_s: fl
     return LLM(**_llm_kwargs(route, temperature, settings, timeout_s))
 
 
-def make_resilient_llm(route: Route, temperature: float, settings: Settings, models: ModelTable, control: Any, serves: str | None = None) -> Any:
+def make_resilient_llm(route: Route, temperature: float, settings: Settings, models: ModelTable, control: CallControl, serves: str | None = None) -> Any:
     """The route's LLM with retries, backoff, fallback to the route's other models, and the run's guard, whatever the
     route: a native CrewAI class or LiteLLM. ``serves``: the specialist it is made for (its side calls are its)."""
     from crewai import LLM
@@ -80,7 +84,9 @@ def make_resilient_llm(route: Route, temperature: float, settings: Settings, mod
 class AgentParts:
     """Builds every agent's LLM and sandbox tools for one run."""
 
-    def __init__(self, plan: Plan, settings: Settings, models: ModelTable, control: Any, link: Any = None, roots: list[Path] | None = None) -> None:
+    def __init__(
+        self, plan: Plan, settings: Settings, models: ModelTable, control: CallControl, link: SessionLink | None = None, roots: list[Path] | None = None
+    ) -> None:
         self.plan, self.settings, self.models, self.control, self.link = plan, settings, models, control, link
         self.roots = roots or []  # where a project's own tools are imported from
         self.memory: Any = None  # the crew's shared memory, or None when memory is off

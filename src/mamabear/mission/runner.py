@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.engine.context import RunContext
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError, UsageError
@@ -27,6 +27,10 @@ from mamabear.mission.step import SENT, run_step
 from mamabear.observe import RunObserver, ToolUse
 from mamabear.sandbox.backend import CommandResult
 from mamabear.status import Status
+
+if TYPE_CHECKING:
+    from mamabear.config.catalog import Catalog
+    from mamabear.store.database import Store
 
 TEAM = (
     "research_specialist",
@@ -57,7 +61,7 @@ Review = Callable[[MissionPlan, Callable[[MissionPlan], list[str]]], "MissionPla
 class Mission(RunObserver):
     """The mission's work, and an observer of its run: it counts the tool calls of the step in hand (a loop)."""
 
-    def __init__(self, goal: str, config: MissionConfig, catalog: Any, review: Review | None = None, pool: Pool | None = None) -> None:
+    def __init__(self, goal: str, config: MissionConfig, catalog: Catalog, review: Review | None = None, pool: Pool | None = None) -> None:
         """``review``: shown the first plan, it answers with the plan to carry out (edited or not), or None to abort.
         ``pool``: on a worker pool, where independent items go to run at once (fanout.py)."""
         self.goal, self.config, self.catalog, self.review, self.pool = goal, config, catalog, review, pool
@@ -270,7 +274,7 @@ class Mission(RunObserver):
         return CourseState.model_validate({k: v for k, v in self.course.to_dict().items() if k != "plan"})  # each plan version is in its event
 
     @classmethod
-    def resumed(cls, store: Any, run_id: str, config: MissionConfig, catalog: Any) -> Mission:
+    def resumed(cls, store: Store, run_id: str, config: MissionConfig, catalog: Catalog) -> Mission:
         """The mission as it was after its last completed step (the step cut short is done again; no completed one is)."""
         run = store.run(run_id)
         mission = cls(str((run.inputs or {}).get("goal", "")), config, catalog)

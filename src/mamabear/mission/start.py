@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from mamabear.config.catalog import Catalog
 from mamabear.engine.plan import Plan, make_plan
 from mamabear.errors import UsageError
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.runner import TEAM, Mission, Review, mission_crew, with_limits
+
+if TYPE_CHECKING:
+    from mamabear.engine.services import Services
 
 
 @dataclass(frozen=True)
@@ -17,14 +21,14 @@ class MissionStart:
     goal: str
     plan: Plan
     config: MissionConfig
-    catalog: Any
+    catalog: Catalog
 
     def work(self, review: Review | None = None) -> Mission:
         """The mission's work, made afresh (each run of an eval's case has its own)."""
         return Mission(self.goal, self.config, self.catalog, review=review)
 
 
-def for_mission(ws: Any, goal: str, max_steps: int | None = None) -> MissionStart:
+def for_mission(ws: Services, goal: str, max_steps: int | None = None) -> MissionStart:
     """A new mission for ``goal`` (``ws``: the Services), checked once: a goal, and a team its settings can plan with."""
     if not goal.strip():
         raise UsageError('mission needs a goal, for example: mamabear mission "a CLI that converts CSV to JSON, with tests"')
@@ -36,6 +40,6 @@ def for_mission(ws: Any, goal: str, max_steps: int | None = None) -> MissionStar
     return MissionStart(goal, plan, config, ws.catalog)
 
 
-def resumed(ws: Any, run_id: str) -> Mission:
+def resumed(ws: Services, run_id: str) -> Mission:
     """The mission of run ``run_id`` as it was after its last completed step."""
     return Mission.resumed(ws.store, run_id, MissionConfig.load(ws.roots), ws.catalog)

@@ -7,15 +7,19 @@ its position, writes its row, calls and tool calls as any step does, and ends wi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mamabear.engine.context import RunContext
 from mamabear.errors import UsageError
 
+if TYPE_CHECKING:
+    from mamabear.config.catalog import Catalog
+    from mamabear.store.database import Store
+
 SENT = "mission_step_sent"  # the event that holds a step sent to the pool: its agent, description, expected output
 
 
-def run_step(ctx: RunContext, catalog: Any, position: int, agent_id: str, description: str, expected: str) -> str:
+def run_step(ctx: RunContext, catalog: Catalog, position: int, agent_id: str, description: str, expected: str) -> str:
     """Carry out the step at ``position`` (its row exists) for ``agent_id``; its answer."""
     from crewai import Crew, Process, Task
 
@@ -41,7 +45,7 @@ def run_step(ctx: RunContext, catalog: Any, position: int, agent_id: str, descri
 class SentStep:
     """The work of an attempt that carries out one step a mission sent to the pool."""
 
-    def __init__(self, store: Any, run_id: str, position: int, catalog: Any) -> None:
+    def __init__(self, store: Store, run_id: str, position: int, catalog: Catalog) -> None:
         sent = [e for e in store.events(run_id, kinds=(SENT,)) if e["task_position"] == position]
         if not sent:
             raise UsageError(f"run {run_id} sent no step {position} to the pool.")
