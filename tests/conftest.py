@@ -76,6 +76,23 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fi
     return home
 
 
+TEMPLATE = Path(__import__("crewai_cli").__file__).parent / "templates" / "crew"
+
+
+@pytest.fixture
+def template_project(isolated, monkeypatch, tmp_path) -> Path:  # noqa: ANN001
+    """What `crewai create crew latest_ai` writes (its prompts for a provider and key aside): src/latest_ai/ from the template."""
+    root = tmp_path / "latest_ai"
+    package = root / "src" / "latest_ai"
+    (package / "config").mkdir(parents=True)
+    for name in ("agents.yaml", "tasks.yaml"):
+        (package / "config" / name).write_text((TEMPLATE / "config" / name).read_text())
+    (package / "crew.py").write_text((TEMPLATE / "crew.py").read_text().replace("{{crew_name}}", "LatestAi"))
+    (package / "__init__.py").write_text("")
+    monkeypatch.chdir(root)
+    return root
+
+
 def _jail_here() -> bool:
     from mamabear.sandbox.jail import support
 

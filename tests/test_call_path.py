@@ -8,12 +8,42 @@ import pytest
 
 from conftest import store_for
 
-TEMPLATE = Path(__import__("crewai_cli").__file__).parent / "templates" / "crew"
+CREW_CLASS = """
 
-JSON_CREW_PY = """
-from crewai import Agent, Crew, Process, Task
-from crewai.project import CrewBase, agent, crew, task
-from crewai.tools import tool
+@CrewBase
+class LatestAi:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"]{researcher})
+
+    @agent
+    def reporting_analyst(self) -> Agent:
+        return Agent(config=self.agents_config["reporting_analyst"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"]{research_task})
+
+    @task
+    def reporting_task(self) -> Task:
+        return Task(config=self.tasks_config["reporting_task"]{reporting_task})
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+"""
+
+
+def crew_py(head: str, researcher: str = "", research_task: str = "", reporting_task: str = "") -> str:
+    """A crew.py as the public examples write it: the template's two agents and tasks, each with the options given."""
+    imports = "from crewai import Agent, Crew, Process, Task\nfrom crewai.project import CrewBase, agent, crew, task\n"
+    return imports + head + CREW_CLASS.format(researcher=researcher, research_task=research_task, reporting_task=reporting_task)
+
+
+JSON_HEAD = """from crewai.tools import tool
 from pydantic import BaseModel
 
 
@@ -30,49 +60,12 @@ class Brief(BaseModel):
 
 def short_enough(output):
     return (True, output.raw) if len(output.raw) < 4000 else (False, "too long")
-
-
-@CrewBase
-class LatestAi:
-    agents: list
-    tasks: list
-
-    @agent
-    def researcher(self) -> Agent:
-        return Agent(config=self.agents_config["researcher"], tools=[count_letters])
-
-    @agent
-    def reporting_analyst(self) -> Agent:
-        return Agent(config=self.agents_config["reporting_analyst"])
-
-    @task
-    def research_task(self) -> Task:
-        return Task(config=self.tasks_config["research_task"], output_json=Brief, guardrail=GUARDRAIL)
-
-    @task
-    def reporting_task(self) -> Task:
-        return Task(config=self.tasks_config["reporting_task"], output_pydantic=Brief)
-
-    @crew
-    def crew(self) -> Crew:
-        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
 """
 
 
-@pytest.fixture
-def project(isolated, monkeypatch, tmp_path) -> Path:  # noqa: ANN001
-    root = tmp_path / "latest_ai"
-    package = root / "src" / "latest_ai"
-    (package / "config").mkdir(parents=True)
-    for name in ("agents.yaml", "tasks.yaml"):
-        (package / "config" / name).write_text((TEMPLATE / "config" / name).read_text())
-    (package / "__init__.py").write_text("")
-    monkeypatch.chdir(root)
-    return root
-
-
 def _write_crew(project: Path, guardrail: str) -> None:
-    (project / "src" / "latest_ai" / "crew.py").write_text(JSON_CREW_PY.replace("GUARDRAIL", guardrail))
+    written = crew_py(JSON_HEAD, ", tools=[count_letters]", f", output_json=Brief, guardrail={guardrail}", ", output_pydantic=Brief")
+    (project / "src" / "latest_ai" / "crew.py").write_text(written)
 
 
 def _answered(fake) -> int:  # noqa: ANN001
@@ -80,8 +73,8 @@ def _answered(fake) -> int:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("guardrail", ["short_enough", '"The answer names at least one fact about otters."'])
-def test_conversion_and_guardrail_calls_are_in_the_store_with_their_task_and_agent(cli, fake, project, isolated, guardrail):
-    _write_crew(project, guardrail)
+def test_conversion_and_guardrail_calls_are_in_the_store_with_their_task_and_agent(cli, fake, template_project, isolated, guardrail):
+    _write_crew(template_project, guardrail)
     fake.add(contains="complies with the given guardrail", text='{"valid": true, "feedback": null}')  # a guardrail's judge
     fake.add(task="Conduct a thorough research", tool_calls=[{"name": "count_letters", "arguments": {"word": "otter"}}], times=1)
     fake.add(task="Conduct a thorough research", text="Otters hold hands while they sleep.", times=1)  # after a tool: converted
@@ -135,8 +128,8 @@ def test_a_litellm_only_route_is_retried_and_answered_from_the_cache(cli, xai, i
     assert again.code == 0 and len(xai.chat_requests) == 4  # every call answered from the response cache
 
 
-def test_a_budget_stops_a_conversion_call_as_it_stops_an_agent_s_turn(cli, fake, project, isolated):
-    _write_crew(project, "short_enough")
+def test_a_budget_stops_a_conversion_call_as_it_stops_an_agent_s_turn(cli, fake, template_project, isolated):
+    _write_crew(template_project, "short_enough")
     fake.add(task="Conduct a thorough research", tool_calls=[{"name": "count_letters", "arguments": {"word": "otter"}}], times=1)
     fake.add(task="Conduct a thorough research", text="Otters hold hands while they sleep.", times=1)
     fake.add(text='{"title": "Otters", "points": ["hold hands"]}')
@@ -270,44 +263,16 @@ def test_null_content_is_sent_as_empty_text_and_nothing_else_changes():
     assert normalised(untouched) is untouched
 
 
-KNOWLEDGE_CREW_PY = """
-from crewai import Agent, Crew, Process, Task
-from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSource
-from crewai.project import CrewBase, agent, crew, task
+KNOWLEDGE_HEAD = """from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSource
 
 FACTS = StringKnowledgeSource(content="Otters hold hands while they sleep. Sea otters use stones as tools.")
 EMBEDDER = {"provider": "openai", "config": {"api_key": "not-needed", "api_base": "URL", "model_name": "text-embedding-3-small"}}
-
-
-@CrewBase
-class LatestAi:
-    agents: list
-    tasks: list
-
-    @agent
-    def researcher(self) -> Agent:
-        return Agent(config=self.agents_config["researcher"], knowledge_sources=[FACTS], embedder=EMBEDDER)
-
-    @agent
-    def reporting_analyst(self) -> Agent:
-        return Agent(config=self.agents_config["reporting_analyst"])
-
-    @task
-    def research_task(self) -> Task:
-        return Task(config=self.tasks_config["research_task"])
-
-    @task
-    def reporting_task(self) -> Task:
-        return Task(config=self.tasks_config["reporting_task"])
-
-    @crew
-    def crew(self) -> Crew:
-        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
 """
 
 
-def test_a_knowledge_query_s_rewrite_is_recorded_under_its_task_and_agent(cli, fake, project, isolated):
-    (project / "src" / "latest_ai" / "crew.py").write_text(KNOWLEDGE_CREW_PY.replace("URL", fake.url))
+def test_a_knowledge_query_s_rewrite_is_recorded_under_its_task_and_agent(cli, fake, template_project, isolated):
+    written = crew_py(KNOWLEDGE_HEAD.replace("URL", fake.url), ", knowledge_sources=[FACTS], embedder=EMBEDDER")
+    (template_project / "src" / "latest_ai" / "crew.py").write_text(written)
     result = cli("run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
     rewrites = [r for r in fake.chat_requests if r["body"]["messages"][0]["content"].startswith("Your goal is to rewrite the user query")]
