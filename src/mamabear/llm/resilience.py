@@ -26,6 +26,7 @@ from mamabear.config.models import RetryPolicy, provider_of
 from mamabear.errors import EXIT_USAGE, MamabearError
 from mamabear.llm.guard import Guard, RunStopped
 from mamabear.llm.pricing import Pricer
+from mamabear.llm.wire import chain, normalised, overflowed, read_structured, refusal, status_of, structured_refused, with_schema
 from mamabear.status import Status
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
@@ -49,31 +50,13 @@ TRANSIENT_NAMES = {
 RETRY_NOTE = "Note: a previous attempt at this task failed with this error: {error}\nTake that into account and complete the task."
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 10:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _status(exc: BaseException) -> int | None:
-    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None), getattr(exc, "code", None)):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def is_transient(exc: BaseException) -> bool:
     """A fault worth another try: rate limits, server errors, timeouts, dropped connections; never a request the server
     refused as invalid (a 5xx whose body is a validation report is such a refusal: llama-cpp-python's) or one too long."""
-    from mamabear.llm.wire import overflowed, refusal
-
     if refusal(exc) is not None or overflowed(exc):
         return False
-    for item in _chain(exc):
-        status = _status(item)
+    for item in chain(exc):
+        status = status_of(item)
         if status is not None:
             return status in TRANSIENT_STATUS
         if type(item).__name__ in TRANSIENT_NAMES or isinstance(item, (TimeoutError, ConnectionError)):
@@ -83,7 +66,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the provider asked us to wait (Retry-After, retry-after-ms), if it said."""
-    for item in _chain(exc):
+    for item in chain(exc):
         headers = getattr(getattr(item, "response", None), "headers", None) or getattr(item, "headers", None)
         if not headers or not hasattr(headers, "get"):
             continue
@@ -237,8 +220,6 @@ class ResilientCalls:
             CALLER.reset(caller)
 
     def _resilient_call(self, control: CallControl, args: tuple, kwargs: dict) -> Any:
-        from mamabear.llm.wire import normalised
-
         messages = call_arguments(args, kwargs).get("messages")
         fixed = normalised(messages)
         if fixed is not messages:
@@ -422,8 +403,8 @@ class ResilientCalls:
                 except RunStopped:
                     raise
                 except Exception as exc:
-                    if self._learn_in_words(control, llm, model_id, args, kwargs, exc):
-                        continue  # asked again at once, the schema in words: not a retry of a fault
+                    if self._learn_structured(control, llm, model_id, args, kwargs, exc):
+                        continue  # asked again at once, the schema in the prompt: not a retry of a fault
                     if not is_transient(exc):
                         self._remember_failure(control, kwargs, exc)
                         raise
@@ -441,11 +422,9 @@ class ResilientCalls:
     def _route_key(llm: Any, model_id: str) -> tuple[str, str | None]:
         return model_id, getattr(llm, "base_url", None) or getattr(llm, "api_base", None)
 
-    def _learn_in_words(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict, exc: BaseException) -> bool:
+    def _learn_structured(self, control: CallControl, llm: Any, model_id: str, args: tuple, kwargs: dict, exc: BaseException) -> bool:
         """A server that refused ``json_schema`` is asked for a JSON object with the schema in the prompt from now on
         (this run, this route); one that refuses that too, with the schema in words only."""
-        from mamabear.llm.wire import structured_refused
-
         key = self._route_key(llm, model_id)
         level = control.structured.get(key)
         if call_arguments(args, kwargs).get("response_model") is None or level == "words" or not structured_refused(exc):
@@ -463,24 +442,20 @@ class ResilientCalls:
             llm.stop = list(self.stop)  # type: ignore[attr-defined]  # every CrewAI provider LLM has stop
         provider = provider_of(model_id)
         estimate = self._take_quota(control, provider, args, kwargs)
-        named = call_arguments(args, kwargs)
-        wanted: Any = named.get("response_model")
+        wanted: Any = call_arguments(args, kwargs).get("response_model")
         level = control.structured.get(self._route_key(llm, model_id)) if wanted is not None else None
         target = llm
-        if level is not None:
-            from mamabear.llm.wire import with_schema
-
-            named = {**named, "response_model": None, "messages": with_schema(named.get("messages"), wanted)}
+        if level is not None:  # the route takes no json_schema: the schema in the prompt
+            named = call_arguments(args, kwargs)
+            args, kwargs = (), {**named, "response_model": None, "messages": with_schema(named.get("messages"), wanted)}
             if level == "json_object":  # a copy, so the agent's own calls are not changed; llama.cpp honours "schema"
                 target = llm.model_copy(update={"response_format": {"type": "json_object", "schema": wanted.model_json_schema()}})
         before = token_usage(target)
         tokens_in = tokens_out = cached = 0
         try:
-            if level is not None:
-                native = isinstance(target, ResilientCalls)  # the provider class's own call, past this mixin
-                result = super(ResilientCalls, target).call(**named) if native else target.call(**named)  # type: ignore[misc]  # a mixin, as below
-            else:
-                result = super().call(*args, **kwargs) if llm is self else llm.call(*args, **kwargs)  # type: ignore[misc]  # a mixin, as above
+            # The provider class's own call, past this mixin (a fallback's LLM is the plain class).
+            native = isinstance(target, ResilientCalls)
+            result = super(ResilientCalls, target).call(*args, **kwargs) if native else target.call(*args, **kwargs)  # type: ignore[misc]  # a mixin
             after = token_usage(target)
             tokens_in = after["prompt_tokens"] - before["prompt_tokens"]
             tokens_out = after["completion_tokens"] - before["completion_tokens"]
@@ -491,8 +466,6 @@ class ResilientCalls:
         cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
         control.guard.add(cost, tokens_in + tokens_out)
         if level is not None:
-            from mamabear.llm.wire import read_structured
-
             result = read_structured(result, wanted)  # a model's answer that does not read as the schema fails the call
         return result, model_id, tokens_in, tokens_out, cost
 

@@ -29,14 +29,16 @@ def normalised(messages: Any) -> Any:
     return [{**m, "content": ""} if isinstance(m, dict) and "content" in m and m["content"] is None else m for m in messages]
 
 
-def _status(exc: BaseException) -> int | None:
-    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status an SDK's error carries, however it names it."""
+    for value in (getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None), getattr(exc, "code", None)):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def chain(exc: BaseException) -> list[BaseException]:
+    """An error and those it was raised from or during (at most ten)."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen and len(seen) < 10:
@@ -72,8 +74,8 @@ def _validation_report(text: str) -> str | None:
 
 def refusal(exc: BaseException) -> str | None:
     """One sentence when the server refused the request itself as invalid; None for any other fault."""
-    for item in _chain(exc):
-        status = _status(item)
+    for item in chain(exc):
+        status = status_of(item)
         if status is None:
             continue
         text = str(item)
@@ -87,12 +89,12 @@ def refusal(exc: BaseException) -> str | None:
 
 def overflowed(exc: BaseException) -> bool:
     """Whether the server said the prompt does not fit the model's context (not a rate limit, which is waited out)."""
-    return any(_status(item) != 429 and any(marker in str(item).lower() for marker in CONTEXT_MARKERS) for item in _chain(exc))
+    return any(status_of(item) != 429 and any(marker in str(item).lower() for marker in CONTEXT_MARKERS) for item in chain(exc))
 
 
 def structured_refused(exc: BaseException) -> bool:
     """Whether the server refused the request's structured-output format (not the request as a whole)."""
-    return refusal(exc) is not None and any(marker in str(item) for item in _chain(exc) for marker in STRUCTURED_MARKERS)
+    return refusal(exc) is not None and any(marker in str(item) for item in chain(exc) for marker in STRUCTURED_MARKERS)
 
 
 SCHEMA_NOTE = "Answer with one JSON object and nothing else (no prose, no code fence). It must match this JSON schema:\n{schema}"
