@@ -74,7 +74,8 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
                 "error": t.error,
                 "tokens_in": t.tokens_in,
                 "tokens_out": t.tokens_out,
-                "cost_usd": round(t.cost_usd, 6),
+                "cost_usd": priced(t.cost_usd, t.unpriced_calls),
+                "unpriced_calls": t.unpriced_calls,
                 "llm_calls": t.llm_calls,
                 "seconds": _seconds(t.started_at, t.finished_at),
                 "worker": t.worker,  # a mission's step another worker carried out
@@ -85,12 +86,6 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     attempts = store.attempts(run_id)
     report["attempts"] = [{k: a[k] for k in ("number", "kind", "status", "error", "started_at", "finished_at", "checkpoint")} for a in attempts]
     calls = store.llm_calls(run_id)
-    by_task = {row["task_position"]: row for row in breakdown(calls, "task_position")}
-    for task in report["tasks"]:
-        row = by_task.get(task["position"])
-        task["unpriced_calls"] = row["unpriced_calls"] if row else 0
-        if row and row["cost_usd"] is None:
-            task["cost_usd"] = None
     tools = store.tool_calls(run_id)
     ledger = Ledger(store)
     usage = ledger.usage(run_id)
