@@ -249,8 +249,8 @@ def test_doctor_asks_each_provider_and_fails_when_none_answers(cli, fake):
     fake.add(contains="Call the ping tool", tool_calls=[{"name": "ping", "arguments": {}}])
     up = cli("doctor", "--base-url", fake.url, "--model", "openai/gpt-4.1-mini", "--json")
     assert up.code == 0, up.out
-    # Small requests, to the server given only: its models list (reachable; what it serves), a tool call, a json_schema answer.
-    assert [r["path"] for r in fake.requests] == ["/v1/models", "/v1/models", "/v1/chat/completions", "/v1/chat/completions"]
+    # Small requests, to the server given only: its models list (reachable, and what it serves), a tool call, a json_schema answer.
+    assert [r["path"] for r in fake.requests] == ["/v1/models", "/v1/chat/completions", "/v1/chat/completions"]
     assert all(r["body"]["max_tokens"] == 16 for r in fake.chat_requests)
     checks = {c["name"]: c for c in up.json()["checks"]}
     assert checks[f"provider {fake.url}"]["status"] == "ok" and checks["models.pro"]["detail"].startswith("openai/gpt-4.1-mini")

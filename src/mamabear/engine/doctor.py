@@ -71,13 +71,13 @@ def run_checks(ws: Services) -> list[Check]:
                 else f"{len(chain)} routed models priced",
             )
         )
-        from mamabear.llm.probe import capabilities, probe, unlisted
+        from mamabear.llm.probe import capabilities, not_listed, probe
 
         answers = probe(routes, ws.settings)  # the configuration is one thing; a server that answers is another
         for answer in answers:
             checks.append(Check(f"provider {answer.target}", answer.status, answer.detail))
         if ws.settings.base_url and all(a.status == "ok" for a in answers):
-            not_served = unlisted(routes, ws.settings)
+            not_served = not_listed(routes, {a.target: a.served for a in answers})
             checks.append(Check("served models", "warn" if not_served else "ok", " ".join(not_served) or "the server lists every routed model"))
             checks.extend(Check(p.target, p.status, p.detail) for p in capabilities(routes[-1], ws.settings))
     except MamabearError as exc:

@@ -31,6 +31,7 @@ class Probe:
     target: str  # the server, as the user knows it
     status: str  # ok | warn | fail, as doctor's checks
     detail: str
+    served: tuple[str, ...] = ()  # the model ids its models list names
 
 
 def _request(route: Route, settings: Settings) -> tuple[str, str, dict, dict] | Probe | None:
@@ -65,40 +66,45 @@ def _ask(target: str, url: str, headers: dict, params: dict) -> Probe:
         return Probe(target, "fail", f"{target} answered HTTP {code} ({took}); the server is failing")
     if not response.is_success:  # a server without a models list (404) still answered
         return Probe(target, "ok", f"{target} answered in {took} (HTTP {code} for its models list)")
-    return Probe(target, "ok", f"{target} answered in {took}")
+    return Probe(target, "ok", f"{target} answered in {took}", _served(response))
 
 
-def _served(url: str, headers: dict, timeout: float) -> list[str] | None:
-    """The model ids a server's models list names; None when it gives none."""
-    import httpx
-
+def _served(response: Any) -> tuple[str, ...]:
+    """The model ids a models list names (none when it is not one)."""
     try:
-        response = httpx.get(url, headers=headers, timeout=timeout)
-        data = response.json().get("data") if response.is_success else None
-    except Exception:  # noqa: BLE001 - unreachable or not JSON: the reachability probe says so
-        return None
-    return [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id")] if isinstance(data, list) else None
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")) if isinstance(data, list) else ()
 
 
-def _bare(model: str) -> str:
-    return model.removeprefix("openai/")
+def not_listed(routes: list[Route], served: dict[str, tuple[str, ...]]) -> list[str]:
+    """Sentences for the --base-url models their server's list (``served``, by server) does not name; none for a
+    server that lists none."""
+    found = []
+    for base, listed in served.items():
+        wanted = [m for m in dict.fromkeys(m for r in routes if r.base_url == base for m in r.chain) if m.removeprefix("openai/") not in listed]
+        if listed and wanted:
+            found.append(
+                f"{base} lists {', '.join(listed[:5])}, not {', '.join(wanted)}; a server that answers any name (llama.cpp) "
+                f"runs its own model under that name. Pass --model {listed[0]}."
+            )
+    return found
 
 
 def unlisted(routes: list[Route], settings: Settings, timeout: float = 2.0) -> list[str]:
-    """Sentences for the --base-url models the server does not list (none when it lists none or cannot be asked)."""
-    found = []
+    """``not_listed`` for a run's start: each --base-url server asked for its models list once (``timeout`` at most)."""
+    import httpx
+
+    served = {}
     for base in dict.fromkeys(r.base_url for r in routes if r.base_url):
         request = _request(next(r for r in routes if r.base_url == base), settings)
-        if not isinstance(request, tuple):
-            continue
-        served = _served(request[1], request[2], timeout)
-        wanted = [m for m in dict.fromkeys(m for r in routes if r.base_url == base for m in r.chain) if _bare(m) not in (served or [])]
-        if served and wanted:
-            found.append(
-                f"{base} lists {', '.join(served[:5])}, not {', '.join(wanted)}; a server that answers any name (llama.cpp) "
-                f"runs its own model under that name. Pass --model {served[0]}."
-            )
-    return found
+        if isinstance(request, tuple):
+            try:
+                served[base] = _served(httpx.get(request[1], headers=request[2], timeout=timeout))
+            except httpx.HTTPError:
+                continue  # unreachable: the run's first call says so
+    return not_listed(routes, served)
 
 
 def capabilities(route: Route, settings: Settings) -> list[Probe]:
@@ -109,7 +115,7 @@ def capabilities(route: Route, settings: Settings) -> list[Probe]:
     if not route.base_url or not isinstance(request, tuple):
         return []
     url = route.base_url.rstrip("/") + "/chat/completions"
-    model = _bare(route.model)
+    model = route.model.removeprefix("openai/")
     tool = {"type": "function", "function": {"name": "ping", "description": "Answer a ping.", "parameters": {"type": "object", "properties": {}}}}
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     asks: dict[str, dict[str, Any]] = {
