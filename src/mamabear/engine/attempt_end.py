@@ -162,10 +162,9 @@ def ending_line(run_id: str, status: str, error: str | None) -> str:
 
 def _summary(state: RunState) -> str:
     from mamabear.config.durations import fmt_seconds
-
-    calls = f"{state.llm_calls} model call" + ("" if state.llm_calls == 1 else "s")
     from mamabear.config.money import fmt_usd
 
+    calls = f"{state.llm_calls} model call" + ("" if state.llm_calls == 1 else "s")
     cost = fmt_usd(state.cost_usd, state.unpriced_calls)
     line = f"{fmt_seconds(state.seconds)}, {calls}, {state.tokens_in:,}+{state.tokens_out:,} tokens, {cost}"
     if state.cache_hits:

@@ -44,9 +44,8 @@ def _llm_kwargs(route: Route, temperature: float, settings: Settings, timeout_s:
     if route.max_tokens is not None:
         # Every answer is capped. Gemini's class calls it max_output_tokens; OpenAI's reasoning models take only
         # max_completion_tokens, which an OpenAI-compatible server (llama.cpp, vLLM, Ollama) may not know.
-        name = {"gemini": "max_output_tokens"}.get(route.provider, "max_tokens")
-        if route.provider == COMPATIBLE and not route.base_url:
-            name = "max_completion_tokens"
+        openai_own = route.provider == COMPATIBLE and not route.base_url
+        name = "max_output_tokens" if route.provider == "gemini" else "max_completion_tokens" if openai_own else "max_tokens"
         kwargs[name] = route.max_tokens
     return kwargs
 

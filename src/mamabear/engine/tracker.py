@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mamabear.config.money import fmt_usd
 from mamabear.config.redact import Redactor
 from mamabear.engine.build import Built
 from mamabear.errors import StorageError
@@ -305,8 +306,6 @@ class Tracker:
             if task.started_at is None:
                 task.started_at = task.finished_at
             self._tell("task_ended", self.state, task)
-            from mamabear.config.money import fmt_usd
-
             cost = fmt_usd(task.cost_usd, task.unpriced_calls)
             self.event(
                 "task_completed",

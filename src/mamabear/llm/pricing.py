@@ -6,9 +6,13 @@ and without fetching anything from the internet.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mamabear.compat.litellm import cost_map
+
+if TYPE_CHECKING:
+    from mamabear.config.models import ModelTable
+    from mamabear.config.settings import Settings
 
 
 class Pricer:
@@ -18,7 +22,7 @@ class Pricer:
         self.local = local
 
     @classmethod
-    def for_run(cls, table: Any, settings: Any) -> Pricer:
+    def for_run(cls, table: ModelTable, settings: Settings) -> Pricer:
         """The run's prices (``table``: its ModelTable). A --base-url server's models are priced by ``prices:`` alone,
         unless it is a gateway to the providers' own models (``base_url_prices: litellm`` in models.yaml, or
         MAMABEAR_BASE_URL_PRICES=litellm): then litellm's map prices them as it prices the providers'."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mamabear.config.money import known_cost
 from mamabear.store.database import Store
 from mamabear.store.ledger import Ledger
 from mamabear.store.rows import RunRow
@@ -19,11 +20,6 @@ def run_seconds(run: RunRow, attempts: list[dict[str, Any]]) -> float | None:
     if attempts and all(s is not None for s in spans):
         return round(sum(spans), 3)  # type: ignore[arg-type]  # all numbers: checked on the line above
     return _seconds(run.created_at, run.finished_at)  # unfinished, or recorded before attempts were
-
-
-def priced(cost: float, unpriced_calls: int) -> float | None:
-    """A cost as a report gives it: None (unknown, never $0) when nothing of it has a price and calls had none."""
-    return None if unpriced_calls and not cost else round(cost, 6)
 
 
 def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -44,7 +40,7 @@ def breakdown(calls: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         row["errors"] += 1 if c["outcome"] == "error" else 0
         row["unpriced_calls"] += 1 if c.get("unpriced") else 0
     for row in groups.values():
-        row["cost_usd"], row["saved_usd"] = priced(row["cost_usd"], row["unpriced_calls"]), round(row["saved_usd"], 6)
+        row["cost_usd"], row["saved_usd"] = known_cost(row["cost_usd"], row["unpriced_calls"]), round(row["saved_usd"], 6)
     return sorted(groups.values(), key=lambda r: (-(r["cost_usd"] or 0.0), str(r[key])))
 
 
@@ -74,7 +70,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
                 "error": t.error,
                 "tokens_in": t.tokens_in,
                 "tokens_out": t.tokens_out,
-                "cost_usd": priced(t.cost_usd, t.unpriced_calls),
+                "cost_usd": known_cost(t.cost_usd, t.unpriced_calls),
                 "unpriced_calls": t.unpriced_calls,
                 "llm_calls": t.llm_calls,
                 "seconds": _seconds(t.started_at, t.finished_at),
@@ -96,7 +92,7 @@ def run_report(store: Store, run_id: str, details: bool = False) -> dict[str, An
     report["totals"] = {
         "tokens_in": sum(c["tokens_in"] for c in calls),
         "tokens_out": sum(c["tokens_out"] for c in calls),
-        "cost_usd": priced(sum(c["cost_usd"] for c in calls) + sandbox_usd, unpriced),  # models and sandbox hours
+        "cost_usd": known_cost(sum(c["cost_usd"] for c in calls) + sandbox_usd, unpriced),  # models and sandbox hours
         "unpriced_calls": unpriced,  # calls of a model with no known price: not in cost_usd
         "sandbox_usd": round(sandbox_usd, 6),
         "sandbox_seconds": round(sum(u["seconds"] for u in usage), 3),
