@@ -197,7 +197,7 @@ def test_every_request_carries_its_tier_s_output_cap_which_a_project_can_change(
     assert {r["body"].get("max_tokens") for r in fake.chat_requests} == {512}
     (tmp_path / "work" / "config" / "models.yaml").write_text("max_tokens:\n  pro: lots\n")
     bad = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url)
-    assert bad.code == 2 and "models.yaml:2: max_tokens of tier 'pro' must be a whole number above zero." in bad.err
+    assert bad.code == 2 and "models.yaml:2: 'max_tokens.pro' must be a whole number above zero." in bad.err
 
 
 def test_a_base_url_model_is_priced_only_by_prices_and_an_unpriced_one_is_never_shown_as_zero(cli, fake, tmp_path, monkeypatch):

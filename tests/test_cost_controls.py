@@ -148,7 +148,7 @@ def assert_spaced(booked: list[float], arrived: list[float], count: int, interva
 def test_a_bad_quota_names_its_line(cli, monkeypatch, tmp_path):
     project_with(tmp_path, monkeypatch, config__models_yaml="providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    tpm: -5\n")
     result = cli("validate")
-    assert result.code == 2 and "models.yaml:4" in result.err and "tpm must be a number above zero" in result.err
+    assert result.code == 2 and "models.yaml:4" in result.err and "'providers.openai.tpm' must be a number above zero" in result.err
 
 
 def test_prompt_cached_input_tokens_are_recorded_and_priced_at_the_cached_rate(cli, fake):

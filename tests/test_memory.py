@@ -213,8 +213,6 @@ def test_secrets_never_reach_the_memory(cli, isolated, monkeypatch):
 
 
 def test_a_project_s_crews_recall_only_their_project_s_memories_unless_shared(cli, fake, isolated, tmp_path, monkeypatch):
-    from dataclasses import replace
-
     from mamabear.engine.services import Services
     from mamabear.memory.shared import make_memory
 
@@ -229,7 +227,7 @@ def test_a_project_s_crews_recall_only_their_project_s_memories_unless_shared(cl
 
     assert scopes(ws.memory_config, project="template") == {"/project/template/crew/mine"}
     assert scopes(ws.memory_config, project="template", mode="isolated") == {"/project/template/crew/mine"}
-    shared = replace(ws.memory_config, across_projects=True)
+    shared = ws.memory_config.model_copy(update={"across_projects": True})
     assert scopes(shared, project="template") == {"/crew/research", "/project/template/crew/mine", "/project/owls/crew/plan"}  # as a packaged crew
     assert "/crew/research" in scopes(ws.memory_config)  # a packaged crew still recalls across crews
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 from mamabear.mission.config import MissionConfig, StuckLimits
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
@@ -60,7 +59,7 @@ def test_a_failed_item_is_tried_again_with_its_failure_fed_back():
 
 
 def test_an_item_out_of_tries_is_re_planned_and_what_is_done_stays_done():
-    course = Course("g", replace(CONFIG, item_retries=1))
+    course = Course("g", MissionConfig(item_retries=1))
     course.planned(plan("a", "b"), [])
     course.item_done("a")
     course.item_failed("b", "reason one")
@@ -87,7 +86,7 @@ def test_the_same_failure_twice_is_a_re_plan_then_a_stop_as_stuck():
 
 
 def test_no_progress_in_n_steps_is_stuck_and_a_tool_call_repeated_is_a_loop():
-    course = Course("g", replace(CONFIG, item_retries=99, stuck=StuckLimits(same_failure=9, same_tool_call=3, steps_without_progress=3)))
+    course = Course("g", MissionConfig(item_retries=99, stuck=StuckLimits(same_failure=9, same_tool_call=3, steps_without_progress=3)))
     course.planned(plan("a"), [])
     for n in range(3):
         course.item_failed("a", f"failure {n}")
@@ -96,11 +95,11 @@ def test_no_progress_in_n_steps_is_stuck_and_a_tool_call_repeated_is_a_loop():
 
 
 def test_limits_of_steps_and_re_plans_end_the_mission_with_a_sentence():
-    course = Course("g", replace(CONFIG, max_steps=2))
+    course = Course("g", MissionConfig(max_steps=2))
     course.planned(plan("a", "b"), [])
     course.item_done("a")
     assert course.next() == Finish("failed", "reached its limit of 2 steps before the goal was met")
-    course = Course("g", replace(CONFIG, replans=0, item_retries=0))
+    course = Course("g", MissionConfig(replans=0, item_retries=0))
     course.planned(plan("a"), [])
     course.item_failed("a", "no")
     assert course.next() == Finish("failed", "item 'a' failed 1 times (last: no); the plan was remade 0 times already")
@@ -115,7 +114,7 @@ def test_a_goal_not_met_at_the_end_is_re_planned():
 
 
 def test_the_course_resumes_from_its_checkpoint_and_its_size_does_not_grow_with_steps():
-    course = Course("g", replace(CONFIG, max_steps=10_000, item_retries=10_000, stuck=StuckLimits(same_failure=10_000, steps_without_progress=10_000)))
+    course = Course("g", MissionConfig(max_steps=10_000, item_retries=10_000, stuck=StuckLimits(same_failure=10_000, steps_without_progress=10_000)))
     course.planned(plan("a", "b", "c"), [])
     course.item_done("a")
     course.item_failed("b", "try 1")
@@ -133,7 +132,7 @@ def test_the_course_resumes_from_its_checkpoint_and_its_size_does_not_grow_with_
 
 def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_long_run_of_failures():
     """Found in review: each of these went wrong in the first version."""
-    course = Course("g", replace(CONFIG, max_steps=4))
+    course = Course("g", MissionConfig(max_steps=4))
     course.planned(plan("a", "b"), [])
     course.item_done("a")
     course.item_done("b")
@@ -179,7 +178,7 @@ def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_l
     step = course.next()
     assert isinstance(step, RunItem) and step.item.id == "c" and course.items["a"].status == "done"
 
-    course = Course("g", replace(CONFIG, item_retries=10_000, stuck=StuckLimits(same_failure=3, steps_without_progress=10_000)))
+    course = Course("g", MissionConfig(item_retries=10_000, stuck=StuckLimits(same_failure=3, steps_without_progress=10_000)))
     course.planned(plan("a"), [])
     course.item_failed("a", "reason 0")
     small = len(json.dumps(course.to_dict()))
@@ -195,7 +194,7 @@ def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_l
 
 
 def test_the_items_that_can_start_now_are_offered_together_within_the_limit_and_the_steps_left():
-    course = Course("three files and a report", replace(CONFIG, max_steps=4))
+    course = Course("three files and a report", MissionConfig(max_steps=4))
     items = [*plan("a", "b", "c", chain=False).items, *plan("a", "report").items[1:]]  # report waits on a
     course.planned(MissionPlan(items=items), [])
     assert [(r.item.id, r.attempt) for r in course.ready(most=4)] == [("a", 1), ("b", 1), ("c", 1)]  # not report

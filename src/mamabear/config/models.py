@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from mamabear.config import yamlfile
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from mamabear.config import layered
+from mamabear.config.layered import Words
 from mamabear.config.settings import Settings
-from mamabear.config.yamlfile import YamlMapping
-from mamabear.errors import ConfigError, UsageError
+from mamabear.errors import UsageError
 
 COMPATIBLE = "openai"  # the provider an OpenAI-compatible --base-url server stands in for
 LOCAL_KEY = "not-needed"  # local servers usually ignore the key; SDKs insist on one
@@ -89,24 +91,59 @@ def tier_for(agent_tier: str, complexity: int | None) -> str:
     return agent_tier
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+PerMinute = Annotated[float, Field(gt=0, allow_inf_nan=False, description="a number above zero (per minute)")]
+AtLeastZero = Annotated[float, Field(ge=0, allow_inf_nan=False, description="a number, zero or more")]
+
+
+class RetryPolicy(layered.Section):
     """How hard a call is tried (``retry:`` in config/models.yaml)."""
 
-    attempts: int = 3  # tries per model on a transient fault before falling back to the next model
-    backoff_s: float = 1.0  # first backoff; doubles each retry, with jitter, unless the provider says Retry-After
-    max_backoff_s: float = 60.0
-    timeout_s: float = 600.0  # per request
-    task_retries: int = 1  # a task that still fails is run again this often, told the error
+    attempts: int = Field(3, ge=1, description="a whole number of at least 1")  # tries per model on a transient fault before the next model
+    backoff_s: AtLeastZero = 1.0  # first backoff; doubles each retry, with jitter, unless the provider says Retry-After
+    max_backoff_s: AtLeastZero = 60.0
+    timeout_s: float = Field(600.0, gt=0, allow_inf_nan=False, description="a number above zero")  # per request
+    task_retries: int = Field(1, ge=0, description="a whole number, zero or more")  # a task that still fails is run again this often, told the error
 
 
-@dataclass(frozen=True)
-class CachePolicy:
+def _ttl(value: Any) -> Any:
+    """``ttl:`` as seconds: a duration (``7d``, ``12h``, ``600``), or forever (``forever``, ``never`` or empty)."""
+    if value is None or value in ("forever", "never"):
+        return None
+    from mamabear.config.limits import parse_duration
+
+    try:
+        return parse_duration(str(value), "cache ttl")
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+
+
+class CachePolicy(layered.Section):
     """The response cache (``cache:`` in config/models.yaml)."""
 
     enabled: bool = True
-    ttl_s: float | None = 7 * 86400  # how long an answer is reused; None: for ever
-    url: str | None = None  # redis://... to share one cache; default: a SQLite file in $MAMABEAR_HOME
+    ttl: Annotated[float | None, BeforeValidator(_ttl)] = 7 * 86400  # how long an answer is reused, in seconds; None: for ever
+    url: str | None = Field(None, description="a redis:// or sqlite:/// URL")  # default: a SQLite file in $MAMABEAR_HOME
+
+    @property
+    def ttl_s(self) -> float | None:
+        return self.ttl
+
+
+class Provider(layered.Section):
+    env: Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else layered.listed(v))] = Field(
+        min_length=1, description="the variables holding its key"
+    )
+    rpm: PerMinute | None = Field(None, description="a number above zero (per minute)")  # a client-side rate limit
+    tpm: PerMinute | None = Field(None, description="a number above zero (per minute)")  # tokens (input + output) per minute
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(rpm=self.rpm, tpm=self.tpm)
+
+
+class Price(layered.Section):
+    input: float = Field(allow_inf_nan=False, description="a number (USD per million input tokens)")
+    output: float = Field(allow_inf_nan=False, description="a number (USD per million output tokens)")
 
 
 # The output cap of an answer when models.yaml gives none for a tier. Without one, a small local model on llama.cpp
@@ -114,74 +151,42 @@ class CachePolicy:
 DEFAULT_MAX_TOKENS = {"fast": 4096, "balanced": 8192, "pro": 8192}
 
 
-@dataclass
-class ModelTable:
-    providers: dict[str, tuple[str, ...]]  # provider -> environment variables holding its key
-    tiers: dict[str, tuple[str, ...]]
-    prices: dict[str, tuple[float, float]]  # model -> USD per million tokens (input, output)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    quotas: dict[str, Any] = field(default_factory=dict)  # provider -> quota.Quota (requests and tokens per minute)
-    cache: CachePolicy = field(default_factory=CachePolicy)
-    vision: tuple[str, ...] = ()  # models that take images, besides those litellm's model table says do
-    max_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))  # tier -> output cap
-    base_url_prices: str = "listed"  # a --base-url server's models: priced by prices: only, or "litellm" for a gateway
+class ModelTable(layered.Section):
+    providers: dict[str, Provider] = {}
+    tiers: dict[str, Words] = Field({}, description="a list of model ids")
+    prices: dict[str, Price] = {}  # model -> USD per million tokens
+    retry: RetryPolicy = RetryPolicy()
+    cache: CachePolicy = CachePolicy()
+    vision: Words = Field((), description="a list of model ids that take images")  # besides those litellm's table says do
+    max_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(dict(DEFAULT_MAX_TOKENS), description="a whole number above zero")  # tier -> cap
+    # a --base-url server's models: priced by prices: only, or "litellm" for a gateway
+    base_url_prices: Literal["listed", "litellm"] = Field("listed", description="'listed' (prices: only) or 'litellm' (a gateway)")
 
     @classmethod
     def load(cls, roots: list[Path]) -> ModelTable:
-        table = cls(providers={}, tiers={}, prices={})
-        for doc, path in yamlfile.layers(roots, "models.yaml"):
-            table._merge(doc, path)
-        for tier in ("fast", "balanced", "pro"):
-            if not table.tiers.get(tier):
-                raise ConfigError(f"config/models.yaml: tier '{tier}' lists no models; add at least one.")
-        return table
+        return layered.read(roots, "models.yaml", cls, atomic=("providers.*", "prices.*"))
 
-    def _merge(self, doc: object, path: Path) -> None:
-        if doc is None:
-            return
-        if not isinstance(doc, YamlMapping):
-            raise ConfigError(f"{path}:1: models.yaml must be a mapping with providers, tiers and prices.")
-        for name, entry in (doc.get("providers") or {}).items():
-            env = entry.get("env") if isinstance(entry, dict) else None
-            if isinstance(env, str):
-                env = [env]
-            if not isinstance(env, list) or not env:
-                raise ConfigError(f"{doc['providers'].where(name)}: provider '{name}' needs 'env', the variables holding its key.")
-            self.providers[name] = tuple(env)
-            limits = {k: entry.get(k) for k in ("rpm", "tpm") if entry.get(k) is not None}
-            for key, value in limits.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ConfigError(f"{entry.where(key)}: provider '{name}' {key} must be a number above zero (per minute).")
-            if limits:
-                self.quotas[name] = Quota(**limits)
-        vision = doc.get("vision")
-        if vision is not None:
-            if not isinstance(vision, list) or not all(isinstance(m, str) for m in vision):
-                raise ConfigError(f"{doc.where('vision')}: 'vision' must be a list of model ids that take images.")
-            self.vision = (*self.vision, *vision)
-        for tier, models in (doc.get("tiers") or {}).items():
-            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-                raise ConfigError(f"{doc['tiers'].where(tier)}: tier '{tier}' must be a list of model ids.")
-            self.tiers[tier] = tuple(models)
-        for model, price in (doc.get("prices") or {}).items():
-            if not isinstance(price, dict) or not all(isinstance(price.get(k), (int, float)) for k in ("input", "output")):
-                raise ConfigError(f"{doc['prices'].where(model)}: price of '{model}' needs numeric 'input' and 'output' (USD per million tokens).")
-            self.prices[model] = (float(price["input"]), float(price["output"]))
-        for tier, cap in (doc.get("max_tokens") or {}).items():
-            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-                raise ConfigError(f"{doc['max_tokens'].where(tier)}: max_tokens of tier '{tier}' must be a whole number above zero.")
-            self.max_tokens[tier] = cap
-        gateway = doc.get("base_url_prices")
-        if gateway is not None:
-            if gateway not in ("listed", "litellm"):
-                raise ConfigError(f"{doc.where('base_url_prices')}: base_url_prices must be 'listed' (prices: only) or 'litellm' (a gateway).")
-            self.base_url_prices = gateway
-        retry = doc.get("retry")
-        if retry is not None:
-            self.retry = _retry_policy(self.retry, retry, path)
-        cache = doc.get("cache")
-        if cache is not None:
-            self.cache = _cache_policy(self.cache, cache, path)
+    @model_validator(mode="after")
+    def _every_tier(self) -> ModelTable:
+        for tier in ("fast", "balanced", "pro"):
+            if not self.tiers.get(tier):
+                raise ValueError(f"tier '{tier}' lists no models; add at least one.")
+        return self
+
+    @field_validator("max_tokens", mode="before")
+    @classmethod
+    def _default_caps(cls, caps: Any) -> Any:
+        return {**DEFAULT_MAX_TOKENS, **caps} if isinstance(caps, dict) else caps
+
+    @property
+    def quotas(self) -> dict[str, Quota]:
+        """provider -> its client-side rate limit, for those that have one."""
+        return {name: p.quota for name, p in self.providers.items() if p.quota.limited}
+
+    @property
+    def usd_per_million(self) -> dict[str, tuple[float, float]]:
+        """model -> (input, output) USD per million tokens, as models.yaml lists them."""
+        return {model: (p.input, p.output) for model, p in self.prices.items()}
 
     def takes_images(self, model: str) -> bool:
         """Whether ``model`` can be shown an image: listed under ``vision:``, or so in litellm's model table."""
@@ -189,7 +194,7 @@ class ModelTable:
 
     def key_env(self, provider: str, settings: Settings) -> str | None:
         """The first variable that holds a key for the provider, or None."""
-        for name in self.providers.get(provider, ()):
+        for name in self.env_of(provider):
             if settings.env.get(name):
                 return name
         return None
@@ -201,8 +206,13 @@ class ModelTable:
         provider = provider_of(model)
         return Route(model=model, provider=provider, key_env=self.key_env(provider, settings), max_tokens=route.max_tokens)
 
+    def env_of(self, provider: str) -> tuple[str, ...]:
+        """The variables that may hold the provider's key."""
+        found = self.providers.get(provider)
+        return found.env if found is not None else ()
+
     def fix_hint(self) -> str:
-        names = [" or ".join(env) for env in self.providers.values()]
+        names = [" or ".join(p.env) for p in self.providers.values()]
         return f"set {', '.join(names)}, pass --model, or pass --base-url URL for an OpenAI-compatible server"
 
     def route(self, tier: str, settings: Settings, pinned: str | None = None, strict: bool = True) -> Route:
@@ -232,7 +242,7 @@ class ModelTable:
             provider = provider_of(forced)
             env = self.key_env(provider, settings)
             if env is None and not settings.replay:  # a replay calls no model: it needs no key
-                wanted = " or ".join(self.providers.get(provider, ())) or f"the API key for '{provider}'"
+                wanted = " or ".join(self.env_of(provider)) or f"the API key for '{provider}'"
                 raise NoUsableModel(f"model '{forced}' needs {wanted} to be set, or pass --base-url URL for an OpenAI-compatible server.")
             return Route(model=forced, provider=provider, key_env=env)
         if settings.replay:  # no key is needed, and the models are those the recording asked
@@ -290,50 +300,3 @@ def _litellm_table() -> dict:
         return json.loads((Path(spec.submodule_search_locations[0]) / "model_prices_and_context_window_backup.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _cache_policy(current: CachePolicy, doc: object, path: Path) -> CachePolicy:
-    if not isinstance(doc, YamlMapping):
-        raise ConfigError(f"{path}:1: 'cache' must be a mapping of enabled, ttl and url.")
-    values: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key == "enabled":
-            if not isinstance(value, bool):
-                raise ConfigError(f"{doc.where(key)}: cache 'enabled' must be true or false.")
-            values["enabled"] = value
-        elif key == "ttl":
-            if value is None or value in ("forever", "never"):
-                values["ttl_s"] = None
-            else:
-                from mamabear.config.limits import parse_duration
-
-                try:
-                    values["ttl_s"] = parse_duration(str(value), "cache ttl")
-                except UsageError as exc:
-                    raise ConfigError(f"{doc.where(key)}: {exc.message}") from None
-        elif key == "url":
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"{doc.where(key)}: cache 'url' must be a redis:// or sqlite:/// URL.")
-            values["url"] = value or None
-        else:
-            raise ConfigError(f"{doc.where(key)}: unknown cache setting '{key}'; use enabled, ttl or url.")
-    return replace(current, **values)
-
-
-def _retry_policy(current: RetryPolicy, doc: object, path: Path) -> RetryPolicy:
-    if not isinstance(doc, YamlMapping):
-        raise ConfigError(f"{path}:1: 'retry' must be a mapping of attempts, backoff_s, max_backoff_s, timeout_s, task_retries.")
-    known = {f.name: f.type for f in fields(RetryPolicy)}
-    values: dict[str, Any] = {}
-    for key, value in doc.items():
-        if key not in known:
-            raise ConfigError(f"{doc.where(key)}: unknown retry setting '{key}'; use one of {', '.join(known)}.")
-        integer = known[key] == "int"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)) or value < 0:
-            kind = "a whole number" if integer else "a number"
-            raise ConfigError(f"{doc.where(key)}: retry setting '{key}' must be {kind}, zero or more.")
-        values[key] = value
-    policy = replace(current, **values)
-    if policy.attempts < 1 or policy.timeout_s <= 0:
-        raise ConfigError(f"{path}: retry needs attempts of at least 1 and a timeout_s above zero.")
-    return policy

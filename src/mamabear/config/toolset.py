@@ -3,136 +3,124 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from mamabear.config import yamlfile
-from mamabear.config.yamlfile import YamlMapping, known_keys
-from mamabear.errors import ConfigError
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from mamabear.config import layered
+from mamabear.config.yamlfile import YamlMapping
 
 TRANSPORTS = ("stdio", "http", "sse")
 
 
-@dataclass(frozen=True)
-class McpServer:
+def _texts(value: Any) -> Any:
+    """A list or mapping of words and numbers, as text (YAML reads `8080` and `1.2` as numbers)."""
+    if isinstance(value, list):
+        return tuple(str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value)
+    if isinstance(value, dict):
+        return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in value.items()}
+    return value
+
+
+Args = Annotated[tuple[str, ...], BeforeValidator(_texts), Field(description="a list of words")]
+Named = Annotated[dict[str, str], BeforeValidator(_texts), Field(description="a mapping of names to values")]
+
+
+class McpServer(layered.Section):
     """An MCP server declared in tools.yaml, given to agents as ``mcp:NAME``: a command (stdio) or a URL (http, sse)."""
 
-    name: str
-    transport: str
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)  # ${VAR} is taken from the environment when the server starts
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    tools: tuple[str, ...] = ()  # only these of its tools (all when empty)
-    where: str = ""
+    name: str = Field("", exclude=True)  # its key under mcp_servers
+    where: str = Field("", exclude=True)  # the file:line that declares it
+    transport: Literal["stdio", "http", "sse"] = Field("stdio", description="stdio for a command, http or sse for a url")
+    command: str | None = Field(None, min_length=1, description="text (quote it if YAML reads it as something else)")
+    args: Args = ()
+    env: Named = {}  # ${VAR} is taken from the environment when the server starts
+    url: str | None = Field(None, min_length=1, description="text (quote it if YAML reads it as something else)")
+    headers: Named = {}
+    tools: Args = ()  # only these of its tools (all when empty)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "transport" not in data:
+            return {**data, "transport": "stdio" if "command" in data else "http"}
+        return data
+
+    @model_validator(mode="after")
+    def _one_target(self) -> McpServer:
+        what = f"MCP server '{self.name}'"
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"{what} needs either a 'command' (a local server) or a 'url' (a remote one).")
+        if (self.transport == "stdio") != (self.command is not None):
+            raise ValueError(f"{what}: transport is stdio for a command, http or sse for a url.")
+        return self
 
 
-@dataclass
-class ToolsConfig:
-    search: tuple[tuple[str, str, str | None], ...] = (  # (tool class, the key that makes it the one, the module it needs)
-        ("SerperDevTool", "SERPER_API_KEY", None),
-        ("TavilySearchTool", "TAVILY_API_KEY", "tavily"),
-        ("BraveSearchTool", "BRAVE_API_KEY", None),
-        ("EXASearchTool", "EXA_API_KEY", "exa_py"),
+class SearchTool(layered.Section):
+    tool: str  # its class in crewai-tools
+    key: str  # the environment variable that makes it the one
+    needs: str | None = None  # the module it needs
+
+
+class Web(layered.Section):
+    search: Annotated[tuple[SearchTool, ...], BeforeValidator(layered.listed)] = Field(
+        (
+            SearchTool(tool="SerperDevTool", key="SERPER_API_KEY"),
+            SearchTool(tool="TavilySearchTool", key="TAVILY_API_KEY", needs="tavily"),
+            SearchTool(tool="BraveSearchTool", key="BRAVE_API_KEY"),
+            SearchTool(tool="EXASearchTool", key="EXA_API_KEY", needs="exa_py"),
+        ),
+        description="a list of {tool: CLASS, key: ENV_VAR, needs: MODULE}, first choice first",
     )
-    reader: str = "ScrapeWebsiteTool"
-    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool class -> its arguments
-    timeout_s: float = 60.0
-    output_chars: int = 20000
-    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    reader: str = Field("ScrapeWebsiteTool", min_length=1, description="a tool class name, such as ScrapeWebsiteTool")
+
+
+class Limits(layered.Section):
+    timeout_s: float = Field(60.0, gt=0, allow_inf_nan=False, description="a positive number")
+    output_chars: int = Field(20000, gt=0, description="a positive whole number")
+
+
+class ToolsConfig(layered.Section):
+    web: Web = Web()
+    defaults: dict[str, dict[str, Any]] = Field({}, description="a mapping of tool classes to mappings of their arguments")
+    limits: Limits = Limits()
+    mcp_servers: dict[str, McpServer] = Field({}, description="a mapping of a server's name to its command or url")
 
     @classmethod
     def load(cls, roots: list[Path]) -> ToolsConfig:
-        config = cls()
-        for doc, path in yamlfile.layers(roots, "tools.yaml"):
-            config._merge(doc, path)
-        return config
+        return layered.read(roots, "tools.yaml", cls, atomic=("mcp_servers.*", "defaults.*.*"))
 
-    def web(self, env: Mapping[str, str]) -> tuple[str, ...]:
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _named(cls, servers: Any) -> Any:
+        if not isinstance(servers, dict):
+            return servers
+
+        return {name: {**entry, "name": name, "where": entry.where()} if isinstance(entry, YamlMapping) else entry for name, entry in servers.items()}
+
+    @property
+    def search(self) -> tuple[SearchTool, ...]:
+        return self.web.search
+
+    @property
+    def reader(self) -> str:
+        return self.web.reader
+
+    @property
+    def timeout_s(self) -> float:
+        return self.limits.timeout_s
+
+    @property
+    def output_chars(self) -> int:
+        return self.limits.output_chars
+
+    def web_group(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """The web group's tools: the first search tool whose key is set and whose module is installed, then the reader."""
         from importlib.util import find_spec
 
-        found = [tool for tool, key, needs in self.search if env.get(key) and (needs is None or find_spec(needs) is not None)]
+        found = [s.tool for s in self.search if env.get(s.key) and (s.needs is None or find_spec(s.needs) is not None)]
         return (*found[:1], self.reader)
 
     def search_keys(self) -> str:
-        return ", ".join(key for _, key, _ in self.search)
-
-    def _merge(self, doc: Any, path: Path) -> None:
-        if doc is None:
-            return
-        if not isinstance(doc, YamlMapping):
-            raise ConfigError(f"{path}:1: tools.yaml must be a mapping.")
-        known_keys(doc, {"web", "defaults", "limits", "mcp_servers"}, "tools.yaml")
-        servers = doc.get("mcp_servers")
-        if servers is not None:
-            if not isinstance(servers, YamlMapping):
-                raise ConfigError(f"{doc.where('mcp_servers')}: 'mcp_servers' maps a server's name to its command or url.")
-            for name in servers:
-                self.mcp_servers[name] = _server(name, servers[name], servers.where(name))
-        web = doc.get("web")
-        if web is not None:
-            if not isinstance(web, YamlMapping):
-                raise ConfigError(f"{doc.where('web')}: 'web' must be a mapping with 'search' and 'reader'.")
-            known_keys(web, {"search", "reader"}, "web")
-            if "search" in web:
-                search = web["search"]
-                shape = {"tool", "key"}
-                if not isinstance(search, list) or not all(isinstance(s, YamlMapping) and shape <= set(s) <= shape | {"needs"} for s in search):
-                    raise ConfigError(f"{web.where('search')}: 'search' is a list of {{tool: CLASS, key: ENV_VAR, needs: MODULE}}, first choice first.")
-                self.search = tuple((str(s["tool"]), str(s["key"]), str(s["needs"]) if s.get("needs") else None) for s in search)
-            if "reader" in web:
-                if not isinstance(web["reader"], str) or not web["reader"]:
-                    raise ConfigError(f"{web.where('reader')}: 'reader' must be a tool class name, such as ScrapeWebsiteTool.")
-                self.reader = web["reader"]
-        defaults = doc.get("defaults")
-        if defaults is not None:
-            if not isinstance(defaults, YamlMapping) or not all(isinstance(v, YamlMapping) for v in defaults.values()):
-                raise ConfigError(f"{doc.where('defaults')}: 'defaults' maps a tool class to a mapping of its arguments.")
-            for name, args in defaults.items():
-                self.defaults[name] = {**self.defaults.get(name, {}), **args}
-        limits = doc.get("limits")
-        if limits is not None:
-            if not isinstance(limits, YamlMapping):
-                raise ConfigError(f"{doc.where('limits')}: 'limits' must be a mapping.")
-            known_keys(limits, {"timeout_s", "output_chars"}, "limits")
-            for key in ("timeout_s", "output_chars"):
-                if key in limits:
-                    value = limits[key]
-                    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                        raise ConfigError(f"{limits.where(key)}: '{key}' must be a positive number.")
-                    setattr(self, key, int(value) if key == "output_chars" else float(value))
-
-
-def _server(name: str, entry: Any, where: str) -> McpServer:
-    what = f"MCP server '{name}'"
-    if not isinstance(entry, YamlMapping):
-        raise ConfigError(f"{where}: {what} needs a mapping with a 'command' (stdio) or a 'url' (http or sse).")
-    known_keys(entry, {"command", "args", "env", "url", "headers", "transport", "tools"}, what)
-    if ("command" in entry) == ("url" in entry):
-        raise ConfigError(f"{entry.where()}: {what} needs either a 'command' (a local server) or a 'url' (a remote one).")
-    for key in ("command", "url"):
-        if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
-            raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be text (quote it if YAML reads it as something else).")
-    transport = entry.get("transport", "stdio" if "command" in entry else "http")
-    if transport not in TRANSPORTS or (transport == "stdio") != ("command" in entry):
-        raise ConfigError(f"{entry.where('transport')}: {what}: transport is stdio for a command, http or sse for a url.")
-    for key in ("args", "tools"):
-        if key in entry and not (isinstance(entry[key], list) and all(isinstance(v, (str, int, float)) for v in entry[key])):
-            raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must be a list of words.")
-    for key in ("env", "headers"):
-        if key in entry and not (isinstance(entry[key], YamlMapping) and all(isinstance(v, (str, int, float)) for v in entry[key].values())):
-            raise ConfigError(f"{entry.where(key)}: '{key}' of {what} must map names to values.")
-    return McpServer(
-        name=name,
-        transport=transport,
-        command=str(entry["command"]) if "command" in entry else None,
-        args=tuple(str(a) for a in entry.get("args") or ()),
-        env={k: str(v) for k, v in (entry.get("env") or {}).items()},
-        url=str(entry["url"]) if "url" in entry else None,
-        headers={k: str(v) for k, v in (entry.get("headers") or {}).items()},
-        tools=tuple(str(t) for t in entry.get("tools") or ()),
-        where=entry.where(),
-    )
+        return ", ".join(s.key for s in self.search)

@@ -19,10 +19,15 @@ class YamlMapping(dict):
     path: Path
     line: int
     key_lines: dict[str, int]
+    key_paths: dict[str, Path]  # a merged mapping's keys may come from several files (config.layered)
+
+    def path_of(self, key: str) -> Path:
+        return getattr(self, "key_paths", {}).get(key, self.path)
 
     def where(self, key: str | None = None) -> str:
-        line = self.key_lines.get(key, self.line) if key is not None else self.line
-        return f"{self.path}:{line}"
+        if key is None:
+            return f"{self.path}:{self.line}"
+        return f"{self.path_of(key)}:{self.key_lines.get(key, self.line)}"
 
 
 MAX_BYTES = 1 << 20  # a config file larger than 1 MiB is not a config file

@@ -234,7 +234,7 @@ def make_plan(
     )
     notes: tuple[str, ...] = ()
     if any(t.name == "web" for t in crew.library) or any(t.name == "web" for a in crew.agents for t in catalog.agent(a).library):
-        if len(tool_config.web(settings.env)) == 1:
+        if len(tool_config.web_group(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
     asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
     unpriced = tuple(Pricer.for_run(table, settings).unpriced(plan.models))

@@ -27,7 +27,7 @@ class Pricer:
         unless it is a gateway to the providers' own models (``base_url_prices: litellm`` in models.yaml, or
         MAMABEAR_BASE_URL_PRICES=litellm): then litellm's map prices them as it prices the providers'."""
         gateway = (settings.env.get("MAMABEAR_BASE_URL_PRICES") or table.base_url_prices) == "litellm"
-        return cls(table.prices, local=bool(settings.base_url) and not gateway)
+        return cls(table.usd_per_million, local=bool(settings.base_url) and not gateway)
 
     def _known(self, model: str, field: str) -> dict | None:
         """The cost map's entry for the model (as configured, or without its provider prefix) that has ``field``."""

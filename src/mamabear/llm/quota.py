@@ -176,26 +176,34 @@ class QuotaBook:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the folder for the quota file {self.path} ({exc.strerror or exc}).") from exc
-        conn: sqlite3.Connection | None = None
-        for attempt in range(LOCK_TRIES):
+        import tenacity
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 # With WAL, NORMAL loses at most the last bookings on a power cut and never corrupts; FULL would fsync every booking.
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(_SCHEMA)
-                break
-            except sqlite3.DatabaseError as exc:
-                if conn is not None:
-                    conn.close()
-                    conn = None
-                if not (isinstance(exc, sqlite3.OperationalError) and _locked(exc)):
-                    raise self._unusable(exc) from exc
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        if conn is None:
-            raise UsageError(
-                f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, so stop it or delete the file."
-            )
+            except sqlite3.DatabaseError:
+                conn.close()
+                raise
+            return conn
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and _locked(exc)),
+            stop=tenacity.stop_after_attempt(LOCK_TRIES),
+            wait=tenacity.wait_incrementing(0.01, 0.01) + tenacity.wait_random(0, 0.04),  # waiting processes do not retry in step
+            reraise=True,
+        )
+        try:
+            conn = retrying(connect)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _locked(exc):
+                raise UsageError(
+                    f"the quota file {self.path} stayed locked for over a minute; another mamabear process may be stuck, so stop it or delete the file."
+                ) from exc
+            raise self._unusable(exc) from exc
         self._conn, self._pid = conn, os.getpid()
         return conn
 

@@ -119,18 +119,20 @@ class SqliteCache:
             raise self._damaged(exc) from exc
 
     def _setup(self) -> None:
-        assert self._conn is not None
-        for attempt in range(8):
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the process, cheap commits
-                self._conn.execute(_SCHEMA)
-                self._conn.execute(_INDEX)
-                return
-            except sqlite3.OperationalError as exc:  # two processes creating the file at once: the loser tries again
-                if attempt == 7 or "locked" not in str(exc).lower():
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        import tenacity
+
+        conn = self._conn
+        assert conn is not None
+
+        def create() -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across crashes of the process, cheap commits
+            conn.execute(_SCHEMA)
+            conn.execute(_INDEX)
+
+        # two processes creating the file at once: the loser tries again
+        locked = tenacity.retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower())
+        tenacity.Retrying(retry=locked, stop=tenacity.stop_after_attempt(8), wait=tenacity.wait_incrementing(0.05, 0.05), reraise=True)(create)
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> UsageError:
         return UsageError(

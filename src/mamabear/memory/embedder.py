@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from mamabear.errors import ConfigError
-from mamabear.memory.config import LOCAL, MemoryConfig
+from mamabear.memory.config import MemoryConfig
 
 
 class LocalEmbedder:
@@ -40,8 +40,8 @@ class LocalEmbedder:
 
 
 def make_embedder(config: MemoryConfig) -> Any:
-    if config.embedder == LOCAL:
-        return LocalEmbedder()
+    if not isinstance(config.embedder, dict):
+        return LocalEmbedder()  # "local", the one text it may be
     from crewai.rag.embeddings.factory import build_embedder
 
     try:

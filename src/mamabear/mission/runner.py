@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mamabear.engine.context import RunContext
@@ -321,4 +320,4 @@ def crew_of(run: Any) -> Any:
 
 
 def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:
-    return replace(config, max_steps=max_steps) if max_steps is not None else config
+    return config.model_copy(update={"max_steps": max_steps}) if max_steps is not None else config

@@ -49,26 +49,31 @@ class CloudBackend:
         """One SDK call, retried on transient faults, its errors turned into one sentence."""
         import httpx
         import pydantic
+        import tenacity
         from scrapybara.core.api_error import ApiError
 
-        for attempt in range(1, TRIES + 1):
-            try:
-                return fn()
-            except ApiError as exc:
-                status, detail = exc.status_code, _detail(exc.body)
-                if status in (401, 403):
-                    raise SandboxError(f"Scrapybara refused the API key ({detail}); check SCRAPYBARA_API_KEY.") from exc
-                if status == 404:
-                    raise Lost(f"the Scrapybara instance is gone ({detail}).") from exc
-                if status not in _TRANSIENT or attempt == TRIES:
-                    raise SandboxError(f"Scrapybara could not {what} (HTTP {status}: {detail}).") from exc
-            except pydantic.ValidationError as exc:  # the SDK could not parse the reply (e.g. a 422 of another shape)
-                raise SandboxError(f"Scrapybara gave an unexpected reply when asked to {what}; see `mamabear --debug`.") from exc
-            except httpx.HTTPError as exc:
-                if attempt == TRIES:
-                    raise SandboxError(f"cannot reach Scrapybara to {what} ({type(exc).__name__}: {exc}); check your network.") from exc
-            time.sleep(self.backoff_s * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, httpx.HTTPError) or (isinstance(exc, ApiError) and exc.status_code in _TRANSIENT)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(transient),
+            stop=tenacity.stop_after_attempt(TRIES),
+            wait=tenacity.wait_exponential(multiplier=self.backoff_s, min=0, max=60),
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except ApiError as exc:
+            status, detail = exc.status_code, _detail(exc.body)
+            if status in (401, 403):
+                raise SandboxError(f"Scrapybara refused the API key ({detail}); check SCRAPYBARA_API_KEY.") from exc
+            if status == 404:
+                raise Lost(f"the Scrapybara instance is gone ({detail}).") from exc
+            raise SandboxError(f"Scrapybara could not {what} (HTTP {status}: {detail}).") from exc
+        except pydantic.ValidationError as exc:  # the SDK could not parse the reply (e.g. a 422 of another shape)
+            raise SandboxError(f"Scrapybara gave an unexpected reply when asked to {what}; see `mamabear --debug`.") from exc
+        except httpx.HTTPError as exc:
+            raise SandboxError(f"cannot reach Scrapybara to {what} ({type(exc).__name__}: {exc}); check your network.") from exc
 
     def _instance(self, session: dict) -> Any:
         from mamabear.compat.scrapybara import instance

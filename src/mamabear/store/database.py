@@ -381,15 +381,17 @@ class Store:
         """Apply pending migrations. Two processes opening a new store at once may race on the DDL
         (SQLite answers "database is locked" at once when both upgrade a read to a write); every
         migration is idempotent, so the loser simply tries again and finds the work done."""
-        for attempt in range(8):
-            try:
-                self._migrate_once()
-                return
-            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
-                raced = ("already exists", "duplicate", "unique", "database is locked")
-                if attempt == 7 or not any(w in str(exc.orig).lower() for w in raced):
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        import tenacity
+
+        def raced(exc: BaseException) -> bool:
+            lost = ("already exists", "duplicate", "unique", "database is locked")
+            ddl = isinstance(exc, (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError))
+            return ddl and any(w in str(getattr(exc, "orig", exc)).lower() for w in lost)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(raced), stop=tenacity.stop_after_attempt(8), wait=tenacity.wait_incrementing(0.05, 0.05), reraise=True
+        )
+        retrying(self._migrate_once)
 
     def _migrate_once(self) -> None:
         with self.tx() as conn:

@@ -50,14 +50,14 @@ def inventory(catalog: Catalog, config: ToolsConfig, env: Mapping[str, str]) -> 
         row(name, "sandbox", SCREEN_NOTE if name in SCREEN_TOOLS else BROWSER_NOTE if on == "scrapybara" else LOCAL_NOTE if on == "local" else SANDBOX_NOTE)
     for name, members in TOOL_GROUPS.items():
         row(name, "group", "each backend's own browser" if name == "browser" else SANDBOX_NOTE, ", ".join(members))
-    web = config.web(env)
+    web = config.web_group(env)
     search = f"search with {web[0]}" if len(web) > 1 else f"no search: set one of {config.search_keys()}"
     row("web", "group", "yes", f"{search}; pages with {config.reader}")
     from importlib.util import find_spec
 
-    for tool, key, needs in config.search:
-        usable = f"needs {key}" if not env.get(key) else f"needs the module {needs} (pip install it)" if needs and find_spec(needs) is None else "yes"
-        row(tool, "crewai-tools", usable, "a web search tool")
+    for s in config.search:
+        usable = f"needs {s.key}" if not env.get(s.key) else f"needs the module {s.needs} (pip install it)" if s.needs and find_spec(s.needs) is None else "yes"
+        row(s.tool, "crewai-tools", usable, "a web search tool")
     row(config.reader, "crewai-tools", "yes", "the web group's page reader")
     named = sorted(n for n in who if n not in TOOLS and n not in TOOL_GROUPS and n not in LIBRARY_GROUPS and not n.startswith("mcp:"))
     for name in named:

@@ -33,7 +33,7 @@ def plan_tools(specs: tuple[ToolSpec, ...], config: ToolsConfig, env: Mapping[st
     planned: dict[str, ToolSpec] = {}
     for spec in specs:
         if spec.name == "web":
-            for name in config.web(env):
+            for name in config.web_group(env):
                 planned.setdefault(name, ToolSpec(name, {}, spec.where))
         elif spec.name.startswith("mcp:"):
             server = config.mcp_servers.get(spec.name[4:])
