@@ -183,7 +183,7 @@ def test_review_cases_the_last_step_a_second_loop_a_replan_on_done_items_and_a_l
     course.item_failed("a", "reason 0")
     small = len(json.dumps(course.to_dict()))
     for n in range(1, 1000):
-        course.item_failed("a", f"reason {n % 500}")
+        course.item_failed("a", f"reason {'abcdefghijklmnopqrstuvwxyz'[n % 26] * (1 + n % 7)}")  # each unlike the last
     assert len(json.dumps(course.to_dict())) < small + 100  # only the last few failures are kept
 
     course = Course("g", CONFIG)
@@ -214,3 +214,47 @@ def test_a_saved_mission_state_is_read_by_one_typed_reader_old_states_too():
     assert state is not None and state.course.plan == {"items": []} and state.max_steps is None and state.course.confirmed is False
     assert state.item_states() == {"i1": "failed"} and MissionState.read(None) is None
     assert MissionState.read(state.model_dump(mode="json")) == state
+
+
+def test_a_failure_whose_numbers_times_and_ids_vary_is_the_same_failure():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    course.item_failed("a", "`pytest -q` exited 1: 3 failed in 0.42s (pid 4411, /tmp/tmpab12cd34)")
+    course.item_failed("a", "`pytest -q` exited 1: 5 failed in 1.97s (pid 5120, /tmp/tmpq9x8w7v6)")
+    replan = course.next()
+    assert isinstance(replan, Replan) and replan.reason.startswith("stuck: item 'a' failed the same way 2 times in a row")
+    other = Course("g", CONFIG)  # another exit code is another failure: tried again
+    other.planned(plan("a"), [])
+    other.item_failed("a", "`pytest -q` exited 1: 3 failed")
+    other.item_failed("a", "`pytest -q` exited 2: usage error")
+    assert isinstance(other.next(), RunItem)
+
+
+def test_steps_without_progress_fires_with_the_defaults_because_a_re_plan_is_not_progress():
+    course = Course("g", CONFIG)
+    course.planned(plan("a"), [])
+    words = iter("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split())
+    actions = []
+    while len(actions) < 30:
+        action = course.next()
+        actions.append(action)
+        if isinstance(action, RunItem):
+            course.item_failed("a", f"the check said {next(words)}")  # never the same way twice
+        elif isinstance(action, Replan):
+            course.planned(plan("a"), [])
+        else:
+            break
+    n = CONFIG.stuck.steps_without_progress  # three re-plans of three tries each: the tenth failure is the stop
+    assert actions[-1] == Finish("stuck", f"stuck: no item was done in {n} steps, with the plan remade 3 times already")
+    assert course.replans == CONFIG.replans and sum(isinstance(a, RunItem) for a in actions) == n
+
+
+def test_an_item_out_of_tries_does_not_starve_the_items_that_do_not_depend_on_it():
+    course = Course("g", MissionConfig(item_retries=0))
+    course.planned(plan("a", "b", "c", chain=False), [])
+    course.item_failed("a", "no")
+    ran = []
+    while isinstance(action := course.next(), RunItem):
+        ran.append(action.item.id)
+        course.item_done(action.item.id)
+    assert ran == ["b", "c"] and action == Replan("item 'a' failed 1 times (last: no)")

@@ -96,6 +96,8 @@ def test_a_mission_that_fails_the_same_way_is_re_planned_then_stopped_as_stuck(c
     doc = result.json()
     assert doc["status"] == "stuck" and "item 'hello' failed the same way 2 times in a row" in doc["error"] and "again after a re-plan" in doc["error"]
     assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "plan v2", "hello (try 1)", "hello (try 2)"]
+    # plan v2's first try asks what plan v1's asked: the model is asked again, not the cache (its answer did not do)
+    assert doc["totals"]["cache_hits"] == 0 and len(fake.chat_requests) == doc["totals"]["llm_calls"]
     replan = next(r for r in fake.chat_requests if "The plan must change" in r["text"])
     assert "stuck: item 'hello' failed the same way 2 times in a row (file `hello.txt` failed: hello.txt does not exist" in replan["text"]
 

@@ -161,6 +161,9 @@ class CallControl:
     # How a route that refused json_schema is asked for structured output instead: (model, server) -> "json_object"
     # (the schema in the prompt and a JSON-only answer, which llama.cpp constrains to the schema), then "words".
     structured: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    # The cache keys of the requests this run has made. A request made again in the same run (a retry, a re-plan, a
+    # re-ask that repeats itself) is sent to the model: the cache's answer is the one that did not do.
+    asked: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -232,7 +235,10 @@ class ResilientCalls:
             return self._from_tape(control, named, asked)
         key = self._cache_key(control, named)
         if key is not None:
-            cached = self._from_cache(control, key, named)  # a hit is recorded under CALLER too
+            with control.lock:
+                again = key in control.asked
+                control.asked.add(key)
+            cached = None if again else self._from_cache(control, key, named)  # a hit is recorded under CALLER too
             if cached is not None:
                 return cached
         with own_rate_limit_retry_off():

@@ -11,6 +11,7 @@ with each checkpoint: it grows with the plan, never with the number of steps tak
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,15 @@ from mamabear.mission.config import MissionConfig
 from mamabear.mission.plan import MissionPlan, PlanItem, order
 
 PLAN_ANSWERS = 2  # a planner whose answer is not a usable plan is asked once more, with what was wrong
+_VARYING = re.compile(r"\b0x[0-9a-f]+\b|\b(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{6,}\b|\d+(?:[.,:]\d+)*")
+
+
+def failure_key(reason: str) -> str:
+    """What makes two failures "the same": the criterion and how it failed, with the numbers, times and ids that real
+    output carries (a test's timing, a pid, a temporary path) made alike; an exit code stays itself."""
+    kept = re.sub(r"exited (\d+)", r"exited \1", reason.lower())
+    parts = re.split(r"(exited \d+)", kept)
+    return "".join(part if part.startswith("exited ") else _VARYING.sub("#", part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -103,16 +113,23 @@ class Course:
             self._stuck(f"no item was done in {self.since_progress} steps")
             return self.next()
         if self.pending_replan is not None:
-            if self.replans >= self.config.replans:
-                return Finish("failed", f"{self.pending_replan}; the plan was remade {self.replans} times already")
-            return Replan(self.pending_replan)
+            return self._replan(self.pending_replan)
         for item in order(self.plan, self.done()):
             record = self.items[item.id]
             if record.status == "pending" and all(self.items[d].status == "done" for d in item.depends_on):
                 return RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None)
+        # An item out of tries is re-planned only once nothing else can run: it does not starve independent items.
+        spent = [f"item '{i}' failed {r.attempts} times (last: {r.failures[-1] if r.failures else '-'})" for i, r in self.items.items() if r.status == "failed"]
+        if spent:
+            return self._replan("; ".join(spent))
         if all(record.status == "done" for record in self.items.values()):
             return Confirm()
         return Finish("failed", "no item can be started: each waits on one that failed")
+
+    def _replan(self, reason: str) -> Action:
+        if self.replans >= self.config.replans:
+            return Finish("failed", f"{reason}; the plan was remade {self.replans} times already")
+        return Replan(reason)
 
     def ready(self, most: int) -> list[RunItem]:
         """When ``next()`` is a RunItem: it and the other items that can start now (their dependencies done), at most
@@ -135,12 +152,15 @@ class Course:
         return {i for i, record in self.items.items() if record.status == "done"}
 
     def _stuck(self, what: str) -> None:
-        """Being stuck is a re-plan the first time, a stop the second."""
+        """Being stuck is a re-plan the first time (given its own N steps to show progress), a stop the second."""
         if self.stuck_replanned:
             self.finish = Finish("stuck", f"stuck: {what}, again after a re-plan")
+        elif self.replans >= self.config.replans:
+            self.finish = Finish("stuck", f"stuck: {what}, with the plan remade {self.replans} times already")
         else:
             self.stuck_replanned = True
             self.pending_replan = f"stuck: {what}"
+            self.since_progress = 0
 
     # ------------------------------------------------------------ hearing how it went
 
@@ -151,11 +171,11 @@ class Course:
             self.since_progress += 1
             self.plan_problems, self.plan_answers = list(problems), self.plan_answers + 1
             return
-        self.revised(plan)
-        self.plan_problems, self.plan_answers, self.since_progress = [], 0, 0
-        if self.pending_replan is not None:
+        if self.plan is not None:  # a re-plan: asked for by pending_replan, or for the items out of tries
             self.replans += 1
             self.pending_replan = None
+        self.revised(plan)
+        self.plan_problems, self.plan_answers = [], 0  # a new plan is not progress: steps_without_progress counts on
 
     def revised(self, plan: MissionPlan) -> None:
         """A new version of the plan, free of problems (a re-plan, or the plan as a person edited it at its review)."""
@@ -183,11 +203,10 @@ class Course:
         record.attempts += 1
         same = self.config.stuck.same_failure
         record.failures = [*record.failures, reason][-same:]  # only what the stuck rule reads: the checkpoint stays small
-        if len(record.failures) >= same and len(set(record.failures[-same:])) == 1:
+        if len(record.failures) >= same and len({failure_key(f) for f in record.failures[-same:]}) == 1:
             self._stuck(f"item '{item_id}' failed the same way {same} times in a row ({reason})")
         elif record.attempts > self.config.item_retries:
-            record.status = "failed"
-            self.pending_replan = f"item '{item_id}' failed {record.attempts} times (last: {reason})"
+            record.status = "failed"  # re-planned once nothing else can run
 
     def looping(self, times: int) -> bool:
         """Whether a tool call made ``times`` with the same arguments in one step is a loop (the step then fails)."""
