@@ -168,7 +168,23 @@ def test_a_step_that_repeats_one_tool_call_is_a_failure_fed_back_as_a_loop(cli, 
     assert result.code == 0, result.err
     assert [t["task"] for t in result.json()["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "confirm the goal"]
     retry = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]][-1]
-    assert 'the same tool call was made 3 times in one step: bash {"command": "cat hello.txt"}' in retry["text"]
+    assert 'the same tool call was made 3 times in one step, with the same result: bash {"command": "cat hello.txt"}' in retry["text"]
+
+
+def test_edit_then_test_again_is_progress_not_a_loop(cli, fake, isolated):
+    """The same test command run after each edit gives another result each time: the try goes on, and passes."""
+    check = [{"name": "bash", "arguments": {"command": "cat hello.txt"}}]
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    for text in ("bye\n", "hey\n", "hi\n"):  # edit, test, edit, test, edit, test
+        fake.add(task="Write the greeting file", times=1, tool_calls=create(text))
+        fake.add(task="Write the greeting file", times=1, tool_calls=check)
+    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "confirm the goal"]
+    assert sum(1 for r in fake.chat_requests if "the same tool call" in r["text"]) == 0
 
 
 def test_the_mission_report_gives_the_evidence_the_files_and_the_cost_by_specialist(cli, fake, isolated):

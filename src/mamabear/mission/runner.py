@@ -65,7 +65,7 @@ class Mission(RunObserver):
         ``pool``: on a worker pool, where independent items go to run at once (fanout.py)."""
         self.goal, self.config, self.catalog, self.review, self.pool = goal, config, catalog, review, pool
         self.course = Course(goal, config)
-        self.calls: Counter[tuple[str, str]] = Counter()  # (tool, arguments) of the step in hand
+        self.calls: Counter[tuple[str, str, str]] = Counter()  # (tool, arguments, what it gave back) of the step in hand
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
         self.evidence: dict[str, str] = {}  # item id -> its verdicts, one line each
 
@@ -203,21 +203,23 @@ class Mission(RunObserver):
         self._save()
 
     def tool_ended(self, tool: ToolUse) -> None:
-        self.calls[(tool.tool, tool.arguments or "")] += 1
+        self.calls[(tool.tool, tool.arguments or "", _observed(tool.output, tool.error))] += 1
 
     def loop_in_store(self, position: int) -> str | None:
         """As ``_loop``, for a step another worker carried out: its tool calls as the store has them."""
-        calls = Counter((c["tool"], c["arguments"] or "") for c in self.ctx.store.tool_calls(self.ctx.run_id) if c["task_position"] == position)
+        mine = [c for c in self.ctx.store.tool_calls(self.ctx.run_id) if c["task_position"] == position]
+        calls = Counter((c["tool"], c["arguments"] or "", _observed(c["output"], c["error"])) for c in mine)
         return self._loop(calls)
 
-    def _loop(self, calls: Counter[tuple[str, str]]) -> str | None:
-        """A step's tool call repeated with the same arguments often enough to be a loop, as the failure to feed back."""
+    def _loop(self, calls: Counter[tuple[str, str, str]]) -> str | None:
+        """A step's tool call repeated with the same arguments and the same result often enough to be a loop, as the
+        failure to feed back. The same call with another result (a test re-run after an edit) is progress, not a loop."""
         if not calls:
             return None
-        (tool, arguments), times = calls.most_common(1)[0]
+        (tool, arguments, _), times = calls.most_common(1)[0]
         if not self.course.looping(times):
             return None
-        return f"the same tool call was made {times} times in one step: {tool} {' '.join(arguments.split())[:120]}"
+        return f"the same tool call was made {times} times in one step, with the same result: {tool} {' '.join(arguments.split())[:120]}"
 
     # ------------------------------------------------------------ one step: one task for one specialist
 
@@ -321,3 +323,8 @@ def crew_of(run: Any) -> Any:
 
 def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:
     return config.model_copy(update={"max_steps": max_steps}) if max_steps is not None else config
+
+
+def _observed(output: str | None, error: str | None) -> str:
+    """What a tool call gave back, as the loop rule compares it (whitespace aside)."""
+    return " ".join(f"{output or ''} {error or ''}".split())
