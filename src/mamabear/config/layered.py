@@ -49,8 +49,9 @@ def listed(value: Any) -> Any:
 Words = Annotated[tuple[str, ...], BeforeValidator(listed)]  # a YAML list of text, kept as a tuple
 
 
-def merged(roots: list[Path], filename: str, atomic: Iterable[str] = ()) -> YamlMapping:
-    """``config/FILENAME`` of every root, merged (an empty file counts as absent)."""
+def read(roots: list[Path], filename: str, model: type[M], atomic: Iterable[str] = ()) -> M:
+    """``config/FILENAME`` of every root, merged (an empty file counts as absent), as ``model``; or a ConfigError
+    naming the file:line of the first value it refuses."""
     patterns = tuple(atomic)
     doc = _mapping_at(Path(filename), 1)
     for layer, path in yamlfile.layers(roots, filename):
@@ -59,19 +60,10 @@ def merged(roots: list[Path], filename: str, atomic: Iterable[str] = ()) -> Yaml
         if not isinstance(layer, YamlMapping):
             raise ConfigError(f"{path}:1: {filename} must be a mapping.")
         doc = _merge(doc, layer, patterns, ())
-    return doc
-
-
-def checked(doc: YamlMapping, model: type[M], filename: str) -> M:
-    """``doc`` as ``model``, or a ConfigError naming the file:line of the first value it refuses."""
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
         raise ConfigError(_sentence(exc.errors()[0], doc, model, filename)) from None
-
-
-def read(roots: list[Path], filename: str, model: type[M], atomic: Iterable[str] = ()) -> M:
-    return checked(merged(roots, filename, atomic), model, filename)
 
 
 # ------------------------------------------------------------------ merging

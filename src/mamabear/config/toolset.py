@@ -11,8 +11,6 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from mamabear.config import layered
 from mamabear.config.yamlfile import YamlMapping
 
-TRANSPORTS = ("stdio", "http", "sse")
-
 
 def _texts(value: Any) -> Any:
     """A list or mapping of words and numbers, as text (YAML reads `8080` and `1.2` as numbers)."""

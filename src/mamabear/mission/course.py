@@ -25,8 +25,7 @@ _VARYING = re.compile(r"\b0x[0-9a-f]+\b|\b(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{6,}\b
 def failure_key(reason: str) -> str:
     """What makes two failures "the same": the criterion and how it failed, with the numbers, times and ids that real
     output carries (a test's timing, a pid, a temporary path) made alike; an exit code stays itself."""
-    kept = re.sub(r"exited (\d+)", r"exited \1", reason.lower())
-    parts = re.split(r"(exited \d+)", kept)
+    parts = re.split(r"(exited \d+)", reason.lower())
     return "".join(part if part.startswith("exited ") else _VARYING.sub("#", part) for part in parts)
 
 
