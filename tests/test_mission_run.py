@@ -73,8 +73,8 @@ def test_a_mission_stopped_by_its_budget_resumes_without_repeating_a_completed_s
     fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
     fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
-    stopped = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--budget-tokens", "900", "--json", "--quiet")
-    assert stopped.code == 3, stopped.err  # the plan (854 tokens) and the item's first call fit; its second call does not
+    stopped = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--budget-tokens", "1500", "--json", "--quiet")
+    assert stopped.code == 3, stopped.err  # the plan (1,315 tokens) and the item's first call fit; its second call does not
     run_id = stopped.json()["run_id"]
     asked = len(fake.chat_requests)
     resumed = cli("resume", run_id, "--budget-tokens", "100000", "--json", "--quiet")
@@ -162,13 +162,13 @@ def test_a_step_that_repeats_one_tool_call_is_a_failure_fed_back_as_a_loop(cli, 
     fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
     fake.add(task="Write the greeting file", times=3, tool_calls=[{"name": "bash", "arguments": {"command": "cat hello.txt"}}])  # the same call, thrice
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
-    fake.add(task="Write the greeting file", times=1, text="It is there.")
     fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
     result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
     assert [t["task"] for t in result.json()["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "confirm the goal"]
-    retry = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]][-1]
-    assert 'the same tool call was made 3 times in one step, with the same result: bash {"command": "cat hello.txt"}' in retry["text"]
+    item = [r for r in fake.chat_requests if "Write the greeting file" in r["task"]]
+    assert len(item) == 5  # the try is stopped at the 3rd identical result: the model is not asked a 5th time in it
+    assert 'the same tool call was made 3 times in a row, with the same result: bash {"command": "cat hello.txt"}' in item[-1]["text"]
 
 
 def test_edit_then_test_again_is_progress_not_a_loop(cli, fake, isolated):

@@ -306,7 +306,7 @@ class Attempt:
         if self.work is not None:
             from mamabear.engine.context import RunContext
 
-            guard.start_clock()
+            guard.start_clock(self.started_at)
             self.watchdog.start()
             ctx = RunContext(self.run_id, self.number, plan, self.state, self.store, guard, tracker, parts, self.control, self.link)
             return self.work.kickoff(ctx)
@@ -322,7 +322,7 @@ class Attempt:
             if self.resume:
                 with_stored_outputs(built.crew, self.store.tasks(self.run_id))
         tracker.attach(built)
-        guard.start_clock()
+        guard.start_clock(self.started_at)
         self.watchdog.start()
         guard.check()
         with self._answers():
@@ -439,29 +439,35 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
 
 
 def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:
-    """A completed run's result is remembered under /run/ID (scope, category and importance given: no model call to file it).
+    """A completed run's result is remembered under /run/ID."""
+    remember(memory, output, f"/run/{run_id}", "run_result", {"crew": plan.crew.name}, tracker)
 
-    The crew's work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal, and one
+
+def remember(memory: Any, text: str | None, scope: str, category: str, metadata: dict[str, Any], tracker: Any) -> None:
+    """``text`` remembered (scope, category and importance given: no model call to file it), such as a run's result or
+    a mission item's checked result.
+
+    The work is done by then, so a memory that fails (an embedder out of reach) is noted, not fatal, and one
     that is stuck (its save pool behind a save that hangs) is not waited for longer than its ``save_wait_s``.
     """
-    if memory is None or memory.read_only or not output:
+    if memory is None or memory.read_only or not text:
         return
     failed: list[Exception] = []
 
     def save() -> None:
         try:
-            memory.remember(output[:4000], scope=f"/run/{run_id}", categories=["run_result"], importance=0.6, metadata={"crew": plan.crew.name})
+            memory.remember(text[:4000], scope=scope, categories=[category], importance=0.6, metadata=metadata)
             memory.drain_writes()
         except Exception as exc:  # noqa: BLE001 - any embedder or store failure
             failed.append(exc)
 
-    saver = threading.Thread(target=save, name="mamabear-remember-result", daemon=True)
+    saver = threading.Thread(target=save, name="mamabear-remember", daemon=True)
     saver.start()
     saver.join(getattr(memory, "save_wait_s", None))
     if failed:
-        tracker.event("memory_failed", tracker.redact(f"could not remember the run's result: {failed[0]}") or "")
+        tracker.event("memory_failed", tracker.redact(f"could not remember the {category.replace('_', ' ')}: {failed[0]}") or "")
     elif saver.is_alive():
-        tracker.event("memory_failed", "warning: the run's result is still being saved to memory; not waited for")
+        tracker.event("memory_failed", f"warning: the {category.replace('_', ' ')} is still being saved to memory; not waited for")
 
 
 def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor, remote: list, started_at: float) -> Any:

@@ -181,8 +181,10 @@ def guard_side_calls(crew: Any) -> None:
                 guardrail.llm = task.agent.llm
 
 
-def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manager: bool = False) -> Any:
-    """The CrewAI Agent of a planned specialist, with its routed LLM and its sandbox tools (a manager: delegation only)."""
+def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manager: bool = False, tools: bool = True, **overrides: Any) -> Any:
+    """The CrewAI Agent of a planned specialist, with its routed LLM and its sandbox tools (a manager: delegation only;
+    ``tools=False``: none, for a step that only thinks, such as a mission's planning and judging). ``overrides``: Agent
+    fields a caller sets over the YAML's (a mission item's ``max_iter``)."""
     from crewai import Agent
 
     spec = catalog.agent(planned.id)
@@ -191,11 +193,11 @@ def make_agent(catalog: Catalog, parts: AgentParts, planned: PlannedAgent, manag
         options["function_calling_llm"] = make_resilient_llm(planned.tool_route, planned.temperature, parts.settings, parts.models, parts.control, planned.id)
     if manager:
         options["allow_delegation"] = True  # and no tools: CrewAI refuses a manager that has any
-    else:
+    elif tools:
         options["tools"] = parts.tools(planned)
         if any(s.name.startswith("mcp:") for s in planned.library):
             options["mcps"] = parts.mcps(planned)
-    return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **options)
+    return Agent(role=spec.role, goal=spec.goal, backstory=spec.backstory, llm=parts.llm(planned), **{**options, **overrides})
 
 
 def task_options(catalog: Catalog, spec: TaskSpec) -> dict[str, Any]:

@@ -37,6 +37,14 @@ class RunStopped(HookAborted):
         self.exit_code = EXIT_CODES[status] if exit_code is None else exit_code
 
 
+class TryStopped(HookAborted):
+    """The step in hand ends now, the run goes on: a mission item's try that loops or has used its tool calls. A
+    HookAborted, so CrewAI passes it straight up (no retry of the task); the step that asked for it catches it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, source="mamabear")
+
+
 class Guard:
     def __init__(self, limits: Limits, spent_usd: float = 0.0, spent_tokens: int = 0, cancel_requested: Callable[[], bool] | None = None) -> None:
         self.limits = limits
@@ -46,12 +54,15 @@ class Guard:
         self._cancel_requested = cancel_requested
         self._next_poll = 0.0
         self._stop: RunStopped | None = None
+        self._try_stop: str | None = None  # why the step in hand must end (stop_try)
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
-    def start_clock(self) -> None:
+    def start_clock(self, started_at: float | None = None) -> None:
+        """The time limit counts from ``started_at`` (a ``time.time()``: the command's start, as the reported time does)."""
         if self.limits.max_duration_s is not None:
-            self.deadline = time.monotonic() + self.limits.max_duration_s
+            already = max(0.0, time.time() - started_at) if started_at is not None else 0.0
+            self.deadline = time.monotonic() - already + self.limits.max_duration_s
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -85,10 +96,16 @@ class Guard:
         return self._stop
 
     def check(self) -> None:
-        """Raise RunStopped if the run must not start another model call."""
+        """Raise RunStopped if the run must not start another model call, TryStopped if the step in hand must end."""
         stop = self.stopping()
         if stop is not None:
             raise stop
+        if self._try_stop is not None:
+            raise TryStopped(self._try_stop)
+
+    def stop_try(self, reason: str | None) -> None:
+        """End the step in hand at its next model call, saying why (None: the next step starts clear)."""
+        self._try_stop = reason
 
     def stopping(self) -> RunStopped | None:
         """The stop the run is under, if it must not start another step (a model call, a tool)."""

@@ -115,9 +115,18 @@ def read_structured(answer: Any, response_model: Any) -> Any:
     if isinstance(answer, response_model):
         return answer
     text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+    data = first_object(text)
+    return response_model.model_validate(data if data is not None else {})
+
+
+def first_object(text: str) -> Any:
+    """The first JSON object in a model's answer, read leniently (json-repair: a code fence, prose before or after
+    it, a trailing comma, a missing brace); None when the answer holds none."""
     import json_repair
 
-    data = json_repair.loads(text[text.find("{") :] if "{" in text else text)
+    if "{" not in text:
+        return None
+    data = json_repair.loads(text[text.find("{") :])
     if isinstance(data, list):  # the object, then something json_repair read as more of a list
-        data = next((d for d in data if isinstance(d, dict)), {})
-    return response_model.model_validate(data)
+        data = next((d for d in data if isinstance(d, dict)), None)
+    return data if isinstance(data, dict) else None

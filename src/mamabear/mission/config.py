@@ -19,7 +19,7 @@ def _count(least: int) -> Any:
 
 class StuckLimits(layered.Section):
     same_failure: Annotated[int, _count(1)] = 2  # an item failing the same way this many times in a row
-    same_tool_call: Annotated[int, _count(1)] = 3  # the same tool call with the same arguments, this many times in one step
+    same_tool_call: Annotated[int, _count(1)] = 3  # the same tool call with the same result (or failing) this many times in a row
     steps_without_progress: Annotated[int, _count(1)] = 10  # model-driven steps with no item completed
 
 
@@ -30,6 +30,7 @@ class MissionConfig(layered.Section):
     item_retries: Annotated[int, _count(0)] = 2  # a failed item is tried again this many times, with the failure fed back
     replans: Annotated[int, _count(0)] = 3  # then the planner remakes the remaining plan, at most this many times
     parallel_items: Annotated[int, _count(1)] = 4  # on a worker pool: independent items run at once (1: one at a time)
+    tool_calls_per_try: Annotated[int, _count(0)] = 15  # an item's try ends after this many tool calls (0: CrewAI's max_iter, 25)
     stuck: StuckLimits = StuckLimits()
     origin: dict[str, str] = Field({}, exclude=True)  # planner/judge -> the file:line that set it
 

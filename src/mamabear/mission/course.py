@@ -146,6 +146,10 @@ class Course:
                 batch.append(RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None))
         return batch
 
+    def last_plan_answer(self) -> bool:
+        """Whether the planner's answer in hand is the last one it is asked for (its problems were told to it once)."""
+        return self.plan_answers + 1 >= PLAN_ANSWERS
+
     def done(self) -> set[str]:
         """The ids of the items done, in this plan version or an earlier one (a re-plan may depend on them)."""
         return {i for i, record in self.items.items() if record.status == "done"}
@@ -206,10 +210,6 @@ class Course:
             self._stuck(f"item '{item_id}' failed the same way {same} times in a row ({reason})")
         elif record.attempts > self.config.item_retries:
             record.status = "failed"  # re-planned once nothing else can run
-
-    def looping(self, times: int) -> bool:
-        """Whether a tool call made ``times`` with the same arguments in one step is a loop (the step then fails)."""
-        return times >= self.config.stuck.same_tool_call
 
     def confirmation(self, met: bool, reason: str) -> None:
         """The planner's word on the goal once every item is done."""

@@ -1,19 +1,22 @@
 """A mission's plan: ordered items, each for one specialist, with criteria that can be checked.
 
-The planner answers with this schema (CrewAI structured output); ``read`` takes its answer,
-``problems`` says in sentences what is wrong with a plan (the planner is asked again with them),
+The planner answers with ``contract(team)``: this schema with ``specialist`` one of the mission's team, asked for with
+the provider's structured output (a route without it gets the schema in the prompt). ``read`` takes its answer
+leniently (the first JSON object, repaired: prose around it, a fence, a trailing comma), ``problems`` says in
+sentences what is wrong with a plan (the planner is asked again with them), ``repaired`` drops what a schema cannot
+forbid and is unambiguous to drop (an item depending on itself or on an id the plan lacks),
 ``order`` gives the items in an order that respects their dependencies, and ``markdown`` writes
 the checklist kept as PLAN.md in the mission's workspace.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+from mamabear.llm.wire import first_object
 
 
 class Criterion(BaseModel):
@@ -36,6 +39,20 @@ class MissionPlan(BaseModel):
     items: list[PlanItem]
 
 
+def contract(team: Sequence[str]) -> type[MissionPlan]:
+    """The plan's schema for a mission of this team: a specialist is one of its ids (an enum the provider holds to)."""
+    one_of: Any = Literal.__getitem__(tuple(team))
+    item = create_model("PlanItem", __base__=PlanItem, specialist=(one_of, Field(description="The id of the specialist best suited to it.")))
+    return create_model("MissionPlan", __base__=MissionPlan, items=(list[item], ...))  # type: ignore[valid-type]
+
+
+class Verdict(BaseModel):
+    """A judge's or planner's yes or no, with its reason."""
+
+    passed: bool
+    reason: str = Field(description="One sentence.")
+
+
 Status = Literal["pending", "running", "done", "failed"]
 MARKS: Mapping[str, str] = {"pending": "[ ]", "running": "[~]", "done": "[x]", "failed": "[!]"}
 
@@ -45,13 +62,12 @@ class PlanError(ValueError):
 
 
 def read(answer: str) -> MissionPlan:
-    """The plan in a planner's answer: its JSON, bare or in a fenced block."""
-    fenced = re.search(r"```(?:json)?\s*(\{.*\})\s*```", answer, re.DOTALL)
-    text = fenced.group(1) if fenced else answer[answer.find("{") : answer.rfind("}") + 1]
+    """The plan in a planner's answer: its first JSON object, bare or fenced, with prose around it, repaired."""
+    data = first_object(answer)
+    if not isinstance(data, dict):
+        raise PlanError(f"the plan is not JSON: the answer has no JSON object ({' '.join(answer.split())[:80]!r})")
     try:
-        return MissionPlan.model_validate(json.loads(text))
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"the plan is not JSON ({exc.msg} at character {exc.pos})") from exc
+        return MissionPlan.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -77,6 +93,25 @@ def problems(plan: MissionPlan, specialists: set[str], done: set[str] | frozense
     if cycle:
         found.append("the items depend on each other in a cycle: " + " -> ".join(cycle))
     return found
+
+
+def repaired(plan: MissionPlan, done: set[str] | frozenset[str] = frozenset()) -> tuple[MissionPlan, list[str]]:
+    """The plan without what is unambiguous to drop: an item's dependency on itself, on an id that is not in the
+    plan (nor done before), or listed twice; and a sentence for each thing dropped, for the run's log."""
+    ids = {item.id for item in plan.items}
+    dropped: list[str] = []
+    items = []
+    for item in plan.items:
+        keep: list[str] = []
+        for dep in item.depends_on:
+            if dep == item.id:
+                dropped.append(f"item '{item.id}' depended on itself")
+            elif dep not in ids and dep not in done:
+                dropped.append(f"item '{item.id}' depended on '{dep}', which is not an item of the plan")
+            elif dep not in keep:
+                keep.append(dep)
+        items.append(item.model_copy(update={"depends_on": keep}))
+    return (plan.model_copy(update={"items": items}), [f"{what}: the dependency was dropped" for what in dropped]) if dropped else (plan, [])
 
 
 def _cycle(plan: MissionPlan) -> list[str]:

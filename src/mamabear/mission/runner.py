@@ -8,9 +8,10 @@ the run's events (``mission_state``), so the store has every plan version and ve
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from mamabear.engine.context import RunContext
 from mamabear.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STUCK, MamabearError, UsageError
@@ -19,10 +20,11 @@ from mamabear.mission.checks import failure, run_checks
 from mamabear.mission.config import MissionConfig
 from mamabear.mission.course import Confirm, Course, Finish, MakePlan, Replan, RunItem
 from mamabear.mission.fanout import Pool, Sent, carry_out
-from mamabear.mission.plan import MissionPlan, PlanError, markdown, problems, read
+from mamabear.mission.plan import MissionPlan, PlanError, Verdict, contract, markdown, problems, read, repaired
 from mamabear.mission.report import FILES_SHOWN
 from mamabear.mission.state import CourseState, MissionState
-from mamabear.mission.step import SENT, run_step
+from mamabear.mission.step import SENT, STOPPED, Answer, run_step
+from mamabear.mission.stuck import Call, loop, observed, over_budget
 from mamabear.observe import RunObserver, ToolUse
 from mamabear.sandbox.backend import CommandResult
 from mamabear.status import Status
@@ -58,14 +60,18 @@ Review = Callable[[MissionPlan, Callable[[MissionPlan], list[str]]], "MissionPla
 
 
 class Mission(RunObserver):
-    """The mission's work, and an observer of its run: it counts the tool calls of the step in hand (a loop)."""
+    """The mission's work, and an observer of its run: it follows the tool calls of the try in hand (a loop, its budget)."""
 
-    def __init__(self, goal: str, config: MissionConfig, catalog: Catalog, review: Review | None = None, pool: Pool | None = None) -> None:
-        """``review``: shown the first plan, it answers with the plan to carry out (edited or not), or None to abort.
-        ``pool``: on a worker pool, where independent items go to run at once (fanout.py)."""
+    def __init__(
+        self, goal: str, config: MissionConfig, catalog: Catalog, review: Review | None = None, pool: Pool | None = None, review_first_only: bool = False
+    ) -> None:
+        """``review``: shown each plan version (only the first with ``review_first_only``), it answers with the plan to
+        carry out (edited or not), or None to abort. ``pool``: on a worker pool, where independent items go to run at
+        once (fanout.py)."""
         self.goal, self.config, self.catalog, self.review, self.pool = goal, config, catalog, review, pool
+        self.review_first_only = review_first_only
         self.course = Course(goal, config)
-        self.calls: Counter[tuple[str, str, str]] = Counter()  # (tool, arguments, what it gave back) of the step in hand
+        self.calls: list[Call] = []  # the tool calls of the step in hand, in order
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
         self.evidence: dict[str, str] = {}  # item id -> its verdicts, one line each
 
@@ -99,8 +105,7 @@ class Mission(RunObserver):
                 else:
                     self.fold_here(self.add_item_step(action))
             elif isinstance(action, Confirm):
-                answer = self._step("confirm the goal", self.config.planner, *prompts.confirm_task(self.goal, self.evidence))
-                verdict = prompts.read_judgement(answer)
+                verdict = self._verdict("confirm the goal", self.config.planner, prompts.confirm_task(self.goal, self.evidence))
                 self.course.confirmation(verdict.passed, verdict.reason)
             if not isinstance(action, RunItem):  # an item's step is saved as it is folded in
                 self._save()
@@ -115,19 +120,26 @@ class Mission(RunObserver):
         return f"Goal: {self.goal}\nMet: {action.reason}.\n\nEvidence:\n{done}"
 
     def _plan(self, description: str, expected: str) -> None:
-        answer = self._step(f"plan v{self.course.version + 1}", self.config.planner, description, expected)
+        team = [a.id for a in self.ctx.plan.agents]
+        answer = self._step(f"plan v{self.course.version + 1}", self.config.planner, description, expected, output=contract(team))
         try:
-            plan = read(answer)
+            plan = read(answer.text)
         except PlanError as exc:
-            self.course.unusable_answer(str(exc))
+            self.course.unusable_answer(str(exc) if answer.text else answer.unfit or str(exc))
             self.note("mission_plan_unusable", f"the plan could not be used: {exc}")
             return
-        found = problems(plan, {a.id for a in self.ctx.plan.agents}, self.course.done())
+        done = self.course.done()
+        found = problems(plan, set(team), done)
+        if found and self.course.last_plan_answer():  # told once; now what is unambiguous to drop is dropped
+            plan, dropped = repaired(plan, done)
+            if dropped:
+                self.note("mission_plan_repaired", "the plan was repaired: " + "; ".join(dropped), {"repairs": dropped})
+                found = problems(plan, set(team), done)
         self.course.planned(plan, found)
         if found:
             self.note("mission_plan_unusable", "the plan could not be used: " + "; ".join(found))
             return
-        if self.review is not None and self.course.version == 1:
+        if self.review is not None and (self.course.version == 1 or not self.review_first_only):
             self._reviewed(plan)
         else:
             self._announce(plan)
@@ -162,15 +174,21 @@ class Mission(RunObserver):
         description, expected = prompts.item_task(item, self.results, action.feedback)
         step = self._add_step(f"{item.id} (try {action.attempt})", item.specialist)
         if sent:
-            spec = {**data, "agent": item.specialist, "description": description, "expected": expected}
+            spec = {**data, "agent": item.specialist, "description": description, "expected": expected, "max_iter": self._max_iter()}
             self.note(SENT, f"step {step.position} ({step.task}) sent to the worker pool", spec, step.position)
         return Sent(action, step.position, description, expected)
 
     def fold_here(self, sent: Sent) -> None:
-        """Carry out an item's step in this attempt, then fold it into the course."""
+        """Carry out an item's try in this attempt (its tool calls followed: a loop or its budget stops it), then fold
+        it into the course."""
         self.calls.clear()
-        answer = run_step(self.ctx, self.catalog, sent.position, sent.action.item.specialist, sent.description, sent.expected)
-        self.fold(sent.action, answer, sent.position, self._loop(self.calls))
+        self.following = True
+        try:
+            item = sent.action.item
+            answer = run_step(self.ctx, self.catalog, sent.position, item.specialist, sent.description, sent.expected, max_iter=self._max_iter())
+        finally:
+            self.following = False
+        self.fold(sent.action, answer.text, sent.position, answer.stopped or loop(self.calls, self.config.stuck.same_tool_call))
 
     def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None:
         """An item's step is done (here or on another worker): its checks and judge decide whether the item is."""
@@ -182,12 +200,13 @@ class Mission(RunObserver):
         evidence = "\n".join(v.line() for v in verdicts)
         if feedback is None and judged:  # the judge is asked only when nothing else failed
             statements = [c.check for c in judged]
-            verdict = prompts.read_judgement(self._step(f"judge {item.id}", self.config.judge, *prompts.judge_task(item, statements, f"{answer}\n{evidence}")))
+            verdict = self._verdict(f"judge {item.id}", self.config.judge, prompts.judge_task(item, statements, f"{answer}\n{evidence}"))
             evidence += f"\njudged: {verdict.reason}"
             feedback = None if verdict.passed else f"the judge: {verdict.reason}"
         if feedback is None:
             self.results[item.id], self.evidence[item.id] = answer, evidence
             self.course.item_done(item.id)
+            self._remember(item.title, answer, evidence)
             self.note(
                 "mission_item_done",
                 f"item {item.id} done: {evidence.splitlines()[0] if evidence else 'no checks'}",
@@ -202,31 +221,45 @@ class Mission(RunObserver):
             self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version, self.course.done()))
         self._save()
 
+    following = False  # an item's try is in hand here: its tool calls are followed
+
+    def _max_iter(self) -> int | None:
+        """CrewAI's ``max_iter`` for an item's try: past its tool-call budget, so the mission's budget stops it first
+        (as a failed try; CrewAI's own limit would only force an answer)."""
+        limit = self.config.tool_calls_per_try
+        return limit + 2 if limit else None
+
     def tool_ended(self, tool: ToolUse) -> None:
-        self.calls[(tool.tool, tool.arguments or "", _observed(tool.output, tool.error))] += 1
+        """A tool call of the try in hand: a loop, or the try's last call allowed, ends the try at its next model call."""
+        if not self.following:
+            return
+        self.calls.append(Call(tool.tool, tool.arguments or "", observed(tool.output, tool.error), tool.error is not None))
+        why = loop(self.calls, self.config.stuck.same_tool_call) or over_budget(self.calls, self.config.tool_calls_per_try)
+        if why is not None:
+            self.ctx.guard.stop_try(why)
 
     def loop_in_store(self, position: int) -> str | None:
-        """As ``_loop``, for a step another worker carried out: its tool calls as the store has them."""
+        """Why a step another worker carried out was stopped, or the loop its tool calls make, as the store has them."""
+        stopped = [e for e in self.ctx.store.events(self.ctx.run_id, kinds=(STOPPED,)) if e["task_position"] == position]
+        if stopped:
+            return str((stopped[-1]["data"] or {}).get("reason") or stopped[-1]["message"])
         mine = [c for c in self.ctx.store.tool_calls(self.ctx.run_id) if c["task_position"] == position]
-        calls = Counter((c["tool"], c["arguments"] or "", _observed(c["output"], c["error"])) for c in mine)
-        return self._loop(calls)
-
-    def _loop(self, calls: Counter[tuple[str, str, str]]) -> str | None:
-        """A step's tool call repeated with the same arguments and the same result often enough to be a loop, as the
-        failure to feed back. The same call with another result (a test re-run after an edit) is progress, not a loop."""
-        if not calls:
-            return None
-        (tool, arguments, _), times = calls.most_common(1)[0]
-        if not self.course.looping(times):
-            return None
-        return f"the same tool call was made {times} times in one step, with the same result: {tool} {' '.join(arguments.split())[:120]}"
+        calls = [Call(c["tool"], c["arguments"] or "", observed(c["output"], c["error"]), c["error"] is not None) for c in mine]
+        return loop(calls, self.config.stuck.same_tool_call)
 
     # ------------------------------------------------------------ one step: one task for one specialist
 
-    def _step(self, name: str, agent_id: str, description: str, expected: str) -> str:
+    def _step(self, name: str, agent_id: str, description: str, expected: str, output: type[BaseModel]) -> Answer:
+        """A step that only thinks (a plan, a verdict): no tools, its answer in ``output``'s schema."""
         step = self._add_step(name, agent_id)
-        self.calls.clear()
-        return run_step(self.ctx, self.catalog, step.position, agent_id, description, expected)
+        return run_step(self.ctx, self.catalog, step.position, agent_id, description, expected, output=output, tools=False)
+
+    def _verdict(self, name: str, agent_id: str, asked: tuple[str, str]) -> prompts.Judgement:
+        answer = self._step(name, agent_id, *asked, output=Verdict)
+        verdict = prompts.read_judgement(answer.text)
+        if answer.unfit and not verdict.passed:
+            return prompts.Judgement(False, f"the answer was not a verdict: {answer.unfit}")
+        return verdict
 
     def _add_step(self, name: str, agent_id: str) -> Any:
         from mamabear.engine.attempt import add_step
@@ -235,6 +268,13 @@ class Mission(RunObserver):
         return add_step(self.ctx, name, agent_id, planned.route.model)
 
     # ------------------------------------------------------------ records
+
+    def _remember(self, title: str, answer: str, evidence: str) -> None:
+        """An item's checked result goes to the shared memory (its tries' words never do: a step only recalls)."""
+        from mamabear.engine.attempt import remember
+
+        text = f"{title} (checked: {evidence.splitlines()[0] if evidence else 'no checks'})\n{answer}"
+        remember(self.ctx.parts.memory, text, f"/run/{self.ctx.run_id}", "mission_result", {"goal": self.goal[:200]}, self.ctx.tracker)
 
     def _states(self) -> dict[str, Any]:
         return {i: ("done" if r.status == "done" else "failed" if r.failures else "pending") for i, r in self.course.items.items()}
@@ -323,8 +363,3 @@ def crew_of(run: Any) -> Any:
 
 def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:
     return config.model_copy(update={"max_steps": max_steps}) if max_steps is not None else config
-
-
-def _observed(output: str | None, error: str | None) -> str:
-    """What a tool call gave back, as the loop rule compares it (whitespace aside)."""
-    return " ".join(f"{output or ''} {error or ''}".split())
