@@ -11,7 +11,8 @@ start of the last user message, so every task gets a distinct, predictable outpu
 ``strict = True`` validates each request as llama-cpp-python's server does (its pydantic request models): an
 assistant message's ``content`` must be a string (null beside ``tool_calls`` is refused, upstream #1805), a tool
 message needs its ``tool_call_id``, and the refusal is an HTTP 500 whose body is the validation report.
-``json_schema = False`` refuses ``response_format: {"type": "json_schema"}`` the same way (llama-cpp-python takes only
+A rule with ``schema=True`` answers the least that satisfies the request's json_schema (a model that knows no
+prompt of ours, only the schema). ``json_schema = False`` refuses ``response_format: {"type": "json_schema"}`` the same way (llama-cpp-python takes only
 ``text`` and ``json_object``). ``served`` lists the model ids ``GET /v1/models`` answers.
 """
 
@@ -41,6 +42,7 @@ class Rule:
     drop: bool = False
     times: int | None = None  # None: unlimited
     cached_tokens: int = 0  # input tokens the reply says the provider's prompt cache served
+    schema: bool = False  # answer with the least that satisfies the request's json_schema response format, and no more
     used: int = 0
 
     def matches(self, text: str, model: str | None, task: str) -> bool:
@@ -112,6 +114,37 @@ class FakeLLM(LoopbackServer):
                     rule.used += 1
                     return rule
         return None
+
+
+SCHEMA_TEXT = "hello from the schema server"
+
+
+def schema_answer(body: dict[str, Any]) -> Any:
+    """The least a model may answer for the request's ``response_format`` json_schema: every property given, each
+    string the same sentence (an enum's first value), each array one element, each number 1, each boolean true. What the
+    schema does not forbid it does: an item's id and its dependency are the same string."""
+    response_format = body.get("response_format") or {}
+    schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object", "properties": {}}
+    defs = schema.get("$defs", {})
+
+    def instance(node: dict[str, Any]) -> Any:
+        if "$ref" in node:
+            return instance(defs[node["$ref"].rsplit("/", 1)[-1]])
+        for key in ("anyOf", "oneOf", "allOf"):
+            if key in node:
+                return instance(next((n for n in node[key] if n.get("type") != "null"), node[key][0]))
+        if "const" in node:
+            return node["const"]
+        if "enum" in node:
+            return node["enum"][0]
+        kind = node.get("type", "object")
+        if kind == "object":
+            return {name: instance(sub) for name, sub in node.get("properties", {}).items()}
+        if kind == "array":
+            return [instance(node.get("items", {}))]
+        return {"string": SCHEMA_TEXT, "integer": 1, "number": 1, "boolean": True}.get(kind)
+
+    return instance(schema)
 
 
 MESSAGE_MODELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool", "function": "Function"}
@@ -244,7 +277,10 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 finish = "tool_calls"
                 reply_text = json.dumps(message["tool_calls"])
             else:
-                reply_text = rule.text if rule and rule.text is not None else default_answer(body)
+                if rule and rule.schema:
+                    reply_text = json.dumps(schema_answer(body))
+                else:
+                    reply_text = rule.text if rule and rule.text is not None else default_answer(body)
                 message["content"] = reply_text
             usage = _usage(body, reply_text)
             if rule and rule.cached_tokens:

@@ -54,7 +54,7 @@ class Guard:
         self._cancel_requested = cancel_requested
         self._next_poll = 0.0
         self._stop: RunStopped | None = None
-        self._try_stop: str | None = None  # why the step in hand must end (stop_try)
+        self.try_rule: Callable[[], str | None] | None = None  # why the step in hand must end, asked before each call
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
@@ -100,12 +100,9 @@ class Guard:
         stop = self.stopping()
         if stop is not None:
             raise stop
-        if self._try_stop is not None:
-            raise TryStopped(self._try_stop)
-
-    def stop_try(self, reason: str | None) -> None:
-        """End the step in hand at its next model call, saying why (None: the next step starts clear)."""
-        self._try_stop = reason
+        why = self.try_rule() if self.try_rule is not None else None
+        if why is not None:
+            raise TryStopped(why)
 
     def stopping(self) -> RunStopped | None:
         """The stop the run is under, if it must not start another step (a model call, a tool)."""

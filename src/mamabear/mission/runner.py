@@ -182,12 +182,12 @@ class Mission(RunObserver):
         """Carry out an item's try in this attempt (its tool calls followed: a loop or its budget stops it), then fold
         it into the course."""
         self.calls.clear()
-        self.following = True
+        self.following, self.ctx.guard.try_rule = True, self._try_over
         try:
             item = sent.action.item
             answer = run_step(self.ctx, self.catalog, sent.position, item.specialist, sent.description, sent.expected, max_iter=self._max_iter())
         finally:
-            self.following = False
+            self.following, self.ctx.guard.try_rule = False, None
         self.fold(sent.action, answer.text, sent.position, answer.stopped or loop(self.calls, self.config.stuck.same_tool_call))
 
     def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None:
@@ -230,13 +230,16 @@ class Mission(RunObserver):
         return limit + 2 if limit else None
 
     def tool_ended(self, tool: ToolUse) -> None:
-        """A tool call of the try in hand: a loop, or the try's last call allowed, ends the try at its next model call."""
-        if not self.following:
-            return
-        self.calls.append(Call(tool.tool, tool.arguments or "", observed(tool.output, tool.error), tool.error is not None))
-        why = loop(self.calls, self.config.stuck.same_tool_call) or over_budget(self.calls, self.config.tool_calls_per_try)
-        if why is not None:
-            self.ctx.guard.stop_try(why)
+        if self.following:
+            self.calls.append(Call(tool.tool, tool.arguments or "", observed(tool.output, tool.error), tool.error is not None))
+
+    def _try_over(self) -> str | None:
+        """Asked before each model call of the try in hand: a loop, or its tool-call budget spent, ends it. The events
+        of the calls made so far are waited for first (CrewAI hands them to its handlers on other threads)."""
+        from crewai.events import crewai_event_bus
+
+        crewai_event_bus.flush(timeout=5)
+        return loop(self.calls, self.config.stuck.same_tool_call) or over_budget(self.calls, self.config.tool_calls_per_try)
 
     def loop_in_store(self, position: int) -> str | None:
         """Why a step another worker carried out was stopped, or the loop its tool calls make, as the store has them."""

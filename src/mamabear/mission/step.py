@@ -49,7 +49,7 @@ def run_step(
     """Carry out the step at ``position`` (its row exists) for ``agent_id``. ``output``: the answer's schema, asked for
     with the provider's structured output; ``tools=False``: a step that only thinks (planning, judging). The memory is
     recalled, never written: only an item's checked result is remembered, by the mission. A try that CrewAI's own
-    repeated-call guard stops, or the mission's (``Guard.stop_try``), or whose conversation outgrew the model's context,
+    repeated-call guard stops, or the mission's (``Guard.try_rule``), or whose conversation outgrew the model's context,
     ends with ``stopped`` saying why: a failed try of the item, not a failed mission."""
     from crewai import Crew, Process, Task
     from crewai.tools.tool_failure import ToolExecutionFailedError
@@ -86,7 +86,6 @@ def run_step(
             raise
         stopped, text = "the try's conversation outgrew the model's context window", ""
     finally:
-        ctx.guard.stop_try(None)
         tracker.detach()
     tracker.complete_task(position, text if stopped is None else f"(the try was stopped: {stopped})")
     if stopped is not None:
