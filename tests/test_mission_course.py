@@ -82,7 +82,7 @@ def test_the_same_failure_twice_is_a_re_plan_then_a_stop_as_stuck():
     course.item_failed("a", "pytest: 3 failed")
     course.item_failed("a", "pytest: 3 failed")
     stop = course.next()
-    assert stop == Finish("stuck", "stuck: item 'a' failed the same way 2 times in a row (pytest: 3 failed), again after a re-plan")
+    assert stop == Finish("stuck", "item 'a' failed the same way 2 times in a row (pytest: 3 failed), again after a re-plan")
 
 
 def test_no_progress_in_n_steps_is_stuck():
@@ -244,7 +244,7 @@ def test_steps_without_progress_fires_with_the_defaults_because_a_re_plan_is_not
         else:
             break
     n = CONFIG.stuck.steps_without_progress  # three re-plans of three tries each: the tenth failure is the stop
-    assert actions[-1] == Finish("stuck", f"stuck: no item was done in {n} steps, with the plan remade 3 times already")
+    assert actions[-1] == Finish("stuck", f"no item was done in {n} steps, with the plan remade 3 times already")
     assert course.replans == CONFIG.replans and sum(isinstance(a, RunItem) for a in actions) == n
 
 

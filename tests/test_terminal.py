@@ -181,6 +181,7 @@ def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked
     assert code == 130, text
     assert_clean(text)
     assert "was cancelled at its plan review" in text
+    assert "start it again with `mamabear mission 'leave a greeting'`" in text and "mamabear resume" not in text
     assert not [r for r in fake.chat_requests if "Write the greeting file" in r["task"]]
     run = cli("runs", "list", "--json").json()[0]
     assert run["status"] == "cancelled"

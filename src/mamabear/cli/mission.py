@@ -46,7 +46,8 @@ def mission(
     queue: Optional[str] = QUEUE,
     record: Optional[str] = RECORD,
     replay: Optional[str] = REPLAY,
-    review_plan: bool = typer.Option(False, "--review-plan", help="Show the first plan and ask: go, edit ($EDITOR on its YAML) or abort (needs a terminal)."),
+    review_plan: bool = typer.Option(False, "--review-plan", help="Show each plan version and ask: go, edit ($EDITOR on its YAML) or abort (at a terminal)."),
+    review_first: bool = typer.Option(False, "--review-first-plan", help="As --review-plan, for the first plan only: re-plans go on unreviewed."),
     quiet: bool = QUIET,
     json_out: bool = JSON,
     run_id: Optional[str] = RUN_ID,
@@ -57,6 +58,7 @@ def mission(
     from mamabear.errors import UsageError
     from mamabear.mission.start import for_mission
 
+    review_plan = review_plan or review_first
     if review_plan and (detach or queue is not None or not (is_tty(sys.stdin) and is_tty(sys.stderr))):
         where = "with --detach" if detach else "with --queue" if queue is not None else "here: stdin and stderr are not a terminal"
         raise UsageError(f"--review-plan asks at a terminal and cannot {where}; run without it, or at a terminal")
@@ -84,4 +86,4 @@ def mission(
 
         review = TerminalReview(console(stderr=True))
         review.pause = getattr(progress, "paused", None)
-    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=start.work(review), progress=progress)
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=start.work(review, review_first), progress=progress)

@@ -74,7 +74,7 @@ class Checklist:
 
 
 class TerminalReview:
-    """Shows the first plan on the terminal and asks: go, edit (``$VISUAL``/``$EDITOR`` on its YAML) or abort."""
+    """Shows a plan version on the terminal and asks: go, edit (``$VISUAL``/``$EDITOR`` on its YAML) or abort."""
 
     def __init__(self, console: Any) -> None:
         self.console = console

@@ -266,6 +266,7 @@ def resume(
     budget_tokens: Optional[int] = BUDGET_TOKENS,
     max_duration: Optional[str] = MAX_DURATION,
     answers_file: Optional[str] = ANSWERS,
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="A mission: this many more model-driven steps."),
     queue: Optional[str] = QUEUE,
     quiet: bool = QUIET,
     json_out: bool = JSON,
@@ -273,21 +274,27 @@ def resume(
     """Continue a stopped or failed run from its last checkpoint; completed tasks are not run again.
 
     Budgets count the whole run, every attempt; a time limit counts this attempt only.
-    The run's model, server and limits are reused unless given again.
+    The run's model, server and limits are reused unless given again. A mission that
+    ended stuck, failed or out of steps is carried on: its items done stay done, the
+    others get their tries afresh.
     """
     from mamabear.engine.resume import prepare_resume
     from mamabear.mission.runner import crew_of
 
     limit_flags = limits_from(budget_usd, budget_tokens, max_duration)
     ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, answers=read_answers(answers_file), **limit_flags)
+    if max_steps is not None and plan.crew.process != "mission":
+        raise UsageError(f"--max-steps is for missions; run {full_id} is a run of crew {plan.crew.name}.")
     if queue is not None:
+        if max_steps is not None:
+            raise UsageError(f"--max-steps cannot go with --queue yet; resume mission {full_id} here with it, or queue it without.")
         to_workers(ws, plan, limits, queue, json_out, run_id=full_id)
         return
     work = None
     if plan.crew.process == "mission":
         from mamabear.mission.start import resumed
 
-        work = resumed(ws, full_id)
+        work = resumed(ws, full_id, max_steps)
         if ws.settings.env.get("MAMABEAR_WORKER"):  # on a worker: its independent items go to the pool too
             from mamabear.workers.app import mission_pool
 
@@ -360,6 +367,22 @@ def launch(
     raise typer.Exit(result.exit_code)
 
 
+def next_move(ws: Services, result: RunResult, mission: bool) -> str:
+    """What to do about a run that did not complete, as one hint."""
+    if mission:
+        from mamabear.mission.runner import next_move as mission_move
+
+        said = mission_move(ws.store, result.run_id, result.status)
+        if said is not None:
+            return said
+    more = {
+        Status.BUDGET_EXHAUSTED: " with a larger --budget-usd or --budget-tokens",
+        Status.TIME_LIMIT: " (--max-duration sets a new limit)",
+        Status.FAILED: " once the cause is fixed (--model switches models)",
+    }.get(result.status, "")
+    return f"continue it with `mamabear resume {result.run_id}`{more}"
+
+
 def render_result(ws: Services, result: RunResult, json_out: bool, mission: bool = False) -> None:
     """The run's result on stdout: its report with --json, a mission's report, or the crew's output."""
     if json_out or mission:
@@ -378,10 +401,5 @@ def render_result(ws: Services, result: RunResult, json_out: bool, mission: bool
 
         print_error(ending_line(result.run_id, result.status, result.error).rstrip(".") + ".")
         if result.status != Status.COMPLETED:
-            more = {
-                Status.BUDGET_EXHAUSTED: " with a larger --budget-usd or --budget-tokens",
-                Status.TIME_LIMIT: " (--max-duration sets a new limit)",
-                Status.FAILED: " once the cause is fixed (--model switches models)",
-            }.get(result.status, "")
-            console(stderr=True).print(f"[dim]continue it with `mamabear resume {result.run_id}`{more}[/]")
+            console(stderr=True).print(f"[dim]{next_move(ws, result, mission)}[/]")
     sys.stdout.flush()

@@ -182,6 +182,7 @@ class Attempt:
             images_keep=ws.sandbox.screen.keep,
             sees=ws.models.takes_images,
             images_root=ws.settings.home / "sandboxes",
+            run_id=run_id,
         )
         self._announce()
         self.link = None

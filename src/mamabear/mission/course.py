@@ -157,9 +157,9 @@ class Course:
     def _stuck(self, what: str) -> None:
         """Being stuck is a re-plan the first time (given its own N steps to show progress), a stop the second."""
         if self.stuck_replanned:
-            self.finish = Finish("stuck", f"stuck: {what}, again after a re-plan")
+            self.finish = Finish("stuck", f"{what}, again after a re-plan")
         elif self.replans >= self.config.replans:
-            self.finish = Finish("stuck", f"stuck: {what}, with the plan remade {self.replans} times already")
+            self.finish = Finish("stuck", f"{what}, with the plan remade {self.replans} times already")
         else:
             self.stuck_replanned = True
             self.pending_replan = f"stuck: {what}"
@@ -218,6 +218,16 @@ class Course:
             self.confirmed = True
         else:
             self.pending_replan = f"the goal is not met yet: {reason}"
+
+    def continued(self) -> None:
+        """The mission ended by itself (stuck, failed, out of steps or re-plans) and is carried on: what is done stays
+        done; the items not done get their tries afresh, the planner its re-plans and answers, the stuck rules a clean
+        slate. (The step limit is the runner's: it is raised with the mission's settings.)"""
+        self.finish = None
+        for record in self.items.values():
+            if record.status != "done":
+                record.status, record.attempts, record.failures = "pending", 0, []
+        self.replans, self.plan_answers, self.since_progress, self.stuck_replanned = 0, 0, 0, False
 
     # ------------------------------------------------------------ checkpoints
 

@@ -13,7 +13,7 @@ from mamabear.mission.state import MissionState
 from mamabear.store.report import breakdown
 
 FILES_SHOWN = 200  # the files of the workspace listed in the report, at most
-KINDS = ("mission_plan", "mission_item_done", "mission_item_failed", "mission_finished")
+KINDS = ("mission_plan", "mission_item_done", "mission_item_failed", "mission_finished", "mission_continued")
 
 
 def mission_report(store: Any, run_id: str) -> dict[str, Any]:
@@ -25,7 +25,8 @@ def mission_report(store: Any, run_id: str) -> dict[str, Any]:
         by_version[e["data"].get("version", n)] = dict(e["data"], ts=e["ts"], version=e["data"].get("version", n))
     plans = list(by_version.values())
     state = MissionState.read((store.last_event(run_id, "mission_state") or {}).get("data")) or MissionState()
-    finished = next((e["data"] for e in reversed(events) if e["kind"] == "mission_finished" and e["data"]), None)
+    last = next((e for e in reversed(events) if e["kind"] in ("mission_finished", "mission_continued")), None)
+    finished = last["data"] if last is not None and last["kind"] == "mission_finished" else None  # not an ending carried on
     course, records = state.course, state.course.items
     items: dict[str, dict[str, Any]] = {}
     for plan in plans:  # every item any version planned, as the latest version that has it describes it

@@ -8,6 +8,7 @@ the run's events (``mission_state``), so the store has every plan version and ve
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,7 @@ class Mission(RunObserver):
         once (fanout.py)."""
         self.goal, self.config, self.catalog, self.review, self.pool = goal, config, catalog, review, pool
         self.review_first_only = review_first_only
+        self.carried_on: tuple[str, str] | None = None  # resumed after it ended by itself: (how it ended, why)
         self.course = Course(goal, config)
         self.calls: list[Call] = []  # the tool calls of the step in hand, in order
         self.results: dict[str, str] = {}  # item id -> what its specialist said it did
@@ -83,6 +85,13 @@ class Mission(RunObserver):
     def kickoff(self, ctx: RunContext) -> str:
         self.ctx = ctx
         team = [prompts.Specialist(a.id, a.role, self.catalog.agent(a.id).goal) for a in ctx.plan.agents]
+        if self.carried_on is not None:
+            status, reason = self.carried_on
+            limit = self.config.max_steps
+            said = f"mission carried on after it ended {status} ({reason}): the items done stay done, "
+            said += f"the others' tries and the re-plans start afresh, up to step {limit}"
+            self.note("mission_continued", said, {"ended": status, "reason": reason, "max_steps": limit})
+            ctx.control.own_answers_stale = True  # its earlier answers are the ones that did not do: the model is asked
         if self.course.plan is not None:  # resumed: the live view learns the plan it carries on with
             data = {"plan": self.course.plan.model_dump(), "version": self.course.version, "course": self._course_state().model_dump(mode="json")}
             self.note("mission_resumed", f"mission resumed after step {self.course.steps} on plan v{self.course.version}", data)
@@ -113,7 +122,7 @@ class Mission(RunObserver):
     def _finish(self, action: Finish) -> str:
         self.note("mission_finished", f"mission {action.status}: {action.reason}", {"status": action.status, "reason": action.reason, "files": self._files()})
         if action.status == "stuck":
-            raise MissionEnded(action.reason.removeprefix("stuck: "), Status.STUCK)
+            raise MissionEnded(action.reason, Status.STUCK)
         if action.status != "completed":
             raise MissionEnded(f"the mission failed: {action.reason}")
         done = "\n".join(f"- {item_id}:\n" + "".join(f"    {line}\n" for line in text.splitlines()) for item_id, text in self.evidence.items())
@@ -152,7 +161,8 @@ class Mission(RunObserver):
         self._write("PLAN.md", markdown(self.goal, plan, self._states(), self.course.version, self.course.done()))
 
     def _reviewed(self, plan: MissionPlan) -> MissionPlan:
-        """The first plan as the person at the terminal let it go: as it is, edited (a new version), or not at all."""
+        """A plan version (each, or the first only) as the person at the terminal let it go: as it is, edited (a new
+        version), or not at all."""
         assert self.review is not None
         specialists = {a.id for a in self.ctx.plan.agents}
         self._announce(plan)
@@ -318,17 +328,20 @@ class Mission(RunObserver):
         return CourseState.model_validate({k: v for k, v in self.course.to_dict().items() if k != "plan"})  # each plan version is in its event
 
     @classmethod
-    def resumed(cls, store: Store, run_id: str, config: MissionConfig, catalog: Catalog) -> Mission:
-        """The mission as it was after its last completed step (the step cut short is done again; no completed one is)."""
+    def resumed(cls, store: Store, run_id: str, config: MissionConfig, catalog: Catalog, more_steps: int | None = None) -> Mission:
+        """The mission as it was after its last completed step (the step cut short is done again; no completed one is).
+
+        A mission that ended by itself (stuck, failed, out of steps or re-plans) is carried on: the items done stay
+        done, the rest get their tries afresh, the planner its re-plans, and ``more_steps`` more steps are allowed (as
+        many as its limit was, when not given). Without an ending, ``more_steps`` raises the limit from where it is."""
         run = store.run(run_id)
-        mission = cls(str((run.inputs or {}).get("goal", "")), config, catalog)
+        goal = str((run.inputs or {}).get("goal", ""))
+        mission = cls(goal, config, catalog)
         if store.last_event(run_id, "mission_aborted") is not None:
-            raise UsageError(
-                f"mission {run_id} was aborted at its plan review, so it is not resumed; start a new mission (`mamabear runs show {run_id}` has its plan)."
-            )
+            raise UsageError(f"mission {run_id} was aborted at its plan review, so it is not resumed; {restart_hint(goal, run_id)}.")
         saved = store.last_event(run_id, "mission_state")
         if saved is None:  # not started yet (a queued mission): the limits it was queued with
-            mission.config = with_limits(config, (run.options or {}).get("max_steps"))
+            mission.config = with_limits(config, more_steps or (run.options or {}).get("max_steps"))
         else:
             state = MissionState.read(saved["data"]) or MissionState()
             mission.config = config = with_limits(config, state.max_steps)  # --max-steps holds for the whole mission
@@ -339,6 +352,14 @@ class Mission(RunObserver):
                 raise UsageError(f"mission {run_id} cannot be resumed: plan v{course.version} is missing from the run store.")
             mission.course = Course.from_dict({**course.model_dump(mode="json"), "plan": plan}, config)
             mission.results, mission.evidence = dict(state.results), dict(state.evidence)
+            ended = store.last_event(run_id, "mission_finished")
+            if ended is not None and ended["id"] > saved["id"]:  # it ended after its last step: carried on
+                mission.carried_on = (ended["data"] or {}).get("status", "failed"), (ended["data"] or {}).get("reason", "")
+                mission.course.continued()
+                more_steps = more_steps or config.max_steps
+            if more_steps:
+                mission.config = with_limits(config, mission.course.steps + more_steps)
+                mission.course.config = mission.config
         return mission
 
 
@@ -362,6 +383,21 @@ def mission_crew(goal: str) -> Any:
 def crew_of(run: Any) -> Any:
     """The crew a run was made with when it is a mission (for ``prepare_resume``), else None."""
     return mission_crew(str((run.inputs or {}).get("goal", ""))) if run.process == "mission" else None
+
+
+def next_move(store: Store, run_id: str, status: Status) -> str | None:
+    """What to do about a mission that did not complete, when it differs from a crew run's hint: one aborted at its
+    review is started again; one that ended by itself is carried on, with more steps or another model if need be."""
+    if store.last_event(run_id, "mission_aborted") is not None:
+        return restart_hint(str((store.run(run_id).inputs or {}).get("goal", "")), run_id)
+    if status in (Status.STUCK, Status.FAILED) and store.last_event(run_id, "mission_finished") is not None:
+        return f"carry it on with `mamabear resume {run_id}` once the cause is fixed (--max-steps N for more steps, --model to switch models)"
+    return None
+
+
+def restart_hint(goal: str, run_id: str) -> str:
+    """How to start again a mission that cannot be carried on (aborted at its review)."""
+    return f"start it again with `mamabear mission {shlex.quote(goal)}` (`mamabear runs show {run_id}` has its plan)"
 
 
 def with_limits(config: MissionConfig, max_steps: int | None) -> MissionConfig:

@@ -23,9 +23,9 @@ class MissionStart:
     config: MissionConfig
     catalog: Catalog
 
-    def work(self, review: Review | None = None) -> Mission:
+    def work(self, review: Review | None = None, review_first_only: bool = False) -> Mission:
         """The mission's work, made afresh (each run of an eval's case has its own)."""
-        return Mission(self.goal, self.config, self.catalog, review=review)
+        return Mission(self.goal, self.config, self.catalog, review=review, review_first_only=review_first_only)
 
 
 def for_mission(ws: Services, goal: str, max_steps: int | None = None) -> MissionStart:
@@ -40,6 +40,6 @@ def for_mission(ws: Services, goal: str, max_steps: int | None = None) -> Missio
     return MissionStart(goal, plan, config, ws.catalog)
 
 
-def resumed(ws: Services, run_id: str) -> Mission:
-    """The mission of run ``run_id`` as it was after its last completed step."""
-    return Mission.resumed(ws.store, run_id, MissionConfig.load(ws.roots), ws.catalog)
+def resumed(ws: Services, run_id: str, more_steps: int | None = None) -> Mission:
+    """The mission of run ``run_id`` as it was after its last completed step (carried on if it had ended by itself)."""
+    return Mission.resumed(ws.store, run_id, MissionConfig.load(ws.roots), ws.catalog, more_steps)
