@@ -37,7 +37,7 @@ def test_a_stuck_mission_is_carried_on_by_resume_once_the_cause_is_fixed(cli, fa
     assert len(again) == 3 and len(fake.chat_requests) == doc["totals"]["llm_calls"]
     logs = cli("runs", "logs", run_id).out
     assert "mission carried on after it ended stuck (item 'hello' failed the same way 2 times in a row" in logs
-    assert "the others' tries and the re-plans start afresh" in logs
+    assert "the others' tries and the re-plans start afresh" in logs and "(attempt 2, 6 steps done" in logs
 
 
 def test_a_mission_out_of_steps_is_carried_on_with_more_steps(cli, fake, isolated):

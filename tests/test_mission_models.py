@@ -19,7 +19,7 @@ def bash(command: str) -> list[dict]:
 
 def test_a_model_that_answers_only_the_schema_gets_a_plan_of_the_team_made_without_tools(cli, fake, isolated):
     fake.add(schema=True)  # every request: the least its response_format allows ("{}" where there is none)
-    result = cli("mission", GOAL, "--base-url", fake.url, "--max-steps", "8", "--json", "--quiet")
+    result = cli("mission", GOAL, "--base-url", fake.url, "--max-steps", "12", "--json", "--quiet")
     doc = result.json()
     assert result.code == 5 and doc["status"] == "stuck", result.err  # it works on its plan until stuck, not refused at it
     plans = [r for r in fake.chat_requests if PLANNER in r["text"]]
@@ -67,4 +67,27 @@ def test_a_loop_with_varied_arguments_is_bounded_by_the_trys_tool_call_budget_an
     assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "hello (try 2)", "plan v2", "hello (try 1)", "hello (try 2)"]
     item_calls = [r for r in fake.chat_requests if ITEM in r["task"]]
     assert len(item_calls) == 4 * 15  # each try stops before its 16th model call (CrewAI's own limit is 25)
+    assert len(fake.chat_requests) == doc["totals"]["llm_calls"]
+
+
+def test_one_hard_item_does_not_starve_the_items_that_do_not_depend_on_it(cli, fake, isolated):
+    """Item 'hard' never passes (its check output varies each time, as real test output does); 'b' and 'c' need nothing."""
+
+    def item(id_: str, check: str) -> dict:
+        return {"id": id_, "title": f"Do {id_}", "specialist": "devops_specialist", "instructions": f"Make {id_}.", "criteria": [{"kind": "command", "check": check}]}
+
+    plan = {"items": [item("hard", "echo run $$ took $RANDOM ms; false"), item("b", "test -f b.txt"), item("c", "test -f c.txt")]}
+    fake.add(contains=PLANNER, times=1, text=json.dumps(plan))
+    fake.add(contains="The plan must change", text=json.dumps({"items": [plan["items"][0]]}))
+    for name in ("b", "c"):
+        fake.add(task=f"Do {name}", times=1, tool_calls=[{"name": "file_create", "arguments": {"path": f"{name}.txt", "file_text": "ok\n"}}])
+        fake.add(task=f"Do {name}", times=1, text=f"Wrote {name}.txt.")
+    result = cli("mission", "make b, c and the hard one", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 5, result.err  # the same failure (its numbers aside), a re-plan, the same again: stuck
+    doc = result.json()
+    items = {i["id"]: i["status"] for i in doc["mission"]["items"]}
+    assert items["b"] == "done" and items["c"] == "done" and items["hard"] != "done"
+    tasks = [t["task"] for t in doc["tasks"]]
+    assert tasks.index("b (try 1)") < tasks.index("plan v2")  # tried before the hard item was re-planned
+    assert "failed the same way 2 times in a row" in doc["error"]
     assert len(fake.chat_requests) == doc["totals"]["llm_calls"]

@@ -233,7 +233,8 @@ class Attempt:
                 if done
                 else ")"
             )
-            tracker.event("run_resumed", f"run {run_id} resumed{on} (attempt {self.number}, {done} of {len(plan.tasks)} tasks done" + source)
+            of = f"{done} of {len(plan.tasks)} tasks" if plan.tasks else f"{done} step" + ("" if done == 1 else "s")  # a mission's steps come as it goes
+            tracker.event("run_resumed", f"run {run_id} resumed{on} (attempt {self.number}, {of} done" + source)
         elif self.work is not None:
             tracker.event("run_started", f"run {run_id} started{on}: {self.work}")
         else:

@@ -117,8 +117,14 @@ class Course:
             record = self.items[item.id]
             if record.status == "pending" and all(self.items[d].status == "done" for d in item.depends_on):
                 return RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None)
-        # An item out of tries is re-planned only once nothing else can run: it does not starve independent items.
-        spent = [f"item '{i}' failed {r.attempts} times (last: {r.failures[-1] if r.failures else '-'})" for i, r in self.items.items() if r.status == "failed"]
+        # An item out of tries, or failing the same way again, is re-planned only once nothing else can run: it does
+        # not starve the items that do not depend on it.
+        failed = {i: r for i, r in self.items.items() if r.status == "failed"}
+        same = next(((i, r) for i, r in failed.items() if self._same_again(r)), None)
+        if same is not None:
+            self._stuck(f"item '{same[0]}' failed the same way {self.config.stuck.same_failure} times in a row ({same[1].failures[-1]})")
+            return self.next()
+        spent = [f"item '{i}' failed {r.attempts} times (last: {r.failures[-1] if r.failures else '-'})" for i, r in failed.items()]
         if spent:
             return self._replan("; ".join(spent))
         if all(record.status == "done" for record in self.items.values()):
@@ -145,6 +151,11 @@ class Course:
             if item.id != first.item.id and record.status == "pending" and all(self.items[d].status == "done" for d in item.depends_on):
                 batch.append(RunItem(item, record.attempts + 1, record.failures[-1] if record.failures else None))
         return batch
+
+    def _same_again(self, record: ItemRecord) -> bool:
+        """Whether an item's last failures are one failure repeated (its numbers, times and ids aside)."""
+        same = self.config.stuck.same_failure
+        return len(record.failures) >= same and len({failure_key(f) for f in record.failures[-same:]}) == 1
 
     def last_plan_answer(self) -> bool:
         """Whether the planner's answer in hand is the last one it is asked for (its problems were told to it once)."""
@@ -204,12 +215,9 @@ class Course:
         self.since_progress += 1
         record = self.items[item_id]
         record.attempts += 1
-        same = self.config.stuck.same_failure
-        record.failures = [*record.failures, reason][-same:]  # only what the stuck rule reads: the checkpoint stays small
-        if len(record.failures) >= same and len({failure_key(f) for f in record.failures[-same:]}) == 1:
-            self._stuck(f"item '{item_id}' failed the same way {same} times in a row ({reason})")
-        elif record.attempts > self.config.item_retries:
-            record.status = "failed"  # re-planned once nothing else can run
+        record.failures = [*record.failures, reason][-self.config.stuck.same_failure :]  # what the stuck rule reads, no more
+        if self._same_again(record) or record.attempts > self.config.item_retries:
+            record.status = "failed"  # re-planned (or stuck) once nothing else can run
 
     def confirmation(self, met: bool, reason: str) -> None:
         """The planner's word on the goal once every item is done."""
