@@ -74,7 +74,8 @@ def test_one_hard_item_does_not_starve_the_items_that_do_not_depend_on_it(cli, f
     """Item 'hard' never passes (its check output varies each time, as real test output does); 'b' and 'c' need nothing."""
 
     def item(id_: str, check: str) -> dict:
-        return {"id": id_, "title": f"Do {id_}", "specialist": "devops_specialist", "instructions": f"Make {id_}.", "criteria": [{"kind": "command", "check": check}]}
+        criteria = [{"kind": "command", "check": check}]
+        return {"id": id_, "title": f"Do {id_}", "specialist": "devops_specialist", "instructions": f"Make {id_}.", "criteria": criteria}
 
     plan = {"items": [item("hard", "echo run $$ took $RANDOM ms; false"), item("b", "test -f b.txt"), item("c", "test -f c.txt")]}
     fake.add(contains=PLANNER, times=1, text=json.dumps(plan))
