@@ -165,6 +165,31 @@ def test_a_mission_s_plan_is_reviewed_edited_and_carried_out_with_a_live_checkli
     assert plans[1]["items"][0]["criteria"][0] == {"kind": "file", "check": "greeting.txt"}
 
 
+def test_every_plan_version_is_reviewed_and_review_first_plan_lets_re_plans_go_unreviewed(fake, isolated, cli):
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER
+
+    def script() -> None:
+        fake.reset()
+        fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+        fake.add(contains="The plan must change", times=1, text=json.dumps(HELLO_PLAN))
+        fake.add(task="Write the greeting file", times=3, text="I could not.")  # try 1 to 3 of plan v1 fail: a re-plan
+        fake.add(task="Write the greeting file", times=1, tool_calls=[{"name": "file_create", "arguments": {"path": "hello.txt", "file_text": "hi\n"}}])
+        fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
+        fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+
+    for flag, reviews in (("--review-plan", 2), ("--review-first-plan", 1)):
+        script()
+        child = spawn(isolated, "mission", "leave a greeting", flag, "--base-url", fake.url, "--no-cache")  # each run asks the model
+        for _ in range(reviews):
+            child.expect(PROMPT)
+            child.sendline("go")
+        code, text = finish(child)
+        assert code == 0, text
+        assert screen(text).count("go, edit or abort") == 0  # each prompt was answered before the end (none is left)
+        run_id = cli("runs", "list", "--json").json()[0]["id"]
+        assert [p["version"] for p in cli("runs", "show", run_id, "--json").json()["mission"]["plans"]] == [1, 2]
+
+
 def test_a_mission_aborted_at_its_review_runs_no_item_and_a_broken_edit_is_asked_again(fake, isolated, cli):
     from test_mission_run import HELLO_PLAN, PLANNER
 
