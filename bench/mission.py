@@ -4,9 +4,13 @@
    local sandbox) against the same N tasks kicked off as one-task plain CrewAI crews, the same
    agents, prompts and server, in this one process. The difference per step is what mamabear
    adds: the task row, the tracker and store writer, the checks, PLAN.md and the saved course.
+   Measured with the shared memory off (the orchestration alone) and on (the default).
 2. A 200-step mission (a 198-item plan, then the confirmation), run as the CLI in a child
    process: wall time, peak RSS, and at steps 10, 100 and 200 the store's size and the size of
    the saved course (the mission's checkpoint), read back from the store.
+3. Models that behave as real ones do (the CLI, defaults on): for each behaviour, how the mission
+   ends, its steps, and the model calls and cost until then, beside the happy path. The server's
+   own request count is printed beside the store's.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def mission_steps(ws, plan, n: int) -> float:
     return (clock.last - clock.first) / n  # from the first item's start to the last item's checks: n items' steps
 
 
-def overhead() -> None:
+def overhead(memory: bool) -> None:
     import logging
 
     logging.disable(logging.WARNING)
@@ -109,7 +113,7 @@ def overhead() -> None:
     from mamabear.mission.runner import mission_crew
 
     with FakeLLM() as fake:
-        ws = Services(base_url=fake.url)
+        ws = Services(base_url=fake.url, no_memory=None if memory else True)
         plan = make_plan(ws.catalog, ws.models, mission_crew("bench"), {"goal": "bench"}, ws.settings, sandbox=ws.sandbox)
         script(fake, ITEMS)
         mission_steps(ws, plan, ITEMS)  # warm-up: imports, the sandbox, first connections
@@ -120,7 +124,7 @@ def overhead() -> None:
             script(fake, ITEMS)
             ours.append(mission_steps(ws, plan, ITEMS))
         p, m = statistics.median(plain), statistics.median(ours)
-        print(f"per item step, {ITEMS}-item mission, instant local model, median of {ROUNDS} rounds")
+        print(f"per item step, {ITEMS}-item mission, instant local model, median of {ROUNDS} rounds, memory {'on' if memory else 'off'}")
         print(f"{'plain CrewAI':<28}{p * 1000:>9.1f} ms  (one one-task crew)")
         print(f"{'mamabear mission':<28}{m * 1000:>9.1f} ms  (the same step, recorded, checked, saved)")
         print(f"{'orchestration overhead':<28}{(m - p) * 1000:>9.1f} ms  per step ({m / p:.2f}x)")
@@ -192,6 +196,121 @@ def read_store(database: Path) -> tuple[str, int] | None:
     return (row[0], total) if row else None
 
 
+# ---------------------------------------------------------------- models that behave as real ones do
+
+GOAL = "leave a greeting in hello.txt"
+ITEM = "Write the greeting file"
+HELLO = {
+    "items": [
+        {
+            "id": "hello",
+            "title": ITEM,
+            "specialist": "devops_specialist",
+            "instructions": "Create hello.txt containing the word hi.",
+            "criteria": [{"kind": "file", "check": "hello.txt"}, {"kind": "command", "check": "grep -q hi hello.txt"}],
+        }
+    ]
+}
+
+
+def _bash(command: str) -> list[dict]:
+    return [{"name": "bash", "arguments": {"command": command}}]
+
+
+def _greets(fake: FakeLLM) -> None:
+    fake.add(task=ITEM, times=1, tool_calls=[{"name": "file_create", "arguments": {"path": "hello.txt", "file_text": "hi\n"}}])
+    fake.add(task=ITEM, times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+
+
+def _planned(fake: FakeLLM, plan: dict = HELLO) -> None:
+    fake.add(contains=PLANNER, times=1, text=json.dumps(plan))
+    fake.add(contains="The plan must change", text=json.dumps(plan))
+
+
+def happy(fake: FakeLLM) -> None:
+    _planned(fake)
+    _greets(fake)
+
+
+def schema_only(fake: FakeLLM) -> None:
+    fake.add(schema=True)
+
+
+def exact_loop(fake: FakeLLM) -> None:
+    _planned(fake)
+    fake.add(task=ITEM, tool_calls=_bash("cat hello.txt"))
+
+
+def varied_loop(fake: FakeLLM) -> None:
+    _planned(fake)
+    for n in range(400):
+        fake.add(task=ITEM, times=1, tool_calls=_bash(f"echo attempt {n}"))
+
+
+def crewai_guard(fake: FakeLLM) -> None:
+    """The same call and result every other call (no rule of ours sees a loop; CrewAI's guard raises at the 5th)."""
+    _planned(fake)
+    for n in range(400):
+        fake.add(task=ITEM, times=1, tool_calls=_bash("cat hello.txt" if n % 2 == 0 else f"echo step {n}"))
+
+
+def varying_failure(fake: FakeLLM) -> None:
+    plan = {"items": [{**HELLO["items"][0], "criteria": [{"kind": "command", "check": "echo took $RANDOM ms in run $$; false"}]}]}
+    _planned(fake, plan)
+
+
+def hard_among_independents(fake: FakeLLM) -> None:
+    items = [{**HELLO["items"][0], "id": "hard", "title": "Do hard", "criteria": [{"kind": "command", "check": "echo $RANDOM; false"}]}]
+    for n in range(1, 10):
+        criteria = [{"kind": "file", "check": f"f{n}.txt"}]
+        items.append({"id": f"f{n}", "title": f"Do f{n}", "specialist": "devops_specialist", "instructions": f"Make f{n}.txt.", "criteria": criteria})
+        fake.add(task=f"Do f{n}", times=1, tool_calls=[{"name": "file_create", "arguments": {"path": f"f{n}.txt", "file_text": "ok\n"}}])
+        fake.add(task=f"Do f{n}", times=1, text=f"Wrote f{n}.txt.")
+    _planned(fake, {"items": items})
+
+
+BEHAVIOURS = (
+    ("happy path", happy),
+    ("answers only the schema", schema_only),
+    ("exact loop (same call, same result)", exact_loop),
+    ("loop with varied arguments", varied_loop),
+    ("A x A y A ... (CrewAI's own guard)", crewai_guard),
+    ("a failure whose numbers vary", varying_failure),
+    ("one hard item among 9 independents", hard_among_independents),
+)
+
+
+def behaviours() -> None:
+    print("\nmodels that behave as real ones do: `mamabear mission` as a user runs it (memory and cache on), one run each")
+    print(f"{'behaviour':<40}{'ends':<18}{'exit':>5}{'steps':>7}{'calls':>7}{'server':>8}{'tokens in':>11}{'cost':>10}{'time':>8}")
+    with FakeLLM() as fake:
+        for name, script_of in BEHAVIOURS:
+            fake.reset()
+            script_of(fake)
+            home = tempfile.mkdtemp(prefix="mamabear-bench-mission-")
+            env = {**os.environ, "MAMABEAR_HOME": home}
+            env.pop("MAMABEAR_NO_MEMORY", None)
+            start = time.perf_counter()
+            done = subprocess.run(
+                [str(Path(sys.executable).with_name("mamabear")), "mission", GOAL, "--base-url", fake.url, "--json", "--quiet"],
+                capture_output=True,
+                env=env,
+                timeout=900,
+            )
+            took = time.perf_counter() - start
+            doc = json.loads(done.stdout)
+            totals, mission = doc["totals"], doc.get("mission") or {}
+            calls = totals["llm_calls"] - totals["cache_hits"]
+            ends = str(doc["status"])
+            print(
+                f"{name:<40}{ends:<18}{done.returncode:>5}{mission.get('steps', 0):>7}{calls:>7}{len(fake.chat_requests):>8}"
+                f"{totals['tokens_in']:>11,}{'$' + format(totals['cost_usd'] or 0, '.4f'):>10}{took:>7.1f}s"
+            )
+
+
 if __name__ == "__main__":
-    overhead()
+    overhead(memory=False)
+    overhead(memory=True)
+    behaviours()
     long_mission()

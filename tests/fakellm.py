@@ -22,6 +22,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -43,6 +44,7 @@ class Rule:
     times: int | None = None  # None: unlimited
     cached_tokens: int = 0  # input tokens the reply says the provider's prompt cache served
     schema: bool = False  # answer with the least that satisfies the request's json_schema response format, and no more
+    then: Callable[[], Any] | None = None  # called, in a thread of its own, once the reply is sent (say, to go down)
     used: int = 0
 
     def matches(self, text: str, model: str | None, task: str) -> bool:
@@ -260,6 +262,8 @@ def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             self._reply(body, rule)
+            if rule and rule.then:
+                threading.Thread(target=rule.then, daemon=True).start()
 
         def _reply(self, body: dict[str, Any], rule: Rule | None) -> None:
             message: dict[str, Any] = {"role": "assistant"}

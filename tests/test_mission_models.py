@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mamabear.mission.runner import TEAM
 from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
 
@@ -92,3 +94,23 @@ def test_one_hard_item_does_not_starve_the_items_that_do_not_depend_on_it(cli, f
     assert tasks.index("b (try 1)") < tasks.index("plan v2")  # tried before the hard item was re-planned
     assert "failed the same way 2 times in a row" in doc["error"]
     assert len(fake.chat_requests) == doc["totals"]["llm_calls"]
+
+
+@pytest.mark.memory_on
+def test_with_memory_on_the_plan_is_still_structured_and_only_a_checked_result_is_remembered(cli, fake, isolated):
+    """The default a user gets: memory on. Planning has no memory tools (they would cost the structured answer); a try
+    that failed its checks leaves nothing in the shared memory; the item's checked result is there."""
+    fake.add(contains="Return the analysis as structured output", schema=True)  # memory's own calls (its recall's analysis)
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    fake.add(task=ITEM, times=1, tool_calls=create("bye\n"))
+    fake.add(task=ITEM, times=1, text="Wrote hello.txt saying bye, surely right.")  # the first try misses the criterion
+    fake.add(task=ITEM, times=1, tool_calls=create("hi\n"))
+    fake.add(task=ITEM, times=1, text="Wrote hello.txt with hi.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", GOAL, "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    plan = next(r for r in fake.chat_requests if PLANNER in r["text"])
+    assert "tools" not in plan["body"] and plan["body"]["response_format"]["type"] == "json_schema"
+    remembered = " ".join(m["content"] for m in cli("memory", "list", "--json").json())
+    assert "Wrote hello.txt with hi." in remembered and "checked: file `hello.txt` passed" in remembered
+    assert "surely right" not in remembered  # the failed try's claim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +96,27 @@ PerMinute = Annotated[float, Field(gt=0, allow_inf_nan=False, description="a num
 AtLeastZero = Annotated[float, Field(ge=0, allow_inf_nan=False, description="a number, zero or more")]
 
 
+def _outage_wait(value: Any) -> Any:
+    """``outage_wait:`` as seconds: a number (0 or more) or a duration (``90s``, ``10m``, ``1h``)."""
+    from mamabear.config.limits import parse_duration
+
+    said = "outage_wait must be a number of seconds (0 or more) or a duration such as 10m."
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(said)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                return parse_duration(text, "outage_wait")
+            except UsageError as exc:
+                raise ValueError(exc.message) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(said)
+    return float(value)
+
+
 class RetryPolicy(layered.Section):
     """How hard a call is tried (``retry:`` in config/models.yaml)."""
 
@@ -103,6 +125,13 @@ class RetryPolicy(layered.Section):
     max_backoff_s: AtLeastZero = 60.0
     timeout_s: float = Field(600.0, gt=0, allow_inf_nan=False, description="a number above zero")  # per request
     task_retries: int = Field(1, ge=0, description="a whole number, zero or more")  # a task that still fails is run again this often, told the error
+    # How long a model server that answered earlier in the run is waited for when it stops answering (a restart, an
+    # outage): seconds or a duration such as ``10m``; 0 fails at once, after the tries above.
+    outage_wait: Annotated[float, BeforeValidator(_outage_wait)] = 600.0
+
+    @property
+    def outage_wait_s(self) -> float:
+        return self.outage_wait
 
 
 def _ttl(value: Any) -> Any:

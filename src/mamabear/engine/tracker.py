@@ -343,7 +343,8 @@ class Tracker:
         position = task.position
         stop = self.guard.stop if self.guard is not None else None
         if stop is not None:  # not the task's failure: the run was stopped (the run's end settles the task)
-            self.event("task_stopped", f"task {position} {task.task} stopped: the run {stop.reason}", position, task.agent)
+            why = stop.reason if stop.status == Status.FAILED else f"the run {stop.reason}"  # a failed stop says it all
+            self.event("task_stopped", f"task {position} {task.task} stopped: {why}", position, task.agent)
             return
         task.status, task.finished_at, task.error = Status.FAILED, self._ts(event), self.redact(str(event.error))
         self._tell("task_ended", self.state, task)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mamabear.compat.crewai import call_arguments, own_rate_limit_retry_off, token_usage
+from mamabear.config.durations import fmt_seconds
 from mamabear.config.models import RetryPolicy, provider_of
-from mamabear.errors import EXIT_USAGE, MamabearError
+from mamabear.errors import EXIT_FAILED, EXIT_USAGE, MamabearError
 from mamabear.llm.guard import Guard, RunStopped
 from mamabear.llm.pricing import Pricer
 from mamabear.llm.wire import chain, normalised, overflowed, read_structured, refusal, status_of, structured_refused, with_schema
@@ -47,6 +48,12 @@ TRANSIENT_NAMES = {
     "RateLimitError",
     "OverloadedError",
 }
+# An outage: the server is not there (refused, dropped, silent) or a gateway in front of it says so. Not a rate limit
+# (429), nor a 500 or an overload: a server that answers those is up, and the call's own tries are what they get.
+OUTAGE_STATUS = {502, 503, 504}
+OUTAGE_NAMES = TRANSIENT_NAMES - {"RateLimitError", "OverloadedError", "InternalServerError", "ServerError"}
+OUTAGE_MAX_BACKOFF_S = 30.0  # the longest wait between two tries of a server that is down: its return is seen soon
+OUTAGE_NOTE_EVERY_S = 60.0  # how often the run's log says the server is still unreachable
 RETRY_NOTE = "Note: a previous attempt at this task failed with this error: {error}\nTake that into account and complete the task."
 
 
@@ -60,6 +67,19 @@ def is_transient(exc: BaseException) -> bool:
         if status is not None:
             return status in TRANSIENT_STATUS
         if type(item).__name__ in TRANSIENT_NAMES or isinstance(item, (TimeoutError, ConnectionError)):
+            return True
+    return False
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A transient fault that says the server is not there: refused or dropped connections, timeouts, 502/503/504."""
+    if not is_transient(exc):
+        return False
+    for item in chain(exc):
+        status = status_of(item)
+        if status is not None:
+            return status in OUTAGE_STATUS
+        if type(item).__name__ in OUTAGE_NAMES or isinstance(item, (TimeoutError, ConnectionError)):
             return True
     return False
 
@@ -164,7 +184,39 @@ class CallControl:
     # The cache keys of the requests this run has made. A request made again in the same run (a retry, a re-plan, a
     # re-ask that repeats itself) is sent to the model: the cache's answer is the one that did not do.
     asked: set[str] = field(default_factory=set)
+    run_id: str | None = None  # the run the calls are for: each cached answer says which run bought it
+    # The run's earlier attempts' answers are known not to have done (a mission carried on after it ended stuck or
+    # failed): the cache does not give this run its own answers back. Otherwise it does: a step cut short by a crash is
+    # done again at no cost.
+    own_answers_stale: bool = False
+    # The routes, (model, server), that have answered in this run: one of them that stops answering is an outage,
+    # waited for up to policy.outage_wait; a route that never answered is reported after its tries, as a wrong URL is.
+    answered: set[tuple[str, str | None]] = field(default_factory=set)
+    outages: dict[tuple[str, str | None], Outage] = field(default_factory=dict)  # a chain's first route -> its outage now
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Outage:
+    """A model server that answered earlier in the run and now does not, as every call waiting for it shares it."""
+
+    started: float  # time.monotonic() when the first call that met it began
+    noted: float  # when the run's log last said so
+    server: str  # "openai/gpt-4.1-mini at http://127.0.0.1:8080/v1"
+
+
+def _server_name(model_id: str, base_url: Any) -> str:
+    """The model and its server as a sentence names them; never a password or query the URL may carry."""
+    if not base_url:
+        return model_id
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(base_url))
+        where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "") + parts.path.rstrip("/")
+    except ValueError:
+        where = "its server"
+    return f"{model_id} at {where}"
 
 
 SAMPLING = ("temperature", "top_p", "seed", "stop", "response_format", "reasoning_effort")
@@ -333,6 +385,8 @@ class ResilientCalls:
         except MamabearError as exc:
             self._cache_lost(control, exc)
             return None
+        if entry and control.own_answers_stale and control.run_id is not None and entry.get("run_id") == control.run_id:
+            return None
         result = decode(entry["reply"], named.get("response_model")) if entry and isinstance(entry.get("reply"), dict) else None
         if result is None:
             return None
@@ -377,6 +431,7 @@ class ResilientCalls:
                     "tokens_out": tokens_out,
                     "cost_usd": cost,
                     "created_at": time.time(),
+                    "run_id": control.run_id,
                 },
                 control.cache_ttl_s,
             )
@@ -395,17 +450,41 @@ class ResilientCalls:
     # ------------------------------------------------------------ retries, fallback and quotas
 
     def _call_chain(self, control: CallControl, args: tuple, kwargs: dict) -> tuple[Any, str, int, int, float]:
-        """The first answer of the chain: (result, the model that gave it, its input and output tokens)."""
+        """The first answer of the chain: (result, the model that gave it, its input and output tokens). A chain whose
+        every try met an outage of a server that answered earlier in the run is tried again until it is back, or until
+        ``outage_wait`` has passed since the outage began (then the run stops, resumable)."""
         chain: list[tuple[str, Callable[[], Any]]] = [(self._mb_model_id, lambda: self), *self._mb_fallbacks]
+        began, attempts, round_ = time.monotonic(), control.policy.attempts, 0
+        while True:
+            answer, last = self._try_chain(control, chain, attempts, args, kwargs)
+            if answer is not None:
+                self._outage_over(control)
+                return answer
+            assert last is not None
+            if is_outage(last) and self._answered_before(control, chain):
+                round_ += 1
+                self._ride_out(control, last, began, round_)
+                attempts = 1  # each model of the chain once a round: the waits are the outage's
+                continue
+            if attempts < control.policy.attempts:  # back, but busy (a 429, a 500): tried as any call is
+                attempts = control.policy.attempts
+                continue
+            self._remember_failure(control, kwargs, last)
+            raise last
+
+    def _try_chain(
+        self, control: CallControl, chain: list[tuple[str, Callable[[], Any]]], attempts: int, args: tuple, kwargs: dict
+    ) -> tuple[tuple[Any, str, int, int, float] | None, BaseException | None]:
+        """Each model of the chain ``attempts`` times on a transient fault: the first answer, or the last fault."""
         last: BaseException | None = None
         for model_id, factory in chain:
             llm = self._mb_built.get(model_id) or factory()
             self._mb_built[model_id] = llm
             attempt = 1
-            while attempt <= control.policy.attempts:
+            while attempt <= attempts:
                 control.guard.check()
                 try:
-                    return self._attempt(control, llm, model_id, args, kwargs)
+                    return self._attempt(control, llm, model_id, args, kwargs), None
                 except RunStopped:
                     raise
                 except Exception as exc:
@@ -415,14 +494,70 @@ class ResilientCalls:
                         self._remember_failure(control, kwargs, exc)
                         raise
                     last = exc
-                    if attempt == control.policy.attempts:
+                    if attempt == attempts:
                         break
                     delay = backoff(attempt, control.policy, retry_after(exc))
                     _wait(control, delay, f"retrying {model_id} in {delay:.1f}s ({_error_line(exc)})", "llm_retry")
                     attempt += 1
-        assert last is not None
-        self._remember_failure(control, kwargs, last)
-        raise last
+        return None, last
+
+    # ------------------------------------------------------------ outages
+
+    def _answered_before(self, control: CallControl, chain: list[tuple[str, Callable[[], Any]]]) -> bool:
+        """Whether a route of the chain has answered in this run: its faults now are an outage, not a wrong setup."""
+        routes = [self._route_key(self._mb_built[m], m) for m, _ in chain if m in self._mb_built]
+        with control.lock:
+            return any(route in control.answered for route in routes)
+
+    def _ride_out(self, control: CallControl, exc: BaseException, began: float, round_: int) -> None:
+        """Wait, stoppably, before the next round of an outage, saying so when it begins and once a minute; once it
+        has lasted ``outage_wait``, stop the run (failed, exit 1, resumable) with one sentence."""
+        key = self._route_key(self, self._mb_model_id)
+        now = time.monotonic()
+        with control.lock:
+            outage = control.outages.get(key)
+            first = outage is None
+            if outage is None:
+                outage = control.outages[key] = Outage(began, now, _server_name(self._mb_model_id, key[1]))
+            elif began < outage.started:
+                outage.started = began
+            say = not first and now >= outage.noted + OUTAGE_NOTE_EVERY_S
+            if say:
+                outage.noted = now
+            due = outage.noted + OUTAGE_NOTE_EVERY_S
+        lasted, patience = now - outage.started, control.policy.outage_wait_s
+        if lasted >= patience:
+            self._outage_stop(control, outage, lasted, exc)
+        if first:
+            why = _error_line(exc).rstrip(".")
+            said = f"the model server ({outage.server}) is unreachable ({why}); retrying for up to {fmt_seconds(patience)}"
+            control.events.note("model_outage", said, {"model": self._mb_model_id, "server": outage.server, "outage_wait_s": patience})
+        elif say:
+            said = f"model server unreachable for {fmt_seconds(lasted)}; retrying"
+            control.events.note("model_outage", said, {"model": self._mb_model_id, "server": outage.server, "seconds": round(lasted, 1)})
+        policy = control.policy
+        capped = policy.model_copy(update={"max_backoff_s": min(policy.max_backoff_s, OUTAGE_MAX_BACKOFF_S)})
+        delay = backoff(round_, capped, retry_after(exc))
+        # Never past the end of the wait, and awake when the next progress line is due (a try comes first).
+        control.guard.wait(min(delay, max(0.0, outage.started + patience - now), max(0.05, due - now)))
+
+    @staticmethod
+    def _outage_stop(control: CallControl, outage: Outage, lasted: float, exc: BaseException) -> None:
+        """The outage lasted past ``outage_wait``: the run stops, failed and resumable, as a failing provider's does."""
+        why = _error_line(exc).rstrip(".")
+        said = f"the model server ({outage.server}) was unreachable for {fmt_seconds(lasted)} ({why}); the run stopped, to be resumed once it is back"
+        control.guard.request_stop(Status.FAILED, said, EXIT_FAILED)
+        control.guard.check()
+
+    def _outage_over(self, control: CallControl) -> None:
+        """The chain answered: an outage it was in is over, and the run's log says so once."""
+        key = self._route_key(self, self._mb_model_id)
+        with control.lock:
+            outage = control.outages.pop(key, None) if control.outages else None
+        if outage is not None:
+            lasted = time.monotonic() - outage.started
+            said = f"model server back after {fmt_seconds(lasted)}"
+            control.events.note("model_back", said, {"model": self._mb_model_id, "server": outage.server, "seconds": round(lasted, 1)})
 
     @staticmethod
     def _route_key(llm: Any, model_id: str) -> tuple[str, str | None]:
@@ -469,6 +604,10 @@ class ResilientCalls:
         finally:
             if estimate is not None:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)
+        route = self._route_key(llm, model_id)
+        if route not in control.answered:
+            with control.lock:
+                control.answered.add(route)
         cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
         control.guard.add(cost, tokens_in + tokens_out)
         if level is not None:

@@ -47,8 +47,9 @@ def run_step(
     max_iter: int | None = None,
 ) -> Answer:
     """Carry out the step at ``position`` (its row exists) for ``agent_id``. ``output``: the answer's schema, asked for
-    with the provider's structured output; ``tools=False``: a step that only thinks (planning, judging). The memory is
-    recalled, never written: only an item's checked result is remembered, by the mission. A try that CrewAI's own
+    with the provider's structured output; ``tools=False``: a step that only thinks (planning, judging), without tools
+    or the memory (CrewAI would give it memory tools). An item's step recalls, never saves: only its checked result is
+    remembered, by the mission. A try that CrewAI's own
     repeated-call guard stops, or the mission's (``Guard.try_rule``), or whose conversation outgrew the model's context,
     ends with ``stopped`` saying why: a failed try of the item, not a failed mission."""
     from crewai import Crew, Process, Task
@@ -67,12 +68,13 @@ def run_step(
         overrides["max_retry_limit"] = 0
     agent = make_agent(catalog, parts, planned, tools=tools, **overrides)
     task = Task(name=step.task, description=description, expected_output=expected, agent=agent, output_pydantic=output)
-    crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=parts.memory or False)
+    memory = parts.memory if tools else None  # CrewAI gives a crew's agents memory tools: a thinking step has none
+    crew = Crew(agents=[agent], tasks=[task], process=Process.sequential, verbose=False, memory=memory or False)
     tracker = ctx.tracker
     tracker.attach(Built(crew=crew, positions={str(task.id): position}, agents={str(agent.id): planned}))
     stopped = unfit = None
     try:
-        with _recall_only(parts.memory):
+        with _recall_only(memory):
             result: Any = crew.kickoff()
         text = str(result.raw or "")
     except (TryStopped, ToolExecutionFailedError) as exc:
