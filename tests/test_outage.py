@@ -186,3 +186,32 @@ def test_an_outage_longer_than_outage_wait_stops_the_run_resumably_saying_so_as_
     seconds = [e["data"]["seconds"] for e in every]
     assert all(b - a >= 0.9 for a, b in zip(seconds, seconds[1:], strict=False)), seconds  # never more often than the interval
     assert events(cli, doc["run_id"], "model_back") == []
+
+
+def test_a_mission_rides_out_a_server_restart_between_its_plan_and_its_item(cli, server):
+    """Unattended: the server goes away for 20 s once the plan is answered; the mission waits, then completes."""
+    import json as json_
+
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+
+    local_models("retry: {max_backoff_s: 4}\n")
+    back = threading.Event()
+
+    def outage() -> None:
+        server.down()
+        time.sleep(20)
+        server.up()
+        back.set()
+
+    server.add(contains=PLANNER, times=1, text=json_.dumps(HELLO_PLAN), then=outage)
+    server.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
+    server.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
+    server.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", server.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert back.is_set() and doc["status"] == "completed"
+    assert [t["task"] for t in doc["tasks"]] == ["plan v1", "hello (try 1)", "confirm the goal"]  # no try lost to it
+    totals = doc["totals"]  # the tries that met the outage are in the store as failed calls; 4 were answered
+    assert len([r for r in server.chat_requests if r["status"] == 200]) == totals["llm_calls"] - totals["llm_errors"] == 4
+    assert len(events(cli, doc["run_id"], "model_back")) == 1

@@ -189,9 +189,10 @@ class CallControl:
     # failed): the cache does not give this run its own answers back. Otherwise it does: a step cut short by a crash is
     # done again at no cost.
     own_answers_stale: bool = False
-    # The routes, (model, server), that have answered in this run: one of them that stops answering is an outage,
-    # waited for up to policy.outage_wait; a route that never answered is reported after its tries, as a wrong URL is.
-    answered: set[tuple[str, str | None]] = field(default_factory=set)
+    # The servers (a base URL, or a provider's own API) that have answered in this run, for any model: one that stops
+    # answering is an outage, waited for up to policy.outage_wait; one that never answered is reported after its tries,
+    # as a wrong URL is.
+    answered: set[str] = field(default_factory=set)
     outages: dict[tuple[str, str | None], Outage] = field(default_factory=dict)  # a chain's first route -> its outage now
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -504,10 +505,15 @@ class ResilientCalls:
     # ------------------------------------------------------------ outages
 
     def _answered_before(self, control: CallControl, chain: list[tuple[str, Callable[[], Any]]]) -> bool:
-        """Whether a route of the chain has answered in this run: its faults now are an outage, not a wrong setup."""
-        routes = [self._route_key(self._mb_built[m], m) for m, _ in chain if m in self._mb_built]
+        """Whether a server of the chain has answered in this run: its faults now are an outage, not a wrong setup."""
+        servers = [self._server_of(self._mb_built[m], m) for m, _ in chain if m in self._mb_built]
         with control.lock:
-            return any(route in control.answered for route in routes)
+            return any(server in control.answered for server in servers)
+
+    @classmethod
+    def _server_of(cls, llm: Any, model_id: str) -> str:
+        """Where a model is served: its base URL, or its provider's own API."""
+        return cls._route_key(llm, model_id)[1] or provider_of(model_id)
 
     def _ride_out(self, control: CallControl, exc: BaseException, began: float, round_: int) -> None:
         """Wait, stoppably, before the next round of an outage, saying so when it begins and once a minute; once it
@@ -604,10 +610,10 @@ class ResilientCalls:
         finally:
             if estimate is not None:
                 control.quotas.settle(provider, estimate, tokens_in + tokens_out)
-        route = self._route_key(llm, model_id)
-        if route not in control.answered:
+        server = self._server_of(llm, model_id)
+        if server not in control.answered:
             with control.lock:
-                control.answered.add(route)
+                control.answered.add(server)
         cost = control.pricer.cost(model_id, tokens_in, tokens_out, cached)
         control.guard.add(cost, tokens_in + tokens_out)
         if level is not None:
