@@ -10,7 +10,7 @@
    the saved course (the mission's checkpoint), read back from the store.
 3. Models that behave as real ones do (the CLI, defaults on): for each behaviour, how the mission
    ends, its steps, and the model calls and cost until then, beside the happy path. The server's
-   own request count is printed beside the store's.
+   own request count is printed beside the store's, and the largest request it was sent.
 """
 
 from __future__ import annotations
@@ -112,8 +112,10 @@ def overhead(memory: bool) -> None:
     from mamabear.engine.services import Services
     from mamabear.mission.runner import mission_crew
 
+    os.environ.pop("MAMABEAR_NO_MEMORY", None) if memory else os.environ.setdefault("MAMABEAR_NO_MEMORY", "1")
     with FakeLLM() as fake:
-        ws = Services(base_url=fake.url, no_memory=None if memory else True)
+        ws = Services(base_url=fake.url)
+        assert (ws.settings.no_memory is not True) == memory
         plan = make_plan(ws.catalog, ws.models, mission_crew("bench"), {"goal": "bench"}, ws.settings, sandbox=ws.sandbox)
         script(fake, ITEMS)
         mission_steps(ws, plan, ITEMS)  # warm-up: imports, the sandbox, first connections
@@ -283,13 +285,13 @@ BEHAVIOURS = (
 
 def behaviours() -> None:
     print("\nmodels that behave as real ones do: `mamabear mission` as a user runs it (memory and cache on), one run each")
-    print(f"{'behaviour':<40}{'ends':<18}{'exit':>5}{'steps':>7}{'calls':>7}{'server':>8}{'tokens in':>11}{'cost':>10}{'time':>8}")
+    print(f"{'behaviour':<40}{'ends':<18}{'exit':>5}{'steps':>7}{'calls':>7}{'server':>8}{'tokens in':>11}{'cost':>10}{'largest':>9}{'time':>8}")
     with FakeLLM() as fake:
         for name, script_of in BEHAVIOURS:
             fake.reset()
             script_of(fake)
             home = tempfile.mkdtemp(prefix="mamabear-bench-mission-")
-            env = {**os.environ, "MAMABEAR_HOME": home}
+            env = {**os.environ, "MAMABEAR_HOME": home, "MAMABEAR_BASE_URL_PRICES": "litellm"}  # priced as the providers' models
             env.pop("MAMABEAR_NO_MEMORY", None)
             start = time.perf_counter()
             done = subprocess.run(
@@ -302,10 +304,11 @@ def behaviours() -> None:
             doc = json.loads(done.stdout)
             totals, mission = doc["totals"], doc.get("mission") or {}
             calls = totals["llm_calls"] - totals["cache_hits"]
+            largest = max((len(json.dumps(r["body"])) for r in fake.chat_requests), default=0)  # a request's size, bounded by the try's budget
             ends = str(doc["status"])
             print(
                 f"{name:<40}{ends:<18}{done.returncode:>5}{mission.get('steps', 0):>7}{calls:>7}{len(fake.chat_requests):>8}"
-                f"{totals['tokens_in']:>11,}{'$' + format(totals['cost_usd'] or 0, '.4f'):>10}{took:>7.1f}s"
+                f"{totals['tokens_in']:>11,}{'$' + format(totals['cost_usd'] or 0, '.4f'):>10}{largest / 1024:>7.1f}KB{took:>7.1f}s"
             )
 
 

@@ -25,9 +25,11 @@ def test_a_planted_secret_is_in_no_file_after_runs_that_use_memory_cache_and_che
     # The key in a task input: in prompts, answers, memories, recall queries. The scripted model's answers quote the
     # first 80 characters of the task, which cut the key in two here: its first 10 characters end an answer.
     topic = f"how, in a few careful steps, to rotate the key {SECRET} safely"
-    fake.add(task="Check every claim", delay=8.0, times=1)  # the second task outlives the time limit: the run keeps its checkpoint
+    # The second task outlives the time limit (which counts from the command's start, start-up included, so it leaves
+    # room for a loaded machine): the run keeps its checkpoint.
+    fake.add(task="Check every claim", delay=30.0, times=1)
     stopped = subprocess.run(
-        [sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url, "--max-duration", "5s", "--quiet"],
+        [sys.executable, "-m", "mamabear", "run", "research", "-i", f"topic={topic}", "--base-url", fake.url, "--max-duration", "15s", "--quiet"],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -111,3 +111,17 @@ def test_a_memory_save_stuck_in_its_model_call_does_not_hold_the_run(cli, fake, 
     assert took < 40, f"the run took {took:.0f} s"  # 4d96280: task 2's recall waited for the 60 s save
     assert "memory save(s) still running after 2s; going on without them" in result.err
     assert [t["status"] for t in result.json()["tasks"]] == ["completed"] * 3
+
+
+def test_the_time_limit_counts_from_the_commands_start_as_the_reported_time_does():
+    """The deadline is the command's start plus --max-duration, start-up included: not 10-20 s later (the agents built)."""
+    from mamabear.config.limits import Limits
+    from mamabear.llm.guard import Guard, RunStopped
+
+    guard = Guard(Limits(max_duration_s=2.0))
+    guard.start_clock(time.time() - 3.0)  # the command started 3 s ago (imports, the plan, the sandbox)
+    with pytest.raises(RunStopped, match="reached its time limit of 2.0s"):
+        guard.check()
+    fresh = Guard(Limits(max_duration_s=2.0))
+    fresh.start_clock(time.time())
+    fresh.check()  # just started: within its limit
