@@ -74,17 +74,16 @@ def test_scope_filters_and_reset(cli, isolated):
 
 
 def test_a_crew_saves_what_it_learned_and_the_next_crew_recalls_it(cli, fake, isolated):
-    fake.add(contains="You extract discrete, reusable memory statements", times=1, text=json.dumps({"memories": [OTTER_FACT]}))
+    fake.add(task="Research otters", times=1, text=OTTER_FACT)
     first = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
     assert first.code == 0, first.err
     saved = first.json()["memory"]["saved"]
     run_id = first.json()["run_id"]
     learned = [s for s in saved if s["scope"] != f"/run/{run_id}"]
     assert OTTER_FACT in [s["content"] for s in learned] and all(s["scope"].startswith("/crew/research") for s in learned)
-    assert len(learned) == 3  # the other two tasks' extraction replies are not JSON: CrewAI keeps the whole result
+    assert len(learned) == 3  # each task's result, as it is (analysis: none), under its crew's scope
     assert len(saved) == 4  # and the run's result under /run/ID
-    calls = store_for(isolated).llm_calls(run_id)
-    assert len(calls) > 3  # the memory's own model calls are routed, counted and stored like the agents'
+    assert len(store_for(isolated).llm_calls(run_id)) == len(fake.chat_requests) == 3  # the memory made no model call
     listed = cli("memory", "list", "--json").json()
     assert OTTER_FACT in [r["content"] for r in listed] and {r["metadata"]["run_id"] for r in listed} == {run_id}
     result = cli("memory", "list", "--scope", f"/run/{run_id}", "--json").json()
@@ -244,3 +243,26 @@ def test_a_project_s_crews_recall_only_their_project_s_memories_unless_shared(cl
     packaged = {r["id"] for r in cli("memory", "list", "--scope", "/crew/research", "--json").json()}
     own = {r["id"] for r in cli("memory", "list", "--scope", "/project/template", "--json").json()}
     assert recalled & own and not recalled & packaged  # its project's memories, nothing from the packaged crew's runs
+
+
+def test_with_analysis_model_the_model_distils_what_is_kept(cli, fake, isolated):
+    """memory.yaml's `analysis: model` is CrewAI's own way: each task's result is distilled by a model call."""
+    Path("config").mkdir()
+    Path("config/memory.yaml").write_text("analysis: model\n")
+    fake.add(contains="You extract discrete, reusable memory statements", times=1, text=json.dumps({"memories": [OTTER_FACT]}))
+    first = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    assert first.code == 0, first.err
+    learned = [s["content"] for s in first.json()["memory"]["saved"] if s["scope"] != f"/run/{first.json()['run_id']}"]
+    assert OTTER_FACT in learned
+    assert len(store_for(isolated).llm_calls(first.json()["run_id"])) > 3  # the memory's own calls, routed and stored
+
+
+def test_a_long_result_is_kept_in_chunks_cut_at_paragraphs():
+    from mamabear.memory.shared import result_chunks
+
+    paragraphs = [f"Paragraph {n}: " + "otters " * 60 for n in range(6)]  # about 430 characters each
+    chunks = result_chunks("Task: t\nAgent: a\nExpected result: e\nResult: " + "\n\n".join(paragraphs))
+    assert len(chunks) == 3 and all(len(c) <= 1000 for c in chunks) and chunks[0].startswith("Paragraph 0:")
+    assert "\n\n".join(chunks) == "\n\n".join(p.strip() for p in paragraphs)  # nothing lost, nothing added
+    assert result_chunks("Task: t\nResult: " + "x" * 2500) == ["x" * 1000]  # one word longer than a chunk: its first 1,000
+    assert result_chunks("Task: t\nResult: " + "word " * 500) == ["word " * 199 + "word", "word " * 199 + "word", "word " * 99 + "word"]

@@ -304,7 +304,7 @@ class Attempt:
         parts = AgentParts(plan, ws.settings, ws.models, self.control, self.link, ws.roots)
         if plan.memory != "off":
             self.phase("loading the memory model")
-            parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker)
+            parts.memory = self.end.memory = _memory(ws, plan, parts, self.run_id, tracker, self.tape)
         if self.work is not None:
             from mamabear.engine.context import RunContext
 
@@ -484,7 +484,7 @@ def _trace(ws: Services, run_id: str, plan: Plan, attempt: int, redact: Redactor
     return RunTrace(Sinks.open(ws.settings.home, run_id, remote), run_id, plan.crew.name, attempt, redact, started_at=started_at)
 
 
-def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> Any:
+def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any, tape: Any) -> Any:
     """The crew's view of the shared memory; its analysis calls use the crew's first agent's routed model."""
     from mamabear.memory.shared import make_memory
 
@@ -501,4 +501,5 @@ def _memory(ws: Services, plan: Plan, parts: Any, run_id: str, tracker: Any) -> 
         events=tracker,
         warm=True,
         project=ws.settings.project_dir.name if plan.crew.scope > 0 and ws.settings.project_dir else None,  # a project's own crew
+        tape=tape,
     )

@@ -1,6 +1,7 @@
 """Recorded model calls: ``--record FILE`` writes every request and its answer, ``--replay FILE`` answers from it.
 
-A tape is a JSONL file, one exchange per line, in the order the answers came: the request's key (the response
+A tape is a JSONL file, one exchange per line, in the order the answers came (and, with memory on, what each recall
+of the memory gave, so a replay recalls the same whatever the store holds by then): the request's key (the response
 cache's ``request_key``), the task and agent that asked, the model, the request as it was sent (its messages and tool
 names, secrets redacted) and the answer in the response cache's codec (``cached_reply``), with the tokens and cost it
 took when it was recorded. On replay every answer comes from the tape, and a request that is not on it stops the run
@@ -36,6 +37,8 @@ class Tape:
         self._by_task: dict[str, list[dict]] = defaultdict(list)  # task -> its exchanges, in order
         self._asked: dict[str, int] = defaultdict(int)  # task -> requests made in this replay
         self._count = 0
+        self._recalls: dict[str, list[list[dict]]] = defaultdict(list)  # query -> what each recall of it gave, in order
+        self._recalled: dict[str, int] = defaultdict(int)  # query -> recalls answered from it
         if replaying:
             self._load()
         else:
@@ -63,6 +66,9 @@ class Tape:
                 continue
             try:
                 entry = json.loads(line)
+                if entry.get("kind") == "recall":  # what the memory recalled for a query
+                    self._recalls[str(entry["query"])].append(list(entry["matches"]))
+                    continue
                 key, task = entry["key"], entry.get("task") or "?"
             except (ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{self.path}:{number}: not a recorded exchange ({type(exc).__name__}); record the file again with --record.") from exc
@@ -103,7 +109,27 @@ class Tape:
             with open(self.path, "a", encoding="utf-8") as out:
                 out.write(text + "\n")
 
+    def record_recall(self, query: str, matches: list[dict]) -> None:
+        """What the memory recalled for ``query`` (its records and scores), so a replay recalls the same."""
+        with self._lock:
+            self._count += 1
+            entry = {"n": self._count, "kind": "recall", "query": query, "matches": matches, "at": round(time.time(), 3)}
+            text = self.redact(json.dumps(entry, ensure_ascii=False, default=str))
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(text + "\n")
+
     # ------------------------------------------------------------ replaying
+
+    def recalled(self, query: str) -> list[dict]:
+        """What the memory recalled for ``query`` when it was recorded (the next recall of it, when it was asked more
+        than once); nothing when the recording holds no recall of it (a recording made with memory off)."""
+        with self._lock:
+            found = self._recalls.get(query)
+            if not found:
+                return []
+            used = self._recalled[query]
+            self._recalled[query] += 1
+            return found[min(used, len(found) - 1)]
 
     def answer(self, request: dict) -> dict:
         """The recorded exchange for this request (the next one, when the same request was recorded more than

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -20,6 +20,11 @@ class MemoryConfig(layered.Section):
     save_wait_s: float = Field(120.0, ge=0, allow_inf_nan=False, description="a number of seconds, zero or more")
     # a project's crews recall only their project's memories (/project/NAME) unless true
     across_projects: bool = Field(False, description="true or false")
+    # none: the memory makes no model call (a task's result is kept as it is, in chunks; recall is by the embedding);
+    # model: CrewAI's own way (the model distils each result, analyses long queries, merges similar memories)
+    analysis: Literal["none", "model"] = Field("none", description="'none' or 'model'")
+    # a CrewAI project's crew gets the shared memory when it asks for memory (memory=True); `always`: every project's
+    projects: Literal["as_asked", "always"] = Field("as_asked", description="'as_asked' or 'always'")
 
     @classmethod
     def load(cls, roots: list[Path]) -> MemoryConfig:

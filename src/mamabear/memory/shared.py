@@ -53,6 +53,46 @@ class _Recorded:
         return getattr(self._storage, name)
 
 
+CHUNK_CHARS = 1000  # of a task's result, each kept as one memory (all-MiniLM-L6-v2 reads about 1,000 characters)
+
+
+def result_chunks(content: str, size: int = CHUNK_CHARS) -> list[str]:
+    """What a task produced (the ``Result:`` part of CrewAI's save text), in chunks of about ``size`` characters cut
+    at paragraph, then line, then word boundaries."""
+    text = content.split("\nResult: ", 1)[1] if "\nResult: " in content else content
+    text = text.strip()
+    chunks: list[str] = []
+    current = ""
+    for piece in _pieces(text, size):
+        if current and len(current) + len(piece) + 2 > size:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n\n{piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """The text's paragraphs, each cut further (lines, then words) when longer than ``size``."""
+    pieces: list[str] = []
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        if not paragraph:
+            continue
+        if len(paragraph) <= size:
+            pieces.append(paragraph)
+            continue
+        words, line = paragraph.split(), ""
+        for word in words:
+            if line and len(line) + len(word) + 1 > size:
+                pieces.append(line)
+                line = ""
+            line = f"{line} {word}" if line else word[:size]
+        if line:
+            pieces.append(line)
+    return pieces
+
+
 def no_model() -> Any:
     """The memory's model when none is wanted (the ``memory`` commands): any call fails at once, here.
 
@@ -80,6 +120,7 @@ def make_memory(
     events: MemoryEvents | None = None,
     warm: bool = False,
     project: str | None = None,
+    tape: Any = None,
 ) -> Any:
     """CrewAI's Memory for the CLI (no crew) or for a run of a crew in a memory mode.
 
@@ -87,6 +128,10 @@ def make_memory(
     its project's memories; with memory.yaml's ``across_projects`` it saves and recalls as a packaged crew does.
 
     ``warm``: load the embedding model now (a run, whose first task recalls), not at the first text to embed.
+
+    ``tape``: the run's recording (llm.tape.Tape): each recall is written to it, and on replay answered from it (what
+    was recalled then, whatever the store holds now), so a memory-on run replays the requests it recorded; a replay
+    saves nothing. With memory.yaml's ``analysis: none`` (the default) the memory makes no model call at all.
     """
     from crewai.memory.unified_memory import Memory
     from pydantic import model_serializer
@@ -102,6 +147,8 @@ def make_memory(
     crew_scope = f"{home}/crew/{crew}" if crew else None
     recall_root = crew_scope if mode == "isolated" else (home or None)
     redact = Redactor.for_settings(settings)  # secrets and sensitive data never reach the memory
+    thinking = config.analysis == "model"  # the model distils, analyses and merges (CrewAI's way); else no model call
+    replaying = tape is not None and tape.replaying
 
     class SharedMemory(Memory):
         save_wait_s: ClassVar[float] = config.save_wait_s  # the longest anything waits for memories still being saved
@@ -113,12 +160,22 @@ def make_memory(
             return False
 
         def remember(self, content: str, *args: Any, **kwargs: Any) -> Any:
+            if replaying:  # a replay changes no memory (its agents keep their memory tools, as recorded)
+                return None
             return super().remember(redact(content) or "", *args, **kwargs)
 
         def remember_many(self, contents: list[str], *args: Any, **kwargs: Any) -> Any:
+            if replaying:
+                return []
             contents = [redact(c) or "" for c in contents]
             kwargs["root_scope"] = kwargs.get("root_scope") or crew_scope
+            if not thinking and not args:  # filed where the configuration says, not where a model's answer does
+                kwargs = {"scope": "/", "categories": ["task_result"], "importance": self.default_importance, **kwargs}
             return super().remember_many(contents, *args, **kwargs)
+
+        def extract_memories(self, content: str) -> list[str]:
+            """A task's result to keep: with ``analysis: none`` the result itself, in chunks (no model call)."""
+            return super().extract_memories(content) if thinking else result_chunks(content)
 
         def drain_writes(self) -> None:
             """Wait for the memories still being saved, but not for ever: a save stuck in its model call or its store
@@ -132,7 +189,16 @@ def make_memory(
                 events.note("memory_failed", f"warning: {len(running)} memory save(s) still running after {config.save_wait_s:g}s; going on without them", {})
 
         def recall(self, query: str, *args: Any, **kwargs: Any) -> Any:
-            matches = super().recall(query, *args, **kwargs)
+            from crewai.memory.types import MemoryMatch
+
+            if not thinking:
+                kwargs["depth"] = "shallow"  # by the embedding alone: CrewAI's deep recall asks a model first
+            if replaying:
+                matches = [MemoryMatch.model_validate(m) for m in tape.recalled(redact(query) or "")]
+            else:
+                matches = super().recall(query, *args, **kwargs)
+                if tape is not None:
+                    tape.record_recall(redact(query) or "", [m.model_dump(mode="json") for m in matches])
             if events is not None and matches:
                 events.note(
                     "memory_recalled",
@@ -153,5 +219,7 @@ def make_memory(
         "root_scope": recall_root,
         "query_analysis_threshold": config.query_analysis_threshold,
     }
-    options["llm"] = llm if llm is not None else no_model()
+    if not thinking:  # no model: nothing a model would decide (merging similar memories) is asked of one
+        options["consolidation_threshold"] = 1.0
+    options["llm"] = llm if llm is not None and thinking else no_model()
     return SharedMemory(**options)
