@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import killed_at, resumed_without_repeats
 
 
@@ -159,3 +161,21 @@ def test_a_public_style_crew_py_keeps_its_output_model_context_and_per_agent_llm
     assert "Otters hold hands; otters use tools." in report["text"] and report["model"] == "gpt-4o-mini"
     assert '"points"' in report["text"]  # CrewAI told the model the output model's schema
     assert json.loads(result.json()["output"]) == {"title": "Otters", "points": ["hold hands", "use tools"]}
+
+
+@pytest.mark.memory_on
+def test_a_project_that_asks_for_no_memory_gets_none_and_one_that_asks_gets_the_shared_one(cli, fake, template_project):
+    """The template's crew.py sets no memory: under mamabear, as under `crewai run`, its agents get no memory tools and
+    no recall. memory.yaml's `projects: always` gives every project's crew the shared memory."""
+    run = ["run", "-i", "topic=otters", "-i", "current_year=2026", "--base-url", fake.url, "--json", "--quiet"]
+    plain = cli(*run)
+    assert plain.code == 0, plain.err
+    assert len(fake.chat_requests) == 2  # one call per task, as plain CrewAI makes
+    assert not any("memory" in json.dumps(r["body"].get("tools", [])) for r in fake.chat_requests)
+    assert plain.json()["memory"] == {"saved": [], "recalled": []}
+    Path("config").mkdir(exist_ok=True)
+    Path("config/memory.yaml").write_text("projects: always\n")
+    fake.reset()
+    shared = cli(*run, "--no-cache")
+    assert shared.code == 0, shared.err
+    assert any("search_memory" in json.dumps(r["body"].get("tools", [])) for r in fake.chat_requests)

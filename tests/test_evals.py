@@ -114,6 +114,18 @@ def test_an_eval_recorded_once_replays_in_ci_with_no_request_and_the_same_figure
     assert replayed.json()["cost_usd"] == 0
 
 
+def test_an_eval_replay_that_misses_exits_2_naming_the_case_never_a_pass(cli, fake, isolated, project, tmp_path):
+    answers(fake)
+    tape = tmp_path / "facts.jsonl"
+    recorded = cli("eval", "--cases", "evals/facts.yaml", "--model", "openai/gpt-4.1-mini", "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
+    assert recorded.code == 0, recorded.err
+    lines = tape.read_text().splitlines()
+    tape.write_text("\n".join(lines[: len(lines) // 2]) + "\n")  # a recording that lacks what later requests ask
+    replayed = cli("eval", "--cases", "evals/facts.yaml", "--model", "openai/gpt-4.1-mini", "--replay", str(tape), "--json", "--quiet")
+    assert replayed.code == 2, replayed.out
+    assert "case '" in replayed.err and "asked the model something" in replayed.err and "Traceback" not in replayed.err
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [

@@ -111,7 +111,17 @@ def build_project(crew: Any, plan: Any, catalog: Catalog, parts: Any, checkpoint
         raise UsageError(f"{source}: its crew's tasks are not config/tasks.yaml's, in its order; crew.py must build them from there, in that order.")
     guard_side_calls(crew)
     crew.checkpoint = checkpoint
+    if not _wants_memory(crew, parts):
+        parts.memory = None  # nothing recalled, nothing saved: not even the run's result
     crew.memory = parts.memory or False
     crew.create_crew_memory()
     positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, plan.tasks, strict=True)}
     return Built(crew=crew, positions=positions, agents=agents)
+
+
+def _wants_memory(crew: Any, parts: Any) -> bool:
+    """Whether a project's crew gets the shared memory: when it asks for memory (``memory=True`` or a Memory of its
+    own), as under `crewai run`, or when memory.yaml's ``projects: always`` says every project's does."""
+    from mamabear.memory.config import MemoryConfig
+
+    return bool(crew.memory) or MemoryConfig.load(parts.roots).projects == "always"

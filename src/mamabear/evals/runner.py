@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mamabear.config.limits import Limits
 from mamabear.engine.services import Services
+from mamabear.errors import EXIT_USAGE, UsageError
 from mamabear.evals.cases import Case, CaseFile
 from mamabear.evals.checks import Verdict, judge_with, verdicts
 from mamabear.status import Status
@@ -70,7 +71,6 @@ class EvalRun:
 
     def planned(self) -> list[Planned]:
         from mamabear.engine.plan import make_plan
-        from mamabear.errors import UsageError
         from mamabear.mission.start import for_mission
 
         ws, plans = self.ws, []
@@ -109,6 +109,8 @@ class EvalRun:
         work = p.mission.work() if p.mission is not None else None  # a mission's work is made afresh for each run
         tags = {"eval": self.cases.name, "case": p.case.name}
         ended = Attempt(ws, p.plan, [], Limits(), work=work, tape=self.tape, tags=tags).run()
+        if self.tape is not None and self.tape.replaying and ended.exit_code == EXIT_USAGE:  # a replay that misses is no result
+            raise UsageError(f"case '{p.case.name}' (run {ended.run_id}): {ended.error}")
         spent_before = judge.guard.spent_usd if judge else 0.0
         failed = None if ended.status == Status.COMPLETED else f"{ended.status}: {ended.error or ''}".strip(": ")
         found = verdicts(p.case.checks, ended.output, lambda cmd: _in_sandbox(ws, ended.run_id, cmd), judge_with(judge.llm) if judge else None, failed)
