@@ -52,3 +52,23 @@ def test_a_memory_on_mission_replays_from_its_recording(cli, fake, isolated, tmp
     assert replayed.code == 0, replayed.err
     assert [t["task"] for t in replayed.json()["tasks"]] == [t["task"] for t in recorded.json()["tasks"]]
     assert replayed.json()["mission"]["status"] == "completed" and len(fake.chat_requests) == asked
+
+
+def test_a_call_that_failed_when_recorded_fails_the_same_way_on_replay(cli, fake, isolated, tmp_path):
+    """With analysis: model, the memory's own calls can fail (a server that refuses them) and CrewAI goes on without
+    them; the recording holds the failures, so the replay goes on the same way instead of missing."""
+    from pathlib import Path
+
+    Path("config").mkdir()
+    Path("config/memory.yaml").write_text("analysis: model\n")
+    fake.add(contains="You extract discrete, reusable memory statements", status=400, text="response_format is not supported")
+    tape = tmp_path / "research.jsonl"
+    args = ["run", "research", "-i", "topic=honey bees", "--model", "openai/gpt-4.1-mini"]
+    recorded = cli(*args, "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
+    assert recorded.code == 0, recorded.err
+    failures = [json.loads(line) for line in tape.read_text().splitlines() if '"error":' in line]
+    assert any("response_format is not supported" in f["error"] for f in failures)  # and answers that did not fit
+    asked = len(fake.chat_requests)
+    replayed = cli(*args, "--base-url", UNREACHABLE, "--replay", str(tape), "--json", "--quiet")
+    assert replayed.code == 0, replayed.err
+    assert replayed.json()["output"] == recorded.json()["output"] and len(fake.chat_requests) == asked

@@ -21,6 +21,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crewai.hooks.dispatch import HookAborted
+
 from mamabear.compat.crewai import call_arguments, own_rate_limit_retry_off, token_usage
 from mamabear.config.durations import fmt_seconds
 from mamabear.config.models import RetryPolicy, provider_of
@@ -295,7 +297,14 @@ class ResilientCalls:
             if cached is not None:
                 return cached
         with own_rate_limit_retry_off():
-            result, answered_by, tokens_in, tokens_out, cost = self._call_chain(control, args, kwargs)
+            try:
+                result, answered_by, tokens_in, tokens_out, cost = self._call_chain(control, args, kwargs)
+            except HookAborted:  # a stop of the run or of the step, not the call's failure
+                raise
+            except Exception as exc:
+                if control.tape is not None:  # a failure its caller may live with (the memory's): replayed as it was
+                    control.tape.record_failure(self._tape_request(asked), _error_line(exc))
+                raise
         if key is not None:
             self._to_cache(control, key, named, result, answered_by, tokens_in, tokens_out, cost)
         if control.tape is not None:
@@ -332,7 +341,7 @@ class ResilientCalls:
         """The recorded answer; a request the recording does not hold stops the run (exit 2), saying where it differs.
         ``asked``: the request before screenshots were attached, as recordings key it."""
         from mamabear.llm.cached_reply import decode
-        from mamabear.llm.tape import ReplayMiss
+        from mamabear.llm.tape import RecordedFailure, ReplayMiss
 
         assert control.tape is not None
         control.guard.check()
@@ -344,6 +353,8 @@ class ResilientCalls:
             control.guard.request_stop(Status.FAILED, f"--replay: {exc}", EXIT_USAGE)
             control.guard.check()
             raise
+        if "error" in entry:
+            raise RecordedFailure(entry["error"])
         result = decode(entry["reply"], named.get("response_model"))
         if result is None:
             control.guard.request_stop(Status.FAILED, f"--replay: the answer recorded for task '{request['task']}' cannot be read back here", EXIT_USAGE)

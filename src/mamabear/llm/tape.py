@@ -27,6 +27,10 @@ class ReplayMiss(Exception):
     """A request the tape does not hold; ``str()`` is the sentence for the user."""
 
 
+class RecordedFailure(Exception):
+    """A call that failed when it was recorded, failing the same way on replay (its caller may live with it)."""
+
+
 class Tape:
     def __init__(self, path: Path, replaying: bool, redact: Any = None) -> None:
         """``redact(text)``: the run's redactor, applied to what is written."""
@@ -90,31 +94,27 @@ class Tape:
         return request_key({k: v for k, v in request.items() if k not in ("task", "agent", "tools")})
 
     def record(self, request: dict, reply: dict, model: str, tokens_in: int, tokens_out: int, cost_usd: float) -> None:
-        request = self._redacted(request)
-        with self._lock:
-            self._count += 1
-            entry = {
-                "n": self._count,
-                "key": self.key(request),
-                **{k: request.get(k) for k in ("task", "agent")},
-                "model": model,
-                "request": {k: request.get(k) for k in ("model", "messages", "tools")},
-                "reply": reply,
-                "tokens_in": tokens_in,
-                "tokens_out": tokens_out,
-                "cost_usd": cost_usd,
-                "at": round(time.time(), 3),
-            }
-            text = self.redact(json.dumps(entry, ensure_ascii=False, default=str))
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(text + "\n")
+        self._exchange(request, {"model": model, "reply": reply, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost_usd})
+
+    def record_failure(self, request: dict, error: str) -> None:
+        """A call that failed for good (every try, every fallback): a replay fails it the same way, so a caller that
+        went on without its answer (the memory falls back to defaults) goes on the same way."""
+        self._exchange(request, {"model": request.get("model"), "error": error})
 
     def record_recall(self, query: str, matches: list[dict]) -> None:
         """What the memory recalled for ``query`` (its records and scores), so a replay recalls the same."""
+        self._append({"kind": "recall", "query": query, "matches": matches})
+
+    def _exchange(self, request: dict, outcome: dict) -> None:
+        request = self._redacted(request)
+        who = {k: request.get(k) for k in ("task", "agent")}
+        self._append({"key": self.key(request), **who, "request": {k: request.get(k) for k in ("model", "messages", "tools")}, **outcome})
+
+    def _append(self, entry: dict) -> None:
+        """One line of the recording, numbered, stamped and redacted."""
         with self._lock:
             self._count += 1
-            entry = {"n": self._count, "kind": "recall", "query": query, "matches": matches, "at": round(time.time(), 3)}
-            text = self.redact(json.dumps(entry, ensure_ascii=False, default=str))
+            text = self.redact(json.dumps({"n": self._count, **entry, "at": round(time.time(), 3)}, ensure_ascii=False, default=str))
             with open(self.path, "a", encoding="utf-8") as out:
                 out.write(text + "\n")
 
