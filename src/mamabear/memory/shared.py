@@ -196,7 +196,7 @@ def make_memory(
             if replaying:
                 matches = [MemoryMatch.model_validate(m) for m in tape.recalled(redact(query) or "")]
             else:
-                matches = super().recall(query, *args, **kwargs)
+                matches = shown(super().recall(query, *args, **{**kwargs, "limit": max(int(kwargs.get("limit") or 5), config.recall_limit) * 3}))
                 if tape is not None:
                     tape.record_recall(redact(query) or "", [m.model_dump(mode="json") for m in matches])
             if events is not None and matches:
@@ -206,6 +206,18 @@ def make_memory(
                     {"query": query, "ids": [m.record.id for m in matches], "scores": [round(m.score, 4) for m in matches]},
                 )
             return matches
+
+    def shown(matches: list[Any]) -> list[Any]:
+        """What a task is shown of a recall: not the run's own results (its tasks' context has them), the most
+        relevant ``recall_limit``, each cut at ``recall_chars``."""
+        earlier = [m for m in matches if run_id is None or (m.record.metadata or {}).get("run_id") != run_id]
+        kept = []
+        for match in earlier[: config.recall_limit]:
+            content = match.record.content
+            if len(content) > config.recall_chars:
+                content = content[: config.recall_chars].rsplit(" ", 1)[0] + " ..."
+            kept.append(match.model_copy(update={"record": match.record.model_copy(update={"content": content})}))
+        return kept
 
     if run_id is not None and events is not None:
         storage = _Recorded(storage, run_id, events)
