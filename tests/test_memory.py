@@ -266,3 +266,17 @@ def test_a_long_result_is_kept_in_chunks_cut_at_paragraphs():
     assert "\n\n".join(chunks) == "\n\n".join(p.strip() for p in paragraphs)  # nothing lost, nothing added
     assert result_chunks("Task: t\nResult: " + "x" * 2500) == ["x" * 1000]  # one word longer than a chunk: its first 1,000
     assert result_chunks("Task: t\nResult: " + "word " * 500) == ["word " * 199 + "word", "word " * 199 + "word", "word " * 99 + "word"]
+
+
+def test_a_task_is_shown_the_most_relevant_earlier_memories_within_a_budget_and_not_its_own_runs(cli, fake, isolated):
+    """The run's own results are its tasks' context already; what is shown of earlier ones is bounded."""
+    long_fact = "Otters use stones as tools to crack open shellfish. " * 40  # about 2,000 characters
+    assert cli("memory", "add", long_fact.strip()).code == 0
+    first = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    assert first.code == 0, first.err
+    own = {s["id"] for s in first.json()["memory"]["saved"]}
+    recalled = [i for r in first.json()["memory"]["recalled"] for i in r["ids"]]
+    assert recalled and not own & set(recalled)  # it never recalled what it had just saved itself
+    prompts = [r["text"] for r in fake.chat_requests if "Current Task" in r["text"]]
+    shown = [p[p.find("Otters use stones") :] for p in prompts if "Otters use stones" in p]
+    assert shown and all(p.count("Otters use stones") <= 20 for p in shown)  # cut to the budget (1,000 characters)

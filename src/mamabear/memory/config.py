@@ -23,9 +23,9 @@ class MemoryConfig(layered.Section):
     # none: the memory makes no model call (a task's result is kept as it is, in chunks; recall is by the embedding);
     # model: CrewAI's own way (the model distils each result, analyses long queries, merges similar memories)
     analysis: Literal["none", "model"] = Field("none", description="'none' or 'model'")
-    # what a task is shown of what was recalled: at most this many memories, each cut at this many characters
+    # what a task is shown of what was recalled: at most this many memories, this many characters in all
     recall_limit: int = Field(5, ge=1, description="a whole number of at least 1")
-    recall_chars: int = Field(300, ge=50, description="a whole number of at least 50")
+    recall_chars: int = Field(1000, ge=50, description="a whole number of at least 50")
     # a CrewAI project's crew gets the shared memory when it asks for memory (memory=True); `always`: every project's
     projects: Literal["as_asked", "always"] = Field("as_asked", description="'as_asked' or 'always'")
 

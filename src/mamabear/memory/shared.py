@@ -208,14 +208,17 @@ def make_memory(
             return matches
 
     def shown(matches: list[Any]) -> list[Any]:
-        """What a task is shown of a recall: not the run's own results (its tasks' context has them), the most
-        relevant ``recall_limit``, each cut at ``recall_chars``."""
+        """What a task is shown of a recall: not the run's own results (its tasks' context has them); the most relevant
+        first, at most ``recall_limit``, within ``recall_chars`` in all (the last one shown cut to fit)."""
         earlier = [m for m in matches if run_id is None or (m.record.metadata or {}).get("run_id") != run_id]
-        kept = []
+        kept, room = [], config.recall_chars
         for match in earlier[: config.recall_limit]:
             content = match.record.content
-            if len(content) > config.recall_chars:
-                content = content[: config.recall_chars].rsplit(" ", 1)[0] + " ..."
+            if room < 40:  # too little left to say anything
+                break
+            if len(content) > room:
+                content = content[:room].rsplit(" ", 1)[0] + " ..."
+            room -= len(content)
             kept.append(match.model_copy(update={"record": match.record.model_copy(update={"content": content})}))
         return kept
 
