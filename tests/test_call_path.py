@@ -162,6 +162,8 @@ def test_a_tool_using_crew_runs_against_a_server_that_validates_requests_as_llam
 
 @pytest.mark.memory_on
 def test_memory_runs_against_a_server_without_json_schema_by_asking_in_words_once_learnt(cli, fake, isolated):
+    Path("config").mkdir()
+    Path("config/memory.yaml").write_text("analysis: model\n")  # the memory's own model calls (CrewAI's way)
     fake.strict, fake.json_schema = True, False  # llama-cpp-python: text and json_object only
     fake.add(contains="It must match this JSON schema", text='Here it is:\n```json\n{"keep": true, "memories": [],}\n```')
     result = cli("run", "research", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")

@@ -114,6 +114,23 @@ def test_an_eval_recorded_once_replays_in_ci_with_no_request_and_the_same_figure
     assert replayed.json()["cost_usd"] == 0
 
 
+@pytest.mark.memory_on
+def test_a_memory_on_eval_replays_with_the_same_figures_though_the_memory_changed(cli, fake, isolated, project, tmp_path):
+    """The README's CI recipe with the default memory on: record once, then replay; the memory filled meanwhile by the
+    recorded runs (and more) recalls nothing different on replay."""
+    answers(fake)
+    tape = tmp_path / "facts.jsonl"
+    model = ["--model", "openai/gpt-4.1-mini"]
+    recorded = cli("eval", "--cases", "evals/facts.yaml", *model, "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
+    assert recorded.code == 0, recorded.err
+    assert cli("memory", "add", "Owls can turn their heads 270 degrees.").code == 0
+    asked = len(fake.chat_requests)
+    replayed = cli("eval", "--cases", "evals/facts.yaml", *model, "--replay", str(tape), "--json", "--quiet")
+    assert replayed.code == 0, replayed.err
+    keep = ("pass_rate", "score", "runs")
+    assert {k: replayed.json()[k] for k in keep} == {k: recorded.json()[k] for k in keep} and len(fake.chat_requests) == asked
+
+
 def test_an_eval_replay_that_misses_exits_2_naming_the_case_never_a_pass(cli, fake, isolated, project, tmp_path):
     answers(fake)
     tape = tmp_path / "facts.jsonl"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,9 +18,23 @@ from redisserver import RedisServer
 pytestmark = pytest.mark.memory_on  # memory makes model calls of its own: they must read like the agents'
 
 
+@pytest.fixture(autouse=True)
+def memory_that_calls_models(isolated, tmp_path, monkeypatch):  # noqa: ANN001
+    """memory.yaml's analysis: model (CrewAI's way; the default makes no memory call): these tests read those calls."""
+    root = tmp_path / "memory-analysis"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "memory.yaml").write_text("analysis: model\n")
+    monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(root))
+
+
 def mamabear(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mamabear", *args], capture_output=True, text=True, cwd=REPO, timeout=180, env=subprocess_env(MAMABEAR_HOME=str(home))
+        [sys.executable, "-m", "mamabear", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=180,
+        env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CONFIG_DIR=os.environ["MAMABEAR_CONFIG_DIR"]),
     )
 
 
@@ -63,7 +78,7 @@ def test_answers_from_the_cache_are_attributed_like_calls(fake, tmp_path):
                 text=True,
                 cwd=REPO,
                 timeout=180,
-                env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CACHE_URL=redis.url),
+                env=subprocess_env(MAMABEAR_HOME=str(home), MAMABEAR_CACHE_URL=redis.url, MAMABEAR_CONFIG_DIR=os.environ["MAMABEAR_CONFIG_DIR"]),
             )
             assert done.returncode == 0, done.stderr
     calls = json.loads(mamabear(home, "runs", "show", json.loads(done.stdout)["run_id"], "--json").stdout)["llm_calls"]

@@ -71,7 +71,10 @@ def test_a_signal_that_lands_on_another_thread_stops_a_run_whose_main_thread_is_
     # The memory's save of task 1 hangs in its model call, so task 2's recall blocks the main thread
     # in CrewAI's drain_writes (a lock wait), as a memory store stuck on a full disk did.
     fake.add(contains="You extract discrete, reusable memory statements", delay=120)
-    proc = start_mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet")
+    project = isolated.parent / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "memory.yaml").write_text("analysis: model\n")  # the memory's own model calls (CrewAI's way)
+    proc = start_mamabear(isolated, "run", "research", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=project)
     wait_for(lambda: [r for r in fake.chat_requests if "extract discrete" in r["text"]], what="the memory's save call")
     time.sleep(1.0)  # the main thread reaches the recall and waits
     _signal_thread(proc.pid, _threads_other_than_main(proc.pid)[-1], signal.SIGTERM)
@@ -101,7 +104,7 @@ def test_no_tool_starts_once_the_run_is_out_of_budget(cli, fake, isolated, tmp_p
 def test_a_memory_save_stuck_in_its_model_call_does_not_hold_the_run(cli, fake, isolated, tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / "config").mkdir(parents=True)
-    (project / "config" / "memory.yaml").write_text("save_wait_s: 2\n")
+    (project / "config" / "memory.yaml").write_text("save_wait_s: 2\nanalysis: model\n")  # a save that asks a model
     monkeypatch.setenv("MAMABEAR_CONFIG_DIR", str(project))
     fake.add(contains="You analyze content to be stored", delay=60, times=1)  # task 1's save hangs in CrewAI's save pool
     started = time.monotonic()
