@@ -209,7 +209,8 @@ def make_memory(
 
     def shown(matches: list[Any]) -> list[Any]:
         """What a task is shown of a recall: not the run's own results (its tasks' context has them); the most relevant
-        first, at most ``recall_limit``, within ``recall_chars`` in all (the last one shown cut to fit)."""
+        first, at most ``recall_limit``, within ``recall_chars`` in all (the last one shown cut to fit); each memory's
+        words alone (CrewAI would list its categories and every metadata key, the run id among them, in the prompt)."""
         earlier = [m for m in matches if run_id is None or (m.record.metadata or {}).get("run_id") != run_id]
         kept, room = [], config.recall_chars
         for match in earlier[: config.recall_limit]:
@@ -219,7 +220,8 @@ def make_memory(
             if len(content) > room:
                 content = content[:room].rsplit(" ", 1)[0] + " ..."
             room -= len(content)
-            kept.append(match.model_copy(update={"record": match.record.model_copy(update={"content": content})}))
+            record = match.record.model_copy(update={"content": content, "metadata": {}, "categories": []})  # its words alone
+            kept.append(match.model_copy(update={"record": record}))
         return kept
 
     if run_id is not None and events is not None:
