@@ -84,3 +84,45 @@ def test_what_is_left_of_a_cut_secret_is_masked_but_a_longer_word_is_not() -> No
     assert redact(f"{SECRET}{SECRET[:7]}") == "[REDACTED][REDACTED]"
     assert redact(f"{SECRET[:12]}X9") == f"{SECRET[:12]}X9"  # another word that starts alike is not a cut secret
     assert redact.referenced(f"use {SECRET} not {SECRET[:8]}") == "use ${OPENAI_API_KEY} not [REDACTED]"
+
+
+def test_a_secret_an_agent_re_encodes_is_masked_in_everything_stored(cli, fake, isolated, monkeypatch) -> None:
+    """Found in the pool review: `printf %s "$SECRET" | base64` (or `| rev`) left the encoded key in tasks.output,
+    tool_calls.output and sandbox_actions.output."""
+    from mamabear.config.redact import encoded
+    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER
+
+    monkeypatch.setenv("ACME_API_TOKEN", SECRET)
+    commands = [f'printf %s "{SECRET}" | base64', f'printf %s "{SECRET}" | rev', f"printf %s \"{SECRET}\" | od -An -tx1 | tr -d ' \\n'"]
+    fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
+    for command in commands:
+        fake.add(task="Write the greeting file", times=1, tool_calls=[{"name": "bash", "arguments": {"command": command}}])
+    fake.add(task="Write the greeting file", times=1, tool_calls=[{"name": "file_create", "arguments": {"path": "hello.txt", "file_text": "hi\n"}}])
+    fake.add(task="Write the greeting file", times=1, text="Encoded it three ways, and wrote hello.txt.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    answers = [r["text"] for r in fake.chat_requests if "Write the greeting file" in r["task"]]
+    forms = encoded(SECRET)
+    assert answers[-1].count("[REDACTED]\n[exit code 0]") == 3  # each command's output was the secret, encoded: masked
+    assert not [form for form in forms for text in answers if form in text]  # even the model is not shown it
+    shown = cli("runs", "show", result.json()["run_id"], "--json").out + cli("runs", "logs", result.json()["run_id"], "--json").out
+    assert not [form for form in forms if form in shown]
+    stored = [p for form in forms for p in files_holding(isolated, form.encode())]
+    assert stored == [], stored
+
+
+def test_each_common_encoding_of_a_secret_is_masked() -> None:
+    import base64
+    from urllib.parse import quote
+
+    from mamabear.config.redact import Redactor
+
+    secret = "p@ss/w0rd+Long:9"
+    redact = Redactor({"DB_PASSWORD": secret})
+    raw = secret.encode()
+    forms = (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("="), raw.hex(), raw.hex().upper(), quote(secret, safe=""))
+    for form in (*forms, secret[::-1]):
+        assert redact(f"out: {form}\n") == "out: [REDACTED]\n", form
+    assert redact("plain words stay") == "plain words stay"
+    assert Redactor({"DB_PASSWORD": secret}).referenced(f"use {secret}") == "use ${DB_PASSWORD}"  # a reference still

@@ -1,18 +1,20 @@
 """Keep secrets and personal data out of everything mamabear writes: traces, logs, progress, the run store and memory.
 
 Always masked: the values of environment variables whose names look secret (KEY, TOKEN,
-SECRET, PASSWORD, CREDENTIAL). ``config/privacy.yaml`` adds more variables and regular
+SECRET, PASSWORD, CREDENTIAL), and those values re-encoded (base64, hex, URL-encoded, reversed). ``config/privacy.yaml`` adds more variables and regular
 expressions for personal data (e-mail addresses, phone numbers, customer ids).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mamabear.errors import ConfigError, UsageError
 
@@ -27,7 +29,9 @@ class Redactor:
     def __init__(self, env: Mapping[str, str], min_length: int = 8, names: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
         extra = set(names)
         self._names = {v: k for k, v in sorted(env.items()) if (_SECRET_NAME.search(k) or k in extra) and v and len(v) >= min_length}
-        parts = [re.escape(v) for v in sorted(self._names, key=len, reverse=True)] + [f"(?:{p})" for p in patterns]
+        # A secret an agent re-encoded (`printf %s "$KEY" | base64`, `| xxd -p`, `| rev`, a URL) is the secret still.
+        forms = {form for secret in self._names for form in encoded(secret)} - set(self._names)
+        parts = [re.escape(v) for v in sorted({*self._names, *forms}, key=len, reverse=True)] + [f"(?:{p})" for p in patterns]
         self._pattern = re.compile("|".join(parts)) if parts else None
 
     @classmethod
@@ -81,6 +85,15 @@ class Redactor:
             return text
         text = self._pattern.sub(lambda m: f"${{{self._names[m.group(0)]}}}" if m.group(0) in self._names else MASK, text)
         return self._fragments_masked(text)
+
+
+def encoded(secret: str) -> set[str]:
+    """The forms a secret takes when a command or a model re-encodes it: base64 (standard and URL-safe, with and
+    without its padding), hex (either case), URL-encoded, reversed. Forms shorter than 8 characters are left out."""
+    raw = secret.encode()
+    b64, safe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    forms = {b64, b64.rstrip("="), safe, safe.rstrip("="), raw.hex(), raw.hex().upper(), quote(secret, safe=""), secret[::-1]}
+    return {form for form in forms if len(form) >= 8}
 
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
