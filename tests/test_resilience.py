@@ -201,7 +201,7 @@ def test_checkpoints_hold_no_key_and_a_resume_uses_the_real_one(cli, fake, isola
     assert result.code == 3
     run_id = result.json()["run_id"]
     files = list((isolated / "checkpoints" / run_id).glob("*/*.json"))
-    assert files and all(secret not in f.read_text() and "[REDACTED]" in f.read_text() for f in files)
+    assert files and all(secret not in f.read_text() and "${MAMABEAR_API_KEY}" in f.read_text() for f in files)  # a reference
 
     fake.reset()
     assert cli("resume", run_id, "--budget-tokens", "100000000", "--quiet").code == 0

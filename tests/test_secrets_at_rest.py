@@ -126,3 +126,25 @@ def test_each_common_encoding_of_a_secret_is_masked() -> None:
         assert redact(f"out: {form}\n") == "out: [REDACTED]\n", form
     assert redact("plain words stay") == "plain words stay"
     assert Redactor({"DB_PASSWORD": secret}).referenced(f"use {secret}") == "use ${DB_PASSWORD}"  # a reference still
+
+
+def test_a_resumed_run_is_given_the_real_values_never_the_mask(fake, isolated) -> None:
+    """A secret in task 1's output (from its input) is stored as ${ACME_API_TOKEN}; after a stop and a resume, the next
+    tasks' prompts hold the value again, as attempt 1's would have, not `[REDACTED]`."""
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), ACME_API_TOKEN=SECRET)
+    fake.add(task="Research", times=1, text=f"Rotate {SECRET} first.")
+    fake.add(task="Check every claim", delay=30.0, times=1)  # outlives the time limit: the run stops after task 1
+    run = [sys.executable, "-m", "mamabear", "run", "research", "-i", "topic=key rotation", "--base-url", fake.url, "--quiet"]
+    stopped = subprocess.run([*run, "--max-duration", "12s"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    assert stopped.returncode == 4, stopped.stderr
+    assert files_holding(isolated, SECRET.encode()) == []
+    run_id = json.loads(subprocess.run([sys.executable, "-m", "mamabear", "runs", "list", "--json"], capture_output=True, text=True, cwd=REPO, env=env).stdout)[
+        0
+    ]["id"]
+    before = len(fake.chat_requests)
+    resumed = subprocess.run([sys.executable, "-m", "mamabear", "resume", run_id, "--quiet"], capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    later = [r["text"] for r in fake.chat_requests[before:] if "Current Task" in r["text"]]
+    assert later and all(SECRET in text for text in later)  # task 1's output, as context, with the real value
+    assert not any("[REDACTED]" in text or "${ACME_API_TOKEN}" in text for text in later)
+    assert files_holding(isolated, SECRET.encode()) == []

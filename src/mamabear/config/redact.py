@@ -96,6 +96,11 @@ def encoded(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= 8}
 
 
+def dereferenced_json(text: str, env: Mapping[str, str], what: str) -> str:
+    """As ``dereferenced``, in JSON text (a checkpoint): each value put back JSON-escaped."""
+    return dereferenced(text, {k: json.dumps(v)[1:-1] for k, v in env.items()}, what)
+
+
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

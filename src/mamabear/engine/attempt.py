@@ -315,14 +315,14 @@ class Attempt:
         self.phase("restoring the checkpoint" if self.restore_from is not None else "building the agents")
         with shared_tls():
             if self.restore_from is not None:
-                built = parts.reattach(checkpoints.restore(self.restore_from), ws.catalog)
+                built = parts.reattach(checkpoints.restore(self.restore_from, ws.settings.env), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
             elif plan.crew.built_by_project and (project := project_crew(plan.crew.source, ws.roots)) is not None:
                 built = build_project(project, plan, ws.catalog, parts, checkpoints.config())
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())
             if self.resume:
-                with_stored_outputs(built.crew, self.store.tasks(self.run_id))
+                with_stored_outputs(built.crew, self.store.tasks(self.run_id), ws.settings.env)
         tracker.attach(built)
         guard.start_clock(self.started_at)
         self.watchdog.start()

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -125,7 +126,7 @@ class Checkpoints:
 
     def config(self) -> CheckpointConfig:
         provider = SafeJsonProvider()
-        provider._redact = self.redact
+        provider._redact = self.redact.referenced  # a secret as ${NAME}: a restore puts the value back from the environment
         provider._events = self.events
         provider._mirror = self._mirror if self.store is not None else None
         return CheckpointConfig(location=str(self.dir), on_events=["task_completed"], provider=provider, max_checkpoints=KEEP)
@@ -188,10 +189,24 @@ class Checkpoints:
                 if self.events is not None:
                     self.events.note("checkpoint_failed", f"warning: the completed run's checkpoints could not be dropped from the run store ({self.run_id})")
 
-    def restore(self, path: Path) -> Any:
+    def restore(self, path: Path, env: Mapping[str, str] | None = None) -> Any:
+        """The crew of checkpoint ``path``, with the secrets it holds as ``${NAME}`` put back from ``env`` (a variable
+        that is not set now is a usage error, in one sentence)."""
         from crewai import Crew
 
-        return Crew.from_checkpoint(CheckpointConfig(restore_from=str(path)))
+        from mamabear.config.redact import dereferenced_json
+
+        text = path.read_text(encoding="utf-8")
+        whole = dereferenced_json(text, env or {}, f"checkpoint {path.name} of run {self.run_id}")
+        if whole == text:
+            return Crew.from_checkpoint(CheckpointConfig(restore_from=str(path)))
+        fd, tmp = tempfile.mkstemp(prefix="mamabear-restoring-", suffix=".json")  # 0600, outside the home, gone at once
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(whole)
+            return Crew.from_checkpoint(CheckpointConfig(restore_from=tmp))
+        finally:
+            os.unlink(tmp)  # the values were in it only for CrewAI to read
 
 
 def _usable(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mamabear.config.limits import Limits
@@ -78,7 +79,7 @@ def _replanned(base: Services, run: Any, model: str | None, base_url: str | None
     return ws, plan
 
 
-def with_stored_outputs(crew: Any, rows: list[TaskRow]) -> Any:
+def with_stored_outputs(crew: Any, rows: list[TaskRow], env: Mapping[str, str] | None = None) -> Any:
     """The resumed crew with every task the store records as completed given its stored output.
 
     A task is recorded completed a moment before CrewAI's checkpoint of it is on disk; a kill in
@@ -89,7 +90,13 @@ def with_stored_outputs(crew: Any, rows: list[TaskRow]) -> Any:
     """
     from crewai.tasks.task_output import TaskOutput
 
-    done = {row.position: row.output for row in rows if row.status == Status.COMPLETED and row.output is not None}
+    from mamabear.config.redact import dereferenced
+
+    done = {
+        row.position: dereferenced(row.output, env or {}, f"the output of task {row.position} ({row.task})")  # its secrets put back
+        for row in rows
+        if row.status == Status.COMPLETED and row.output is not None
+    }
     filled = False
     for position, task in enumerate(crew.tasks, start=1):
         if task.output is not None:

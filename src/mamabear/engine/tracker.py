@@ -302,7 +302,9 @@ class Tracker:
             task = self.state.task(position)
             if task is None or task.status == Status.COMPLETED:
                 return
-            task.status, task.finished_at, task.output = Status.COMPLETED, finished_at or time.time(), self.redact(output)
+            # A secret in the output is stored as ${NAME}: a resume puts the value back (the next tasks' context), nothing at rest holds it.
+            task.status, task.finished_at = Status.COMPLETED, finished_at or time.time()
+            task.output = self.redact.referenced(output) if output is not None else None
             if task.started_at is None:
                 task.started_at = task.finished_at
             self._tell("task_ended", self.state, task)
