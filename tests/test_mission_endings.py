@@ -74,3 +74,22 @@ def test_max_steps_on_the_resume_of_a_crew_run_is_refused_with_a_sentence(cli, f
     assert ran.code == 3, ran.err
     refused = cli("resume", ran.json()["run_id"], "--max-steps", "5")
     assert refused.code == 2 and "--max-steps is for missions" in refused.err and "Traceback" not in refused.err
+
+
+def test_a_carried_on_mission_gives_a_dependent_item_the_real_value_of_a_secret_in_a_result(cli, fake, isolated, monkeypatch):
+    secret = "tok-7a6b5c4d3e2f1a0b9c8d"
+    monkeypatch.setenv("ACME_API_TOKEN", secret)
+
+    def item(id_: str, after: list[str]) -> dict:
+        return {"id": id_, "title": f"Do {id_}", "specialist": "devops_specialist", "instructions": f"Make {id_}.", "depends_on": after,
+                "criteria": [{"kind": "file", "check": "PLAN.md"}]}  # fmt: skip
+
+    fake.add(contains=PLANNER, times=1, text=json.dumps({"items": [item("a", []), item("b", ["a"])]}))
+    fake.add(task="Do a", times=1, text=f"Made a; the deploy token is {secret}.")
+    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "both are made"}')
+    ended = cli("mission", "make a then b", "--base-url", fake.url, "--max-steps", "2", "--json", "--quiet")
+    assert ended.code == 1 and "reached its limit of 2 steps" in ended.json()["error"], ended.err
+    resumed = cli("resume", ended.json()["run_id"], "--max-steps", "5", "--json", "--quiet")
+    assert resumed.code == 0, resumed.err
+    b = [r["text"] for r in fake.chat_requests if "Do b" in r["task"]]
+    assert b and f"the deploy token is {secret}" in b[0] and "[REDACTED]" not in b[0]

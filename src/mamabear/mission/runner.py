@@ -9,7 +9,7 @@ the run's events (``mission_state``), so the store has every plan version and ve
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -184,7 +184,8 @@ class Mission(RunObserver):
         description, expected = prompts.item_task(item, self.results, action.feedback)
         step = self._add_step(f"{item.id} (try {action.attempt})", item.specialist)
         if sent:
-            spec = {**data, "agent": item.specialist, "description": description, "expected": expected, "max_iter": self._max_iter()}
+            referenced = self.ctx.tracker.redact.referenced  # the worker puts a secret back from its environment
+            spec = {**data, "agent": item.specialist, "description": referenced(description), "expected": expected, "max_iter": self._max_iter()}
             self.note(SENT, f"step {step.position} ({step.task}) sent to the worker pool", spec, step.position)
         return Sent(action, step.position, description, expected)
 
@@ -320,7 +321,8 @@ class Mission(RunObserver):
         course = self.course
         done = sum(record.status == "done" for record in course.items.values())
         progress = f"after step {course.steps}: {done} of {len(course.items)} items done (plan v{course.version})"
-        results = {i: text[: prompts.RESULT_CHARS] for i, text in self.results.items()}
+        referenced = self.ctx.tracker.redact.referenced  # a secret as ${NAME}: a resume gives dependents the value
+        results = {i: referenced(text[: prompts.RESULT_CHARS]) for i, text in self.results.items()}
         state = MissionState(course=self._course_state(), results=results, evidence=self.evidence, max_steps=self.config.max_steps)
         self.ctx.tracker.event("mission_state", progress, data=state.model_dump(mode="json"), replaces=True)  # the mission's checkpoint
 
@@ -328,12 +330,15 @@ class Mission(RunObserver):
         return CourseState.model_validate({k: v for k, v in self.course.to_dict().items() if k != "plan"})  # each plan version is in its event
 
     @classmethod
-    def resumed(cls, store: Store, run_id: str, config: MissionConfig, catalog: Catalog, more_steps: int | None = None) -> Mission:
+    def resumed(
+        cls, store: Store, run_id: str, config: MissionConfig, catalog: Catalog, more_steps: int | None = None, env: Mapping[str, str] | None = None
+    ) -> Mission:
         """The mission as it was after its last completed step (the step cut short is done again; no completed one is).
 
         A mission that ended by itself (stuck, failed, out of steps or re-plans) is carried on: the items done stay
         done, the rest get their tries afresh, the planner its re-plans, and ``more_steps`` more steps are allowed (as
-        many as its limit was, when not given). Without an ending, ``more_steps`` raises the limit from where it is."""
+        many as its limit was, when not given). Without an ending, ``more_steps`` raises the limit from where it is.
+        ``env``: where the secrets the saved results hold as ``${NAME}`` are put back from."""
         run = store.run(run_id)
         goal = str((run.inputs or {}).get("goal", ""))
         mission = cls(goal, config, catalog)
@@ -351,7 +356,10 @@ class Mission(RunObserver):
             if course.version and plan is None:
                 raise UsageError(f"mission {run_id} cannot be resumed: plan v{course.version} is missing from the run store.")
             mission.course = Course.from_dict({**course.model_dump(mode="json"), "plan": plan}, config)
-            mission.results, mission.evidence = dict(state.results), dict(state.evidence)
+            from mamabear.config.redact import dereferenced
+
+            mission.results = {i: dereferenced(text, env or {}, f"the result of item {i} of mission {run_id}") for i, text in state.results.items()}
+            mission.evidence = dict(state.evidence)
             ended = store.last_event(run_id, "mission_finished")
             if ended is not None and ended["id"] > saved["id"]:  # it ended after its last step: carried on
                 mission.carried_on = (ended["data"] or {}).get("status", "failed"), (ended["data"] or {}).get("reason", "")

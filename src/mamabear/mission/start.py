@@ -42,4 +42,4 @@ def for_mission(ws: Services, goal: str, max_steps: int | None = None) -> Missio
 
 def resumed(ws: Services, run_id: str, more_steps: int | None = None) -> Mission:
     """The mission of run ``run_id`` as it was after its last completed step (carried on if it had ended by itself)."""
-    return Mission.resumed(ws.store, run_id, MissionConfig.load(ws.roots), ws.catalog, more_steps)
+    return Mission.resumed(ws.store, run_id, MissionConfig.load(ws.roots), ws.catalog, more_steps, ws.settings.env)

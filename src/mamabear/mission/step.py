@@ -132,6 +132,9 @@ class SentStep:
         return f"step {self.position}"
 
     def kickoff(self, ctx: RunContext) -> str:
+        from mamabear.config.redact import dereferenced
+
         ctx.guard.check()
         spec = self.spec
-        return run_step(ctx, self.catalog, self.position, spec["agent"], spec["description"], spec["expected"], max_iter=spec.get("max_iter")).text
+        description = dereferenced(spec["description"], ctx.parts.settings.env, f"step {self.position}")  # its secrets, as the holder had them
+        return run_step(ctx, self.catalog, self.position, spec["agent"], description, spec["expected"], max_iter=spec.get("max_iter")).text
