@@ -96,6 +96,17 @@ def encoded(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= 8}
 
 
+def put_back_json(text: str, env: Mapping[str, str]) -> str:
+    """The ``${NAME}`` references of secret variables in JSON text replaced by their values where they are set (JSON-
+    escaped); the others left as they are."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return json.dumps(env[name])[1:-1] if _SECRET_NAME.search(name) and env.get(name) else match.group(0)
+
+    return _REFERENCE.sub(value, text)
+
+
 def dereferenced_json(text: str, env: Mapping[str, str], what: str) -> str:
     """As ``dereferenced``, in JSON text (a checkpoint): each value put back JSON-escaped."""
     return dereferenced(text, {k: json.dumps(v)[1:-1] for k, v in env.items()}, what)

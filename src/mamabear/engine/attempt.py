@@ -183,6 +183,7 @@ class Attempt:
             sees=ws.models.takes_images,
             images_root=ws.settings.home / "sandboxes",
             run_id=run_id,
+            env=ws.settings.env,
         )
         self._announce()
         self.link = None

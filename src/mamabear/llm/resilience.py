@@ -16,7 +16,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -191,6 +191,7 @@ class CallControl:
     # failed): the cache does not give this run its own answers back. Otherwise it does: a step cut short by a crash is
     # done again at no cost.
     own_answers_stale: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)  # where a replay puts back the secrets a recording holds as ${NAME}
     # The servers (a base URL, or a provider's own API) that have answered in this run, for any model: one that stops
     # answering is an outage, waited for up to policy.outage_wait; one that never answered is reported after its tries,
     # as a wrong URL is.
@@ -355,7 +356,7 @@ class ResilientCalls:
             raise
         if "error" in entry:
             raise RecordedFailure(entry["error"])
-        result = decode(entry["reply"], named.get("response_model"))
+        result = decode(control.tape.with_values(entry["reply"], control.env), named.get("response_model"))
         if result is None:
             control.guard.request_stop(Status.FAILED, f"--replay: the answer recorded for task '{request['task']}' cannot be read back here", EXIT_USAGE)
             control.guard.check()

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ class RecordedFailure(Exception):
 class Tape:
     def __init__(self, path: Path, replaying: bool, redact: Any = None) -> None:
         """``redact(text)``: the run's redactor, applied to what is written."""
-        self.path, self.replaying, self.redact = Path(path).expanduser(), replaying, redact or (lambda text: text)
+        # A secret is written as ${NAME} (the run store's form), so a replay's outputs read as the recorded run's did.
+        self.path, self.replaying = Path(path).expanduser(), replaying
+        self.redact = getattr(redact, "referenced", None) or redact or (lambda text: text)
         self._lock = threading.Lock()
         self._answers: dict[str, list[dict]] = defaultdict(list)  # key -> its exchanges, in order
         self._used: dict[str, int] = defaultdict(int)  # key -> answers given from it
@@ -119,6 +122,14 @@ class Tape:
                 out.write(text + "\n")
 
     # ------------------------------------------------------------ replaying
+
+    @staticmethod
+    def with_values(reply: dict, env: Mapping[str, str]) -> dict:
+        """A recorded answer with the secrets it holds as ${NAME} put back where the variable is set here (a replay in
+        CI, without the secret, keeps the reference, as the recorded run's store did)."""
+        from mamabear.config.redact import put_back_json
+
+        return json.loads(put_back_json(json.dumps(reply, ensure_ascii=False), env))
 
     def recalled(self, query: str) -> list[dict]:
         """What the memory recalled for ``query`` when it was recorded (the next recall of it, when it was asked more
