@@ -325,3 +325,28 @@ def test_buckets_in_a_redis_that_is_down_are_one_sentence_before_the_run(tmp_pat
     quotas.settle("openai", 10, 20)  # after a paid call, a Redis that went away costs the bucket's accuracy, not the call
     assert QuotaBook("redis+socket:///tmp/r.sock?virtual_host=2", {}).url == "unix:///tmp/r.sock?db=2"
     assert QuotaBook(str(tmp_path / "q.db"), {}).url is None
+
+
+def test_a_quota_redis_that_goes_away_mid_run_is_waited_for_then_each_process_books_alone(monkeypatch) -> None:
+    """A Redis restart used to fail the runs that booked through it ("the quota buckets in Redis cannot be used")."""
+    from redisserver import RedisServer
+
+    monkeypatch.setattr(quota_module, "REDIS_WAIT_S", 1.5)  # a minute, as shipped
+    said: list[str] = []
+
+    def wait(seconds: float, reason: str) -> None:
+        said.append(reason)
+        time.sleep(seconds)
+
+    server = RedisServer().start()
+    quotas = QuotaBook(server.url, {"openai": Quota(rpm=600)})
+    quotas.check()
+    assert quotas.acquire("openai", 10, wait) == 0.0
+    server.stop()
+    started = time.monotonic()
+    quotas.acquire("openai", 10, wait)  # waits for the Redis, then books in this process
+    assert 1.4 <= time.monotonic() - started < 10
+    assert said[0].startswith("quota buckets in Redis (unreachable for") and said[-1].endswith("booking in this process alone from now on")
+    started = time.monotonic()
+    spaced = sum(quotas.acquire("openai", 10, wait) for _ in range(3))  # the limit still holds, here
+    assert spaced >= 0.1 - 1e-3 and time.monotonic() - started < 5

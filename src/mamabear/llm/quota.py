@@ -26,6 +26,7 @@ __all__ = ["Quota", "QuotaBook"]
 
 BUSY_TIMEOUT_S = 5.0  # SQLite's own wait for the write lock, per try
 LOCK_TRIES = 12  # tries of BUSY_TIMEOUT_S each before giving up on a lock someone never releases
+REDIS_WAIT_S = 60.0  # a quota Redis that stops answering mid-run is waited for this long, then each process books alone
 SLACK_S = 1e-6  # a wait this short is float rounding, not a limit: it would only cost another round trip
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (provider TEXT PRIMARY KEY, next_at REAL, level REAL, updated REAL)"
@@ -57,6 +58,8 @@ class QuotaBook:
         self._pid = 0
         self._lock = threading.Lock()  # one connection per book, shared by the run's threads
         self._redis: Any = None
+        self._down_since: float | None = None  # when the quota Redis stopped answering (mid-run)
+        self._local: QuotaBook | None = None  # the buckets of this process alone, once Redis stayed away too long
 
     def check(self) -> None:
         """A UsageError now, before a run starts, when the buckets cannot be reached (Redis down)."""
@@ -109,6 +112,32 @@ class QuotaBook:
         quota = self._quotas.get(provider)
         if quota is None:
             return 0.0, ""
+        if self._local is not None:
+            return self._local._reserve(provider, tokens)
+        if self.url is None:
+            return self._booked(provider, quota, tokens)
+        try:
+            booked = self._booked(provider, quota, tokens)
+        except UsageError:  # the quota Redis went away mid-run: wait for it (bounded), then book here alone
+            return self._without_redis(provider, tokens)
+        self._down_since = None
+        return booked
+
+    def _without_redis(self, provider: str, tokens: int) -> tuple[float, str]:
+        """A quota Redis that stopped answering: the call waits for it, up to REDIS_WAIT_S, then the run books against
+        buckets of its own process (the limits still hold for it, not across machines) rather than fail."""
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        down = now - self._down_since
+        if down < REDIS_WAIT_S:
+            return min(2.0, REDIS_WAIT_S - down) + SLACK_S, f"quota buckets in Redis (unreachable for {down:.0f}s)"
+        import tempfile
+
+        self._local = QuotaBook(Path(tempfile.mkdtemp(prefix="mamabear-quota-")) / "quotas.db", self._quotas, self.clock)
+        return 0.001, f"quota buckets in Redis (unreachable for {down:.0f}s): booking in this process alone from now on"
+
+    def _booked(self, provider: str, quota: Quota, tokens: int) -> tuple[float, str]:
         tokens = max(0, tokens)
 
         def book(conn: _Buckets) -> tuple[float, str]:
