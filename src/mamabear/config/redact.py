@@ -96,35 +96,23 @@ def encoded(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= 8}
 
 
-def put_back_json(text: str, env: Mapping[str, str]) -> str:
-    """The ``${NAME}`` references of secret variables in JSON text replaced by their values where they are set (JSON-
-    escaped); the others left as they are."""
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return json.dumps(env[name])[1:-1] if _SECRET_NAME.search(name) and env.get(name) else match.group(0)
-
-    return _REFERENCE.sub(value, text)
-
-
-def dereferenced_json(text: str, env: Mapping[str, str], what: str) -> str:
-    """As ``dereferenced``, in JSON text (a checkpoint): each value put back JSON-escaped."""
-    return dereferenced(text, {k: json.dumps(v)[1:-1] for k, v in env.items()}, what)
-
-
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def dereferenced(text: str, env: Mapping[str, str], what: str) -> str:
-    """Put back the values ``Redactor.referenced`` took out; a variable that is no longer set is a usage error."""
+def dereferenced(text: str, env: Mapping[str, str], what: str | None, in_json: bool = False) -> str:
+    """Put back the values ``Redactor.referenced`` took out. ``what`` names the text for the error when a variable is
+    no longer set (a usage error); with ``what=None`` such a reference is left as it is (a replay without the secret).
+    ``in_json``: the text is JSON (a checkpoint, a recorded answer), so each value goes in JSON-escaped."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if not _SECRET_NAME.search(name):
             return match.group(0)  # not one of ours: text the user wrote
         if not env.get(name):
+            if what is None:
+                return match.group(0)
             raise UsageError(f"{what} used the value of {name}, which is not set now; set it again to go on.")
-        return env[name]
+        return json.dumps(env[name])[1:-1] if in_json else env[name]
 
     return _REFERENCE.sub(value, text)
 

@@ -194,10 +194,10 @@ class Checkpoints:
         that is not set now is a usage error, in one sentence)."""
         from crewai import Crew
 
-        from mamabear.config.redact import dereferenced_json
+        from mamabear.config.redact import dereferenced
 
         text = path.read_text(encoding="utf-8")
-        whole = dereferenced_json(text, env or {}, f"checkpoint {path.name} of run {self.run_id}")
+        whole = dereferenced(text, env or {}, f"checkpoint {path.name} of run {self.run_id}", in_json=True)
         if whole == text:
             return Crew.from_checkpoint(CheckpointConfig(restore_from=str(path)))
         fd, tmp = tempfile.mkstemp(prefix="mamabear-restoring-", suffix=".json")  # 0600, outside the home, gone at once

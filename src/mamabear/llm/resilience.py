@@ -64,24 +64,22 @@ def is_transient(exc: BaseException) -> bool:
     refused as invalid (a 5xx whose body is a validation report is such a refusal: llama-cpp-python's) or one too long."""
     if refusal(exc) is not None or overflowed(exc):
         return False
-    for item in chain(exc):
-        status = status_of(item)
-        if status is not None:
-            return status in TRANSIENT_STATUS
-        if type(item).__name__ in TRANSIENT_NAMES or isinstance(item, (TimeoutError, ConnectionError)):
-            return True
-    return False
+    return _faulted(exc, TRANSIENT_STATUS, TRANSIENT_NAMES)
 
 
 def is_outage(exc: BaseException) -> bool:
     """A transient fault that says the server is not there: refused or dropped connections, timeouts, 502/503/504."""
-    if not is_transient(exc):
-        return False
+    return is_transient(exc) and _faulted(exc, OUTAGE_STATUS, OUTAGE_NAMES)
+
+
+def _faulted(exc: BaseException, statuses: set[int], names: set[str]) -> bool:
+    """Whether the first HTTP status in the exception's chain is one of ``statuses``, or (with none) an exception of
+    the chain is named in ``names`` or is a timeout or a connection error."""
     for item in chain(exc):
         status = status_of(item)
         if status is not None:
-            return status in OUTAGE_STATUS
-        if type(item).__name__ in OUTAGE_NAMES or isinstance(item, (TimeoutError, ConnectionError)):
+            return status in statuses
+        if type(item).__name__ in names or isinstance(item, (TimeoutError, ConnectionError)):
             return True
     return False
 

@@ -127,9 +127,9 @@ class Tape:
     def with_values(reply: dict, env: Mapping[str, str]) -> dict:
         """A recorded answer with the secrets it holds as ${NAME} put back where the variable is set here (a replay in
         CI, without the secret, keeps the reference, as the recorded run's store did)."""
-        from mamabear.config.redact import put_back_json
+        from mamabear.config.redact import dereferenced
 
-        return json.loads(put_back_json(json.dumps(reply, ensure_ascii=False), env))
+        return json.loads(dereferenced(json.dumps(reply, ensure_ascii=False), env, None, in_json=True))
 
     def recalled(self, query: str) -> list[dict]:
         """What the memory recalled for ``query`` when it was recorded (the next recall of it, when it was asked more
