@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import json
 
-from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, writes_the_greeting
 
 GOAL = "leave a greeting in hello.txt"
 ITEM = "Write the greeting file"
-
-
-def writes_the_greeting(fake) -> None:  # noqa: ANN001 - the fake model server
-    fake.add(task=ITEM, times=1, tool_calls=create("hi\n"))
-    fake.add(task=ITEM, times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
 
 
 def test_a_stuck_mission_is_carried_on_by_resume_once_the_cause_is_fixed(cli, fake, isolated):

@@ -33,6 +33,11 @@ def greet_on_the_second_try(fake) -> None:  # noqa: ANN001 - the fake model serv
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
     fake.add(task="Write the greeting file", times=1, tool_calls=create("bye\n"))  # the first try misses the criterion
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt.")
+    writes_the_greeting(fake)
+
+
+def writes_the_greeting(fake) -> None:  # noqa: ANN001 - the fake model server
+    """The specialist writes hello.txt with hi in one try; the commander confirms the goal."""
     fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
     fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
     fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
@@ -70,9 +75,7 @@ def test_a_planner_that_gives_no_usable_plan_is_asked_once_more_then_the_mission
 
 def test_a_mission_stopped_by_its_budget_resumes_without_repeating_a_completed_step(cli, fake, isolated):
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(fake)
     stopped = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--budget-tokens", "1500", "--json", "--quiet")
     assert stopped.code == 3, stopped.err  # the plan (1,315 tokens) and the item's first call fit; its second call does not
     run_id = stopped.json()["run_id"]
@@ -132,9 +135,7 @@ def killed_in_the_greeting_then_resumed(cli, fake, isolated):  # noqa: ANN001, A
 def test_a_mission_killed_in_the_middle_of_a_step_resumes_with_no_completed_step_repeated(cli, fake, isolated):
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
     fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # the item's first call hangs: SIGKILL then
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(fake)
     run_id, resumed = killed_in_the_greeting_then_resumed(cli, fake, isolated)
     planning = [r for r in fake.chat_requests if PLANNER in r["text"]]
     assert len(planning) == 1  # the planning step completed before the kill: its call is not made again
@@ -213,9 +214,7 @@ def test_an_item_that_keeps_failing_is_re_planned_away_and_the_report_says_it_wa
     fetch = {"id": "fetch", "title": "Fetch the data", "specialist": "research_specialist", "instructions": "Save data.txt."}
     fake.add(contains=PLANNER, times=1, text=json.dumps({"items": [{**fetch, "criteria": [{"kind": "file", "check": "data.txt"}]}]}))
     fake.add(contains="The plan must change", times=1, text=json.dumps(HELLO_PLAN))  # the research cannot be done: greet instead
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(fake)
     result = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
     doc = result.json()
@@ -238,9 +237,7 @@ def test_a_mission_killed_after_a_re_plan_resumes_on_the_second_plan_without_ask
     later = {"items": [{**HELLO_PLAN["items"][0], "depends_on": []}]}
     fake.add(contains="The plan must change", times=1, text=json.dumps(later))
     fake.add(task="Write the greeting file", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(fake)
     run_id, resumed = killed_in_the_greeting_then_resumed(cli, fake, isolated)
     assert len([r for r in fake.chat_requests if PLANNER in r["text"] or "The plan must change" in r["text"]]) == 2  # no plan asked again
     mission = resumed.json()["mission"]

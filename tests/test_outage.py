@@ -40,6 +40,12 @@ def run(cli, server, *extra: str):
     return cli("run", "research", *TOPIC, "--base-url", server.url, "--json", "--quiet", *extra)
 
 
+def timed_run(cli, server):  # noqa: ANN001, ANN201 - the fixtures; (the CLI's Result, the seconds it took)
+    started = time.monotonic()
+    result = run(cli, server)
+    return result, time.monotonic() - started
+
+
 def answered(server, task: str) -> list[dict]:
     return [r for r in server.chat_requests if task in r["task"] and r["status"] == 200]
 
@@ -110,9 +116,7 @@ def test_a_server_restart_mid_run_is_ridden_out(cli, server):
     """Down for 18 s after the first answer (connection refused), then back on the same port: the run completes."""
     local_models("retry: {max_backoff_s: 4}\n")  # a try at least every 4 s: the restart is seen soon after it
     back = down_after_first_answer(server, 18.0)
-    started = time.monotonic()
-    result = run(cli, server)
-    took = time.monotonic() - started
+    result, took = timed_run(cli, server)
     assert result.code == 0, result.err
     assert back.is_set() and 18.0 <= took < 60, took
     doc = result.json()
@@ -129,9 +133,7 @@ def test_a_server_restart_mid_run_is_ridden_out(cli, server):
 def test_outage_wait_0_fails_fast_and_resumably(cli, server):
     local_models("retry: {outage_wait: 0}\n")
     down_after_first_answer(server, None)
-    started = time.monotonic()
-    result = run(cli, server)
-    took = time.monotonic() - started
+    result, took = timed_run(cli, server)
     assert result.code == 1, result.err
     assert took < 15, took  # the call's own three tries (1 s, then 2 s apart), then the stop
     doc = result.json()
@@ -151,9 +153,7 @@ def test_outage_wait_0_fails_fast_and_resumably(cli, server):
 def test_a_server_that_never_answered_is_reported_within_seconds(cli, server):
     """Unreachable from the start: a wrong URL or a server not started, not an outage; exit 2, as before."""
     server.down()
-    started = time.monotonic()
-    result = run(cli, server)
-    took = time.monotonic() - started
+    result, took = timed_run(cli, server)
     assert result.code == 2, result.err
     assert took < 30, took  # three tries, and CrewAI's one task retry of three more: about 6 s
     doc = result.json()
@@ -167,9 +167,7 @@ def test_an_outage_longer_than_outage_wait_stops_the_run_resumably_saying_so_as_
     monkeypatch.setattr(resilience, "OUTAGE_NOTE_EVERY_S", 1.0)
     local_models("retry: {outage_wait: 6}\n")
     down_after_first_answer(server, None)
-    started = time.monotonic()
-    result = run(cli, server)
-    took = time.monotonic() - started
+    result, took = timed_run(cli, server)
     assert result.code == 1, result.err
     assert 6.0 <= took < 25, took
     doc = result.json()
@@ -192,7 +190,7 @@ def test_a_mission_rides_out_a_server_restart_between_its_plan_and_its_item(cli,
     """Unattended: the server goes away for 20 s once the plan is answered; the mission waits, then completes."""
     import json as json_
 
-    from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+    from test_mission_run import HELLO_PLAN, PLANNER, writes_the_greeting
 
     local_models("retry: {max_backoff_s: 4}\n")
     back = threading.Event()
@@ -204,9 +202,7 @@ def test_a_mission_rides_out_a_server_restart_between_its_plan_and_its_item(cli,
         back.set()
 
     server.add(contains=PLANNER, times=1, text=json_.dumps(HELLO_PLAN), then=outage)
-    server.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    server.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    server.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(server)
     result = cli("mission", "leave a greeting in hello.txt", "--base-url", server.url, "--json", "--quiet")
     assert result.code == 0, result.err
     doc = result.json()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from test_mission_run import CONFIRM, HELLO_PLAN, PLANNER, create
+from test_mission_run import HELLO_PLAN, PLANNER, writes_the_greeting
 
 pytestmark = pytest.mark.memory_on
 UNREACHABLE = "http://127.0.0.1:9/v1"  # nothing listens there: a replay that called a model would fail
@@ -40,9 +40,7 @@ def test_a_memory_on_run_replays_the_same_requests_and_output_though_the_memory_
 
 def test_a_memory_on_mission_replays_from_its_recording(cli, fake, isolated, tmp_path):
     fake.add(contains=PLANNER, times=1, text=json.dumps(HELLO_PLAN))
-    fake.add(task="Write the greeting file", times=1, tool_calls=create("hi\n"))
-    fake.add(task="Write the greeting file", times=1, text="Wrote hello.txt with hi.")
-    fake.add(contains=CONFIRM, times=1, text='{"passed": true, "reason": "hello.txt holds hi"}')
+    writes_the_greeting(fake)
     tape = tmp_path / "mission.jsonl"
     recorded = cli("mission", "leave a greeting in hello.txt", "--base-url", fake.url, "--record", str(tape), "--json", "--quiet")
     assert recorded.code == 0, recorded.err
