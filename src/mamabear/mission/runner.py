@@ -193,12 +193,12 @@ class Mission(RunObserver):
         """Carry out an item's try in this attempt (its tool calls followed: a loop or its budget stops it), then fold
         it into the course."""
         self.calls.clear()
-        self.following, self.ctx.guard.try_rule = True, self._try_over
+        self.ctx.guard.try_rule = self._try_over  # set only while an item's try is in hand here
         try:
             item = sent.action.item
             answer = run_step(self.ctx, self.catalog, sent.position, item.specialist, sent.description, sent.expected, max_iter=self._max_iter())
         finally:
-            self.following, self.ctx.guard.try_rule = False, None
+            self.ctx.guard.try_rule = None
         self.fold(sent.action, answer.text, sent.position, answer.stopped or loop(self.calls, self.config.stuck.same_tool_call))
 
     def fold(self, action: RunItem, answer: str, position: int, looped: str | None) -> None:
@@ -232,8 +232,6 @@ class Mission(RunObserver):
             self._write("PLAN.md", markdown(self.goal, self.course.plan, self._states(), self.course.version, self.course.done()))
         self._save()
 
-    following = False  # an item's try is in hand here: its tool calls are followed
-
     def _max_iter(self) -> int | None:
         """CrewAI's ``max_iter`` for an item's try: past its tool-call budget, so the mission's budget stops it first
         (as a failed try; CrewAI's own limit would only force an answer)."""
@@ -241,7 +239,7 @@ class Mission(RunObserver):
         return limit + 2 if limit else None
 
     def tool_ended(self, tool: ToolUse) -> None:
-        if self.following:
+        if self.ctx.guard.try_rule is not None:  # an item's try in hand here: its tool calls are followed
             self.calls.append(Call(tool.tool, tool.arguments or "", observed(tool.output, tool.error), tool.error is not None))
 
     def _try_over(self) -> str | None:
