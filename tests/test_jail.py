@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -441,3 +442,99 @@ def test_a_command_too_long_to_start_is_one_sentence(world: World) -> None:
     with pytest.raises(SandboxError, match="too long .* write it to a file"):
         sessions.exec(sessions.get(world.a), "echo " + "x" * 200_000)
     assert "still fine" in world.exec("echo still fine")
+
+
+def _said(out: str) -> str:
+    """The output with its whitespace made single spaces (the CLI wraps a long note)."""
+    return " ".join(out.split())
+
+
+def _quota(world: World, tmp_path: Path, mib: int) -> None:
+    project = tmp_path / "quota-project"
+    (project / "config").mkdir(parents=True)
+    (project / "config" / "sandbox.yaml").write_text(f"limits:\n  workspace_mib: {mib}\n")
+    world.env = {**world.env, "MAMABEAR_CONFIG_DIR": str(project)}
+
+
+def test_a_jailed_command_cannot_make_a_user_namespace_whoever_runs_mamabear(world: World) -> None:
+    """Found in review: as root the jail had no user namespace of its own, so --disable-userns was not passed, and
+    `unshare -r` gave a command root with every capability inside (tmpfs and network namespaces worked)."""
+    clone = (  # clone(CLONE_NEWUSER | SIGCHLD) itself, on x86-64 (56 is clone's number there)
+        'python3 -c "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0); '
+        "os._exit(0) if r == 0 else print('clone', 'USERNS-MADE' if r > 0 else os.strerror(ctypes.get_errno()))\""
+    )
+    tries = "unshare -r id -u && echo USERNS-MADE; unshare -U true && echo USERNS-MADE; unshare -r -n -m true && echo USERNS-MADE"
+    out = world.exec(tries + ("; " + clone if os.uname().machine == "x86_64" else ""))
+    assert "USERNS-MADE" not in out and "Operation not permitted" in out, out
+    # threads and processes still start (clone3 is refused, and the C library falls back to clone)
+    fine = world.exec(
+        "python3 -c \"import threading, subprocess; t = threading.Thread(target=print, args=('thread',)); t.start(); t.join(); "
+        "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())\""
+    )
+    assert fine.split()[:2] == ["thread", "child"], fine
+
+
+def test_sandbox_stop_kills_a_command_still_running_in_the_session(world: World) -> None:
+    """Found in review: a command running at `mamabear sandbox stop` went on for 85 s and wrote its file."""
+    command = "echo started > started.txt; (sleep 9.25; echo late > late-background.txt) & sleep 9.5; echo late > late.txt"
+    running = subprocess.Popen(
+        [sys.executable, "-m", "mamabear", "sandbox", "exec", "--timeout", "60", world.a, "--", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=world.env,
+        cwd=REPO,
+    )
+    try:
+        wait_for(lambda: (world.a_work / "started.txt").exists(), timeout=60, what="the command to start")
+        started = time.monotonic()
+        stopped = subprocess.run([sys.executable, "-m", "mamabear", "sandbox", "stop", world.a], capture_output=True, text=True, env=world.env, cwd=REPO)
+        assert stopped.returncode == 0, stopped.stderr
+        out = running.communicate(timeout=30)[0]
+        assert time.monotonic() - started < 9, "the command ran on after the stop"
+        wait_for(lambda: not host_processes("sleep 9.25") and not host_processes("sleep 9.5"), timeout=5, what="the jail's processes to end")
+        time.sleep(max(0.0, 11 - (time.monotonic() - started)))  # past when they would have written
+        assert not list(world.a_work.glob("late*")), out
+        assert "the session was stopped (sandbox stop) while the command ran" in _said(out), out
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_writing_past_the_session_quota_is_stopped_and_the_result_says_so(world: World, tmp_path: Path) -> None:
+    """Found in review: the workspace had no quota (1 GiB a file, 1.9 GB written)."""
+    _quota(world, tmp_path, 32)
+    one = world.exec("head -c 64M /dev/zero > big.bin; echo next")
+    assert (world.a_work / "big.bin").stat().st_size <= 32 << 20
+    assert "next" in one and "fill their quota of 32 MiB (workspace_mib)" in _said(one), one
+    many = world.exec("rm big.bin; for i in $(seq 100); do head -c 1M /dev/zero > f$i.bin; sleep 0.02; done; echo finished")
+    written = list(world.a_work.glob("f*.bin"))
+    assert "finished" not in many and "the command was killed: it took the session's files (workspace and /tmp) past their quota of 32 MiB" in _said(many), many
+    assert 32 <= len(written) < 64, len(written)  # past the quota: what it wrote between two measurements (a quarter second)
+    freed = world.exec("rm f*.bin; echo freed")
+    assert "freed" in freed and "quota" not in freed and not list(world.a_work.glob("f*.bin")), freed
+
+
+def test_tmp_is_bounded_and_nothing_else_outside_the_workspace_can_fill_ram(world: World, tmp_path: Path) -> None:
+    """Found in review: / and /var/tmp were tmpfs in RAM without a bound (512 MiB written raised the host's Shmem as much)."""
+    _quota(world, tmp_path, 32)
+    tmp = world.a_work.parent / "tmp"  # the session's /tmp, on disk
+    out = world.exec("head -c 64M /dev/zero > /tmp/big; echo next")
+    assert (tmp / "big").stat().st_size <= 32 << 20 and "fill their quota of 32 MiB" in _said(out), out
+    many = world.exec("rm /tmp/big; for i in $(seq 100); do head -c 1M /dev/zero > /var/tmp/t$i; sleep 0.02; done; echo finished")
+    assert "finished" not in many and "past their quota of 32 MiB" in _said(many) and len(list(tmp.glob("t*"))) < 64, many
+    world.exec("rm -f /tmp/t*")
+    rest = world.exec(
+        "for f in /x /run/x /dev/x /var/x; do touch $f 2>/dev/null && echo WROTE $f; done; "
+        "for i in 1 2 3; do head -c 30M /dev/zero > /dev/shm/s$i || echo shm full at $i; done; echo done"
+    )
+    assert "WROTE" not in rest and "shm full at 3" in rest and "No space left on device" in rest, rest
+
+
+def test_the_jail_has_a_path_of_its_own_not_the_callers(world: World) -> None:
+    """Found in review: the caller's PATH (its venvs, its home's bin folders) showed inside the jail."""
+    world.env = {**world.env, "PATH": f"/host-only/bin:{world.env['PATH']}"}
+    shown = world.exec("echo $PATH").split()[0]
+    assert shown == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", shown
+    world.exec("export PATH=/workspace/bin:$PATH")
+    assert world.exec("echo $PATH").split()[0].startswith("/workspace/bin:/usr/local/sbin:")  # the session's own changes persist

@@ -29,6 +29,7 @@ class CommandLimits(layered.Section):
     cpu_s: Count = 600
     memory_mib: Count = 4096
     file_mib: Count = 1024
+    workspace_mib: Count = 4096  # a local session's files on disk (workspace and /tmp): quota.py
     processes: Count = 1024  # processes (and threads) a command may have at once: a fork bomb stops here
 
 

@@ -1,12 +1,15 @@
 """The local sandbox's jail: each command in a bubblewrap container that sees the system read-only and its session only.
 
 Inside, a command sees ``/usr``, ``/etc`` and ``/opt`` read-only, its session's workspace
-(the only writable place), the session's own ``/tmp``, a fresh ``/proc`` and ``/dev``, and
-nothing else: not the user's home, not ``$MAMABEAR_HOME`` (the run store, other sessions,
-checkpoints, memory), not the host's other processes (a new PID namespace, which also
-ends everything the command left running when it returns). It runs with no capabilities
-and no new privileges; as an unprivileged user: the caller's own, or ``nobody`` when
-mamabear runs as root (root outside would own ``/etc/shadow`` inside too).
+and the session's own ``/tmp`` (``/var/tmp`` leads there too: both on disk, within the
+session's quota, ``quota.py``), a fresh ``/proc`` and ``/dev`` (its ``/dev/shm`` a tmpfs of
+``SHM_MIB``, the only place it writes in RAM; the rest is read-only), and nothing else: not
+the user's home, not ``$MAMABEAR_HOME`` (the run store, other sessions, checkpoints,
+memory), not the host's other processes (a new PID namespace, which also ends everything
+the command left running when it returns, and which ``sandbox stop`` kills, ``inflight.py``).
+It runs with no capabilities and no new privileges, with its own ``PATH``, and cannot make a
+user namespace (a seccomp filter, ``seccomp.py``); as an unprivileged user: the caller's own,
+or ``nobody`` when mamabear runs as root (root outside would own ``/etc/shadow`` inside too).
 
 Network: with ``network: true`` the jail gets its own network namespace connected to the
 internet by slirp4netns, which refuses the host's loopback (Redis, PostgreSQL, the model
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from mamabear.sandbox import inflight, seccomp
 from mamabear.sandbox import relay as relay_module
 from mamabear.sandbox.ports import HostPorts
 
@@ -38,6 +43,8 @@ SLIRP_READY_S = 5.0
 WORK = "/workspace"  # where a session's workspace is inside its jail (its home and working directory)
 STATE = "/run/sandbox"  # the session's saved shell state, inside
 CONTROL = "/run/mamabear"  # the port relay and its sockets, inside (read-only)
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the jail's own, whatever the caller's is
+SHM_MIB = 64  # /dev/shm, the one folder the jail writes in RAM
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ class Support:
             return f"no jail: {self.why}"
         net = "network through slirp4netns (no host loopback)" if self.slirp else f"network shared with the host ({self.slirp_why})"
         who = "commands as nobody" if os.geteuid() == 0 else "commands as you"
-        return f"bubblewrap {self.version}: {who}, {net}"
+        userns = "" if seccomp.program() is not None or os.geteuid() != 0 else f", user namespaces not blocked (no seccomp filter for {platform.machine()})"
+        return f"bubblewrap {self.version}: {who}, {net}{userns}"
 
 
 INSTALL_HINT = "install it with `sudo apt-get install bubblewrap slirp4netns` (Debian, Ubuntu) or your package manager"
@@ -75,11 +83,18 @@ def support() -> Support:
     setpriv = shutil.which("setpriv")
     if os.geteuid() == 0 and setpriv is None:
         return Support(False, "setpriv (util-linux) is not installed, and a root caller's commands must run as nobody")
+    program, theirs = seccomp.program(), list[int]()
     try:
-        tried = subprocess.run([bwrap, "--ro-bind", "/", "/", *_unshare(), "--die-with-parent", "true"], capture_output=True, text=True, timeout=10)
+        filtered = ["--seccomp", str(_readable(program, theirs))] if program else []  # a kernel without seccomp: no jail
+        tried = subprocess.run(
+            [bwrap, "--ro-bind", "/", "/", *_unshare(), *filtered, "--die-with-parent", "true"], capture_output=True, text=True, timeout=10, pass_fds=theirs
+        )
         version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[-1:]
     except (OSError, subprocess.SubprocessError) as exc:
         return Support(False, f"bubblewrap cannot start ({exc})")
+    finally:
+        for fd in theirs:
+            os.close(fd)
     if tried.returncode != 0:
         reason = (tried.stderr.strip().splitlines() or ["exit code " + str(tried.returncode)])[-1]
         return Support(False, f"bubblewrap cannot make a jail here ({reason}); user namespaces may be switched off (sysctl kernel.unprivileged_userns_clone)")
@@ -158,12 +173,14 @@ def options(
     relay: bool = False,
     binds: tuple[Path, ...] = (),
     ports: str = "ports",
+    filter_fd: int | None = None,
 ) -> list[str]:
     """bwrap's options that jail a command. ``network``: a ``network_mode``; ``fds`` (info, block): bwrap tells the
     jailed process's pid on the first and waits to start it until the second is written (slirp); ``relay``: the
     port relay and its sockets are shown, read-only; ``binds``: folders of the workspace shown at their own path
     too (a browser's profile, which its driver outside names by that path); ``ports``: the folder of the control
-    folder whose sockets the relay uses (a browser's jail lives beside the session's commands: each has its own)."""
+    folder whose sockets the relay uses (a browser's jail lives beside the session's commands: each has its own);
+    ``filter_fd``: where bwrap reads the seccomp filter (``seccomp.program``)."""
     args: list[str] = []
     for path in SYSTEM_RO:
         args += ["--ro-bind-try", path, path]
@@ -172,7 +189,10 @@ def options(
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--dir", "/var/tmp", "--perms", "0755", "--dir", "/run"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--dir", "/var", "--symlink", "../tmp", "/var/tmp"]
+    args += ["--perms", "0755", "--dir", "/run"]
+    if _at_least(support.version, (0, 5)):  # --size
+        args += ["--perms", "1777", "--size", str(SHM_MIB << 20), "--tmpfs", "/dev/shm"]
     args += ["--bind", str(layout.tmp), "/tmp", "--bind", str(layout.work), WORK, "--bind", str(layout.state), STATE]
     for shown in binds:
         for folder in reversed(shown.parents[:-1]):  # the folders leading to it, which the jail's user can pass
@@ -182,6 +202,9 @@ def options(
     if relay:
         args += ["--perms", "0755", "--dir", CONTROL]
         args += ["--ro-bind", str(Path(relay_module.__file__)), f"{CONTROL}/relay.py", "--ro-bind", str(layout.control / ports), f"{CONTROL}/ports"]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # what is left of bwrap's own tmpfs (/, /run, /dev) cannot fill RAM
+    if filter_fd is not None:
+        args += ["--seccomp", str(filter_fd)]
     args += ["--chdir", WORK, "--hostname", "sandbox", *_unshare(), "--die-with-parent", "--new-session"]
     if network != "host":
         args.append("--unshare-net")
@@ -208,13 +231,15 @@ def _at_least(version: str, wanted: tuple[int, ...]) -> bool:
 
 
 class Launched:
-    """A jailed command in flight: its process, and what ends with it (its network, its host ports)."""
+    """A jailed command in flight: its process, and what ends with it (its network, its host ports, its line in the
+    session's record of what runs, which ``sandbox stop`` kills)."""
 
-    def __init__(self, proc: subprocess.Popen, network: Network | None, forwarding: HostPorts | None, notes: list[str]) -> None:
-        self.proc, self.network, self.forwarding, self.notes = proc, network, forwarding, notes
+    def __init__(self, proc: subprocess.Popen, network: Network | None, forwarding: HostPorts | None, notes: list[str], control: Path) -> None:
+        self.proc, self.network, self.forwarding, self.notes, self.control = proc, network, forwarding, notes, control
 
     def close(self) -> list[str]:
         """End what the command needed; what went wrong on the way, for its output."""
+        inflight.discard(self.control, self.proc.pid)
         if self.network is not None:
             self.network.close()
             if self.network.error:
@@ -259,11 +284,11 @@ def launch(
             ours += [info_r, block_w]
             theirs += [info_w, block_r]
             fds = (info_w, block_r)
+        program = seccomp.program()
+        filter_fd = _readable(program, theirs) if program else None
+        jailing = options(layout, mode, support, fds, relay=forwarding is not None, binds=binds, ports=ports, filter_fd=filter_fd)
         # Through --args, so the jail's /proc/1/cmdline shows no path of this machine (MAMABEAR_HOME, the session).
-        args_r, args_w = os.pipe()
-        theirs.append(args_r)
-        with os.fdopen(args_w, "wb") as pipe:
-            pipe.write(b"".join(arg.encode() + b"\0" for arg in options(layout, mode, support, fds, relay=forwarding is not None, binds=binds, ports=ports)))
+        args_r = _readable(b"".join(arg.encode() + b"\0" for arg in jailing), theirs)
         proc = subprocess.Popen(
             [support.bwrap, "--args", str(args_r), "--", *dropped(support), *command],
             cwd="/",
@@ -283,8 +308,19 @@ def launch(
     finally:
         for fd in theirs:
             os.close(fd)
+    layout.control.mkdir(exist_ok=True)
+    inflight.add(layout.control, proc.pid)  # killed at once if the session was stopped meanwhile
     network = _link(support.slirp, ours[0], ours[1]) if fds and support.slirp else None
-    return Launched(proc, network, forwarding, notes)
+    return Launched(proc, network, forwarding, notes, layout.control)
+
+
+def _readable(data: bytes, theirs: list[int]) -> int:
+    """A pipe's reading end holding ``data`` (small: within the pipe's buffer), added to ``theirs``."""
+    read, write = os.pipe()
+    theirs.append(read)
+    with os.fdopen(write, "wb") as pipe:
+        pipe.write(data)
+    return read
 
 
 def _link(slirp: str, info_r: int, block_w: int) -> Network | None:

@@ -2,8 +2,10 @@
 
 Each command runs in a fresh ``bash`` inside the session's jail (``sandbox.jail``: bubblewrap,
 the system read-only, the workspace the only writable place), with CPU, memory, file-size and
-process limits, a timeout that kills everything it started, output capped from the middle, and
-an environment built from nothing: no key, token or other variable of the caller reaches it.
+process limits, a disk quota on the session's files (``quota.py``), a timeout that kills
+everything it started, output capped from the middle, and an environment built from nothing:
+no key, token or other variable of the caller reaches it (a jailed command's PATH is the jail's
+own). ``sandbox stop``, from any process, kills what runs in the session (``inflight.py``).
 The shell's exported variables and working directory are saved after each command and
 restored before the next, so a session keeps its environment across commands and CLI
 invocations like a terminal would.
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mamabear.sandbox import files, jail
+from mamabear.sandbox import files, inflight, jail, quota
 from mamabear.sandbox.backend import CommandResult, Lost, SandboxError
 from mamabear.sandbox.config import CommandLimits
 
@@ -64,6 +66,7 @@ class LocalBackend:
         for folder in (layout.work, layout.state, layout.tmp, layout.control):
             folder.mkdir(parents=True, exist_ok=True)
         (layout.control / "jail.json").write_text(json.dumps({"network": network, "host_ports": list(host_ports)}))
+        inflight.reopen(layout.control)  # a lost session made again under its id
         jail.own([layout.work, layout.state, layout.tmp])  # the control folder stays the caller's: the jail cannot change it
         return None, str(layout.work)
 
@@ -105,7 +108,7 @@ class LocalBackend:
         work = Path(session["workdir"])
         env = {k: os.environ[k] for k in _KEPT if k in os.environ}
         own_bin = str(Path(sys.prefix) / "bin")  # mamabear's own venv: installs must not land there
-        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
+        env["PATH"] = jail.PATH if jailed else os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
         home, tmp, state = (jail.WORK, "/tmp", jail.STATE) if jailed else (str(work), str(work.parent / "tmp"), str(work.parent / "state"))
         env.update(HOME=home, PWD=home, TMPDIR=tmp, SHELL="/bin/bash", TERM="dumb", MB_STATE=state)
         env.setdefault("LANG", "C.UTF-8")
@@ -115,9 +118,12 @@ class LocalBackend:
         work = self._require(session)
         support = self._jail()
         limits = self.limits
+        layout = jail.Layout.of(work)
         network, host_ports = self._settings(session) if support is not None else (True, ())
         relay = jail.relay_line(host_ports) if host_ports else ""
-        script = _SCRIPT.format(relay=relay, cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=limits.file_mib * 1024, processes=limits.processes)
+        watch = quota.Watch((layout.work, layout.tmp, layout.state), limits.workspace_mib * quota.MIB)
+        file_kib = min(limits.file_mib * 1024, watch.room // 1024)  # no one file takes the session past its quota
+        script = _SCRIPT.format(relay=relay, cpu=limits.cpu_s, memory_kib=limits.memory_mib * 1024, file_kib=file_kib, processes=limits.processes)
         argv = ["bash", "--noprofile", "--norc", "-c", script, "bash", command]
         env = self.environment(session, jailed=support is not None)
         started = time.monotonic()
@@ -125,7 +131,7 @@ class LocalBackend:
         try:
             if support is not None:
                 mode = jail.network_mode(network, support)
-                launched = jail.launch(jail.Layout.of(work), argv, mode, support, env, host_ports)
+                launched = jail.launch(layout, argv, mode, support, env, host_ports)
                 proc = launched.proc
             else:
                 proc = subprocess.Popen(
@@ -135,7 +141,11 @@ class LocalBackend:
             too_long = exc.errno == errno.E2BIG
             why = f"it is too long ({len(command.encode()):,} bytes); write it to a file with file_create and run that" if too_long else exc.strerror
             raise SandboxError(f"sandbox session {session['id']}: the command could not be started: {why or exc}.") from exc
+        if launched is None:  # a jail records itself
+            layout.control.mkdir(exist_ok=True)
+            inflight.add(layout.control, proc.pid)
         capture = _Capture(proc.stdout, limits.output_kib * 1024)
+        watch.start(lambda: _kill_group(proc.pid))
         timed_out = False
         self._running.add(proc.pid)
         try:
@@ -146,15 +156,20 @@ class LocalBackend:
             self._running.discard(proc.pid)
         _kill_group(proc.pid)  # the command and anything it left running in the background (a jail's: its PID namespace)
         proc.wait()
+        why = watch.finish()  # the quota, when the command passed it
         notes = launched.close() if launched is not None else []
+        if launched is None:
+            inflight.discard(layout.control, proc.pid)
         output = "".join(f"[{note}]\n" for note in notes) + capture.result()
         code = None if timed_out else proc.returncode
+        if code == -signal.SIGKILL and inflight.stopped(layout.control):
+            why = "the session was stopped (sandbox stop) while the command ran, which killed it"
         return CommandResult(
             output=output,
             exit_code=code,
             duration_ms=(time.monotonic() - started) * 1000,
             timed_out=timed_out,
-            note=self._note(code, timeout_s if timed_out else None),
+            note=why or self._note(code, timeout_s if timed_out else None, file_kib),
         )
 
     def interrupt(self) -> None:
@@ -163,13 +178,16 @@ class LocalBackend:
             _kill_group(pgid)
         self.browsers.close()
 
-    def _note(self, code: int | None, timed_out_after: float | None) -> str:
+    def _note(self, code: int | None, timed_out_after: float | None, file_kib: int) -> str:
         if timed_out_after is not None:
             return f"the {timed_out_after:g} s limit was reached"
         if code is None or -128 <= code <= 128:
             signum = -code if code is not None and code < 0 else None  # bash itself was killed by a signal
         else:
             signum = code - 128 if code - 128 in (signal.SIGXCPU, signal.SIGXFSZ) else None  # a command it ran was
+        if signum == signal.SIGXFSZ and file_kib < self.limits.file_mib * 1024:
+            quota_mib = self.limits.workspace_mib
+            return f"the session's quota of {quota_mib} MiB (workspace_mib) left room for files of {file_kib // 1024} MiB; delete files to make room"
         text = _LIMIT_SIGNALS.get(signum) if signum else None
         return text.format(cpu=self.limits.cpu_s, file_mib=self.limits.file_mib) if text else ""
 
@@ -196,7 +214,9 @@ class LocalBackend:
         self._require(session)
 
     def stop(self, session: dict) -> None:
-        """The workspace is kept: stopping a session never deletes the user's files. Its browser is closed."""
+        """What runs in the session is killed, from whichever process started it: its commands' jails, its browser's.
+        The workspace is kept: stopping a session never deletes the user's files."""
+        inflight.stop(jail.Layout.of(Path(session["workdir"])).control)
         self.browsers.close(session["id"])
 
     def browser_jail(self, session: dict) -> tuple[jail.Layout, dict[str, Any] | None]:
