@@ -40,3 +40,34 @@ def pgserver_url() -> Iterator[str]:
     finally:
         server.cleanup()
         shutil.rmtree(pgdata, ignore_errors=True)
+
+
+class PgHandle:
+    """A pgserver server that a fault test can stop and start again (the data stays; the socket is the same)."""
+
+    def __init__(self, server: object) -> None:
+        self.server = server
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@contextmanager
+def pgserver_handle() -> Iterator[tuple[str, PgHandle]]:
+    """As pgserver_url, with a handle to stop and start the server mid-test."""
+    try:
+        import pgserver
+    except ImportError as exc:
+        pytest.skip(f"No PostgreSQL to test against: install pgserver (the dev extra brings it: run `make install`) ({exc}).")
+    pgdata = Path(tempfile.mkdtemp(prefix="mamabear-pg."))
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1), PgHandle(server)
+    finally:
+        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)

@@ -44,14 +44,16 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.port = 0
+        self.password = password
         self._dir: Path | None = None
         self._proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def unix_url(self) -> str:
@@ -65,39 +67,60 @@ class RedisServer:
         self._dir = Path(tempfile.mkdtemp(prefix="mamabear-redis."))
         for _ in range(5):  # another process may take the free port between choosing it and redis binding it
             self.port = _free_port()
-            log = self._dir / "redis.log"
-            self._proc = subprocess.Popen(
-                [
-                    binary,
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self._dir),
-                    "--logfile",
-                    str(log),
-                    "--daemonize",
-                    "no",
-                    "--unixsocket",
-                    str(self._dir / "redis.sock"),
-                    "--unixsocketperm",
-                    "700",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )
-            if self._wait_ready(timeout_s):
+            if self._launch(binary, timeout_s):
                 return self
-            self._terminate()
+        log = self._dir / "redis.log"
         text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         self.stop()
         raise RuntimeError(f"redis-server did not answer PING on 127.0.0.1; its log ends:\n{text}")
+
+    def kill(self) -> None:
+        """Gone at once, as a crash: with no persistence, every message it held is lost."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait(5)
+        self._proc = None
+
+    def start_again(self, timeout_s: float = 10.0) -> None:
+        """Up again on the same port, empty."""
+        binary = redis_server_binary()
+        assert binary is not None and self._launch(binary, timeout_s), "redis-server did not come back on its port"
+
+    def _launch(self, binary: str, timeout_s: float) -> bool:
+        assert self._dir is not None
+        log = self._dir / "redis.log"
+        auth = ["--requirepass", self.password] if self.password else []
+        self._proc = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._dir),
+                "--logfile",
+                str(log),
+                "--daemonize",
+                "no",
+                "--unixsocket",
+                str(self._dir / "redis.sock"),
+                "--unixsocketperm",
+                "700",
+                *auth,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        if self._wait_ready(timeout_s):
+            return True
+        self._terminate()
+        return False
 
     def _wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -108,7 +131,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return True
             except OSError:
                 pass

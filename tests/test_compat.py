@@ -59,3 +59,19 @@ def test_a_task_s_text_guardrails_are_found_with_the_llm_its_agent_had():
     many = Task(description="d", expected_output="e", agent=agent, guardrails=["names a fact", lambda out: (True, out)])
     assert [g.llm for g in crewai_compat.llm_guardrails(one)] == [llm]
     assert [g.description for g in crewai_compat.llm_guardrails(many)] == ["names a fact"]  # the function is not an LLM's
+
+
+def test_kombu_keeps_a_queued_message_where_compat_kombu_reads_it():
+    """compat/kombu.py reads kombu's Redis lists and its unacked hash: a message sent is found there, by priority."""
+    from redisserver import RedisServer
+
+    from mamabear.compat.kombu import holds, queue_depth
+    from mamabear.workers.app import make_app, send
+
+    with RedisServer() as server:
+        app = make_app(server.url)
+        send(app, "run-first", "q1", again=True)
+        send(app, "run-later", "q1")
+        assert queue_depth(server.url, ["q1", "q2"]) == {"q1": 2, "q2": 0}
+        assert holds(server.url, ["q1"], "run-first") and holds(server.url, ["q1"], "run-later")
+        assert not holds(server.url, ["q1"], "run-other") and not holds(server.url, ["q2"], "run-first")

@@ -103,3 +103,13 @@ def test_the_compose_stack_s_collector_prometheus_and_grafana_files_fit_together
     provider = yaml.safe_load((REPO / "deploy" / "grafana" / "provisioning" / "dashboards" / "mamabear.yaml").read_text())
     assert provider["providers"][0]["options"]["path"] in mounted
     assert [g["name"] for g in yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text())["groups"]] == ["mamabear"]
+
+
+def test_the_compose_broker_has_a_password_and_redis_requires_it():
+    doc = compose()
+    redis = doc["services"]["redis"]
+    assert "--requirepass" in redis["command"] and "REDIS_PASSWORD" in redis["command"][redis["command"].index("--requirepass") + 1]
+    for name, service in doc["services"].items():
+        url = (service.get("environment") or {}).get("MAMABEAR_BROKER_URL")
+        if url:
+            assert url.startswith("redis://:${REDIS_PASSWORD"), f"{name}'s broker URL has no password"

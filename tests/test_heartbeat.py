@@ -42,6 +42,8 @@ def test_a_run_on_another_machine_beats_while_it_runs_and_is_resumed_here_once_i
     elapsed = time.time() - killed
     assert 6 - 2.5 <= elapsed <= 6 + 10 and settled["status"] == "interrupted"  # not before the stale time (less a beat), nor long after
     assert "its machine worker-b stopped beating" in settled["error"]
+    lost = cli("runs", "show", run_id, "--json").json()["attempts"][0]
+    assert lost["finished_at"] <= killed  # it ended at its last heartbeat, not when it was noticed: `stats` MTTR counts from there
     checkpoints = isolated / "checkpoints" / run_id
     assert any(checkpoints.glob("*/*.json"))
     shutil.rmtree(checkpoints)  # they were files on worker-b: this machine has none

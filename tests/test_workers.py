@@ -58,7 +58,7 @@ def pool(broker, isolated, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
         log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - open while the worker runs
         proc = subprocess.Popen(
             [sys.executable, "-m", "mamabear", "worker", "--name", name, "--concurrency", str(concurrency)],
-            env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_HEARTBEAT_STALE_S=str(STALE_S)),
+            env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_HEARTBEAT_STALE_S=str(STALE_S), MAMABEAR_BROKER_INSECURE="1"),
             cwd=project,
             stdout=log,
             stderr=log,
@@ -347,3 +347,10 @@ def test_a_step_whose_machine_is_lost_is_done_again_by_the_mission_and_nothing_d
     assert redone["time"] - lost_at <= 15 + STALE_S + 10  # after the mission's own step, once the heartbeat is stale (README)
     again = [e for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "mission_step_again"]
     assert len(again) == 1 and f"worker {other} stopped beating" in again[0]["message"]
+
+
+def test_a_worker_refuses_a_broker_without_a_password_unless_told(cli, broker, monkeypatch):
+    monkeypatch.setenv("MAMABEAR_BROKER_URL", broker.url)  # this test's Redis has none
+    result = cli("worker", "--name", "w1")
+    assert result.code == 2 and "has no password, so anyone who reaches it can take this pool's runs" in result.err
+    assert "Traceback" not in result.err

@@ -38,6 +38,11 @@ class StorageError(MamabearError):
     """A store, memory or file mamabear keeps that cannot be written: a full disk, a read-only one, a failing one."""
 
 
+class StoreUnavailable(StorageError):
+    """The run store's server did not answer for longer than the store wait: nothing is wrong with the run, which
+    ends interrupted (resumable; a worker pool queues it again)."""
+
+
 STORAGE_FAULTS = (
     "disk is full",
     "no space left",

@@ -72,6 +72,8 @@ class AttemptEnd:
                 task = tracker.settle_running_task(status, error)
                 if status == Status.FAILED and task is not None:
                     error = f"task {task.position} {task.task} failed: {error}"
+                if status == Status.COMPLETED and self.whole_run:
+                    status, error, exit_code = _as_recorded(self.store, state, status, error, exit_code)
                 state.status, state.activity, state.finished_at = status, status, time.time()
                 if self.whole_run:
                     self.store.finish_attempt(run_id, self.attempt, status, error, output)
@@ -170,3 +172,14 @@ def _summary(state: RunState) -> str:
     if state.cache_hits:
         line += f"; {state.cache_hits} answered from the cache, ${state.saved_usd:.4f} saved"
     return line
+
+
+def _as_recorded(store: Any, state: Any, status: Status, error: str | None, exit_code: int) -> tuple[Status, str | None, int]:
+    """A run is completed only when the store's row of every task it completed says so; otherwise it ends interrupted
+    and a resume carries out what is not recorded (the store is the truth, not this process's memory)."""
+    rows = {row.position: row.status for row in store.tasks(state.run_id)}
+    unrecorded = [t.position for t in state.tasks if t.status == Status.COMPLETED and rows.get(t.position) != Status.COMPLETED]
+    if not unrecorded:
+        return status, error, exit_code
+    listed = ", ".join(map(str, unrecorded))
+    return Status.INTERRUPTED, f"task {listed} is not recorded completed in the run store; a resume carries it out again", EXIT_INTERRUPTED

@@ -19,7 +19,7 @@ from typing import Any
 from mamabear.config.money import fmt_usd
 from mamabear.config.redact import Redactor
 from mamabear.engine.build import Built
-from mamabear.errors import StorageError
+from mamabear.errors import EXIT_INTERRUPTED, StorageError, StoreUnavailable
 from mamabear.llm.pricing import Pricer
 from mamabear.observe import Call, Event, MemoryQuery, RunObserver, RunState, Step, TaskState, ToolUse
 from mamabear.status import Status
@@ -169,8 +169,9 @@ class Tracker:
         return failed
 
     def _storage_failed(self, exc: StorageError) -> None:
-        if self.guard is not None:
-            self.guard.request_stop(Status.FAILED, exc.message, exc.exit_code)
+        if self.guard is not None:  # a store that stopped answering is no fault of the run: it is resumed
+            status = Status.INTERRUPTED if isinstance(exc, StoreUnavailable) else Status.FAILED
+            self.guard.request_stop(status, exc.message, EXIT_INTERRUPTED if status == Status.INTERRUPTED else exc.exit_code)
 
     # ------------------------------------------------------------ what the run's parts tell it (llm CallEvents,
     # memory MemoryEvents, the sandbox LinkEvents, CheckpointEvents): one typed seam, no lambdas

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mamabear.errors import NotFound, StorageError, UsageError, storage_fault
 from mamabear.status import Status
+from mamabear.store.outage import every_call_waits
 from mamabear.store.rows import RunRow, TaskRow
 
 metadata = sa.MetaData()
@@ -330,9 +331,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+@every_call_waits
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.back_at = 0.0  # when the store last answered again after not answering (store/outage.py)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -505,12 +508,17 @@ class Store:
             )
         return number
 
-    def finish_attempt(self, run_id: str, number: int, status: str, error: str | None, output: str | None = None) -> None:
-        """The attempt and its run end; a task row still marked running (its process was killed) ends with them, stopped."""
+    def finish_attempt(self, run_id: str, number: int, status: str, error: str | None, output: str | None = None, ended_at: float | None = None) -> None:
+        """The attempt and its run end; a task row still marked running (its process was killed) ends with them, stopped.
+        ``ended_at``: when the attempt was last known alive (a lost one's last heartbeat), if not now."""
         now = time.time()
         stopped = Status.INTERRUPTED if status in (Status.COMPLETED, Status.RUNNING) else status
         with self.tx() as conn:
-            conn.execute(attempts.update().where(attempts.c.run_id == run_id, attempts.c.number == number).values(status=status, error=error, finished_at=now))
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.run_id == run_id, attempts.c.number == number)
+                .values(status=status, error=error, finished_at=ended_at or now)
+            )
             owner = runs.c.attempt == number  # a newer attempt (another worker's) owns the run now: leave it and its tasks alone
             if conn.execute(runs.update().where(runs.c.id == run_id, owner).values(status=status, error=error, output=output, finished_at=now)).rowcount:
                 conn.execute(tasks.update().where(tasks.c.run_id == run_id, tasks.c.status == Status.RUNNING).values(status=stopped, finished_at=now))

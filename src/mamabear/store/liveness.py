@@ -52,7 +52,7 @@ def running_here(run: RunRow) -> bool:
 
 # A running run's process beats (in the store) every CANCEL_POLL_S (2 s) while it runs, from its watchdog thread and
 # before each model call. A run on another machine sharing the store whose heartbeat is older than this is lost.
-HEARTBEAT_STALE_S = 60.0
+HEARTBEAT_STALE_S = 20.0
 
 
 def stale_after_s() -> float:
@@ -63,20 +63,21 @@ def stale_after_s() -> float:
         return HEARTBEAT_STALE_S
 
 
-def heartbeat_age(run: RunRow) -> float | None:
-    """How long ago the run's process last beat (or, running and never beating, was created)."""
+def heartbeat_age(run: RunRow, store_back_at: float = 0.0) -> float | None:
+    """How long ago the run's process last beat (or, running and never beating, was created). ``store_back_at``: when
+    the store answered again after an outage; no process could beat while it did not, so the age counts from then."""
     since = run.heartbeat_at if run.heartbeat_at is not None else run.created_at if run.status == Status.RUNNING else None
-    return None if since is None else max(0.0, time.time() - since)
+    return None if since is None else max(0.0, time.time() - max(since, store_back_at))
 
 
-def is_orphan(run: RunRow) -> bool:
+def is_orphan(run: RunRow, store_back_at: float = 0.0) -> bool:
     """Marked running, but its process is gone: on this machine, its pid has ended (killed, crashed, rebooted); on
     another machine (a shared store), its heartbeat stopped (the process or the machine died, or lost the store)."""
     if run.status != Status.RUNNING:
         return False
     if run.host == this_host():
         return not pid_alive(run.pid, _known_at(run))
-    age = heartbeat_age(run)
+    age = heartbeat_age(run, store_back_at)
     return age is not None and age > stale_after_s()
 
 
@@ -84,7 +85,7 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
     """Record runs whose process died as interrupted (resumable), and return the rows as they are now."""
     settled = []
     for run in runs:
-        if is_orphan(run):
+        if is_orphan(run, getattr(store, "back_at", 0.0)):
             if run.host == this_host():
                 error = f"its process (pid {run.pid}) ended without finishing; `mamabear resume {run.id}` continues it"
             else:
@@ -92,7 +93,7 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
                     f"its machine {run.host} stopped beating {heartbeat_age(run) or 0:.0f}s ago (pid {run.pid}); `mamabear resume {run.id}` continues it here"
                 )
             if run.attempt:
-                store.finish_attempt(run.id, run.attempt, Status.INTERRUPTED, error)
+                store.finish_attempt(run.id, run.attempt, Status.INTERRUPTED, error, ended_at=run.heartbeat_at)  # recovery counts from then
             else:
                 store.update_run(run.id, status=Status.INTERRUPTED, error=error)
             usage = {k: getattr(run, k) for k in ("tokens_in", "tokens_out", "cost_usd", "llm_calls", "seconds")}

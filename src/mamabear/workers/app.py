@@ -21,9 +21,23 @@ VISIBILITY_TIMEOUT_S = 24 * 3600
 def broker_url(env: Mapping[str, str]) -> str:
     url = env.get("MAMABEAR_BROKER_URL") or ""
     if not url:
-        raise UsageError("no worker pool is configured: set MAMABEAR_BROKER_URL to the Redis broker (redis://HOST:6379/0) the workers use.")
+        raise UsageError("no worker pool is configured: set MAMABEAR_BROKER_URL to the Redis broker (redis://:PASSWORD@HOST:6379/0) the workers use.")
     if not url.startswith(("redis://", "rediss://", "redis+socket://")):
         raise UsageError(f"MAMABEAR_BROKER_URL '{_where(url)}' is not a redis:// URL; the workers use a Redis broker.")
+    return url
+
+
+def worker_broker_url(env: Mapping[str, str]) -> str:
+    """The broker a worker takes runs from: one with a password, since anyone who can reach a passwordless Redis can
+    take the pool's runs or send it their own (MAMABEAR_BROKER_INSECURE=1 allows one, for a broker only you can reach)."""
+    from urllib.parse import urlsplit
+
+    url = broker_url(env)
+    if not urlsplit(url).password and env.get("MAMABEAR_BROKER_INSECURE") != "1":
+        raise UsageError(
+            f"the broker at {_where(url)} has no password, so anyone who reaches it can take this pool's runs; give it one "
+            "(redis://:PASSWORD@HOST:6379/0, Redis's requirepass) or set MAMABEAR_BROKER_INSECURE=1 for a broker only you can reach."
+        )
     return url
 
 
@@ -72,8 +86,19 @@ def connected(env: Mapping[str, str]) -> Any:
     return app
 
 
-def send(app: Any, run_id: str, queue: str) -> None:
-    app.send_task(EXECUTE, args=[run_id], queue=queue, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+FIRST, LATER = 0, 3  # kombu's Redis priorities (0 is served first): a run queued again goes ahead of newer ones
+
+
+def send(app: Any, run_id: str, queue: str, again: bool = False) -> None:
+    """Start or continue ``run_id`` on ``queue``; ``again``: it was lost, or its message was, and goes first."""
+    app.send_task(
+        EXECUTE,
+        args=[run_id],
+        queue=queue,
+        priority=FIRST if again else LATER,
+        retry=True,
+        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+    )
 
 
 def send_or_fail(app: Any, store: Any, run_id: str, queue: str) -> None:
@@ -111,12 +136,3 @@ def mission_pool(env: Mapping[str, str], queue: str | None, sandbox_backend: str
     app = make_app(broker_url(env))
     target = host_queue(this_host()) if sandbox_backend == "local" else queue
     return Pool(send=lambda run_id, position, attempt: send_step(app, run_id, position, attempt, target), worker=worker)
-
-
-def queue_depth(url: str, queues: list[str]) -> dict[str, int]:
-    """Runs waiting in each queue: the lengths of kombu's Redis lists for it (one per priority step)."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    steps = ("", *(f"\x06\x16{p}" for p in (3, 6, 9)))  # kombu's default priority steps 0, 3, 6, 9
-    return {q: sum(int(client.llen(f"{q}{step}")) for step in steps) for q in queues}

@@ -31,7 +31,10 @@ def execute(store: Any, home: Path, worker: str, run_id: str) -> str:
     if run.status != Status.QUEUED or not store.mark_taken(run_id, worker):
         return f"run {run_id} is {run.status}: left alone"  # going on elsewhere, ended, or to be queued again by the sweeper
     log = home / "logs" / f"{run_id}.log"
+    started = time.time()
     code = _child(["resume", run_id], log, worker)
+    if store.back_at >= started:  # the store did not answer meanwhile: not the run's fault; the sweeper sends it again
+        return f"run {run_id} ended with exit code {code} while the store did not answer: {store.run(run_id).status}"
     if store.run(run_id).status == Status.QUEUED and code not in STOPPED_CODES:  # it never started: say why, once
         store.set_status_if(run_id, Status.QUEUED, Status.FAILED, f"worker {worker} could not start it (exit code {code}): {_last_line(log)}")
     return f"run {run_id} ended with exit code {code}: {store.run(run_id).status}"

@@ -1,0 +1,167 @@
+"""The worker pool when its services blink: real PostgreSQL (pgserver) as the run store, a real Redis broker, two real
+workers, and the scripted model server. Each test puts one fault in mid-batch and then counts, against the model
+server's own request log: runs completed, runs left queued or running, tasks missing, and completed tasks asked again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+import pytest
+
+from conftest import subprocess_env, wait_for
+from pgserver_fixture import pgserver_handle
+from redisserver import RedisServer
+from test_workers import HOST, up
+
+STEPS = ("Gather", "Sort", "Weigh", "Write")  # four tasks a run: long enough to be caught in flight
+AGENTS = "noter:\n  role: Noter\n  goal: Note facts about {topic}\n  backstory: Keeps notes.\n  tier: fast\n"
+TASKS = "".join(f"{s.lower()}:\n  description: {s} the notes about {{topic}}.\n  expected_output: One line.\n  agent: noter\n" for s in STEPS)
+CREW = "description: four steps\nagents: [noter]\ntasks: [gather, sort, weigh, write]\ninputs: [topic]\n"
+STALE_S = 8
+ENDED = ("completed", "failed", "cancelled", "budget_exceeded", "time_limit")
+
+
+@pytest.fixture
+def services(tmp_path):  # noqa: ANN001, ANN201
+    with pgserver_handle() as (url, pg), RedisServer(password="s3cret-broker") as broker:
+        yield url, pg, broker
+
+
+@pytest.fixture
+def pool(services, isolated, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
+    url, _, broker = services
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "crews").mkdir()
+    (project / "config" / "agents.yaml").write_text(AGENTS)
+    (project / "config" / "tasks.yaml").write_text(TASKS)
+    (project / "crews" / "steps.yaml").write_text(CREW)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MAMABEAR_BROKER_URL", broker.url)
+    monkeypatch.setenv("MAMABEAR_DATABASE_URL", url)
+    monkeypatch.setenv("MAMABEAR_HEARTBEAT_STALE_S", str(STALE_S))
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, concurrency: int = 2, store: str | None = None) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - open while the worker runs
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mamabear", "worker", "--name", name, "--concurrency", str(concurrency)],
+            env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_DATABASE_URL=store or url),
+            cwd=project,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    start.log = lambda name: (tmp_path / f"{name}.log").read_text(errors="replace")  # type: ignore[attr-defined]
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def store_at(url: str):  # noqa: ANN201
+    from mamabear.store.database import Store
+
+    return Store.open(url)
+
+
+def queue_batch(cli, fake, count: int) -> dict[str, str]:  # noqa: ANN001
+    """``count`` runs of the four-step crew queued; topic by run id."""
+    ids = {}
+    for i in range(count):
+        result = cli("run", "steps", "-i", f"topic=otter {i}", "--queue", "--base-url", fake.url, "--json")
+        assert result.code == 0, result.err
+        ids[result.json()["run_id"]] = f"otter {i}"
+    return ids
+
+
+def tally(store, fake, ids: dict[str, str]) -> dict[str, object]:  # noqa: ANN001
+    """What the batch came to: runs by status, tasks missing from completed runs, and completed tasks asked again (a
+    request for a task after its row says it was completed)."""
+    asked: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for request in fake.chat_requests:
+        for run_id, topic in ids.items():
+            if f"about {topic}." in request["task"]:
+                asked[(run_id, request["task"].split()[2])].append(request["time"])
+    statuses: dict[str, int] = defaultdict(int)
+    missing, repeated = [], []
+    for run_id in ids:
+        run = store.run(run_id)
+        statuses[str(run.status)] += 1
+        for task in store.tasks(run_id):
+            if run.status == "completed" and task.status != "completed":
+                missing.append((run_id, task.task, str(task.status)))
+            times = asked.get((run_id, task.task.capitalize()), [])
+            if task.status == "completed" and task.finished_at is not None:
+                repeated += [(run_id, task.task) for t in times if t > task.finished_at + 0.5]
+    return {"statuses": dict(statuses), "missing": missing, "repeated": repeated, "requests": len(fake.chat_requests)}
+
+
+def test_a_postgresql_restart_mid_batch_loses_no_run_and_repeats_no_completed_task(cli, fake, pool, services):
+    url, pg, _ = services
+    fake.add(delay=1.0)  # every answer takes a second: runs are in flight when the store goes
+    pool("w1")
+    pool("w2")
+    up(cli, "w1", "w2")
+    ids = queue_batch(cli, fake, 6)
+    wait_for(lambda: len(fake.chat_requests) >= 4, timeout=120, what="runs in flight")
+    pg.stop()
+    time.sleep(10)
+    pg.start()
+    store = store_at(url)
+    try:
+        wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
+    except AssertionError as exc:
+        raise AssertionError(tally(store, fake, ids), [(i, store.run(i).status, store.run(i).error) for i in ids], pool.log("w1")[-4000:]) from exc
+    counted = tally(store, fake, ids)
+    assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
+
+
+def test_a_broker_that_loses_its_messages_loses_no_run(cli, fake, pool, services):
+    """Redis without persistence, killed for 5 s: the queued runs' messages are gone; the sweeper sends them again."""
+    url, _, broker = services
+    fake.add(delay=0.5)
+    pool("w1", concurrency=1)
+    pool("w2", concurrency=1)
+    up(cli, "w1", "w2")
+    ids = queue_batch(cli, fake, 6)
+    wait_for(lambda: len(fake.chat_requests) >= 2, timeout=120, what="runs in flight")
+    broker.kill()
+    time.sleep(5)
+    broker.start_again()
+    store = store_at(url)
+    try:
+        wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
+    except AssertionError as exc:
+        raise AssertionError(tally(store, fake, ids), pool.log("w1")[-4000:]) from exc
+    counted = tally(store, fake, ids)
+    assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], counted
+    assert "had no message in the broker" in pool.log("w1") + pool.log("w2")
+
+
+def test_a_worker_pointed_at_another_store_hands_runs_back_and_every_run_completes(cli, fake, pool, services, tmp_path):
+    url, _, _ = services
+    pool("stray", concurrency=1, store=f"sqlite:///{tmp_path / 'other.db'}")
+    pool("w1", concurrency=1)
+    up(cli, "stray", "w1")
+    ids = queue_batch(cli, fake, 4)
+    store = store_at(url)
+    wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
+    counted = tally(store, fake, ids)
+    assert counted["statuses"] == {"completed": 4} and counted["missing"] == [] and counted["repeated"] == [], counted
+    assert {store.run(i).worker for i in ids} == {f"w1@{HOST}"}
+    assert "is not in this worker's store" in pool.log("stray")
