@@ -63,10 +63,9 @@ def test_a_task_s_text_guardrails_are_found_with_the_llm_its_agent_had():
 
 def test_kombu_keeps_a_queued_message_where_compat_kombu_reads_it():
     """compat/kombu.py reads kombu's Redis lists and its unacked hash: a message sent is found there, by priority."""
-    from redisserver import RedisServer
-
     from mamabear.compat.kombu import holds, queue_depth
     from mamabear.workers.app import make_app, send
+    from redisserver import RedisServer
 
     with RedisServer() as server:
         app = make_app(server.url)
