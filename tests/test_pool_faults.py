@@ -4,19 +4,16 @@ server's own request log: runs completed, runs left queued or running, tasks mis
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 
 import pytest
 
-from conftest import subprocess_env, wait_for
+from conftest import wait_for
 from pgserver_fixture import pgserver_handle
 from redisserver import RedisServer
-from test_workers import HOST, up
+from test_workers import HOST, up, workers_in
 
 STEPS = ("Gather", "Sort", "Weigh", "Write")  # four tasks a run: long enough to be caught in flight
 AGENTS = "noter:\n  role: Noter\n  goal: Note facts about {topic}\n  backstory: Keeps notes.\n  tier: fast\n"
@@ -45,32 +42,13 @@ def pool(services, isolated, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
     monkeypatch.setenv("MAMABEAR_BROKER_URL", broker.url)
     monkeypatch.setenv("MAMABEAR_DATABASE_URL", url)
     monkeypatch.setenv("MAMABEAR_HEARTBEAT_STALE_S", str(STALE_S))
-    started: list[subprocess.Popen] = []
+    with workers_in(project, tmp_path, MAMABEAR_HOME=str(isolated)) as start:
+        # MAMABEAR_DATABASE_URL is kept from subprocesses unless given: each worker is told its store
+        def with_store(name: str, concurrency: int = 2, store: str | None = None) -> subprocess.Popen:
+            return start(name, concurrency, MAMABEAR_DATABASE_URL=store or url)
 
-    def start(name: str, concurrency: int = 2, store: str | None = None) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - open while the worker runs
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mamabear", "worker", "--name", name, "--concurrency", str(concurrency)],
-            env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_DATABASE_URL=store or url),
-            cwd=project,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        started.append(proc)
-        return proc
-
-    start.log = lambda name: (tmp_path / f"{name}.log").read_text(errors="replace")  # type: ignore[attr-defined]
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in started:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        with_store.log = start.log  # type: ignore[attr-defined]
+        yield with_store
 
 
 def store_at(url: str):  # noqa: ANN201
@@ -111,6 +89,15 @@ def tally(store, fake, ids: dict[str, str]) -> dict[str, object]:  # noqa: ANN00
     return {"statuses": dict(statuses), "missing": missing, "repeated": repeated, "requests": len(fake.chat_requests)}
 
 
+def every_run_ended(store, fake, ids: dict[str, str], log) -> dict[str, object]:  # noqa: ANN001
+    """Waits until every run of the batch has ended; the tally (with the runs and a worker's log when some do not)."""
+    try:
+        wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
+    except AssertionError as exc:
+        raise AssertionError(tally(store, fake, ids), [(i, store.run(i).status, store.run(i).error) for i in ids], log()[-4000:]) from exc
+    return tally(store, fake, ids)
+
+
 def test_a_postgresql_restart_mid_batch_loses_no_run_and_repeats_no_completed_task(cli, fake, pool, services):
     url, pg, _ = services
     fake.add(delay=1.0)  # every answer takes a second: runs are in flight when the store goes
@@ -123,11 +110,7 @@ def test_a_postgresql_restart_mid_batch_loses_no_run_and_repeats_no_completed_ta
     time.sleep(10)
     pg.start()
     store = store_at(url)
-    try:
-        wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
-    except AssertionError as exc:
-        raise AssertionError(tally(store, fake, ids), [(i, store.run(i).status, store.run(i).error) for i in ids], pool.log("w1")[-4000:]) from exc
-    counted = tally(store, fake, ids)
+    counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
     assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
 
 
@@ -144,11 +127,7 @@ def test_a_broker_that_loses_its_messages_loses_no_run(cli, fake, pool, services
     time.sleep(5)
     broker.start_again()
     store = store_at(url)
-    try:
-        wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
-    except AssertionError as exc:
-        raise AssertionError(tally(store, fake, ids), pool.log("w1")[-4000:]) from exc
-    counted = tally(store, fake, ids)
+    counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
     assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], counted
     assert "had no message in the broker" in pool.log("w1") + pool.log("w2")
 
@@ -160,8 +139,7 @@ def test_a_worker_pointed_at_another_store_hands_runs_back_and_every_run_complet
     up(cli, "stray", "w1")
     ids = queue_batch(cli, fake, 4)
     store = store_at(url)
-    wait_for(lambda: all(store.run(i).status in ENDED for i in ids), timeout=240, what="every run ended")
-    counted = tally(store, fake, ids)
+    counted = every_run_ended(store, fake, ids, lambda: pool.log("stray"))
     assert counted["statuses"] == {"completed": 4} and counted["missing"] == [] and counted["repeated"] == [], counted
     assert {store.run(i).worker for i in ids} == {f"w1@{HOST}"}
     assert "is not in this worker's store" in pool.log("stray")

@@ -12,7 +12,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -52,32 +55,43 @@ def pool(broker, isolated, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
     monkeypatch.chdir(project)
     monkeypatch.setenv("MAMABEAR_BROKER_URL", broker.url)
     broker_flush(broker)
+    with workers_in(project, tmp_path, MAMABEAR_HOME=str(isolated), MAMABEAR_HEARTBEAT_STALE_S=str(STALE_S), MAMABEAR_BROKER_INSECURE="1") as start:
+        yield start
+
+
+@contextmanager
+def workers_in(project: Path, logs: Path, **env: str) -> Iterator[Any]:
+    """``start(name, concurrency, **more_env)`` starts `mamabear worker` in the project's root, in a process group of
+    its own (its runs are in it, as on a machine of its own), its output in LOGS/NAME.log (``start.log(name)``);
+    every worker started is stopped afterwards."""
     started: list[subprocess.Popen] = []
 
-    def start(name: str, concurrency: int = 2) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - open while the worker runs
+    def start(name: str, concurrency: int = 2, **more: str) -> subprocess.Popen:
+        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - open while the worker runs
         proc = subprocess.Popen(
             [sys.executable, "-m", "mamabear", "worker", "--name", name, "--concurrency", str(concurrency)],
-            env=subprocess_env(MAMABEAR_HOME=str(isolated), MAMABEAR_HEARTBEAT_STALE_S=str(STALE_S), MAMABEAR_BROKER_INSECURE="1"),
+            env=subprocess_env(**env, **more),
             cwd=project,
             stdout=log,
             stderr=log,
-            start_new_session=True,  # its own process group: its runs are in it, as on a machine of its own
+            start_new_session=True,
         )
         started.append(proc)
         return proc
 
-    start.log = lambda name: (tmp_path / f"{name}.log").read_text(errors="replace")  # type: ignore[attr-defined]
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in started:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    start.log = lambda name: (logs / f"{name}.log").read_text(errors="replace")  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def broker_flush(broker: RedisServer) -> None:

@@ -85,7 +85,7 @@ def settle_orphans(store: Store, runs: list[RunRow]) -> list[RunRow]:
     """Record runs whose process died as interrupted (resumable), and return the rows as they are now."""
     settled = []
     for run in runs:
-        if is_orphan(run, getattr(store, "back_at", 0.0)):
+        if is_orphan(run, store.back_at):
             if run.host == this_host():
                 error = f"its process (pid {run.pid}) ended without finishing; `mamabear resume {run.id}` continues it"
             else:

@@ -51,7 +51,7 @@ def waiting(method: Callable[..., Any]) -> Callable[..., Any]:
     def call(store: Any, *args: Any, **kwargs: Any) -> Any:
         if store.engine.dialect.name == "sqlite":  # a file: a fault there is the disk's (StorageError), not an outage
             return method(store, *args, **kwargs)
-        started, pause = time.monotonic(), 0.25
+        started, pause, failures = time.monotonic(), 0.25, 0
         while True:
             try:
                 result = method(store, *args, **kwargs)
@@ -65,12 +65,13 @@ def waiting(method: Callable[..., Any]) -> Callable[..., Any]:
                     raise StoreUnavailable(
                         f"the run store at {where} did not answer for {waited:.0f}s ({first}); what is stored is kept, and the run can be resumed."
                     ) from exc
-                if pause == 0.25:
+                failures += 1
+                if failures == 1:
                     log.warning("the run store does not answer (%s); waiting for it (up to %.0fs)", type(exc.orig).__name__, wait_s())
                 time.sleep(pause)
                 pause = min(pause * 2, BACKOFF_CAP_S)
                 continue
-            if pause > 0.25:
+            if failures:
                 store.back_at = time.time()
                 log.warning("the run store answers again after %.0fs", time.monotonic() - started)
             return result
