@@ -44,8 +44,8 @@ def pool(services, isolated, monkeypatch, tmp_path):  # noqa: ANN001, ANN201
     monkeypatch.setenv("MAMABEAR_HEARTBEAT_STALE_S", str(STALE_S))
     with workers_in(project, tmp_path, MAMABEAR_HOME=str(isolated)) as start:
         # MAMABEAR_DATABASE_URL is kept from subprocesses unless given: each worker is told its store
-        def with_store(name: str, concurrency: int = 2, store: str | None = None) -> subprocess.Popen:
-            return start(name, concurrency, MAMABEAR_DATABASE_URL=store or url)
+        def with_store(name: str, concurrency: int = 2, store: str | None = None, **env: str) -> subprocess.Popen:
+            return start(name, concurrency, MAMABEAR_DATABASE_URL=store or url, **env)
 
         with_store.log = start.log  # type: ignore[attr-defined]
         yield with_store
@@ -114,9 +114,32 @@ def test_a_postgresql_restart_mid_batch_loses_no_run_and_repeats_no_completed_ta
     assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
 
 
-def test_a_broker_that_loses_its_messages_loses_no_run(cli, fake, pool, services):
-    """Redis without persistence, killed for 5 s: the queued runs' messages are gone; the sweeper sends them again."""
+def test_a_store_outage_longer_than_the_wait_ends_runs_interrupted_and_the_sweeper_carries_them_out(cli, fake, pool, services):
+    """Workers told to wait 2 s for the store; it is gone 12 s. The runs in flight end interrupted (resumable), not
+    failed, and complete on a later attempt without asking again for a task that was recorded completed."""
+    url, pg, _ = services
+    fake.add(delay=1.0)
+    pool("w1", MAMABEAR_STORE_WAIT_S="2")
+    pool("w2", MAMABEAR_STORE_WAIT_S="2")
+    up(cli, "w1", "w2")
+    ids = queue_batch(cli, fake, 4)
+    wait_for(lambda: len(fake.chat_requests) >= 4, timeout=120, what="runs in flight")
+    pg.stop()
+    time.sleep(12)
+    pg.start()
+    store = store_at(url)
+    counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
+    assert counted["statuses"] == {"completed": 4} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
+    attempts = [a for i in ids for a in store.attempts(i)]
+    assert len(attempts) > len(ids), "the outage outlasted the wait, so some run needed a second attempt"
+    assert {str(a["status"]) for a in attempts} <= {"completed", "interrupted"}, [(a["run_id"], a["status"]) for a in attempts]
+
+
+def test_a_broker_that_loses_its_messages_loses_no_run(cli, fake, pool, services, tmp_path):
+    """Redis without persistence, killed for 5 s: the queued runs' messages are gone; the sweeper sends them again.
+    The same Redis holds the provider quota's buckets: runs booking through it wait for it instead of failing."""
     url, _, broker = services
+    (tmp_path / "project" / "config" / "models.yaml").write_text("providers:\n  openai:\n    env: [OPENAI_API_KEY]\n    rpm: 6000\n")
     fake.add(delay=0.5)
     pool("w1", concurrency=1)
     pool("w2", concurrency=1)
@@ -129,7 +152,13 @@ def test_a_broker_that_loses_its_messages_loses_no_run(cli, fake, pool, services
     store = store_at(url)
     counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
     assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], counted
-    assert "had no message in the broker" in pool.log("w1") + pool.log("w2")
+    logs = pool.log("w1") + pool.log("w2")
+    assert "had no message in the broker" in logs
+    import redis
+
+    assert redis.Redis.from_url(broker.url).hget("mamabear:quota:openai", "next_at"), "the runs booked their quota in the broker's Redis"
+    waits = [e["message"] for i in ids for e in store.events(i, kinds=("quota_wait",))]
+    assert any("quota buckets in Redis (unreachable for" in w for w in waits), waits  # waited for it, did not fail
 
 
 def test_a_worker_pointed_at_another_store_hands_runs_back_and_every_run_completes(cli, fake, pool, services, tmp_path):
