@@ -368,3 +368,9 @@ def test_a_worker_refuses_a_broker_without_a_password_unless_told(cli, broker, m
     result = cli("worker", "--name", "w1")
     assert result.code == 2 and "has no password, so anyone who reaches it can take this pool's runs" in result.err
     assert "Traceback" not in result.err
+    checks = {c["name"]: c for c in cli("doctor", "--json").json()["checks"]}
+    assert checks["broker"]["status"] == "warn" and "has no password" in checks["broker"]["detail"], checks["broker"]
+    with RedisServer(password="s3cret-broker") as guarded:
+        monkeypatch.setenv("MAMABEAR_BROKER_URL", guarded.url)
+        checks = {c["name"]: c for c in cli("doctor", "--json").json()["checks"]}
+        assert checks["broker"]["status"] == "ok" and "s3cret-broker" not in str(checks), checks["broker"]

@@ -192,4 +192,9 @@ def _broker(env: Any) -> Check:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except (redis.RedisError, ValueError) as exc:
         return Check("broker", "fail", f"cannot reach {where} ({type(exc).__name__}); check MAMABEAR_BROKER_URL and that Redis is up")
+    from urllib.parse import urlsplit
+
+    if not urlsplit(url).password and url.startswith(("redis://", "rediss://")):
+        # `mamabear worker` refuses it unless MAMABEAR_BROKER_INSECURE=1: say so before a worker is started
+        return Check("broker", "warn", f"{where} has no password: anyone who reaches it can take this pool's runs (give Redis a requirepass)")
     return Check("broker", "ok", f"{where}")
