@@ -74,3 +74,20 @@ def test_kombu_keeps_a_queued_message_where_compat_kombu_reads_it():
         assert queue_depth(server.url, ["q1", "q2"]) == {"q1": 2, "q2": 0}
         assert holds(server.url, ["q1"], "run-first") and holds(server.url, ["q1"], "run-later")
         assert not holds(server.url, ["q1"], "run-other") and not holds(server.url, ["q2"], "run-first")
+
+
+def test_a_hierarchical_crew_s_own_manager_is_made_before_kickoff_and_kept_by_it():
+    from crewai import LLM, Agent, Crew, Process, Task
+
+    worker = Agent(role="Noter", goal="g", backstory="b", llm=LLM(model="openai/gpt-4.1-mini", api_key="test-key"))
+    crew = Crew(
+        agents=[worker],
+        tasks=[Task(description="d", expected_output="e")],
+        process=Process.hierarchical,
+        manager_llm=LLM(model="openai/gpt-4.1", api_key="test-key"),
+    )
+    manager = crewai_compat.made_manager(crew)
+    assert manager is crew.manager_agent and manager.role and manager.allow_delegation and manager.llm.model == "gpt-4.1"
+    assert {type(t).__name__ for t in manager.tools} >= {"DelegateWorkTool"}  # it hands work to the crew's agents
+    crew._create_manager_agent()  # what kickoff calls: the manager made before is the one that runs
+    assert crew.manager_agent is manager and crewai_compat.made_manager(crew) is manager

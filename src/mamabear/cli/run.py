@@ -96,6 +96,8 @@ def render_plan(plan: Plan, json_out: bool) -> None:
             f"[yellow]warning:[/] no price is known for {escape(model)}: its calls would be shown as unpriced and no --budget-usd "
             f"could stop them; add it under prices: in config/models.yaml."
         )
+    for warning in data["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for note in data["notes"]:
         err.print(f"[dim]note: {escape(note)}[/]")
     err.print("[dim]dry run: no model was called[/]")
@@ -185,6 +187,8 @@ def run(
     if dry_run:
         render_plan(plan, json_out)
         return
+    for warning in plan.warnings:
+        console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if queue is not None:
         if detach:
             raise UsageError(BOTH_BACKGROUNDS)

@@ -35,13 +35,16 @@ def validate(json_out: bool = JSON) -> None:
     except ConfigError as exc:
         errors.append(exc.message)
     if catalog is not None:
+        from mamabear.config.catalog import CREW_PY
         from mamabear.config.json_crew import CREW_FILES
-        from mamabear.engine.project import json_problems
+        from mamabear.engine.project import json_problems, project_problems
         from mamabear.tools.library import crew_problems
 
-        for path in catalog.crew_files().values():
+        for name, path in catalog.crew_files().items():
             if path.name in CREW_FILES:  # CrewAI's own checks of what it builds: tools, settings, Python references
                 errors += json_problems(str(path))
+            elif path.name == CREW_PY:  # the crew its crew.py builds, as a run builds it (importing the project)
+                errors += project_problems(catalog, name)
 
         try:
             errors += crew_problems(catalog, ws.settings.env)  # a missing key or package, a tool that does not exist
@@ -53,7 +56,7 @@ def validate(json_out: bool = JSON) -> None:
             {
                 "ok": not errors,
                 "errors": errors,
-                "warnings": catalog.warnings if catalog else [],
+                "warnings": [*catalog.warnings, *catalog.ignored] if catalog else [],
                 "roots": roots,
                 "agents": len(catalog.agents) if catalog else 0,
                 "tasks": len(catalog.tasks) if catalog else 0,
@@ -64,7 +67,7 @@ def validate(json_out: bool = JSON) -> None:
         out = console(stderr=bool(errors))
         for error in errors:
             out.print(f"[red]error:[/] {escape(error)}", soft_wrap=True)
-        for warning in catalog.warnings if catalog else []:
+        for warning in [*catalog.warnings, *catalog.ignored] if catalog else []:
             console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         if not errors and catalog:
             out.print(

@@ -201,6 +201,15 @@ def llm_guardrails(task: Any) -> list[Any]:
     return [g for g in held if isinstance(g, LLMGuardrail)]
 
 
+def made_manager(crew: Any) -> Any:
+    """The manager agent of a hierarchical crew given only ``manager_llm``: CrewAI's own (its role, goal, backstory and
+    delegation tools), made now by its private ``Crew._create_manager_agent`` rather than at kickoff, so that mamabear
+    routes its model and records its calls as any agent's. A crew with a ``manager_agent`` keeps it."""
+    if crew.manager_agent is None:
+        crew._create_manager_agent()
+    return crew.manager_agent
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -231,6 +240,10 @@ def problems() -> list[str]:
     params = _call_parameters()
     need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
+    need(
+        callable(getattr(Crew, "_create_manager_agent", None)) and "if self.manager_agent is not None" in inspect.getsource(Crew._create_manager_agent),
+        "Crew._create_manager_agent, which keeps a manager_agent already set",
+    )
     need({"_pending_saves", "_pending_lock"} <= set(Memory.__private_attributes__), "Memory._pending_saves and ._pending_lock")
     need(
         "_prompt_input" in vars(SyncHumanInputProvider) and "self._prompt_input(context.crew)" in inspect.getsource(SyncHumanInputProvider.handle_feedback),

@@ -10,6 +10,7 @@ Every error names the file and line at fault.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -301,16 +302,17 @@ def _entry(entries: YamlMapping, key: str, what: str) -> YamlMapping:
 # ---------------------------------------------------------------- parsers
 
 
-def parse_agent(agent_id: str, entry: YamlMapping) -> AgentSpec:
+def parse_agent(agent_id: str, entry: YamlMapping, warn: Callable[[str], None] | None = None) -> AgentSpec:
+    """``warn``: a CrewAI project's entry, whose keys mamabear does not know are warned about and left to CrewAI."""
     what = f"agent '{agent_id}'"
-    known_keys(entry, CREWAI_AGENT_KEYS | AGENT_FIELDS | {"tier", "temperature"}, what)
+    unknown = known_keys(entry, CREWAI_AGENT_KEYS | AGENT_FIELDS | {"tier", "temperature"}, what, warn)
     tier = entry.get("tier", "balanced")
     if tier not in TIERS:
         raise ConfigError(f"{entry.where('tier')}: tier '{tier}' of {what} is not one of {', '.join(TIERS)}.")
     temperature = entry.get("temperature", 0.5)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise ConfigError(f"{entry.where('temperature')}: temperature of {what} must be a number from 0 to 2.")
-    own = {"role", "goal", "backstory", "tier", "temperature", "llm", "tools", "function_calling_llm"}
+    own = {"role", "goal", "backstory", "tier", "temperature", "llm", "tools", "function_calling_llm", *unknown}
     options, refs = _fields(entry, own, AGENT_REFS, what)
     tools, library = _tool_list(entry, what)
     return AgentSpec(
@@ -350,13 +352,13 @@ def _fields(entry: YamlMapping, own: set[str], ref_keys: frozenset[str], what: s
     return options, tuple(refs)
 
 
-def parse_task(task_id: str, entry: YamlMapping) -> TaskSpec:
+def parse_task(task_id: str, entry: YamlMapping, warn: Callable[[str], None] | None = None) -> TaskSpec:
     what = f"task '{task_id}'"
-    known_keys(entry, CREWAI_TASK_KEYS | TASK_FIELDS | {"complexity"}, what)
+    unknown = known_keys(entry, CREWAI_TASK_KEYS | TASK_FIELDS | {"complexity"}, what, warn)
     complexity = entry.get("complexity")
     if complexity is not None and (isinstance(complexity, bool) or not isinstance(complexity, int) or not 1 <= complexity <= 10):
         raise ConfigError(f"{entry.where('complexity')}: complexity of {what} must be a whole number from 1 to 10.")
-    options, refs = _fields(entry, {"description", "expected_output", "agent", "context", "complexity", "tools"}, TASK_REFS, what)
+    options, refs = _fields(entry, {"description", "expected_output", "agent", "context", "complexity", "tools", *unknown}, TASK_REFS, what)
     tools, library = _tool_list(entry, what)
     return TaskSpec(
         id=task_id,
@@ -403,7 +405,9 @@ def _parse_inputs(doc: YamlMapping, what: str) -> tuple[InputSpec, ...]:
     return tuple(inputs)
 
 
-def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]) -> CrewSpec:
+def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec], in_python: bool = False) -> CrewSpec:
+    """``in_python``: a CrewAI project's crew, whose crew.py may give a task its agent (the plan then comes from the
+    crew it builds, engine.project)."""
     doc = _mapping(doc, path, f"crew file {path.name}")
     what = f"crew '{name}'"
     known_keys(doc, {"name", "description", "process", "agents", "tasks", "manager", "inputs", "memory", "sandbox", "tools"}, what)
@@ -435,14 +439,14 @@ def parse_crew(name: str, doc: Any, path: Path, agents: dict[str, AgentSpec], ta
         if not isinstance(task_id, str) or task_id not in tasks:
             raise ConfigError(f"{where}: {what} names unknown task '{task_id}'; define it in config/tasks.yaml.")
         runs_on = agent_override or tasks[task_id].agent
-        if runs_on is None and process == "sequential":
+        if runs_on is None and process == "sequential" and not in_python:
             raise ConfigError(
                 f"{where}: task '{task_id}' in {what} has no agent; name one there, as "
                 f"`- task: {task_id}` with `agent: AGENT_ID` on the next line (`mamabear agents list` shows the ids)."
             )
         if runs_on is not None and runs_on not in agents:
             raise ConfigError(f"{where}: task '{task_id}' in {what} names unknown agent '{runs_on}'.")
-        if process == "sequential" and runs_on not in crew_agents:
+        if process == "sequential" and runs_on is not None and runs_on not in crew_agents:
             raise ConfigError(f"{where}: task '{task_id}' runs on agent '{runs_on}', which is not in the agents of {what}.")
         for ctx in tasks[task_id].context:
             if ctx not in [t.task for t in crew_tasks]:
@@ -498,6 +502,7 @@ class Catalog:
         self.roots = roots
         self.errors = errors
         self.warnings: list[str] = []  # a project's entry that shadows a packaged one (its crews get the project's)
+        self.ignored: list[str] = []  # keys of a CrewAI project's YAML that mamabear does not read (CrewAI does)
         self._agent_layers = self._layers("agents.yaml", parse_agent, "agent")
         self.agents: dict[str, AgentSpec] = _merged(self._agent_layers)
         self._task_layers: list[dict[str, TaskSpec]] | None = None
@@ -521,9 +526,10 @@ class Catalog:
                 continue
             if entries is None:
                 continue
+            warn = self.ignored.append if crewai_package(root) else None  # CrewAI reads a project's files, not mamabear
             for key in entries:
                 try:
-                    layer[key] = parse(key, _entry(entries, key, what))
+                    layer[key] = parse(key, _entry(entries, key, what), warn)
                 except ConfigError as exc:
                     self._problem(exc)
                     continue
@@ -556,8 +562,21 @@ class Catalog:
         if depth >= len(self.roots):
             return self
         view = Catalog.__new__(Catalog)
-        view.roots, view.errors, view.warnings = self.roots[:depth], self.errors, []
+        view.roots, view.errors, view.warnings, view.ignored = self.roots[:depth], self.errors, [], self.ignored
         view._agent_layers, view._task_layers = self._agent_layers[:depth], self._task_layer_list()[:depth]
+        view.agents, view._tasks = _merged(view._agent_layers), _merged(view._task_layers)
+        return view
+
+    def adding(self, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec], scope: int) -> Catalog:
+        """The catalog with the agents and tasks a CrewAI project made in Python (not in its YAML), in the layer of its
+        root (``scope``)."""
+        if not agents and not tasks:
+            return self
+        view = Catalog.__new__(Catalog)
+        view.roots, view.errors, view.warnings, view.ignored = self.roots, self.errors, self.warnings, self.ignored
+        at = scope if scope >= 0 else len(self.roots) - 1
+        view._agent_layers = [{**layer, **agents} if i == at else layer for i, layer in enumerate(self._agent_layers)]
+        view._task_layers = [{**layer, **tasks} if i == at else layer for i, layer in enumerate(self._task_layer_list())]
         view.agents, view._tasks = _merged(view._agent_layers), _merged(view._task_layers)
         return view
 
@@ -587,7 +606,7 @@ class Catalog:
         agents, tasks = _merged(self._agent_layers[:depth]), _merged(self._task_layer_list()[:depth])
         if path.name == CREW_PY:
             how = f"the CrewAI project {name}: its tasks.yaml, in order, built by its crew.py"
-            doc = project_crew(self._task_layer_list()[scope], agents, path.parent / "config" / "tasks.yaml", how)
+            doc = project_crew(self._task_layer_list()[scope], agents, path.parent / "config" / "tasks.yaml", how, own=list(self._agent_layers[scope]))
         elif path.name in json_crew.CREW_FILES:
             process, defaults, where = json_crew.crew_settings(path.parent)
             if process != "sequential":
@@ -595,7 +614,7 @@ class Catalog:
             doc = project_crew(self._task_layer_list()[scope], agents, path, f"the CrewAI project {name}: its {path.name}, in order", defaults)
         else:
             doc = yamlfile.load(path)
-        return replace(parse_crew(name, doc, path, agents, tasks), scope=scope)
+        return replace(parse_crew(name, doc, path, agents, tasks, in_python=path.name == CREW_PY), scope=scope)
 
     def objects(self, spec: AgentSpec | TaskSpec) -> dict[str, Any]:
         """The Python objects an agent's or a task's YAML names, by key (lists for callbacks, knowledge_sources)."""
@@ -626,12 +645,18 @@ class Catalog:
 
 
 def project_crew(
-    tasks: dict[str, TaskSpec], agents: dict[str, AgentSpec], where: Path, description: str, defaults: dict[str, Any] | None = None
+    tasks: dict[str, TaskSpec],
+    agents: dict[str, AgentSpec],
+    where: Path,
+    description: str,
+    defaults: dict[str, Any] | None = None,
+    own: list[str] | None = None,
 ) -> YamlMapping:
     """The crew of a CrewAI project as its YAML or JSON describes it: every task in order, each on the agent it names,
-    and an input for every {placeholder} (required unless ``defaults`` has it)."""
+    and an input for every {placeholder} (required unless ``defaults`` has it). ``own``: the project's agents, its
+    crew's when no task names one (crew.py gives the tasks their agents)."""
     defaults = defaults or {}
-    used = [a for a in dict.fromkeys(t.agent for t in tasks.values()) if a]
+    used = [a for a in dict.fromkeys(t.agent for t in tasks.values()) if a] or [a for a in own or [] if a in agents]
     texts = "".join(t.description + t.expected_output for t in tasks.values()) + "".join(
         agents[a].role + agents[a].goal + agents[a].backstory for a in used if a in agents
     )
@@ -643,6 +668,11 @@ def project_crew(
     doc = YamlMapping(description=description, agents=used, tasks=list(tasks), inputs=inputs)
     doc.path, doc.line, doc.key_lines = where, 1, {}
     return doc
+
+
+def placeholders(*texts: str) -> list[str]:
+    """The {input} names the texts use, in order of first use."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall("".join(texts))))
 
 
 def _root_entries(root: Path, filename: str) -> YamlMapping | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,14 @@ def layers(roots: list[Path], filename: str) -> Iterator[tuple[Any, Path]]:
             yield load(path), path
 
 
-def known_keys(entry: YamlMapping, keys: set[str] | frozenset[str], what: str) -> None:
-    """A key of ``entry`` not in ``keys`` is an error at its line, listing the keys there are."""
+def known_keys(entry: YamlMapping, keys: set[str] | frozenset[str], what: str, warn: Callable[[str], None] | None = None) -> set[str]:
+    """A key of ``entry`` not in ``keys`` is an error at its line, listing the keys there are; with ``warn``, a
+    warning instead (a CrewAI project's file, whose keys CrewAI reads, not mamabear). The unknown keys."""
+    unknown = set()
     for key in entry:
         if key not in keys:
-            raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
+            if warn is None:
+                raise ConfigError(f"{entry.where(key)}: unknown field '{key}' in {what}; use one of: {', '.join(sorted(keys))}.")
+            warn(f"{entry.where(key)}: mamabear does not read '{key}' of {what}; CrewAI's own loader gets it as written.")
+            unknown.add(key)
+    return unknown

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -292,8 +292,8 @@ class Attempt:
 
     def _kickoff(self) -> str | None:
         from mamabear.compat.httpx import shared_tls
-        from mamabear.engine.build import AgentParts, build
-        from mamabear.engine.project import build_project, project_crew
+        from mamabear.engine.build import AgentParts, build, build_project
+        from mamabear.engine.project import as_built
         from mamabear.engine.resume import with_stored_outputs
 
         ws, plan, tracker, checkpoints, guard = self.ws, self.plan, self.tracker, self.checkpoints, self.guard
@@ -318,8 +318,8 @@ class Attempt:
             if self.restore_from is not None:
                 built = parts.reattach(checkpoints.restore(self.restore_from, ws.settings.env), ws.catalog)
                 built.crew.checkpoint = checkpoints.config()
-            elif plan.crew.built_by_project and (project := project_crew(plan.crew.source, ws.roots)) is not None:
-                built = build_project(project, plan, ws.catalog, parts, checkpoints.config())
+            elif plan.crew.built_by_project and (project := plan.project or as_built(plan.crew, ws.catalog)) is not None:
+                built = build_project(replace(plan, project=project), parts, checkpoints.config())  # a crew.jsonc is built now
             else:
                 built = build(plan, ws.catalog, parts, checkpoints.config())
             if self.resume:

@@ -267,3 +267,39 @@ def build(plan: Plan, catalog: Catalog, parts: AgentParts, checkpoint: Any = Non
     )
     guard_side_calls(crew)
     return Built(crew=crew, positions=positions, agents=agent_map)
+
+
+def build_project(plan: Any, parts: Any, checkpoint: Any = None) -> Any:
+    """The crew the project built (``plan.project``), each agent on its routed model with its YAML's tools added, the
+    manager of a hierarchical crew on its own."""
+    project = plan.project  # engine.project.ProjectCrew
+    crew = project.crew
+    planned_by_id = {p.id: p for p in reversed(plan.agents)}  # an agent on several tiers: its first
+    agents = {}
+    for agent in crew.agents:
+        planned = planned_by_id[project.names[id(agent)]]
+        agent.llm = parts.llm(planned)
+        agent.max_retry_limit = parts.models.retry.task_retries
+        mine = {spec.name for spec in planned.library}  # its crewai-tools classes: made by mamabear, with its limits and keys
+        agent.tools = [*(t for t in agent.tools or [] if type(t).__name__ not in mine), *parts.tools(planned)]
+        agents[str(agent.id)] = planned
+    if plan.manager is not None:  # CrewAI's managers only delegate: their tools stay the crew's delegation tools
+        crew.manager_agent.llm = crew.manager_llm = parts.llm(plan.manager)
+        crew.manager_agent.max_retry_limit = parts.models.retry.task_retries
+        agents[str(crew.manager_agent.id)] = plan.manager
+    guard_side_calls(crew)
+    crew.checkpoint = checkpoint
+    if not _wants_memory(crew, parts):
+        parts.memory = None  # nothing recalled, nothing saved: not even the run's result
+    crew.memory = parts.memory or False
+    crew.create_crew_memory()
+    positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, plan.tasks, strict=True)}
+    return Built(crew=crew, positions=positions, agents=agents)
+
+
+def _wants_memory(crew: Any, parts: Any) -> bool:
+    """Whether a project's crew gets the shared memory: when it asks for memory (``memory=True`` or a Memory of its
+    own), as under `crewai run`, or when memory.yaml's ``projects: always`` says every project's does."""
+    from mamabear.memory.config import MemoryConfig
+
+    return bool(crew.memory) or MemoryConfig.load(parts.roots).projects == "always"

@@ -1,17 +1,19 @@
 """The plan of a run: a crew with its inputs filled in and a model routed to every agent.
 
-Making a plan calls no model and imports no CrewAI, so ``run --dry-run`` shows it
-with no API key at all. The run engine builds CrewAI objects from the plan.
+Making a plan calls no model, so ``run --dry-run`` shows it with no API key at all. It imports no CrewAI, but for a
+CrewAI project's crew: that is built as `crewai run` builds it, and the plan is taken from the crew built (the run
+then runs that crew). The run engine builds CrewAI objects from the plan.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from mamabear.config.answers import Answers
-from mamabear.config.catalog import AgentSpec, Catalog, CrewSpec, TaskSpec, ToolSpec, expand_tools
+from mamabear.config.catalog import CREW_PY, AgentSpec, Catalog, CrewSpec, TaskSpec, ToolSpec, expand_tools
 from mamabear.config.models import ModelTable, Route, tier_for
 from mamabear.config.settings import Settings
 from mamabear.config.toolset import ToolsConfig
@@ -30,6 +32,7 @@ class PlannedAgent:
     tools: tuple[str, ...] = ()
     tool_route: Route | None = None  # its function_calling_llm, when it has one
     library: tuple[ToolSpec, ...] = ()  # its tools from outside the sandbox (crewai-tools, the project's, web), checked
+    python_tools: tuple[str, ...] = ()  # the tools a CrewAI project's crew.py gave it (as named there)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # what the configuration leaves out (a web group with no search key)
     asks_person: bool = False  # a task has human_input: CrewAI asks for feedback at the terminal
     answers: Answers | None = field(default=None, compare=False)  # --answers: the feedback comes from a file instead
+    warnings: tuple[str, ...] = ()  # what mamabear leaves to CrewAI or ignores (a project's unknown key, an extra input)
+    project: Any = field(default=None, compare=False, repr=False)  # engine.project.ProjectCrew: the crew a project built
 
     @property
     def models(self) -> list[str]:
@@ -89,6 +94,7 @@ class Plan:
             "manager": self.manager.id if self.manager else None,
             "problems": self.problems,
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
             "unpriced": list(self.unpriced),
             "agents": [
                 {
@@ -98,7 +104,7 @@ class Plan:
                     "temperature": a.temperature,
                     "model": a.route.model,
                     "route": route(a.route),
-                    "tools": [*a.tools, *(t.name for t in a.library)],
+                    "tools": [*a.tools, *(t.name for t in a.library), *a.python_tools],
                 }
                 for a in self.agents
             ],
@@ -108,13 +114,18 @@ class Plan:
         }
 
 
-def resolve_inputs(crew: CrewSpec, given: dict[str, str]) -> dict[str, str]:
+def resolve_inputs(crew: CrewSpec, given: dict[str, str], warnings: list[str] | None = None) -> dict[str, str]:
+    """``warnings``: an input the crew does not use is warned about there (a CrewAI project's crew, as `crewai run`
+    takes any) instead of refused."""
     declared = {i.name: i for i in crew.inputs}
     for key in given:
-        if key not in declared:
+        if key not in declared and warnings is not None:
+            warnings.append(f"-i {key}: crew '{crew.name}' uses no input '{key}'; it is passed to the crew as CrewAI would.")
+        elif key not in declared:
             names = ", ".join(declared) or "none"
             raise UsageError(f"-i {key}: crew '{crew.name}' has no input '{key}'; its inputs are: {names}.")
     resolved: dict[str, str] = {}
+    resolved.update({k: v for k, v in given.items() if k not in declared})
     for spec in crew.inputs:
         if spec.name in given:
             resolved[spec.name] = given[spec.name]
@@ -162,8 +173,20 @@ def make_plan(
     """``crew_name``: a crew of the catalog, or a crew made in code (a mission's team)."""
     crew = catalog.crew(crew_name) if isinstance(crew_name, str) else crew_name
     roots = catalog.roots  # every root: the project's tools.yaml holds for the packaged crews too
+    warnings: list[str] = []
+    project = None
+    if crew.built_by_project and Path(crew.source).name == CREW_PY:  # a crew.jsonc's plan is its JSON: built at kickoff
+        from mamabear.engine.project import as_built
+
+        project = as_built(crew, catalog)
+        if project is not None:
+            crew, catalog = project.spec, catalog.adding(project.agents, project.tasks, crew.scope)
+            warnings += catalog.ignored
+        unassigned = [t.task for t in crew.tasks if t.agent is None]
+        if crew.process == "sequential" and unassigned:
+            raise UsageError(f"{crew.source}: task '{unassigned[0]}' has no agent; give it one in its tasks.yaml entry (agent: AGENT_ID) or in crew.py.")
     catalog = catalog.scoped(crew)
-    inputs = resolve_inputs(crew, given)
+    inputs = resolve_inputs(crew, given, warnings if crew.built_by_project else None)
     specs: list[AgentSpec | TaskSpec] = [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]
     for spec in specs:
         catalog.objects(spec)  # what the YAML names by import path exists and fits, before any model call
@@ -199,6 +222,7 @@ def make_plan(
                 tools=tools,
                 tool_route=table.route(tier, settings, pinned=spec.function_calling_llm, strict=strict) if spec.function_calling_llm else None,
                 library=library(spec.library + crew.library, f"agent '{agent_id}'"),
+                python_tools=project.tools.get(agent_id, ()) if project is not None else (),
             )
         return agents[(agent_id, tier)]
 
@@ -206,8 +230,9 @@ def make_plan(
     if crew.manager:
         tier = catalog.agent(crew.manager).tier
         manager = agents[(crew.manager, tier)] = replace(planned(crew.manager, tier), tools=())  # CrewAI's managers only delegate
-    if crew.process in ("hierarchical", "mission"):
-        # The manager (or a mission's plan) hands work to any crew agent, so each runs on its own tier.
+    if crew.process in ("hierarchical", "mission") or project is not None:
+        # The manager (or a mission's plan) hands work to any crew agent, so each runs on its own tier; every agent of
+        # a project's crew is built (and may be delegated to), so each has a model.
         for agent_id in crew.agents:
             if agent_id != crew.manager:
                 planned(agent_id, catalog.agent(agent_id).tier)
@@ -238,4 +263,6 @@ def make_plan(
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
     asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
     unpriced = tuple(Pricer.for_run(table, settings).unpriced(plan.models))
-    return replace(plan, unpriced=unpriced, notes=notes, asks_person=asks and answers is None, answers=answers)
+    if project is not None:
+        notes += (f"built by its {Path(crew.source).name} in {project.seconds:.1f}s",)
+    return replace(plan, unpriced=unpriced, notes=notes, asks_person=asks and answers is None, answers=answers, warnings=tuple(warnings), project=project)

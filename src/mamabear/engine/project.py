@@ -2,22 +2,26 @@
 hooks and per-task settings in Python), or by CrewAI's own loader of its ``crew.jsonc`` (its tools, custom tools
 and Python references); mamabear routes each agent's model, records, limits and checkpoints it.
 
-The plan comes from the project's YAML (``config/agents.yaml`` and ``tasks.yaml``, which crew.py reads too) or JSON;
-the crew built must match it: its agents by role, its tasks by description, in the same order. A resumed run
-builds the crew again (a checkpoint cannot hold its Python tools) and gives the tasks already done their stored
-outputs, so none of them is asked again.
+The plan comes from the crew the project builds, as `crewai run` builds it: its tasks in order, the agent each runs
+on (given in tasks.yaml or in crew.py), its process and manager. Each agent and task is matched to its YAML entry
+(agents by role, tasks by description), whose settings mamabear reads (tier, tools); one made in Python alone is
+planned as it was made. A resumed run builds the crew again (a checkpoint cannot hold its Python tools) and gives
+the tasks already done their stored outputs, so none of them is asked again.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mamabear.config.catalog import CREW_PY, Catalog
+from mamabear.config.catalog import CREW_PY, AgentSpec, Catalog, CrewSpec, CrewTask, InputSpec, TaskSpec, placeholders
 from mamabear.config.refs import project_path
-from mamabear.errors import UsageError
+from mamabear.errors import ConfigError, UsageError
 
 
 def crew_class(source: str, roots: list[Path]) -> Any:
@@ -50,12 +54,97 @@ def project_crew(source: str, roots: list[Path]) -> Any:
             cls = crew_class(source, roots)
             if cls is None:
                 return None
-            instance = cls()
-            if not callable(getattr(instance, "crew", None)):  # the name `crewai create crew` gives it, and its main.py calls
-                raise UsageError(f"{source}: {cls.__name__} has no crew() method; crew.py builds its crew in an @crew method named crew.")
-            return instance.crew()
+            with project_path(roots):
+                try:
+                    instance = cls()
+                    if not callable(getattr(instance, "crew", None)):  # the name `crewai create crew` gives it; main.py calls it
+                        raise UsageError(f"{source}: {cls.__name__} has no crew() method; crew.py builds its crew in an @crew method named crew.")
+                    return instance.crew()
+                except (UsageError, MissingPackage):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the project's own code failed as it built its crew
+                    raise UsageError(f"{source}: building its crew failed: {type(exc).__name__}: {_whole(exc)}") from exc
     except MissingPackage as exc:
         raise UsageError(f"{source}: a tool of its crew needs {', '.join(exc.packages)}; install it (pip install {' '.join(exc.packages)}).") from exc
+
+
+def _whole(exc: BaseException) -> str:
+    """An error's whole text on one line (pydantic's "1 validation error for Crew" names the field on its next lines)."""
+    text = " ".join(str(exc).split())
+    return text if text.endswith(".") else text + "."
+
+
+@dataclass
+class ProjectCrew:
+    """The crew a project built and the plan's names for what is in it."""
+
+    crew: Any  # the CrewAI Crew, not yet run
+    spec: CrewSpec  # what the plan is made from: its tasks in order, each on its agent, its process and manager
+    names: dict[int, str] = field(default_factory=dict)  # id() of each agent object (the manager too) -> its agent id
+    agents: dict[str, AgentSpec] = field(default_factory=dict)  # agents made in Python alone (no YAML entry)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)  # tasks made in Python alone
+    tools: dict[str, tuple[str, ...]] = field(default_factory=dict)  # agent id -> the names of the tools crew.py gave it
+    seconds: float = 0.0  # importing the project and building its crew
+
+
+def as_built(spec: CrewSpec, catalog: Catalog) -> ProjectCrew | None:
+    """The project's crew built, and the plan's crew taken from it; None: a crew.py with no ``@CrewBase`` class."""
+    from mamabear.compat.crewai import made_manager
+
+    started = time.monotonic()
+    crew = project_crew(spec.source, catalog.roots)
+    if crew is None:
+        return None
+    scope = catalog.scoped(spec)
+    made = ProjectCrew(crew=crew, spec=spec)
+    by_role: dict[str, str] = {}
+    for agent_id, agent_spec in scope.agents.items():
+        by_role.setdefault(agent_spec.role.strip(), agent_id)
+
+    def name(agent: Any) -> str:
+        if id(agent) not in made.names:
+            role = str(agent.role).strip()
+            if role not in by_role:  # an agent made in Python alone: planned as made, on the balanced tier
+                by_role[role] = _fresh(role, {*scope.agents, *made.agents})
+                made.agents[by_role[role]] = AgentSpec(id=by_role[role], role=role, goal=str(agent.goal), backstory=str(agent.backstory), source=spec.source)
+            made.names[id(agent)] = by_role[role]
+        return made.names[id(agent)]
+
+    by_text: dict[str, list[str]] = {}
+    for task_id, task_spec in scope.tasks.items():
+        by_text.setdefault(task_spec.description.strip(), []).append(task_id)
+    items: list[CrewTask] = []
+    for position, task in enumerate(crew.tasks, start=1):
+        free = [t for t in by_text.get(str(task.description).strip(), []) if t not in {i.task for i in items}]
+        task_id = free[0] if free else _fresh(str(task.name or f"task_{position}"), {*scope.tasks, *made.tasks})
+        if not free:
+            made.tasks[task_id] = TaskSpec(id=task_id, description=str(task.description), expected_output=str(task.expected_output), source=spec.source)
+        items.append(CrewTask(task=task_id, agent=name(task.agent) if task.agent is not None else None))
+    agents = [name(agent) for agent in crew.agents]
+    made.tools = {name(agent): tuple(str(getattr(t, "name", type(t).__name__)) for t in agent.tools or []) for agent in crew.agents}
+    process = str(getattr(crew.process, "value", crew.process))
+    manager = name(made_manager(crew)) if process == "hierarchical" else None
+    texts = [t for i in items for t in _texts(scope.tasks.get(i.task) or made.tasks[i.task])]
+    texts += [t for a in dict.fromkeys([*agents, *([manager] if manager else [])]) for t in _texts(scope.agents.get(a) or made.agents[a])]
+    known = {i.name: i for i in spec.inputs}
+    inputs = tuple(known.get(n) or InputSpec(name=n, required=True) for n in placeholders(*texts))
+    made.spec = replace(spec, process=process, agents=tuple(agents), tasks=tuple(items), manager=manager, inputs=inputs)
+    made.seconds = time.monotonic() - started
+    return made
+
+
+def _texts(spec: AgentSpec | TaskSpec) -> tuple[str, ...]:
+    return (spec.role, spec.goal, spec.backstory) if isinstance(spec, AgentSpec) else (spec.description, spec.expected_output)
+
+
+def _fresh(text: str, taken: set[str]) -> str:
+    """An id for something made in Python: its name (or role) in snake case, numbered if taken."""
+    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "agent"
+    found, n = base, 1
+    while found in taken:
+        n += 1
+        found = f"{base}_{n}"
+    return found
 
 
 def _json_crew(path: Path) -> Any:
@@ -82,46 +171,12 @@ def json_problems(source: str) -> list[str]:
     return []
 
 
-def build_project(crew: Any, plan: Any, catalog: Catalog, parts: Any, checkpoint: Any = None) -> Any:
-    """The crew the project built, each agent on its routed model (with its YAML's tools added), checked against the plan."""
-    from crewai import Process
-
-    from mamabear.engine.build import Built, guard_side_calls
-
-    source = plan.crew.source
-    catalog = catalog.scoped(plan.crew)
-    if crew.process != Process.sequential:
-        raise UsageError(
-            f"{source}: its crew is {crew.process.value}; mamabear runs a CrewAI project's crew only sequentially (write crews/NAME.yaml for others)."
-        )
-    by_role = {catalog.agent(p.id).role.strip(): p for p in plan.agents}
-    agents = {}
-    for agent in crew.agents:
-        planned = by_role.get(agent.role.strip())
-        if planned is None:
-            raise UsageError(f"{source}: its agent '{agent.role.strip()}' is not one of its YAML's; crew.py must take its agents from config/agents.yaml.")
-        agent.llm = parts.llm(planned)
-        agent.max_retry_limit = parts.models.retry.task_retries
-        mine = {spec.name for spec in planned.library}  # its crewai-tools classes: made by mamabear, with its limits and keys
-        agent.tools = [*(t for t in agent.tools or [] if type(t).__name__ not in mine), *parts.tools(planned)]
-        agents[str(agent.id)] = planned
-    wanted = [catalog.tasks[t.id].description.strip() for t in plan.tasks]
-    written = [task.description.strip() for task in crew.tasks]
-    if written != wanted:
-        raise UsageError(f"{source}: its crew's tasks are not config/tasks.yaml's, in its order; crew.py must build them from there, in that order.")
-    guard_side_calls(crew)
-    crew.checkpoint = checkpoint
-    if not _wants_memory(crew, parts):
-        parts.memory = None  # nothing recalled, nothing saved: not even the run's result
-    crew.memory = parts.memory or False
-    crew.create_crew_memory()
-    positions = {str(task.id): planned.position for task, planned in zip(crew.tasks, plan.tasks, strict=True)}
-    return Built(crew=crew, positions=positions, agents=agents)
-
-
-def _wants_memory(crew: Any, parts: Any) -> bool:
-    """Whether a project's crew gets the shared memory: when it asks for memory (``memory=True`` or a Memory of its
-    own), as under `crewai run`, or when memory.yaml's ``projects: always`` says every project's does."""
-    from mamabear.memory.config import MemoryConfig
-
-    return bool(crew.memory) or MemoryConfig.load(parts.roots).projects == "always"
+def project_problems(catalog: Catalog, name: str) -> list[str]:
+    """What building a crew.py project's crew finds wrong (an import error, a task with no agent), as a run would."""
+    try:
+        spec = catalog.crew(name)
+        if as_built(spec, catalog) is None and any(t.agent is None for t in spec.tasks):
+            return [f"{spec.source}: it defines no @CrewBase class, so its tasks.yaml is its crew, and a task there names no agent."]
+    except (UsageError, ConfigError) as exc:
+        return [exc.message]
+    return []

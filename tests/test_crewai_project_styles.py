@@ -1,0 +1,170 @@
+"""CrewAI projects in the styles public ones are written in, run as they are: the plan is the crew crew.py builds.
+
+Each style is run end to end against the scripted model server, killed mid-run and resumed, with the server's own
+request log counting what the resume asked again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import killed_at, resumed_without_repeats, store_for
+
+# tasks.yaml with no `agent:` lines: crew.py gives each task its agent (9 of the 31 public projects tried)
+AGENTS_YAML = """researcher:
+  role: Otter Researcher
+  goal: Find facts about {topic}
+  backstory: Reads field notes.
+  model: gpt-4o   # a key CrewAI takes and mamabear does not read
+reporter:
+  role: Otter Reporter
+  goal: Write about {topic}
+  backstory: Writes plainly.
+"""
+TASKS_YAML = """research_task:
+  description: Research {topic} in the field notes.
+  expected_output: Three facts.
+report_task:
+  description: Write the report on {topic}.
+  expected_output: One paragraph.
+"""
+ASSIGNED_CREW_PY = '''
+from crewai import Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, crew, task
+from crewai.tools import tool
+
+
+@tool("count_letters")
+def count_letters(word: str) -> str:
+    """Count the letters of a word."""
+    return f"{word} has {len(word)} letters"
+
+
+@CrewBase
+class Otters:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"], tools=[count_letters])
+
+    @agent
+    def reporter(self) -> Agent:
+        return Agent(config=self.agents_config["reporter"])
+
+    @agent
+    def editor(self) -> Agent:  # made in Python alone: no YAML entry
+        return Agent(role="Copy Editor", goal="Tidy the report on {topic}", backstory="Cuts words.")
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"], agent=self.researcher())
+
+    @task
+    def report_task(self) -> Task:
+        return Task(config=self.tasks_config["report_task"], agent=self.reporter())
+
+    @task
+    def edit_task(self) -> Task:  # made in Python alone
+        return Task(description="Edit the report on {topic}.", expected_output="The report, shorter.", agent=self.editor())
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+'''
+HIERARCHICAL_CREW_PY = """
+from crewai import LLM, Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, crew, task
+
+
+@CrewBase
+class Otters:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"])
+
+    @agent
+    def reporter(self) -> Agent:
+        return Agent(config=self.agents_config["reporter"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"])
+
+    @task
+    def report_task(self) -> Task:
+        return Task(config=self.tasks_config["report_task"])
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.hierarchical, manager_llm=LLM(model="gpt-4o"))
+"""
+
+
+def otters_project(root: Path, crew_py: str) -> Path:
+    package = root / "src" / "otters"
+    (package / "config").mkdir(parents=True)
+    (package / "config" / "agents.yaml").write_text(AGENTS_YAML)
+    (package / "config" / "tasks.yaml").write_text(TASKS_YAML)
+    (package / "crew.py").write_text(crew_py)
+    (package / "__init__.py").write_text("")
+    (root / "pyproject.toml").write_text('[project]\nname = "otters"\n\n[tool.crewai]\ntype = "crew"\n')
+    return root
+
+
+def test_tasks_given_their_agents_in_crew_py_run_in_its_order_and_a_kill_resumes_them(cli, fake, isolated, monkeypatch, tmp_path):
+    root = otters_project(tmp_path / "otters", ASSIGNED_CREW_PY)
+    monkeypatch.chdir(root)
+    listed = {c["name"]: c for c in cli("crews", "list", "--json").json()}
+    assert [i["name"] for i in listed["otters"]["inputs"]] == ["topic"]
+    checked = cli("validate")
+    assert checked.code == 0 and "mamabear does not read 'model' of agent 'researcher'" in checked.err, checked.err
+
+    dry = cli("run", "-i", "topic=otters", "-i", "year=2026", "--dry-run", "--json", "--base-url", fake.url)
+    assert dry.code == 0, dry.err
+    plan = dry.json()
+    assert [(t["id"], t["agent"]) for t in plan["tasks"]] == [("research_task", "researcher"), ("report_task", "reporter"), ("edit_task", "copy_editor")]
+    assert next(a for a in plan["agents"] if a["id"] == "researcher")["tools"] == ["count_letters"]  # made in Python, named
+    assert any("uses no input 'year'" in w for w in plan["warnings"]) and any("built by its crew.py in" in n for n in plan["notes"])
+    assert fake.chat_requests == []
+
+    fake.add(task="Research otters", times=1, text="Otters hold hands.")
+    fake.add(task="Write the report on otters", times=1, text="The otter report.")
+    fake.add(task="Edit the report on otters", times=1, delay=60, text="never seen")  # hangs: SIGKILL then
+    fake.add(task="Edit the report on otters", times=1, text="Otters: they hold hands.")
+    killed_at(fake, isolated, "Edit the report", "run", "-i", "topic=otters", "-i", "year=2026", "--base-url", fake.url, "--quiet", cwd=root)
+    asked = {r["task"].removeprefix("Current Task: ").split()[0]: r["text"] for r in fake.chat_requests}
+    assert "Otter Researcher" in asked["Research"] and "Copy Editor" in asked["Edit"]  # each task on the agent crew.py gave it
+    doc = resumed_without_repeats(cli, fake, "Write the report on otters", 1)
+    assert doc["output"] == "Otters: they hold hands." and [(t["task"], t["agent"], t["status"]) for t in doc["tasks"]] == [
+        ("research_task", "researcher", "completed"),
+        ("report_task", "reporter", "completed"),
+        ("edit_task", "copy_editor", "completed"),
+    ]
+    assert len([r for r in fake.chat_requests if "Research otters" in r["task"]]) == 1
+
+
+def test_a_hierarchical_crew_built_in_crew_py_runs_with_its_manager_routed_and_recorded(cli, fake, isolated, monkeypatch, tmp_path):
+    root = otters_project(tmp_path / "otters", HIERARCHICAL_CREW_PY)
+    monkeypatch.chdir(root)
+    dry = cli("run", "-i", "topic=otters", "--dry-run", "--json", "--base-url", fake.url)
+    assert dry.code == 0, dry.err
+    plan = dry.json()
+    assert plan["process"] == "hierarchical" and plan["manager"] == "crew_manager" and [t["agent"] for t in plan["tasks"]] == [None, None]
+    delegate = {"task": "Find three otter facts", "context": "Field notes on otters.", "coworker": "Otter Researcher"}
+    fake.add(task="Research otters", times=1, tool_calls=[{"name": "delegate_work_to_coworker", "arguments": delegate}])
+    fake.add(task="Find three otter facts", times=1, text="Otters hold hands, float, and use stones.")
+    fake.add(task="Research otters", times=1, text="Otters hold hands.")
+    fake.add(task="Write the report on otters", times=1, delay=60, text="never seen")
+    fake.add(task="Write the report on otters", times=1, text="The otter report.")
+    killed_at(fake, isolated, "Write the report", "run", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=root)
+    assert "gpt-4o" not in {r["model"] for r in fake.chat_requests}  # the manager's manager_llm is routed as every agent's model
+    doc = resumed_without_repeats(cli, fake, "Research otters", 2)  # the manager delegated, then answered
+    assert doc["output"] == "The otter report." and [t["status"] for t in doc["tasks"]] == ["completed", "completed"]
+    assert "Otter Researcher" in next(r["text"] for r in fake.chat_requests if "Find three otter facts" in r["task"])  # delegated to
+    calls = store_for(isolated).llm_calls(doc["run_id"])
+    assert len(calls) == len(fake.chat_requests) == 5, calls  # every call recorded, the killed one too
+    assert [c["agent"] for c in calls if c["outcome"] == "ok"] == ["crew_manager", "researcher", "crew_manager", "crew_manager"], calls
