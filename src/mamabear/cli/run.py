@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext, redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -181,9 +182,21 @@ def run(
     check_tape(record, replay, queue)
     ws = Services(model=model, base_url=base_url, sandbox=sandbox, session=session, no_memory=no_memory or None, no_cache=no_cache or None)
     ws = ws.rerouted(record=record, replay=replay)
-    crew = crew or ws.catalog.project_crew_name()
     answers = read_answers(answers_file)
-    plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
+    from mamabear.flow.start import here
+
+    flow = here(ws) if crew is None else None
+    work = None
+    if flow is not None:  # a CrewAI flow project's root: its Flow is the run
+        from mamabear.flow.start import flow_plan_crew, work_for
+
+        spec, methods = flow_plan_crew(flow)
+        plan = make_plan(ws.catalog, ws.models, spec, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
+        plan = replace(plan, notes=(*plan.notes, *methods))
+        work = work_for(flow, plan.inputs)
+    else:
+        crew = crew or ws.catalog.project_crew_name()
+        plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
     if dry_run:
         render_plan(plan, json_out)
         return
@@ -199,7 +212,7 @@ def run(
 
         in_background(ws, background_args(ctx, given, crew=crew), {}, quiet, json_out)
         return
-    launch(ws, plan, limits, quiet, json_out, run_id=run_id)
+    launch(ws, plan, limits, quiet, json_out, run_id=run_id, work=work)
 
 
 def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool, run_id: str | None = None, extra: dict | None = None) -> None:
@@ -283,10 +296,12 @@ def resume(
     others get their tries afresh.
     """
     from mamabear.engine.resume import prepare_resume
+    from mamabear.flow import start as flows
     from mamabear.mission.runner import crew_of
 
     limit_flags = limits_from(budget_usd, budget_tokens, max_duration)
-    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_of, answers=read_answers(answers_file), **limit_flags)
+    crew_for = lambda run: crew_of(run) or flows.crew_of(run)  # noqa: E731 - a mission's or a flow's crew, made again
+    ws, plan, limits, full_id = prepare_resume(run_id, model, base_url, crew_for=crew_for, answers=read_answers(answers_file), **limit_flags)
     if max_steps is not None and plan.crew.process != "mission":
         raise UsageError(f"--max-steps is for missions; run {full_id} is a run of crew {plan.crew.name}.")
     if queue is not None:
@@ -294,7 +309,9 @@ def resume(
             raise UsageError(f"--max-steps cannot go with --queue yet; resume mission {full_id} here with it, or queue it without.")
         to_workers(ws, plan, limits, queue, json_out, run_id=full_id)
         return
-    work = None
+    work: Any = None
+    if plan.crew.process == "flow" and (project := flows.here(ws)) is not None:
+        work = flows.work_for(project, plan.inputs, resume=True)
     if plan.crew.process == "mission":
         from mamabear.mission.start import resumed
 

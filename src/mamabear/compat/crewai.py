@@ -210,6 +210,68 @@ def made_manager(crew: Any) -> Any:
     return crew.manager_agent
 
 
+@contextmanager
+def flow_steps(flow: Any, started: Any, finished: Any) -> Iterator[None]:
+    """While the block runs, ``started(method)`` is called as each method of ``flow`` begins and ``finished(method,
+    result)`` as it ends, in the flow's own thread and order: CrewAI's PRE_STEP and POST_STEP interception points,
+    which it dispatches synchronously. CrewAI swallows a hook's exception (but HookAborted's): they must not raise."""
+    from crewai.hooks.dispatch import InterceptionPoint, register, unregister
+
+    def pre(ctx: Any) -> None:
+        if getattr(ctx, "kind", None) == "flow_method" and getattr(ctx, "flow", None) is flow:
+            started(str(ctx.step_name))
+
+    def post(ctx: Any) -> None:
+        if getattr(ctx, "kind", None) == "flow_method" and getattr(ctx, "flow", None) is flow:
+            finished(str(ctx.step_name), ctx.output)
+
+    register(InterceptionPoint.PRE_STEP, pre)
+    register(InterceptionPoint.POST_STEP, post)
+    try:
+        yield
+    finally:
+        unregister(InterceptionPoint.PRE_STEP, pre)
+        unregister(InterceptionPoint.POST_STEP, post)
+
+
+@contextmanager
+def crews_adopted(adopt: Any) -> Iterator[None]:
+    """While the block runs, each ``Crew.kickoff`` (a flow's method starting a crew) runs inside ``adopt(crew)``, a
+    context manager that routes and records the crew before it runs."""
+    from crewai import Crew
+
+    original = Crew.kickoff
+
+    def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with adopt(self):
+            return original(self, *args, **kwargs)
+
+    Crew.kickoff = kickoff  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Crew.kickoff = original  # type: ignore[method-assign]
+
+
+def flow_method() -> str | None:
+    """The flow method running in this thread (CrewAI sets it before it runs one), or None outside any."""
+    from crewai.flow.flow_context import current_flow_method_name
+
+    name = current_flow_method_name.get()
+    return None if name == "unknown" else name
+
+
+def restore_flow(flow: Any, completed: list[str], outputs: list[dict[str, Any]], counts: dict[str, int], state: dict[str, Any]) -> None:
+    """Make a new flow carry on after its ``completed`` methods, as CrewAI's own checkpoint restore does: those are not
+    run again, their listeners are, and its state is ``state`` (with its ``id``). Its public checkpoint fields, then
+    its private ``_restore_from_checkpoint``."""
+    flow.checkpoint_completed_methods = set(completed)
+    flow.checkpoint_method_outputs = outputs
+    flow.checkpoint_method_counts = counts
+    flow.checkpoint_state = state
+    flow._restore_from_checkpoint()
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -240,6 +302,20 @@ def problems() -> list[str]:
     params = _call_parameters()
     need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
+    from crewai.flow import Flow, flow_context
+    from crewai.hooks.dispatch import InterceptionPoint
+    from crewai.hooks.dispatch import register as register_hook
+
+    need(
+        {"checkpoint_completed_methods", "checkpoint_method_outputs", "checkpoint_method_counts", "checkpoint_state"} <= set(Flow.model_fields)
+        and callable(getattr(Flow, "_restore_from_checkpoint", None)),
+        "Flow.checkpoint_* fields and Flow._restore_from_checkpoint",
+    )
+    need(hasattr(flow_context, "current_flow_method_name"), "crewai.flow.flow_context.current_flow_method_name")
+    need(
+        callable(register_hook) and hasattr(InterceptionPoint, "PRE_STEP") and hasattr(InterceptionPoint, "POST_STEP"),
+        "crewai.hooks.dispatch.register and its PRE_STEP, POST_STEP points",
+    )
     need(
         callable(getattr(Crew, "_create_manager_agent", None)) and "if self.manager_agent is not None" in inspect.getsource(Crew._create_manager_agent),
         "Crew._create_manager_agent, which keeps a manager_agent already set",

@@ -50,10 +50,16 @@ def _flag(value: str | None) -> bool | None:
 
 
 def _crewai_project(cwd: Path) -> bool:
-    """A project `crewai create crew` made: src/<package>/config/ (classic) or crew.jsonc (its JSON layout)."""
+    """A project `crewai create crew|flow` made: src/<package>/config/ (classic), crew.jsonc (its JSON layout), or a
+    pyproject.toml with a [tool.crewai] table (a flow's)."""
     from mamabear.config.json_crew import crew_file
 
-    return any(cwd.glob("src/*/config/agents.yaml")) or crew_file(cwd) is not None
+    if any(cwd.glob("src/*/config/agents.yaml")) or crew_file(cwd) is not None:
+        return True
+    try:
+        return "[tool.crewai]" in (cwd / "pyproject.toml").read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -185,8 +185,11 @@ def make_plan(
         unassigned = [t.task for t in crew.tasks if t.agent is None]
         if crew.process == "sequential" and unassigned:
             raise UsageError(f"{crew.source}: task '{unassigned[0]}' has no agent; give it one in its tasks.yaml entry (agent: AGENT_ID) or in crew.py.")
+    if crew.brings:
+        catalog = catalog.adding({a.id: a for a in crew.brings}, {}, crew.scope)
     catalog = catalog.scoped(crew)
-    inputs = resolve_inputs(crew, given, warnings if crew.built_by_project else None)
+    # a flow's inputs are its initial state, whatever its fields: it takes them as they are
+    inputs = dict(given) if crew.process == "flow" else resolve_inputs(crew, given, warnings if crew.built_by_project else None)
     specs: list[AgentSpec | TaskSpec] = [*(catalog.agent(a) for a in crew.agents), *(catalog.tasks[t.task] for t in crew.tasks)]
     for spec in specs:
         catalog.objects(spec)  # what the YAML names by import path exists and fits, before any model call
@@ -230,7 +233,7 @@ def make_plan(
     if crew.manager:
         tier = catalog.agent(crew.manager).tier
         manager = agents[(crew.manager, tier)] = replace(planned(crew.manager, tier), tools=())  # CrewAI's managers only delegate
-    if crew.process in ("hierarchical", "mission") or project is not None:
+    if crew.process in ("hierarchical", "mission", "flow") or project is not None:
         # The manager (or a mission's plan) hands work to any crew agent, so each runs on its own tier; every agent of
         # a project's crew is built (and may be delegated to), so each has a model.
         for agent_id in crew.agents:

@@ -99,6 +99,7 @@ class Tracker:
         self.after_task: list[Callable[[], None]] = []  # called once each task is recorded complete
         self.guard = guard
         self.unguarded_calls = 0  # calls made by an LLM that is not mamabear's (see _unguarded)
+        self.holding: set[int] = set()  # rows that hold the rows after them while they run (a flow's methods)
 
     # ------------------------------------------------------------ wiring
 
@@ -275,10 +276,20 @@ class Tracker:
         # CrewAI hands events to a thread pool, so task N+1's start can be handled before task N's end.
         # Wait (briefly) for the end of every earlier task that is not run asynchronously, so the record is in order.
         self._task_ended.wait_for(lambda: not self._unfinished_before(position), timeout=ORDER_WAIT_S)
+        self.start_task(position, self._ts(event), event.event_id)
+
+    def start_task(self, position: int, started_at: float | None = None, event_id: str | None = None, holds: bool = False) -> None:
+        """The row at ``position`` is running. ``holds``: a step that holds the rows after it while they run (a flow's
+        method, whose crews' tasks are rows of their own): the tasks after it do not wait for it to end."""
+        task = self.state.task(position)
+        if task is None:
+            return
+        if holds:
+            self.holding.add(position)
         self.current = position
-        task.status, task.started_at = Status.RUNNING, self._ts(event)
+        task.status, task.started_at, task.finished_at, task.error = Status.RUNNING, started_at or time.time(), None, None
         self.state.activity = f"{task.agent or 'manager'} thinking"
-        self._tell("task_started", self.state, task, event.event_id)
+        self._tell("task_started", self.state, task, event_id)
         self.event(
             "task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})", position, task.agent, ts=task.started_at
         )
@@ -286,7 +297,9 @@ class Tracker:
     def _unfinished_before(self, position: int) -> bool:
         crew_tasks = self.built.crew.tasks if self.built is not None else []
         return any(
-            t.status == Status.RUNNING and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
+            t.status == Status.RUNNING
+            and t.position not in self.holding
+            and not (t.position <= len(crew_tasks) and getattr(crew_tasks[t.position - 1], "async_execution", False))
             for t in self.state.tasks[: position - 1]
         )
 
@@ -323,6 +336,14 @@ class Tracker:
                 hook()
             except StorageError as exc:
                 self._storage_failed(exc)
+
+    def _settle(self, task: TaskState, status: Status, error: str | None) -> None:
+        task.status = Status.FAILED if status == Status.FAILED else status
+        task.finished_at = task.finished_at or time.time()
+        task.error = error if status == Status.FAILED else None
+        failed = self._tell_all("task_ended", self.state, task)
+        if failed is not None:
+            raise failed
 
     def ended_elsewhere(self, row: Any) -> None:
         """A step another worker carried out (a mission's step sent to the pool) as the store has it: its status,
@@ -362,17 +383,16 @@ class Tracker:
         it (the run's end reports that); the other observers are told all the same."""
         locked = self._lock.acquire(timeout=ORDER_WAIT_S)
         try:
+            for position in sorted(self.holding - {self.current}, reverse=True):  # a flow's method the task was in
+                held = self.state.task(position)
+                if held is not None and held.status == Status.RUNNING:
+                    self._settle(held, status, error)
             task = self.state.task(self.current)
             if task is None or task.status == Status.COMPLETED:
                 return None
             if task.status == Status.FAILED and task.finished_at is not None:
                 return task  # its failure was recorded when CrewAI reported it
-            task.status = Status.FAILED if status == Status.FAILED else status
-            task.finished_at = task.finished_at or time.time()
-            task.error = error if status == Status.FAILED else None
-            failed = self._tell_all("task_ended", self.state, task)
-            if failed is not None:
-                raise failed
+            self._settle(task, status, error)
             return task
         finally:
             if locked:

@@ -1,0 +1,42 @@
+"""A flow's start, made in one place: `run` at a flow project's root, `resume` of a flow's run, and `--dry-run`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mamabear.config.catalog import CrewSpec
+from mamabear.errors import UsageError
+from mamabear.flow.project import FlowProject, flow_class, flow_crew, flow_methods, flow_project
+from mamabear.flow.work import FlowWork
+
+if TYPE_CHECKING:
+    from mamabear.engine.services import Services
+
+
+def here(ws: Services) -> FlowProject | None:
+    """The flow project the command runs in (its root is the project folder), if it is one."""
+    return flow_project(ws.settings.project_dir)
+
+
+def flow_plan_crew(project: FlowProject) -> tuple[CrewSpec, list[str]]:
+    """The flow's crew for the plan, and a line per method for the dry-run: its kind and the crews it starts."""
+    cls = flow_class(project)
+    lines = [f"flow method {m.name} (@{m.kind})" + (f": starts {', '.join(m.crews)}" if m.crews else "") for m in flow_methods(cls)]
+    return flow_crew(project, cls), lines
+
+
+def work_for(project: FlowProject, inputs: dict[str, Any], resume: bool = False) -> FlowWork:
+    return FlowWork(project, inputs, resume=resume)
+
+
+def crew_of(run: Any) -> CrewSpec | None:
+    """The crew a run was made with when it is a flow's (for ``prepare_resume``), else None. A flow is resumed at its
+    project's root, as it was run."""
+    if run.process != "flow":
+        return None
+    from mamabear.engine.services import Services
+
+    project = here(Services())
+    if project is None:
+        raise UsageError(f"run {run.id} is a run of the flow {run.crew}; resume it at that flow project's root (cd there first).")
+    return flow_plan_crew(project)[0]

@@ -1,0 +1,184 @@
+"""A CrewAI Flow carried out as one run: each method a row of the run (a step), each task of a crew a method starts a
+row after it, every agent of those crews on a routed, guarded, recorded LLM.
+
+The store is the flow's checkpoint: as each method ends, the ``flow_method_done`` event keeps its output and the
+flow's state (a secret as ``${NAME}``). A resumed flow is given them (CrewAI's own restore of completed methods): the
+methods that finished are not run again, their listeners carry on, and the method cut short starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from mamabear.config.refs import project_path
+from mamabear.flow.project import FLOW_AGENT, FlowProject, flow_class
+from mamabear.status import Status
+
+if TYPE_CHECKING:
+    from mamabear.engine.context import RunContext
+
+DONE = "flow_method_done"  # a method that finished: its name, output and the flow's state after it
+
+
+class FlowWork:
+    """What an attempt runs for a flow project (``Work``)."""
+
+    def __init__(self, project: FlowProject, inputs: dict[str, Any], resume: bool = False) -> None:
+        self.project, self.inputs, self.resume = project, inputs, resume
+        self.ctx: RunContext | None = None
+        self.rows: dict[str, int] = {}  # method name -> its row while it runs
+        self.names: dict[str, str] = {}  # method name -> its row's name ("review (2)": its second run)
+        self.counts: dict[str, int] = {}  # how often each method has started (a cyclic flow's methods run again)
+        self.flow: Any = None
+
+    def kickoff(self, ctx: RunContext) -> str | None:
+        from mamabear.compat.crewai import crews_adopted, flow_steps, restore_flow
+
+        self.ctx = ctx
+        cls = flow_class(self.project)
+        self.flow = flow = cls()
+        done = ctx.store.events(ctx.run_id, kinds=(DONE,)) if self.resume else []
+        if done:
+            from mamabear.config.redact import dereferenced
+
+            saved = [
+                json.loads(dereferenced(json.dumps(e["data"]), ctx.parts.settings.env, f"the state after flow method {e['data']['method']}", in_json=True))
+                for e in done
+            ]
+            counts: dict[str, int] = {}
+            for entry in saved:
+                counts[entry["method"]] = counts.get(entry["method"], 0) + 1
+            self.counts = dict(counts)
+            restore_flow(flow, [e["method"] for e in saved], [{"method": e["method"], "output": e["output"]} for e in saved], counts, saved[-1]["state"])
+            ctx.tracker.event("flow_resumed", f"flow resumed after {len(saved)} finished method(s): {', '.join(e['method'] for e in saved)}")
+        ctx.guard.check()
+        with project_path([self.project.root.parent, *self.project.roots]), flow_steps(flow, self._started, self._finished), crews_adopted(self._adopt):
+            result = flow.kickoff() if done else flow.kickoff(inputs=self.inputs or None)
+        return _text(result)
+
+    # ------------------------------------------------------------ methods
+
+    def _row(self, name: str, agent: str | None, model: str | None) -> int:
+        """The row for a step: the one an earlier attempt left unfinished under this name, or a new one."""
+        from mamabear.engine.attempt import add_step
+
+        assert self.ctx is not None
+        for task in self.ctx.state.tasks:
+            if task.task == name and task.status != Status.COMPLETED:
+                return task.position
+        return add_step(self.ctx, name, agent, model).position
+
+    def _started(self, method: str) -> None:
+        assert self.ctx is not None
+        self.ctx.guard.check()
+        self.counts[method] = self.counts.get(method, 0) + 1
+        name = method if self.counts[method] == 1 else f"{method} ({self.counts[method]})"
+        position = self._row(name, None, None)
+        self.rows[method], self.names[method] = position, name
+        self.ctx.tracker.start_task(position, holds=True)
+
+    def _finished(self, method: str, result: Any) -> None:
+        assert self.ctx is not None
+        position = self.rows.pop(method, None)
+        if position is None:
+            return
+        tracker = self.ctx.tracker
+        state = self.flow.state
+        referenced = tracker.redact.referenced_data  # a secret as ${NAME}: a resume gives the flow the value
+        data = referenced({"method": method, "output": _jsonable(result), "state": _jsonable(state)})
+        tracker.event(DONE, f"flow method {method} finished", position, data=data)
+        tracker.complete_task(position, _text(result))
+
+    # ------------------------------------------------------------ crews
+
+    @contextmanager
+    def _adopt(self, crew: Any) -> Iterator[None]:
+        """A crew a method starts: each agent on the run's route for the flow's crews, each task a row after the method's."""
+        from mamabear.compat.crewai import flow_method, made_manager
+        from mamabear.engine.build import Built, guard_side_calls
+
+        assert self.ctx is not None
+        ctx = self.ctx
+        base = next(a for a in ctx.plan.agents if a.id == FLOW_AGENT)
+        method = flow_method() or "flow"
+        agents: dict[str, Any] = {}
+        members = [*crew.agents, *([made_manager(crew)] if str(getattr(crew.process, "value", crew.process)) == "hierarchical" else [])]
+        for agent in members:
+            planned = replace(base, id=_slug(str(agent.role)), role=str(agent.role).strip())
+            agent.llm = ctx.parts.llm(planned)
+            agents[str(agent.id)] = planned
+        if crew.manager_agent is not None and str(crew.manager_agent.id) in agents:
+            crew.manager_llm = crew.manager_agent.llm
+        positions = {}
+        done = {t.task: t for t in ctx.state.tasks if t.status == Status.COMPLETED}
+        filled = False
+        for number, task in enumerate(crew.tasks, start=1):
+            name = f"{self.names.get(method, method)}/{task.name or f'task {number}'}"
+            if name in done and done[name].output is not None and task.output is None and not filled_gap(crew, number):
+                # done before this method was cut short: its answer is given again, not asked for again
+                task.output = _output(task, done[name].output, ctx.parts.settings.env)
+                positions[str(task.id)], filled = done[name].position, True
+                continue
+            who = agents.get(str(task.agent.id)) if task.agent is not None else None
+            positions[str(task.id)] = self._row(name, who.id if who else None, base.route.model)
+        if filled:
+            from mamabear.compat.crewai import resume_from_first_unfinished
+
+            resume_from_first_unfinished(crew)
+        guard_side_calls(crew)
+        ctx.tracker.attach(Built(crew=crew, positions=positions, agents=agents))
+        try:
+            yield
+        finally:
+            ctx.tracker.detach()
+            ctx.tracker.current = self.rows.get(method, ctx.tracker.current)  # back in the method
+
+
+def filled_gap(crew: Any, number: int) -> bool:
+    """Whether a task before task ``number`` has no output: CrewAI skips only the tasks before the first without one."""
+    return any(t.output is None for t in crew.tasks[: number - 1])
+
+
+def _output(task: Any, stored: str, env: Any) -> Any:
+    from crewai.tasks.task_output import TaskOutput
+
+    from mamabear.config.redact import dereferenced
+
+    raw = dereferenced(stored, env, f"the output of task {task.name}")  # its secrets put back
+    agent = task.agent.role if task.agent is not None else ""
+    return TaskOutput(description=task.description, raw=raw, name=task.name, expected_output=task.expected_output, agent=agent)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "agent"
+
+
+def _text(result: Any) -> str | None:
+    if result is None:
+        return None
+    raw = getattr(result, "raw", None)
+    if isinstance(raw, str):
+        return raw
+    if hasattr(result, "model_dump_json"):
+        return str(result.model_dump_json())
+    return result if isinstance(result, str) else json.dumps(_jsonable(result))
+
+
+def _jsonable(value: Any) -> Any:
+    """A value as JSON can hold it: a crew's output as its text, a model as its fields, anything else as its text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return _jsonable(value.model_dump(mode="json"))
+    if isinstance(getattr(value, "raw", None), str):
+        return value.raw
+    return str(value)

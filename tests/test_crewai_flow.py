@@ -1,0 +1,76 @@
+"""A project `crewai create flow` makes (the installed template), run where it lives: its Flow is the run, each
+method a step, the crew a method starts routed and recorded, a kill resumed with nothing done asked again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import killed_at, resumed_without_repeats, store_for
+
+PLAN, WRITE, EDIT = "Create a detailed outline for a blog post about", "Using the outline provided, write", "Review and edit the blog post"
+
+
+@pytest.fixture
+def flow_project(isolated, monkeypatch, tmp_path) -> Path:  # noqa: ANN001
+    """`crewai create flow "otter flow"`, with its first method keeping a topic given at kickoff (the template sets
+    its own unless a trigger payload gives one)."""
+    from crewai_cli.create_flow import create_flow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CREWAI_DMN", "1")
+    create_flow("otter flow")
+    root = tmp_path / "otter_flow"
+    main = root / "src" / "otter_flow" / "main.py"
+    text = main.read_text()
+    assert 'self.state.topic = "AI Agents"' in text  # the template as this test knows it
+    main.write_text(text.replace('self.state.topic = "AI Agents"', 'self.state.topic = self.state.topic or "AI Agents"'))
+    monkeypatch.chdir(root)
+    return root
+
+
+ROWS = [
+    "plan_content",
+    "generate_content",
+    "generate_content/planning_task",
+    "generate_content/writing_task",
+    "generate_content/editing_task",
+    "save_content",
+]
+
+
+def test_a_crewai_create_flow_project_runs_with_each_method_a_step_and_its_crew_routed_and_recorded(cli, fake, flow_project, isolated):
+    dry = cli("run", "-i", "topic=otters", "--dry-run", "--json", "--base-url", fake.url)
+    assert dry.code == 0, dry.err
+    plan = dry.json()
+    assert plan["process"] == "flow" and plan["inputs"] == {"topic": "otters"}
+    assert plan["notes"][-3:] == [
+        "flow method plan_content (@start)",
+        "flow method generate_content (@listen): starts ContentCrew",
+        "flow method save_content (@listen)",
+    ]
+    fake.add(task=EDIT, text="# Otters\nThey hold hands.")
+    result = cli("run", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert [(t["task"], t["status"]) for t in doc["tasks"]] == [(r, "completed") for r in ROWS]
+    agents = ["content_planner", "content_writer", "content_editor"]  # its crew's agents, by their roles
+    assert [t["agent"] for t in doc["tasks"]] == [None, None, *agents, None]
+    assert (flow_project / "output" / "post.md").read_text() == "# Otters\nThey hold hands."  # its last method ran, as written
+    assert [r["task"].removeprefix("Current Task: ")[:20] for r in fake.chat_requests] == [PLAN[:20], WRITE[:20], EDIT[:20]]
+    assert "blog post about otters" in fake.chat_requests[0]["text"]  # the input became the flow's state
+    calls = store_for(isolated).llm_calls(doc["run_id"])
+    assert [(c["agent"], c["outcome"]) for c in calls] == [(a, "ok") for a in agents], calls  # each call recorded, on its agent
+
+
+def test_a_flow_killed_in_its_crew_resumes_with_no_finished_method_or_task_done_again(cli, fake, flow_project, isolated):
+    fake.add(task=WRITE, times=1, delay=60, text="never seen")  # hangs: SIGKILL then
+    killed_at(fake, isolated, WRITE, "run", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=flow_project)
+    doc = resumed_without_repeats(cli, fake, PLAN, 1)  # the outline, answered before the kill, is not asked for again
+    assert [(t["task"], t["status"]) for t in doc["tasks"]] == [(r, "completed") for r in ROWS]  # no row twice
+    assert len([r for r in fake.chat_requests if WRITE in r["task"]]) == 2  # the task cut short, asked again
+    events = cli("runs", "logs", doc["run_id"], "--json").json()
+    resumed = [e for e in events if e["kind"] == "flow_resumed"]
+    assert len(resumed) == 1 and "after 1 finished method(s): plan_content" in resumed[0]["message"], resumed
+    assert (flow_project / "output" / "post.md").is_file()
