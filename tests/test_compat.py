@@ -91,3 +91,42 @@ def test_a_hierarchical_crew_s_own_manager_is_made_before_kickoff_and_kept_by_it
     assert {type(t).__name__ for t in manager.tools} >= {"DelegateWorkTool"}  # it hands work to the crew's agents
     crew._create_manager_agent()  # what kickoff calls: the manager made before is the one that runs
     assert crew.manager_agent is manager and crewai_compat.made_manager(crew) is manager
+
+
+def test_a_flow_s_steps_are_seen_in_order_and_a_restored_flow_carries_on_down_its_recorded_branch():
+    from crewai.flow import Flow, listen, router, start
+
+    ran: list[str] = []
+
+    class Otters(Flow[dict]):
+        @start()
+        def count(self):
+            ran.append("count")
+            self.state["n"] = 5
+
+        @router(count)
+        def size(self):
+            ran.append("size")
+            return "big" if self.state["n"] > 3 else "small"
+
+        @listen("big")
+        def grow(self):
+            ran.append("grow")
+            return f"big {self.state['n']}"
+
+        @listen("small")
+        def shrink(self):
+            ran.append("shrink")
+
+    first = Otters()
+    seen: list[tuple[str, str, object]] = []
+    with crewai_compat.flow_steps(first, lambda m: seen.append(("started", m, None)), lambda m, out: seen.append(("finished", m, out))):
+        assert first.kickoff() == "big 5"
+    assert [(k, m) for k, m, _ in seen] == [(k, m) for m in ("count", "size", "grow") for k in ("started", "finished")]
+    assert seen[3][2] == "big" and crewai_compat.flow_method() is None
+
+    ran.clear()
+    again = Otters()
+    crewai_compat.replay_method(again, "size", "big")  # its recorded outcome, not run again
+    crewai_compat.restore_flow(again, ["count"], [{"method": "count", "output": None}], {"count": 1}, {"id": first.state["id"], "n": 7})
+    assert again.kickoff() == "big 7" and ran == ["grow"]  # neither the finished start nor the router ran; the state was restored

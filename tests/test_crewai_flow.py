@@ -74,3 +74,67 @@ def test_a_flow_killed_in_its_crew_resumes_with_no_finished_method_or_task_done_
     resumed = [e for e in events if e["kind"] == "flow_resumed"]
     assert len(resumed) == 1 and "after 1 finished method(s): plan_content" in resumed[0]["message"], resumed
     assert (flow_project / "output" / "post.md").is_file()
+
+
+ROUTED_MAIN = """
+from pydantic import BaseModel
+
+from crewai.flow import Flow, listen, persist, router, start
+
+from otter_flow.crews.content_crew.content_crew import ContentCrew
+
+
+class OtterState(BaseModel):
+    topic: str = ""
+    size: int = 0
+    post: str = ""
+
+
+@persist()
+class OtterFlow(Flow[OtterState]):
+    @start()
+    def measure(self):
+        self.state.size = len(self.state.topic)
+
+    @router(measure)
+    def by_size(self):
+        return "long" if self.state.size > 4 else "short"
+
+    @listen("long")
+    def write_long(self):
+        self.state.post = ContentCrew().crew().kickoff(inputs={"topic": self.state.topic}).raw
+
+    @listen("short")
+    def write_short(self):
+        self.state.post = "short topic, no post"
+
+    @listen(write_long)
+    def publish(self):
+        return self.state.post.upper()
+
+
+def kickoff():
+    OtterFlow().kickoff()
+"""
+
+
+def test_a_flow_with_a_router_and_persist_resumes_down_the_branch_it_took(cli, fake, flow_project, isolated):
+    (flow_project / "src" / "otter_flow" / "main.py").write_text(ROUTED_MAIN)
+    dry = cli("run", "-i", "topic=otters", "--dry-run", "--json", "--base-url", fake.url)
+    assert "flow method by_size (@router)" in dry.json()["notes"] and "flow method write_long (@listen): starts ContentCrew" in dry.json()["notes"]
+    fake.add(task=EDIT, times=1, delay=60, text="never seen")
+    fake.add(task=EDIT, times=1, text="otters hold hands")
+    killed_at(fake, isolated, EDIT, "run", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=flow_project)
+    doc = resumed_without_repeats(cli, fake, WRITE, 1)
+    assert doc["output"] == "OTTERS HOLD HANDS"  # the state the router read, restored: its branch taken again
+    rows = [(t["task"], t["status"]) for t in doc["tasks"]]
+    assert rows == [
+        ("measure", "completed"),
+        ("by_size", "completed"),
+        ("write_long", "completed"),
+        ("write_long/planning_task", "completed"),
+        ("write_long/writing_task", "completed"),
+        ("write_long/editing_task", "completed"),
+        ("publish", "completed"),
+    ], rows
+    assert len([r for r in fake.chat_requests if PLAN in r["task"]]) == 1

@@ -272,6 +272,16 @@ def restore_flow(flow: Any, completed: list[str], outputs: list[dict[str, Any]],
     flow._restore_from_checkpoint()
 
 
+def replay_method(flow: Any, name: str, value: Any) -> None:
+    """Make the flow's method ``name`` give ``value`` at once instead of running (its private ``_methods`` table, which
+    its runner calls by name)."""
+
+    def replayed(*_args: Any, **_kwargs: Any) -> Any:
+        return value
+
+    flow._methods[name] = replayed
+
+
 def problems() -> list[str]:
     found: list[str] = []
 
@@ -308,8 +318,9 @@ def problems() -> list[str]:
 
     need(
         {"checkpoint_completed_methods", "checkpoint_method_outputs", "checkpoint_method_counts", "checkpoint_state"} <= set(Flow.model_fields)
-        and callable(getattr(Flow, "_restore_from_checkpoint", None)),
-        "Flow.checkpoint_* fields and Flow._restore_from_checkpoint",
+        and callable(getattr(Flow, "_restore_from_checkpoint", None))
+        and "_methods" in Flow.__private_attributes__,
+        "Flow.checkpoint_* fields, Flow._restore_from_checkpoint and Flow._methods",
     )
     need(hasattr(flow_context, "current_flow_method_name"), "crewai.flow.flow_context.current_flow_method_name")
     need(

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mamabear.config.refs import project_path
-from mamabear.flow.project import FLOW_AGENT, FlowProject, flow_class
+from mamabear.flow.project import FLOW_AGENT, FlowProject, flow_class, flow_methods
 from mamabear.status import Status
 
 if TYPE_CHECKING:
@@ -35,9 +35,10 @@ class FlowWork:
         self.names: dict[str, str] = {}  # method name -> its row's name ("review (2)": its second run)
         self.counts: dict[str, int] = {}  # how often each method has started (a cyclic flow's methods run again)
         self.flow: Any = None
+        self.replaying: dict[str, Any] = {}  # routers that finished before a resume: their recorded outcome
 
     def kickoff(self, ctx: RunContext) -> str | None:
-        from mamabear.compat.crewai import crews_adopted, flow_steps, restore_flow
+        from mamabear.compat.crewai import crews_adopted, flow_steps, replay_method, restore_flow
 
         self.ctx = ctx
         cls = flow_class(self.project)
@@ -54,7 +55,14 @@ class FlowWork:
             for entry in saved:
                 counts[entry["method"]] = counts.get(entry["method"], 0) + 1
             self.counts = dict(counts)
-            restore_flow(flow, [e["method"] for e in saved], [{"method": e["method"], "output": e["output"]} for e in saved], counts, saved[-1]["state"])
+            # CrewAI's restore takes no branch after a router that finished (it is skipped with no outcome): a router
+            # is given its recorded outcome again instead, at once and without a row, and its branch is taken.
+            routers = {m.name for m in flow_methods(cls) if m.kind == "router"}
+            self.replaying = {e["method"]: e["output"] for e in saved if e["method"] in routers}
+            for name, outcome in self.replaying.items():
+                replay_method(flow, name, outcome)
+            completed = [e["method"] for e in saved if e["method"] not in routers]
+            restore_flow(flow, completed, [{"method": e["method"], "output": e["output"]} for e in saved], counts, saved[-1]["state"])
             ctx.tracker.event("flow_resumed", f"flow resumed after {len(saved)} finished method(s): {', '.join(e['method'] for e in saved)}")
         ctx.guard.check()
         with project_path([self.project.root.parent, *self.project.roots]), flow_steps(flow, self._started, self._finished), crews_adopted(self._adopt):
@@ -76,6 +84,8 @@ class FlowWork:
     def _started(self, method: str) -> None:
         assert self.ctx is not None
         self.ctx.guard.check()
+        if method in self.replaying:
+            return
         self.counts[method] = self.counts.get(method, 0) + 1
         name = method if self.counts[method] == 1 else f"{method} ({self.counts[method]})"
         position = self._row(name, None, None)
@@ -84,6 +94,8 @@ class FlowWork:
 
     def _finished(self, method: str, result: Any) -> None:
         assert self.ctx is not None
+        if self.replaying.pop(method, None) is not None:
+            return
         position = self.rows.pop(method, None)
         if position is None:
             return
