@@ -131,9 +131,10 @@ class FlowWork:
         filled = False
         for number, task in enumerate(crew.tasks, start=1):
             name = f"{self.names.get(method, method)}/{task.name or f'task {number}'}"
-            if name in done and done[name].output is not None and task.output is None and not filled_gap(crew, number):
+            stored = done[name].output if name in done else None
+            if stored is not None and task.output is None and not filled_gap(crew, number):
                 # done before this method was cut short: its answer is given again, not asked for again
-                task.output = _output(task, done[name].output, ctx.parts.settings.env)
+                task.output = _output(task, stored, ctx.parts.settings.env)
                 positions[str(task.id)], filled = done[name].position, True
                 continue
             who = agents.get(str(task.agent.id)) if task.agent is not None else None
