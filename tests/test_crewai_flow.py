@@ -138,3 +138,20 @@ def test_a_flow_with_a_router_and_persist_resumes_down_the_branch_it_took(cli, f
         ("publish", "completed"),
     ], rows
     assert len([r for r in fake.chat_requests if PLAN in r["task"]]) == 1
+
+
+def test_a_broken_flow_project_is_one_sentence_before_any_model_call(cli, fake, flow_project):
+    main = flow_project / "src" / "otter_flow" / "main.py"
+    main.write_text(main.read_text().replace("from pydantic import BaseModel", "from pydantic import BaseModel\nimport no_such_module"))
+    for command in (["validate"], ["run", "--dry-run"], ["run", "--base-url", fake.url]):
+        result = cli(*command)
+        assert result.code == 2 and "importing the flow's module otter_flow.main failed: ModuleNotFoundError" in result.err, (command, result.err)
+        assert "Traceback" not in result.err
+    assert fake.chat_requests == []
+    # two Flow classes: the one its kickoff() makes is the run's; with no kickoff() to tell, one sentence
+    main.write_text(main.read_text().replace("import no_such_module", "").replace("def kickoff():", "class OtherFlow(ContentFlow):\n    pass\n\n\ndef kickoff():"))
+    dry = cli("run", "--dry-run", "--json", "--base-url", fake.url)
+    assert dry.code == 0 and "flow method generate_content (@listen): starts ContentCrew" in dry.json()["notes"], dry.err
+    main.write_text(main.read_text().replace("content_flow = ContentFlow()\n    content_flow.kickoff()", "pass"))
+    result = cli("run", "--dry-run", "--base-url", fake.url)
+    assert result.code == 2 and "it defines ContentFlow, OtherFlow" in result.err and "Traceback" not in result.err, result.err

@@ -50,6 +50,14 @@ def validate(json_out: bool = JSON) -> None:
             errors += crew_problems(catalog, ws.settings.env)  # a missing key or package, a tool that does not exist
         except ConfigError as exc:  # tools.yaml itself
             errors.append(exc.message)
+    from mamabear.errors import UsageError
+    from mamabear.flow.start import flow_plan_crew, here
+
+    try:
+        if (flow := here(ws)) is not None:
+            flow_plan_crew(flow)  # its module imported and its Flow class found, as a run does
+    except UsageError as exc:
+        errors.append(exc.message)
     roots = [str(r) for r in ws.roots]
     if json_out:
         emit_json(
