@@ -53,8 +53,9 @@ def test_a_crewai_create_flow_project_runs_with_each_method_a_step_and_its_crew_
     fake.add(task=EDIT, text="# Otters\nThey hold hands.")
     result = cli("run", "-i", "topic=otters", "--base-url", fake.url, "--json", "--quiet")
     assert result.code == 0, result.err
-    doc = result.json()
+    doc = result.json()  # stdout is the result alone
     assert [(t["task"], t["status"]) for t in doc["tasks"]] == [(r, "completed") for r in ROWS]
+    assert "Planning content" in result.err and "Post saved to output/post.md" in result.err  # what the flow prints is shown
     agents = ["content_planner", "content_writer", "content_editor"]  # its crew's agents, by their roles
     assert [t["agent"] for t in doc["tasks"]] == [None, None, *agents, None]
     assert (flow_project / "output" / "post.md").read_text() == "# Otters\nThey hold hands."  # its last method ran, as written

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
+from pathlib import Path
 from typing import IO, Any, cast
 
 from mamabear.status import Status
@@ -119,15 +120,41 @@ def print_error(message: str) -> None:
 
 
 @contextmanager
-def library_chatter_off() -> Iterator[None]:
-    """stdout carries only our result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere."""
+def library_chatter_off(project: Path | None = None) -> Iterator[None]:
+    """stdout carries only our result: what CrewAI and its libraries print goes to stderr with --debug, else nowhere.
+    What the project's own code prints (``project``: its folder; a flow's steps, a task's callback) goes to stderr."""
     from mamabear.cli.options import debug_enabled
 
     with ExitStack() as stack:
         chatter = sys.stderr if debug_enabled() else stack.enter_context(open(os.devnull, "w"))
-        stack.enter_context(redirect_stdout(chatter))
+        stack.enter_context(redirect_stdout(_ProjectEcho(chatter, project) if project is not None and chatter is not sys.stderr else chatter))
         yield
         if "crewai.events" in sys.modules:  # CrewAI prints from its event-bus threads: let them finish in here
             from crewai.events import crewai_event_bus
 
             crewai_event_bus.flush(timeout=10)
+
+
+_OURS = str(Path(__file__).resolve().parents[1])  # mamabear's own code, even when run in its own repository
+
+
+class _ProjectEcho:
+    """A stdout that sends what code in the project's folder writes to stderr, and the rest to ``chatter``."""
+
+    def __init__(self, chatter: IO[str], project: Path) -> None:
+        self.chatter, self.project = chatter, str(project.resolve())
+
+    def write(self, text: str) -> int:
+        caller = sys._getframe(1).f_code.co_filename  # print() is a builtin: its caller's frame is the writer's
+        mine = caller.startswith(self.project) and not caller.startswith(_OURS) and "site-packages" not in caller
+        return (sys.stderr if mine else self.chatter).write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+        self.chatter.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.chatter, name)

@@ -380,7 +380,7 @@ def launch(
 
     from mamabear.cli.options import command_started
 
-    with progress or nullcontext(), nullcontext() if plan.asks_person else library_chatter_off():
+    with progress or nullcontext(), nullcontext() if plan.asks_person else library_chatter_off(ws.settings.project_dir):
         observers: list[RunObserver] = [progress] if progress else []
         attempt = Attempt(ws, plan, observers, limits, run_id=run_id, resume=resume, on_abandon=abandon, started_at=command_started(), work=work)
         result = attempt.run()
