@@ -172,7 +172,7 @@ def test_precedence_flag_over_environment_over_dotenv(cli, monkeypatch):
     "args, needle, command",
     [
         (["run", "research", "--bogus"], "No such option: --bogus", "mamabear run"),
-        (["run"], "run needs a crew: name one", "mamabear run"),
+        (["run"], "is neither a CrewAI project nor one of mamabear's; name a crew", "mamabear run"),
         (["runs", "list", "--limit", "zero"], "'--limit'", "mamabear runs list"),
     ],
 )

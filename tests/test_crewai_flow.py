@@ -150,7 +150,9 @@ def test_a_broken_flow_project_is_one_sentence_before_any_model_call(cli, fake, 
         assert "Traceback" not in result.err
     assert fake.chat_requests == []
     # two Flow classes: the one its kickoff() makes is the run's; with no kickoff() to tell, one sentence
-    main.write_text(main.read_text().replace("import no_such_module", "").replace("def kickoff():", "class OtherFlow(ContentFlow):\n    pass\n\n\ndef kickoff():"))
+    main.write_text(
+        main.read_text().replace("import no_such_module", "").replace("def kickoff():", "class OtherFlow(ContentFlow):\n    pass\n\n\ndef kickoff():")
+    )
     dry = cli("run", "--dry-run", "--json", "--base-url", fake.url)
     assert dry.code == 0 and "flow method generate_content (@listen): starts ContentCrew" in dry.json()["notes"], dry.err
     main.write_text(main.read_text().replace("content_flow = ContentFlow()\n    content_flow.kickoff()", "pass"))

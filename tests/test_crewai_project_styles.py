@@ -168,3 +168,20 @@ def test_a_hierarchical_crew_built_in_crew_py_runs_with_its_manager_routed_and_r
     calls = store_for(isolated).llm_calls(doc["run_id"])
     assert len(calls) == len(fake.chat_requests) == 5, calls  # every call recorded, the killed one too
     assert [c["agent"] for c in calls if c["outcome"] == "ok"] == ["crew_manager", "researcher", "crew_manager", "crew_manager"], calls
+
+
+def test_a_script_style_project_is_one_sentence_and_its_config_is_not_taken_for_mamabear_s(cli, fake, isolated, monkeypatch, tmp_path):
+    root = tmp_path / "script_crew"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "agents.yaml").write_text(AGENTS_YAML)  # read by its own script, as CrewAI's YAML
+    (root / "main.py").write_text("from crewai import Crew\n# builds its agents and crew here, then crew.kickoff()\n")
+    monkeypatch.chdir(root)
+    result = cli("run", "--base-url", fake.url)
+    assert result.code == 2 and "builds and starts its crew in its own script" in result.err and "Traceback" not in result.err
+    assert "Otter Researcher" not in cli("agents", "list").out  # not merged into mamabear's catalog
+    nothing = tmp_path / "nothing_here"
+    nothing.mkdir()
+    monkeypatch.chdir(nothing)
+    empty = cli("run", "--base-url", fake.url)
+    assert empty.code == 2 and "is neither a CrewAI project nor one of mamabear's" in empty.err
+    assert fake.chat_requests == []

@@ -195,6 +195,14 @@ def run(
         plan = replace(plan, notes=(*plan.notes, *methods))
         work = work_for(flow, plan.inputs)
     else:
+        from mamabear.config.catalog import script_project
+
+        script = script_project(Path.cwd()) if crew is None else None
+        if script is not None:
+            raise UsageError(
+                f"{script}: this CrewAI project builds and starts its crew in its own script, which mamabear cannot plan or resume; "
+                "move the crew into a @CrewBase class in src/PACKAGE/crew.py (as `crewai create crew` lays it out), or run the script itself."
+            )
         crew = crew or ws.catalog.project_crew_name()
         plan = make_plan(ws.catalog, ws.models, crew, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
     if dry_run:

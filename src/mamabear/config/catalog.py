@@ -186,8 +186,25 @@ def search_roots(project_dir: Path | None) -> list[Path]:
     roots = [packaged_root()]
     if project_dir is not None and project_dir.resolve() != roots[0].resolve():
         roots += [agents.parent.parent for agents in sorted(project_dir.glob("src/*/config/agents.yaml"))[:1]]
-        roots.append(project_dir)
+        if script_project(project_dir) is None:  # a script's config/ is its own, read by its script: not mamabear's
+            roots.append(project_dir)
     return roots
+
+
+MAMABEAR_ONLY = ("models.yaml", "sandbox.yaml", "tools.yaml", "memory.yaml", "missions.yaml", "privacy.yaml")
+SCRIPTS = ("main.py", "agents.py", "tasks.py", "crew.py")
+
+
+def script_project(root: Path) -> Path | None:
+    """The script of a CrewAI project that builds and kicks off its crew in plain Python at its root (main.py,
+    agents.py, tasks.py, no @CrewBase package): its config/ is the script's. None when ``root`` is not one: it has
+    crews/, a file only mamabear reads in config/, or no such script."""
+    if (root / "crews").is_dir() or any((root / "config" / name).is_file() for name in MAMABEAR_ONLY):
+        return None
+    found = [root / name for name in SCRIPTS if (root / name).is_file()]
+    if not found or any(root.glob("src/*/crew.py")) or any(root.glob("src/*/main.py")):
+        return None
+    return found[0]
 
 
 CREW_PY = "crew.py"
@@ -636,7 +653,10 @@ class Catalog:
         """The crew to run when none is named: a CrewAI project's own (run at its root)."""
         names = [root.name for root in self.roots if crewai_package(root) or json_crew.crew_file(root)]
         if not names:
-            raise UsageError("run needs a crew: name one (`mamabear crews list` shows them), or run it at a CrewAI project's root; see `mamabear run --help`.")
+            raise UsageError(
+                f"run needs a crew: {Path.cwd()} is neither a CrewAI project nor one of mamabear's; name a crew (`mamabear crews list` shows "
+                "them), or run it at a CrewAI project's root; see `mamabear run --help`."
+            )
         return names[0]
 
     def agent(self, agent_id: str) -> AgentSpec:
