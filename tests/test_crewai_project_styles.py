@@ -185,3 +185,23 @@ def test_a_script_style_project_is_one_sentence_and_its_config_is_not_taken_for_
     empty = cli("run", "--base-url", fake.url)
     assert empty.code == 2 and "is neither a CrewAI project nor one of mamabear's" in empty.err
     assert fake.chat_requests == []
+
+
+def test_an_mcp_server_crew_py_names_that_cannot_be_reached_is_a_warning_and_the_run_goes_on(cli, fake, isolated, monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    crew_py = ASSIGNED_CREW_PY.replace(
+        'return Agent(config=self.agents_config["reporter"])', f'return Agent(config=self.agents_config["reporter"], mcps=["https://127.0.0.1:{port}/mcp"])'
+    )
+    root = otters_project(tmp_path / "otters", crew_py)
+    monkeypatch.chdir(root)
+    result = cli("run", "-i", "topic=otters", "--base-url", fake.url, "--json")
+    assert result.code == 0, result.err
+    events = cli("runs", "logs", result.json()["run_id"], "--json").json()
+    failed = [e["message"] for e in events if e["kind"] == "mcp_failed"]
+    assert failed and f"the MCP server https://127.0.0.1:{port}/mcp of agent Otter Reporter" in failed[0] and "could not be reached" in failed[0], [
+        e["kind"] for e in events
+    ]

@@ -74,6 +74,44 @@ def apply_checkpoint_patches() -> None:
         CrewAIEventsBus.register_entity = register_entity  # type: ignore[method-assign]  # the patch itself
 
 
+def apply_mcp_warning_patch() -> None:
+    """An MCP server an agent names by URL (``mcps=["https://..."]``) that cannot be reached is told as CrewAI's own
+    ``MCPConnectionFailedEvent``, which the run records as a warning; idempotent. CrewAI leaves that server's tools
+    out and says so only through the agent's logger, and only when the agent is verbose
+    (``MCPToolResolver._get_mcp_tool_schemas``)."""
+    from crewai.mcp.tool_resolver import MCPToolResolver
+
+    schemas = MCPToolResolver._get_mcp_tool_schemas
+    if getattr(schemas, "mamabear_warns", False):
+        return
+
+    def warned(self: Any, server_params: dict[str, Any]) -> Any:
+        from crewai.events import crewai_event_bus
+        from crewai.events.types.mcp_events import MCPConnectionFailedEvent
+
+        logger, failures = self._logger, []
+
+        class Heard:
+            def log(self, level: str, message: str, *args: Any, **kwargs: Any) -> None:
+                if level == "warning" and message.startswith("Failed to get MCP tool schemas"):
+                    failures.append(message.split(": ", 1)[-1])
+                logger.log(level, message, *args, **kwargs)
+
+        self._logger = Heard()
+        try:
+            found = schemas(self, server_params)
+        finally:
+            self._logger = logger
+        if failures:
+            url = str(server_params.get("url", ""))
+            role = getattr(getattr(self, "_agent", None) or getattr(self, "agent", None), "role", None)
+            crewai_event_bus.emit(self, MCPConnectionFailedEvent(server_name=url, server_url=url, error=failures[0], agent_role=role))
+        return found
+
+    warned.mamabear_warns = True  # type: ignore[attr-defined]
+    MCPToolResolver._get_mcp_tool_schemas = warned  # type: ignore[method-assign]
+
+
 def apply_conversion_patch() -> None:
     """A task's answer converted to its ``output_json`` model goes through the agent's own LLM; idempotent.
 
@@ -305,6 +343,12 @@ def problems() -> list[str]:
         return [moved("crewai", f"module {exc.name}", "cannot be imported")]
     need("_lock" in EventRecord.__private_attributes__ and "nodes" in EventRecord.model_fields, "EventRecord._lock and .nodes")
     need(callable(getattr(CrewAIEventsBus, "register_entity", None)), "CrewAIEventsBus.register_entity")
+    from crewai.mcp.tool_resolver import MCPToolResolver
+
+    need(
+        'self._logger.log(\n                "warning", f"Failed to get MCP tool schemas' in inspect.getsource(MCPToolResolver._get_mcp_tool_schemas),
+        "MCPToolResolver._get_mcp_tool_schemas, which logs an unreachable server as a warning",
+    )
     need(callable(getattr(json_provider, "_build_path", None)), "crewai.state.provider.json_provider._build_path")
     need(hasattr(getattr(retry, "_active_llm_rate_limit_retry", None), "set"), "crewai.llms.retry._active_llm_rate_limit_retry (a ContextVar)")
     need("_token_usage" in BaseLLM.__private_attributes__, "BaseLLM._token_usage")

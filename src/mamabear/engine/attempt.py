@@ -123,7 +123,7 @@ class Attempt:
         """Import CrewAI and wire the attempt's parts; the attempt is recorded in the store."""
         self.phase("importing CrewAI")
         # CrewAI is imported only now, so a detached run is in the store within a moment of starting.
-        from mamabear.compat.crewai import apply_checkpoint_patches, apply_conversion_patch
+        from mamabear.compat.crewai import apply_checkpoint_patches, apply_conversion_patch, apply_mcp_warning_patch
         from mamabear.engine.checkpoints import Checkpoints
         from mamabear.engine.stopping import STOP_GRACE_S, Heartbeat, Signals, Watchdog
         from mamabear.engine.tracker import Tracker
@@ -135,6 +135,7 @@ class Attempt:
         ws, plan, store, run_id, state = self.ws, self.plan, self.store, self.run_id, self.state
         apply_checkpoint_patches()
         apply_conversion_patch()
+        apply_mcp_warning_patch()
         self.checkpoints = checkpoints = Checkpoints(ws.settings.home, run_id, self.redact, store=store)
         # A CrewAI project's crew is built again on resume (a checkpoint cannot hold its Python tools); the tasks done
         # get their stored outputs, so none is asked again.

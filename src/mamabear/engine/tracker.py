@@ -108,6 +108,7 @@ class Tracker:
         from crewai.events.types import agent_events as ae
         from crewai.events.types import llm_events as le
         from crewai.events.types import llm_guardrail_events as ge
+        from crewai.events.types import mcp_events as mcp
         from crewai.events.types import memory_events as me
         from crewai.events.types import task_events as te
         from crewai.events.types import tool_usage_events as tu
@@ -130,6 +131,7 @@ class Tracker:
             (tu.ToolUsageFinishedEvent, self._tool_finished),
             (tu.ToolUsageErrorEvent, self._tool_error),
             (ge.LLMGuardrailCompletedEvent, self._guardrail_completed),
+            (mcp.MCPConnectionFailedEvent, self._mcp_failed),
         ]
         for event_type, method in table:
             handler = self._guarded(method)
@@ -420,6 +422,14 @@ class Tracker:
         else:
             data = {"guardrail": str(name)[:200], "retry": event.retry_count, "error": str(event.error or "")[:500]}
             self.event("guardrail_failed", f"{check} failed (try {event.retry_count + 1}): {event.error}", position, data=data)
+
+    def _mcp_failed(self, event: Any) -> None:
+        """An MCP server an agent names in Python (``mcps=``) that CrewAI could not reach: its tools are left out, as
+        under `crewai run`, and the run says so (CrewAI's own warning is library chatter, off without --debug)."""
+        where = event.server_url or event.server_name
+        who = f" of agent {event.agent_role.strip()}" if event.agent_role else ""
+        data = {"server": event.server_name, "url": event.server_url, "error": str(event.error)[:500]}
+        self.event("mcp_failed", f"warning: the MCP server {where}{who} could not be reached ({event.error}); its tools are left out", self.current, data=data)
 
     # ------------------------------------------------------------ memory queries (spans only; the store has memory events)
 
