@@ -70,8 +70,10 @@ def flow_class(project: FlowProject) -> Any:
     from crewai.flow import Flow
 
     with project_path([Path("/"), *project.roots]):
-        for stale in [m for m in sys.modules if m == project.module or m.startswith(project.module.split(".")[0] + ".")]:
-            sys.modules.pop(stale, None)  # read afresh: this process may have imported an older file
+        top = project.module.split(".")[0]
+        for stale in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            sys.modules.pop(stale, None)  # read afresh: this process may have imported another project's, or an older file
+        importlib.invalidate_caches()
         try:
             module = importlib.import_module(project.module)
         except Exception as exc:  # noqa: BLE001 - the project's own module failed as it was imported
