@@ -158,3 +158,38 @@ def test_a_broken_flow_project_is_one_sentence_before_any_model_call(cli, fake, 
     main.write_text(main.read_text().replace("content_flow = ContentFlow()\n    content_flow.kickoff()", "pass"))
     result = cli("run", "--dry-run", "--base-url", fake.url)
     assert result.code == 2 and "it defines ContentFlow, OtherFlow" in result.err and "Traceback" not in result.err, result.err
+
+
+def test_at_a_terminal_a_flow_shows_its_steps_and_ctrl_c_stops_it_for_a_resume(fake, flow_project, isolated, cli):
+    import sys
+    import time
+
+    import pexpect
+
+    from conftest import subprocess_env
+    from test_terminal import assert_clean, finish
+
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), TERM="xterm-256color", COLUMNS="160", LINES="40")
+    env.pop("NO_COLOR", None)
+
+    def spawn(*args: str) -> pexpect.spawn:
+        command = [sys.executable, "-m", "mamabear", *args, "--base-url", fake.url]
+        return pexpect.spawn(command[0], command[1:], env=env, cwd=str(flow_project), dimensions=(40, 160), encoding="utf-8", timeout=120)
+
+    fake.add(task=WRITE, times=1, delay=60, text="never seen")
+    child = spawn("run", "-i", "topic=otters")
+    deadline = time.monotonic() + 90
+    while not [r for r in fake.chat_requests if WRITE in r["task"]] and time.monotonic() < deadline:
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.2)
+    child.sendintr()
+    code, text = finish(child)
+    assert code == 130, text
+    assert_clean(text)
+    assert "generate_content/planning_task" in text and "Planning content" in text  # its steps, and what it printed
+    assert ": interrupted" in text and "mamabear resume" in text
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    code, text = finish(spawn("resume", run_id))
+    assert code == 0, text
+    assert_clean(text)
+    assert "generate_content/editing_task" in text and "completed" in text
+    assert len([r for r in fake.chat_requests if PLAN in r["task"]]) == 1
