@@ -5,6 +5,7 @@ request log counting what the resume asked again."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import killed_at, resumed_without_repeats, store_for
@@ -205,3 +206,53 @@ def test_an_mcp_server_crew_py_names_that_cannot_be_reached_is_a_warning_and_the
     assert failed and f"the MCP server https://127.0.0.1:{port}/mcp of agent Otter Reporter" in failed[0] and "could not be reached" in failed[0], [
         e["kind"] for e in events
     ]
+
+
+OUTPUT_JSON_CREW_PY = """
+from pydantic import BaseModel
+
+from crewai import Agent, Crew, Process, Task
+from crewai.project import CrewBase, agent, crew, task
+
+
+class Facts(BaseModel):
+    facts: list[str]
+
+
+@CrewBase
+class Otters:
+    agents: list
+    tasks: list
+
+    @agent
+    def researcher(self) -> Agent:
+        return Agent(config=self.agents_config["researcher"])
+
+    @agent
+    def reporter(self) -> Agent:
+        return Agent(config=self.agents_config["reporter"])
+
+    @task
+    def research_task(self) -> Task:
+        return Task(config=self.tasks_config["research_task"], agent=self.researcher())
+
+    @task
+    def report_task(self) -> Task:
+        return Task(config=self.tasks_config["report_task"], agent=self.reporter(), output_json=Facts)
+
+    @crew
+    def crew(self) -> Crew:
+        return Crew(agents=self.agents, tasks=self.tasks, process=Process.sequential)
+"""
+
+
+def test_an_output_json_crew_killed_mid_run_resumes_to_an_answer_that_fits_its_model(cli, fake, isolated, monkeypatch, tmp_path):
+    root = otters_project(tmp_path / "otters", OUTPUT_JSON_CREW_PY)
+    monkeypatch.chdir(root)
+    fake.add(task="Research otters", times=1, text="Otters hold hands.")
+    fake.add(task="Write the report on otters", times=1, delay=60, text="never seen")
+    fake.add(task="Write the report on otters", schema=True)  # the least its schema takes, as a terse model answers
+    killed_at(fake, isolated, "Write the report", "run", "-i", "topic=otters", "--base-url", fake.url, "--quiet", cwd=root)
+    doc = resumed_without_repeats(cli, fake, "Research otters", 1)
+    assert isinstance(json.loads(doc["output"])["facts"], list), doc["output"]
+    assert [t["status"] for t in doc["tasks"]] == ["completed", "completed"]
