@@ -130,6 +130,15 @@ def test_tasks_given_their_agents_in_crew_py_run_in_its_order_and_a_kill_resumes
     assert [(t["id"], t["agent"]) for t in plan["tasks"]] == [("research_task", "researcher"), ("report_task", "reporter"), ("edit_task", "copy_editor")]
     assert next(a for a in plan["agents"] if a["id"] == "researcher")["tools"] == ["count_letters"]  # made in Python, named
     assert any("uses no input 'year'" in w for w in plan["warnings"]) and any("built by its crew.py in" in n for n in plan["notes"])
+    monkeypatch.delenv("SERPER_API_KEY", raising=False)
+    (root / "src" / "otters" / "crew.py").write_text(
+        ASSIGNED_CREW_PY.replace("tools=[count_letters]", "tools=[count_letters, SerperDevTool()]").replace(
+            "from crewai.tools import tool", "from crewai.tools import tool\nfrom crewai_tools import SerperDevTool"
+        )
+    )
+    keyless = cli("run", "-i", "topic=otters", "--dry-run", "--json", "--base-url", fake.url).json()
+    assert any("needs SERPER_API_KEY" in w and "agent 'researcher'" in w for w in keyless["warnings"]), keyless["warnings"]
+    (root / "src" / "otters" / "crew.py").write_text(ASSIGNED_CREW_PY)
     assert fake.chat_requests == []
 
     fake.add(task="Research otters", times=1, text="Otters hold hands.")

@@ -182,6 +182,15 @@ def make_plan(
         if project is not None:
             crew, catalog = project.spec, catalog.adding(project.agents, project.tasks, crew.scope)
             warnings += catalog.ignored
+            from mamabear.tools.library import unset_keys
+
+            for agent in project.crew.agents:  # its tools made in crew.py: CrewAI makes them without their keys, as here
+                for tool in agent.tools or []:
+                    for key in unset_keys(tool, settings.env):
+                        name = getattr(tool, "name", type(tool).__name__)
+                        warnings.append(
+                            f"{crew.source}: tool '{name}' of agent '{project.names[id(agent)]}' needs {key}, which is not set: its calls will fail."
+                        )
         unassigned = [t.task for t in crew.tasks if t.agent is None]
         if crew.process == "sequential" and unassigned:
             raise UsageError(f"{crew.source}: task '{unassigned[0]}' has no agent; give it one in its tasks.yaml entry (agent: AGENT_ID) or in crew.py.")

@@ -139,6 +139,11 @@ def resolve(spec: ToolSpec, roots: list[Path], owner: str) -> Any:
     return found
 
 
+def unset_keys(tool: Any, env: Mapping[str, str]) -> list[str]:
+    """The variables a tool made in a project's Python needs that are not set: "NAME (what it is)"."""
+    return [f"{v.name} ({v.description})" for v in _env_vars(type(tool)) if v.required and not env.get(v.name) and not v.default]
+
+
 def _env_vars(cls: type) -> list[Any]:
     field = getattr(cls, "model_fields", {}).get("env_vars")
     if field is None or field.default_factory is None:
