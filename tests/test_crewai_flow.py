@@ -193,3 +193,37 @@ def test_at_a_terminal_a_flow_shows_its_steps_and_ctrl_c_stops_it_for_a_resume(f
     assert_clean(text)
     assert "generate_content/editing_task" in text and "completed" in text
     assert len([r for r in fake.chat_requests if PLAN in r["task"]]) == 1
+
+
+AGENT_MAIN = '''
+from crewai import Agent
+from crewai.flow import Flow, listen, start
+
+
+class PoemFlow(Flow[dict]):
+    @start()
+    def pick(self):
+        self.state["animal"] = self.state.get("animal") or "otters"
+
+    @listen(pick)
+    def write(self):
+        poet = Agent(role="Otter Poet", goal="Write short poems", backstory="Loves rivers.", llm="gpt-4o")
+        return poet.kickoff(f"Write a haiku about {self.state['animal']}.").raw
+
+
+def kickoff():
+    PoemFlow().kickoff()
+'''
+
+
+def test_an_agent_a_flow_runs_alone_is_routed_and_its_calls_recorded_in_its_method_s_row(cli, fake, flow_project, isolated):
+    (flow_project / "src" / "otter_flow" / "main.py").write_text(AGENT_MAIN)
+    fake.add(contains="Write a haiku about otters", text="Otters hold paws / the river keeps them / close")
+    result = cli("run", "--base-url", fake.url, "--json", "--quiet")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["output"] == "Otters hold paws / the river keeps them / close"
+    assert "gpt-4o" not in {r["model"] for r in fake.chat_requests}  # its llm= is routed, as every agent's
+    calls = store_for(isolated).llm_calls(doc["run_id"])
+    rows = {t["position"]: t["task"] for t in doc["tasks"]}
+    assert [(c["agent"], rows[c["task_position"]], c["outcome"]) for c in calls] == [("otter_poet", "write", "ok")], calls

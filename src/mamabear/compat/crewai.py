@@ -291,6 +291,25 @@ def crews_adopted(adopt: Any) -> Iterator[None]:
         Crew.kickoff = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def agents_adopted(adopt: Any) -> Iterator[None]:
+    """While the block runs, each ``Agent.kickoff`` (an agent a flow's method runs alone, outside any crew) runs inside
+    ``adopt(agent)``, as ``crews_adopted`` does for crews."""
+    from crewai import Agent
+
+    original = Agent.kickoff
+
+    def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with adopt(self):
+            return original(self, *args, **kwargs)
+
+    Agent.kickoff = kickoff  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Agent.kickoff = original  # type: ignore[method-assign]
+
+
 def flow_method() -> str | None:
     """The flow method running in this thread (CrewAI sets it before it runs one), or None outside any."""
     from crewai.flow.flow_context import current_flow_method_name

@@ -138,6 +138,14 @@ class Tracker:
             crewai_event_bus.on(event_type)(handler)
             self._handlers.append((event_type, handler))
 
+    def use(self, built: Built) -> None:
+        """Place what happens from now on against ``built`` (a crew a flow's method starts, then the flow again), the
+        handlers kept; the events of what came before are handled first."""
+        from crewai.events import crewai_event_bus
+
+        crewai_event_bus.flush(timeout=30)
+        self.built = built
+
     def detach(self) -> None:
         from crewai.events import crewai_event_bus
 

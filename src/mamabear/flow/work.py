@@ -35,10 +35,11 @@ class FlowWork:
         self.names: dict[str, str] = {}  # method name -> its row's name ("review (2)": its second run)
         self.counts: dict[str, int] = {}  # how often each method has started (a cyclic flow's methods run again)
         self.flow: Any = None
+        self.built: Any = None  # engine.build.Built of the flow itself: its agents run alone, no crew
         self.replaying: dict[str, Any] = {}  # routers that finished before a resume: their recorded outcome
 
     def kickoff(self, ctx: RunContext) -> str | None:
-        from mamabear.compat.crewai import crews_adopted, flow_steps, replay_method, restore_flow
+        from mamabear.compat.crewai import agents_adopted, crews_adopted, flow_steps, replay_method, restore_flow
 
         self.ctx = ctx
         cls = flow_class(self.project)
@@ -65,8 +66,16 @@ class FlowWork:
             restore_flow(flow, completed, [{"method": e["method"], "output": e["output"]} for e in saved], counts, saved[-1]["state"])
             ctx.tracker.event("flow_resumed", f"flow resumed after {len(saved)} finished method(s): {', '.join(e['method'] for e in saved)}")
         ctx.guard.check()
-        with project_path([self.project.root.parent, *self.project.roots]), flow_steps(flow, self._started, self._finished), crews_adopted(self._adopt):
-            result = flow.kickoff() if done else flow.kickoff(inputs=self.inputs or None)
+        from mamabear.engine.build import Built
+
+        self.built = Built(crew=_NO_CREW, positions={}, agents={})  # the flow's own: what its methods do outside crews
+        ctx.tracker.attach(self.built)
+        steps = flow_steps(flow, self._started, self._finished)
+        try:
+            with project_path([self.project.root.parent, *self.project.roots]), steps, crews_adopted(self._adopt), agents_adopted(self._adopt_agent):
+                result = flow.kickoff() if done else flow.kickoff(inputs=self.inputs or None)
+        finally:
+            ctx.tracker.detach()
         return _text(result)
 
     # ------------------------------------------------------------ methods
@@ -144,12 +153,29 @@ class FlowWork:
 
             resume_from_first_unfinished(crew)
         guard_side_calls(crew)
-        ctx.tracker.attach(Built(crew=crew, positions=positions, agents=agents))
+        ctx.tracker.use(Built(crew=crew, positions=positions, agents=agents))
         try:
             yield
         finally:
-            ctx.tracker.detach()
+            ctx.tracker.use(self.built)
             ctx.tracker.current = self.rows.get(method, ctx.tracker.current)  # back in the method
+
+    @contextmanager
+    def _adopt_agent(self, agent: Any) -> Iterator[None]:
+        """An agent a method runs alone (``Agent.kickoff``): on the run's route, its calls placed in the method's row."""
+        assert self.ctx is not None
+        base = next(a for a in self.ctx.plan.agents if a.id == FLOW_AGENT)
+        planned = replace(base, id=_slug(str(agent.role)), role=str(agent.role).strip())
+        agent.llm = self.ctx.parts.llm(planned)
+        self.built.agents[str(agent.id)] = planned
+        yield
+
+
+class _NoCrew:
+    tasks: list[Any] = []
+
+
+_NO_CREW = _NoCrew()
 
 
 def filled_gap(crew: Any, number: int) -> bool:
