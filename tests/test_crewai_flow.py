@@ -195,7 +195,7 @@ def test_at_a_terminal_a_flow_shows_its_steps_and_ctrl_c_stops_it_for_a_resume(f
     assert len([r for r in fake.chat_requests if PLAN in r["task"]]) == 1
 
 
-AGENT_MAIN = '''
+AGENT_MAIN = """
 from crewai import Agent
 from crewai.flow import Flow, listen, start
 
@@ -213,7 +213,7 @@ class PoemFlow(Flow[dict]):
 
 def kickoff():
     PoemFlow().kickoff()
-'''
+"""
 
 
 def test_an_agent_a_flow_runs_alone_is_routed_and_its_calls_recorded_in_its_method_s_row(cli, fake, flow_project, isolated):
