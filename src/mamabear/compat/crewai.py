@@ -109,6 +109,7 @@ def apply_mcp_warning_patch() -> None:
         return found
 
     warned.mamabear_warns = True  # type: ignore[attr-defined]
+    warned.__wrapped__ = schemas  # type: ignore[attr-defined]  # CrewAI's own, for the check in problems()
     MCPToolResolver._get_mcp_tool_schemas = warned  # type: ignore[method-assign]
 
 
@@ -365,7 +366,7 @@ def problems() -> list[str]:
     from crewai.mcp.tool_resolver import MCPToolResolver
 
     need(
-        'self._logger.log(\n                "warning", f"Failed to get MCP tool schemas' in inspect.getsource(MCPToolResolver._get_mcp_tool_schemas),
+        'self._logger.log(\n                "warning", f"Failed to get MCP tool schemas' in inspect.getsource(inspect.unwrap(MCPToolResolver._get_mcp_tool_schemas)),
         "MCPToolResolver._get_mcp_tool_schemas, which logs an unreachable server as a warning",
     )
     need(callable(getattr(json_provider, "_build_path", None)), "crewai.state.provider.json_provider._build_path")
