@@ -365,8 +365,9 @@ def problems() -> list[str]:
     need(callable(getattr(CrewAIEventsBus, "register_entity", None)), "CrewAIEventsBus.register_entity")
     from crewai.mcp.tool_resolver import MCPToolResolver
 
+    resolver_source = inspect.getsource(inspect.unwrap(MCPToolResolver._get_mcp_tool_schemas))
     need(
-        'self._logger.log(\n                "warning", f"Failed to get MCP tool schemas' in inspect.getsource(inspect.unwrap(MCPToolResolver._get_mcp_tool_schemas)),
+        'self._logger.log(\n                "warning", f"Failed to get MCP tool schemas' in resolver_source,
         "MCPToolResolver._get_mcp_tool_schemas, which logs an unreachable server as a warning",
     )
     need(callable(getattr(json_provider, "_build_path", None)), "crewai.state.provider.json_provider._build_path")
