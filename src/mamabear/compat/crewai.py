@@ -274,41 +274,35 @@ def flow_steps(flow: Any, started: Any, finished: Any) -> Iterator[None]:
 
 
 @contextmanager
-def crews_adopted(adopt: Any) -> Iterator[None]:
+def _kickoffs_adopted(cls: Any, adopt: Any) -> Iterator[None]:
+    """While the block runs, each ``cls.kickoff`` runs inside ``adopt(instance)``; the class's own is put back after."""
+    original = cls.kickoff
+
+    def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with adopt(self):
+            return original(self, *args, **kwargs)
+
+    cls.kickoff = kickoff
+    try:
+        yield
+    finally:
+        cls.kickoff = original
+
+
+def crews_adopted(adopt: Any) -> Any:
     """While the block runs, each ``Crew.kickoff`` (a flow's method starting a crew) runs inside ``adopt(crew)``, a
     context manager that routes and records the crew before it runs."""
     from crewai import Crew
 
-    original = Crew.kickoff
-
-    def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with adopt(self):
-            return original(self, *args, **kwargs)
-
-    Crew.kickoff = kickoff  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Crew.kickoff = original  # type: ignore[method-assign]
+    return _kickoffs_adopted(Crew, adopt)
 
 
-@contextmanager
-def agents_adopted(adopt: Any) -> Iterator[None]:
+def agents_adopted(adopt: Any) -> Any:
     """While the block runs, each ``Agent.kickoff`` (an agent a flow's method runs alone, outside any crew) runs inside
     ``adopt(agent)``, as ``crews_adopted`` does for crews."""
     from crewai import Agent
 
-    original = Agent.kickoff
-
-    def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with adopt(self):
-            return original(self, *args, **kwargs)
-
-    Agent.kickoff = kickoff  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Agent.kickoff = original  # type: ignore[method-assign]
+    return _kickoffs_adopted(Agent, adopt)
 
 
 def flow_method() -> str | None:
