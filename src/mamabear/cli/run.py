@@ -188,12 +188,13 @@ def run(
     flow = here(ws) if crew is None else None
     work = None
     if flow is not None:  # a CrewAI flow project's root: its Flow is the run
-        from mamabear.flow.start import flow_plan_crew, work_for
+        from mamabear.flow.start import flow_plan_crew
+        from mamabear.flow.work import FlowWork
 
         spec, methods = flow_plan_crew(flow)
         plan = make_plan(ws.catalog, ws.models, spec, given, ws.settings, strict=not dry_run, sandbox=ws.sandbox, answers=answers)
         plan = replace(plan, notes=(*plan.notes, *methods))
-        work = work_for(flow, plan.inputs)
+        work = FlowWork(flow, plan.inputs)
     else:
         from mamabear.config.catalog import script_project
 
@@ -319,7 +320,9 @@ def resume(
         return
     work: Any = None
     if plan.crew.process == "flow" and (project := flows.here(ws)) is not None:
-        work = flows.work_for(project, plan.inputs, resume=True)
+        from mamabear.flow.work import FlowWork
+
+        work = FlowWork(project, plan.inputs, resume=True)
     if plan.crew.process == "mission":
         from mamabear.mission.start import resumed
 

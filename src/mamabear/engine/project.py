@@ -137,9 +137,14 @@ def _texts(spec: AgentSpec | TaskSpec) -> tuple[str, ...]:
     return (spec.role, spec.goal, spec.backstory) if isinstance(spec, AgentSpec) else (spec.description, spec.expected_output)
 
 
+def slug(text: str) -> str:
+    """An id for something made in Python: its name (or role) in snake case."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "agent"
+
+
 def _fresh(text: str, taken: set[str]) -> str:
-    """An id for something made in Python: its name (or role) in snake case, numbered if taken."""
-    base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "agent"
+    """``slug(text)``, numbered if taken."""
+    base = slug(text)
     found, n = base, 1
     while found in taken:
         n += 1

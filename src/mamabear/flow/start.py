@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from mamabear.config.catalog import CrewSpec
 from mamabear.errors import UsageError
 from mamabear.flow.project import FlowProject, flow_class, flow_crew, flow_methods, flow_project
-from mamabear.flow.work import FlowWork
 
 if TYPE_CHECKING:
     from mamabear.engine.services import Services
@@ -23,10 +22,6 @@ def flow_plan_crew(project: FlowProject) -> tuple[CrewSpec, list[str]]:
     cls = flow_class(project)
     lines = [f"flow method {m.name} (@{m.kind})" + (f": starts {', '.join(m.crews)}" if m.crews else "") for m in flow_methods(cls)]
     return flow_crew(project, cls), lines
-
-
-def work_for(project: FlowProject, inputs: dict[str, Any], resume: bool = False) -> FlowWork:
-    return FlowWork(project, inputs, resume=resume)
 
 
 def crew_of(run: Any) -> CrewSpec | None:

@@ -9,7 +9,6 @@ methods that finished are not run again, their listeners carry on, and the metho
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -125,14 +124,9 @@ class FlowWork:
 
         assert self.ctx is not None
         ctx = self.ctx
-        base = next(a for a in ctx.plan.agents if a.id == FLOW_AGENT)
         method = flow_method() or "flow"
-        agents: dict[str, Any] = {}
         members = [*crew.agents, *([made_manager(crew)] if str(getattr(crew.process, "value", crew.process)) == "hierarchical" else [])]
-        for agent in members:
-            planned = replace(base, id=_slug(str(agent.role)), role=str(agent.role).strip())
-            agent.llm = ctx.parts.llm(planned)
-            agents[str(agent.id)] = planned
+        agents = {str(agent.id): self._routed(agent) for agent in members}
         if crew.manager_agent is not None and str(crew.manager_agent.id) in agents:
             crew.manager_llm = crew.manager_agent.llm
         positions = {}
@@ -147,7 +141,7 @@ class FlowWork:
                 positions[str(task.id)], filled = done[name].position, True
                 continue
             who = agents.get(str(task.agent.id)) if task.agent is not None else None
-            positions[str(task.id)] = self._row(name, who.id if who else None, base.route.model)
+            positions[str(task.id)] = self._row(name, who.id if who else None, self._base().route.model)
         if filled:
             from mamabear.compat.crewai import resume_from_first_unfinished
 
@@ -163,12 +157,23 @@ class FlowWork:
     @contextmanager
     def _adopt_agent(self, agent: Any) -> Iterator[None]:
         """An agent a method runs alone (``Agent.kickoff``): on the run's route, its calls placed in the method's row."""
-        assert self.ctx is not None
-        base = next(a for a in self.ctx.plan.agents if a.id == FLOW_AGENT)
-        planned = replace(base, id=_slug(str(agent.role)), role=str(agent.role).strip())
-        agent.llm = self.ctx.parts.llm(planned)
-        self.built.agents[str(agent.id)] = planned
+        self.built.agents[str(agent.id)] = self._routed(agent)
         yield
+
+    def _routed(self, agent: Any) -> Any:
+        """The planned agent a flow's agent runs as (the plan's route for the flow's agents, under its own role), its
+        LLM set to mamabear's."""
+        from mamabear.engine.project import slug
+
+        assert self.ctx is not None
+        planned = replace(self._base(), id=slug(str(agent.role)), role=str(agent.role).strip())
+        agent.llm = self.ctx.parts.llm(planned)
+        return planned
+
+    def _base(self) -> Any:
+        """The plan's agent for the flow's agents: their route."""
+        assert self.ctx is not None
+        return next(a for a in self.ctx.plan.agents if a.id == FLOW_AGENT)
 
 
 class _NoCrew:
@@ -191,10 +196,6 @@ def _output(task: Any, stored: str, env: Any) -> Any:
     raw = dereferenced(stored, env, f"the output of task {task.name}")  # its secrets put back
     agent = task.agent.role if task.agent is not None else ""
     return TaskOutput(description=task.description, raw=raw, name=task.name, expected_output=task.expected_output, agent=agent)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "agent"
 
 
 def _text(result: Any) -> str | None:
