@@ -98,19 +98,25 @@ def every_run_ended(store, fake, ids: dict[str, str], log) -> dict[str, object]:
     return tally(store, fake, ids)
 
 
+def store_blinks(cli, fake, pool, url: str, pg, runs: int, down_s: float, **worker_env: str):  # noqa: ANN001, ANN201
+    """Two workers, ``runs`` queued; with 4 model calls in flight PostgreSQL is stopped for ``down_s`` seconds. The
+    store, the run ids and the batch's tally once every run has ended."""
+    pool("w1", **worker_env)
+    pool("w2", **worker_env)
+    up(cli, "w1", "w2")
+    ids = queue_batch(cli, fake, runs)
+    wait_for(lambda: len(fake.chat_requests) >= 4, timeout=120, what="runs in flight")
+    pg.stop()
+    time.sleep(down_s)
+    pg.start()
+    store = store_at(url)
+    return store, ids, every_run_ended(store, fake, ids, lambda: pool.log("w1"))
+
+
 def test_a_postgresql_restart_mid_batch_loses_no_run_and_repeats_no_completed_task(cli, fake, pool, services):
     url, pg, _ = services
     fake.add(delay=1.0)  # every answer takes a second: runs are in flight when the store goes
-    pool("w1")
-    pool("w2")
-    up(cli, "w1", "w2")
-    ids = queue_batch(cli, fake, 6)
-    wait_for(lambda: len(fake.chat_requests) >= 4, timeout=120, what="runs in flight")
-    pg.stop()
-    time.sleep(10)
-    pg.start()
-    store = store_at(url)
-    counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
+    store, ids, counted = store_blinks(cli, fake, pool, url, pg, runs=6, down_s=10)
     assert counted["statuses"] == {"completed": 6} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
 
 
@@ -119,16 +125,7 @@ def test_a_store_outage_longer_than_the_wait_ends_runs_interrupted_and_the_sweep
     failed, and complete on a later attempt without asking again for a task that was recorded completed."""
     url, pg, _ = services
     fake.add(delay=1.0)
-    pool("w1", MAMABEAR_STORE_WAIT_S="2")
-    pool("w2", MAMABEAR_STORE_WAIT_S="2")
-    up(cli, "w1", "w2")
-    ids = queue_batch(cli, fake, 4)
-    wait_for(lambda: len(fake.chat_requests) >= 4, timeout=120, what="runs in flight")
-    pg.stop()
-    time.sleep(12)
-    pg.start()
-    store = store_at(url)
-    counted = every_run_ended(store, fake, ids, lambda: pool.log("w1"))
+    store, ids, counted = store_blinks(cli, fake, pool, url, pg, runs=4, down_s=12, MAMABEAR_STORE_WAIT_S="2")
     assert counted["statuses"] == {"completed": 4} and counted["missing"] == [] and counted["repeated"] == [], (counted, pool.log("w1")[-3000:])
     attempts = [a for i in ids for a in store.attempts(i)]
     assert len(attempts) > len(ids), "the outage outlasted the wait, so some run needed a second attempt"
