@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import killed_at, resumed_without_repeats, store_for
+from conftest import killed_at, resumed_without_repeats, start_mamabear, store_for, wait_for
 
 PLAN, WRITE, EDIT = "Create a detailed outline for a blog post about", "Using the outline provided, write", "Review and edit the blog post"
 
@@ -227,3 +227,128 @@ def test_an_agent_a_flow_runs_alone_is_routed_and_its_calls_recorded_in_its_meth
     calls = store_for(isolated).llm_calls(doc["run_id"])
     rows = {t["position"]: t["task"] for t in doc["tasks"]}
     assert [(c["agent"], rows[c["task_position"]], c["outcome"]) for c in calls] == [("otter_poet", "write", "ok")], calls
+
+
+TWICE_MAIN = """
+import asyncio
+from enum import Enum
+
+from crewai import Agent
+from crewai.flow import Flow, listen, router, start
+
+from otter_flow.crews.content_crew.content_crew import ContentCrew
+
+
+class Size(str, Enum):
+    LONG = "long"
+    SHORT = "short"
+
+
+class TwiceFlow(Flow[dict]):
+    @start()
+    def twice(self):
+        first = ContentCrew().crew().kickoff(inputs={"topic": "otters"}).raw
+        return first + " / " + ContentCrew().crew().kickoff(inputs={"topic": "beavers"}).raw
+
+    @router(twice)
+    def size(self):
+        return Size.LONG
+
+    @listen(Size.LONG.value)
+    async def poem(self):
+        poet = Agent(role="Otter Poet", goal="Write short poems", backstory="Loves rivers.", llm="gpt-4o")
+        return (await poet.kickoff_async("Write a haiku about otters.")).raw
+
+
+def kickoff():
+    TwiceFlow().kickoff()
+"""
+
+
+def test_a_method_that_starts_its_crew_twice_and_an_async_agent_resume_with_nothing_answered_asked_again(cli, fake, flow_project, isolated):
+    (flow_project / "src" / "otter_flow" / "main.py").write_text(TWICE_MAIN)
+    beavers, haiku = "write a full blog post about beavers", "Write a haiku about otters"
+    fake.add(task=beavers, times=1, delay=60, text="never seen")
+    killed_at(fake, isolated, beavers, "run", "--base-url", fake.url, "--quiet", cwd=flow_project)
+    fake.add(contains=haiku, times=1, delay=60, text="never seen")
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    before = len([r for r in fake.chat_requests if haiku in r["text"]])
+    proc = start_mamabear(isolated, "resume", run_id, "--base-url", fake.url, "--quiet", cwd=flow_project)
+    try:  # the resume killed in turn, once its async agent has asked for the haiku
+        wait_for(lambda: len([r for r in fake.chat_requests if haiku in r["text"]]) > before, what="the haiku's first call")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    fake.add(contains=haiku, text="Otters hold paws")
+    doc = resumed_without_repeats(cli, fake, "outline for a blog post about beavers", 1)
+    assert doc["status"] == "completed" and doc["output"] == "Otters hold paws"  # the router's Enum outcome, replayed
+    assert len([r for r in fake.chat_requests if "outline for a blog post about otters" in r["task"]]) == 1
+    assert len([r for r in fake.chat_requests if beavers in r["task"]]) == 2  # the task cut short, asked again, once
+    crew = ["planning_task", "writing_task", "editing_task"]
+    rows = [(t["task"], t["status"]) for t in doc["tasks"]]
+    assert rows == [
+        ("twice", "completed"),
+        *[(f"twice/{t}", "completed") for t in crew],
+        *[(f"twice (crew 2)/{t}", "completed") for t in crew],
+        ("size", "completed"),
+        ("poem", "completed"),
+    ], rows
+    calls = store_for(isolated).llm_calls(doc["run_id"])
+    positions = {t["position"]: t["task"] for t in doc["tasks"]}
+    assert ("otter_poet", "poem") in {(c["agent"], positions[c["task_position"]]) for c in calls}  # the async agent, routed
+    assert "gpt-4o" not in {r["model"] for r in fake.chat_requests}
+
+
+CYCLE_MAIN = """
+from crewai.flow import Flow, listen, router, start
+
+from otter_flow.crews.content_crew.content_crew import ContentCrew
+
+
+class CycleFlow(Flow[dict]):
+    @start("again")
+    def draft(self):
+        self.state["rounds"] = self.state.get("rounds", 0) + 1
+        return ContentCrew().crew().kickoff(inputs={"topic": f"otters round {self.state['rounds']}"}).raw
+
+    @router(draft)
+    def enough(self):
+        return "done" if self.state["rounds"] >= 3 else "again"
+
+
+def kickoff():
+    CycleFlow().kickoff()
+"""
+
+
+def test_a_cycle_resumes_in_its_pass_and_a_flow_only_at_its_own_root_and_one_cut_short_past_a_pass_or_queued_is_refused(
+    cli, fake, flow_project, isolated, tmp_path, monkeypatch
+):
+    (flow_project / "src" / "otter_flow" / "main.py").write_text(CYCLE_MAIN)
+    outline = "outline for a blog post about otters round {}"
+    fake.add(task=outline.format(2), times=1, delay=60, text="never seen")
+    killed_at(fake, isolated, outline.format(2), "run", "--base-url", fake.url, "--quiet", cwd=flow_project)
+    doc = resumed_without_repeats(cli, fake, outline.format(1), 1)  # the router's outcome replayed once: the cycle goes on
+    assert doc["status"] == "completed" and len([r for r in fake.chat_requests if outline.format(4) in r["task"]]) == 0
+    assert [t["task"] for t in doc["tasks"] if "/" not in t["task"]] == ["draft", "enough", "draft (2)", "enough (2)", "draft (3)", "enough (3)"]
+
+    fake.reset()  # a second run, cut short in its third pass
+    fake.add(task=outline.format(3), times=1, delay=60, text="never seen")
+    killed_at(fake, isolated, outline.format(3), "run", "--base-url", fake.url, "--quiet", "--no-cache", cwd=flow_project)  # asked afresh
+    run_id = next(r["id"] for r in cli("runs", "list", "--json").json() if r["id"] != doc["run_id"])
+    calls = len(fake.chat_requests)
+    refused = cli("resume", run_id, "--base-url", fake.url)
+    assert refused.code == 2 and "ran the flow method draft, enough more than once (a cycle)" in refused.err and "Traceback" not in refused.err, refused.err
+    monkeypatch.setenv("MAMABEAR_BROKER_URL", "redis://127.0.0.1:9/0")  # refused before any broker is reached
+    queued = cli("run", "--queue", "default", "--base-url", fake.url)
+    assert queued.code == 2 and "is a CrewAI flow, whose project a worker cannot find yet" in queued.err, queued.err
+    other = tmp_path / "other_flow"
+    (other / "src" / "other_flow").mkdir(parents=True)
+    (other / "pyproject.toml").write_text('[project]\nname = "other_flow"\n[project.scripts]\nkickoff = "other_flow.main:kickoff"\n')  # a flow from before [tool.crewai]
+    (other / "src" / "other_flow" / "main.py").write_text(CYCLE_MAIN)
+    import os
+
+    os.chdir(other)
+    elsewhere = cli("resume", run_id, "--base-url", fake.url)
+    assert elsewhere.code == 2 and "this is the root of the flow other_flow" in elsewhere.err, elsewhere.err
+    assert len(fake.chat_requests) == calls and cli("runs", "show", run_id, "--json").json()["status"] == "interrupted"

@@ -227,7 +227,9 @@ def run(
 def to_workers(ws: Services, plan: Plan, limits: Limits, queue: str, json_out: bool, run_id: str | None = None, extra: dict | None = None) -> None:
     """Queue the run (``run_id``: a stopped run, to continue) for the worker pool; print its id (follow it with
     `runs logs ID --follow`)."""
-    from mamabear.engine.queued import queue_resume, queue_run
+    from mamabear.engine.queued import check_queueable, queue_resume, queue_run
+
+    check_queueable(plan, limits)  # said before the broker is reached
 
     def queued() -> str:
         if run_id is None:

@@ -274,35 +274,58 @@ def flow_steps(flow: Any, started: Any, finished: Any) -> Iterator[None]:
 
 
 @contextmanager
-def _kickoffs_adopted(cls: Any, adopt: Any) -> Iterator[None]:
-    """While the block runs, each ``cls.kickoff`` runs inside ``adopt(instance)``; the class's own is put back after."""
-    original = cls.kickoff
+def _kickoffs_adopted(cls: Any, adopt: Any, threaded: tuple[str, ...] = (), awaited: tuple[str, ...] = ()) -> Iterator[None]:
+    """While the block runs, each ``cls.kickoff`` runs inside ``adopt(instance)``; the class's own is put back after.
+
+    ``threaded``: async kickoffs run instead as the adopted ``kickoff`` in a thread (as CrewAI's own ``kickoff_async``
+    is), since what ``adopt`` records cannot be shared by crews interleaved on one event loop. ``awaited``: async
+    kickoffs awaited inside ``adopt``."""
+    import asyncio
+
+    originals = {name: vars(cls)[name] for name in ("kickoff", *threaded, *awaited)}
 
     def kickoff(self: Any, *args: Any, **kwargs: Any) -> Any:
         with adopt(self):
-            return original(self, *args, **kwargs)
+            return originals["kickoff"](self, *args, **kwargs)
+
+    async def in_thread(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(kickoff, self, *args, **kwargs)
+
+    def awaiting(original: Any) -> Any:
+        async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with adopt(self):
+                return await original(self, *args, **kwargs)
+
+        return run
 
     cls.kickoff = kickoff
+    for name in threaded:
+        setattr(cls, name, in_thread)
+    for name in awaited:
+        setattr(cls, name, awaiting(originals[name]))
     try:
         yield
     finally:
-        cls.kickoff = original
+        for name, original in originals.items():
+            setattr(cls, name, original)
 
 
 def crews_adopted(adopt: Any) -> Any:
     """While the block runs, each ``Crew.kickoff`` (a flow's method starting a crew) runs inside ``adopt(crew)``, a
-    context manager that routes and records the crew before it runs."""
+    context manager that routes and records the crew before it runs. ``kickoff_async`` runs ``kickoff`` in a thread;
+    ``akickoff`` (CrewAI's native async) is made to do the same."""
     from crewai import Crew
 
-    return _kickoffs_adopted(Crew, adopt)
+    return _kickoffs_adopted(Crew, adopt, threaded=("akickoff",))
 
 
 def agents_adopted(adopt: Any) -> Any:
     """While the block runs, each ``Agent.kickoff`` (an agent a flow's method runs alone, outside any crew) runs inside
-    ``adopt(agent)``, as ``crews_adopted`` does for crews."""
+    ``adopt(agent)``, as ``crews_adopted`` does for crews; so does ``kickoff_async``, which ``kickoff`` returns inside
+    an async flow method and ``akickoff`` calls."""
     from crewai import Agent
 
-    return _kickoffs_adopted(Agent, adopt)
+    return _kickoffs_adopted(Agent, adopt, awaited=("kickoff_async",))
 
 
 def flow_method() -> str | None:
@@ -325,10 +348,12 @@ def restore_flow(flow: Any, completed: list[str], outputs: list[dict[str, Any]],
 
 
 def replay_method(flow: Any, name: str, value: Any) -> None:
-    """Make the flow's method ``name`` give ``value`` at once instead of running (its private ``_methods`` table, which
-    its runner calls by name)."""
+    """Make the flow's method ``name`` give ``value`` at once instead of running, the next time only (its private
+    ``_methods`` table, which its runner calls by name): a cycle that comes back to it runs it."""
+    original = flow._methods[name]
 
     def replayed(*_args: Any, **_kwargs: Any) -> Any:
+        flow._methods[name] = original
         return value
 
     flow._methods[name] = replayed
@@ -342,7 +367,7 @@ def problems() -> list[str]:
             found.append(moved("crewai", what, why))
 
     try:
-        from crewai import LLM, Crew
+        from crewai import LLM, Agent, Crew
         from crewai.core.providers.human_input import SyncHumanInputProvider
         from crewai.events.event_bus import CrewAIEventsBus
         from crewai.llms import retry
@@ -371,6 +396,10 @@ def problems() -> list[str]:
     params = _call_parameters()
     need(params[:1] == ("messages",) and {"tools", "available_functions", "response_model"} <= set(params), f"BaseLLM.call's parameters ({', '.join(params)})")
     need("checkpoint_kickoff_event_id" in Crew.model_fields, "Crew.checkpoint_kickoff_event_id")
+    need(
+        "asyncio.to_thread(self.kickoff" in inspect.getsource(Crew.kickoff_async) and "self.kickoff_async(" in inspect.getsource(Agent.akickoff),
+        "Crew.kickoff_async (kickoff in a thread) and Agent.akickoff (kickoff_async)",
+    )
     from crewai.flow import Flow, flow_context
     from crewai.hooks.dispatch import InterceptionPoint
     from crewai.hooks.dispatch import register as register_hook

@@ -7,6 +7,7 @@ crew (``--help``, ``agents list``) start fast.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,15 +52,16 @@ def _flag(value: str | None) -> bool | None:
 
 def _crewai_project(cwd: Path) -> bool:
     """A project `crewai create crew|flow` made: src/<package>/config/ (classic), crew.jsonc (its JSON layout), or a
-    pyproject.toml with a [tool.crewai] table (a flow's)."""
+    pyproject.toml with a [tool.crewai] table or a kickoff script (a flow's)."""
     from mamabear.config.json_crew import crew_file
 
     if any(cwd.glob("src/*/config/agents.yaml")) or crew_file(cwd) is not None:
         return True
     try:
-        return "[tool.crewai]" in (cwd / "pyproject.toml").read_text(errors="replace")
+        text = (cwd / "pyproject.toml").read_text(errors="replace")
     except OSError:
         return False
+    return "[tool.crewai]" in text or re.search(r"^kickoff\s*=", text, re.MULTILINE) is not None  # a flow from before [tool.crewai]
 
 
 def load(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,14 +21,15 @@ def check_queueable(plan: Plan, limits: Limits) -> None:
         raise UsageError(
             "a task of this crew asks a person for feedback (human_input), which a queued run cannot take yet; run it with --detach --answers FILE."
         )
+    if plan.crew.process == "flow":
+        raise UsageError(f"{plan.crew.name} is a CrewAI flow, whose project a worker cannot find yet; run it here, or with --detach.")
     if plan.sandbox is not None and plan.sandbox.backend == "local" and plan.sandbox.session:
         raise UsageError(f"the run works in the local sandbox session {plan.sandbox.session}, on this machine; a queued run may start on any worker.")
 
 
 def queue_run(ws: Services, plan: Plan, limits: Limits, queue: str, extra: dict | None = None) -> str:
     """Record the run as queued on ``queue``; a worker starts it (as ``mamabear resume ID`` would) and the store
-    says where it is from then on."""
-    check_queueable(plan, limits)
+    says where it is from then on (``check_queueable`` first)."""
     options = {**run_options(ws, plan, limits), **{k: v for k, v in (extra or {}).items() if v is not None}, "queue": queue}
     return record_run(ws.store, plan, options, Redactor.for_settings(ws.settings), new_run_id(), time.time(), None, None, status=Status.QUEUED)
 
@@ -37,7 +38,6 @@ def queue_resume(ws: Services, plan: Plan, limits: Limits, run_id: str, queue: s
     """``resume ID --queue``: the run goes back to the queue with the options its resume was given (model, server,
     limits), for a worker to continue it; only if it is still as ``prepare_resume`` found it (options and status in
     one update)."""
-    check_queueable(plan, limits)
     run = ws.store.run(run_id)
     options = {**(run.options or {}), **run_options(ws, plan, limits), "queue": queue}
     if not ws.store.queue_again(run_id, str(run.status), options):

@@ -51,10 +51,11 @@ def flow_project(root: Path | None) -> FlowProject | None:
         doc = tomllib.loads(pyproject.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{pyproject}: cannot be read as TOML ({exc}).") from exc
-    if (doc.get("tool", {}).get("crewai", {}) or {}).get("type") != "flow":
-        return None
     project = doc.get("project", {}) or {}
     scripts = project.get("scripts", {}) or {}
+    kind = (doc.get("tool", {}).get("crewai", {}) or {}).get("type")
+    if kind != "flow" and not (kind is None and "kickoff" in scripts and "run_crew" not in scripts):
+        return None  # a flow says so, or (made before CrewAI wrote the type) has a kickoff script and no run_crew
     entry = str(scripts.get("kickoff") or scripts.get("run_crew") or "")
     module = entry.split(":", 1)[0].strip()
     if not module:

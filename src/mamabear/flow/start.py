@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from mamabear.config.catalog import CrewSpec
 from mamabear.errors import UsageError
 from mamabear.flow.project import FlowProject, flow_class, flow_crew, flow_methods, flow_project
+from mamabear.flow.work import DONE
 
 if TYPE_CHECKING:
     from mamabear.engine.services import Services
@@ -31,7 +32,16 @@ def crew_of(run: Any) -> CrewSpec | None:
         return None
     from mamabear.engine.services import Services
 
-    project = here(Services())
-    if project is None:
-        raise UsageError(f"run {run.id} is a run of the flow {run.crew}; resume it at that flow project's root (cd there first).")
+    ws = Services()
+    project = here(ws)
+    if project is None or project.name != run.crew:
+        elsewhere = f" (this is the root of the flow {project.name})" if project is not None else ""
+        raise UsageError(f"run {run.id} is a run of the flow {run.crew}; resume it at that flow project's root{elsewhere}, as it was run.")
+    methods = [str(e["data"].get("method")) for e in ws.store.events(run.id, kinds=(DONE,))]
+    again = sorted({m for m in methods if methods.count(m) > 1})
+    if again:
+        raise UsageError(
+            f"run {run.id} ran the flow method {', '.join(again)} more than once (a cycle), and mamabear cannot yet resume a flow part way "
+            "through a cycle; start it again with `mamabear run` at its root."
+        )
     return flow_plan_crew(project)[0]

@@ -9,9 +9,11 @@ methods that finished are not run again, their listeners carry on, and the metho
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from mamabear.config.refs import project_path
@@ -36,6 +38,10 @@ class FlowWork:
         self.flow: Any = None
         self.built: Any = None  # engine.build.Built of the flow itself: its agents run alone, no crew
         self.replaying: dict[str, Any] = {}  # routers that finished before a resume: their recorded outcome
+        self.kickoffs: dict[str, int] = {}  # method row name -> crews it has started (a loop, kickoff_for_each)
+        self.answered: dict[str, Any] = {}  # task rows completed before this attempt: the answers a resume gives back
+        self.failure: BaseException | None = None  # what a step hook raised (CrewAI swallows it); the run stops on it
+        self.lock = threading.RLock()  # one crew adopted at a time: the tracker records one crew's rows
 
     def kickoff(self, ctx: RunContext) -> str | None:
         from mamabear.compat.crewai import agents_adopted, crews_adopted, flow_steps, replay_method, restore_flow
@@ -65,17 +71,35 @@ class FlowWork:
             restore_flow(flow, completed, [{"method": e["method"], "output": e["output"]} for e in saved], counts, saved[-1]["state"])
             ctx.tracker.event("flow_resumed", f"flow resumed after {len(saved)} finished method(s): {', '.join(e['method'] for e in saved)}")
         ctx.guard.check()
+        self.answered = {t.task: t for t in ctx.state.tasks if t.status == Status.COMPLETED}
         from mamabear.engine.build import Built
 
         self.built = Built(crew=_NO_CREW, positions={}, agents={})  # the flow's own: what its methods do outside crews
         ctx.tracker.attach(self.built)
-        steps = flow_steps(flow, self._started, self._finished)
+        steps = flow_steps(flow, self._hooked(self._started), self._hooked(self._finished))
         try:
             with project_path([self.project.root.parent, *self.project.roots]), steps, crews_adopted(self._adopt), agents_adopted(self._adopt_agent):
                 result = flow.kickoff() if done else flow.kickoff(inputs=self.inputs or None)
         finally:
             ctx.tracker.detach()
+        self._raise_failure()
         return _text(result)
+
+    def _hooked(self, hook: Any) -> Any:
+        """A step hook whose exception is kept: CrewAI swallows what its hooks raise, and the flow would run on with its
+        methods unrecorded (a resume paying for them again); the next crew, agent or the flow's end raises it."""
+
+        def call(*args: Any) -> None:
+            try:
+                hook(*args)
+            except BaseException as exc:  # noqa: BLE001 - kept and raised where CrewAI lets it through
+                self.failure = self.failure or exc
+
+        return call
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
     # ------------------------------------------------------------ methods
 
@@ -118,22 +142,34 @@ class FlowWork:
 
     @contextmanager
     def _adopt(self, crew: Any) -> Iterator[None]:
+        """A crew a method starts, run as one of the run's (``_adopting``). Crews in parallel branches run one after
+        another, since the tracker records one crew's rows at a time; a crew started inside another (same thread) runs."""
+        with self.lock, self._adopting(crew):
+            yield
+
+    @contextmanager
+    def _adopting(self, crew: Any) -> Iterator[None]:
         """A crew a method starts: each agent on the run's route for the flow's crews, each task a row after the method's."""
         from mamabear.compat.crewai import flow_method, made_manager
         from mamabear.engine.build import Built, guard_side_calls
 
         assert self.ctx is not None
+        self._raise_failure()
         ctx = self.ctx
         method = flow_method() or "flow"
+        row = self.names.get(method, method)
+        self.kickoffs[row] = self.kickoffs.get(row, 0) + 1
+        if self.kickoffs[row] > 1:  # the method's second crew (or the same crew again): rows of their own
+            row = f"{row} (crew {self.kickoffs[row]})"
         members = [*crew.agents, *([made_manager(crew)] if str(getattr(crew.process, "value", crew.process)) == "hierarchical" else [])]
         agents = {str(agent.id): self._routed(agent) for agent in members}
         if crew.manager_agent is not None and str(crew.manager_agent.id) in agents:
             crew.manager_llm = crew.manager_agent.llm
         positions = {}
-        done = {t.task: t for t in ctx.state.tasks if t.status == Status.COMPLETED}
+        done = self.answered
         filled = False
         for number, task in enumerate(crew.tasks, start=1):
-            name = f"{self.names.get(method, method)}/{task.name or f'task {number}'}"
+            name = f"{row}/{task.name or f'task {number}'}"
             stored = done[name].output if name in done else None
             if stored is not None and task.output is None and not filled_gap(crew, number):
                 # done before this method was cut short: its answer is given again, not asked for again
@@ -147,16 +183,18 @@ class FlowWork:
 
             resume_from_first_unfinished(crew)
         guard_side_calls(crew)
+        before, current = ctx.tracker.built, ctx.tracker.current
         ctx.tracker.use(Built(crew=crew, positions=positions, agents=agents))
         try:
             yield
         finally:
-            ctx.tracker.use(self.built)
-            ctx.tracker.current = self.rows.get(method, ctx.tracker.current)  # back in the method
+            ctx.tracker.use(before or self.built)
+            ctx.tracker.current = current if before is not self.built else self.rows.get(method, current)  # back where it was started
 
     @contextmanager
     def _adopt_agent(self, agent: Any) -> Iterator[None]:
         """An agent a method runs alone (``Agent.kickoff``): on the run's route, its calls placed in the method's row."""
+        self._raise_failure()
         self.built.agents[str(agent.id)] = self._routed(agent)
         yield
 
@@ -211,6 +249,8 @@ def _text(result: Any) -> str | None:
 
 def _jsonable(value: Any) -> Any:
     """A value as JSON can hold it: a crew's output as its text, a model as its fields, anything else as its text."""
+    if isinstance(value, Enum):  # a router's outcome: its value is what its listeners listen for
+        return _jsonable(value.value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
