@@ -127,9 +127,8 @@ def main() -> None:
     ours_ok = [r for r in rows if r[3][0] == 0]
     both = [r for r in plain_ok if r[3][0] == 0]
     refused = [r for r in plain_ok if r[3][0] == 2]
-    print(
-        f"\n{len(rows)} projects: plain CrewAI ran {len(plain_ok)}, mamabear ran {len(ours_ok)}; of the {len(plain_ok)} plain CrewAI ran, mamabear ran {len(both)} and refused {len(refused)}"
-    )
+    print(f"\n{len(rows)} projects: plain CrewAI ran {len(plain_ok)}, mamabear ran {len(ours_ok)}")
+    print(f"of the {len(plain_ok)} plain CrewAI ran, mamabear ran {len(both)} and refused {len(refused)}")
     for name, _, plain, ours in rows:
         if plain[0] == 0 and ours[0] != 0:
             print(f"  runs on plain CrewAI only: {name}: {ours[1]}")
