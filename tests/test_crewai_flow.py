@@ -63,6 +63,12 @@ def test_a_crewai_create_flow_project_runs_with_each_method_a_step_and_its_crew_
     assert "blog post about otters" in fake.chat_requests[0]["text"]  # the input became the flow's state
     calls = store_for(isolated).llm_calls(doc["run_id"])
     assert [(c["agent"], c["outcome"]) for c in calls] == [(a, "ok") for a in agents], calls  # each call recorded, on its agent
+    started = [e["message"] for e in cli("runs", "logs", doc["run_id"], "--json").json() if e["kind"] == "task_started"]
+    assert started[:3] == [
+        "task 1/1 plan_content started (flow method)",
+        "task 2/2 generate_content started (flow method)",
+        "task 3/5 generate_content/planning_task started (content_planner)",
+    ], started  # a method runs on no manager
 
 
 def test_a_flow_killed_in_its_crew_resumes_with_no_finished_method_or_task_done_again(cli, fake, flow_project, isolated):
@@ -344,7 +350,9 @@ def test_a_cycle_resumes_in_its_pass_and_a_flow_only_at_its_own_root_and_one_cut
     assert queued.code == 2 and "is a CrewAI flow, whose project a worker cannot find yet" in queued.err, queued.err
     other = tmp_path / "other_flow"
     (other / "src" / "other_flow").mkdir(parents=True)
-    (other / "pyproject.toml").write_text('[project]\nname = "other_flow"\n[project.scripts]\nkickoff = "other_flow.main:kickoff"\n')  # a flow from before [tool.crewai]
+    (other / "pyproject.toml").write_text(
+        '[project]\nname = "other_flow"\n[project.scripts]\nkickoff = "other_flow.main:kickoff"\n'
+    )  # a flow from before [tool.crewai]
     (other / "src" / "other_flow" / "main.py").write_text(CYCLE_MAIN)
     import os
 
@@ -352,3 +360,57 @@ def test_a_cycle_resumes_in_its_pass_and_a_flow_only_at_its_own_root_and_one_cut
     elsewhere = cli("resume", run_id, "--base-url", fake.url)
     assert elsewhere.code == 2 and "this is the root of the flow other_flow" in elsewhere.err, elsewhere.err
     assert len(fake.chat_requests) == calls and cli("runs", "show", run_id, "--json").json()["status"] == "interrupted"
+
+
+ASKING_MAIN = """
+from crewai.flow import Flow, human_feedback, listen, start
+
+
+class ReviewFlow(Flow[dict]):
+    @start()
+    @human_feedback(message="Is this draft about otters good?")
+    def draft(self):
+        return "otters hold hands"
+
+    @listen(draft)
+    def sign(self):
+        who = self.ask("Who signs it?")
+        print(f"signed by {who}")
+        return who
+
+
+def kickoff():
+    ReviewFlow().kickoff()
+"""
+
+
+def test_a_flow_that_asks_a_person_asks_at_a_terminal_and_is_refused_without_one(cli, fake, flow_project, isolated):
+    import sys
+
+    import pexpect
+
+    from conftest import subprocess_env
+    from test_terminal import assert_clean, finish
+
+    (flow_project / "src" / "otter_flow" / "main.py").write_text(ASKING_MAIN)
+    dry = cli("run", "--dry-run", "--json", "--base-url", fake.url)
+    assert dry.code == 0 and "flow method draft (@start), asks a person" in dry.json()["notes"], dry.err
+    piped = cli("run", "--base-url", fake.url)  # stdin is no terminal: the question would wait for ever
+    assert piped.code == 2 and "flow method 'draft' asks a person" in piped.err and "Traceback" not in piped.err, piped.err
+    assert cli("runs", "list", "--json").json() == []  # refused before a run began
+    env = subprocess_env(MAMABEAR_HOME=str(isolated), TERM="xterm-256color", COLUMNS="160", LINES="40")
+    command = [sys.executable, "-m", "mamabear", "run", "--base-url", fake.url]
+    child = pexpect.spawn(command[0], command[1:], env=env, cwd=str(flow_project), dimensions=(40, 160), encoding="utf-8", timeout=120)
+    child.expect("Is this draft about otters good")  # the question is shown, not hidden under a live table
+    child.expect("Your feedback:")
+    child.sendline("")
+    child.expect("Who signs it")
+    child.sendline("Mama Bear")
+    code, text = finish(child)
+    assert code == 0, text
+    assert_clean(text)
+    assert "signed by Mama Bear" in text and "flow method sign finished" in text  # plain progress lines, no live table
+    run_id = cli("runs", "list", "--json").json()[0]["id"]
+    said = [e["message"] for e in cli("runs", "logs", run_id, "--json").json() if e["kind"] == "run_started"]
+    assert said == [f"run {run_id} started: the CrewAI flow otter_flow"], said
+    assert fake.chat_requests == []  # nothing here asks a model

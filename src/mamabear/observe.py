@@ -51,6 +51,12 @@ class RunState:
     attempt: int = 1
     cache_hits: int = 0  # in this attempt
     saved_usd: float = 0.0
+    process: str = "sequential"
+
+    def runs_on(self, task: TaskState) -> str:
+        """Who a row runs on, for people: its agent; a flow method's row has none, and a row of a hierarchical crew the
+        manager gives out."""
+        return task.agent or ("flow method" if self.process == "flow" and "/" not in task.task else "manager")
 
     @property
     def seconds(self) -> float:

@@ -55,7 +55,7 @@ def task_table(state: RunState, title: str | None = None) -> Any:
         table.add_row(
             str(task.position),
             Text(task.task),
-            Text(task.agent or "manager"),
+            Text(state.runs_on(task)),
             Text(task.model or "-"),
             status_text(task.status),
             fmt_seconds(task.seconds),

@@ -163,6 +163,7 @@ class CrewSpec:
     source: str = ""
     scope: int = -1  # the root its file is in (it sees that root's agents and tasks, and those below); -1: every root
     brings: tuple[AgentSpec, ...] = ()  # agents of its own, in no agents.yaml (a flow's: what its crews' agents run as)
+    asks: tuple[str, ...] = ()  # a flow's methods that ask a person (@human_feedback, self.ask())
 
     @property
     def built_by_project(self) -> bool:

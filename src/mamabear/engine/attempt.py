@@ -439,7 +439,7 @@ def _state(store: Any, run_id: str, plan: Plan, attempt: int, started_at: float)
             elif position > len(plan.tasks):  # a step cut short: it is not run again as such (its action is, as a new step)
                 state.status, state.finished_at = row.status, row.finished_at
         tasks.append(state)
-    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt)
+    return RunState(run_id=run_id, crew=plan.crew.name, tasks=tasks, started_at=started_at, attempt=attempt, process=plan.crew.process)
 
 
 def _remember_result(memory: Any, plan: Plan, run_id: str, output: str | None, tracker: Any) -> None:

@@ -207,6 +207,10 @@ def make_plan(
                 f"{spec.source}: task '{spec.id}' asks a person to review its answer (human_input: true), and stdin is not a terminal; "
                 "run it at a terminal, give the feedback with --answers FILE, or set human_input: false."
             )
+    if strict and crew.asks and not sys.stdin.isatty():
+        raise UsageError(
+            f"{crew.source}: flow method '{crew.asks[0]}' asks a person (@human_feedback or self.ask()), and stdin is not a terminal; run it at a terminal."
+        )
     if answers is not None:
         answers.check({t.task: catalog.tasks[t.task].source for t in crew.tasks if catalog.tasks[t.task].options.get("human_input")})
     if settings.sandbox is not None and settings.sandbox not in ("auto", *BACKENDS):  # said even when no agent has a tool
@@ -273,8 +277,16 @@ def make_plan(
     if any(t.name == "web" for t in crew.library) or any(t.name == "web" for a in crew.agents for t in catalog.agent(a).library):
         if len(tool_config.web_group(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
-    asks = any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
+    asks = bool(crew.asks) or any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
     unpriced = tuple(Pricer.for_run(table, settings).unpriced(plan.models))
     if project is not None:
         notes += (f"built by its {Path(crew.source).name} in {project.seconds:.1f}s",)
-    return replace(plan, unpriced=unpriced, notes=notes, asks_person=asks and answers is None, answers=answers, warnings=tuple(warnings), project=project)
+    return replace(
+        plan,
+        unpriced=unpriced,
+        notes=notes,
+        asks_person=asks and (answers is None or bool(crew.asks)),
+        answers=answers,
+        warnings=tuple(warnings),
+        project=project,
+    )

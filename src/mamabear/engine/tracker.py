@@ -298,10 +298,14 @@ class Tracker:
             self.holding.add(position)
         self.current = position
         task.status, task.started_at, task.finished_at, task.error = Status.RUNNING, started_at or time.time(), None, None
-        self.state.activity = f"{task.agent or 'manager'} thinking"
+        self.state.activity = f"{self.state.runs_on(task)} thinking"
         self._tell("task_started", self.state, task, event_id)
         self.event(
-            "task_started", f"task {position}/{len(self.state.tasks)} {task.task} started ({task.agent or 'manager'})", position, task.agent, ts=task.started_at
+            "task_started",
+            f"task {position}/{len(self.state.tasks)} {task.task} started ({self.state.runs_on(task)})",
+            position,
+            task.agent,
+            ts=task.started_at,
         )
 
     def _unfinished_before(self, position: int) -> bool:

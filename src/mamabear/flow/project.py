@@ -21,6 +21,7 @@ from mamabear.errors import UsageError
 
 FLOW_AGENT = "flow_crews"  # the plan's one agent: what every agent of the flow's crews is routed as (its tier)
 _CREW_CALL = re.compile(r"\b([A-Z]\w*Crew)\s*\(")
+_ASKS = re.compile(r"\bself\.ask\s*\(")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class FlowMethod:
     name: str
     kind: str  # start | listen | router
     crews: tuple[str, ...]  # the crew classes its source starts (SomethingCrew(...))
+    asks: bool = False  # it asks a person: @human_feedback, or self.ask() in its source
 
 
 def flow_project(root: Path | None) -> FlowProject | None:
@@ -107,10 +109,11 @@ def flow_methods(cls: Any) -> list[FlowMethod]:
         if kind is None:
             continue
         try:
-            crews = tuple(dict.fromkeys(_CREW_CALL.findall(inspect.getsource(value.unwrap()))))
+            source = inspect.getsource(value.unwrap())
         except (OSError, TypeError):
-            crews = ()
-        methods.append(FlowMethod(name, kind, crews))
+            source = ""
+        asks = hasattr(value, "__human_feedback_config__") or bool(_ASKS.search(source))
+        methods.append(FlowMethod(name, kind, tuple(dict.fromkeys(_CREW_CALL.findall(source))), asks))
     return methods
 
 

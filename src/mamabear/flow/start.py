@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mamabear.config.catalog import CrewSpec
@@ -21,8 +22,11 @@ def here(ws: Services) -> FlowProject | None:
 def flow_plan_crew(project: FlowProject) -> tuple[CrewSpec, list[str]]:
     """The flow's crew for the plan, and a line per method for the dry-run: its kind and the crews it starts."""
     cls = flow_class(project)
-    lines = [f"flow method {m.name} (@{m.kind})" + (f": starts {', '.join(m.crews)}" if m.crews else "") for m in flow_methods(cls)]
-    return flow_crew(project, cls), lines
+    methods = flow_methods(cls)
+    lines = [
+        f"flow method {m.name} (@{m.kind})" + (f": starts {', '.join(m.crews)}" if m.crews else "") + (", asks a person" if m.asks else "") for m in methods
+    ]
+    return replace(flow_crew(project, cls), asks=tuple(m.name for m in methods if m.asks)), lines
 
 
 def crew_of(run: Any) -> CrewSpec | None:

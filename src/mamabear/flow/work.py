@@ -43,6 +43,9 @@ class FlowWork:
         self.failure: BaseException | None = None  # what a step hook raised (CrewAI swallows it); the run stops on it
         self.lock = threading.RLock()  # one crew adopted at a time: the tracker records one crew's rows
 
+    def __str__(self) -> str:
+        return f"the CrewAI flow {self.project.name}"
+
     def kickoff(self, ctx: RunContext) -> str | None:
         from mamabear.compat.crewai import agents_adopted, crews_adopted, flow_steps, replay_method, restore_flow
 

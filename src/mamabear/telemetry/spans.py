@@ -170,7 +170,7 @@ class RunTrace(RunObserver):
             attrs={
                 "mamabear.task": task.task,
                 "mamabear.task.position": task.position,
-                "mamabear.agent": task.agent or "manager",
+                "mamabear.agent": state.runs_on(task),
             },
         )
 
@@ -186,7 +186,7 @@ class RunTrace(RunObserver):
         self.end(("task", task.position), task.finished_at, attrs, task.error, name=f"task {task.task}", start=task.started_at, parents=(("run",),))
         if self.meters is not None and task.started_at is not None and task.finished_at is not None:
             failed = task.status != Status.COMPLETED
-            self.meters.task({"mamabear.task": task.task, "mamabear.agent": task.agent or "manager"}, task.finished_at - task.started_at, failed)
+            self.meters.task({"mamabear.task": task.task, "mamabear.agent": state.runs_on(task)}, task.finished_at - task.started_at, failed)
 
     def agent_started(self, step: Step, ts: float) -> None:
         key = _agent_key(step)
