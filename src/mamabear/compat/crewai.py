@@ -336,6 +336,11 @@ def flow_method() -> str | None:
     return None if name == "unknown" else name
 
 
+def feedback_method(method: Any) -> bool:
+    """Whether a flow method is decorated with ``@human_feedback`` (the decorator marks the function it wraps)."""
+    return hasattr(method, "__human_feedback_config__")
+
+
 def restore_flow(flow: Any, completed: list[str], outputs: list[dict[str, Any]], counts: dict[str, int], state: dict[str, Any]) -> None:
     """Make a new flow carry on after its ``completed`` methods, as CrewAI's own checkpoint restore does: those are not
     run again, their listeners are, and its state is ``state`` (with its ``id``). Its public checkpoint fields, then
@@ -411,6 +416,9 @@ def problems() -> list[str]:
         "Flow.checkpoint_* fields, Flow._restore_from_checkpoint and Flow._methods",
     )
     need(hasattr(flow_context, "current_flow_method_name"), "crewai.flow.flow_context.current_flow_method_name")
+    from crewai.flow import human_feedback
+
+    need(feedback_method(human_feedback(message="?")(lambda self: None)), "@human_feedback's __human_feedback_config__ mark")
     need(
         callable(register_hook) and hasattr(InterceptionPoint, "PRE_STEP") and hasattr(InterceptionPoint, "POST_STEP"),
         "crewai.hooks.dispatch.register and its PRE_STEP, POST_STEP points",

@@ -277,16 +277,9 @@ def make_plan(
     if any(t.name == "web" for t in crew.library) or any(t.name == "web" for a in crew.agents for t in catalog.agent(a).library):
         if len(tool_config.web_group(settings.env)) == 1:
             notes = (f"the web group has no search tool: set one of {tool_config.search_keys()} to add one; until then it reads pages only.",)
-    asks = bool(crew.asks) or any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks)
+    # a flow's question has no --answers form; a task's human_input is answered from the file when one is given
+    asks = bool(crew.asks) or (answers is None and any(catalog.tasks[t.task].options.get("human_input") for t in crew.tasks))
     unpriced = tuple(Pricer.for_run(table, settings).unpriced(plan.models))
     if project is not None:
         notes += (f"built by its {Path(crew.source).name} in {project.seconds:.1f}s",)
-    return replace(
-        plan,
-        unpriced=unpriced,
-        notes=notes,
-        asks_person=asks and (answers is None or bool(crew.asks)),
-        answers=answers,
-        warnings=tuple(warnings),
-        project=project,
-    )
+    return replace(plan, unpriced=unpriced, notes=notes, asks_person=asks, answers=answers, warnings=tuple(warnings), project=project)

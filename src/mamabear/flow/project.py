@@ -95,6 +95,8 @@ def flow_methods(cls: Any) -> list[FlowMethod]:
     """The flow's methods in the order they are written, each with the crews its source starts."""
     from crewai.flow.flow_wrappers import ListenMethod, RouterMethod, StartMethod
 
+    from mamabear.compat.crewai import feedback_method
+
     methods = []
     for name, value in vars(cls).items():
         kind = (
@@ -112,14 +114,13 @@ def flow_methods(cls: Any) -> list[FlowMethod]:
             source = inspect.getsource(value.unwrap())
         except (OSError, TypeError):
             source = ""
-        asks = hasattr(value, "__human_feedback_config__") or bool(_ASKS.search(source))
+        asks = feedback_method(value) or bool(_ASKS.search(source))
         methods.append(FlowMethod(name, kind, tuple(dict.fromkeys(_CREW_CALL.findall(source))), asks))
     return methods
 
 
-def flow_crew(project: FlowProject, cls: Any) -> CrewSpec:
-    """The run's crew for the flow: its one agent is what its crews' agents are routed as."""
-    methods = flow_methods(cls)
+def flow_crew(project: FlowProject, cls: Any, methods: list[FlowMethod]) -> CrewSpec:
+    """The run's crew for the flow (``methods``: its methods): its one agent is what its crews' agents are routed as."""
     shown = " → ".join(m.name + (f" ({', '.join(m.crews)})" if m.crews else "") for m in methods)
     agent = AgentSpec(id=FLOW_AGENT, role="the agents of the flow's crews", goal="", backstory="", source=str(project.source))
     spec = CrewSpec(
@@ -132,5 +133,6 @@ def flow_crew(project: FlowProject, cls: Any) -> CrewSpec:
         memory="off",  # a flow's crews keep their own memory settings
         source=str(project.source),
         brings=(agent,),
+        asks=tuple(m.name for m in methods if m.asks),
     )
     return spec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mamabear.config.catalog import CrewSpec
@@ -26,7 +25,7 @@ def flow_plan_crew(project: FlowProject) -> tuple[CrewSpec, list[str]]:
     lines = [
         f"flow method {m.name} (@{m.kind})" + (f": starts {', '.join(m.crews)}" if m.crews else "") + (", asks a person" if m.asks else "") for m in methods
     ]
-    return replace(flow_crew(project, cls), asks=tuple(m.name for m in methods if m.asks)), lines
+    return flow_crew(project, cls, methods), lines
 
 
 def crew_of(run: Any) -> CrewSpec | None:
